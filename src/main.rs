@@ -1,0 +1,91 @@
+//! Entry point: installs the crypto provider, parses the command line, dispatches, and maps the
+//! outcome onto the exit codes CI relies on (0 pass, 1 fail, 2 no verdict).
+
+mod cli;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use argocd_mtls_verify::pki::{self, InitOptions};
+use cli::{Cli, Command, PkiCommand};
+
+/// Exit status for "at least one check failed".
+const EXIT_FAIL: u8 = 1;
+/// Exit status for "no verdict": bad input, setup failure, inconclusive.
+const EXIT_NO_VERDICT: u8 = 2;
+
+fn main() -> ExitCode {
+    argocd_mtls_verify::install_crypto_provider();
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_NO_VERDICT)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "argocd_mtls_verify=debug,info",
+        _ => "argocd_mtls_verify=trace,debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Pki(PkiCommand::Init(args)) => {
+            let opts = InitOptions {
+                layout: args.layout,
+                days: args.days,
+                namespace: args.namespace,
+                key_type: args.key_type,
+            };
+            let bundle = pki::generate(&opts)?;
+            let written = pki::write_bundle(&args.out, &bundle, args.force)?;
+            println!("wrote {} files to {}:", written.len(), args.out.display());
+            for path in &written {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let secret = bundle.files.iter().any(|f| f.name == name && f.secret);
+                println!("  {name}{}", if secret { "  (0600)" } else { "" });
+            }
+            println!(
+                "next: kubectl apply -n {ns} -f {dir}/argocd-repo-server-tls.yaml -f {dir}/argocd-repo-server-mtls.yaml,\n      then restart the workloads that mount argocd-repo-server-mtls",
+                ns = opts.namespace,
+                dir = args.out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pki(PkiCommand::Inspect(args)) => {
+            let inspections = args
+                .files
+                .iter()
+                .map(|p| pki::inspect::inspect(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            if args.json {
+                let json = serde_json::to_string_pretty(&inspections)
+                    .context("serializing the inspection")?;
+                println!("{json}");
+            } else {
+                print!("{}", pki::inspect::render_text(&inspections));
+            }
+            Ok(if inspections.iter().all(|i| i.ok()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAIL)
+            })
+        }
+    }
+}
