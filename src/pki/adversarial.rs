@@ -150,7 +150,10 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Identity, PkiError> 
             ca.distinguished_name
                 .push(DnType::CommonName, "argocd-mtls-verify unrelated CA");
             ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+            ca.key_usages = vec![
+                KeyUsagePurpose::KeyCertSign,
+                KeyUsagePurpose::DigitalSignature,
+            ];
             ca.not_before = backdated_now();
             ca.not_after = ca.not_before + Duration::days(1);
             ca.serial_number = Some(random_serial()?);

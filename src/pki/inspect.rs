@@ -81,9 +81,24 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
     }
     let ca = read_certificates(&dir.join(files::CA_CERT))?.remove(0);
     let mut pairs: Vec<(String, &'static str, String, String)> = vec![
-        ("ca".into(), files::CA_CERT, files::CA_CERT.into(), files::CA_KEY.into()),
-        ("server".into(), files::SERVER_CERT, files::SERVER_CERT.into(), files::SERVER_KEY.into()),
-        ("client".into(), files::CLIENT_CERT, files::CLIENT_CERT.into(), files::CLIENT_KEY.into()),
+        (
+            "ca".into(),
+            files::CA_CERT,
+            files::CA_CERT.into(),
+            files::CA_KEY.into(),
+        ),
+        (
+            "server".into(),
+            files::SERVER_CERT,
+            files::SERVER_CERT.into(),
+            files::SERVER_KEY.into(),
+        ),
+        (
+            "client".into(),
+            files::CLIENT_CERT,
+            files::CLIENT_CERT.into(),
+            files::CLIENT_KEY.into(),
+        ),
     ];
     for component in Component::ALL {
         let (crt, key) = component.file_names();
@@ -124,7 +139,9 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
             checks.push(BundleCheck {
                 statement: format!("{key_name} present"),
                 ok: true,
-                detail: Some("absent: cases that mint certificates from the CA will be skipped".into()),
+                detail: Some(
+                    "absent: cases that mint certificates from the CA will be skipped".into(),
+                ),
             });
         } else {
             checks.push(key_check(&key_path, &der, key_name, crt_name)?);
@@ -167,7 +184,9 @@ fn key_check(
         path: key_path.to_owned(),
         detail,
     })?;
-    let matches = x509::spki_der(cert_der).map(|s| s == key_spki).unwrap_or(false);
+    let matches = x509::spki_der(cert_der)
+        .map(|s| s == key_spki)
+        .unwrap_or(false);
     Ok(BundleCheck {
         statement,
         ok: matches,

@@ -89,7 +89,10 @@ pub fn read_private_key(path: &Path) -> Result<PrivateKeyDer<'static>, PkiError>
         }
         more => Err(PkiError::UnsupportedKey {
             path: path.to_owned(),
-            detail: format!("{} private keys in one file; expected exactly one", more.len()),
+            detail: format!(
+                "{} private keys in one file; expected exactly one",
+                more.len()
+            ),
         }),
     }
 }

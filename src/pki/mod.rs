@@ -6,8 +6,8 @@
 //! certificates, so `client-ca.crt` and `server-ca.crt` in the Secret are the same certificate.
 
 mod adversarial;
-pub mod inspect;
 pub mod fsio;
+pub mod inspect;
 mod keys;
 pub mod secrets;
 
@@ -138,7 +138,9 @@ pub enum PkiError {
         existing: Vec<String>,
     },
     /// A case needs the CA private key, which was not provided.
-    #[error("minting `{what}` needs the CA private key (ca.key / --ca-key), which was not provided")]
+    #[error(
+        "minting `{what}` needs the CA private key (ca.key / --ca-key), which was not provided"
+    )]
     NeedsCaKey {
         /// What was being minted.
         what: String,
@@ -350,7 +352,9 @@ fn leaf_params(
 ) -> Result<CertificateParams, PkiError> {
     let mut params = CertificateParams::new(sans)?;
     params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = match key_type {
         KeyType::Rsa2048 => vec![
@@ -400,7 +404,8 @@ pub fn generate(opts: &InitOptions) -> Result<GeneratedBundle, PkiError> {
 
     let leaf = |cn: &str, sans: Vec<String>, eku| -> Result<(String, String), PkiError> {
         let key = keys::generate(opts.key_type)?;
-        let cert = leaf_params(cn, sans, eku, opts.key_type, opts.days)?.signed_by(&key, &issuer)?;
+        let cert =
+            leaf_params(cn, sans, eku, opts.key_type, opts.days)?.signed_by(&key, &issuer)?;
         Ok((cert.pem(), key.serialize_pem()))
     };
     let (server_crt, server_key) = leaf(
@@ -408,8 +413,11 @@ pub fn generate(opts: &InitOptions) -> Result<GeneratedBundle, PkiError> {
         server_sans(&opts.namespace),
         ExtendedKeyUsagePurpose::ServerAuth,
     )?;
-    let (client_crt, client_key) =
-        leaf(CLIENT_COMMON_NAME, vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
+    let (client_crt, client_key) = leaf(
+        CLIENT_COMMON_NAME,
+        vec![],
+        ExtendedKeyUsagePurpose::ClientAuth,
+    )?;
     let ca_crt = ca_cert.pem();
 
     let mut files = vec![
@@ -440,7 +448,11 @@ pub fn generate(opts: &InitOptions) -> Result<GeneratedBundle, PkiError> {
     ));
     if opts.layout == Layout::PerComponent {
         for component in Component::ALL {
-            let (crt, key) = leaf(component.workload(), vec![], ExtendedKeyUsagePurpose::ClientAuth)?;
+            let (crt, key) = leaf(
+                component.workload(),
+                vec![],
+                ExtendedKeyUsagePurpose::ClientAuth,
+            )?;
             let secret = secrets::component_secret(&material, component, &crt, &key);
             let (crt_name, key_name) = component.file_names();
             files.push(pem_file(crt_name, crt, false));

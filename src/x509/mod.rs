@@ -146,8 +146,7 @@ impl CertFacts {
             .map_err(|e| X509Error::Malformed(format!("subjectAltName: {e}")))?
             .map(|ext| ext.value.general_names.iter().map(general_name).collect())
             .unwrap_or_default();
-        let self_signed =
-            cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok();
+        let self_signed = cert.subject() == cert.issuer() && cert.verify_signature(None).is_ok();
         Ok(CertFacts {
             role: None,
             source: None,
@@ -222,7 +221,10 @@ pub fn fingerprint_sha256(der: &[u8]) -> String {
 
 /// The serial as openssl prints it: the integer's bytes without the DER sign padding, uppercase.
 fn serial_hex(raw: &[u8]) -> String {
-    let first_significant = raw.iter().position(|b| *b != 0).unwrap_or(raw.len().saturating_sub(1));
+    let first_significant = raw
+        .iter()
+        .position(|b| *b != 0)
+        .unwrap_or(raw.len().saturating_sub(1));
     hex::encode_upper(&raw[first_significant..])
 }
 
@@ -278,8 +280,14 @@ fn general_name(name: &GeneralName<'_>) -> String {
     match name {
         GeneralName::DNSName(d) => format!("DNS:{d}"),
         GeneralName::IPAddress(bytes) => match bytes.len() {
-            4 => format!("IP:{}", std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())),
-            16 => format!("IP:{}", std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())),
+            4 => format!(
+                "IP:{}",
+                std::net::Ipv4Addr::from(<[u8; 4]>::try_from(*bytes).unwrap_or_default())
+            ),
+            16 => format!(
+                "IP:{}",
+                std::net::Ipv6Addr::from(<[u8; 16]>::try_from(*bytes).unwrap_or_default())
+            ),
             _ => format!("IP:{}", hex::encode(bytes)),
         },
         GeneralName::URI(u) => format!("URI:{u}"),
