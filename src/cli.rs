@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use argocd_mtls_verify::pki::{KeyType, Layout};
+use argocd_mtls_verify::target::Protocol;
 
 /// Proves that an Argo CD 3.5+ repo-server enforces mutual TLS, and writes a compliance report.
 ///
@@ -28,6 +29,123 @@ pub enum Command {
     /// Generate and inspect the certificates of a repo-server mTLS setup.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Verify a repo-server: attack it with the handshakes an intruder would try, check that the
+    /// legitimate client still gets through, and write a report.
+    ///
+    /// Output lists one line per check, like `cargo test`. Reports go to a fresh folder
+    /// <REPORT_DIR>/<run-id>/ (report.json, report.json.sha256, junit.xml, report.md).
+    Run(RunArgs),
+    /// Start an embedded reference repo-server (rustls + tonic, fresh PKI, mTLS required) and run
+    /// the full endpoint suite against it. Needs no Docker and no network.
+    Demo(DemoArgs),
+    /// List the built-in suites and their checks (id, title, controls).
+    List(ListArgs),
+}
+
+/// Where the repo-server is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetKind {
+    /// A bare address (--addr), e.g. a port-forward or a test server.
+    Endpoint,
+    /// Deploy Argo CD into a kind cluster (needs Docker and kind).
+    Kind,
+    /// An existing cluster from kubeconfig (read-only unless --provision).
+    Cluster,
+}
+
+/// Options shared by `run` and `demo`: selection, output, timing.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
+    /// Run only checks whose id contains one of these strings (like `cargo test FILTER`).
+    #[arg(value_name = "FILTER")]
+    pub filters: Vec<String>,
+    /// Match FILTERs against whole check ids.
+    #[arg(long)]
+    pub exact: bool,
+    /// Skip checks whose id contains this string (repeatable).
+    #[arg(long, value_name = "FILTER")]
+    pub skip: Vec<String>,
+    /// List the selected checks and exit without probing.
+    #[arg(long)]
+    pub list: bool,
+    /// Parent folder for reports; each run writes a new <run-id>/ folder inside it.
+    #[arg(long, default_value = "reports/runs", value_name = "DIR")]
+    pub report_dir: PathBuf,
+    /// Report files to write (comma-separated: json, junit, md).
+    #[arg(long, default_value = "json,junit,md", value_name = "LIST")]
+    pub format: String,
+    /// Time limit of each attempt, in milliseconds.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub timeout_ms: u64,
+    /// With --protocol tls: how long a TLS 1.3 connection must stay open without an alert to count as accepted.
+    #[arg(long, default_value_t = 300, value_name = "MS")]
+    pub grace_ms: u64,
+    /// At most this many handshakes at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub concurrency: usize,
+}
+
+/// Arguments of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where the repo-server is.
+    #[arg(long, value_enum, default_value_t = TargetKind::Endpoint)]
+    pub target: TargetKind,
+    /// HOST:PORT of the repo-server gRPC (TLS) port (target endpoint).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub addr: Option<String>,
+    /// Bundle directory from `pki init` (ca.crt, client.crt, client.key; ca.key optional).
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["ca_cert", "client_cert", "client_key", "ca_key"])]
+    pub pki: Option<PathBuf>,
+    /// CA certificate the repo-server trusts for clients (instead of --pki).
+    #[arg(long, value_name = "FILE", requires_all = ["client_cert", "client_key"])]
+    pub ca_cert: Option<PathBuf>,
+    /// Its private key; without it, cases that mint certificates from the trusted CA are skipped.
+    #[arg(long, value_name = "FILE")]
+    pub ca_key: Option<PathBuf>,
+    /// The legitimate client certificate.
+    #[arg(long, value_name = "FILE")]
+    pub client_cert: Option<PathBuf>,
+    /// Its private key.
+    #[arg(long, value_name = "FILE")]
+    pub client_key: Option<PathBuf>,
+    /// CA(s) the repo-server certificate must chain to (default: the client CA).
+    #[arg(long, value_name = "FILE")]
+    pub server_ca: Option<PathBuf>,
+    /// Name for SNI and the server-identity check (default: the host of --addr).
+    #[arg(long, value_name = "NAME")]
+    pub server_name: Option<String>,
+    /// What the port speaks inside TLS.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
+    /// The repo-server health port, e.g. http://127.0.0.1:8084 (enables probe/readiness and probe/liveness-full).
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// A file with the repo-server log (text or JSON logrus), for the log checks.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+    /// Suites to run: a built-in name or a .toml path (repeatable).
+    #[arg(long, default_value = "endpoint", value_name = "NAME")]
+    pub suite: Vec<String>,
+    /// Selection, output and timing.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Selection, output and timing.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this suite (built-in name or .toml path).
+    #[arg(long, value_name = "NAME")]
+    pub suite: Option<String>,
 }
 
 /// `pki` subcommands.

@@ -6,10 +6,24 @@
 //!
 //! - [`pki`]: the CA, server, client and adversarial certificates; bundle I/O; Secret manifests.
 //! - [`x509`]: the facts of a certificate, as reports print them.
+//! - [`probe`]: one handshake attempt -> one classified outcome (plus legacy and plaintext probers).
+//! - [`grpc`]: health, version and the unauthenticated RPC, over connections the probe opened.
+//! - [`target`]: where the repo-server is (addresses, health port, logs).
+//! - [`suite`], [`checks`]: declarative cases; observation, then judgement.
+//! - [`runner`], [`report`]: cargo-test-like output; JSON, JUnit XML and Markdown reports.
+//! - [`reference`]: the embedded repo-server double behind `demo` and the tests.
 
 #![warn(missing_docs)]
 
+pub mod checks;
+pub mod grpc;
 pub mod pki;
+pub mod probe;
+pub mod reference;
+pub mod report;
+pub mod runner;
+pub mod suite;
+pub mod target;
 pub mod x509;
 
 /// Generated from proto/version.proto: Argo CD's `version.VersionService`.

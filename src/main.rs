@@ -2,6 +2,7 @@
 //! outcome onto the exit codes CI relies on (0 pass, 1 fail, 2 no verdict).
 
 mod cli;
+mod commands;
 
 use std::process::ExitCode;
 
@@ -20,7 +21,17 @@ fn main() -> ExitCode {
     argocd_mtls_verify::install_crypto_provider();
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    match dispatch(cli.command) {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_NO_VERDICT);
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -44,8 +55,11 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Run(args) => commands::run(args).await,
+        Command::Demo(args) => commands::demo(args).await,
+        Command::List(args) => commands::list(args),
         Command::Pki(PkiCommand::Init(args)) => {
             let opts = InitOptions {
                 layout: args.layout,

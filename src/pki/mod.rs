@@ -21,7 +21,9 @@ use rcgen::{
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
-pub use adversarial::{Adversary, mint};
+pub use adversarial::{
+    Adversary, HEALTH_CHECK_ORGANIZATION, HEALTH_CHECK_SAN, health_check_params, mint,
+};
 pub use keys::{public_key_spki, read_private_key};
 
 use crate::x509::{self, CertFacts};

@@ -1,0 +1,203 @@
+//! A hand-built TLS 1.0 / 1.1 ClientHello. rustls cannot speak these versions, so the bytes are
+//! assembled here and only the server's first record is read: an alert (or a close) means the
+//! version was refused; a ServerHello choosing the offered version means it was accepted.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::{Outcome, ProbeOutcome, ServerChain, Stage, Timings, TlsVersion, alert_name};
+
+/// Cipher suites a TLS 1.0/1.1 client of that era offers (ECDHE and RSA key exchange, AES-CBC).
+const LEGACY_SUITES: [u16; 6] = [0xc014, 0xc00a, 0xc013, 0xc009, 0x0035, 0x002f];
+
+fn wire_version(version: TlsVersion) -> [u8; 2] {
+    match version {
+        TlsVersion::Tls10 => [3, 1],
+        TlsVersion::Tls11 => [3, 2],
+        TlsVersion::Tls12 => [3, 3],
+        TlsVersion::Tls13 => [3, 4],
+    }
+}
+
+fn push_u16(out: &mut Vec<u8>, v: usize) {
+    out.extend_from_slice(&(v as u16).to_be_bytes());
+}
+
+fn extension(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+    out.extend_from_slice(&kind.to_be_bytes());
+    push_u16(out, body.len());
+    out.extend_from_slice(body);
+}
+
+/// The full record (header + ClientHello) offering at most `version`.
+pub fn client_hello(version: TlsVersion, server_name: &str) -> Vec<u8> {
+    let mut random = [0u8; 32];
+    let _ = getrandom::fill(&mut random);
+    let mut hello = Vec::new();
+    hello.extend_from_slice(&wire_version(version));
+    hello.extend_from_slice(&random);
+    hello.push(0); // empty session id
+    push_u16(&mut hello, LEGACY_SUITES.len() * 2);
+    for suite in LEGACY_SUITES {
+        hello.extend_from_slice(&suite.to_be_bytes());
+    }
+    hello.extend_from_slice(&[1, 0]); // compression: null only
+
+    let mut exts = Vec::new();
+    if server_name.parse::<std::net::IpAddr>().is_err() {
+        let mut sni = Vec::new();
+        push_u16(&mut sni, server_name.len() + 3);
+        sni.push(0); // host_name
+        push_u16(&mut sni, server_name.len());
+        sni.extend_from_slice(server_name.as_bytes());
+        extension(&mut exts, 0x0000, &sni);
+    }
+    // supported_groups: x25519, secp256r1, secp384r1
+    extension(&mut exts, 0x000a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
+    // ec_point_formats: uncompressed
+    extension(&mut exts, 0x000b, &[1, 0]);
+    // renegotiation_info (empty), as real clients of the era send it
+    extension(&mut exts, 0xff01, &[0]);
+    push_u16(&mut hello, exts.len());
+    hello.extend_from_slice(&exts);
+
+    let mut handshake = vec![1]; // client_hello
+    let len = hello.len() as u32;
+    handshake.extend_from_slice(&len.to_be_bytes()[1..]);
+    handshake.extend_from_slice(&hello);
+
+    let mut record = vec![0x16, 3, 1]; // handshake record, TLS 1.0 record version (as clients send)
+    push_u16(&mut record, handshake.len());
+    record.extend_from_slice(&handshake);
+    record
+}
+
+/// Offers only `version` (1.0 or 1.1) and classifies the server's first answer.
+pub async fn attempt(
+    addr: SocketAddr,
+    server_name: &str,
+    version: TlsVersion,
+    timeout: Duration,
+) -> ProbeOutcome {
+    let started = Instant::now();
+    let deadline = tokio::time::Instant::from(started + timeout);
+    let mut out = ProbeOutcome {
+        outcome: Outcome::Error,
+        stage: Stage::Tcp,
+        alert: None,
+        reset: false,
+        requested_version: version,
+        tls_version: None,
+        cipher_suite: None,
+        alpn: None,
+        server_chain: ServerChain::default(),
+        client_cert_requested: false,
+        acceptable_ca_names: vec![],
+        presented: None,
+        timings: Timings::default(),
+        detail: String::new(),
+    };
+    let finish = |mut out: ProbeOutcome| {
+        out.timings.total_us = started.elapsed().as_micros() as u64;
+        out
+    };
+    let mut tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!("TCP connect to {addr} failed: {e}");
+            return finish(out);
+        }
+        Err(_) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!("TCP connect to {addr} timed out");
+            return finish(out);
+        }
+    };
+    out.timings.connect_us = started.elapsed().as_micros() as u64;
+    out.stage = Stage::Handshake;
+    if let Err(e) = tcp.write_all(&client_hello(version, server_name)).await {
+        out.outcome = Outcome::Rejected;
+        out.reset = true;
+        out.detail = format!("connection closed while sending the {version} ClientHello ({e})");
+        return finish(out);
+    }
+    let mut header = [0u8; 5];
+    let read = tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await;
+    match read {
+        Err(_) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!(
+                "no answer to the {version} ClientHello within {} ms",
+                timeout.as_millis()
+            );
+        }
+        Ok(Err(e)) => {
+            out.outcome = Outcome::Rejected;
+            out.reset = true;
+            out.detail = format!("server closed the connection on a {version} ClientHello ({e})");
+        }
+        Ok(Ok(_)) => {
+            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+            let mut body = vec![0u8; len.min(16 * 1024)];
+            let body_read = tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await;
+            let body = match body_read {
+                Ok(Ok(_)) => body,
+                _ => Vec::new(),
+            };
+            classify_answer(&mut out, version, &header, &body);
+        }
+    }
+    finish(out)
+}
+
+fn classify_answer(out: &mut ProbeOutcome, offered: TlsVersion, header: &[u8; 5], body: &[u8]) {
+    match header[0] {
+        0x15 if body.len() >= 2 => {
+            let alert = alert_name(body[1]);
+            out.outcome = Outcome::Rejected;
+            out.detail = format!("server refused the {offered} ClientHello with alert `{alert}`");
+            out.alert = Some(alert);
+        }
+        0x16 if body.len() >= 6 && body[0] == 2 => {
+            let chosen = [body[4], body[5]];
+            let name = match chosen {
+                [3, 1] => "tls1.0",
+                [3, 2] => "tls1.1",
+                [3, 3] => "tls1.2",
+                [3, 4] => "tls1.3",
+                _ => "unknown",
+            };
+            out.tls_version = Some(name.to_owned());
+            if chosen == wire_version(offered) {
+                out.outcome = Outcome::Accepted;
+                out.stage = Stage::Handshake;
+                out.detail = format!(
+                    "server answered with a ServerHello choosing {name}: {offered} is accepted"
+                );
+            } else {
+                // A server that answers a 1.x-only hello with a higher version violates the protocol,
+                // but it did not agree to speak the legacy version.
+                out.outcome = Outcome::Rejected;
+                out.detail = format!(
+                    "server answered the {offered} ClientHello with a ServerHello for {name}"
+                );
+            }
+        }
+        kind => {
+            out.outcome = Outcome::Error;
+            out.detail = format!(
+                "server answered the {offered} ClientHello with a non-TLS record (first bytes {})",
+                hex::encode([&header[..], &body[..body.len().min(11)]].concat())
+            );
+            if kind == 0x15 {
+                out.outcome = Outcome::Rejected;
+                out.detail =
+                    format!("server refused the {offered} ClientHello with a truncated alert");
+            }
+        }
+    }
+}

@@ -1,0 +1,770 @@
+//! One handshake attempt, one classified [`ProbeOutcome`].
+//!
+//! The rule that matters most: under TLS 1.3 the client's handshake completes *before* the server
+//! has judged the client certificate, and a rejection arrives as an alert on the first read. So an
+//! attempt is only `accepted` once the server has shown it: for h2 its SETTINGS frame arrived, for
+//! plain TLS 1.3 no alert came within a grace period while the connection stayed open. A timeout or
+//! a TCP failure proves nothing and is `inconclusive`, never a pass.
+
+pub mod legacy;
+pub mod plaintext;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::sign::CertifiedKey;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use crate::pki::Identity;
+use crate::x509::fingerprint_sha256;
+
+/// TLS protocol version an attempt is forced to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.0 (legacy prober only).
+    #[serde(rename = "tls1.0")]
+    Tls10,
+    /// TLS 1.1 (legacy prober only).
+    #[serde(rename = "tls1.1")]
+    Tls11,
+    /// TLS 1.2.
+    #[serde(rename = "tls1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "tls1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `tls1.2` style name, used as the check id suffix.
+    pub fn id(self) -> &'static str {
+        match self {
+            TlsVersion::Tls10 => "tls1.0",
+            TlsVersion::Tls11 => "tls1.1",
+            TlsVersion::Tls12 => "tls1.2",
+            TlsVersion::Tls13 => "tls1.3",
+        }
+    }
+
+    /// Parses `1.2`, `tls1.2`, `TLSv1.2`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.to_ascii_lowercase();
+        let v = s.trim_start_matches("tlsv").trim_start_matches("tls");
+        match v {
+            "1.0" => Some(TlsVersion::Tls10),
+            "1.1" => Some(TlsVersion::Tls11),
+            "1.2" => Some(TlsVersion::Tls12),
+            "1.3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// How an attempt proves the server accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptanceProof {
+    /// Send the HTTP/2 preface and wait for the server's SETTINGS frame (gRPC servers).
+    H2Settings,
+    /// Plain TLS: no alert within the grace period while the connection stays open.
+    Grace,
+}
+
+/// The classification of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The server let the client through to application data.
+    Accepted,
+    /// The server refused (alert or reset) before any application data.
+    Rejected,
+    /// Nothing can be concluded (timeout, TCP failure).
+    Inconclusive,
+    /// The prober itself could not run the attempt (bad configuration, local error).
+    Error,
+}
+
+/// How far the attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// TCP connect.
+    Tcp,
+    /// Inside the TLS handshake.
+    Handshake,
+    /// After the client's handshake completed, before application data.
+    PostHandshake,
+    /// Application data from the server was seen.
+    Application,
+}
+
+/// One attempt's inputs.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// SNI and the name the server certificate is checked against.
+    pub server_name: String,
+    /// Forced protocol version (1.2 or 1.3; older versions go through [`legacy`]).
+    pub version: TlsVersion,
+    /// Client certificate and key to present, if any.
+    pub identity: Option<Identity>,
+    /// Trust anchors for verifying the server; the result is recorded, never fatal.
+    pub server_roots: Vec<CertificateDer<'static>>,
+    /// How acceptance is proven.
+    pub proof: AcceptanceProof,
+    /// Overall time limit.
+    pub timeout: Duration,
+    /// Grace period for [`AcceptanceProof::Grace`].
+    pub grace: Duration,
+}
+
+/// Timings of an attempt, in microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timings {
+    /// TCP connect.
+    pub connect_us: u64,
+    /// TLS handshake (client side).
+    pub handshake_us: u64,
+    /// Whole attempt, including the acceptance proof.
+    pub total_us: u64,
+}
+
+/// What the server presented and whether it verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerChain {
+    /// SHA-256 fingerprints of the presented chain, leaf first.
+    pub sha256: Vec<String>,
+    /// Subjects of the presented chain, leaf first.
+    pub subjects: Vec<String>,
+    /// Whether the chain verified against the configured server CA for the server name.
+    pub verified: Option<bool>,
+    /// Why it did not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+}
+
+/// One attempt's classified result. Serializable as report evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeOutcome {
+    /// The verdict on the connection.
+    pub outcome: Outcome,
+    /// How far it got.
+    pub stage: Stage,
+    /// TLS alert received, by RFC 8446 name (`certificate_required`, `unknown_ca`, ...).
+    pub alert: Option<String>,
+    /// The connection was reset or closed without an alert.
+    pub reset: bool,
+    /// Version requested.
+    pub requested_version: TlsVersion,
+    /// Version negotiated, when the handshake completed.
+    pub tls_version: Option<String>,
+    /// Cipher suite negotiated.
+    pub cipher_suite: Option<String>,
+    /// ALPN protocol negotiated.
+    pub alpn: Option<String>,
+    /// The server's certificate chain.
+    pub server_chain: ServerChain,
+    /// Whether the server sent a CertificateRequest at all.
+    pub client_cert_requested: bool,
+    /// The acceptable CA names the CertificateRequest advertised.
+    pub acceptable_ca_names: Vec<String>,
+    /// Identity presented (`client`, `wrong-ca`, ..., or none).
+    pub presented: Option<String>,
+    /// Timings.
+    pub timings: Timings,
+    /// One human-readable sentence of what happened.
+    pub detail: String,
+}
+
+impl ProbeOutcome {
+    fn new(req: &ProbeRequest) -> Self {
+        ProbeOutcome {
+            outcome: Outcome::Error,
+            stage: Stage::Tcp,
+            alert: None,
+            reset: false,
+            requested_version: req.version,
+            tls_version: None,
+            cipher_suite: None,
+            alpn: None,
+            server_chain: ServerChain::default(),
+            client_cert_requested: false,
+            acceptable_ca_names: vec![],
+            presented: req.identity.as_ref().map(|i| i.label.clone()),
+            timings: Timings::default(),
+            detail: String::new(),
+        }
+    }
+}
+
+/// RFC 8446 / RFC 5246 name of an alert code.
+pub fn alert_name(code: u8) -> String {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        other => return format!("alert_{other}"),
+    }
+    .to_owned()
+}
+
+/// Records the server chain and verifies it against the configured anchors without ever failing
+/// the handshake: server identity is its own check, and must not hide the client-auth verdict.
+#[derive(Debug)]
+struct RecordingServerVerifier {
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+    seen: Mutex<ServerChain>,
+}
+
+impl ServerCertVerifier for RecordingServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut chain = ServerChain::default();
+        for der in std::iter::once(end_entity).chain(intermediates) {
+            chain.sha256.push(fingerprint_sha256(der));
+            chain.subjects.push(
+                crate::x509::CertFacts::from_der(der)
+                    .map(|f| f.subject)
+                    .unwrap_or_else(|_| "<unparseable>".into()),
+            );
+        }
+        match &self.webpki {
+            Some(v) => {
+                let result = v.verify_server_cert(
+                    end_entity,
+                    intermediates,
+                    server_name,
+                    ocsp_response,
+                    now,
+                );
+                chain.verified = Some(result.is_ok());
+                chain.verify_error = result.err().map(|e| e.to_string());
+            }
+            None => chain.verify_error = Some("no server CA configured".into()),
+        }
+        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = chain;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Presents the configured identity (or none) and records the server's CertificateRequest.
+#[derive(Debug)]
+struct RecordingCertResolver {
+    key: Option<Arc<CertifiedKey>>,
+    requested: Mutex<Option<Vec<Vec<u8>>>>,
+}
+
+impl ResolvesClientCert for RecordingCertResolver {
+    fn resolve(
+        &self,
+        root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        *self.requested.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(root_hint_subjects.iter().map(|s| s.to_vec()).collect());
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        // Always answer a CertificateRequest, with an empty Certificate message when there is no key.
+        true
+    }
+}
+
+/// Decodes a CertificateRequest CA name (DER Name, with or without its outer SEQUENCE).
+fn distinguished_name(bytes: &[u8]) -> String {
+    use x509_parser::prelude::{FromDer, X509Name};
+    if let Ok((_, name)) = X509Name::from_der(bytes) {
+        return name.to_string();
+    }
+    let mut wrapped = vec![0x30];
+    if bytes.len() < 0x80 {
+        wrapped.push(bytes.len() as u8);
+    } else {
+        let len = (bytes.len() as u32).to_be_bytes();
+        let len: Vec<u8> = len.into_iter().skip_while(|b| *b == 0).collect();
+        wrapped.push(0x80 | len.len() as u8);
+        wrapped.extend_from_slice(&len);
+    }
+    wrapped.extend_from_slice(bytes);
+    X509Name::from_der(&wrapped)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|_| format!("<undecodable {} bytes>", bytes.len()))
+}
+
+/// The process crypto provider (installed at startup; the ring default otherwise).
+pub fn provider() -> Arc<CryptoProvider> {
+    CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()))
+}
+
+/// Everything needed to open a probing TLS connection and read back what happened.
+struct Prepared {
+    connector: TlsConnector,
+    verifier: Arc<RecordingServerVerifier>,
+    resolver: Arc<RecordingCertResolver>,
+    server_name: ServerName<'static>,
+}
+
+fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
+    let provider = provider();
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match req.version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        other => {
+            return Err(format!(
+                "{other} is probed with the legacy prober, not rustls"
+            ));
+        }
+    };
+    let webpki = if req.server_roots.is_empty() {
+        None
+    } else {
+        let mut roots = RootCertStore::empty();
+        for der in &req.server_roots {
+            roots
+                .add(der.clone())
+                .map_err(|e| format!("server CA is not a usable trust anchor: {e}"))?;
+        }
+        Some(
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("server verifier: {e}"))?,
+        )
+    };
+    let verifier = Arc::new(RecordingServerVerifier {
+        webpki,
+        provider: provider.clone(),
+        seen: Mutex::new(ServerChain::default()),
+    });
+    let key = match &req.identity {
+        Some(id) => {
+            let signing = provider
+                .key_provider
+                .load_private_key(id.key.clone_key())
+                .map_err(|e| format!("client key `{}` unusable: {e}", id.label))?;
+            // Built by hand on purpose: a stolen certificate is presented with a key that is not its own.
+            Some(Arc::new(CertifiedKey::new(id.chain.clone(), signing)))
+        }
+        None => None,
+    };
+    let resolver = Arc::new(RecordingCertResolver {
+        key,
+        requested: Mutex::new(None),
+    });
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("TLS config: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier.clone())
+        .with_client_cert_resolver(resolver.clone());
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config.resumption = rustls::client::Resumption::disabled();
+    let server_name = ServerName::try_from(req.server_name.clone())
+        .map_err(|e| format!("--server-name `{}`: {e}", req.server_name))?;
+    Ok(Prepared {
+        connector: TlsConnector::from(Arc::new(config)),
+        verifier,
+        resolver,
+        server_name,
+    })
+}
+
+/// What an I/O error from the TLS stream says about the peer.
+enum PeerSaid {
+    Alert(String),
+    Reset(String),
+    Other(String),
+}
+
+fn classify_io(err: &std::io::Error) -> PeerSaid {
+    use std::io::ErrorKind;
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            rustls::Error::AlertReceived(alert) => PeerSaid::Alert(alert_name(u8::from(*alert))),
+            other => PeerSaid::Other(format!("TLS error: {other}")),
+        };
+    }
+    match err.kind() {
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof => PeerSaid::Reset(err.to_string()),
+        _ => PeerSaid::Other(err.to_string()),
+    }
+}
+
+/// A completed client handshake plus the outcome record so far.
+pub struct Connected {
+    /// The TLS stream, ready for application data.
+    pub stream: TlsStream<TcpStream>,
+    /// The record, with handshake facts filled in.
+    pub outcome: ProbeOutcome,
+    started: Instant,
+}
+
+/// Connects and completes the client side of the handshake. On failure the returned outcome is
+/// final (rejected, inconclusive or error).
+pub async fn connect(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Connected, ProbeOutcome> {
+    let mut out = ProbeOutcome::new(req);
+    let started = Instant::now();
+    let deadline = started + req.timeout;
+    let prepared = match prepare(req, alpn) {
+        Ok(p) => p,
+        Err(e) => {
+            out.detail = e;
+            return Err(out);
+        }
+    };
+    let tcp = match tokio::time::timeout_at(deadline.into(), TcpStream::connect(req.addr)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!("TCP connect to {} failed: {e}", req.addr);
+            out.timings.total_us = micros(started);
+            return Err(out);
+        }
+        Err(_) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!("TCP connect to {} timed out", req.addr);
+            out.timings.total_us = micros(started);
+            return Err(out);
+        }
+    };
+    let _ = tcp.set_nodelay(true);
+    out.timings.connect_us = micros(started);
+    out.stage = Stage::Handshake;
+    let hs_start = Instant::now();
+    let result = tokio::time::timeout_at(
+        deadline.into(),
+        prepared
+            .connector
+            .connect(prepared.server_name.clone(), tcp),
+    )
+    .await;
+    out.timings.handshake_us = micros(hs_start);
+    record_handshake_facts(&mut out, &prepared);
+    match result {
+        Err(_) => {
+            out.outcome = Outcome::Inconclusive;
+            out.detail = format!(
+                "no answer within {} ms during the handshake",
+                req.timeout.as_millis()
+            );
+        }
+        Ok(Err(e)) => match classify_io(&e) {
+            PeerSaid::Alert(a) => {
+                out.outcome = Outcome::Rejected;
+                out.detail = format!("server sent alert `{a}` during the handshake");
+                out.alert = Some(a);
+            }
+            PeerSaid::Reset(why) => {
+                out.outcome = Outcome::Rejected;
+                out.reset = true;
+                out.detail =
+                    format!("connection closed during the handshake without an alert ({why})");
+            }
+            PeerSaid::Other(why) => {
+                // The server spoke, but not TLS we can follow (e.g. a plaintext port): no handshake,
+                // hence no acceptance; recorded as an error so it is never mistaken for enforcement.
+                out.outcome = Outcome::Error;
+                out.detail = format!("handshake failed on the client side: {why}");
+            }
+        },
+        Ok(Ok(stream)) => {
+            let (_, conn) = stream.get_ref();
+            out.tls_version = conn.protocol_version().map(version_name);
+            out.cipher_suite = conn
+                .negotiated_cipher_suite()
+                .map(|s| format!("{:?}", s.suite()));
+            out.alpn = conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into_owned());
+            out.stage = Stage::PostHandshake;
+            // Not a verdict yet: under TLS 1.3 the server has not necessarily judged the client.
+            out.outcome = Outcome::Inconclusive;
+            out.detail = "client handshake completed; the server's verdict is not yet seen".into();
+            return Ok(Connected {
+                stream,
+                outcome: out,
+                started,
+            });
+        }
+    }
+    out.timings.total_us = micros(started);
+    Err(out)
+}
+
+fn record_handshake_facts(out: &mut ProbeOutcome, prepared: &Prepared) {
+    out.server_chain = prepared
+        .verifier
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    if let Some(hints) = prepared
+        .resolver
+        .requested
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .as_ref()
+    {
+        out.client_cert_requested = true;
+        out.acceptable_ca_names = hints.iter().map(|h| distinguished_name(h)).collect();
+    }
+}
+
+fn version_name(v: rustls::ProtocolVersion) -> String {
+    match v {
+        rustls::ProtocolVersion::TLSv1_2 => "tls1.2".into(),
+        rustls::ProtocolVersion::TLSv1_3 => "tls1.3".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// The 24-byte HTTP/2 client connection preface (RFC 9113 §3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty HTTP/2 SETTINGS frame: length 0, type 0x4, flags 0, stream 0.
+pub const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Whether `bytes` starts with an HTTP/2 SETTINGS frame header on stream 0 (not an ACK).
+pub fn starts_with_h2_settings(bytes: &[u8]) -> bool {
+    bytes.len() >= 9
+        && bytes[3] == 0x04
+        && bytes[4] & 0x01 == 0
+        && bytes[5..9] == [0, 0, 0, 0]
+        && (u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])) % 6 == 0
+}
+
+/// Runs one attempt end to end: handshake, then the acceptance proof.
+pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
+    let alpn: &[&[u8]] = match req.proof {
+        AcceptanceProof::H2Settings => &[b"h2"],
+        AcceptanceProof::Grace => &[],
+    };
+    let connected = match connect(req, alpn).await {
+        Ok(c) => c,
+        Err(out) => return out,
+    };
+    prove_acceptance(req, connected).await
+}
+
+async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutcome {
+    let Connected {
+        mut stream,
+        mut outcome,
+        started,
+    } = connected;
+    let deadline = started + req.timeout;
+    let mut buf = vec![0u8; 4096];
+    match req.proof {
+        AcceptanceProof::H2Settings => {
+            let mut hello = H2_PREFACE.to_vec();
+            hello.extend_from_slice(&H2_EMPTY_SETTINGS);
+            if let Err(e) = stream.write_all(&hello).await {
+                apply_post_handshake_error(&mut outcome, &e);
+            } else {
+                let mut seen = Vec::new();
+                loop {
+                    let read =
+                        tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await;
+                    match read {
+                        Err(_) => {
+                            outcome.outcome = Outcome::Inconclusive;
+                            outcome.detail = format!(
+                                "handshake completed but neither HTTP/2 SETTINGS nor an alert arrived within {} ms",
+                                req.timeout.as_millis()
+                            );
+                            break;
+                        }
+                        Ok(Ok(0)) => {
+                            outcome.outcome = Outcome::Rejected;
+                            outcome.reset = true;
+                            outcome.detail = "server closed the connection after the handshake, before any application data".into();
+                            break;
+                        }
+                        Ok(Ok(n)) => {
+                            seen.extend_from_slice(&buf[..n]);
+                            if seen.len() < 9 {
+                                continue;
+                            }
+                            if starts_with_h2_settings(&seen) {
+                                outcome.outcome = Outcome::Accepted;
+                                outcome.stage = Stage::Application;
+                                outcome.detail = "server sent its HTTP/2 SETTINGS frame: the client was admitted".into();
+                            } else {
+                                outcome.outcome = Outcome::Error;
+                                outcome.stage = Stage::Application;
+                                outcome.detail = format!(
+                                    "server sent application data that is not HTTP/2 SETTINGS (first bytes {})",
+                                    hex::encode(&seen[..seen.len().min(16)])
+                                );
+                            }
+                            break;
+                        }
+                        Ok(Err(e)) => {
+                            apply_post_handshake_error(&mut outcome, &e);
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        AcceptanceProof::Grace => {
+            if req.version == TlsVersion::Tls12 {
+                // In TLS 1.2 the server's Finished comes after it judged the client certificate:
+                // a completed client handshake is the server's acceptance.
+                outcome.outcome = Outcome::Accepted;
+                outcome.detail =
+                    "TLS 1.2 handshake completed: the server's Finished followed its check of the client".into();
+            } else {
+                let grace_end = (Instant::now() + req.grace).min(deadline);
+                match tokio::time::timeout_at(grace_end.into(), stream.read(&mut buf)).await {
+                    Err(_) => {
+                        outcome.outcome = Outcome::Accepted;
+                        outcome.detail = format!(
+                            "no alert within the {} ms grace period and the connection stayed open",
+                            req.grace.as_millis()
+                        );
+                    }
+                    Ok(Ok(0)) => {
+                        outcome.outcome = Outcome::Rejected;
+                        outcome.reset = true;
+                        outcome.detail =
+                            "server closed the connection after the handshake, before any application data".into();
+                    }
+                    Ok(Ok(n)) => {
+                        outcome.outcome = Outcome::Accepted;
+                        outcome.stage = Stage::Application;
+                        outcome.detail = format!("server sent {n} bytes of application data");
+                    }
+                    Ok(Err(e)) => apply_post_handshake_error(&mut outcome, &e),
+                }
+            }
+        }
+    }
+    // Best effort: say goodbye properly so servers do not log a reset for accepted probes.
+    let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
+    outcome.timings.total_us = micros(started);
+    outcome
+}
+
+fn apply_post_handshake_error(outcome: &mut ProbeOutcome, e: &std::io::Error) {
+    match classify_io(e) {
+        PeerSaid::Alert(a) => {
+            outcome.outcome = Outcome::Rejected;
+            outcome.detail =
+                format!("server sent alert `{a}` after the client's handshake completed");
+            outcome.alert = Some(a);
+        }
+        PeerSaid::Reset(why) => {
+            outcome.outcome = Outcome::Rejected;
+            outcome.reset = true;
+            outcome.detail = format!(
+                "connection reset after the handshake, before any application data ({why})"
+            );
+        }
+        PeerSaid::Other(why) => {
+            outcome.outcome = Outcome::Error;
+            outcome.detail = format!("after the handshake: {why}");
+        }
+    }
+}
+
+/// Runs attempts concurrently, at most `limit` at a time, preserving input order in the output.
+pub async fn attempt_all(requests: Vec<ProbeRequest>, limit: usize) -> Vec<ProbeOutcome> {
+    use futures::StreamExt;
+    futures::stream::iter(requests)
+        .map(|req| async move { attempt(&req).await })
+        .buffered(limit.max(1))
+        .collect()
+        .await
+}

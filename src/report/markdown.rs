@@ -1,0 +1,145 @@
+//! report.md: what an auditor reads. Summary first, then every check with expected vs observed,
+//! the certificates, and the control mapping.
+
+use super::{Report, Verdict};
+use crate::suite::Severity;
+
+fn verdict_word(v: Verdict, severity: Severity) -> &'static str {
+    match (v, severity) {
+        (Verdict::Pass, _) => "PASS",
+        (Verdict::Fail, Severity::Required) => "FAIL",
+        (Verdict::Fail, Severity::Advisory) => "ADVISORY",
+        (Verdict::Skip, _) => "SKIP",
+        (Verdict::Error, _) => "NO VERDICT",
+    }
+}
+
+/// Escapes a table cell.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', " ")
+}
+
+pub(super) fn render(r: &Report) -> String {
+    let mut md = String::new();
+    let s = &r.summary;
+    let overall = match s.verdict {
+        Verdict::Pass => "PASS — every required check passed",
+        Verdict::Fail => "FAIL — at least one required check failed",
+        _ => "NO VERDICT — the evidence is incomplete or inconclusive",
+    };
+    let ts = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    md.push_str("# Argo CD repo-server mTLS verification report\n\n");
+    md.push_str(&format!("**Result: {overall}.**\n\n"));
+    md.push_str("| | |\n|---|---|\n");
+    md.push_str(&format!("| Run | `{}` ({}) |\n", r.run.id, r.run.target));
+    md.push_str(&format!(
+        "| Started / finished | {} / {} |\n",
+        ts(r.run.started_at),
+        ts(r.run.finished_at)
+    ));
+    md.push_str(&format!(
+        "| Harness | argocd-mtls-verify {} |\n",
+        r.run.harness_version
+    ));
+    md.push_str(&format!(
+        "| Endpoints | {} |\n",
+        cell(&r.subject.addresses.join(", "))
+    ));
+    md.push_str(&format!(
+        "| Server name / protocol | `{}` / {} |\n",
+        r.subject.server_name, r.subject.protocol
+    ));
+    if let Some(v) = &r.subject.argocd_version {
+        let version = v.get("version").and_then(|x| x.as_str()).unwrap_or("?");
+        md.push_str(&format!(
+            "| Argo CD build (VersionService) | `{}` |\n",
+            cell(version)
+        ));
+    }
+    if let Some(k) = &r.subject.kubernetes {
+        md.push_str(&format!("| Kubernetes | `{}` |\n", cell(&k.to_string())));
+    }
+    md.push_str(&format!(
+        "| Checks | {} passed, {} failed, {} skipped, {} without verdict, {} advisory |\n",
+        s.passed, s.failed, s.skipped, s.errors, s.advisories
+    ));
+    if r.run.incomplete {
+        md.push_str("| Completeness | **INCOMPLETE**: the run was interrupted or a phase did not finish |\n");
+    }
+    md.push_str("\nA passing check is evidence toward the mapped controls, not a certification of them.\n\n");
+
+    md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Expected | Observed |\n|---|---|---|---|---|\n");
+    for c in &r.checks {
+        md.push_str(&format!(
+            "| `{}` | {} | **{}** | {} | {} |\n",
+            c.id,
+            cell(&c.endpoint),
+            verdict_word(c.verdict, c.severity),
+            cell(&c.expected),
+            cell(&c.reason)
+        ));
+    }
+
+    md.push_str("\n## Details\n\n");
+    for c in &r.checks {
+        md.push_str(&format!("### `{}` — {}\n\n", c.id, c.title));
+        md.push_str(&format!(
+            "- **Verdict:** {} ({:?})\n",
+            verdict_word(c.verdict, c.severity),
+            c.severity
+        ));
+        md.push_str(&format!("- **Endpoint:** {}\n", c.endpoint));
+        md.push_str(&format!("- **Action:** {}\n", c.action));
+        md.push_str(&format!("- **Requirement:** {}\n", c.requirement));
+        md.push_str(&format!("- **Expected:** {}\n", c.expected));
+        md.push_str(&format!("- **Observed:** {}\n", c.reason));
+        if !c.controls.is_empty() {
+            md.push_str(&format!("- **Controls:** {}\n", c.controls.join(", ")));
+        }
+        for e in &c.evidence {
+            md.push_str(&format!("  - {e}\n"));
+        }
+        md.push('\n');
+    }
+
+    md.push_str("## Certificates\n\n| Role | Subject | Issuer | Serial | SHA-256 | Valid until | Key | EKU |\n|---|---|---|---|---|---|---|---|\n");
+    for c in &r.certificates {
+        md.push_str(&format!(
+            "| {} | {} | {} | `{}` | `{}` | {} ({} days) | {} | {} |\n",
+            cell(c.role.as_deref().unwrap_or("")),
+            cell(&c.subject),
+            cell(&c.issuer),
+            c.serial,
+            c.sha256,
+            ts(c.not_after),
+            c.days_left,
+            c.key,
+            cell(&c.eku.join(", "))
+        ));
+    }
+
+    md.push_str(
+        "\n## Control mapping\n\n| Control | Framework | Status | Checks |\n|---|---|---|---|\n",
+    );
+    for c in &r.controls {
+        md.push_str(&format!(
+            "| {} — {} | {} | {} | {} |\n",
+            c.control.id,
+            cell(&c.control.statement),
+            cell(&c.control.framework),
+            c.status,
+            cell(&c.checks.join(", "))
+        ));
+    }
+    md.push_str("\n## Phases\n\n| Phase | ms |\n|---|---|\n");
+    for p in &r.run.phases {
+        md.push_str(&format!("| {} | {:.1} |\n", p.name, p.ms));
+    }
+    md.push_str(
+        "\nIntegrity: `sha256sum -c report.json.sha256` in this folder checks report.json.\n",
+    );
+    md
+}

@@ -1,0 +1,390 @@
+//! The report: one serde model, written as report.json (+ .sha256), junit.xml and report.md into a
+//! fresh folder per run. The model is the contract in DESIGN.md; its JSON Schema lives in
+//! reports/schema/report.schema.json.
+
+mod junit;
+mod markdown;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::pki::fsio;
+use crate::suite::Severity;
+use crate::x509::CertFacts;
+
+/// Schema version of report.json.
+pub const SCHEMA_VERSION: &str = "1";
+
+/// The JSON Schema of report.json.
+pub const SCHEMA: &str = include_str!("../../reports/schema/report.schema.json");
+
+/// The control catalogue (reports/controls.toml).
+pub const CONTROLS: &str = include_str!("../../reports/controls.toml");
+
+/// A check's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The requirement holds.
+    Pass,
+    /// The requirement is violated.
+    Fail,
+    /// Not applicable here (reason given).
+    Skip,
+    /// No verdict could be reached (inconclusive evidence or a harness error).
+    Error,
+}
+
+/// One check's result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// Stable id (`handshake/wrong-ca/tls1.3`).
+    pub id: String,
+    /// What passing proves, in one line.
+    pub title: String,
+    /// Suite name.
+    pub suite: String,
+    /// What the harness did.
+    pub action: String,
+    /// The MUST it checks.
+    pub requirement: String,
+    /// Required or advisory.
+    pub severity: Severity,
+    /// Control ids.
+    pub controls: Vec<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// What was expected, in words.
+    pub expected: String,
+    /// One line: what was observed, and why the verdict follows.
+    pub reason: String,
+    /// Structured observation (probe outcomes, HTTP answers, log lines).
+    pub observed: serde_json::Value,
+    /// Supporting facts, one per line.
+    pub evidence: Vec<String>,
+    /// Time spent observing, in milliseconds.
+    pub duration_ms: f64,
+    /// The endpoint (replica) this result is about.
+    pub endpoint: String,
+}
+
+/// A timed phase of the run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phase {
+    /// Phase name (`setup`, `probe`, `evaluate`, `report`, ...).
+    pub name: String,
+    /// Wall time in milliseconds.
+    pub ms: f64,
+}
+
+/// About the run itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// Unique run id (also the report folder name).
+    pub id: String,
+    /// Start, RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: time::OffsetDateTime,
+    /// End, RFC 3339.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: time::OffsetDateTime,
+    /// This tool's version.
+    pub harness_version: String,
+    /// `endpoint`, `demo`, `kind` or `cluster`.
+    pub target: String,
+    /// Timed phases.
+    pub phases: Vec<Phase>,
+    /// True when the run was interrupted or a phase could not complete.
+    pub incomplete: bool,
+}
+
+/// What was tested.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Subject {
+    /// Addresses probed (one per replica).
+    pub addresses: Vec<String>,
+    /// Server name used for SNI and identity checks.
+    pub server_name: String,
+    /// `grpc` or `tls`.
+    pub protocol: String,
+    /// The build `version.VersionService` reported, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub argocd_version: Option<serde_json::Value>,
+    /// Kubernetes facts (server version, namespace, pods, image digests), for cluster targets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<serde_json::Value>,
+}
+
+/// Totals and the overall verdict.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Checks that passed.
+    pub passed: usize,
+    /// Required checks that failed.
+    pub failed: usize,
+    /// Checks skipped.
+    pub skipped: usize,
+    /// Checks without a verdict.
+    pub errors: usize,
+    /// Advisory checks that failed (reported, not failing the run).
+    pub advisories: usize,
+    /// `pass`, `fail` or `error`.
+    pub verdict: Verdict,
+}
+
+impl Summary {
+    /// Totals from results. Any required failure fails the run; otherwise any missing verdict on a
+    /// required check (or an incomplete run) makes it `error`.
+    pub fn of(checks: &[CheckResult], incomplete: bool) -> Self {
+        let count = |v: Verdict, sev: Option<Severity>| {
+            checks
+                .iter()
+                .filter(|c| c.verdict == v && sev.is_none_or(|s| c.severity == s))
+                .count()
+        };
+        let failed = count(Verdict::Fail, Some(Severity::Required));
+        let required_errors = count(Verdict::Error, Some(Severity::Required));
+        let verdict = if failed > 0 {
+            Verdict::Fail
+        } else if required_errors > 0 || incomplete || checks.is_empty() {
+            Verdict::Error
+        } else {
+            Verdict::Pass
+        };
+        Summary {
+            passed: count(Verdict::Pass, None),
+            failed,
+            skipped: count(Verdict::Skip, None),
+            errors: count(Verdict::Error, None),
+            advisories: count(Verdict::Fail, Some(Severity::Advisory)),
+            verdict,
+        }
+    }
+
+    /// The process exit code for this verdict: 0 pass, 1 fail, 2 no verdict.
+    pub fn exit_code(&self) -> u8 {
+        match self.verdict {
+            Verdict::Pass => 0,
+            Verdict::Fail => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// One control from the catalogue.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Control {
+    /// Control id.
+    pub id: String,
+    /// Framework name.
+    pub framework: String,
+    /// Control title.
+    pub title: String,
+    /// This project's one-line summary of it.
+    pub statement: String,
+}
+
+#[derive(Deserialize)]
+struct Catalogue {
+    control: Vec<Control>,
+}
+
+/// Parses the built-in control catalogue.
+pub fn controls() -> Vec<Control> {
+    toml::from_str::<Catalogue>(CONTROLS)
+        .map(|c| c.control)
+        .expect("reports/controls.toml is valid (checked by tests)")
+}
+
+/// A control and the checks that give evidence toward it in this run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ControlEvidence {
+    /// The control.
+    #[serde(flatten)]
+    pub control: Control,
+    /// Check ids mapped to it.
+    pub checks: Vec<String>,
+    /// `supported` (all mapped checks passed), `contradicted` (one failed), `partial`, or `not-assessed`.
+    pub status: String,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: String,
+    /// About the run.
+    pub run: RunInfo,
+    /// What was tested.
+    pub subject: Subject,
+    /// Certificate facts (no private material).
+    pub certificates: Vec<CertFacts>,
+    /// Results.
+    pub checks: Vec<CheckResult>,
+    /// Control mapping.
+    pub controls: Vec<ControlEvidence>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// Assembles a report, computing the control mapping and summary.
+    pub fn new(
+        run: RunInfo,
+        subject: Subject,
+        certificates: Vec<CertFacts>,
+        checks: Vec<CheckResult>,
+    ) -> Self {
+        let summary = Summary::of(&checks, run.incomplete);
+        let controls = controls()
+            .into_iter()
+            .filter_map(|control| {
+                let mapped: Vec<&CheckResult> = checks
+                    .iter()
+                    .filter(|c| c.controls.contains(&control.id))
+                    .collect();
+                if mapped.is_empty() {
+                    return None;
+                }
+                let all = |v: Verdict| mapped.iter().all(|c| c.verdict == v);
+                let status = if mapped
+                    .iter()
+                    .any(|c| c.verdict == Verdict::Fail && c.severity == Severity::Required)
+                {
+                    "contradicted"
+                } else if all(Verdict::Pass) {
+                    "supported"
+                } else if mapped.iter().any(|c| c.verdict == Verdict::Pass) {
+                    "partial"
+                } else {
+                    "not-assessed"
+                };
+                Some(ControlEvidence {
+                    checks: mapped.iter().map(|c| c.id.clone()).collect(),
+                    status: status.into(),
+                    control,
+                })
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION.into(),
+            run,
+            subject,
+            certificates,
+            checks,
+            controls,
+            summary,
+        }
+    }
+
+    /// report.json text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("report model serializes")
+    }
+
+    /// junit.xml text.
+    pub fn to_junit(&self) -> String {
+        junit::render(self)
+    }
+
+    /// report.md text.
+    pub fn to_markdown(&self) -> String {
+        markdown::render(self)
+    }
+}
+
+/// Which files to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    /// report.json and report.json.sha256.
+    pub json: bool,
+    /// junit.xml.
+    pub junit: bool,
+    /// report.md.
+    pub markdown: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Formats {
+            json: true,
+            junit: true,
+            markdown: true,
+        }
+    }
+}
+
+impl Formats {
+    /// Parses `json,junit,md`.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut f = Formats {
+            json: false,
+            junit: false,
+            markdown: false,
+        };
+        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match item {
+                "json" => f.json = true,
+                "junit" => f.junit = true,
+                "md" | "markdown" => f.markdown = true,
+                other => {
+                    return Err(format!(
+                        "--format: unknown format `{other}` (json, junit, md)"
+                    ));
+                }
+            }
+        }
+        if !(f.json || f.junit || f.markdown) {
+            return Err("--format: name at least one of json, junit, md".into());
+        }
+        Ok(f)
+    }
+}
+
+/// Writes the report into `parent/<run id>/`, a folder that must not exist yet. Returns the folder.
+pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(parent)?;
+    let dir = parent.join(&report.run.id);
+    // create_dir (not _all) fails if the folder exists: an earlier run is never overwritten.
+    std::fs::create_dir(&dir)?;
+    let mut staged = fsio::StagedFiles::default();
+    if formats.json {
+        let json = report.to_json();
+        let digest = hex::encode(Sha256::digest(json.as_bytes()));
+        staged.stage(&dir.join("report.json"), json.as_bytes(), fsio::PUBLIC_MODE)?;
+        staged.stage(
+            &dir.join("report.json.sha256"),
+            format!("{digest}  report.json\n").as_bytes(),
+            fsio::PUBLIC_MODE,
+        )?;
+    }
+    if formats.junit {
+        staged.stage(
+            &dir.join("junit.xml"),
+            report.to_junit().as_bytes(),
+            fsio::PUBLIC_MODE,
+        )?;
+    }
+    if formats.markdown {
+        staged.stage(
+            &dir.join("report.md"),
+            report.to_markdown().as_bytes(),
+            fsio::PUBLIC_MODE,
+        )?;
+    }
+    staged.commit()?;
+    Ok(dir)
+}
+
+/// A run id: UTC timestamp plus a random suffix, sortable and unique.
+pub fn new_run_id(now: time::OffsetDateTime) -> String {
+    let stamp = now
+        .format(time::macros::format_description!(
+            "[year][month][day]T[hour][minute][second]Z"
+        ))
+        .unwrap_or_else(|_| "run".into());
+    let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    format!("{stamp}-{suffix}")
+}

@@ -1,0 +1,305 @@
+//! Suites are data: `suites/*.toml` lists the cases, what each does (`action`), the MUST it checks
+//! (`requirement`), what is expected, and the controls it serves. The built-in suites are compiled
+//! into the binary, so the tool works from any directory; `--suite PATH.toml` loads another.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::pki::Adversary;
+use crate::probe::TlsVersion;
+
+/// Built-in suites: (name, TOML text).
+pub const BUILTIN: &[(&str, &str)] = &[("endpoint", include_str!("../suites/endpoint.toml"))];
+
+/// Why a suite could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// No built-in suite by that name, and no such file.
+    #[error("unknown suite `{name}` (built-in: {}; or give a path to a .toml file)", BUILTIN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))]
+    Unknown {
+        /// The requested name.
+        name: String,
+    },
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The suite file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed or a case is inconsistent.
+    #[error("suite `{suite}`: {detail}")]
+    Invalid {
+        /// The suite name or path.
+        suite: String,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Who the client claims to be in a handshake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Presented {
+    /// No certificate.
+    None,
+    /// The configured legitimate client.
+    Client,
+    /// An adversarial identity.
+    #[serde(untagged)]
+    Adversary(Adversary),
+}
+
+impl Presented {
+    /// Stable label (`none`, `client`, or the adversary name).
+    pub fn label(self) -> &'static str {
+        match self {
+            Presented::None => "none",
+            Presented::Client => "client",
+            Presented::Adversary(a) => a.name(),
+        }
+    }
+}
+
+/// What the server must do with the attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Expect {
+    /// Refuse before any application data.
+    Rejected,
+    /// Let the client through (and, for gRPC, answer Health/Check with SERVING).
+    Accepted,
+}
+
+/// The kind of observation a case is judged on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum CaseKind {
+    /// A TLS handshake presenting `present`, run once per TLS version in `versions`.
+    Handshake {
+        /// Identity presented.
+        present: Presented,
+        /// Expected outcome.
+        expect: Expect,
+    },
+    /// A hand-built ClientHello offering only a legacy version; must be refused.
+    LegacyHello,
+    /// Plaintext HTTP/2 against the TLS port; must not be answered with HTTP/2.
+    PlaintextH2c,
+    /// The server chain verifies against the server CA for the expected name.
+    ServerIdentity,
+    /// `grpc.health.v1.Health/Check` over the authenticated connection returns SERVING.
+    GrpcHealth,
+    /// `version.VersionService/Version` answers; the build is recorded.
+    GrpcVersion,
+    /// An RPC without a certificate fails before any response.
+    GrpcNoCertRpc,
+    /// `GET path` on the health port answers 200.
+    HttpProbe {
+        /// Path and query, e.g. `/healthz?full=true`.
+        path: String,
+    },
+    /// A log line with this message prefix is present.
+    LogLine {
+        /// The message prefix to find.
+        prefix: String,
+    },
+}
+
+/// How much a failing check weighs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// A failure fails the run.
+    #[default]
+    Required,
+    /// Recorded and reported, but does not fail the run (stacks legitimately differ).
+    Advisory,
+}
+
+/// Keys a case may have (serde cannot deny unknown fields through `flatten`, so parse checks them).
+const CASE_KEYS: &[&str] = &[
+    "id",
+    "title",
+    "action",
+    "requirement",
+    "controls",
+    "severity",
+    "versions",
+    "alerts",
+    "grpc_only",
+    "kind",
+    "present",
+    "expect",
+    "path",
+    "prefix",
+];
+
+/// One case as written in a suite file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Case {
+    /// Stable id, e.g. `handshake/wrong-ca` (the TLS version is appended per version).
+    pub id: String,
+    /// One line: what passing proves.
+    pub title: String,
+    /// What the harness does.
+    pub action: String,
+    /// The MUST being checked.
+    pub requirement: String,
+    /// Control ids from the catalogue this case gives evidence toward.
+    #[serde(default)]
+    pub controls: Vec<String>,
+    /// Required or advisory.
+    #[serde(default)]
+    pub severity: Severity,
+    /// TLS versions to run it under (`1.2`, `1.3`; `1.0`/`1.1` for legacy hellos).
+    #[serde(default)]
+    pub versions: Vec<String>,
+    /// Alerts a strict profile pins, per version (`"1.3" = "certificate_required"`).
+    #[serde(default)]
+    pub alerts: BTreeMap<String, String>,
+    /// Only for the gRPC protocol (skipped with `--protocol tls`).
+    #[serde(default)]
+    pub grpc_only: bool,
+    /// What is observed.
+    #[serde(flatten)]
+    pub kind: CaseKind,
+}
+
+/// A suite file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Suite name.
+    pub name: String,
+    /// What the suite establishes.
+    pub title: String,
+    /// Its cases.
+    #[serde(rename = "case")]
+    pub cases: Vec<Case>,
+}
+
+/// A case expanded for one TLS version (or none): what the runner executes and reports.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// Full id, e.g. `handshake/wrong-ca/tls1.3`.
+    pub id: String,
+    /// Suite it came from.
+    pub suite: String,
+    /// The case.
+    pub case: Case,
+    /// The version this expansion runs under.
+    pub version: Option<TlsVersion>,
+}
+
+impl Suite {
+    /// Parses suite TOML and validates every case.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, SuiteError> {
+        let raw: toml::Table = toml::from_str(text).map_err(|e| SuiteError::Invalid {
+            suite: origin.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let raw_cases = raw
+            .get("case")
+            .and_then(|c| c.as_array())
+            .cloned()
+            .unwrap_or_default();
+        for case in &raw_cases {
+            if let Some(table) = case.as_table() {
+                if let Some(unknown) = table.keys().find(|k| !CASE_KEYS.contains(&k.as_str())) {
+                    return Err(SuiteError::Invalid {
+                        suite: origin.to_owned(),
+                        detail: format!(
+                            "case `{}`: unknown key `{unknown}`",
+                            table.get("id").and_then(|v| v.as_str()).unwrap_or("?")
+                        ),
+                    });
+                }
+            }
+        }
+        let suite: Suite = toml::from_str(text).map_err(|e| SuiteError::Invalid {
+            suite: origin.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let mut seen = std::collections::HashSet::new();
+        for case in &suite.cases {
+            let bad = |detail: String| SuiteError::Invalid {
+                suite: origin.to_owned(),
+                detail: format!("case `{}`: {detail}", case.id),
+            };
+            if !seen.insert(case.id.clone()) {
+                return Err(bad("duplicate id".into()));
+            }
+            for v in &case.versions {
+                let parsed = TlsVersion::parse(v)
+                    .ok_or_else(|| bad(format!("unknown TLS version `{v}`")))?;
+                let legacy = matches!(case.kind, CaseKind::LegacyHello);
+                let modern = matches!(parsed, TlsVersion::Tls12 | TlsVersion::Tls13);
+                if legacy == modern {
+                    return Err(bad(format!("version `{v}` does not fit this kind of case")));
+                }
+            }
+            if matches!(
+                case.kind,
+                CaseKind::Handshake { .. } | CaseKind::LegacyHello
+            ) && case.versions.is_empty()
+            {
+                return Err(bad("needs `versions`".into()));
+            }
+            for v in case.alerts.keys() {
+                if !case.versions.contains(v) {
+                    return Err(bad(format!(
+                        "alert pinned for version `{v}` that the case does not run"
+                    )));
+                }
+            }
+        }
+        Ok(suite)
+    }
+
+    /// Loads a built-in suite by name, or a suite file by path.
+    pub fn load(name_or_path: &str) -> Result<Self, SuiteError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(text, name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+                path: name_or_path.to_owned(),
+                source,
+            })?;
+            return Self::parse(&text, name_or_path);
+        }
+        Err(SuiteError::Unknown {
+            name: name_or_path.to_owned(),
+        })
+    }
+
+    /// Expands cases into checks (one per TLS version where versions are given).
+    pub fn checks(&self) -> Vec<Check> {
+        let mut out = Vec::new();
+        for case in &self.cases {
+            if case.versions.is_empty() {
+                out.push(Check {
+                    id: case.id.clone(),
+                    suite: self.name.clone(),
+                    case: case.clone(),
+                    version: None,
+                });
+            }
+            for v in &case.versions {
+                let version = TlsVersion::parse(v).expect("validated in parse");
+                out.push(Check {
+                    id: format!("{}/{}", case.id, version.id()),
+                    suite: self.name.clone(),
+                    case: case.clone(),
+                    version: Some(version),
+                });
+            }
+        }
+        out
+    }
+}

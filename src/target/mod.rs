@@ -1,0 +1,141 @@
+//! Where the repo-server is. A target hands the checks plain addresses, an HTTP health getter and
+//! a log source; the checks never talk to Kubernetes (or anything else) themselves.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+/// What the TLS port speaks inside TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// gRPC over HTTP/2 (the repo-server): acceptance is proven by the server's SETTINGS frame.
+    Grpc,
+    /// Plain TLS (e.g. `openssl s_server`): acceptance is "no alert within the grace period".
+    Tls,
+}
+
+/// Where the repo-server's log comes from.
+#[derive(Debug, Clone)]
+pub enum LogSource {
+    /// A file of log lines (e.g. `kubectl logs deploy/argocd-repo-server > repo.log`).
+    File(PathBuf),
+    /// Lines already in memory (embedded server, pod logs), with where they came from.
+    Lines {
+        /// Where the lines came from.
+        origin: String,
+        /// The lines.
+        lines: Vec<String>,
+    },
+}
+
+impl LogSource {
+    /// Where the lines come from, for messages.
+    pub fn origin(&self) -> String {
+        match self {
+            LogSource::File(p) => p.display().to_string(),
+            LogSource::Lines { origin, .. } => origin.clone(),
+        }
+    }
+
+    /// All lines.
+    pub fn read(&self) -> Result<Vec<String>, String> {
+        match self {
+            LogSource::File(path) => std::fs::read_to_string(path)
+                .map(|t| t.lines().map(str::to_owned).collect())
+                .map_err(|e| format!("{}: {e}", path.display())),
+            LogSource::Lines { lines, .. } => Ok(lines.clone()),
+        }
+    }
+}
+
+/// One repo-server endpoint (one replica).
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Label in reports (the address, or the pod name).
+    pub label: String,
+    /// gRPC/TLS address.
+    pub addr: SocketAddr,
+    /// SNI and the name the server certificate must carry.
+    pub server_name: String,
+    /// What is spoken inside TLS.
+    pub protocol: Protocol,
+    /// `host:port` of the HTTP health port, when known.
+    pub health: Option<String>,
+    /// The repo-server log, when available.
+    pub logs: Option<LogSource>,
+}
+
+/// Normalizes `--health-url`: accepts `http://host:port`, with or without a path; returns `host:port`.
+pub fn parse_health_url(url: &str) -> Result<String, String> {
+    let rest = url.strip_prefix("http://").ok_or_else(|| {
+        format!("--health-url `{url}`: must start with http:// (the repo-server health port 8084 is plain HTTP)")
+    })?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() || !authority.contains(':') {
+        return Err(format!(
+            "--health-url `{url}`: needs host:port, e.g. http://127.0.0.1:8084"
+        ));
+    }
+    Ok(authority.to_owned())
+}
+
+/// An HTTP answer from the health port.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HttpAnswer {
+    /// The URL requested.
+    pub url: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// First bytes of the body.
+    pub body: String,
+    /// Round trip, microseconds.
+    pub us: u64,
+}
+
+/// `GET http://{authority}{path}` with a time limit.
+pub async fn http_get(
+    authority: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<HttpAnswer, String> {
+    use http_body_util::{BodyExt, Empty};
+    let url = format!("http://{authority}{path}");
+    let started = Instant::now();
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .map_err(|e| format!("HTTP handshake: {e}"))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(path)
+            .header(hyper::header::HOST, authority)
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| e.to_string())?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        Ok::<_, String>(HttpAnswer {
+            url: url.clone(),
+            status,
+            body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            us: started.elapsed().as_micros() as u64,
+        })
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| format!("GET {url}: no answer within {} ms", timeout.as_millis()))?
+}
