@@ -34,7 +34,7 @@ pub enum Command {
     ///
     /// Output lists one line per check, like `cargo test`. Reports go to a fresh folder
     /// <REPORT_DIR>/<run-id>/ (report.json, report.json.sha256, junit.xml, report.md).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start an embedded reference repo-server (rustls + tonic, fresh PKI, mTLS required) and run
     /// the full endpoint suite against it. Needs no Docker and no network.
     Demo(DemoArgs),

@@ -57,7 +57,7 @@ fn init_logging(verbose: u8) {
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Run(args) => commands::run(args).await,
+        Command::Run(args) => commands::run(*args).await,
         Command::Demo(args) => commands::demo(args).await,
         Command::List(args) => commands::list(args),
         Command::Pki(PkiCommand::Init(args)) => {

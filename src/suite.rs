@@ -208,16 +208,16 @@ impl Suite {
             .cloned()
             .unwrap_or_default();
         for case in &raw_cases {
-            if let Some(table) = case.as_table() {
-                if let Some(unknown) = table.keys().find(|k| !CASE_KEYS.contains(&k.as_str())) {
-                    return Err(SuiteError::Invalid {
-                        suite: origin.to_owned(),
-                        detail: format!(
-                            "case `{}`: unknown key `{unknown}`",
-                            table.get("id").and_then(|v| v.as_str()).unwrap_or("?")
-                        ),
-                    });
-                }
+            if let Some(table) = case.as_table()
+                && let Some(unknown) = table.keys().find(|k| !CASE_KEYS.contains(&k.as_str()))
+            {
+                return Err(SuiteError::Invalid {
+                    suite: origin.to_owned(),
+                    detail: format!(
+                        "case `{}`: unknown key `{unknown}`",
+                        table.get("id").and_then(|v| v.as_str()).unwrap_or("?")
+                    ),
+                });
             }
         }
         let suite: Suite = toml::from_str(text).map_err(|e| SuiteError::Invalid {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::grpc::{self, GrpcTarget, HealthAnswer, NoCertRpc};
+use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
 use crate::pki::{self, Adversary, Identity, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, TlsVersion};
 use crate::report::{CheckResult, Verdict};
@@ -48,9 +48,9 @@ pub struct Observations {
     /// Plaintext h2c attempt.
     pub plaintext: Option<ProbeOutcome>,
     /// Health/Check with the valid client, per version.
-    pub grpc_health: HashMap<TlsVersion, Result<HealthAnswer, String>>,
+    pub grpc_health: HashMap<TlsVersion, Result<HealthAnswer, CallError>>,
     /// VersionService answer.
-    pub grpc_version: Option<Result<serde_json::Value, String>>,
+    pub grpc_version: Option<Result<serde_json::Value, CallError>>,
     /// RPC without a certificate.
     pub no_cert_rpc: Option<NoCertRpc>,
     /// HTTP answers by path.
@@ -211,7 +211,7 @@ pub async fn observe(
     };
     let health = futures::future::join_all(health_versions.iter().map(|v| {
         let t = grpc_target(*v);
-        async move { grpc::health_check(&t).await.map_err(|e| e.to_string()) }
+        async move { grpc::health_check(&t).await.map_err(CallError::from) }
     }));
     let version = async {
         if !want_version {
@@ -221,7 +221,7 @@ pub async fn observe(
         for v in [TlsVersion::Tls13, TlsVersion::Tls12] {
             match grpc::version(&grpc_target(v)).await {
                 Ok(msg) => return Some(Ok(version_json(&msg))),
-                Err(e) => last = Some(Err(e.to_string())),
+                Err(e) => last = Some(Err(CallError::from(e))),
             }
         }
         last
@@ -475,6 +475,10 @@ fn judge_handshake(
                     Verdict::Fail,
                     format!("admitted, but Health/Check answered {}", a.status),
                 ),
+                Some(Err(e)) if e.inconclusive => Judgement::new(
+                    Verdict::Error,
+                    format!("admitted, but Health/Check was inconclusive: {e}"),
+                ),
                 Some(Err(e)) => Judgement::new(
                     Verdict::Fail,
                     format!("admitted, but Health/Check failed: {e}"),
@@ -630,6 +634,9 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
                 .observed(json!(a)),
                 Some(Ok(a)) => Judgement::new(Verdict::Fail, format!("answered {}", a.status))
                     .observed(json!(a)),
+                Some(Err(e)) if e.inconclusive => {
+                    Judgement::new(Verdict::Error, format!("inconclusive: {e}"))
+                }
                 Some(Err(e)) => {
                     Judgement::new(Verdict::Fail, format!("the authenticated call failed: {e}"))
                 }
@@ -645,8 +652,11 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
                 ),
             )
             .observed(v.clone()),
-            Some(Err(e)) if e.contains("Unimplemented") => {
+            Some(Err(e)) if e.message.contains("Unimplemented") => {
                 Judgement::new(Verdict::Skip, "the server has no version.VersionService")
+            }
+            Some(Err(e)) if e.inconclusive => {
+                Judgement::new(Verdict::Error, format!("inconclusive: {e}"))
             }
             Some(Err(e)) => {
                 Judgement::new(Verdict::Fail, format!("VersionService call failed: {e}"))

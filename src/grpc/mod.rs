@@ -59,6 +59,41 @@ pub enum GrpcError {
     Timeout(u128),
 }
 
+impl GrpcError {
+    /// Whether the failure proves nothing about the server (no TCP, no answer in time).
+    pub fn is_inconclusive(&self) -> bool {
+        match self {
+            GrpcError::Connect(o) => o.outcome == probe::Outcome::Inconclusive,
+            GrpcError::Timeout(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// A failed call, classified: `inconclusive` failures never count as a verdict on the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CallError {
+    /// No conclusion can be drawn from it.
+    pub inconclusive: bool,
+    /// What happened.
+    pub message: String,
+}
+
+impl From<GrpcError> for CallError {
+    fn from(e: GrpcError) -> Self {
+        CallError {
+            inconclusive: e.is_inconclusive(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 fn to_request(target: &GrpcTarget) -> ProbeRequest {
     ProbeRequest {
         addr: target.addr,

@@ -67,6 +67,9 @@ pub struct ReferenceConfig {
     pub client_cas: Vec<CertificateDer<'static>>,
     /// Also serve the HTTP health port.
     pub health_http: bool,
+    /// Add the ephemeral health-check certificate to the client-CA pool (Argo CD does). Off, the
+    /// liveness endpoint's self-dial is refused: the restart-loop failure the probes must catch.
+    pub trust_health_cert: bool,
     /// The build the version service reports.
     pub version: VersionMessage,
 }
@@ -96,6 +99,7 @@ impl ReferenceConfig {
             server_key: Arc::new(server_key),
             client_cas,
             health_http: true,
+            trust_health_cert: true,
             version: VersionMessage {
                 version: format!(
                     "v3.5.1+argocd-mtls-verify-reference-{}",
@@ -239,7 +243,8 @@ fn tls_config(
     let provider = crate::probe::provider();
     let cfg = |e: rustls::Error| ReferenceError::Config(e.to_string());
     let mut roots = RootCertStore::empty();
-    for ca in config.client_cas.iter().chain(&health.chain) {
+    let health_anchor = health.chain.iter().filter(|_| config.trust_health_cert);
+    for ca in config.client_cas.iter().chain(health_anchor) {
         roots.add(ca.clone()).map_err(cfg)?;
     }
     let roots = Arc::new(roots);

@@ -55,3 +55,117 @@ pub fn tempdir() -> tempfile::TempDir {
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_argocd-mtls-verify"))
 }
+
+/// A generated bundle written to a temp dir, plus the loaded probe material.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub bundle: argocd_mtls_verify::pki::GeneratedBundle,
+    pub pki: argocd_mtls_verify::pki::ProbePki,
+}
+
+/// A fresh bundle (ECDSA, shared layout) on disk and in memory.
+pub fn fixture() -> Fixture {
+    use argocd_mtls_verify::pki::{self, InitOptions, PkiPaths, ProbePki};
+    argocd_mtls_verify::install_crypto_provider();
+    let dir = tempdir();
+    let bundle = pki::generate(&InitOptions::default()).unwrap();
+    pki::write_bundle(dir.path(), &bundle, false).unwrap();
+    let pki = ProbePki::load(&PkiPaths::from_dir(dir.path()).unwrap()).unwrap();
+    Fixture { dir, bundle, pki }
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An `openssl s_server` child process, killed on drop.
+pub struct SServer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for SServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `openssl s_server` in `dir` with the bundle's server cert and `extra` flags; waits (bounded)
+/// until it accepts TCP connections.
+pub fn s_server(dir: &Path, extra: &[&str]) -> SServer {
+    use std::process::Stdio;
+    for _attempt in 0..5 {
+        let port = free_port();
+        let accept = format!("127.0.0.1:{port}");
+        let mut args = vec![
+            "s_server",
+            "-accept",
+            accept.as_str(),
+            "-cert",
+            "server.crt",
+            "-key",
+            "server.key",
+            "-quiet",
+        ];
+        args.extend_from_slice(extra);
+        let child = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("openssl must be installed");
+        let mut server = SServer { port, child };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return server;
+            }
+            if let Ok(Some(_)) = server.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let _ = server.child.kill();
+    }
+    panic!("openssl s_server did not start with {extra:?}");
+}
+
+/// A port that accepts TCP connections and never answers (held open until drop).
+pub struct Blackhole {
+    pub addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Blackhole {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
+    }
+}
+
+pub fn blackhole() -> Blackhole {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            if flag.load(Ordering::SeqCst) {
+                break;
+            }
+            if let Ok(c) = conn {
+                held.push(c); // never read, never write
+            }
+        }
+    });
+    Blackhole { addr, stop }
+}

@@ -1,0 +1,366 @@
+//! `run`, `demo` and `list` as a CI job uses them: exit codes, report files, filters, errors.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use argocd_mtls_verify::probe::{self, AcceptanceProof, Outcome, ProbeRequest, Stage, TlsVersion};
+use argocd_mtls_verify::reference::{self, ReferenceConfig};
+
+fn cli(args: &[&str]) -> Output {
+    std::process::Command::new(common::bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn said(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn report_dir(out: &Output) -> PathBuf {
+    let text = said(out);
+    PathBuf::from(
+        text.lines()
+            .find_map(|l| l.strip_prefix("report: "))
+            .unwrap_or_else(|| panic!("no report path:\n{text}")),
+    )
+}
+
+/// The blackhole accepts TCP and never answers: nothing can be concluded, so exit 2 and every
+/// probing check is `error` (inconclusive), never `pass`.
+#[test]
+fn blackholed_port_is_inconclusive_exit_2() {
+    let fx = common::fixture();
+    let hole = common::blackhole();
+    let reports = common::tempdir();
+    let out = cli(&[
+        "run",
+        "--addr",
+        &hole.addr.to_string(),
+        "--pki",
+        fx.dir.path().to_str().unwrap(),
+        "--timeout-ms",
+        "300",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["summary"]["verdict"], "error");
+    assert_eq!(
+        report["summary"]["passed"], 0,
+        "nothing passes against a port that never answers"
+    );
+    assert_eq!(
+        report["summary"]["failed"], 0,
+        "and nothing is called a failure either"
+    );
+    for c in report["checks"].as_array().unwrap() {
+        assert!(
+            c["verdict"] == "error" || c["verdict"] == "skip",
+            "{}: {}",
+            c["id"],
+            c["reason"]
+        );
+    }
+}
+
+/// A refused TCP port is inconclusive too.
+#[test]
+fn closed_port_is_inconclusive_exit_2() {
+    let fx = common::fixture();
+    let reports = common::tempdir();
+    let port = common::free_port();
+    let out = cli(&[
+        "run",
+        "--addr",
+        &format!("127.0.0.1:{port}"),
+        "--pki",
+        fx.dir.path().to_str().unwrap(),
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+        "handshake/",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+}
+
+/// Under TLS 1.3 the client's handshake completes before the server judges the certificate; the
+/// refusal is only visible on the read after it. Removing that read would turn these into
+/// acceptances, and this test would fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls13_rejections_are_seen_after_the_handshake() {
+    let fx = common::fixture();
+    let server = reference::start(ReferenceConfig::from_bundle(&fx.bundle).unwrap())
+        .await
+        .unwrap();
+    let wrong = argocd_mtls_verify::pki::mint(&fx.pki, argocd_mtls_verify::pki::Adversary::WrongCa)
+        .unwrap();
+    for (identity, alert) in [(None, "certificate_required"), (Some(wrong), "unknown_ca")] {
+        for proof in [AcceptanceProof::H2Settings, AcceptanceProof::Grace] {
+            let req = ProbeRequest {
+                addr: server.grpc_addr,
+                server_name: "localhost".into(),
+                version: TlsVersion::Tls13,
+                identity: identity.clone(),
+                server_roots: fx.pki.server_ca.clone(),
+                proof,
+                timeout: Duration::from_secs(3),
+                grace: Duration::from_millis(500),
+            };
+            // The client side of the handshake does complete...
+            let connected = probe::connect(&req, &[b"h2"]).await;
+            assert!(
+                connected.is_ok(),
+                "TLS 1.3 client handshake completes before the server's verdict"
+            );
+            // ...and only the full attempt, which reads afterwards, sees the refusal.
+            let o = probe::attempt(&req).await;
+            assert_eq!(o.outcome, Outcome::Rejected, "{proof:?}: {}", o.detail);
+            assert_eq!(o.stage, Stage::PostHandshake, "{proof:?}: {}", o.detail);
+            assert_eq!(o.alert.as_deref(), Some(alert));
+        }
+    }
+}
+
+/// demo passes with exit 0; no file of any report contains private key material.
+#[test]
+fn demo_passes_and_reports_hold_no_key_material() {
+    let reports = common::tempdir();
+    let out = cli(&["demo", "--report-dir", reports.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let dir = report_dir(&out);
+    for f in [
+        "report.json",
+        "report.json.sha256",
+        "junit.xml",
+        "report.md",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} written");
+    }
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let digest = std::fs::read_to_string(dir.join("report.json.sha256")).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        digest,
+        format!(
+            "{}  report.json\n",
+            hex::encode(sha2::Sha256::digest(json.as_bytes()))
+        )
+    );
+    assert!(!said(&out).contains("PRIVATE KEY"));
+    assert_no_key_material(&dir, &[]);
+}
+
+/// A run with --pki: the bundle's own key bodies appear in no report file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_reports_hold_no_key_material() {
+    let fx = common::fixture();
+    let server = reference::start(ReferenceConfig::from_bundle(&fx.bundle).unwrap())
+        .await
+        .unwrap();
+    let reports = common::tempdir();
+    let reports_path = reports.path().to_owned();
+    let addr = server.grpc_addr.to_string();
+    let health = format!("http://{}", server.health_addr.unwrap());
+    let dir = fx.dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        cli(&[
+            "run",
+            "--addr",
+            &addr,
+            "--server-name",
+            "localhost",
+            "--pki",
+            dir.to_str().unwrap(),
+            "--health-url",
+            &health,
+            "--report-dir",
+            reports_path.to_str().unwrap(),
+        ])
+    })
+    .await
+    .unwrap();
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let keys: Vec<String> = ["ca.key", "client.key", "server.key"]
+        .iter()
+        .map(|k| std::fs::read_to_string(fx.dir.path().join(k)).unwrap())
+        .collect();
+    assert_no_key_material(&report_dir(&out), &keys);
+}
+
+fn assert_no_key_material(dir: &Path, keys: &[String]) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "{} mentions a PEM private key",
+            path.display()
+        );
+        for key in keys {
+            for line in key
+                .lines()
+                .filter(|l| !l.starts_with("-----") && l.len() >= 16)
+            {
+                assert!(
+                    !text.contains(line),
+                    "{} contains key material",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn list_and_filters_select_checks_without_probing() {
+    let out = cli(&["demo", "--list"]);
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("[endpoint] handshake/wrong-ca/tls1.3: test"),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(": test")).count(),
+        29,
+        "{text}"
+    );
+    let reports = common::tempdir();
+    let out = cli(&[
+        "demo",
+        "wrong-ca",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+    ]);
+    let text = said(&out);
+    assert!(out.status.success(), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
+            .unwrap();
+    let ids: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["handshake/wrong-ca/tls1.2", "handshake/wrong-ca/tls1.3"]
+    );
+    let out = cli(&[
+        "demo",
+        "no-such-check",
+        "--report-dir",
+        reports.path().to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(said(&out).contains("no check matches"), "{}", said(&out));
+    // Two runs never share (or overwrite) a folder.
+    let runs = std::fs::read_dir(reports.path()).unwrap().count();
+    assert_eq!(runs, 1);
+}
+
+#[test]
+fn run_input_errors_name_the_flag_or_file() {
+    let fx = common::fixture();
+    let pki = fx.dir.path().to_str().unwrap();
+    let empty = common::tempdir();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--pki", pki], "--addr HOST:PORT is required"),
+        (vec!["run", "--addr", "127.0.0.1:1"], "--pki DIR"),
+        (
+            vec!["run", "--addr", "no-port", "--pki", pki],
+            "--addr `no-port`",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                empty.path().to_str().unwrap(),
+            ],
+            "ca.crt` is missing",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--health-url",
+                "https://x:1",
+            ],
+            "--health-url",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--log-file",
+                "/nonexistent.log",
+            ],
+            "--log-file /nonexistent.log",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--suite",
+                "nope",
+            ],
+            "unknown suite `nope`",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--format",
+                "pdf",
+            ],
+            "unknown format `pdf`",
+        ),
+    ];
+    for (args, needle) in cases {
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", said(&out));
+        assert!(
+            said(&out).contains(needle),
+            "{args:?}: expected `{needle}` in:\n{}",
+            said(&out)
+        );
+    }
+}
+
+#[test]
+fn list_command_shows_ids_titles_and_controls() {
+    let out = cli(&["list"]);
+    let text = said(&out);
+    assert!(out.status.success());
+    assert!(
+        text.contains("handshake/no-client-cert/tls1.3") && text.contains("controls: SOC2-CC6.1"),
+        "{text}"
+    );
+    assert!(text.contains("[advisory]"), "{text}");
+}

@@ -1,0 +1,176 @@
+//! The endpoint suite against a TLS stack that is not ours: `openssl s_server`, correct
+//! (`-Verify 1 -verify_return_error`) and wrong in one respect each, driven through the CLI with
+//! `--protocol tls` exactly as a user would.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+struct Run {
+    code: Option<i32>,
+    failing: BTreeSet<String>,
+    report: serde_json::Value,
+    said: String,
+}
+
+fn run_cli(pki: &Path, port: u16, reports: &Path) -> Run {
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "run",
+            "--target",
+            "endpoint",
+            "--protocol",
+            "tls",
+            "--grace-ms",
+            "250",
+            "--timeout-ms",
+            "4000",
+        ])
+        .args([
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+            "--pki",
+            pki.to_str().unwrap(),
+        ])
+        .args(["--report-dir", reports.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = said
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .unwrap_or_else(|| panic!("no report path in output:\n{said}"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(dir).join("report.json")).unwrap())
+            .unwrap();
+    let failing = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    Run {
+        code: out.status.code(),
+        failing,
+        report,
+        said,
+    }
+}
+
+fn both(ids: &[&str]) -> BTreeSet<String> {
+    ids.iter()
+        .flat_map(|id| [format!("{id}/tls1.2"), format!("{id}/tls1.3")])
+        .collect()
+}
+
+#[test]
+fn openssl_s_server_correct_and_wrong() {
+    let fx = common::fixture();
+    let dir = fx.dir.path();
+    let reports = common::tempdir();
+    let cases: Vec<(&str, Vec<&str>, BTreeSet<String>, i32)> = vec![
+        (
+            "requires and verifies client certificates",
+            vec!["-CAfile", "ca.crt", "-Verify", "1", "-verify_return_error"],
+            BTreeSet::new(),
+            0,
+        ),
+        (
+            "no client auth",
+            vec![],
+            both(&[
+                "handshake/no-client-cert",
+                "handshake/wrong-ca",
+                "handshake/expired-client-cert",
+                "handshake/not-yet-valid-client-cert",
+                "handshake/server-auth-only-eku",
+                "handshake/health-check-impostor",
+                "handshake/stolen-cert-without-key",
+            ]),
+            1,
+        ),
+        (
+            "optional client auth",
+            vec!["-CAfile", "ca.crt", "-verify", "1", "-verify_return_error"],
+            both(&["handshake/no-client-cert"]),
+            1,
+        ),
+        (
+            "client certs requested, verification errors ignored",
+            vec!["-CAfile", "ca.crt", "-Verify", "1"],
+            both(&[
+                "handshake/wrong-ca",
+                "handshake/expired-client-cert",
+                "handshake/not-yet-valid-client-cert",
+                "handshake/server-auth-only-eku",
+                "handshake/health-check-impostor",
+            ]),
+            1,
+        ),
+        (
+            "expiry ignored",
+            vec![
+                "-CAfile",
+                "ca.crt",
+                "-Verify",
+                "1",
+                "-verify_return_error",
+                "-no_check_time",
+            ],
+            both(&[
+                "handshake/expired-client-cert",
+                "handshake/not-yet-valid-client-cert",
+            ]),
+            1,
+        ),
+        (
+            "TLS 1.0 and 1.1 allowed",
+            vec![
+                "-CAfile",
+                "ca.crt",
+                "-Verify",
+                "1",
+                "-verify_return_error",
+                "-min_protocol",
+                "TLSv1",
+                "-cipher",
+                "DEFAULT:@SECLEVEL=0",
+            ],
+            ["tls/versions/tls1.0", "tls/versions/tls1.1"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            1,
+        ),
+    ];
+    for (name, flags, want_failing, want_code) in cases {
+        let server = common::s_server(dir, &flags);
+        let run = run_cli(dir, server.port, reports.path());
+        assert_eq!(
+            run.failing, want_failing,
+            "{name}: failing required checks\n{}",
+            run.said
+        );
+        assert_eq!(run.code, Some(want_code), "{name}: exit code\n{}", run.said);
+        // gRPC-only checks are skipped, not faked, for a plain TLS server.
+        for c in run.report["checks"].as_array().unwrap() {
+            if c["id"].as_str().unwrap().starts_with("grpc/") {
+                assert_eq!(c["verdict"], "skip", "{name}: {}", c["id"]);
+            }
+        }
+        // s_server has no health port or log: those checks are skipped with a reason.
+        let probe = run.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "probe/readiness")
+            .unwrap();
+        assert_eq!(probe["verdict"], "skip");
+    }
+}

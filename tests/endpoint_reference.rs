@@ -1,0 +1,385 @@
+//! Every endpoint check, proven both ways against our own rustls/tonic repo-server double: it
+//! passes against the correct server, and against each server that is wrong in exactly one
+//! respect, exactly the checks concerned with that respect fail.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use argocd_mtls_verify::checks::ProbeSettings;
+use argocd_mtls_verify::reference::{self, ClientAuthPolicy, ReferenceConfig};
+use argocd_mtls_verify::report::{CheckResult, Report, Summary, Verdict};
+use argocd_mtls_verify::runner::{self, Selection};
+use argocd_mtls_verify::suite::{Severity, Suite};
+use argocd_mtls_verify::target::{Endpoint, LogSource, Protocol};
+
+fn both(ids: &[&str]) -> Vec<String> {
+    ids.iter()
+        .flat_map(|id| [format!("{id}/tls1.2"), format!("{id}/tls1.3")])
+        .collect()
+}
+
+async fn run_against(
+    config: ReferenceConfig,
+    pki: &argocd_mtls_verify::pki::ProbePki,
+) -> Vec<CheckResult> {
+    let server = reference::start(config).await.unwrap();
+    let endpoint = Endpoint {
+        label: "reference".into(),
+        addr: server.grpc_addr,
+        server_name: "localhost".into(),
+        protocol: Protocol::Grpc,
+        health: server.health_addr.map(|a| a.to_string()),
+        logs: Some(LogSource::Lines {
+            origin: "reference".into(),
+            lines: server.log_lines.clone(),
+        }),
+    };
+    let suites = vec![Suite::load("endpoint").unwrap()];
+    let checks = runner::select(&suites, &Selection::default());
+    let settings = ProbeSettings {
+        timeout: Duration::from_secs(3),
+        ..ProbeSettings::default()
+    };
+    runner::execute(&[endpoint], pki, &checks, &settings, false)
+        .await
+        .0
+}
+
+fn failing_required(results: &[CheckResult]) -> BTreeSet<String> {
+    results
+        .iter()
+        .filter(|r| r.verdict == Verdict::Fail && r.severity == Severity::Required)
+        .map(|r| r.id.clone())
+        .collect()
+}
+
+struct Row {
+    name: &'static str,
+    policy: ClientAuthPolicy,
+    plaintext: bool,
+    trust_health_cert: bool,
+    /// Exactly these required checks fail.
+    fails: Vec<String>,
+    exit: u8,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_wrong_server_fails_exactly_its_checks() {
+    let fx = common::fixture();
+    let mut no_auth = both(&[
+        "handshake/no-client-cert",
+        "handshake/wrong-ca",
+        "handshake/expired-client-cert",
+        "handshake/not-yet-valid-client-cert",
+        "handshake/server-auth-only-eku",
+        "handshake/health-check-impostor",
+        "handshake/stolen-cert-without-key",
+    ]);
+    no_auth.extend([
+        "grpc/no-cert-rpc-denied".into(),
+        "log/mtls-enabled".into(),
+        "log/health-cert-generated".into(),
+    ]);
+    let mut optional = both(&["handshake/no-client-cert"]);
+    optional.push("grpc/no-cert-rpc-denied".into());
+    let rows = vec![
+        Row {
+            name: "correct RequireAndVerify",
+            policy: ClientAuthPolicy::RequireAndVerify,
+            trust_health_cert: true,
+            plaintext: false,
+            fails: vec![],
+            exit: 0,
+        },
+        Row {
+            name: "no client auth (mTLS silently off)",
+            policy: ClientAuthPolicy::NoClientAuth,
+            trust_health_cert: true,
+            plaintext: false,
+            fails: no_auth,
+            exit: 1,
+        },
+        Row {
+            name: "optional client auth",
+            policy: ClientAuthPolicy::Optional,
+            trust_health_cert: true,
+            plaintext: false,
+            fails: optional,
+            exit: 1,
+        },
+        Row {
+            name: "certificates requested, verification errors ignored",
+            policy: ClientAuthPolicy::IgnoreVerifyErrors,
+            plaintext: false,
+            trust_health_cert: true,
+            fails: both(&[
+                "handshake/wrong-ca",
+                "handshake/expired-client-cert",
+                "handshake/not-yet-valid-client-cert",
+                "handshake/server-auth-only-eku",
+                "handshake/health-check-impostor",
+            ]),
+            exit: 1,
+        },
+        Row {
+            name: "expiry ignored",
+            policy: ClientAuthPolicy::IgnoreExpiry,
+            plaintext: false,
+            trust_health_cert: true,
+            fails: both(&[
+                "handshake/expired-client-cert",
+                "handshake/not-yet-valid-client-cert",
+            ]),
+            exit: 1,
+        },
+        Row {
+            name: "plaintext gRPC",
+            policy: ClientAuthPolicy::RequireAndVerify,
+            plaintext: true,
+            trust_health_cert: true,
+            fails: {
+                let mut f = both(&["handshake/valid-client-cert"]);
+                f.extend([
+                    "transport/plaintext-h2c".into(),
+                    "grpc/health".into(),
+                    "log/mtls-enabled".into(),
+                    "log/health-cert-generated".into(),
+                ]);
+                f
+            },
+            exit: 1,
+        },
+        Row {
+            name: "liveness self-dial refused (health-check certificate not in the pool)",
+            policy: ClientAuthPolicy::RequireAndVerify,
+            plaintext: false,
+            trust_health_cert: false,
+            fails: vec!["probe/liveness-full".into()],
+            exit: 1,
+        },
+    ];
+    for row in rows {
+        let mut config = ReferenceConfig::from_bundle(&fx.bundle).unwrap();
+        config.policy = row.policy;
+        config.plaintext = row.plaintext;
+        config.trust_health_cert = row.trust_health_cert;
+        let results = run_against(config, &fx.pki).await;
+        let got = failing_required(&results);
+        let want: BTreeSet<String> = row.fails.iter().cloned().collect();
+        let detail: Vec<String> = results
+            .iter()
+            .map(|r| format!("{:?} {} — {}", r.verdict, r.id, r.reason))
+            .collect();
+        assert_eq!(
+            got,
+            want,
+            "{}: failing required checks differ\n{}",
+            row.name,
+            detail.join("\n")
+        );
+        assert_eq!(
+            Summary::of(&results, false).exit_code(),
+            row.exit,
+            "{}: exit code\n{}",
+            row.name,
+            detail.join("\n")
+        );
+        if row.exit == 0 {
+            assert!(
+                results.iter().all(|r| r.verdict == Verdict::Pass),
+                "{}: every check passes\n{}",
+                row.name,
+                detail.join("\n")
+            );
+        }
+    }
+}
+
+/// The advisory CA-as-client case is recorded as failing against a server that accepts it, without
+/// failing the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn advisory_failures_are_reported_but_do_not_fail_the_run() {
+    let fx = common::fixture();
+    let mut config = ReferenceConfig::from_bundle(&fx.bundle).unwrap();
+    config.policy = ClientAuthPolicy::IgnoreVerifyErrors;
+    let results = run_against(config, &fx.pki).await;
+    let advisory: Vec<&CheckResult> = results
+        .iter()
+        .filter(|r| r.id.starts_with("handshake/ca-cert-as-client-cert/"))
+        .collect();
+    assert_eq!(advisory.len(), 2);
+    for r in advisory {
+        assert_eq!(
+            (r.verdict, r.severity),
+            (Verdict::Fail, Severity::Advisory),
+            "{}",
+            r.reason
+        );
+    }
+    let summary = Summary::of(&results, false);
+    assert_eq!(summary.advisories, 2);
+}
+
+/// Against a correct server, the JSON report validates against the published schema, and the
+/// control mapping says `supported` for controls whose checks all passed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_validates_against_the_schema() {
+    let fx = common::fixture();
+    let results = run_against(ReferenceConfig::from_bundle(&fx.bundle).unwrap(), &fx.pki).await;
+    let now = time::OffsetDateTime::now_utc();
+    let run = runner::run_info("test-run".into(), "endpoint", now, vec![], false);
+    let report = Report::new(run, Default::default(), fx.pki.certificate_facts(), results);
+    let schema: serde_json::Value =
+        serde_json::from_str(argocd_mtls_verify::report::SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let instance: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "schema violations:\n{}",
+        errors.join("\n")
+    );
+    assert!(
+        report.controls.iter().all(|c| c.status == "supported"),
+        "{:?}",
+        report
+            .controls
+            .iter()
+            .map(|c| (&c.control.id, &c.status))
+            .collect::<Vec<_>>()
+    );
+    // The schema is not vacuous: a report with a bad verdict is rejected.
+    let mut broken = instance.clone();
+    broken["checks"][0]["verdict"] = "maybe".into();
+    assert!(!validator.is_valid(&broken));
+}
+
+/// The log checks read both logrus formats, record the CN actually printed, and fail naming the
+/// missing line; the health checks fail against a health port that answers 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_formats_and_unhealthy_health_port() {
+    use argocd_mtls_verify::checks;
+    let fx = common::fixture();
+    let server = reference::start(ReferenceConfig::from_bundle(&fx.bundle).unwrap())
+        .await
+        .unwrap();
+    let text = vec![
+        r#"time="2026-11-23T10:00:00Z" level=info msg="ArgoCD Repository Server is starting" version=v3.5.1"#.to_owned(),
+        r#"time="2026-11-23T10:00:00Z" level=info msg="mTLS enabled for repo-server: requiring client certificates from CA=/app/config/reposerver/mtls/client-ca.crt""#.to_owned(),
+        r#"time="2026-11-23T10:00:00Z" level=info msg="Generated ephemeral health-check client certificate (CN=)""#.to_owned(),
+    ];
+    let json_lines = vec![
+        r#"{"level":"info","msg":"mTLS enabled for repo-server: requiring client certificates from CA=/etc/ca.pem","time":"2026-11-23T10:00:00Z"}"#.to_owned(),
+        r#"{"level":"info","msg":"Generated ephemeral health-check client certificate (CN=argocd-repo-server-healthcheck)","time":"2026-11-23T10:00:00Z"}"#.to_owned(),
+        r#"{"level":"warning","msg":"[core] grpc: Server.Serve failed to complete security handshake from \"10.0.0.9:4242\": remote error: tls: unknown certificate authority","time":"2026-11-23T10:00:01Z"}"#.to_owned(),
+    ];
+    let unrelated = vec![
+        r#"time="2026-11-23T10:00:00Z" level=info msg="ArgoCD Repository Server is starting""#
+            .to_owned(),
+    ];
+    // A health port that is up but unhealthy.
+    let sick = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let sick_addr = sick.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in sick.incoming().take(4).flatten() {
+            let mut conn = conn;
+            let mut buf = [0u8; 1024];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    let suites = vec![Suite::load("endpoint").unwrap()];
+    let selection = Selection {
+        filters: vec!["log/".into(), "probe/".into()],
+        ..Selection::default()
+    };
+    let checks = runner::select(&suites, &selection);
+    /// (log lines, health port, [(check id, verdict, text the reason must contain)])
+    type LogCase<'a> = (
+        Vec<String>,
+        Option<String>,
+        Vec<(&'a str, Verdict, &'a str)>,
+    );
+    let cases: Vec<LogCase> = vec![
+        (
+            text,
+            server.health_addr.map(|a| a.to_string()),
+            vec![
+                (
+                    "log/mtls-enabled",
+                    Verdict::Pass,
+                    "/app/config/reposerver/mtls/client-ca.crt",
+                ),
+                (
+                    "log/health-cert-generated",
+                    Verdict::Pass,
+                    "value printed: ``",
+                ),
+                ("probe/readiness", Verdict::Pass, "200"),
+                ("probe/liveness-full", Verdict::Pass, "200"),
+            ],
+        ),
+        (
+            json_lines,
+            Some(sick_addr.to_string()),
+            vec![
+                ("log/mtls-enabled", Verdict::Pass, "/etc/ca.pem"),
+                (
+                    "log/health-cert-generated",
+                    Verdict::Pass,
+                    "argocd-repo-server-healthcheck",
+                ),
+                ("probe/readiness", Verdict::Fail, "503"),
+                ("probe/liveness-full", Verdict::Fail, "503"),
+            ],
+        ),
+        (
+            unrelated,
+            None,
+            vec![
+                (
+                    "log/mtls-enabled",
+                    Verdict::Fail,
+                    "no log line starting `mTLS enabled",
+                ),
+                (
+                    "log/health-cert-generated",
+                    Verdict::Fail,
+                    "no log line starting `Generated ephemeral",
+                ),
+                ("probe/readiness", Verdict::Skip, "--health-url"),
+                ("probe/liveness-full", Verdict::Skip, "--health-url"),
+            ],
+        ),
+    ];
+    for (lines, health, want) in cases {
+        let endpoint = Endpoint {
+            label: "logs".into(),
+            addr: server.grpc_addr,
+            server_name: "localhost".into(),
+            protocol: Protocol::Grpc,
+            health,
+            logs: Some(LogSource::Lines {
+                origin: "test log".into(),
+                lines,
+            }),
+        };
+        let obs = checks::observe(&endpoint, &fx.pki, &checks, &ProbeSettings::default()).await;
+        for (id, verdict, needle) in want {
+            let check = checks.iter().find(|c| c.id == id).unwrap();
+            let r = checks::evaluate(check, &obs, &endpoint);
+            assert_eq!(r.verdict, verdict, "{id}: {}", r.reason);
+            assert!(
+                r.reason.contains(needle),
+                "{id}: `{needle}` not in `{}`",
+                r.reason
+            );
+        }
+    }
+}
