@@ -303,3 +303,120 @@ impl Suite {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_suites_parse_and_name_only_catalogued_controls() {
+        let known: Vec<String> = crate::report::controls()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        for (name, _) in BUILTIN {
+            let suite = Suite::load(name).unwrap();
+            for case in &suite.cases {
+                for control in &case.controls {
+                    assert!(
+                        known.contains(control),
+                        "{name}/{}: unknown control {control}",
+                        case.id
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn invalid_suites_are_refused_with_the_case_named() {
+        let base = r#"name = "t"
+title = "t"
+"#;
+        let cases = [
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "none"
+expect = "rejected"
+versions = ["1.2"]
+expct = "typo""#,
+                "unknown key `expct`",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "none"
+expect = "rejected"
+versions = ["1.1"]"#,
+                "does not fit",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "none"
+expect = "rejected""#,
+                "needs `versions`",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "plaintext-h2c"
+[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "plaintext-h2c""#,
+                "duplicate id",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "wrong-ca"
+expect = "rejected"
+versions = ["1.3"]
+alerts = { "1.2" = "unknown_ca" }"#,
+                "alert pinned for version `1.2`",
+            ),
+        ];
+        for (text, needle) in cases {
+            let err = Suite::parse(&format!("{base}{text}"), "t.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(needle) && err.contains("case `a`"),
+                "`{needle}` not in `{err}`"
+            );
+        }
+    }
+
+    #[test]
+    fn checks_expand_per_version() {
+        let suite = Suite::load("endpoint").unwrap();
+        let ids: Vec<String> = suite.checks().into_iter().map(|c| c.id).collect();
+        assert!(ids.contains(&"handshake/no-client-cert/tls1.2".to_owned()));
+        assert!(ids.contains(&"tls/versions/tls1.0".to_owned()));
+        assert!(ids.contains(&"server/identity".to_owned()));
+        assert_eq!(ids.len(), 29);
+    }
+}

@@ -364,3 +364,65 @@ fn list_command_shows_ids_titles_and_controls() {
     );
     assert!(text.contains("[advisory]"), "{text}");
 }
+
+/// server/identity passes for a name the certificate carries and fails for one it does not, or
+/// when the server CA given is not the one that issued the server certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_identity_fails_for_the_wrong_name_or_ca() {
+    let fx = common::fixture();
+    let other = common::fixture();
+    let server = reference::start(ReferenceConfig::from_bundle(&fx.bundle).unwrap())
+        .await
+        .unwrap();
+    let reports = common::tempdir();
+    let other_ca = other.dir.path().join("ca.crt");
+    let cases: Vec<(Vec<String>, &str, i32)> = vec![
+        (
+            vec![
+                "--server-name".into(),
+                "argocd-repo-server.argocd.svc".into(),
+            ],
+            "pass",
+            0,
+        ),
+        (
+            vec!["--server-name".into(), "wrong.example".into()],
+            "fail",
+            1,
+        ),
+        (
+            vec!["--server-ca".into(), other_ca.to_str().unwrap().into()],
+            "fail",
+            1,
+        ),
+    ];
+    for (extra, verdict, code) in cases {
+        let mut args: Vec<String> = [
+            "run",
+            "--addr",
+            &server.grpc_addr.to_string(),
+            "--pki",
+            fx.dir.path().to_str().unwrap(),
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            "server/identity",
+            "--exact",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            cli(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
+                .unwrap();
+        let check = &report["checks"][0];
+        assert_eq!(check["id"], "server/identity");
+        assert_eq!(check["verdict"], verdict, "{extra:?}: {}", check["reason"]);
+        assert_eq!(out.status.code(), Some(code), "{extra:?}: {}", said(&out));
+    }
+}

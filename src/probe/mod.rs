@@ -768,3 +768,48 @@ pub async fn attempt_all(requests: Vec<ProbeRequest>, limit: usize) -> Vec<Probe
         .collect()
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_frame_detection() {
+        let cases: [(&[u8], bool); 5] = [
+            (&[0, 0, 0, 4, 0, 0, 0, 0, 0], true),
+            (
+                &[
+                    0, 0, 12, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100, 0, 4, 0, 1, 0, 0,
+                ],
+                true,
+            ),
+            (&[0, 0, 0, 4, 1, 0, 0, 0, 0], false), // SETTINGS ACK, not the server's own
+            (&[0, 0, 8, 7, 0, 0, 0, 0, 0], false), // GOAWAY
+            (&[0x15, 3, 3, 0, 2, 2, 48, 0, 0], false), // a TLS alert record
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(starts_with_h2_settings(bytes), want, "{bytes:?}");
+        }
+    }
+
+    #[test]
+    fn alert_names_follow_the_rfcs() {
+        assert_eq!(alert_name(116), "certificate_required");
+        assert_eq!(alert_name(48), "unknown_ca");
+        assert_eq!(alert_name(45), "certificate_expired");
+        assert_eq!(alert_name(42), "bad_certificate");
+        assert_eq!(alert_name(200), "alert_200");
+    }
+
+    #[test]
+    fn versions_parse_in_the_usual_spellings() {
+        for (s, v) in [
+            ("1.2", TlsVersion::Tls12),
+            ("tls1.3", TlsVersion::Tls13),
+            ("TLSv1.0", TlsVersion::Tls10),
+        ] {
+            assert_eq!(TlsVersion::parse(s), Some(v));
+        }
+        assert_eq!(TlsVersion::parse("1.4"), None);
+    }
+}

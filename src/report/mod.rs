@@ -388,3 +388,80 @@ pub fn new_run_id(now: time::OffsetDateTime) -> String {
     let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     format!("{stamp}-{suffix}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(verdict: Verdict, severity: Severity) -> CheckResult {
+        CheckResult {
+            id: "x/y".into(),
+            title: String::new(),
+            suite: "s".into(),
+            action: String::new(),
+            requirement: String::new(),
+            severity,
+            controls: vec![],
+            verdict,
+            expected: String::new(),
+            reason: String::new(),
+            observed: serde_json::Value::Null,
+            evidence: vec![],
+            duration_ms: 0.0,
+            endpoint: "e".into(),
+        }
+    }
+
+    #[test]
+    fn summary_verdict_and_exit_codes() {
+        use Severity::*;
+        use Verdict::*;
+        let cases: [(&[(Verdict, Severity)], bool, Verdict, u8); 7] = [
+            (&[(Pass, Required), (Skip, Required)], false, Pass, 0),
+            (&[(Pass, Required), (Fail, Advisory)], false, Pass, 0),
+            (
+                &[(Pass, Required), (Fail, Required), (Error, Required)],
+                false,
+                Fail,
+                1,
+            ),
+            (&[(Pass, Required), (Error, Required)], false, Error, 2),
+            (&[(Pass, Required), (Error, Advisory)], false, Pass, 0),
+            (&[(Pass, Required)], true, Error, 2),
+            (&[], false, Error, 2),
+        ];
+        for (checks, incomplete, verdict, code) in cases {
+            let results: Vec<CheckResult> = checks.iter().map(|(v, s)| check(*v, *s)).collect();
+            let summary = Summary::of(&results, incomplete);
+            assert_eq!(
+                (summary.verdict, summary.exit_code()),
+                (verdict, code),
+                "{checks:?} incomplete={incomplete}"
+            );
+        }
+    }
+
+    #[test]
+    fn formats_parse() {
+        assert_eq!(
+            Formats::parse("json,md").unwrap(),
+            Formats {
+                json: true,
+                junit: false,
+                markdown: true
+            }
+        );
+        assert!(Formats::parse("pdf").is_err());
+        assert!(Formats::parse("").is_err());
+    }
+
+    #[test]
+    fn control_catalogue_is_valid() {
+        let controls = controls();
+        assert!(controls.len() >= 10);
+        let mut ids: Vec<&str> = controls.iter().map(|c| c.id.as_str()).collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), controls.len(), "duplicate control ids");
+    }
+}
