@@ -416,7 +416,9 @@ mod tests {
     fn summary_verdict_and_exit_codes() {
         use Severity::*;
         use Verdict::*;
-        let cases: [(&[(Verdict, Severity)], bool, Verdict, u8); 7] = [
+        /// (check verdicts, run incomplete, expected summary verdict, expected exit code)
+        type Case<'a> = (&'a [(Verdict, Severity)], bool, Verdict, u8);
+        let cases: [Case; 7] = [
             (&[(Pass, Required), (Skip, Required)], false, Pass, 0),
             (&[(Pass, Required), (Fail, Advisory)], false, Pass, 0),
             (
