@@ -52,7 +52,7 @@ fn main() {
                 .iter().map(|s| s.to_string()).collect(),
             ..Selection::default()
         });
-        let mut time_suite = |checks: Vec<_>| {
+        let time_suite = |checks: Vec<_>| {
             let endpoint = endpoint.clone();
             let material = &material;
             let settings = settings.clone();
