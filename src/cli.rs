@@ -127,9 +127,45 @@ pub struct RunArgs {
     /// Suites to run: a built-in name or a .toml path (repeatable).
     #[arg(long, default_value = "endpoint", value_name = "NAME")]
     pub suite: Vec<String>,
+    /// Kubernetes targets (kind, cluster).
+    #[command(flatten)]
+    pub kube: KubeArgs,
     /// Selection, output and timing.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Options of the kind and cluster targets.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kubernetes targets")]
+pub struct KubeArgs {
+    /// Argo CD version to install (kind); must be v3.5.0 or later and pinned in kind/argocd-versions.toml.
+    #[arg(long, default_value = "v3.5.1", value_name = "TAG")]
+    pub argocd_version: String,
+    /// kind: one control plane and three workers, and the HA install (two repo-server replicas).
+    #[arg(long)]
+    pub ha: bool,
+    /// kind: keep the cluster after the run.
+    #[arg(long)]
+    pub keep_cluster: bool,
+    /// kind: cluster name (default: a fresh amv-<run id> name, so no existing cluster is ever touched).
+    #[arg(long, value_name = "NAME")]
+    pub cluster_name: Option<String>,
+    /// kind: use an existing cluster named by --cluster-name instead of creating one (never deleted).
+    #[arg(long, requires = "cluster_name")]
+    pub reuse_cluster: bool,
+    /// kind: install this manifest (path or URL) instead of the pinned one; its digest is printed.
+    #[arg(long, value_name = "PATH|URL")]
+    pub install_manifest: Option<String>,
+    /// cluster: kubeconfig context (default: the current context).
+    #[arg(long, value_name = "CONTEXT")]
+    pub context: Option<String>,
+    /// Namespace Argo CD runs in.
+    #[arg(long, default_value = "argocd", value_name = "NS")]
+    pub namespace: String,
+    /// cluster: allow creating the Secrets and restarting workloads (read-only otherwise).
+    #[arg(long)]
+    pub provision: bool,
 }
 
 /// Arguments of `demo`.

@@ -426,3 +426,67 @@ async fn server_identity_fails_for_the_wrong_name_or_ca() {
         assert_eq!(out.status.code(), Some(code), "{extra:?}: {}", said(&out));
     }
 }
+
+/// `run --target kind` on a machine without kind or a running container engine fails fast with a
+/// message naming what is missing, and exit 2. PATH is controlled so the result does not depend on
+/// the machine; fake tools are tiny shell scripts.
+#[test]
+fn kind_target_preflight_fails_fast() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin_dir = common::tempdir();
+    let write_tool = |name: &str, body: &str| {
+        let path = bin_dir.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    let run = |extra: &[&str]| {
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new(common::bin())
+            .args(["run", "--target", "kind"])
+            .args(extra)
+            .env("PATH", bin_dir.path())
+            .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    };
+    let (out, took) = run(&[]);
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(
+        said(&out).contains("`kind` is not on PATH"),
+        "{}",
+        said(&out)
+    );
+    assert!(took < Duration::from_secs(20), "fails fast");
+
+    write_tool("kind", "echo 'kind v0.30.0 go1.24 linux/amd64'");
+    let (out, _) = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        said(&out).contains("no container runtime: `docker` is not on PATH"),
+        "{}",
+        said(&out)
+    );
+
+    write_tool(
+        "docker",
+        "echo 'Cannot connect to the Docker daemon at unix:///var/run/docker.sock. Is the docker daemon running?' >&2; exit 1",
+    );
+    let (out, _) = run(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        said(&out).contains("`docker info` failed")
+            && said(&out).contains("Is the docker daemon running?"),
+        "{}",
+        said(&out)
+    );
+
+    // Versions without repo-server mTLS are refused before any tool is looked for.
+    let (out, _) = run(&["--argocd-version", "v3.4.2"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        said(&out).contains("has no repo-server mTLS"),
+        "{}",
+        said(&out)
+    );
+}

@@ -1,6 +1,11 @@
 //! Where the repo-server is. A target hands the checks plain addresses, an HTTP health getter and
 //! a log source; the checks never talk to Kubernetes (or anything else) themselves.
 
+pub mod audit;
+pub mod cluster;
+pub mod kind;
+pub mod versions;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

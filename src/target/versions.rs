@@ -1,0 +1,186 @@
+//! The pinned Argo CD install manifests (kind/argocd-versions.toml) and the version gate:
+//! repo-server mTLS exists from v3.5.0 on, and older versions are refused with that reason.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// The table, compiled in.
+pub const TABLE: &str = include_str!("../../kind/argocd-versions.toml");
+
+/// One pinned manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PinnedManifest {
+    /// Tag, e.g. `v3.5.1`.
+    pub version: String,
+    /// Path inside the repository, e.g. `manifests/install.yaml`.
+    pub file: String,
+    /// SHA-256 of the file bytes, lowercase hex.
+    pub sha256: String,
+}
+
+#[derive(Deserialize)]
+struct Table {
+    url_template: String,
+    manifest: Vec<PinnedManifest>,
+}
+
+/// Why a version or manifest is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum VersionError {
+    /// Not `vMAJOR.MINOR.PATCH`.
+    #[error("--argocd-version `{0}`: expected a tag like v3.5.1")]
+    Malformed(String),
+    /// Older than the first release with repo-server mTLS.
+    #[error(
+        "Argo CD {0} has no repo-server mTLS (it arrived in v3.5.0): there is nothing to verify; use v3.5.0 or later"
+    )]
+    TooOld(String),
+    /// Not in the pinned table.
+    #[error(
+        "Argo CD {version} `{file}` is not pinned in kind/argocd-versions.toml (pinned: {pinned}); pass --install-manifest PATH|URL to use another manifest"
+    )]
+    NotPinned {
+        /// Requested version.
+        version: String,
+        /// Requested file.
+        file: String,
+        /// What is pinned.
+        pinned: String,
+    },
+    /// Downloaded bytes do not match the pinned digest.
+    #[error("{what}: SHA-256 {actual} does not match the pinned {expected}; refusing to apply it")]
+    DigestMismatch {
+        /// What was checked.
+        what: String,
+        /// Pinned digest.
+        expected: String,
+        /// Actual digest.
+        actual: String,
+    },
+}
+
+/// Parses `v3.5.1` (or `3.5.1`) into numbers.
+pub fn parse_version(v: &str) -> Result<(u64, u64, u64), VersionError> {
+    let core = v
+        .trim_start_matches('v')
+        .split(['-', '+'])
+        .next()
+        .unwrap_or_default();
+    let parts: Vec<u64> = core
+        .split('.')
+        .map(|p| p.parse().map_err(|_| VersionError::Malformed(v.to_owned())))
+        .collect::<Result<_, _>>()?;
+    match parts.as_slice() {
+        [a, b, c] => Ok((*a, *b, *c)),
+        _ => Err(VersionError::Malformed(v.to_owned())),
+    }
+}
+
+/// Refuses versions without repo-server mTLS.
+pub fn require_mtls_support(v: &str) -> Result<(), VersionError> {
+    if parse_version(v)? < (3, 5, 0) {
+        return Err(VersionError::TooOld(v.to_owned()));
+    }
+    Ok(())
+}
+
+/// The pinned entry and its download URL for `version` and `file`.
+pub fn pinned(version: &str, file: &str) -> Result<(PinnedManifest, String), VersionError> {
+    require_mtls_support(version)?;
+    let table: Table = toml::from_str(TABLE).expect("kind/argocd-versions.toml is valid (tested)");
+    let entry = table
+        .manifest
+        .iter()
+        .find(|m| m.version == version && m.file == file)
+        .cloned()
+        .ok_or_else(|| VersionError::NotPinned {
+            version: version.to_owned(),
+            file: file.to_owned(),
+            pinned: table
+                .manifest
+                .iter()
+                .map(|m| format!("{} {}", m.version, m.file))
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+    let url = table
+        .url_template
+        .replace("{version}", &entry.version)
+        .replace("{file}", &entry.file);
+    Ok((entry, url))
+}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Verifies downloaded bytes against the pinned digest.
+pub fn verify(bytes: &[u8], entry: &PinnedManifest) -> Result<(), VersionError> {
+    let actual = sha256_hex(bytes);
+    if actual == entry.sha256 {
+        Ok(())
+    } else {
+        Err(VersionError::DigestMismatch {
+            what: format!("{} {}", entry.version, entry.file),
+            expected: entry.sha256.clone(),
+            actual,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_pins_the_domain_digests() {
+        let (m, url) = pinned("v3.5.1", "manifests/install.yaml").unwrap();
+        assert_eq!(
+            m.sha256,
+            "795a3a972224da6a7f9d32c3e946445f062b60fb46028476715affeb688236e3"
+        );
+        assert_eq!(
+            url,
+            "https://raw.githubusercontent.com/argoproj/argo-cd/v3.5.1/manifests/install.yaml"
+        );
+        let (ha, _) = pinned("v3.5.0", "manifests/ha/install.yaml").unwrap();
+        assert_eq!(
+            ha.sha256,
+            "65d9d4ff520ddb40bad2c39b1f44188ceecfe96b5dd29c8ead569b52d6c6b8c6"
+        );
+    }
+
+    #[test]
+    fn versions_before_3_5_are_refused_with_the_reason() {
+        let cases = [
+            ("v3.4.9", Some("has no repo-server mTLS")),
+            ("v2.14.0", Some("has no repo-server mTLS")),
+            ("v3.5.0", None),
+            ("v3.5.1", None),
+            ("3.6.0-rc1", None),
+            ("latest", Some("expected a tag")),
+        ];
+        for (v, err) in cases {
+            match (require_mtls_support(v), err) {
+                (Ok(()), None) => {}
+                (Err(e), Some(needle)) => assert!(e.to_string().contains(needle), "{v}: {e}"),
+                (got, want) => panic!("{v}: got {got:?}, want error {want:?}"),
+            }
+        }
+        assert!(matches!(
+            pinned("v3.6.0", "manifests/install.yaml"),
+            Err(VersionError::NotPinned { .. })
+        ));
+    }
+
+    #[test]
+    fn digest_mismatch_is_refused() {
+        let (m, _) = pinned("v3.5.1", "manifests/install.yaml").unwrap();
+        let err = verify(b"not the manifest", &m).unwrap_err().to_string();
+        assert!(
+            err.contains("does not match the pinned") && err.contains("refusing"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,566 @@
+//! The Kubernetes layer against kube's mock service (tower-test), with objects shaped like the
+//! v3.5.1 install.yaml and ha/install.yaml: workload discovery, the exact restart patch, rollout
+//! waiting, RBAC errors, the config audit, and the read-only guarantee of the read path.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use argocd_mtls_verify::target::audit::{self, MtlsWorkload, WorkloadKind};
+use argocd_mtls_verify::target::cluster::{self, ClusterError, RolloutState};
+use http::{Method, Request, Response};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Secret;
+use kube::client::Body;
+use serde_json::{Value, json};
+
+/// A pod template volume list as the v3.5 manifests write it: clients project the client pair and
+/// server CA from `argocd-repo-server-mtls`, the repo-server projects only `client-ca.crt`.
+fn volumes(name: &str) -> Value {
+    let items = if name == "argocd-repo-server" {
+        json!([{"key": "client-ca.crt", "path": "client-ca.crt"}])
+    } else {
+        json!([{"key": "client.crt", "path": "client.crt"}, {"key": "client.key", "path": "client.key"}, {"key": "server-ca.crt", "path": "server-ca.crt"}])
+    };
+    let mut v = vec![
+        json!({"name": "argocd-cmd-params-cm", "configMap": {"name": "argocd-cmd-params-cm", "optional": true}}),
+    ];
+    if [
+        "argocd-repo-server",
+        "argocd-server",
+        "argocd-application-controller",
+        "argocd-applicationset-controller",
+        "argocd-notifications-controller",
+    ]
+    .contains(&name)
+    {
+        v.push(json!({"name": "argocd-repo-server-mtls", "secret": {"secretName": "argocd-repo-server-mtls", "optional": true, "items": items}}));
+    }
+    if name == "argocd-repo-server" {
+        v.push(json!({"name": "argocd-repo-server-tls", "secret": {"secretName": "argocd-repo-server-tls", "optional": true}}));
+    }
+    json!(v)
+}
+
+fn workload(kind: &str, name: &str, replicas: i64) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": kind,
+        "metadata": {"name": name, "namespace": "argocd", "generation": 1, "labels": {"app.kubernetes.io/name": name}},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}},
+                "spec": {"containers": [{"name": name, "image": "quay.io/argoproj/argocd:v3.5.1"}], "volumes": volumes(name)}}}
+    })
+}
+
+/// (deployments, statefulsets) of the plain or HA install.
+fn layout(ha: bool) -> (Vec<Value>, Vec<Value>) {
+    let mut deployments = vec![
+        workload("Deployment", "argocd-server", if ha { 2 } else { 1 }),
+        workload("Deployment", "argocd-repo-server", if ha { 2 } else { 1 }),
+        workload("Deployment", "argocd-applicationset-controller", 1),
+        workload("Deployment", "argocd-notifications-controller", 1),
+        workload("Deployment", "argocd-dex-server", 1),
+    ];
+    let mut statefulsets = vec![workload("StatefulSet", "argocd-application-controller", 1)];
+    if ha {
+        deployments.push(workload("Deployment", "argocd-redis-ha-haproxy", 3));
+        statefulsets.push(workload("StatefulSet", "argocd-redis-ha-server", 3));
+    } else {
+        deployments.push(workload("Deployment", "argocd-redis", 1));
+    }
+    (deployments, statefulsets)
+}
+
+fn list(kind: &str, items: &[Value]) -> Value {
+    json!({"apiVersion": "v1", "kind": format!("{kind}List"), "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+fn not_found(what: &str) -> Response<Body> {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": format!("{what} not found"), "reason": "NotFound", "code": 404});
+    Response::builder()
+        .status(404)
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap()
+}
+
+fn ok(v: &Value) -> Response<Body> {
+    Response::builder()
+        .body(Body::from(serde_json::to_vec(v).unwrap()))
+        .unwrap()
+}
+
+type Seen = Arc<Mutex<Vec<(Method, String, Option<String>, Vec<u8>)>>>;
+
+/// A kube client whose API server is `respond`, recording every request (method, path, content type, body).
+fn mock_client(
+    respond: impl Fn(&Method, &str) -> Response<Body> + Send + 'static,
+) -> (kube::Client, Seen) {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let seen: Seen = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((request, send)) = handle.next_request().await {
+            let (parts, body) = request.into_parts();
+            let bytes = http_body_util::BodyExt::collect(body)
+                .await
+                .map(|b| b.to_bytes().to_vec())
+                .unwrap_or_default();
+            let path = parts.uri.path().to_owned();
+            let ctype = parts
+                .headers
+                .get("content-type")
+                .map(|v| v.to_str().unwrap().to_owned());
+            log.lock()
+                .unwrap()
+                .push((parts.method.clone(), path.clone(), ctype, bytes));
+            send.send_response(respond(&parts.method, &path));
+        }
+    });
+    (kube::Client::new(service, "argocd"), seen)
+}
+
+fn expected_restart_set() -> Vec<(WorkloadKind, &'static str)> {
+    vec![
+        (WorkloadKind::Deployment, "argocd-applicationset-controller"),
+        (WorkloadKind::Deployment, "argocd-notifications-controller"),
+        (WorkloadKind::Deployment, "argocd-repo-server"),
+        (WorkloadKind::Deployment, "argocd-server"),
+        (WorkloadKind::StatefulSet, "argocd-application-controller"),
+    ]
+}
+
+fn cluster_api(
+    ha: bool,
+    secret: Option<Value>,
+) -> impl Fn(&Method, &str) -> Response<Body> + Send + 'static {
+    let (deployments, statefulsets) = layout(ha);
+    move |_method, path| match path {
+        "/apis/apps/v1/namespaces/argocd/deployments" => ok(&list("Deployment", &deployments)),
+        "/apis/apps/v1/namespaces/argocd/statefulsets" => ok(&list("StatefulSet", &statefulsets)),
+        "/api/v1/namespaces/argocd/pods" => ok(&list("Pod", &[])),
+        "/api/v1/namespaces/argocd/configmaps/argocd-cmd-params-cm" => ok(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cmd-params-cm"}, "data": {"controller.repo.server.ca.cert.path": "/app/config/reposerver/mtls/server-ca.crt"}}),
+        ),
+        "/api/v1/namespaces/argocd/secrets/argocd-repo-server-mtls" => match &secret {
+            Some(s) => ok(s),
+            None => not_found("secrets \"argocd-repo-server-mtls\""),
+        },
+        other => not_found(other),
+    }
+}
+
+/// Discovery finds exactly the workloads that mount the mTLS Secret, StatefulSet included, on both
+/// layouts; dex, redis and the HA redis pieces are left alone. The read path sends only GETs.
+#[tokio::test]
+async fn discovery_on_plain_and_ha_layouts_is_read_only() {
+    for ha in [false, true] {
+        let (client, seen) = mock_client(cluster_api(ha, None));
+        let snap = cluster::read_snapshot(&client, "argocd", true)
+            .await
+            .unwrap();
+        let got: Vec<(WorkloadKind, &str)> = snap
+            .workloads
+            .iter()
+            .map(|w| (w.kind, w.name.as_str()))
+            .collect();
+        assert_eq!(got, expected_restart_set(), "ha={ha}");
+        let repo = snap
+            .workloads
+            .iter()
+            .find(|w| w.name == "argocd-repo-server")
+            .unwrap();
+        assert_eq!(repo.secrets["argocd-repo-server-mtls"], ["client-ca.crt"]);
+        assert!(snap.mtls_secret.is_none(), "404 means no Secret");
+        let methods: Vec<Method> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(m, ..)| m.clone())
+            .collect();
+        assert!(!methods.is_empty());
+        assert!(
+            methods.iter().all(|m| m == Method::GET),
+            "read path sent a write: {methods:?}"
+        );
+        // The audit of that snapshot: no Secret = mTLS off; mounts fine; one client verifies the server.
+        let findings = audit::audit_mtls_secret(snap.mtls_secret.as_ref());
+        assert!(
+            !findings[0].ok && findings[0].detail.contains("mTLS is OFF"),
+            "{findings:?}"
+        );
+        assert!(audit::audit_mounts(&snap.workloads).iter().all(|f| f.ok));
+        let verification = audit::audit_server_verification(snap.cmd_params.as_ref());
+        let verifying: Vec<bool> = verification.iter().map(|f| f.ok).collect();
+        assert_eq!(verifying, [false, true, false, false], "{verification:?}");
+    }
+}
+
+/// Without permission to read Secrets (the default in cluster mode), the Secret is not even requested.
+#[tokio::test]
+async fn secret_is_not_read_unless_allowed() {
+    let (client, seen) = mock_client(cluster_api(false, None));
+    let snap = cluster::read_snapshot(&client, "argocd", false)
+        .await
+        .unwrap();
+    assert!(!snap.secret_read);
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|(_, path, ..)| !path.contains("/secrets"))
+    );
+}
+
+/// RBAC refusals name the verb and resource to grant.
+#[tokio::test]
+async fn forbidden_names_verb_and_resource() {
+    let (client, _) = mock_client(|_, path| {
+        if path.ends_with("/statefulsets") {
+            let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "statefulsets.apps is forbidden: User \"ci\" cannot list resource \"statefulsets\"", "reason": "Forbidden", "code": 403});
+            Response::builder()
+                .status(403)
+                .body(Body::from(serde_json::to_vec(&body).unwrap()))
+                .unwrap()
+        } else if path.ends_with("/deployments") {
+            ok(&list("Deployment", &[]))
+        } else {
+            not_found(path)
+        }
+    });
+    let err = cluster::read_snapshot(&client, "argocd", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::Forbidden { .. }));
+    let text = err.to_string();
+    assert!(
+        text.contains("`list` on `statefulsets.apps` in namespace `argocd`"),
+        "{text}"
+    );
+}
+
+/// The restart is exactly `kubectl rollout restart`: a strategic-merge PATCH of the pod template's
+/// restartedAt annotation, on the right resource for Deployments and StatefulSets.
+#[tokio::test]
+async fn restart_sends_the_kubectl_patch() {
+    let at = time::macros::datetime!(2026-11-23 10:00:00.123 UTC);
+    for (kind, name, path) in [
+        (
+            WorkloadKind::StatefulSet,
+            "argocd-application-controller",
+            "/apis/apps/v1/namespaces/argocd/statefulsets/argocd-application-controller",
+        ),
+        (
+            WorkloadKind::Deployment,
+            "argocd-server",
+            "/apis/apps/v1/namespaces/argocd/deployments/argocd-server",
+        ),
+    ] {
+        let object = workload(
+            if kind == WorkloadKind::Deployment {
+                "Deployment"
+            } else {
+                "StatefulSet"
+            },
+            name,
+            1,
+        );
+        let (client, seen) = mock_client(move |_, _| ok(&object));
+        let w = MtlsWorkload {
+            kind,
+            name: name.into(),
+            secrets: Default::default(),
+        };
+        cluster::restart(&client, "argocd", &w, at).await.unwrap();
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (method, got_path, ctype, body) = &seen[0];
+        assert_eq!(method, Method::PATCH);
+        assert_eq!(got_path, path);
+        assert_eq!(
+            ctype.as_deref(),
+            Some("application/strategic-merge-patch+json")
+        );
+        let body: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            body,
+            json!({"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-23T10:00:00Z"}}}}})
+        );
+    }
+}
+
+fn with_status(mut w: Value, generation: i64, status: Value) -> Value {
+    w["metadata"]["generation"] = generation.into();
+    w["status"] = status;
+    w
+}
+
+/// Rollout judgement on progressing, complete and failed rollouts.
+#[test]
+fn rollout_states() {
+    let d = |status: Value| -> Deployment {
+        serde_json::from_value(with_status(
+            workload("Deployment", "argocd-server", 2),
+            2,
+            status,
+        ))
+        .unwrap()
+    };
+    let s = |status: Value| -> StatefulSet {
+        serde_json::from_value(with_status(
+            workload("StatefulSet", "argocd-application-controller", 1),
+            2,
+            status,
+        ))
+        .unwrap()
+    };
+    let progressing = |st: RolloutState| matches!(st, RolloutState::Progressing(_));
+    assert!(progressing(cluster::deployment_rollout(&d(
+        json!({"observedGeneration": 1, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2})
+    ))));
+    assert!(progressing(cluster::deployment_rollout(&d(
+        json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2})
+    ))));
+    assert!(progressing(cluster::deployment_rollout(&d(
+        json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 1})
+    ))));
+    assert_eq!(
+        cluster::deployment_rollout(&d(
+            json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2})
+        )),
+        RolloutState::Complete
+    );
+    let failed = cluster::deployment_rollout(&d(
+        json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded", "message": "ReplicaSet \"argocd-server-7c\" has timed out progressing."}]}),
+    ));
+    assert!(
+        matches!(&failed, RolloutState::Failed(m) if m.contains("progress deadline")),
+        "{failed:?}"
+    );
+    assert!(progressing(cluster::statefulset_rollout(&s(
+        json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 0, "currentRevision": "a-1", "updateRevision": "a-2"})
+    ))));
+    assert!(progressing(cluster::statefulset_rollout(&s(
+        json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 0, "currentRevision": "a-2", "updateRevision": "a-2"})
+    ))));
+    assert_eq!(
+        cluster::statefulset_rollout(&s(
+            json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "a-2", "updateRevision": "a-2"})
+        )),
+        RolloutState::Complete
+    );
+}
+
+/// wait_rollout follows a StatefulSet through progress to completion, reports progress, and gives
+/// up on a rollout that never finishes.
+#[tokio::test]
+async fn wait_rollout_progress_completion_and_timeout() {
+    let calls = Arc::new(Mutex::new(0));
+    let counter = calls.clone();
+    let (client, _) = mock_client(move |_, _| {
+        let mut n = counter.lock().unwrap();
+        *n += 1;
+        let status = if *n < 3 {
+            json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 0, "currentRevision": "a-1", "updateRevision": "a-2"})
+        } else {
+            json!({"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1, "currentRevision": "a-2", "updateRevision": "a-2"})
+        };
+        ok(&with_status(
+            workload("StatefulSet", "argocd-application-controller", 1),
+            2,
+            status,
+        ))
+    });
+    let w = MtlsWorkload {
+        kind: WorkloadKind::StatefulSet,
+        name: "argocd-application-controller".into(),
+        secrets: Default::default(),
+    };
+    let mut messages = Vec::new();
+    cluster::wait_rollout(
+        &client,
+        "argocd",
+        &w,
+        Duration::from_secs(5),
+        Duration::from_millis(10),
+        |m| messages.push(m.to_owned()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(*calls.lock().unwrap(), 3);
+    assert_eq!(
+        messages,
+        ["StatefulSet/argocd-application-controller: 0 of 1 pods are ready"]
+    );
+
+    let (client, _) = mock_client(|_, _| {
+        ok(&with_status(
+            workload("Deployment", "argocd-server", 1),
+            2,
+            json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 0}),
+        ))
+    });
+    let w = MtlsWorkload {
+        kind: WorkloadKind::Deployment,
+        name: "argocd-server".into(),
+        secrets: Default::default(),
+    };
+    let err = cluster::wait_rollout(
+        &client,
+        "argocd",
+        &w,
+        Duration::from_millis(60),
+        Duration::from_millis(20),
+        |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("did not finish within"), "{err}");
+}
+
+fn secret_with(data: &[(&str, &[u8])]) -> Secret {
+    use base64::Engine;
+    let data: serde_json::Map<String, Value> = data
+        .iter()
+        .map(|(k, v)| {
+            (
+                (*k).to_owned(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(v)),
+            )
+        })
+        .collect();
+    serde_json::from_value(json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "argocd-repo-server-mtls"}, "data": data})).unwrap()
+}
+
+/// The config audit on a correct Secret and on Secrets broken one way each. `ca.crt` instead of
+/// `client-ca.crt` must be a failure that says mTLS is silently off. No finding echoes Secret data.
+#[test]
+fn config_audit_on_correct_and_broken_secrets() {
+    let fx = common::fixture();
+    let other = common::fixture();
+    let f = |name: &str| std::fs::read(fx.dir.path().join(name)).unwrap();
+    let ca = f("ca.crt");
+    let crt = f("client.crt");
+    let key = f("client.key");
+    let other_key = std::fs::read(other.dir.path().join("client.key")).unwrap();
+    let other_crt = std::fs::read(other.dir.path().join("client.crt")).unwrap();
+    /// (case name, the Secret, the one required failure expected as (finding id, text))
+    type AuditCase<'a> = (&'a str, Secret, Option<(&'a str, &'a str)>);
+    let cases: Vec<AuditCase> = vec![
+        (
+            "correct",
+            secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &crt),
+                ("client.key", &key),
+                ("server-ca.crt", &ca),
+            ]),
+            None,
+        ),
+        (
+            "ca.crt instead of client-ca.crt",
+            secret_with(&[
+                ("ca.crt", &ca),
+                ("client.crt", &crt),
+                ("client.key", &key),
+                ("server-ca.crt", &ca),
+            ]),
+            Some((
+                "config/mtls-secret-keys",
+                "has key `ca.crt` but no `client-ca.crt`: the repo-server reads only `client-ca.crt`, so mTLS is silently OFF",
+            )),
+        ),
+        (
+            "no client key",
+            secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &crt),
+                ("server-ca.crt", &ca),
+            ]),
+            Some(("config/mtls-client-pair", "has no `client.key`")),
+        ),
+        (
+            "client from another CA",
+            secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &other_crt),
+                ("client.key", &other_key),
+                ("server-ca.crt", &ca),
+            ]),
+            Some((
+                "config/client-cert-chains",
+                "not issued by any CA in client-ca.crt",
+            )),
+        ),
+        (
+            "key of another cert",
+            secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &crt),
+                ("client.key", &other_key),
+                ("server-ca.crt", &ca),
+            ]),
+            Some(("config/client-key-matches", "does not belong to client.crt")),
+        ),
+        (
+            "CA not PEM",
+            secret_with(&[
+                ("client-ca.crt", b"not a certificate"),
+                ("client.crt", &crt),
+                ("client.key", &key),
+            ]),
+            Some(("config/client-ca-parses", "holds no PEM certificate")),
+        ),
+    ];
+    let key_text = String::from_utf8(key.clone()).unwrap();
+    let key_body: Vec<&str> = key_text
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for (name, secret, want_failure) in cases {
+        let findings = audit::audit_mtls_secret(Some(&secret));
+        let required_failures: Vec<&audit::Finding> =
+            findings.iter().filter(|f| !f.ok && !f.advisory).collect();
+        match want_failure {
+            None => assert!(
+                required_failures.is_empty(),
+                "{name}: {required_failures:?}"
+            ),
+            Some((id, text)) => {
+                assert_eq!(
+                    required_failures.len(),
+                    1,
+                    "{name}: exactly one required failure, got {required_failures:?}"
+                );
+                assert_eq!(required_failures[0].id, id, "{name}");
+                assert!(
+                    required_failures[0].detail.contains(text),
+                    "{name}: {}",
+                    required_failures[0].detail
+                );
+            }
+        }
+        let all = serde_json::to_string(&findings).unwrap();
+        assert!(
+            key_body.iter().all(|l| !all.contains(l)) && !all.contains("PRIVATE KEY"),
+            "{name}: a finding leaks Secret data"
+        );
+    }
+    // The advisory side: no server-ca.crt, and a key nobody reads.
+    let findings = audit::audit_mtls_secret(Some(&secret_with(&[
+        ("client-ca.crt", &ca),
+        ("client.crt", &crt),
+        ("client.key", &key),
+        ("tls.crt", &crt),
+    ])));
+    let advisories: Vec<&str> = findings
+        .iter()
+        .filter(|f| f.advisory && !f.ok)
+        .map(|f| f.id.as_str())
+        .collect();
+    assert_eq!(
+        advisories,
+        ["config/server-ca-present", "config/mtls-secret-extra-keys"]
+    );
+}
