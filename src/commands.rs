@@ -65,10 +65,6 @@ async fn run_and_report(
     let formats = Formats::parse(&out.format).map_err(|e| anyhow!(e))?;
     let settings = settings(out)?;
     let checks = runner::select(suites, &selection(out));
-    if out.list {
-        runner::print_list(&checks);
-        return Ok(ExitCode::SUCCESS);
-    }
     if checks.is_empty() {
         bail!(
             "no check matches the filters {:?}; `--list` shows the ids",

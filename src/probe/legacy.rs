@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
-use super::{Outcome, ProbeOutcome, ServerChain, Stage, Timings, TlsVersion, alert_name};
+use super::{Outcome, ProbeOutcome, Stage, TlsVersion, alert_name, tcp_connect};
 
 /// Cipher suites a TLS 1.0/1.1 client of that era offers (ECDHE and RSA key exchange, AES-CBC).
 const LEGACY_SUITES: [u16; 6] = [0xc014, 0xc00a, 0xc013, 0xc009, 0x0035, 0x002f];
@@ -83,42 +82,16 @@ pub async fn attempt(
     timeout: Duration,
 ) -> ProbeOutcome {
     let started = Instant::now();
-    let deadline = tokio::time::Instant::from(started + timeout);
-    let mut out = ProbeOutcome {
-        outcome: Outcome::Error,
-        stage: Stage::Tcp,
-        alert: None,
-        reset: false,
-        requested_version: version,
-        tls_version: None,
-        cipher_suite: None,
-        alpn: None,
-        server_chain: ServerChain::default(),
-        client_cert_requested: false,
-        acceptable_ca_names: vec![],
-        presented: None,
-        timings: Timings::default(),
-        detail: String::new(),
-    };
+    let deadline = started + timeout;
+    let mut out = ProbeOutcome::blank(version, None);
     let finish = |mut out: ProbeOutcome| {
         out.timings.total_us = started.elapsed().as_micros() as u64;
         out
     };
-    let mut tcp = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            out.outcome = Outcome::Inconclusive;
-            out.detail = format!("TCP connect to {addr} failed: {e}");
-            return finish(out);
-        }
-        Err(_) => {
-            out.outcome = Outcome::Inconclusive;
-            out.detail = format!("TCP connect to {addr} timed out");
-            return finish(out);
-        }
+    let Some(mut tcp) = tcp_connect(addr, started, deadline, &mut out).await else {
+        return out;
     };
-    out.timings.connect_us = started.elapsed().as_micros() as u64;
-    out.stage = Stage::Handshake;
+    let deadline = tokio::time::Instant::from(deadline);
     if let Err(e) = tcp.write_all(&client_hello(version, server_name)).await {
         out.outcome = Outcome::Rejected;
         out.reset = true;

@@ -195,23 +195,98 @@ pub struct ProbeOutcome {
 
 impl ProbeOutcome {
     fn new(req: &ProbeRequest) -> Self {
+        Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()))
+    }
+
+    /// A record for an attempt that has not connected yet.
+    pub(crate) fn blank(requested_version: TlsVersion, presented: Option<String>) -> Self {
         ProbeOutcome {
             outcome: Outcome::Error,
             stage: Stage::Tcp,
             alert: None,
             reset: false,
-            requested_version: req.version,
+            requested_version,
             tls_version: None,
             cipher_suite: None,
             alpn: None,
             server_chain: ServerChain::default(),
             client_cert_requested: false,
             acceptable_ca_names: vec![],
-            presented: req.identity.as_ref().map(|i| i.label.clone()),
+            presented,
             timings: Timings::default(),
             detail: String::new(),
         }
     }
+}
+
+/// Connects with a deadline. A refused or timed-out connection proves nothing about mTLS: on
+/// failure `out` becomes a final `inconclusive` record and `None` is returned.
+pub(crate) async fn tcp_connect(
+    addr: SocketAddr,
+    started: Instant,
+    deadline: Instant,
+    out: &mut ProbeOutcome,
+) -> Option<TcpStream> {
+    let result = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await;
+    let failure = match result {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            out.timings.connect_us = micros(started);
+            out.stage = Stage::Handshake;
+            return Some(tcp);
+        }
+        Ok(Err(e)) => format!("TCP connect to {addr} failed: {e}"),
+        Err(_) => format!("TCP connect to {addr} timed out"),
+    };
+    out.outcome = Outcome::Inconclusive;
+    out.detail = failure;
+    out.timings.total_us = micros(started);
+    None
+}
+
+/// What a peer sent back after an HTTP/2 preface.
+pub(crate) enum H2Answer {
+    /// Its own SETTINGS frame: it speaks HTTP/2 to us.
+    Settings,
+    /// At least a frame header's worth of bytes that are not SETTINGS.
+    Other(Vec<u8>),
+    /// The connection closed (after these bytes, possibly none).
+    Closed(Vec<u8>),
+    /// Nothing conclusive before the deadline (after these bytes, possibly none).
+    Silent(Vec<u8>),
+    /// A read error.
+    Failed(std::io::Error),
+}
+
+/// Reads until the first 9 bytes (one frame header) decide whether the peer answered with SETTINGS.
+pub(crate) async fn read_h2_answer<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+) -> H2Answer {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            Err(_) => return H2Answer::Silent(seen),
+            Ok(Ok(0)) => return H2Answer::Closed(seen),
+            Ok(Err(e)) => return H2Answer::Failed(e),
+            Ok(Ok(n)) => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.len() >= 9 {
+                    return if starts_with_h2_settings(&seen) {
+                        H2Answer::Settings
+                    } else {
+                        H2Answer::Other(seen)
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The first bytes of `seen`, as hex, for evidence.
+pub(crate) fn first_bytes(seen: &[u8]) -> String {
+    hex::encode(&seen[..seen.len().min(16)])
 }
 
 /// RFC 8446 / RFC 5246 name of an alert code.
@@ -500,24 +575,9 @@ pub async fn connect(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Connected, Pr
             return Err(out);
         }
     };
-    let tcp = match tokio::time::timeout_at(deadline.into(), TcpStream::connect(req.addr)).await {
-        Ok(Ok(tcp)) => tcp,
-        Ok(Err(e)) => {
-            out.outcome = Outcome::Inconclusive;
-            out.detail = format!("TCP connect to {} failed: {e}", req.addr);
-            out.timings.total_us = micros(started);
-            return Err(out);
-        }
-        Err(_) => {
-            out.outcome = Outcome::Inconclusive;
-            out.detail = format!("TCP connect to {} timed out", req.addr);
-            out.timings.total_us = micros(started);
-            return Err(out);
-        }
+    let Some(tcp) = tcp_connect(req.addr, started, deadline, &mut out).await else {
+        return Err(out);
     };
-    let _ = tcp.set_nodelay(true);
-    out.timings.connect_us = micros(started);
-    out.stage = Stage::Handshake;
     let hs_start = Instant::now();
     let result = tokio::time::timeout_at(
         deadline.into(),
@@ -652,49 +712,34 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
             if let Err(e) = stream.write_all(&hello).await {
                 apply_post_handshake_error(&mut outcome, &e);
             } else {
-                let mut seen = Vec::new();
-                loop {
-                    let read =
-                        tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await;
-                    match read {
-                        Err(_) => {
-                            outcome.outcome = Outcome::Inconclusive;
-                            outcome.detail = format!(
-                                "handshake completed but neither HTTP/2 SETTINGS nor an alert arrived within {} ms",
-                                req.timeout.as_millis()
-                            );
-                            break;
-                        }
-                        Ok(Ok(0)) => {
-                            outcome.outcome = Outcome::Rejected;
-                            outcome.reset = true;
-                            outcome.detail = "server closed the connection after the handshake, before any application data".into();
-                            break;
-                        }
-                        Ok(Ok(n)) => {
-                            seen.extend_from_slice(&buf[..n]);
-                            if seen.len() < 9 {
-                                continue;
-                            }
-                            if starts_with_h2_settings(&seen) {
-                                outcome.outcome = Outcome::Accepted;
-                                outcome.stage = Stage::Application;
-                                outcome.detail = "server sent its HTTP/2 SETTINGS frame: the client was admitted".into();
-                            } else {
-                                outcome.outcome = Outcome::Error;
-                                outcome.stage = Stage::Application;
-                                outcome.detail = format!(
-                                    "server sent application data that is not HTTP/2 SETTINGS (first bytes {})",
-                                    hex::encode(&seen[..seen.len().min(16)])
-                                );
-                            }
-                            break;
-                        }
-                        Ok(Err(e)) => {
-                            apply_post_handshake_error(&mut outcome, &e);
-                            break;
-                        }
+                match read_h2_answer(&mut stream, deadline).await {
+                    H2Answer::Settings => {
+                        outcome.outcome = Outcome::Accepted;
+                        outcome.stage = Stage::Application;
+                        outcome.detail =
+                            "server sent its HTTP/2 SETTINGS frame: the client was admitted".into();
                     }
+                    H2Answer::Other(seen) => {
+                        outcome.outcome = Outcome::Error;
+                        outcome.stage = Stage::Application;
+                        outcome.detail = format!(
+                            "server sent application data that is not HTTP/2 SETTINGS (first bytes {})",
+                            first_bytes(&seen)
+                        );
+                    }
+                    H2Answer::Closed(_) => {
+                        outcome.outcome = Outcome::Rejected;
+                        outcome.reset = true;
+                        outcome.detail = "server closed the connection after the handshake, before any application data".into();
+                    }
+                    H2Answer::Silent(_) => {
+                        outcome.outcome = Outcome::Inconclusive;
+                        outcome.detail = format!(
+                            "handshake completed but neither HTTP/2 SETTINGS nor an alert arrived within {} ms",
+                            req.timeout.as_millis()
+                        );
+                    }
+                    H2Answer::Failed(e) => apply_post_handshake_error(&mut outcome, &e),
                 }
             }
         }
