@@ -255,7 +255,10 @@ fn help_lists_every_subcommand() {
     let said = text(&out);
     assert!(out.status.success());
     for sub in ["pki", "run", "demo", "list"] {
-        assert!(said.lines().any(|l| l.trim_start().starts_with(sub)), "`{sub}` missing from --help:\n{said}");
+        assert!(
+            said.lines().any(|l| l.trim_start().starts_with(sub)),
+            "`{sub}` missing from --help:\n{said}"
+        );
     }
     let out = run(&["pki", "--help"]);
     let said = text(&out);

@@ -90,7 +90,8 @@ fn ok(v: &Value) -> Response<Body> {
         .unwrap()
 }
 
-type Seen = Arc<Mutex<Vec<(Method, String, Option<String>, Vec<u8>)>>>;
+/// Each request the mock API server saw: method, path, query, content type, body.
+type Seen = Arc<Mutex<Vec<(Method, String, String, Option<String>, Vec<u8>)>>>;
 
 /// A kube client whose API server is `respond`, recording every request (method, path, content type, body).
 fn mock_client(
@@ -107,13 +108,14 @@ fn mock_client(
                 .map(|b| b.to_bytes().to_vec())
                 .unwrap_or_default();
             let path = parts.uri.path().to_owned();
+            let query = parts.uri.query().unwrap_or_default().to_owned();
             let ctype = parts
                 .headers
                 .get("content-type")
                 .map(|v| v.to_str().unwrap().to_owned());
             log.lock()
                 .unwrap()
-                .push((parts.method.clone(), path.clone(), ctype, bytes));
+                .push((parts.method.clone(), path.clone(), query, ctype, bytes));
             send.send_response(respond(&parts.method, &path));
         }
     });
@@ -274,7 +276,7 @@ async fn restart_sends_the_kubectl_patch() {
         cluster::restart(&client, "argocd", &w, at).await.unwrap();
         let seen = seen.lock().unwrap();
         assert_eq!(seen.len(), 1);
-        let (method, got_path, ctype, body) = &seen[0];
+        let (method, got_path, _, ctype, body) = &seen[0];
         assert_eq!(method, Method::PATCH);
         assert_eq!(got_path, path);
         assert_eq!(
@@ -563,4 +565,192 @@ fn config_audit_on_correct_and_broken_secrets() {
         advisories,
         ["config/server-ca-present", "config/mtls-secret-extra-keys"]
     );
+}
+
+const MANIFEST: &str = r#"# a trimmed install.yaml: the CRD comes after a Deployment on purpose
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: argocd-repo-server
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: argocd-repo-server
+spec:
+  selector:
+    matchLabels:
+      app.kubernetes.io/name: argocd-repo-server
+  template:
+    metadata:
+      labels:
+        app.kubernetes.io/name: argocd-repo-server
+    spec:
+      containers:
+      - name: argocd-repo-server
+        image: quay.io/argoproj/argocd:v3.5.1
+---
+# an empty document, as generated manifests sometimes have
+---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: applications.argoproj.io
+spec:
+  group: argoproj.io
+  names:
+    kind: Application
+    plural: applications
+  scope: Namespaced
+  versions:
+  - name: v1alpha1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: argocd-server
+rules: []
+"#;
+
+fn resource_list(group_version: &str, resources: &[(&str, &str, bool)]) -> Value {
+    let resources: Vec<Value> = resources
+        .iter()
+        .map(|(name, kind, namespaced)| {
+            json!({"name": name, "singularName": "", "namespaced": namespaced, "kind": kind,
+            "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"]})
+        })
+        .collect();
+    json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources})
+}
+
+/// Install: CRDs are applied first and waited for (Established), then everything else in file
+/// order; every write is a server-side apply (PATCH, apply-patch+yaml, our field manager, force);
+/// namespaced objects go to the target namespace, cluster-scoped ones to the cluster.
+#[tokio::test]
+async fn install_applies_crds_first_and_waits_for_established() {
+    use argocd_mtls_verify::target::install;
+    let objects = install::parse_manifest(MANIFEST, "test manifest").unwrap();
+    assert_eq!(objects.len(), 4, "the empty document is skipped");
+    let crd_gets = Arc::new(Mutex::new(0));
+    let counter = crd_gets.clone();
+    let (client, seen) = mock_client(move |method, path| match (method.as_str(), path) {
+        ("GET", "/api/v1") => ok(&resource_list(
+            "v1",
+            &[("serviceaccounts", "ServiceAccount", true)],
+        )),
+        ("GET", "/apis/apps/v1") => ok(&resource_list(
+            "apps/v1",
+            &[("deployments", "Deployment", true)],
+        )),
+        ("GET", "/apis/apiextensions.k8s.io/v1") => ok(&resource_list(
+            "apiextensions.k8s.io/v1",
+            &[(
+                "customresourcedefinitions",
+                "CustomResourceDefinition",
+                false,
+            )],
+        )),
+        ("GET", "/apis/rbac.authorization.k8s.io/v1") => ok(&resource_list(
+            "rbac.authorization.k8s.io/v1",
+            &[("clusterroles", "ClusterRole", false)],
+        )),
+        (
+            "GET",
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/applications.argoproj.io",
+        ) => {
+            let mut n = counter.lock().unwrap();
+            *n += 1;
+            // Not yet Established on the first look, Established on the second.
+            let status = if *n < 2 { "False" } else { "True" };
+            ok(
+                &json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+                "metadata": {"name": "applications.argoproj.io"},
+                "spec": {"group": "argoproj.io", "names": {"kind": "Application", "plural": "applications"}, "scope": "Namespaced", "versions": []},
+                "status": {"conditions": [{"type": "Established", "status": status}]}}),
+            )
+        }
+        ("PATCH", _) => {
+            ok(&json!({"apiVersion": "v1", "kind": "Status", "metadata": {"name": "x"}}))
+        }
+        _ => not_found(path),
+    });
+    let mut progress = Vec::new();
+    let applied = install::apply_all(&client, objects, "argocd", Duration::from_secs(5), |m| {
+        progress.push(m.to_owned())
+    })
+    .await
+    .unwrap();
+    assert_eq!(applied, 4);
+    assert_eq!(*crd_gets.lock().unwrap(), 2, "waited for Established");
+    let seen = seen.lock().unwrap();
+    let writes: Vec<&str> = seen
+        .iter()
+        .filter(|(m, ..)| m != Method::GET)
+        .map(|(_, p, ..)| p.as_str())
+        .collect();
+    assert_eq!(
+        writes,
+        [
+            "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/applications.argoproj.io",
+            "/api/v1/namespaces/argocd/serviceaccounts/argocd-repo-server",
+            "/apis/apps/v1/namespaces/argocd/deployments/argocd-repo-server",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/argocd-server",
+        ]
+    );
+    let is_crd = |p: &str| p.ends_with("/customresourcedefinitions/applications.argoproj.io");
+    let crd_apply = seen
+        .iter()
+        .position(|(m, p, ..)| m == Method::PATCH && is_crd(p))
+        .unwrap();
+    let last_crd_get = seen
+        .iter()
+        .rposition(|(m, p, ..)| m == Method::GET && is_crd(p))
+        .unwrap();
+    let first_other_write = seen
+        .iter()
+        .position(|(m, p, ..)| m == Method::PATCH && !is_crd(p))
+        .unwrap();
+    assert!(
+        crd_apply < last_crd_get && last_crd_get < first_other_write,
+        "the CRD is applied, then seen Established, before anything else is applied"
+    );
+    for (method, path, query, ctype, _) in seen.iter().filter(|(m, ..)| m == Method::PATCH) {
+        assert_eq!(method, Method::PATCH);
+        assert_eq!(
+            ctype.as_deref(),
+            Some("application/apply-patch+yaml"),
+            "{path}"
+        );
+        assert!(
+            query.contains("fieldManager=argocd-mtls-verify") && query.contains("force=true"),
+            "{path}?{query}"
+        );
+    }
+    assert!(
+        progress
+            .iter()
+            .any(|m| m.contains("waiting for them to be Established")),
+        "{progress:?}"
+    );
+}
+
+#[test]
+fn manifest_errors_name_the_document() {
+    use argocd_mtls_verify::target::install;
+    let err = install::parse_manifest("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "m.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("m.yaml") && err.contains("document #1"),
+        "{err}"
+    );
+    let err = install::parse_manifest("key: [unclosed\n", "m.yaml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("m.yaml: not a YAML manifest"), "{err}");
 }

@@ -44,6 +44,14 @@ pub enum ClusterError {
         /// The error.
         source: kube::Error,
     },
+    /// Something did not become ready in time.
+    #[error("{what} did not become ready within {seconds} s")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The limit.
+        seconds: u64,
+    },
     /// A rollout did not finish.
     #[error("rollout of {kind:?}/{name} {state}")]
     Rollout {

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod cluster;
+pub mod install;
 pub mod kind;
 pub mod versions;
 
