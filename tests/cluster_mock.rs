@@ -754,3 +754,45 @@ fn manifest_errors_name_the_document() {
         .to_string();
     assert!(err.contains("m.yaml: not a YAML manifest"), "{err}");
 }
+
+/// Client logs on real-format text: the certificate-loaded line (text and JSON logrus) passes; a
+/// log without it, or with refused handshakes, fails with the reason.
+#[test]
+fn client_log_audit_on_real_format_lines() {
+    let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let good_text = lines(&[
+        r#"time="2026-11-23T10:00:01Z" level=info msg="Starting configmap/secret informers""#,
+        r#"time="2026-11-23T10:00:02Z" level=info msg="Client certificate reloaded from /app/config/reposerver/mtls/client.crt (mtime changed)""#,
+    ]);
+    let good_json = lines(&[
+        r#"{"level":"info","msg":"Client certificate reloaded from /app/config/reposerver/mtls/client.crt (mtime changed)","time":"2026-11-23T10:00:02Z"}"#,
+    ]);
+    let no_cert = lines(&[
+        r#"time="2026-11-23T10:00:01Z" level=info msg="Starting configmap/secret informers""#,
+    ]);
+    let refused = lines(&[
+        r#"time="2026-11-23T10:00:02Z" level=info msg="Client certificate reloaded from /app/config/reposerver/mtls/client.crt (mtime changed)""#,
+        r#"time="2026-11-23T10:00:05Z" level=error msg="Failed to get app details" error="rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: remote error: tls: unknown certificate authority\"""#,
+    ]);
+    let cases: [(&[String], bool, bool, &str); 4] = [
+        (
+            &good_text,
+            true,
+            true,
+            "loaded its client certificate from /app/config/reposerver/mtls/client.crt",
+        ),
+        (&good_json, true, true, "loaded its client certificate"),
+        (&no_cert, false, true, "connects without a certificate"),
+        (&refused, true, false, "1 lines report failed handshakes"),
+    ];
+    for (log, loaded_ok, handshakes_ok, needle) in cases {
+        let findings = audit::audit_client_log("argocd-server", log);
+        assert_eq!(findings[0].ok, loaded_ok, "{findings:?}");
+        assert_eq!(findings[1].ok, handshakes_ok, "{findings:?}");
+        assert!(
+            findings.iter().any(|f| f.detail.contains(needle)),
+            "`{needle}` in {findings:?}"
+        );
+        assert_eq!(findings[0].id, "log/client-cert-loaded/argocd-server");
+    }
+}

@@ -13,7 +13,7 @@ use crate::pki::{self, Adversary, Identity, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, TlsVersion};
 use crate::report::{CheckResult, Verdict};
 use crate::suite::{CaseKind, Check, Expect, Presented};
-use crate::target::{Endpoint, HttpAnswer, Protocol};
+use crate::target::{Endpoint, HttpAnswer, Protocol, logrus_message};
 
 /// Probe settings.
 #[derive(Debug, Clone)]
@@ -727,43 +727,6 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
     }
 }
 
-/// The `msg` of a logrus line, text (`msg="..."`) or JSON (`{"msg": ...}`) format.
-pub fn logrus_message(line: &str) -> Option<String> {
-    let trimmed = line.trim();
-    if trimmed.starts_with('{') {
-        return serde_json::from_str::<serde_json::Value>(trimmed)
-            .ok()?
-            .get("msg")?
-            .as_str()
-            .map(str::to_owned);
-    }
-    let start = trimmed.find("msg=")? + 4;
-    let rest = &trimmed[start..];
-    if let Some(quoted) = rest.strip_prefix('"') {
-        let mut out = String::new();
-        let mut chars = quoted.chars();
-        while let Some(c) = chars.next() {
-            match c {
-                '\\' => {
-                    if let Some(n) = chars.next() {
-                        out.push(n);
-                    }
-                }
-                '"' => return Some(out),
-                c => out.push(c),
-            }
-        }
-        None
-    } else {
-        Some(
-            rest.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        )
-    }
-}
-
 fn judge_log(prefix: &str, lines: &[String], origin: &str) -> Judgement {
     let found = lines.iter().find_map(|l| {
         logrus_message(l)
@@ -799,7 +762,7 @@ fn judge_log(prefix: &str, lines: &[String], origin: &str) -> Judgement {
 
 #[cfg(test)]
 mod tests {
-    use super::logrus_message;
+    use crate::target::logrus_message;
 
     #[test]
     fn logrus_messages_in_both_formats() {

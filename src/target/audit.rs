@@ -420,3 +420,55 @@ pub fn audit_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding>
         })
         .collect()
 }
+
+/// The message a client component logs when it (re)loads its client certificate.
+pub const CLIENT_CERT_LOADED: &str = "Client certificate reloaded from ";
+
+/// Text a client logs when the repo-server refuses its handshake.
+pub const CLIENT_HANDSHAKE_ERRORS: [&str; 2] =
+    ["authentication handshake failed", "remote error: tls:"];
+
+/// Audits one client component's log: it loaded its certificate, and no handshake with the
+/// repo-server failed.
+pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
+    let loaded = lines.iter().find_map(|l| {
+        super::logrus_message(l).and_then(|m| m.strip_prefix(CLIENT_CERT_LOADED).map(str::to_owned))
+    });
+    let loaded = match loaded {
+        Some(rest) => Finding::pass(
+            &format!("log/client-cert-loaded/{component}"),
+            format!(
+                "{component} loaded its client certificate from {}",
+                rest.trim_end_matches(" (mtime changed)")
+            ),
+        ),
+        None => Finding::fail(
+            &format!("log/client-cert-loaded/{component}"),
+            format!(
+                "{component} never logged `{CLIENT_CERT_LOADED}...` in {} lines: it connects without a certificate and an mTLS repo-server refuses it",
+                lines.len()
+            ),
+        ),
+    };
+    let errors: Vec<&String> = lines
+        .iter()
+        .filter(|l| CLIENT_HANDSHAKE_ERRORS.iter().any(|e| l.contains(e)))
+        .collect();
+    let handshakes = match errors.first() {
+        None => Finding::pass(
+            &format!("log/client-handshake-errors/{component}"),
+            format!(
+                "{component}: no TLS handshake errors in {} lines",
+                lines.len()
+            ),
+        ),
+        Some(first) => Finding::fail(
+            &format!("log/client-handshake-errors/{component}"),
+            format!(
+                "{component}: {} lines report failed handshakes, first: {first}",
+                errors.len()
+            ),
+        ),
+    };
+    vec![loaded, handshakes]
+}

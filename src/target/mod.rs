@@ -57,6 +57,43 @@ impl LogSource {
     }
 }
 
+/// The `msg` of a logrus line, text (`msg="..."`) or JSON (`{"msg": ...}`) format.
+pub fn logrus_message(line: &str) -> Option<String> {
+    let trimmed = line.trim();
+    if trimmed.starts_with('{') {
+        return serde_json::from_str::<serde_json::Value>(trimmed)
+            .ok()?
+            .get("msg")?
+            .as_str()
+            .map(str::to_owned);
+    }
+    let start = trimmed.find("msg=")? + 4;
+    let rest = &trimmed[start..];
+    if let Some(quoted) = rest.strip_prefix('"') {
+        let mut out = String::new();
+        let mut chars = quoted.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        out.push(n);
+                    }
+                }
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+        None
+    } else {
+        Some(
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        )
+    }
+}
+
 /// One repo-server endpoint (one replica).
 #[derive(Debug, Clone)]
 pub struct Endpoint {
