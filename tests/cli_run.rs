@@ -33,6 +33,11 @@ fn report_dir(out: &Output) -> PathBuf {
     )
 }
 
+/// The report.json of the run whose output is `out`.
+fn read_report(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(report_dir(out).join("report.json")).unwrap()).unwrap()
+}
+
 /// The blackhole accepts TCP and never answers: nothing can be concluded, so exit 2 and every
 /// probing check is `error` (inconclusive), never `pass`.
 #[test]
@@ -52,9 +57,7 @@ fn blackholed_port_is_inconclusive_exit_2() {
         reports.path().to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", said(&out));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&out);
     assert_eq!(report["summary"]["verdict"], "error");
     assert_eq!(
         report["summary"]["passed"], 0,
@@ -245,9 +248,7 @@ fn list_and_filters_select_checks_without_probing() {
     ]);
     let text = said(&out);
     assert!(out.status.success(), "{text}");
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
-            .unwrap();
+    let report: serde_json::Value = read_report(&out);
     let ids: Vec<&str> = report["checks"]
         .as_array()
         .unwrap()
@@ -417,9 +418,7 @@ async fn server_identity_fails_for_the_wrong_name_or_ca() {
         })
         .await
         .unwrap();
-        let report: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(report_dir(&out).join("report.json")).unwrap())
-                .unwrap();
+        let report: serde_json::Value = read_report(&out);
         let check = &report["checks"][0];
         assert_eq!(check["id"], "server/identity");
         assert_eq!(check["verdict"], verdict, "{extra:?}: {}", check["reason"]);
