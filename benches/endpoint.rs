@@ -14,7 +14,6 @@ use argocd_mtls_verify::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion}
 use argocd_mtls_verify::reference::{self, ReferenceConfig};
 use argocd_mtls_verify::runner::{self, Selection};
 use argocd_mtls_verify::suite::Suite;
-use argocd_mtls_verify::target::{Endpoint, LogSource, Protocol};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -36,14 +35,7 @@ fn main() {
         let bundle = pki::generate(&InitOptions::default()).unwrap();
         let material = ProbePki::from_generated(&bundle, std::path::Path::new("mem")).unwrap();
         let server = reference::start(ReferenceConfig::from_bundle(&bundle).unwrap()).await.unwrap();
-        let endpoint = Endpoint {
-            label: "reference".into(),
-            addr: server.grpc_addr,
-            server_name: "localhost".into(),
-            protocol: Protocol::Grpc,
-            health: server.health_addr.map(|a| a.to_string()),
-            logs: Some(LogSource::Lines { origin: "reference".into(), lines: server.log_lines.clone() }),
-        };
+        let endpoint = server.endpoint("reference");
         let suites = vec![Suite::load("endpoint").unwrap()];
         let settings = ProbeSettings::default();
         let full = runner::select(&suites, &Selection::default());

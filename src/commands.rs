@@ -240,17 +240,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let bundle = pki::generate(&pki::InitOptions::default())?;
     let material = ProbePki::from_generated(&bundle, Path::new("<demo: in memory>"))?;
     let server = reference::start(reference::ReferenceConfig::from_bundle(&bundle)?).await?;
-    let endpoint = Endpoint {
-        label: format!("reference@{}", server.grpc_addr),
-        addr: server.grpc_addr,
-        server_name: "localhost".into(),
-        protocol: argocd_mtls_verify::target::Protocol::Grpc,
-        health: server.health_addr.map(|a| a.to_string()),
-        logs: Some(LogSource::Lines {
-            origin: "reference server log".into(),
-            lines: server.log_lines.clone(),
-        }),
-    };
+    let endpoint = server.endpoint(format!("reference@{}", server.grpc_addr));
     eprintln!(
         "reference repo-server: gRPC {} , health http://{}",
         server.grpc_addr,

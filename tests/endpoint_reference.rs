@@ -25,17 +25,7 @@ async fn run_against(
     pki: &argocd_mtls_verify::pki::ProbePki,
 ) -> Vec<CheckResult> {
     let server = reference::start(config).await.unwrap();
-    let endpoint = Endpoint {
-        label: "reference".into(),
-        addr: server.grpc_addr,
-        server_name: "localhost".into(),
-        protocol: Protocol::Grpc,
-        health: server.health_addr.map(|a| a.to_string()),
-        logs: Some(LogSource::Lines {
-            origin: "reference".into(),
-            lines: server.log_lines.clone(),
-        }),
-    };
+    let endpoint = server.endpoint("reference");
     let suites = vec![Suite::load("endpoint").unwrap()];
     let checks = runner::select(&suites, &Selection::default());
     let settings = ProbeSettings {

@@ -137,6 +137,24 @@ pub struct RunningReference {
     tasks: Vec<JoinHandle<()>>,
 }
 
+impl RunningReference {
+    /// The double as a probe target: gRPC on `localhost` (its certificate's name), its health port,
+    /// and the log lines it printed at startup.
+    pub fn endpoint(&self, label: impl Into<String>) -> crate::target::Endpoint {
+        crate::target::Endpoint {
+            label: label.into(),
+            addr: self.grpc_addr,
+            server_name: "localhost".into(),
+            protocol: crate::target::Protocol::Grpc,
+            health: self.health_addr.map(|a| a.to_string()),
+            logs: Some(crate::target::LogSource::Lines {
+                origin: "reference server log".into(),
+                lines: self.log_lines.clone(),
+            }),
+        }
+    }
+}
+
 impl Drop for RunningReference {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
