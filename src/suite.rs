@@ -169,6 +169,16 @@ pub struct Case {
     pub kind: CaseKind,
 }
 
+impl Case {
+    /// The alert a strict profile pins for `version`, whichever spelling the suite used (`1.3`, `tls1.3`).
+    pub fn pinned_alert(&self, version: TlsVersion) -> Option<&str> {
+        self.alerts
+            .iter()
+            .find(|(v, _)| TlsVersion::parse(v) == Some(version))
+            .map(|(_, alert)| alert.as_str())
+    }
+}
+
 /// A suite file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,7 +260,13 @@ impl Suite {
                 return Err(bad("needs `versions`".into()));
             }
             for v in case.alerts.keys() {
-                if !case.versions.contains(v) {
+                let pinned = TlsVersion::parse(v)
+                    .ok_or_else(|| bad(format!("alert pinned for unknown TLS version `{v}`")))?;
+                if !case
+                    .versions
+                    .iter()
+                    .any(|cv| TlsVersion::parse(cv) == Some(pinned))
+                {
                     return Err(bad(format!(
                         "alert pinned for version `{v}` that the case does not run"
                     )));
@@ -408,6 +424,29 @@ alerts = { "1.2" = "unknown_ca" }"#,
                 "`{needle}` not in `{err}`"
             );
         }
+    }
+
+    #[test]
+    fn pinned_alerts_resolve_in_any_spelling() {
+        let text = r#"name = "t"
+title = "t"
+[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "wrong-ca"
+expect = "rejected"
+versions = ["1.2", "tls1.3"]
+alerts = { "TLSv1.3" = "unknown_ca" }
+"#;
+        let suite = Suite::parse(text, "t.toml").unwrap();
+        assert_eq!(
+            suite.cases[0].pinned_alert(TlsVersion::Tls13),
+            Some("unknown_ca")
+        );
+        assert_eq!(suite.cases[0].pinned_alert(TlsVersion::Tls12), None);
     }
 
     #[test]

@@ -80,30 +80,19 @@ fn identity_for(
 /// Versions under which the valid client is the positive control: every version any handshake
 /// check in `checks` runs under.
 fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
-    checks
-        .iter()
-        .filter(|c| matches!(c.case.kind, CaseKind::Handshake { .. }))
-        .filter_map(|c| c.version)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .chain(
-            // server/identity, gRPC checks: judged on a TLS 1.3 (fallback 1.2) authenticated connection.
-            checks
-                .iter()
-                .any(|c| {
-                    matches!(
-                        c.case.kind,
-                        CaseKind::ServerIdentity
-                            | CaseKind::GrpcHealth
-                            | CaseKind::GrpcVersion
-                            | CaseKind::GrpcNoCertRpc
-                    )
-                })
-                .then_some([TlsVersion::Tls12, TlsVersion::Tls13])
-                .into_iter()
-                .flatten(),
-        )
-        .collect()
+    let mut versions = BTreeSet::new();
+    for check in checks {
+        match check.case.kind {
+            CaseKind::Handshake { .. } => versions.extend(check.version),
+            // Judged on an authenticated TLS 1.3 (fallback 1.2) connection.
+            CaseKind::ServerIdentity
+            | CaseKind::GrpcHealth
+            | CaseKind::GrpcVersion
+            | CaseKind::GrpcNoCertRpc => versions.extend([TlsVersion::Tls12, TlsVersion::Tls13]),
+            _ => {}
+        }
+    }
+    versions
 }
 
 /// Runs every probe the checks need against `endpoint`.
@@ -125,7 +114,8 @@ pub async fn observe(
     // Which (identity, version) handshakes: the checks' own, plus the positive controls.
     let mut wanted: BTreeSet<(String, TlsVersion)> = BTreeSet::new();
     let mut presented_by_label: HashMap<String, Presented> = HashMap::new();
-    for v in control_versions(checks) {
+    let controls = control_versions(checks);
+    for &v in &controls {
         wanted.insert(("client".into(), v));
         presented_by_label.insert("client".into(), Presented::Client);
     }
@@ -182,7 +172,7 @@ pub async fn observe(
         timeout: settings.timeout,
     };
     let health_versions: Vec<TlsVersion> = if grpc {
-        control_versions(checks).into_iter().collect()
+        controls.iter().copied().collect()
     } else {
         vec![]
     };
@@ -421,13 +411,8 @@ fn judge_handshake(
                         (None, true) => "connection reset/closed".to_owned(),
                         (None, false) => "refused".to_owned(),
                     };
-                    let pinned = check
-                        .case
-                        .alerts
-                        .get(&v.id()[3..])
-                        .or_else(|| check.case.alerts.get(v.id()));
-                    match pinned {
-                        Some(want) if o.alert.as_deref() != Some(want.as_str()) => Judgement::new(
+                    match check.case.pinned_alert(v) {
+                        Some(want) if o.alert.as_deref() != Some(want) => Judgement::new(
                             Verdict::Fail,
                             format!("rejected with {how}, but the suite pins alert `{want}`"),
                         ),

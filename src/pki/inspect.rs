@@ -80,22 +80,15 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
         }
     }
     let ca = read_certificates(&dir.join(files::CA_CERT))?.remove(0);
-    let mut pairs: Vec<(String, &'static str, String, String)> = vec![
-        (
-            "ca".into(),
-            files::CA_CERT,
-            files::CA_CERT.into(),
-            files::CA_KEY.into(),
-        ),
+    let mut pairs: Vec<(String, String, String)> = vec![
+        ("ca".into(), files::CA_CERT.into(), files::CA_KEY.into()),
         (
             "server".into(),
-            files::SERVER_CERT,
             files::SERVER_CERT.into(),
             files::SERVER_KEY.into(),
         ),
         (
             "client".into(),
-            files::CLIENT_CERT,
             files::CLIENT_CERT.into(),
             files::CLIENT_KEY.into(),
         ),
@@ -103,13 +96,13 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
     for component in Component::ALL {
         let (crt, key) = component.file_names();
         if dir.join(&crt).is_file() {
-            pairs.push((format!("client-{}", component.short_name()), "", crt, key));
+            pairs.push((format!("client-{}", component.short_name()), crt, key));
         }
     }
 
     let mut certificates = Vec::new();
     let mut checks = Vec::new();
-    for (role, _, crt_name, key_name) in &pairs {
+    for (role, crt_name, key_name) in &pairs {
         let crt_path = dir.join(crt_name);
         let der = read_certificates(&crt_path)?.remove(0);
         let facts = CertFacts::from_der(&der)
