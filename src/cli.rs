@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use argocd_mtls_verify::pki::{KeyType, Layout};
+use argocd_mtls_verify::runner::kube::Profile;
 use argocd_mtls_verify::target::Protocol;
 
 /// Proves that an Argo CD 3.5+ repo-server enforces mutual TLS, and writes a compliance report.
@@ -47,11 +48,11 @@ pub enum Command {
 pub enum TargetKind {
     /// A bare address (--addr), e.g. a port-forward or a test server.
     Endpoint,
-    /// Deploy Argo CD into a kind cluster (needs Docker and kind). Not finished in this build: runs
-    /// the version gate and preflight, then stops with exit 2.
+    /// Create a kind cluster (needs kind and Docker), install Argo CD, record the no-mTLS baseline,
+    /// provision the Secrets, restart what mounts them, and verify every repo-server replica.
     Kind,
-    /// An existing cluster from kubeconfig (read-only unless --provision). Not finished in this
-    /// build: stops with exit 2.
+    /// An existing installation from kubeconfig: verify every replica and audit the configuration.
+    /// Read-only unless --provision.
     Cluster,
 }
 
@@ -126,8 +127,9 @@ pub struct RunArgs {
     /// A file with the repo-server log (text or JSON logrus), for the log checks.
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
-    /// Suites to run: a built-in name or a .toml path (repeatable).
-    #[arg(long, default_value = "endpoint", value_name = "NAME")]
+    /// Suites to run: a built-in name or a .toml path (repeatable). Default: `endpoint`, plus
+    /// `kubernetes` for the kind and cluster targets.
+    #[arg(long, value_name = "NAME")]
     pub suite: Vec<String>,
     /// Kubernetes targets (kind, cluster).
     #[command(flatten)]
@@ -165,9 +167,24 @@ pub struct KubeArgs {
     /// Namespace Argo CD runs in.
     #[arg(long, default_value = "argocd", value_name = "NS")]
     pub namespace: String,
-    /// cluster: allow creating the Secrets and restarting workloads (read-only otherwise).
-    #[arg(long)]
+    /// cluster: allow creating the Secrets (from --pki DIR) and restarting the workloads that
+    /// mount them. Without it nothing in the cluster is changed.
+    #[arg(long, requires = "pki")]
     pub provision: bool,
+    /// How to provision: `seed` = the two Secrets exactly as operators are told; `strict` = also
+    /// make every client verify the repo-server (sets *.repo.server.ca.cert.path in argocd-cmd-params-cm).
+    #[arg(long, value_enum, default_value_t = Profile::Seed)]
+    pub profile: Profile,
+    /// When provisioning, set GRPC_GO_LOG_SEVERITY_LEVEL=warning on the repo-server so refused
+    /// handshakes are logged (enables log/rejections-logged).
+    #[arg(long)]
+    pub grpc_log_warnings: bool,
+    /// kind: pull the manifest's images and load them into the cluster before installing.
+    #[arg(long)]
+    pub preload_images: bool,
+    /// Time limit for kind create, CRDs and each rollout, in seconds.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub rollout_timeout: u64,
 }
 
 /// Arguments of `demo`.

@@ -12,9 +12,10 @@ use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::pki::{self, PkiPaths, ProbePki};
 use argocd_mtls_verify::reference;
 use argocd_mtls_verify::report::{self, Formats, Report};
+use argocd_mtls_verify::runner::kube::{KindPlan, KubeRun, Limits, Provisioning};
 use argocd_mtls_verify::runner::{self, PhaseClock, Selection};
 use argocd_mtls_verify::suite::Suite;
-use argocd_mtls_verify::target::{Endpoint, LogSource, kind, parse_health_url, versions};
+use argocd_mtls_verify::target::{Endpoint, LogSource, kind, parse_health_url};
 
 use crate::cli::{DemoArgs, ListArgs, OutputArgs, RunArgs, TargetKind};
 
@@ -84,36 +85,65 @@ async fn run_and_report(
     } else {
         runner::print_results(&results, endpoints.len() > 1);
     }
-    let report_start = Instant::now();
-    let mut phases = clock.into_phases();
-    phases.push(report::Phase {
-        name: "report".into(),
-        ms: 0.0,
-    });
-    let run = runner::run_info(
-        report::new_run_id(started_at),
+    let finished = Finished {
+        run_id: report::new_run_id(started_at),
         target,
         started_at,
-        phases,
-        incomplete,
-    );
-    let mut report = Report::new(
-        run,
-        runner::subject(&endpoints, argocd_version),
-        material.certificate_facts(),
+        subject: runner::subject(&endpoints, argocd_version),
+        certificates: material.certificate_facts(),
         results,
-    );
-    if let Some(p) = report.run.phases.last_mut() {
-        p.ms = report_start.elapsed().as_secs_f64() * 1000.0;
+        stopped: incomplete.then(|| "interrupted (Ctrl-C)".to_owned()),
+    };
+    finished.write(clock, out, formats)
+}
+
+/// A run's outcome, ready to be written.
+struct Finished<'a> {
+    run_id: String,
+    target: &'a str,
+    started_at: time::OffsetDateTime,
+    subject: report::Subject,
+    certificates: Vec<argocd_mtls_verify::x509::CertFacts>,
+    results: Vec<report::CheckResult>,
+    /// Why the run stopped early; makes it incomplete.
+    stopped: Option<String>,
+}
+
+impl Finished<'_> {
+    /// Builds the report (timing its own phase), writes it, prints the summary; returns the exit code.
+    fn write(
+        self,
+        clock: PhaseClock,
+        out: &OutputArgs,
+        formats: Formats,
+    ) -> anyhow::Result<ExitCode> {
+        let report_start = Instant::now();
+        let mut phases = clock.into_phases();
+        phases.push(report::Phase {
+            name: "report".into(),
+            ms: 0.0,
+        });
+        let mut run = runner::run_info(
+            self.run_id,
+            self.target,
+            self.started_at,
+            phases,
+            self.stopped.is_some(),
+        );
+        run.stopped = self.stopped;
+        let mut report = Report::new(run, self.subject, self.certificates, self.results);
+        if let Some(p) = report.run.phases.last_mut() {
+            p.ms = report_start.elapsed().as_secs_f64() * 1000.0;
+        }
+        let dir = report::write(&report, &out.report_dir, formats).with_context(|| {
+            format!(
+                "--report-dir {}: cannot write the report",
+                out.report_dir.display()
+            )
+        })?;
+        runner::print_summary(&report, Some(&dir));
+        Ok(ExitCode::from(report.summary.exit_code()))
     }
-    let dir = report::write(&report, &out.report_dir, formats).with_context(|| {
-        format!(
-            "--report-dir {}: cannot write the report",
-            out.report_dir.display()
-        )
-    })?;
-    runner::print_summary(&report, Some(&dir));
-    Ok(ExitCode::from(report.summary.exit_code()))
 }
 
 fn pki_paths(args: &RunArgs) -> anyhow::Result<PkiPaths> {
@@ -145,39 +175,197 @@ fn pki_paths(args: &RunArgs) -> anyhow::Result<PkiPaths> {
 /// `run`.
 pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     match args.target {
-        TargetKind::Endpoint => {}
-        TargetKind::Kind => {
-            // Cheap refusals first: an unsupported version needs no Docker to be refused.
-            let file = if args.kube.ha {
-                "manifests/ha/install.yaml"
-            } else {
-                "manifests/install.yaml"
-            };
-            if args.kube.install_manifest.is_none() {
-                versions::pinned(&args.kube.argocd_version, file)?;
-            } else {
-                versions::require_mtls_support(&args.kube.argocd_version)?;
-            }
-            let tools = kind::preflight().context("--target kind preflight")?;
-            bail!(
-                "found {} and {}, but deploying Argo CD into kind is not implemented in this build yet; \
-                 deploy it yourself and use --target endpoint with a port-forward \
-                 (kubectl -n {} port-forward svc/argocd-repo-server 8081 8084)",
-                tools.kind,
-                tools.runtime,
-                args.kube.namespace
-            );
-        }
-        TargetKind::Cluster => bail!(
-            "--target cluster is not implemented in this build yet; use --target endpoint with a port-forward \
-             (kubectl -n {} port-forward svc/argocd-repo-server 8081 8084)",
-            args.kube.namespace
-        ),
+        TargetKind::Endpoint => run_endpoint(args).await,
+        TargetKind::Kind | TargetKind::Cluster => run_kube(args).await,
     }
+}
+
+fn suite_names(args: &RunArgs) -> Vec<String> {
+    if !args.suite.is_empty() {
+        return args.suite.clone();
+    }
+    match args.target {
+        TargetKind::Endpoint => vec!["endpoint".into()],
+        _ => vec!["endpoint".into(), "kubernetes".into()],
+    }
+}
+
+/// Probe material and the Secrets to provision for the kind target: from `--pki DIR`, or a fresh
+/// in-memory bundle for the namespace (never written to disk).
+fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
+    let ns = &args.kube.namespace;
+    let (profile, grpc) = (args.kube.profile, args.kube.grpc_log_warnings);
+    if args.ca_cert.is_some() {
+        bail!(
+            "--target kind provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
+        );
+    }
+    match &args.pki {
+        Some(dir) => {
+            let material = ProbePki::load(&pki_paths(args)?)?;
+            let origin = format!("--pki {}", dir.display());
+            let provisioning = Provisioning::from_bundle(
+                |name| std::fs::read(dir.join(name)).ok(),
+                &origin,
+                ns,
+                profile,
+                grpc,
+            )?;
+            Ok((material, provisioning))
+        }
+        None => {
+            let bundle = pki::generate(&pki::InitOptions {
+                namespace: ns.clone(),
+                ..Default::default()
+            })?;
+            let material =
+                ProbePki::from_generated(&bundle, Path::new("<kind run: generated in memory>"))?;
+            let provisioning = Provisioning::from_bundle(
+                |name| bundle.file(name).map(<[u8]>::to_vec),
+                "generated bundle",
+                ns,
+                profile,
+                grpc,
+            )?;
+            Ok((material, provisioning))
+        }
+    }
+}
+
+/// `run --target kind` and `run --target cluster`.
+async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let target = if args.target == TargetKind::Kind {
+        "kind"
+    } else {
+        "cluster"
+    };
+    // Cheap refusals first: an unsupported version needs no Docker to be refused.
+    let source = if args.target == TargetKind::Kind {
+        Some(runner::kube::gate(
+            &args.kube.argocd_version,
+            args.kube.ha,
+            args.kube.install_manifest.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let suites = load_suites(&suite_names(&args))?;
+    let checks = runner::select(&suites, &selection(&args.output));
+    if args.output.list {
+        runner::print_list(&checks);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if checks.is_empty() {
+        bail!(
+            "no check matches the filters {:?}; `--list` shows the ids",
+            args.output.filters
+        );
+    }
+    let formats = Formats::parse(&args.output.format).map_err(|e| anyhow!(e))?;
+    let settings = settings(&args.output)?;
+    let limits = Limits {
+        rollout: Duration::from_secs(args.kube.rollout_timeout.max(1)),
+        download: Duration::from_secs(120),
+    };
+    let run_id = report::new_run_id(started_at);
+    let mut run = KubeRun::new(&args.kube.namespace);
+    let outcome = match source {
+        Some(manifest) => {
+            let toolchain = kind::preflight().context("--target kind preflight")?;
+            let (material, provisioning) = kind_material(&args)?;
+            run.material = Some(material);
+            let plan = KindPlan {
+                cluster_name: args
+                    .kube
+                    .cluster_name
+                    .clone()
+                    .unwrap_or_else(|| kind::cluster_name_for_run(&run_id)),
+                reuse: args.kube.reuse_cluster,
+                ha: args.kube.ha,
+                manifest,
+                preload_images: args.kube.preload_images,
+                toolchain,
+            };
+            tokio::select! {
+                r = run.kind(&plan, &provisioning, &checks, &settings, &limits) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        }
+        None => {
+            if args.pki.is_some() || args.ca_cert.is_some() {
+                run.material = Some(ProbePki::load(&pki_paths(&args)?)?);
+            }
+            let provisioning = match (&args.pki, args.kube.provision) {
+                (Some(dir), true) => Some(Provisioning::from_bundle(
+                    |name| std::fs::read(dir.join(name)).ok(),
+                    &format!("--pki {}", dir.display()),
+                    &args.kube.namespace,
+                    args.kube.profile,
+                    args.kube.grpc_log_warnings,
+                )?),
+                _ => None,
+            };
+            let (client, label) = runner::kube::connect(args.kube.context.as_deref()).await?;
+            tokio::select! {
+                r = run.cluster(client, &label, provisioning.as_ref(), &checks, &settings, &limits) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        }
+    };
+    let stopped = match outcome {
+        None => Some("interrupted (Ctrl-C)".to_owned()),
+        Some(Err(e)) => {
+            eprintln!("error: {e:#}");
+            Some(format!("{e:#}"))
+        }
+        Some(Ok(())) => None,
+    };
+    if stopped.is_some() {
+        eprintln!(
+            "the run stopped early: cleaning up, then writing a partial report marked incomplete"
+        );
+    }
+    run.teardown(args.kube.keep_cluster).await;
+    if !run.results.is_empty() {
+        runner::print_results(&run.results, true);
+    }
+    let mut kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
+    kubernetes["run_cluster_name"] = run
+        .cluster
+        .as_ref()
+        .map(|c| c.name.clone().into())
+        .unwrap_or(serde_json::Value::Null);
+    let subject = report::Subject {
+        addresses: run.addresses.clone(),
+        server_name: run.server_name.clone(),
+        protocol: "grpc".into(),
+        argocd_version: run.argocd_version.clone(),
+        kubernetes: Some(kubernetes),
+    };
+    let certificates = run
+        .material
+        .as_ref()
+        .map(ProbePki::certificate_facts)
+        .unwrap_or_default();
+    let clock = std::mem::take(&mut run.clock);
+    let finished = Finished {
+        run_id,
+        target,
+        started_at,
+        subject,
+        certificates,
+        results: std::mem::take(&mut run.results),
+        stopped,
+    };
+    finished.write(clock, &args.output, formats)
+}
+
+async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started_at = time::OffsetDateTime::now_utc();
     let mut clock = PhaseClock::default();
     let setup = Instant::now();
-    let suites = load_suites(&args.suite)?;
+    let suites = load_suites(&suite_names(&args))?;
     if args.output.list {
         runner::print_list(&runner::select(&suites, &selection(&args.output)));
         return Ok(ExitCode::SUCCESS);

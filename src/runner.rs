@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+pub mod kube;
+
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::checks::{self, ProbeSettings};
@@ -168,6 +170,7 @@ pub fn run_info(
         target: target.into(),
         phases,
         incomplete,
+        stopped: None,
     }
 }
 

@@ -11,7 +11,10 @@ use crate::pki::Adversary;
 use crate::probe::TlsVersion;
 
 /// Built-in suites: (name, TOML text).
-pub const BUILTIN: &[(&str, &str)] = &[("endpoint", include_str!("../suites/endpoint.toml"))];
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("endpoint", include_str!("../suites/endpoint.toml")),
+    ("kubernetes", include_str!("../suites/kubernetes.toml")),
+];
 
 /// Why a suite could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +110,9 @@ pub enum CaseKind {
         /// The message prefix to find.
         prefix: String,
     },
+    /// Judged on the Kubernetes target's findings (configuration audit, pod state, component
+    /// logs) whose id is the case id or starts with `<case id>/`; one result per finding id.
+    Finding,
 }
 
 /// How much a failing check weighs.

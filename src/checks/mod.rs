@@ -13,6 +13,7 @@ use crate::pki::{self, Adversary, Identity, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, TlsVersion};
 use crate::report::{CheckResult, Verdict};
 use crate::suite::{CaseKind, Check, Expect, Presented};
+use crate::target::audit::Finding;
 use crate::target::{Endpoint, HttpAnswer, Protocol, logrus_message};
 
 /// Probe settings.
@@ -555,11 +556,16 @@ fn expected_text(kind: &CaseKind) -> String {
         CaseKind::GrpcNoCertRpc => "the RPC fails before any response".into(),
         CaseKind::HttpProbe { path } => format!("GET {path} answers 200"),
         CaseKind::LogLine { prefix } => format!("a log line starting `{prefix}`"),
+        CaseKind::Finding => "the Kubernetes objects, pods and logs hold as required".into(),
     }
 }
 
 fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> Judgement {
     match &check.case.kind {
+        CaseKind::Finding => Judgement::new(
+            Verdict::Skip,
+            "judged on Kubernetes objects, pods and logs: needs --target kind or --target cluster",
+        ),
         CaseKind::Handshake { present, expect } => {
             judge_handshake(check, *present, *expect, obs, grpc)
         }
@@ -772,4 +778,115 @@ mod tests {
             assert_eq!(logrus_message(line).as_deref(), want, "{line}");
         }
     }
+}
+
+/// Findings about one scope: the namespace (configuration, components) or one repo-server pod.
+#[derive(Debug, Clone, Default)]
+pub struct ScopedFindings {
+    /// `namespace/argocd` or the pod name; becomes the results' `endpoint`.
+    pub scope: String,
+    /// What the Kubernetes target found there.
+    pub findings: Vec<Finding>,
+}
+
+fn finding_matches(case_id: &str, finding_id: &str) -> bool {
+    finding_id == case_id
+        || finding_id
+            .strip_prefix(case_id)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Judges the finding-based checks: one result per (scope, finding id), several findings with one
+/// id (e.g. two certificates' expiry) folded into one result that fails if any of them fails. A
+/// check no finding answers is skipped, with `not_observed`'s reason for its id when there is one.
+pub fn evaluate_findings(
+    checks: &[Check],
+    scopes: &[ScopedFindings],
+    not_observed: &std::collections::BTreeMap<String, String>,
+) -> Vec<CheckResult> {
+    let mut out = Vec::new();
+    for check in checks
+        .iter()
+        .filter(|c| matches!(c.case.kind, CaseKind::Finding))
+    {
+        let result =
+            |id: String, endpoint: &str, verdict, reason: String, evidence, advisory| CheckResult {
+                id,
+                title: check.case.title.clone(),
+                suite: check.suite.clone(),
+                action: check.case.action.clone(),
+                requirement: check.case.requirement.clone(),
+                severity: if advisory {
+                    crate::suite::Severity::Advisory
+                } else {
+                    check.case.severity
+                },
+                controls: check.case.controls.clone(),
+                verdict,
+                expected: expected_text(&check.case.kind),
+                observed: json!({ "findings": evidence }),
+                reason,
+                evidence,
+                duration_ms: 0.0,
+                endpoint: endpoint.to_owned(),
+            };
+        let mut answered = false;
+        for scoped in scopes {
+            let mut ids: Vec<&str> = scoped
+                .findings
+                .iter()
+                .filter(|f| finding_matches(&check.case.id, &f.id))
+                .map(|f| f.id.as_str())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in ids {
+                answered = true;
+                let group: Vec<&Finding> = scoped.findings.iter().filter(|f| f.id == id).collect();
+                let verdict = if group.iter().any(|f| f.inconclusive) {
+                    Verdict::Error
+                } else if group.iter().all(|f| f.ok) {
+                    Verdict::Pass
+                } else {
+                    Verdict::Fail
+                };
+                // A group is advisory only if every finding that decides it is.
+                let deciding: Vec<&&Finding> = group
+                    .iter()
+                    .filter(|f| verdict == Verdict::Pass || !f.ok)
+                    .collect();
+                let advisory = deciding.iter().all(|f| f.advisory);
+                let reason = deciding
+                    .iter()
+                    .map(|f| f.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                let evidence = group.iter().map(|f| f.detail.clone()).collect();
+                out.push(result(
+                    id.to_owned(),
+                    &scoped.scope,
+                    verdict,
+                    reason,
+                    evidence,
+                    advisory,
+                ));
+            }
+        }
+        if !answered {
+            let reason = not_observed
+                .get(&check.case.id)
+                .cloned()
+                .unwrap_or_else(|| "not observed on this target".into());
+            let scope = scopes.first().map(|s| s.scope.as_str()).unwrap_or_default();
+            out.push(result(
+                check.id.clone(),
+                scope,
+                Verdict::Skip,
+                reason,
+                vec![],
+                false,
+            ));
+        }
+    }
+    out
 }

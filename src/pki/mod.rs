@@ -772,6 +772,65 @@ impl ProbePki {
         })
     }
 
+    /// Builds probe material from PEM text without a CA key (e.g. the cluster's own
+    /// `argocd-repo-server-mtls`): cases that mint from the trusted CA are then skipped.
+    /// `origin` names where each part came from in messages and the report.
+    pub fn from_pem(
+        client_ca: &[u8],
+        client_cert: &[u8],
+        client_key: &[u8],
+        server_ca: Option<&[u8]>,
+        origin: &str,
+    ) -> Result<Self, PkiError> {
+        use rustls_pki_types::pem::PemObject;
+        let at = |key: &str| PathBuf::from(format!("{origin}#{key}"));
+        let certs = |bytes: &[u8], key: &str| -> Result<Vec<CertificateDer<'static>>, PkiError> {
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(bytes)
+                .collect::<Result<_, _>>()
+                .map_err(|e| PkiError::BadCertificate {
+                    path: at(key),
+                    index: 1,
+                    detail: e.to_string(),
+                })?;
+            if certs.is_empty() {
+                return Err(PkiError::BadCertificate {
+                    path: at(key),
+                    index: 1,
+                    detail: "no PEM certificate".into(),
+                });
+            }
+            Ok(certs)
+        };
+        let ca_chain = certs(client_ca, "client-ca.crt")?;
+        let key =
+            PrivateKeyDer::from_pem_slice(client_key).map_err(|e| PkiError::UnsupportedKey {
+                path: at("client.key"),
+                detail: e.to_string(),
+            })?;
+        let server_ca_given = server_ca.is_some();
+        let server_ca = match server_ca {
+            Some(b) => certs(b, "server-ca.crt")?,
+            None => ca_chain.clone(),
+        };
+        Ok(ProbePki {
+            ca_cert: ca_chain[0].clone(),
+            ca_key: None,
+            client: Identity {
+                label: "client".into(),
+                chain: certs(client_cert, "client.crt")?,
+                key,
+            },
+            server_ca,
+            paths: PkiPaths {
+                ca_cert: at("client-ca.crt"),
+                ca_key: None,
+                client_cert: at("client.crt"),
+                client_key: at("client.key"),
+                server_ca: server_ca_given.then(|| at("server-ca.crt")),
+            },
+        })
+    }
+
     /// Whether the CA private key is available.
     pub fn has_ca_key(&self) -> bool {
         self.ca_key.is_some()

@@ -149,3 +149,19 @@ pub fn to_yaml(secret: &Secret) -> Result<String, PkiError> {
     serde_saphyr::to_string_with_options(&value, options)
         .map_err(|e| PkiError::Generate(format!("Secret YAML: {e}")))
 }
+
+/// Parses a Secret manifest (as written by `pki init`) back into a Secret, placed in `namespace`.
+/// Errors name `origin`, never the contents.
+pub fn from_yaml(text: &[u8], origin: &str, namespace: &str) -> Result<Secret, PkiError> {
+    let text = std::str::from_utf8(text)
+        .map_err(|_| PkiError::Invalid(format!("{origin}: not UTF-8 text")))?;
+    let value: serde_json::Value = serde_saphyr::from_str(text)
+        .map_err(|_| PkiError::Invalid(format!("{origin}: not a YAML Secret manifest")))?;
+    if value.get("kind").and_then(|k| k.as_str()) != Some("Secret") {
+        return Err(PkiError::Invalid(format!("{origin}: kind is not Secret")));
+    }
+    let mut secret: Secret = serde_json::from_value(value)
+        .map_err(|_| PkiError::Invalid(format!("{origin}: not a valid Secret")))?;
+    secret.metadata.namespace = Some(namespace.to_owned());
+    Ok(secret)
+}

@@ -60,16 +60,38 @@ pub(super) fn render(r: &Report) -> String {
         ));
     }
     if let Some(k) = &r.subject.kubernetes {
-        md.push_str(&format!("| Kubernetes | `{}` |\n", cell(&k.to_string())));
+        let text = |key: &str| {
+            k.get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or("?")
+                .to_owned()
+        };
+        md.push_str(&format!(
+            "| Kubernetes | {} (API server {}), namespace `{}` |\n",
+            cell(&text("cluster")),
+            cell(&text("server_version")),
+            cell(&text("namespace"))
+        ));
     }
     md.push_str(&format!(
         "| Checks | {} passed, {} failed, {} skipped, {} without verdict, {} advisory |\n",
         s.passed, s.failed, s.skipped, s.errors, s.advisories
     ));
     if r.run.incomplete {
-        md.push_str("| Completeness | **INCOMPLETE**: the run was interrupted or a phase did not finish |\n");
+        md.push_str(&format!(
+            "| Completeness | **INCOMPLETE**: {} |\n",
+            cell(
+                r.run
+                    .stopped
+                    .as_deref()
+                    .unwrap_or("the run was interrupted or a phase did not finish")
+            )
+        ));
     }
     md.push_str("\nA passing check is evidence toward the mapped controls, not a certification of them.\n\n");
+    if let Some(k) = &r.subject.kubernetes {
+        kubernetes_section(&mut md, k);
+    }
 
     md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Expected | Observed |\n|---|---|---|---|---|\n");
     for c in &r.checks {
@@ -142,4 +164,70 @@ pub(super) fn render(r: &Report) -> String {
         "\nIntegrity: `sha256sum -c report.json.sha256` in this folder checks report.json.\n",
     );
     md
+}
+
+fn kubernetes_section(md: &mut String, k: &serde_json::Value) {
+    md.push_str(
+        "## Kubernetes\n\n| Repo-server pod | Ready | Restarts | Images |\n|---|---|---|---|\n",
+    );
+    for pod in k["repo_server_pods"].as_array().into_iter().flatten() {
+        let images: Vec<&str> = pod["image_ids"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i.as_str())
+            .collect();
+        md.push_str(&format!(
+            "| `{}` | {} | {} | {} |\n",
+            cell(pod["name"].as_str().unwrap_or("?")),
+            pod["ready"],
+            pod["restarts"],
+            cell(&images.join(", "))
+        ));
+    }
+    let list = |md: &mut String, title: &str, items: Vec<String>| {
+        if !items.is_empty() {
+            md.push_str(&format!("\n**{title}**\n\n"));
+            for i in items {
+                md.push_str(&format!("- {i}\n"));
+            }
+        }
+    };
+    list(
+        md,
+        "Workloads mounting argocd-repo-server-mtls*",
+        k["mtls_workloads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|w| {
+                format!(
+                    "{}/{}",
+                    w["kind"].as_str().unwrap_or("?"),
+                    w["name"].as_str().unwrap_or("?")
+                )
+            })
+            .collect(),
+    );
+    list(
+        md,
+        "Changes the harness made",
+        k["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.as_str().map(str::to_owned))
+            .collect(),
+    );
+    list(
+        md,
+        "Provenance",
+        k["provenance"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(key, v)| format!("{key}: `{}`", v.as_str().unwrap_or_default()))
+            .collect(),
+    );
+    md.push('\n');
 }

@@ -98,6 +98,9 @@ pub struct RunInfo {
     pub phases: Vec<Phase>,
     /// True when the run was interrupted or a phase could not complete.
     pub incomplete: bool,
+    /// Why an incomplete run stopped (interrupted, or the error of the phase that failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
 }
 
 /// What was tested.

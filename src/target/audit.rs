@@ -23,31 +23,50 @@ pub struct Finding {
     pub advisory: bool,
     /// What was found, naming the object and key.
     pub detail: String,
+    /// Nothing could be concluded (e.g. the transport to the pod failed): no verdict.
+    #[serde(default)]
+    pub inconclusive: bool,
 }
 
 impl Finding {
-    fn pass(id: &str, detail: impl Into<String>) -> Self {
+    /// The configuration is right in this respect.
+    pub fn pass(id: &str, detail: impl Into<String>) -> Self {
         Finding {
             id: id.into(),
             ok: true,
             advisory: false,
             detail: detail.into(),
+            inconclusive: false,
         }
     }
-    fn fail(id: &str, detail: impl Into<String>) -> Self {
+    /// The configuration is wrong in this respect; fails the run.
+    pub fn fail(id: &str, detail: impl Into<String>) -> Self {
         Finding {
             id: id.into(),
             ok: false,
             advisory: false,
             detail: detail.into(),
+            inconclusive: false,
         }
     }
-    fn advise(id: &str, ok: bool, detail: impl Into<String>) -> Self {
+    /// Reported, never failing the run.
+    pub fn advise(id: &str, ok: bool, detail: impl Into<String>) -> Self {
         Finding {
             id: id.into(),
             ok,
             advisory: true,
             detail: detail.into(),
+            inconclusive: false,
+        }
+    }
+    /// Nothing could be concluded; the run gets no verdict.
+    pub fn inconclusive(id: &str, detail: impl Into<String>) -> Self {
+        Finding {
+            id: id.into(),
+            ok: false,
+            advisory: false,
+            detail: detail.into(),
+            inconclusive: true,
         }
     }
 }
@@ -442,10 +461,13 @@ pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
                 rest.trim_end_matches(" (mtime changed)")
             ),
         ),
-        None => Finding::fail(
+        // Clients load the certificate when they first dial the repo-server, so a component that
+        // has not needed it since its restart has no such line yet: reported, not failed.
+        None => Finding::advise(
             &format!("log/client-cert-loaded/{component}"),
+            false,
             format!(
-                "{component} never logged `{CLIENT_CERT_LOADED}...` in {} lines: it connects without a certificate and an mTLS repo-server refuses it",
+                "{component} has not logged `{CLIENT_CERT_LOADED}...` in {} lines: either it has not dialed the repo-server since its restart (the certificate loads on the first connection) or it connects without a certificate",
                 lines.len()
             ),
         ),

@@ -52,6 +52,16 @@ pub enum ClusterError {
         /// The limit.
         seconds: u64,
     },
+    /// Provisioning would replace an object this tool did not create.
+    #[error(
+        "`{resource}` already exists in namespace `{namespace}` and was not created by argocd-mtls-verify: refusing to overwrite it (delete it yourself, or run read-only without --provision)"
+    )]
+    WouldOverwrite {
+        /// The object.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+    },
     /// A rollout did not finish.
     #[error("rollout of {kind:?}/{name} {state}")]
     Rollout {
@@ -64,7 +74,13 @@ pub enum ClusterError {
     },
 }
 
-fn api_error(verb: &str, resource: &str, namespace: &str, e: kube::Error) -> ClusterError {
+/// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
+pub(crate) fn api_error(
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    e: kube::Error,
+) -> ClusterError {
     if let kube::Error::Api(status) = &e
         && status.code == 403
     {
@@ -89,8 +105,10 @@ fn api_error(verb: &str, resource: &str, namespace: &str, e: kube::Error) -> Clu
 pub struct Snapshot {
     /// `argocd-repo-server-mtls`, when it exists and reading Secrets is allowed.
     pub mtls_secret: Option<Secret>,
-    /// Whether the Secret was read (false when the user did not allow it).
+    /// Whether the Secret was read (false when not asked to, or when RBAC refused).
     pub secret_read: bool,
+    /// Why the Secret could not be read, when RBAC refused it.
+    pub secret_unreadable: Option<String>,
     /// `argocd-cmd-params-cm`.
     pub cmd_params: Option<ConfigMap>,
     /// Workloads mounting `argocd-repo-server-mtls*`.
@@ -139,11 +157,19 @@ pub async fn read_snapshot(
     let mut snap = Snapshot::default();
     if read_secret {
         let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        snap.mtls_secret = secrets
+        // Reading Secrets is the one permission an auditor's role may lack; the rest still runs.
+        match secrets
             .get_opt(MTLS_SECRET)
             .await
-            .map_err(|e| api_error("get", "secrets", namespace, e))?;
-        snap.secret_read = true;
+            .map_err(|e| api_error("get", "secrets", namespace, e))
+        {
+            Ok(secret) => {
+                snap.mtls_secret = secret;
+                snap.secret_read = true;
+            }
+            Err(e @ ClusterError::Forbidden { .. }) => snap.secret_unreadable = Some(e.to_string()),
+            Err(e) => return Err(e),
+        }
     }
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     snap.cmd_params = cms
@@ -347,4 +373,205 @@ pub async fn wait_rollout(
         }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// The field manager provisioning applies as (distinct from the installer's, so re-applying the
+/// Secrets never prunes fields the install set).
+pub const PROVISION_MANAGER: &str = "argocd-mtls-verify-provision";
+
+/// Mount path of `argocd-repo-server-mtls` in the client components.
+pub const CLIENT_MTLS_DIR: &str = "/app/config/reposerver/mtls";
+
+/// Creates or updates the mTLS Secrets. A Secret that exists and was not made by this tool is left
+/// alone and reported: provisioning never overwrites an operator's material.
+pub async fn provision_secrets(
+    client: &Client,
+    namespace: &str,
+    secrets: &[Secret],
+) -> Result<(), ClusterError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let existing = api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|e| api_error("get", "secrets", namespace, e))?;
+        if let Some(existing) = existing {
+            let ours = existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::pki::secrets::MANAGED_BY.0))
+                .is_some_and(|v| v == crate::pki::secrets::MANAGED_BY.1);
+            if !ours {
+                return Err(ClusterError::WouldOverwrite {
+                    resource: format!("secrets/{name}"),
+                    namespace: namespace.into(),
+                });
+            }
+        }
+        let mut body = serde_json::to_value(secret).expect("a Secret serializes");
+        body["apiVersion"] = "v1".into();
+        body["kind"] = "Secret".into();
+        body["metadata"]["namespace"] = namespace.into();
+        api.patch(
+            &name,
+            &PatchParams::apply(PROVISION_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(|e| api_error("patch", "secrets", namespace, e))?;
+    }
+    Ok(())
+}
+
+/// The argocd-cmd-params-cm patch of the `strict` profile: every client verifies the repo-server
+/// against the `server-ca.crt` it already mounts.
+pub fn strict_verification_patch() -> serde_json::Value {
+    let data: serde_json::Map<String, serde_json::Value> = super::audit::SERVER_VERIFICATION_KEYS
+        .iter()
+        .map(|(_, ca_key, _)| {
+            (
+                (*ca_key).to_owned(),
+                format!(
+                    "{CLIENT_MTLS_DIR}/{}",
+                    crate::pki::secrets::mtls_keys::SERVER_CA
+                )
+                .into(),
+            )
+        })
+        .collect();
+    serde_json::json!({ "data": data })
+}
+
+/// Applies [`strict_verification_patch`] (a merge patch: other keys are kept).
+pub async fn set_strict_verification(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        "argocd-cmd-params-cm",
+        &PatchParams::default(),
+        &Patch::Merge(strict_verification_patch()),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error("patch", "configmaps", namespace, e))
+}
+
+/// The repo-server Deployment patch that makes grpc-go log refused handshakes (it hides WARNING
+/// by default). Strategic merge: containers and env merge by name.
+pub fn grpc_warning_log_patch() -> serde_json::Value {
+    serde_json::json!({ "spec": { "template": { "spec": { "containers": [{
+        "name": "argocd-repo-server",
+        "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "warning" }]
+    }] } } } })
+}
+
+/// Applies [`grpc_warning_log_patch`].
+pub async fn set_grpc_warning_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        "argocd-repo-server",
+        &PatchParams::default(),
+        &Patch::Strategic(grpc_warning_log_patch()),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
+}
+
+/// The pods of a component (`app.kubernetes.io/name=<component>`), by name.
+pub async fn component_pods(
+    client: &Client,
+    namespace: &str,
+    component: &str,
+) -> Result<Vec<Pod>, ClusterError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut list = pods
+        .list(&ListParams::default().labels(&format!("app.kubernetes.io/name={component}")))
+        .await
+        .map_err(|e| api_error("list", "pods", namespace, e))?
+        .items;
+    list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    Ok(list)
+}
+
+/// The facts of each repo-server pod.
+pub async fn repo_server_pods(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<PodFacts>, ClusterError> {
+    Ok(component_pods(client, namespace, "argocd-repo-server")
+        .await?
+        .iter()
+        .map(pod_facts)
+        .collect())
+}
+
+/// A pod's log lines from its first container (or `container`), the last `since` only.
+pub async fn pod_log(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: Option<&str>,
+    since: Duration,
+) -> Result<Vec<String>, ClusterError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::LogParams {
+        container: container.map(str::to_owned),
+        since_seconds: Some(since.as_secs().max(1) as i64),
+        ..Default::default()
+    };
+    let text = pods
+        .logs(pod, &params)
+        .await
+        .map_err(|e| api_error("get", "pods/log", namespace, e))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// Messages of probe-failure events (`Unhealthy`) of `pod` that happened at or after `since`.
+pub async fn probe_failures(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    since: time::OffsetDateTime,
+) -> Result<Vec<String>, ClusterError> {
+    use k8s_openapi::api::core::v1::Event;
+    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let list = events
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.kind=Pod,involvedObject.name={pod}"
+        )))
+        .await
+        .map_err(|e| api_error("list", "events", namespace, e))?;
+    let since = since.unix_timestamp();
+    Ok(list
+        .items
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("Unhealthy"))
+        .filter(|e| {
+            let at = e
+                .last_timestamp
+                .as_ref()
+                .map(|t| t.0.as_second())
+                .or_else(|| e.event_time.as_ref().map(|t| t.0.as_second()))
+                .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.as_second()));
+            at.is_none_or(|at| at >= since)
+        })
+        .map(|e| {
+            format!(
+                "{} (x{})",
+                e.message.clone().unwrap_or_default().trim(),
+                e.count.unwrap_or(1)
+            )
+        })
+        .collect())
+}
+
+/// The API server's version (`gitVersion`).
+pub async fn server_version(client: &Client) -> Result<String, ClusterError> {
+    client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .map_err(|e| api_error("get", "/version", "", e))
 }

@@ -3,8 +3,11 @@
 
 pub mod audit;
 pub mod cluster;
+pub mod forward;
 pub mod install;
 pub mod kind;
+pub mod kubernetes;
+pub mod manifest;
 pub mod versions;
 
 use std::net::SocketAddr;

@@ -1,0 +1,630 @@
+//! The Kubernetes runs, phase by phase: `kind` (create, install, baseline, provision, restart,
+//! verify, teardown) and `cluster` (verify an existing installation, read-only unless asked).
+//!
+//! All state lives in [`KubeRun`], outside the phase futures, so a run interrupted at any phase
+//! (Ctrl-C, a setup failure) still knows what it created, tears exactly that down, and reports
+//! what it had so far, marked incomplete.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use kube::Client;
+
+use crate::checks::{self, ProbeSettings, ScopedFindings};
+use crate::pki::{ProbePki, secrets};
+use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
+use crate::report::CheckResult;
+use crate::runner::{self, PhaseClock};
+use crate::suite::{CaseKind, Check};
+use crate::target::audit::{Finding, MtlsWorkload};
+use crate::target::cluster::{self, ClusterError};
+use crate::target::kind::{self, KindCluster};
+use crate::target::kubernetes::{KubeFacts, Session};
+use crate::target::manifest::{self, ManifestSource};
+use crate::target::{install, versions};
+
+/// How the Secrets are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Exactly what operators are told: the two Secrets, then restart the components.
+    Seed,
+    /// Also make every client verify the repo-server (`*.repo.server.ca.cert.path`).
+    Strict,
+}
+
+/// What to provision, and from what.
+pub struct Provisioning {
+    /// The Secrets (`argocd-repo-server-tls`, `argocd-repo-server-mtls`).
+    pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
+    /// Profile.
+    pub profile: Profile,
+    /// Set GRPC_GO_LOG_SEVERITY_LEVEL=warning on the repo-server.
+    pub grpc_warning_log: bool,
+}
+
+impl Provisioning {
+    /// The Secrets of a `pki init` bundle: its two Secret manifests, placed in `namespace`.
+    pub fn from_bundle(
+        file: impl Fn(&str) -> Option<Vec<u8>>,
+        origin: &str,
+        namespace: &str,
+        profile: Profile,
+        grpc_warning_log: bool,
+    ) -> anyhow::Result<Self> {
+        let mut out = Vec::new();
+        for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
+            let bytes = file(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{origin}: no {name} (a bundle from `argocd-mtls-verify pki init` has it)"
+                )
+            })?;
+            out.push(secrets::from_yaml(
+                &bytes,
+                &format!("{origin}/{name}"),
+                namespace,
+            )?);
+        }
+        Ok(Provisioning {
+            secrets: out,
+            profile,
+            grpc_warning_log,
+        })
+    }
+}
+
+/// Options of the kind target.
+pub struct KindPlan {
+    /// Cluster name.
+    pub cluster_name: String,
+    /// Use the existing cluster of that name.
+    pub reuse: bool,
+    /// HA layout.
+    pub ha: bool,
+    /// Where the manifest comes from.
+    pub manifest: ManifestSource,
+    /// Preload the manifest's images into kind.
+    pub preload_images: bool,
+    /// Toolchain facts from the preflight.
+    pub toolchain: kind::Toolchain,
+}
+
+/// Limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// kind create, CRDs Established, each rollout.
+    pub rollout: Duration,
+    /// Manifest download.
+    pub download: Duration,
+}
+
+/// The state of a Kubernetes run, filled phase by phase.
+pub struct KubeRun {
+    /// Phase timings.
+    pub clock: PhaseClock,
+    /// Results so far.
+    pub results: Vec<CheckResult>,
+    /// Kubernetes facts for the report.
+    pub facts: KubeFacts,
+    /// The kind cluster, once claimed (deleted at teardown only if this run created it).
+    pub cluster: Option<KindCluster>,
+    /// Probe material.
+    pub material: Option<ProbePki>,
+    /// The build VersionService reported.
+    pub argocd_version: Option<serde_json::Value>,
+    /// Server name used for SNI.
+    pub server_name: String,
+    /// The replicas probed, as the report names them.
+    pub addresses: Vec<String>,
+    namespace: String,
+    baseline: Vec<ScopedFindings>,
+    not_observed: BTreeMap<String, String>,
+}
+
+fn say(msg: &str) {
+    eprintln!("  {msg}");
+}
+
+impl KubeRun {
+    /// A fresh run against `namespace`.
+    pub fn new(namespace: &str) -> Self {
+        KubeRun {
+            clock: PhaseClock::default(),
+            results: vec![],
+            facts: KubeFacts {
+                namespace: namespace.to_owned(),
+                ..Default::default()
+            },
+            cluster: None,
+            material: None,
+            argocd_version: None,
+            server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
+            addresses: vec![],
+            namespace: namespace.to_owned(),
+            baseline: vec![],
+            not_observed: BTreeMap::new(),
+        }
+    }
+
+    fn phase(&self, name: &str) -> Instant {
+        eprintln!("== {name}");
+        Instant::now()
+    }
+
+    /// Deletes the kind cluster if this run created it and `keep` is false; says what it did.
+    pub async fn teardown(&mut self, keep: bool) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let start = self.phase("teardown");
+        if keep || !cluster.created {
+            eprintln!(
+                "  kept kind cluster `{}` ({}); delete it with: kind delete cluster --name {}",
+                cluster.name,
+                if cluster.created {
+                    "--keep-cluster"
+                } else {
+                    "not created by this run"
+                },
+                cluster.name
+            );
+        } else {
+            match cluster.delete_if_created().await {
+                Ok(_) => say(&format!("deleted kind cluster `{}`", cluster.name)),
+                Err(e) => eprintln!(
+                    "  could not delete kind cluster `{}`: {e}; delete it with: kind delete cluster --name {}",
+                    cluster.name, cluster.name
+                ),
+            }
+        }
+        self.clock.record("teardown", start);
+    }
+
+    /// `run --target kind`, up to and including verification (teardown is separate).
+    pub async fn kind(
+        &mut self,
+        plan: &KindPlan,
+        provisioning: &Provisioning,
+        checks: &[Check],
+        settings: &ProbeSettings,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        let start = self.phase("cluster");
+        self.facts
+            .provenance
+            .insert("kind".into(), plan.toolchain.kind.clone());
+        self.facts
+            .provenance
+            .insert("container_runtime".into(), plan.toolchain.runtime.clone());
+        if plan.reuse {
+            self.cluster = Some(kind::reuse(&plan.cluster_name).await?);
+            say(&format!("reusing kind cluster `{}`", plan.cluster_name));
+        } else {
+            self.cluster = Some(kind::plan_create(&plan.cluster_name, plan.ha).await?);
+            say(&format!(
+                "creating kind cluster `{}` ({})",
+                plan.cluster_name,
+                if plan.ha {
+                    "1 control plane + 3 workers"
+                } else {
+                    "single node"
+                }
+            ));
+            self.cluster
+                .as_ref()
+                .expect("just set")
+                .create(limits.rollout)
+                .await?;
+        }
+        let cluster = self.cluster.as_ref().expect("just set");
+        self.facts.cluster = format!("kind-{}", cluster.name);
+        let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
+        self.clock.record("cluster", start);
+
+        let start = self.phase("install");
+        let (bytes, facts) = plan.manifest.fetch(limits.download).await?;
+        eprintln!(
+            "  manifest {} ({} bytes) sha256 {}{}",
+            facts.origin,
+            facts.bytes,
+            facts.sha256,
+            if facts.pinned {
+                " (matches the pinned digest)"
+            } else {
+                " (not pinned: verify this digest yourself)"
+            }
+        );
+        self.facts
+            .provenance
+            .insert("manifest".into(), facts.origin.clone());
+        self.facts
+            .provenance
+            .insert("manifest_sha256".into(), facts.sha256.clone());
+        self.facts
+            .provenance
+            .insert("manifest_pinned".into(), facts.pinned.to_string());
+        let text = String::from_utf8_lossy(&bytes);
+        let objects = install::parse_manifest(&text, &facts.origin)?;
+        if plan.preload_images {
+            let images = manifest::images(&objects);
+            self.cluster
+                .as_ref()
+                .expect("set")
+                .preload(&images, say)
+                .await?;
+        }
+        ensure_namespace(&client, &self.namespace).await?;
+        install::apply_all(&client, objects, &self.namespace, limits.rollout, say).await?;
+        let session = Session {
+            client: client.clone(),
+            namespace: self.namespace.clone(),
+        };
+        let all = session.workloads().await?;
+        say(&format!(
+            "waiting for {} workloads to become available",
+            all.len()
+        ));
+        session.wait_all(&all, limits.rollout, &mut say).await?;
+        self.clock.record("install", start);
+
+        let start = self.phase("baseline");
+        self.baseline = baseline(&session, &self.server_name, settings).await?;
+        self.clock.record("baseline", start);
+
+        self.provision_and_restart(&session, provisioning, limits)
+            .await?;
+        let since = time::OffsetDateTime::now_utc();
+        self.verify(
+            &session,
+            checks,
+            settings,
+            since,
+            provisioning.grpc_warning_log,
+        )
+        .await
+    }
+
+    /// `run --target cluster`: verify an existing installation through `client` (labelled
+    /// `cluster_label` in the report). Nothing is written unless `provisioning` is given.
+    pub async fn cluster(
+        &mut self,
+        client: Client,
+        cluster_label: &str,
+        provisioning: Option<&Provisioning>,
+        checks: &[Check],
+        settings: &ProbeSettings,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
+        let start = self.phase("connect");
+        self.facts.cluster = cluster_label.to_owned();
+        let session = Session {
+            client,
+            namespace: self.namespace.clone(),
+        };
+        self.not_observed.insert(
+            "baseline/no-cert-accepted-before-mtls".into(),
+            "existing installation: there is no 'before' state to record (the kind target records it)"
+                .into(),
+        );
+        self.clock.record("connect", start);
+        let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+        if let Some(p) = provisioning {
+            self.provision_and_restart(&session, p, limits).await?;
+            since = time::OffsetDateTime::now_utc();
+        }
+        self.verify(
+            &session,
+            checks,
+            settings,
+            since,
+            provisioning.is_some_and(|p| p.grpc_warning_log),
+        )
+        .await
+    }
+
+    async fn provision_and_restart(
+        &mut self,
+        session: &Session,
+        p: &Provisioning,
+        limits: &Limits,
+    ) -> Result<(), ClusterError> {
+        let start = self.phase("provision");
+        let (client, ns) = (&session.client, &session.namespace);
+        cluster::provision_secrets(client, ns, &p.secrets).await?;
+        for s in &p.secrets {
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let keys: Vec<String> = s.data.iter().flatten().map(|(k, _)| k.clone()).collect();
+            self.facts
+                .changes
+                .push(format!("applied secrets/{name} (keys {})", keys.join(", ")));
+        }
+        if p.profile == Profile::Strict {
+            cluster::set_strict_verification(client, ns).await?;
+            self.facts.changes.push(
+                "argocd-cmd-params-cm: set *.repo.server.ca.cert.path for the four clients (profile strict)"
+                    .into(),
+            );
+        }
+        if p.grpc_warning_log {
+            cluster::set_grpc_warning_log(client, ns).await?;
+            self.facts
+                .changes
+                .push("deployment/argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=warning".into());
+        }
+        self.clock.record("provision", start);
+
+        let start = self.phase("restart");
+        let snapshot = cluster::read_snapshot(client, ns, false).await?;
+        let at = time::OffsetDateTime::now_utc();
+        for w in &snapshot.workloads {
+            cluster::restart(client, ns, w, at).await?;
+            self.facts
+                .changes
+                .push(format!("restarted {:?}/{}", w.kind, w.name));
+            say(&format!("restarted {:?}/{}", w.kind, w.name));
+        }
+        let restarted: Vec<MtlsWorkload> = snapshot.workloads.clone();
+        session
+            .wait_all(&restarted, limits.rollout, &mut say)
+            .await?;
+        self.clock.record("restart", start);
+        Ok(())
+    }
+
+    async fn verify(
+        &mut self,
+        session: &Session,
+        checks: &[Check],
+        settings: &ProbeSettings,
+        since: time::OffsetDateTime,
+        grpc_warning_log: bool,
+    ) -> anyhow::Result<()> {
+        let start = self.phase("verify");
+        let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
+            .iter()
+            .cloned()
+            .partition(|c| matches!(c.case.kind, CaseKind::Finding));
+        let snapshot = cluster::read_snapshot(&session.client, &session.namespace, true).await?;
+        if let Some(why) = &snapshot.secret_unreadable {
+            for id in [
+                "config/mtls-secret-keys",
+                "config/mtls-client-pair",
+                "config/client-ca-parses",
+                "config/client-cert-chains",
+                "config/client-key-matches",
+                "config/cert-expiry-horizon",
+                "config/server-ca-present",
+                "config/mtls-secret-extra-keys",
+            ] {
+                self.not_observed.insert(id.into(), why.clone());
+            }
+        }
+        if self.material.is_none() {
+            self.material = Some(material_from_secret(&snapshot, &session.namespace)?);
+        }
+        let material = self.material.as_ref().expect("set above");
+        let window = (time::OffsetDateTime::now_utc() - since)
+            .whole_seconds()
+            .max(1) as u64;
+        let replicas = session.open_replicas().await?;
+        let mut endpoints = Vec::new();
+        for r in &replicas {
+            endpoints.push(
+                session
+                    .endpoint(r, &self.server_name, Duration::from_secs(window))
+                    .await,
+            );
+        }
+        self.addresses = endpoints
+            .iter()
+            .map(|e| format!("pod/{} (port-forward {})", e.label, e.addr))
+            .collect();
+        if !probe_checks.is_empty() {
+            let (results, version) =
+                runner::execute(&endpoints, material, &probe_checks, settings, true).await;
+            self.results.extend(results);
+            self.argocd_version = version;
+        }
+        let mut scopes = self.baseline.clone();
+        for r in &replicas {
+            scopes.push(ScopedFindings {
+                scope: r.pod.name.clone(),
+                findings: session.replica_findings(r, since, grpc_warning_log).await,
+            });
+        }
+        if !grpc_warning_log {
+            self.not_observed.insert(
+                "log/rejections-logged".into(),
+                "grpc-go logs refused handshakes only at WARNING; pass --grpc-log-warnings to set GRPC_GO_LOG_SEVERITY_LEVEL=warning".into(),
+            );
+        }
+        let window = (time::OffsetDateTime::now_utc() - since)
+            .whole_seconds()
+            .max(1) as u64;
+        scopes.push(ScopedFindings {
+            scope: format!("namespace/{}", session.namespace),
+            findings: session
+                .namespace_findings(&snapshot, Duration::from_secs(window))
+                .await,
+        });
+        self.results.extend(checks::evaluate_findings(
+            &finding_checks,
+            &scopes,
+            &self.not_observed,
+        ));
+        let label = self.facts.cluster.clone();
+        let changes = std::mem::take(&mut self.facts.changes);
+        let provenance = std::mem::take(&mut self.facts.provenance);
+        self.facts = session.facts(&label, &snapshot).await;
+        self.facts.changes = changes;
+        self.facts.provenance = provenance;
+        self.clock.record("verify", start);
+        Ok(())
+    }
+}
+
+/// The "before" half of migration evidence: each replica accepted a client without a certificate.
+async fn baseline(
+    session: &Session,
+    server_name: &str,
+    settings: &ProbeSettings,
+) -> Result<Vec<ScopedFindings>, ClusterError> {
+    const ID: &str = "baseline/no-cert-accepted-before-mtls";
+    let mut out = Vec::new();
+    for r in session.open_replicas().await? {
+        let outcome = probe::attempt(&ProbeRequest {
+            addr: r.grpc.addr,
+            server_name: server_name.to_owned(),
+            version: TlsVersion::Tls13,
+            identity: None,
+            server_roots: vec![],
+            proof: AcceptanceProof::H2Settings,
+            timeout: settings.timeout,
+            grace: settings.grace,
+        })
+        .await;
+        let what = format!(
+            "pod/{} before provisioning, no client certificate, TLS 1.3: {:?} at {:?}{}",
+            r.pod.name,
+            outcome.outcome,
+            outcome.stage,
+            outcome
+                .alert
+                .as_deref()
+                .map(|a| format!(" (alert {a})"))
+                .unwrap_or_default()
+        );
+        let (failures, _) = r.grpc.failures();
+        let finding = match outcome.outcome {
+            _ if failures > 0 => {
+                Finding::inconclusive(ID, format!("{what}; the port-forward failed"))
+            }
+            Outcome::Accepted => Finding::pass(ID, what),
+            Outcome::Rejected => Finding::fail(
+                ID,
+                format!(
+                    "{what}: already refused before mTLS was configured, so later refusals cannot be attributed to it"
+                ),
+            ),
+            _ => Finding::inconclusive(ID, what),
+        };
+        say(&finding.detail);
+        out.push(ScopedFindings {
+            scope: r.pod.name.clone(),
+            findings: vec![finding],
+        });
+    }
+    Ok(out)
+}
+
+/// Probe material from the cluster's own `argocd-repo-server-mtls` (no CA key: the cases that
+/// mint from the trusted CA are skipped with that reason).
+fn material_from_secret(snapshot: &cluster::Snapshot, namespace: &str) -> anyhow::Result<ProbePki> {
+    use secrets::mtls_keys;
+    let origin = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
+    let secret = match (&snapshot.mtls_secret, &snapshot.secret_unreadable) {
+        (Some(s), _) => s,
+        (None, Some(why)) => anyhow::bail!(
+            "no client identity: give --pki DIR (or --ca-cert/--client-cert/--client-key), or allow reading the Secret ({why})"
+        ),
+        (None, None) => anyhow::bail!(
+            "no client identity: {origin} does not exist; give --pki DIR (or --ca-cert/--client-cert/--client-key)"
+        ),
+    };
+    let get = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.as_slice())
+    };
+    let need = |key: &str| {
+        get(key).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{origin} has no `{key}`, so it cannot serve as the probe's client identity; give --pki DIR"
+            )
+        })
+    };
+    Ok(ProbePki::from_pem(
+        need(mtls_keys::CLIENT_CA)?,
+        need(mtls_keys::CLIENT_CERT)?,
+        need(mtls_keys::CLIENT_KEY)?,
+        get(mtls_keys::SERVER_CA),
+        &origin,
+    )?)
+}
+
+async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace }
+    });
+    api.patch(
+        namespace,
+        &kube::api::PatchParams::apply(install::FIELD_MANAGER),
+        &kube::api::Patch::Apply(body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| cluster::api_error("patch", "namespaces", namespace, e))
+}
+
+/// A client for a kubeconfig file (the kind cluster's private one).
+pub async fn client_from_kubeconfig(
+    path: &std::path::Path,
+    context: Option<&str>,
+) -> anyhow::Result<Client> {
+    let kc = kube::config::Kubeconfig::read_from(path)
+        .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", path.display()))?;
+    let options = kube::config::KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..Default::default()
+    };
+    let config = kube::Config::from_custom_kubeconfig(kc, &options)
+        .await
+        .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", path.display()))?;
+    Ok(Client::try_from(config)?)
+}
+
+/// A client the way kubectl picks one: `--context` from the kubeconfig, or the current context
+/// (KUBECONFIG, ~/.kube/config, or in-cluster). Returns it with a label for the report.
+pub async fn connect(context: Option<&str>) -> anyhow::Result<(Client, String)> {
+    match context {
+        Some(context) => {
+            let options = kube::config::KubeConfigOptions {
+                context: Some(context.to_owned()),
+                ..Default::default()
+            };
+            let config = kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| anyhow::anyhow!("--context {context}: {e}"))?;
+            Ok((Client::try_from(config)?, format!("context {context}")))
+        }
+        None => {
+            let config = kube::Config::infer().await.map_err(|e| {
+                anyhow::anyhow!(
+                    "no usable kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster): {e}"
+                )
+            })?;
+            let label = format!("current context ({})", config.cluster_url);
+            Ok((Client::try_from(config)?, label))
+        }
+    }
+}
+
+/// The manifest file for the layout.
+pub fn manifest_file(ha: bool) -> &'static str {
+    if ha {
+        "manifests/ha/install.yaml"
+    } else {
+        "manifests/install.yaml"
+    }
+}
+
+/// Refuses versions without mTLS before anything else happens.
+pub fn gate(version: &str, ha: bool, override_: Option<&str>) -> anyhow::Result<ManifestSource> {
+    Ok(
+        ManifestSource::resolve(version, manifest_file(ha), override_)
+            .map_err(|e: versions::VersionError| anyhow::anyhow!(e))?,
+    )
+}

@@ -1,0 +1,164 @@
+//! Local port-forwards: a listener on 127.0.0.1 that relays every accepted connection through a
+//! connector (for the Kubernetes targets, one API-server port-forward stream per connection).
+//!
+//! A forward that fails must never be mistaken for the repo-server refusing a client: to the
+//! prober, a relay that closes looks exactly like a reset. So every relay failure is counted, and
+//! the caller turns a non-zero count into "no verdict" for the replica behind it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::Api;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// A late failure of an already-open stream (the API server's port-forward error channel).
+pub type LateError = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
+
+/// A stream to the remote port, and an optional future that yields an error reported after it opened.
+pub struct Connected<S> {
+    /// The byte stream.
+    pub stream: S,
+    /// Resolves with a message when the remote side reports a failure of this stream.
+    pub late_error: Option<LateError>,
+}
+
+/// Failures seen by a forward, shared with its relay tasks.
+#[derive(Debug, Default)]
+struct Failures {
+    count: usize,
+    first: Option<String>,
+}
+
+/// A running forward; stops when dropped.
+#[derive(Debug)]
+pub struct LocalForward {
+    /// Where to connect locally.
+    pub addr: SocketAddr,
+    /// What the forward leads to (`pod/argocd-repo-server-x:8081`), for messages.
+    pub label: String,
+    failures: Arc<Mutex<Failures>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for LocalForward {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LocalForward {
+    /// How many relayed connections failed so far, and the first reason.
+    pub fn failures(&self) -> (usize, Option<String>) {
+        let f = self.failures.lock().expect("not poisoned");
+        (f.count, f.first.clone())
+    }
+}
+
+fn record(failures: &Mutex<Failures>, label: &str, why: String) {
+    tracing::warn!("port-forward {label}: {why}");
+    let mut f = failures.lock().expect("not poisoned");
+    f.count += 1;
+    f.first.get_or_insert(why);
+}
+
+/// Starts a forward on `127.0.0.1:0`; each accepted connection gets its own `connect()` stream.
+pub async fn start<C, Fut, S>(label: String, connect: C) -> std::io::Result<LocalForward>
+where
+    C: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Connected<S>, String>> + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    let failures = Arc::new(Mutex::new(Failures::default()));
+    let connect = Arc::new(connect);
+    let task = {
+        let failures = failures.clone();
+        let label = label.clone();
+        tokio::spawn(async move {
+            while let Ok((mut local, _)) = listener.accept().await {
+                let connect = connect.clone();
+                let failures = failures.clone();
+                let label = label.clone();
+                tokio::spawn(async move {
+                    let Connected {
+                        mut stream,
+                        late_error,
+                    } = match connect().await {
+                        Ok(c) => c,
+                        Err(why) => return record(&failures, &label, why),
+                    };
+                    if let Some(late) = late_error {
+                        let failures = failures.clone();
+                        let label = label.clone();
+                        tokio::spawn(async move {
+                            if let Some(why) = late.await {
+                                record(&failures, &label, why);
+                            }
+                        });
+                    }
+                    // A reset from the local prober is its own business (it closes after a verdict).
+                    let _ = tokio::io::copy_bidirectional(&mut local, &mut stream).await;
+                });
+            }
+        })
+    };
+    Ok(LocalForward {
+        addr,
+        label,
+        failures,
+        task,
+    })
+}
+
+/// A forward to `port` of pod `pod`, through the API server (what `kubectl port-forward` does).
+pub async fn to_pod(pods: Api<Pod>, pod: &str, port: u16) -> std::io::Result<LocalForward> {
+    let name = pod.to_owned();
+    start(format!("pod/{pod}:{port}"), move || {
+        let pods = pods.clone();
+        let name = name.clone();
+        async move {
+            let mut pf = pods
+                .portforward(&name, &[port])
+                .await
+                .map_err(|e| format!("cannot open a port-forward to pod/{name}:{port}: {e}"))?;
+            let stream = pf
+                .take_stream(port)
+                .ok_or_else(|| format!("port-forward to pod/{name}:{port} gave no stream"))?;
+            let errors = pf.take_error(port);
+            let late: LateError = Box::pin(async move {
+                let message = match errors {
+                    Some(e) => e.await,
+                    None => None,
+                };
+                // Keep the websocket task alive until the stream ends.
+                let _ = pf.join().await;
+                message
+            });
+            Ok(Connected {
+                stream,
+                late_error: Some(late),
+            })
+        }
+    })
+    .await
+}
+
+/// A forward to a plain TCP address: the same relay without Kubernetes, for tests and benchmarks.
+pub async fn to_tcp(target: SocketAddr) -> std::io::Result<LocalForward> {
+    start(format!("tcp/{target}"), move || async move {
+        tokio::net::TcpStream::connect(target)
+            .await
+            .map(|stream| Connected {
+                stream,
+                late_error: None,
+            })
+            .map_err(|e| format!("connect {target}: {e}"))
+    })
+    .await
+}

@@ -1,0 +1,185 @@
+//! Getting the install manifest: the pinned one for `--argocd-version` (downloaded, SHA-256 verified
+//! before anything is applied), or an override (`--install-manifest PATH|URL`) whose digest is
+//! printed and recorded so the report says exactly what was installed.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use serde::Serialize;
+
+use super::versions::{self, PinnedManifest, VersionError};
+
+/// Largest manifest accepted (install.yaml is about 1.9 MB).
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
+/// Where the manifest comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestSource {
+    /// The pinned file for a version, verified against its digest.
+    Pinned {
+        /// The table entry.
+        entry: PinnedManifest,
+        /// Its download URL.
+        url: String,
+    },
+    /// `--install-manifest` with a local path.
+    Path(std::path::PathBuf),
+    /// `--install-manifest` with an http(s) URL.
+    Url(String),
+}
+
+/// What was obtained, recorded in the report.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ManifestFacts {
+    /// URL or path.
+    pub origin: String,
+    /// SHA-256 of the bytes applied.
+    pub sha256: String,
+    /// Whether the digest was checked against the pinned table.
+    pub pinned: bool,
+    /// Size in bytes.
+    pub bytes: usize,
+}
+
+/// Why the manifest could not be obtained.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The version/digest gate refused it.
+    #[error(transparent)]
+    Version(#[from] VersionError),
+    /// A local file could not be read.
+    #[error("--install-manifest {path}: {source}")]
+    Read {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The download failed.
+    #[error("download {url}: {detail}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl ManifestSource {
+    /// From `--install-manifest` (when given) or the pinned table.
+    pub fn resolve(
+        version: &str,
+        file: &str,
+        override_: Option<&str>,
+    ) -> Result<Self, VersionError> {
+        match override_ {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                versions::require_mtls_support(version)?;
+                Ok(ManifestSource::Url(u.to_owned()))
+            }
+            Some(p) => {
+                versions::require_mtls_support(version)?;
+                Ok(ManifestSource::Path(p.into()))
+            }
+            None => {
+                let (entry, url) = versions::pinned(version, file)?;
+                Ok(ManifestSource::Pinned { entry, url })
+            }
+        }
+    }
+
+    /// Reads or downloads the bytes; a pinned manifest whose digest differs is refused.
+    pub async fn fetch(&self, timeout: Duration) -> Result<(Vec<u8>, ManifestFacts), FetchError> {
+        let (bytes, origin, pinned) = match self {
+            ManifestSource::Pinned { entry, url } => {
+                let bytes = download(url, timeout).await?;
+                versions::verify(&bytes, entry)?;
+                (bytes, url.clone(), true)
+            }
+            ManifestSource::Url(url) => (download(url, timeout).await?, url.clone(), false),
+            ManifestSource::Path(path) => (
+                std::fs::read(path).map_err(|e| FetchError::Read {
+                    path: path.display().to_string(),
+                    source: e,
+                })?,
+                path.display().to_string(),
+                false,
+            ),
+        };
+        let facts = ManifestFacts {
+            origin,
+            sha256: versions::sha256_hex(&bytes),
+            pinned,
+            bytes: bytes.len(),
+        };
+        Ok((bytes, facts))
+    }
+}
+
+/// GET `url` (https with the system's roots, or http), following up to five redirects.
+pub async fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    let fail = |detail: String| FetchError::Download {
+        url: url.to_owned(),
+        detail,
+    };
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| fail(format!("no system CA certificates: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https);
+    let work = async {
+        let mut current = url.to_owned();
+        for _ in 0..5 {
+            let uri: http::Uri = current
+                .parse()
+                .map_err(|e| fail(format!("not a URL: {e}")))?;
+            let response = client.get(uri).await.map_err(|e| fail(format!("{e:?}")))?;
+            let status = response.status();
+            if status.is_redirection() {
+                current = response
+                    .headers()
+                    .get(http::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| fail(format!("HTTP {status} without a Location")))?
+                    .to_owned();
+                continue;
+            }
+            if !status.is_success() {
+                return Err(fail(format!("HTTP {status}")));
+            }
+            let body = Limited::new(response.into_body(), MAX_BYTES)
+                .collect()
+                .await
+                .map_err(|e| fail(format!("reading the body: {e}")))?;
+            return Ok(body.to_bytes().to_vec());
+        }
+        Err(fail("more than five redirects".into()))
+    };
+    tokio::time::timeout(timeout, work)
+        .await
+        .map_err(|_| fail(format!("no complete answer within {} s", timeout.as_secs())))?
+}
+
+/// The container images the manifest's Deployments and StatefulSets run (for preloading into kind).
+pub fn images(objects: &[kube::api::DynamicObject]) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for obj in objects {
+        let kind = obj.types.as_ref().map(|t| t.kind.as_str());
+        if !matches!(kind, Some("Deployment" | "StatefulSet")) {
+            continue;
+        }
+        let spec = &obj.data["spec"]["template"]["spec"];
+        for list in ["initContainers", "containers"] {
+            for c in spec[list].as_array().into_iter().flatten() {
+                if let Some(image) = c["image"].as_str() {
+                    out.insert(image.to_owned());
+                }
+            }
+        }
+    }
+    out.into_iter().collect()
+}
