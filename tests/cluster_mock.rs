@@ -95,7 +95,7 @@ type Seen = Arc<Mutex<Vec<(Method, String, String, Option<String>, Vec<u8>)>>>;
 
 /// A kube client whose API server is `respond`, recording every request (method, path, content type, body).
 fn mock_client(
-    respond: impl Fn(&Method, &str) -> Response<Body> + Send + 'static,
+    respond: impl Fn(&Method, &str, &str) -> Response<Body> + Send + 'static,
 ) -> (kube::Client, Seen) {
     let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let seen: Seen = Arc::default();
@@ -113,10 +113,14 @@ fn mock_client(
                 .headers
                 .get("content-type")
                 .map(|v| v.to_str().unwrap().to_owned());
-            log.lock()
-                .unwrap()
-                .push((parts.method.clone(), path.clone(), query, ctype, bytes));
-            send.send_response(respond(&parts.method, &path));
+            log.lock().unwrap().push((
+                parts.method.clone(),
+                path.clone(),
+                query.clone(),
+                ctype,
+                bytes,
+            ));
+            send.send_response(respond(&parts.method, &path, &query));
         }
     });
     (kube::Client::new(service, "argocd"), seen)
@@ -135,9 +139,9 @@ fn expected_restart_set() -> Vec<(WorkloadKind, &'static str)> {
 fn cluster_api(
     ha: bool,
     secret: Option<Value>,
-) -> impl Fn(&Method, &str) -> Response<Body> + Send + 'static {
+) -> impl Fn(&Method, &str, &str) -> Response<Body> + Send + 'static {
     let (deployments, statefulsets) = layout(ha);
-    move |_method, path| match path {
+    move |_method, path, _query| match path {
         "/apis/apps/v1/namespaces/argocd/deployments" => ok(&list("Deployment", &deployments)),
         "/apis/apps/v1/namespaces/argocd/statefulsets" => ok(&list("StatefulSet", &statefulsets)),
         "/api/v1/namespaces/argocd/pods" => ok(&list("Pod", &[])),
@@ -217,7 +221,7 @@ async fn secret_is_not_read_unless_allowed() {
 /// RBAC refusals name the verb and resource to grant.
 #[tokio::test]
 async fn forbidden_names_verb_and_resource() {
-    let (client, _) = mock_client(|_, path| {
+    let (client, _) = mock_client(|_, path, _| {
         if path.ends_with("/statefulsets") {
             let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "statefulsets.apps is forbidden: User \"ci\" cannot list resource \"statefulsets\"", "reason": "Forbidden", "code": 403});
             Response::builder()
@@ -267,7 +271,7 @@ async fn restart_sends_the_kubectl_patch() {
             name,
             1,
         );
-        let (client, seen) = mock_client(move |_, _| ok(&object));
+        let (client, seen) = mock_client(move |_, _, _| ok(&object));
         let w = MtlsWorkload {
             kind,
             name: name.into(),
@@ -360,7 +364,7 @@ fn rollout_states() {
 async fn wait_rollout_progress_completion_and_timeout() {
     let calls = Arc::new(Mutex::new(0));
     let counter = calls.clone();
-    let (client, _) = mock_client(move |_, _| {
+    let (client, _) = mock_client(move |_, _, _| {
         let mut n = counter.lock().unwrap();
         *n += 1;
         let status = if *n < 3 {
@@ -396,7 +400,7 @@ async fn wait_rollout_progress_completion_and_timeout() {
         ["StatefulSet/argocd-application-controller: 0 of 1 pods are ready"]
     );
 
-    let (client, _) = mock_client(|_, _| {
+    let (client, _) = mock_client(|_, _, _| {
         ok(&with_status(
             workload("Deployment", "argocd-server", 1),
             2,
@@ -638,7 +642,7 @@ async fn install_applies_crds_first_and_waits_for_established() {
     assert_eq!(objects.len(), 4, "the empty document is skipped");
     let crd_gets = Arc::new(Mutex::new(0));
     let counter = crd_gets.clone();
-    let (client, seen) = mock_client(move |method, path| match (method.as_str(), path) {
+    let (client, seen) = mock_client(move |method, path, _| match (method.as_str(), path) {
         ("GET", "/api/v1") => ok(&resource_list(
             "v1",
             &[("serviceaccounts", "ServiceAccount", true)],
@@ -797,5 +801,347 @@ fn client_log_audit_on_real_format_lines() {
         // A missing line is advisory (the certificate loads on the first dial); refused handshakes fail the run.
         assert_eq!(findings[0].advisory, !loaded_ok, "{findings:?}");
         assert!(!findings[1].advisory);
+    }
+}
+
+/// A pod as the API returns it, with the Ready condition and container statuses.
+fn pod(name: &str, component: &str, ready: bool, restarts: i64) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "argocd", "labels": {"app.kubernetes.io/name": component}},
+        "spec": {"containers": [{"name": component, "image": "quay.io/argoproj/argocd:v3.5.1"}]},
+        "status": {
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{"name": component, "image": "quay.io/argoproj/argocd:v3.5.1",
+                "imageID": "quay.io/argoproj/argocd@sha256:0123456789abcdef", "ready": ready, "restartCount": restarts}]
+        }
+    })
+}
+
+/// The mTLS Secret exactly as `pki init` writes it, as the API would return it.
+fn provisioned_secret() -> Value {
+    let bundle = argocd_mtls_verify::pki::generate(&Default::default()).unwrap();
+    let secret = argocd_mtls_verify::pki::secrets::from_yaml(
+        bundle
+            .file(argocd_mtls_verify::pki::secrets::MTLS_FILE)
+            .unwrap(),
+        "bundle",
+        "argocd",
+    )
+    .unwrap();
+    let mut v = serde_json::to_value(secret).unwrap();
+    v["apiVersion"] = "v1".into();
+    v["kind"] = "Secret".into();
+    v
+}
+
+/// An HA installation with mTLS provisioned: two repo-server replicas (the second one had a liveness
+/// probe failure), client logs in logrus text format. Port-forwards cannot be served by a mock, so
+/// every relayed connection fails: that must make the probes inconclusive, never a pass.
+fn installed_cluster_api() -> impl Fn(&Method, &str, &str) -> Response<Body> + Send + 'static {
+    let (deployments, statefulsets) = layout(true);
+    let secret = provisioned_secret();
+    let now = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    move |_method, path, query| {
+        let pods_of = |component: &str| -> Vec<Value> {
+            match component {
+                "argocd-repo-server" => vec![
+                    pod("argocd-repo-server-a", component, true, 0),
+                    pod("argocd-repo-server-b", component, true, 0),
+                ],
+                c => vec![pod(&format!("{c}-0"), c, true, 0)],
+            }
+        };
+        match path {
+            "/version" => ok(
+                &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.1", "gitCommit": "x", "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24", "compiler": "gc", "platform": "linux/amd64"}),
+            ),
+            "/apis/apps/v1/namespaces/argocd/deployments" => ok(&list("Deployment", &deployments)),
+            "/apis/apps/v1/namespaces/argocd/statefulsets" => {
+                ok(&list("StatefulSet", &statefulsets))
+            }
+            "/api/v1/namespaces/argocd/configmaps/argocd-cmd-params-cm" => ok(
+                &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "argocd-cmd-params-cm"}, "data": {}}),
+            ),
+            "/api/v1/namespaces/argocd/secrets/argocd-repo-server-mtls" => ok(&secret),
+            "/api/v1/namespaces/argocd/pods" => {
+                let component = query
+                    .split("app.kubernetes.io%2Fname%3D")
+                    .nth(1)
+                    .map(|c| c.split('&').next().unwrap_or_default())
+                    .unwrap_or_default();
+                ok(&list("Pod", &pods_of(component)))
+            }
+            "/api/v1/namespaces/argocd/events" => {
+                let items = if query.contains("argocd-repo-server-b") {
+                    vec![json!({
+                        "apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": "argocd-repo-server-b.1", "namespace": "argocd"},
+                        "involvedObject": {"kind": "Pod", "name": "argocd-repo-server-b"},
+                        "reason": "Unhealthy", "type": "Warning", "count": 3,
+                        "message": "Liveness probe failed: HTTP probe failed with statuscode: 500",
+                        "lastTimestamp": now,
+                    })]
+                } else {
+                    vec![]
+                };
+                ok(&list("Event", &items))
+            }
+            p if p.ends_with("/log") => {
+                let text = if p.contains("argocd-repo-server") {
+                    "time=\"2026-11-23T10:00:00Z\" level=info msg=\"mTLS enabled for repo-server: requiring client certificates from CA=/app/config/reposerver/mtls/client-ca.crt\"\ntime=\"2026-11-23T10:00:00Z\" level=info msg=\"Generated ephemeral health-check client certificate (CN=)\"\n"
+                } else {
+                    "time=\"2026-11-23T10:00:02Z\" level=info msg=\"Client certificate reloaded from /app/config/reposerver/mtls/client.crt (mtime changed)\"\n"
+                };
+                Response::builder()
+                    .body(Body::from(text.as_bytes().to_vec()))
+                    .unwrap()
+            }
+            p if p.ends_with("/portforward") => Response::builder()
+                .status(400)
+                .body(Body::from(b"upgrade not possible in a mock".to_vec()))
+                .unwrap(),
+            other => not_found(other),
+        }
+    }
+}
+
+fn all_checks() -> Vec<argocd_mtls_verify::suite::Check> {
+    let suites: Vec<_> = ["endpoint", "kubernetes"]
+        .iter()
+        .map(|n| argocd_mtls_verify::suite::Suite::load(n).unwrap())
+        .collect();
+    argocd_mtls_verify::runner::select(&suites, &Default::default())
+}
+
+/// `run --target cluster` end to end against the mock API server: it sends nothing but GET
+/// (the read-only guarantee), judges the configuration, pods and logs it read, and refuses to call
+/// anything a pass that went through a failing port-forward.
+#[tokio::test]
+async fn cluster_mode_end_to_end_is_read_only() {
+    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
+    argocd_mtls_verify::install_crypto_provider();
+    let (client, seen) = mock_client(installed_cluster_api());
+    let mut run = KubeRun::new("argocd");
+    let settings = argocd_mtls_verify::checks::ProbeSettings {
+        timeout: Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let limits = Limits {
+        rollout: Duration::from_secs(5),
+        download: Duration::from_secs(5),
+    };
+    run.cluster(client, "mock", None, &all_checks(), &settings, &limits)
+        .await
+        .unwrap();
+
+    let writes: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(m, ..)| m != Method::GET)
+        .map(|(m, p, ..)| format!("{m} {p}"))
+        .collect();
+    assert!(writes.is_empty(), "read-only mode sent writes: {writes:?}");
+
+    let verdict = |id: &str, endpoint: &str| {
+        run.results
+            .iter()
+            .find(|r| r.id == id && r.endpoint == endpoint)
+            .map(|r| (r.verdict, r.reason.clone()))
+            .unwrap_or_else(|| panic!("no result {id} [{endpoint}]"))
+    };
+    use argocd_mtls_verify::report::Verdict::*;
+    let ns = "namespace/argocd";
+    assert_eq!(verdict("config/mtls-secret-keys", ns).0, Pass);
+    assert_eq!(verdict("config/client-cert-chains", ns).0, Pass);
+    assert_eq!(verdict("config/mount/argocd-repo-server", ns).0, Pass);
+    assert_eq!(
+        verdict("config/mount/argocd-application-controller", ns).0,
+        Pass,
+        "the StatefulSet is audited too"
+    );
+    assert_eq!(verdict("log/client-cert-loaded/argocd-server", ns).0, Pass);
+    let (v, why) = verdict("config/client-verifies-server/argocd-server", ns);
+    assert_eq!(v, Fail, "no CA path set: {why}");
+    assert_eq!(verdict("pod/ready", "argocd-repo-server-a").0, Pass);
+    assert_eq!(
+        verdict("pod/no-probe-failures", "argocd-repo-server-a").0,
+        Pass
+    );
+    let (v, why) = verdict("pod/no-probe-failures", "argocd-repo-server-b");
+    assert_eq!(v, Fail);
+    assert!(why.contains("Liveness probe failed"), "{why}");
+    let (v, why) = verdict("baseline/no-cert-accepted-before-mtls", ns);
+    assert_eq!(v, Skip);
+    assert!(why.contains("no 'before' state"), "{why}");
+    // Every replica is probed on its own, and nothing seen through a broken relay passes.
+    for pod in ["argocd-repo-server-a", "argocd-repo-server-b"] {
+        assert_eq!(verdict("transport/port-forward", pod).0, Error);
+        let probed: Vec<_> = run
+            .results
+            .iter()
+            .filter(|r| r.endpoint == pod && r.suite == "endpoint")
+            .collect();
+        assert!(!probed.is_empty(), "{pod} was not probed");
+        for r in probed {
+            assert_ne!(
+                r.verdict, Pass,
+                "{} [{pod}] passed through a failed port-forward",
+                r.id
+            );
+        }
+    }
+    let summary = argocd_mtls_verify::report::Summary::of(&run.results, false);
+    assert_ne!(summary.exit_code(), 0);
+    assert_eq!(run.facts.repo_server_pods.len(), 2);
+    assert_eq!(run.facts.server_version, "v1.33.1");
+    assert!(run.facts.changes.is_empty());
+    let facts = serde_json::to_string(&run.facts).unwrap();
+    assert!(
+        !facts.contains("PRIVATE KEY") && !facts.contains("BEGIN"),
+        "{facts}"
+    );
+}
+
+/// `--provision` writes exactly this, in this order: both Secrets (server-side apply), the strict
+/// profile's cmd-params (merge patch), the grpc-go log level (strategic merge), then one restart
+/// patch per discovered workload. A Secret an operator made is never overwritten: that run stops
+/// before any write.
+#[tokio::test]
+async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
+    use argocd_mtls_verify::runner::kube::{KubeRun, Limits, Profile, Provisioning};
+    argocd_mtls_verify::install_crypto_provider();
+    let bundle = argocd_mtls_verify::pki::generate(&Default::default()).unwrap();
+    let provisioning = Provisioning::from_bundle(
+        |n| bundle.file(n).map(<[u8]>::to_vec),
+        "bundle",
+        "argocd",
+        Profile::Strict,
+        true,
+    )
+    .unwrap();
+    let limits = Limits {
+        rollout: Duration::from_secs(1),
+        download: Duration::from_secs(1),
+    };
+    for operator_made in [true, false] {
+        let api = installed_cluster_api();
+        let (client, seen) = mock_client(move |method, path, query| {
+            if method == Method::PATCH {
+                // Answer with an object of the patched kind, as the API server does.
+                let name = path.rsplit('/').next().unwrap_or_default();
+                return ok(&match path {
+                    p if p.contains("/secrets/") => provisioned_secret(),
+                    p if p.contains("/deployments/") => workload("Deployment", name, 1),
+                    p if p.contains("/statefulsets/") => workload("StatefulSet", name, 1),
+                    _ => {
+                        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}})
+                    }
+                });
+            }
+            let mut response = api(method, path, query);
+            if operator_made && path.ends_with("/secrets/argocd-repo-server-mtls") {
+                let mut s = provisioned_secret();
+                s["metadata"]["labels"] = json!({"team": "platform"});
+                response = ok(&s);
+            }
+            response
+        });
+        let mut run = KubeRun::new("argocd");
+        let err = run
+            .cluster(
+                client,
+                "mock",
+                Some(&provisioning),
+                &all_checks(),
+                &Default::default(),
+                &limits,
+            )
+            .await
+            .unwrap_err()
+            .to_string();
+        let writes: Vec<(String, String, Option<String>)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(m, ..)| m != Method::GET)
+            .map(|(m, p, _, ctype, _)| (m.to_string(), p.clone(), ctype.clone()))
+            .collect();
+        if operator_made {
+            assert!(err.contains("refusing to overwrite"), "{err}");
+            assert!(writes.is_empty(), "{writes:?}");
+            continue;
+        }
+        let ns = "/api/v1/namespaces/argocd";
+        let apps = "/apis/apps/v1/namespaces/argocd";
+        let expected: Vec<(&str, String, &str)> = vec![
+            (
+                "PATCH",
+                format!("{ns}/secrets/argocd-repo-server-tls"),
+                "application/apply-patch+yaml",
+            ),
+            (
+                "PATCH",
+                format!("{ns}/secrets/argocd-repo-server-mtls"),
+                "application/apply-patch+yaml",
+            ),
+            (
+                "PATCH",
+                format!("{ns}/configmaps/argocd-cmd-params-cm"),
+                "application/merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/deployments/argocd-repo-server"),
+                "application/strategic-merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/deployments/argocd-applicationset-controller"),
+                "application/strategic-merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/deployments/argocd-notifications-controller"),
+                "application/strategic-merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/deployments/argocd-repo-server"),
+                "application/strategic-merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/deployments/argocd-server"),
+                "application/strategic-merge-patch+json",
+            ),
+            (
+                "PATCH",
+                format!("{apps}/statefulsets/argocd-application-controller"),
+                "application/strategic-merge-patch+json",
+            ),
+        ];
+        let got: Vec<(&str, String, &str)> = writes
+            .iter()
+            .map(|(m, p, c)| (m.as_str(), p.clone(), c.as_deref().unwrap_or("")))
+            .collect();
+        assert_eq!(got, expected);
+        // The rollout wait then fails on the mock (no such Deployment object): a setup error, not a verdict.
+        assert!(err.contains("argocd-applicationset-controller"), "{err}");
+        assert!(run.results.is_empty());
+        let cm_patch = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, p, ..)| p.ends_with("argocd-cmd-params-cm"))
+            .map(|(.., body)| serde_json::from_slice::<Value>(body).unwrap())
+            .unwrap();
+        assert_eq!(
+            cm_patch["data"]["server.repo.server.ca.cert.path"],
+            "/app/config/reposerver/mtls/server-ca.crt"
+        );
     }
 }

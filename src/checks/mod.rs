@@ -798,11 +798,13 @@ fn finding_matches(case_id: &str, finding_id: &str) -> bool {
 
 /// Judges the finding-based checks: one result per (scope, finding id), several findings with one
 /// id (e.g. two certificates' expiry) folded into one result that fails if any of them fails. A
-/// check no finding answers is skipped, with `not_observed`'s reason for its id when there is one.
+/// check no finding answers is skipped (reported at `skip_scope`), with `not_observed`'s reason for
+/// its id when there is one.
 pub fn evaluate_findings(
     checks: &[Check],
     scopes: &[ScopedFindings],
     not_observed: &std::collections::BTreeMap<String, String>,
+    skip_scope: &str,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
     for check in checks
@@ -877,10 +879,9 @@ pub fn evaluate_findings(
                 .get(&check.case.id)
                 .cloned()
                 .unwrap_or_else(|| "not observed on this target".into());
-            let scope = scopes.first().map(|s| s.scope.as_str()).unwrap_or_default();
             out.push(result(
                 check.id.clone(),
-                scope,
+                skip_scope,
                 Verdict::Skip,
                 reason,
                 vec![],

@@ -13,13 +13,13 @@ use kube::Client;
 use crate::checks::{self, ProbeSettings, ScopedFindings};
 use crate::pki::{ProbePki, secrets};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
-use crate::report::CheckResult;
+use crate::report::{CheckResult, Verdict};
 use crate::runner::{self, PhaseClock};
 use crate::suite::{CaseKind, Check};
 use crate::target::audit::{Finding, MtlsWorkload};
 use crate::target::cluster::{self, ClusterError};
 use crate::target::kind::{self, KindCluster};
-use crate::target::kubernetes::{KubeFacts, Session};
+use crate::target::kubernetes::{KubeFacts, Replica, Session};
 use crate::target::manifest::{self, ManifestSource};
 use crate::target::{install, versions};
 
@@ -419,8 +419,9 @@ impl KubeRun {
             .map(|e| format!("pod/{} (port-forward {})", e.label, e.addr))
             .collect();
         if !probe_checks.is_empty() {
-            let (results, version) =
+            let (mut results, version) =
                 runner::execute(&endpoints, material, &probe_checks, settings, true).await;
+            discount_relay_failures(&mut results, &replicas);
             self.results.extend(results);
             self.argocd_version = version;
         }
@@ -440,8 +441,9 @@ impl KubeRun {
         let window = (time::OffsetDateTime::now_utc() - since)
             .whole_seconds()
             .max(1) as u64;
+        let namespace_scope = format!("namespace/{}", session.namespace);
         scopes.push(ScopedFindings {
-            scope: format!("namespace/{}", session.namespace),
+            scope: namespace_scope.clone(),
             findings: session
                 .namespace_findings(&snapshot, Duration::from_secs(window))
                 .await,
@@ -450,6 +452,7 @@ impl KubeRun {
             &finding_checks,
             &scopes,
             &self.not_observed,
+            &namespace_scope,
         ));
         let label = self.facts.cluster.clone();
         let changes = std::mem::take(&mut self.facts.changes);
@@ -459,6 +462,39 @@ impl KubeRun {
         self.facts.provenance = provenance;
         self.clock.record("verify", start);
         Ok(())
+    }
+}
+
+/// A relay that drops a connection looks like a server refusing it, so nothing observed through a
+/// port-forward that failed is evidence either way: such results become "no verdict".
+fn discount_relay_failures(results: &mut [CheckResult], replicas: &[Replica]) {
+    for replica in replicas {
+        let failed: Vec<String> = [&replica.grpc, &replica.health]
+            .into_iter()
+            .filter_map(|f| match f.failures() {
+                (0, _) => None,
+                (n, first) => Some(format!(
+                    "{}: {n} connections failed ({})",
+                    f.label,
+                    first.unwrap_or_default()
+                )),
+            })
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        for r in results
+            .iter_mut()
+            .filter(|r| r.endpoint == replica.pod.name && r.verdict != Verdict::Skip)
+        {
+            r.evidence
+                .push(format!("observed as {:?}: {}", r.verdict, r.reason));
+            r.verdict = Verdict::Error;
+            r.reason = format!(
+                "no verdict: the port-forward failed while probing ({}); a refusal seen through it may be the relay's",
+                failed.join("; ")
+            );
+        }
     }
 }
 

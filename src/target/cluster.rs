@@ -390,6 +390,7 @@ pub async fn provision_secrets(
     secrets: &[Secret],
 ) -> Result<(), ClusterError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    // Every Secret is checked before any is written, so a refusal leaves nothing half-provisioned.
     for secret in secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();
         let existing = api
@@ -410,6 +411,9 @@ pub async fn provision_secrets(
                 });
             }
         }
+    }
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
         let mut body = serde_json::to_value(secret).expect("a Secret serializes");
         body["apiVersion"] = "v1".into();
         body["kind"] = "Secret".into();
