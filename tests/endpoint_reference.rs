@@ -373,3 +373,71 @@ async fn log_formats_and_unhealthy_health_port() {
         }
     }
 }
+
+/// The port-forward relay the Kubernetes targets use is transparent: the full endpoint suite run
+/// through it (gRPC and health ports each behind their own relay) reaches exactly the verdicts of
+/// a direct run, against a correct server and against one without client auth. A relay to a port
+/// where nothing listens counts its failures instead of hiding them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_relay_is_transparent_and_counts_failures() {
+    use argocd_mtls_verify::target::forward;
+    let fx = common::fixture();
+    let suites = vec![Suite::load("endpoint").unwrap()];
+    let checks = runner::select(&suites, &Selection::default());
+    let settings = ProbeSettings {
+        timeout: Duration::from_secs(3),
+        ..ProbeSettings::default()
+    };
+    for policy in [
+        ClientAuthPolicy::RequireAndVerify,
+        ClientAuthPolicy::NoClientAuth,
+    ] {
+        let mut config = ReferenceConfig::from_bundle(&fx.bundle).unwrap();
+        config.policy = policy;
+        let server = reference::start(config).await.unwrap();
+        let direct = server.endpoint("direct");
+        let grpc = forward::to_tcp(direct.addr).await.unwrap();
+        let health = forward::to_tcp(direct.health.clone().unwrap().parse().unwrap())
+            .await
+            .unwrap();
+        let relayed = Endpoint {
+            label: "relayed".into(),
+            addr: grpc.addr,
+            health: Some(health.addr.to_string()),
+            ..direct.clone()
+        };
+        let verdicts = |endpoint: Endpoint| {
+            let (pki, checks, settings) = (&fx.pki, &checks, &settings);
+            async move {
+                runner::execute(&[endpoint], pki, checks, settings, false)
+                    .await
+                    .0
+                    .into_iter()
+                    .map(|r| (r.id, r.verdict))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let through_relay = verdicts(relayed).await;
+        assert_eq!(through_relay, verdicts(direct).await, "{policy:?}");
+        assert!(through_relay.iter().any(|(_, v)| *v == Verdict::Pass));
+        assert_eq!(grpc.failures().0, 0);
+        assert_eq!(health.failures().0, 0);
+    }
+
+    let closed = forward::to_tcp(([127, 0, 0, 1], common::free_port()).into())
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let _ = tokio::net::TcpStream::connect(closed.addr).await;
+    }
+    // The failures are recorded by the relay's tasks; wait for them, bounded.
+    for _ in 0..100 {
+        if closed.failures().0 == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (count, first) = closed.failures();
+    assert_eq!(count, 3);
+    assert!(first.unwrap().contains("connect 127.0.0.1:"));
+}

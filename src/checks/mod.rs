@@ -891,3 +891,92 @@ pub fn evaluate_findings(
     }
     out
 }
+
+#[cfg(test)]
+mod finding_tests {
+    use super::*;
+    use crate::suite::{Severity, Suite};
+
+    fn kube_checks() -> Vec<Check> {
+        Suite::load("kubernetes").unwrap().checks()
+    }
+
+    fn find<'a>(results: &'a [CheckResult], id: &str, endpoint: &str) -> &'a CheckResult {
+        results
+            .iter()
+            .find(|r| r.id == id && r.endpoint == endpoint)
+            .unwrap_or_else(|| panic!("no {id} [{endpoint}] in {results:#?}"))
+    }
+
+    /// One result per (scope, finding id); same-id findings fold (any failure fails); the
+    /// deciding findings' advisory flag sets the severity; inconclusive means no verdict; an
+    /// unanswered case is skipped with the reason given for it.
+    #[test]
+    fn findings_become_results() {
+        let ns = ScopedFindings {
+            scope: "namespace/argocd".into(),
+            findings: vec![
+                Finding::pass("config/mtls-secret-keys", "has client-ca.crt"),
+                Finding::pass("config/cert-expiry-horizon", "client-ca.crt ok"),
+                Finding::fail("config/cert-expiry-horizon", "client.crt expired"),
+                Finding::pass("config/mount/argocd-server", "mounts"),
+                Finding::fail("config/mount/argocd-repo-server", "no client-ca.crt"),
+                Finding::advise("config/client-verifies-server/argocd-server", false, "off"),
+                // Prefix matching is per path segment: this must not answer `config/mount`.
+                Finding::fail("config/mountain", "unrelated"),
+            ],
+        };
+        let pod = ScopedFindings {
+            scope: "argocd-repo-server-0".into(),
+            findings: vec![Finding::inconclusive("pod/ready", "API timeout")],
+        };
+        let not_observed = std::collections::BTreeMap::from([(
+            "pod/no-probe-failures".to_owned(),
+            "RBAC: list events".to_owned(),
+        )]);
+        let results = evaluate_findings(
+            &kube_checks(),
+            &[ns, pod],
+            &not_observed,
+            "namespace/argocd",
+        );
+        let n = "namespace/argocd";
+        assert_eq!(
+            find(&results, "config/mtls-secret-keys", n).verdict,
+            Verdict::Pass
+        );
+        let expiry = find(&results, "config/cert-expiry-horizon", n);
+        assert_eq!(expiry.verdict, Verdict::Fail);
+        assert_eq!(expiry.reason, "client.crt expired");
+        assert_eq!(expiry.evidence.len(), 2);
+        assert_eq!(
+            find(&results, "config/mount/argocd-server", n).verdict,
+            Verdict::Pass
+        );
+        assert_eq!(
+            find(&results, "config/mount/argocd-repo-server", n).verdict,
+            Verdict::Fail
+        );
+        let verifies = find(&results, "config/client-verifies-server/argocd-server", n);
+        assert_eq!(
+            (verifies.verdict, verifies.severity),
+            (Verdict::Fail, Severity::Advisory)
+        );
+        assert!(!results.iter().any(|r| r.id == "config/mountain"));
+        assert_eq!(
+            find(&results, "pod/ready", "argocd-repo-server-0").verdict,
+            Verdict::Error
+        );
+        let skipped = find(&results, "pod/no-probe-failures", n);
+        assert_eq!(
+            (skipped.verdict, skipped.reason.as_str()),
+            (Verdict::Skip, "RBAC: list events")
+        );
+        assert_eq!(
+            find(&results, "pod/restarts-unchanged", n).reason,
+            "not observed on this target"
+        );
+        let summary = crate::report::Summary::of(&results, false);
+        assert_eq!(summary.exit_code(), 1, "required failures fail the run");
+    }
+}
