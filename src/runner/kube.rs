@@ -658,9 +658,10 @@ pub fn manifest_file(ha: bool) -> &'static str {
 }
 
 /// Refuses versions without mTLS before anything else happens.
-pub fn gate(version: &str, ha: bool, override_: Option<&str>) -> anyhow::Result<ManifestSource> {
-    Ok(
-        ManifestSource::resolve(version, manifest_file(ha), override_)
-            .map_err(|e: versions::VersionError| anyhow::anyhow!(e))?,
-    )
+pub fn gate(
+    version: &str,
+    ha: bool,
+    override_: Option<&str>,
+) -> Result<ManifestSource, versions::VersionError> {
+    ManifestSource::resolve(version, manifest_file(ha), override_)
 }
