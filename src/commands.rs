@@ -203,14 +203,7 @@ fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
     match &args.pki {
         Some(dir) => {
             let material = ProbePki::load(&pki_paths(args)?)?;
-            let origin = format!("--pki {}", dir.display());
-            let provisioning = Provisioning::from_bundle(
-                |name| std::fs::read(dir.join(name)).ok(),
-                &origin,
-                ns,
-                profile,
-                grpc,
-            )?;
+            let provisioning = Provisioning::from_dir(dir, ns, profile, grpc)?;
             Ok((material, provisioning))
         }
         None => {
@@ -297,9 +290,8 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
                 run.material = Some(ProbePki::load(&pki_paths(&args)?)?);
             }
             let provisioning = match (&args.pki, args.kube.provision) {
-                (Some(dir), true) => Some(Provisioning::from_bundle(
-                    |name| std::fs::read(dir.join(name)).ok(),
-                    &format!("--pki {}", dir.display()),
+                (Some(dir), true) => Some(Provisioning::from_dir(
+                    dir,
                     &args.kube.namespace,
                     args.kube.profile,
                     args.kube.grpc_log_warnings,

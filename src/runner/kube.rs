@@ -18,8 +18,9 @@ use crate::runner::{self, PhaseClock};
 use crate::suite::{CaseKind, Check};
 use crate::target::audit::{Finding, MtlsWorkload};
 use crate::target::cluster::{self, ClusterError};
+use crate::target::forward::LocalForward;
 use crate::target::kind::{self, KindCluster};
-use crate::target::kubernetes::{KubeFacts, Replica, Session};
+use crate::target::kubernetes::{KubeFacts, Replica, Session, window_since};
 use crate::target::manifest::{self, ManifestSource};
 use crate::target::{install, versions};
 
@@ -69,6 +70,24 @@ impl Provisioning {
             profile,
             grpc_warning_log,
         })
+    }
+}
+
+impl Provisioning {
+    /// The Secrets of a bundle directory written by `pki init` (the `--pki DIR` of the run).
+    pub fn from_dir(
+        dir: &std::path::Path,
+        namespace: &str,
+        profile: Profile,
+        grpc_warning_log: bool,
+    ) -> anyhow::Result<Self> {
+        Self::from_bundle(
+            |name| std::fs::read(dir.join(name)).ok(),
+            &format!("--pki {}", dir.display()),
+            namespace,
+            profile,
+            grpc_warning_log,
+        )
     }
 }
 
@@ -402,15 +421,13 @@ impl KubeRun {
             self.material = Some(material_from_secret(&snapshot, &session.namespace)?);
         }
         let material = self.material.as_ref().expect("set above");
-        let window = (time::OffsetDateTime::now_utc() - since)
-            .whole_seconds()
-            .max(1) as u64;
+
         let replicas = session.open_replicas().await?;
         let mut endpoints = Vec::new();
         for r in &replicas {
             endpoints.push(
                 session
-                    .endpoint(r, &self.server_name, Duration::from_secs(window))
+                    .endpoint(r, &self.server_name, window_since(since))
                     .await,
             );
         }
@@ -438,14 +455,12 @@ impl KubeRun {
                 "grpc-go logs refused handshakes only at WARNING; pass --grpc-log-warnings to set GRPC_GO_LOG_SEVERITY_LEVEL=warning".into(),
             );
         }
-        let window = (time::OffsetDateTime::now_utc() - since)
-            .whole_seconds()
-            .max(1) as u64;
+
         let namespace_scope = format!("namespace/{}", session.namespace);
         scopes.push(ScopedFindings {
             scope: namespace_scope.clone(),
             findings: session
-                .namespace_findings(&snapshot, Duration::from_secs(window))
+                .namespace_findings(&snapshot, window_since(since))
                 .await,
         });
         self.results.extend(checks::evaluate_findings(
@@ -471,14 +486,7 @@ fn discount_relay_failures(results: &mut [CheckResult], replicas: &[Replica]) {
     for replica in replicas {
         let failed: Vec<String> = [&replica.grpc, &replica.health]
             .into_iter()
-            .filter_map(|f| match f.failures() {
-                (0, _) => None,
-                (n, first) => Some(format!(
-                    "{}: {n} connections failed ({})",
-                    f.label,
-                    first.unwrap_or_default()
-                )),
-            })
+            .filter_map(LocalForward::failure_summary)
             .collect();
         if failed.is_empty() {
             continue;

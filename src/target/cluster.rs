@@ -187,12 +187,7 @@ pub async fn read_snapshot(
         .await
         .map_err(|e| api_error("list", "statefulsets.apps", namespace, e))?;
     snap.workloads = discover_mtls_workloads(&deployments.items, &statefulsets.items);
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let repo = pods
-        .list(&ListParams::default().labels("app.kubernetes.io/name=argocd-repo-server"))
-        .await
-        .map_err(|e| api_error("list", "pods", namespace, e))?;
-    snap.repo_server_pods = repo.items.iter().map(pod_facts).collect();
+    snap.repo_server_pods = repo_server_pods(client, namespace).await?;
     Ok(snap)
 }
 

@@ -57,6 +57,18 @@ impl LocalForward {
         let f = self.failures.lock().expect("not poisoned");
         (f.count, f.first.clone())
     }
+
+    /// `None` while every connection was relayed; otherwise what failed, for messages.
+    pub fn failure_summary(&self) -> Option<String> {
+        match self.failures() {
+            (0, _) => None,
+            (n, first) => Some(format!(
+                "{}: {n} connections failed in the relay (first: {})",
+                self.label,
+                first.unwrap_or_default()
+            )),
+        }
+    }
 }
 
 fn record(failures: &Mutex<Failures>, label: &str, why: String) {

@@ -72,6 +72,14 @@ pub struct KubeFacts {
     pub provenance: BTreeMap<String, String>,
 }
 
+/// Time since `since` (at least one second): the window of log lines and events to read.
+pub fn window_since(since: time::OffsetDateTime) -> Duration {
+    let secs = (time::OffsetDateTime::now_utc() - since)
+        .whole_seconds()
+        .max(1);
+    Duration::from_secs(secs as u64)
+}
+
 impl Session {
     /// Every Deployment and StatefulSet in the namespace (to wait for an install to settle).
     pub async fn workloads(&self) -> Result<Vec<MtlsWorkload>, ClusterError> {
@@ -253,33 +261,24 @@ impl Session {
             )),
         }
         for forward in [&replica.grpc, &replica.health] {
-            let (count, first) = forward.failures();
-            out.push(if count == 0 {
-                Finding::pass(
+            out.push(match forward.failure_summary() {
+                None => Finding::pass(
                     "transport/port-forward",
                     format!("{}: every connection was relayed", forward.label),
-                )
-            } else {
-                Finding::inconclusive(
+                ),
+                Some(failed) => Finding::inconclusive(
                     "transport/port-forward",
-                    format!(
-                        "{}: {count} connections failed in the relay (first: {}); a refusal seen through it may be the relay's",
-                        forward.label,
-                        first.unwrap_or_default()
-                    ),
-                )
+                    format!("{failed}; a refusal seen through it may be the relay's"),
+                ),
             });
         }
         if rejections_logged {
-            let since_secs = (time::OffsetDateTime::now_utc() - since)
-                .whole_seconds()
-                .max(1);
             match cluster::pod_log(
                 &self.client,
                 &self.namespace,
                 name,
                 Some("argocd-repo-server"),
-                Duration::from_secs(since_secs as u64),
+                window_since(since),
             )
             .await
             {
