@@ -66,8 +66,8 @@ fn main() {
         let core_walls = time_suite(core.clone()).await;
 
         // Per attempt: the core identities, each version, sequentially.
-        let wrong = pki::mint(&material, Adversary::WrongCa).unwrap();
-        let expired = pki::mint(&material, Adversary::Expired).unwrap();
+        let wrong = pki::mint(&material, Adversary::WrongCa).unwrap().identity;
+        let expired = pki::mint(&material, Adversary::Expired).unwrap().identity;
         let identities = [None, Some(wrong), Some(expired), Some(material.client.clone())];
         let (mut handshakes, mut totals) = (Vec::new(), Vec::new());
         for _ in 0..iterations {
@@ -76,12 +76,13 @@ fn main() {
                     let o = probe::attempt(&ProbeRequest {
                         addr: server.grpc_addr,
                         server_name: "localhost".into(),
+                        sni: probe::Sni::Configured,
                         version,
                         identity: id.clone(),
                         server_roots: material.server_ca.clone(),
                         proof: AcceptanceProof::H2Settings,
                         timeout: Duration::from_secs(5),
-                        grace: Duration::ZERO,
+                        silence: None,
                     }).await;
                     handshakes.push(o.timings.handshake_us as f64 / 1000.0);
                     totals.push(o.timings.total_us as f64 / 1000.0);

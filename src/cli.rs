@@ -80,9 +80,12 @@ pub struct OutputArgs {
     /// Time limit of each attempt, in milliseconds.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,
-    /// With --protocol tls: how long a TLS 1.3 connection must stay open without an alert to count as accepted.
-    #[arg(long, default_value_t = 300, value_name = "MS")]
-    pub grace_ms: u64,
+    /// With --protocol tls, TLS 1.3, and a server that shows no sign of acceptance (no data, no
+    /// session ticket): how long silence must last to count as acceptance. Default: the whole
+    /// --timeout-ms, so a server that refuses slowly is never taken for one that accepts. A
+    /// server that issues session tickets is judged by them and never waits this long.
+    #[arg(long, alias = "grace-ms", value_name = "MS")]
+    pub silence_ms: Option<u64>,
     /// At most this many handshakes at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
@@ -175,10 +178,10 @@ pub struct KubeArgs {
     /// make every client verify the repo-server (sets *.repo.server.ca.cert.path in argocd-cmd-params-cm).
     #[arg(long, value_enum, default_value_t = Profile::Seed)]
     pub profile: Profile,
-    /// When provisioning, set GRPC_GO_LOG_SEVERITY_LEVEL=warning on the repo-server so refused
-    /// handshakes are logged (enables log/rejections-logged).
-    #[arg(long)]
-    pub grpc_log_warnings: bool,
+    /// When provisioning, set GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server: grpc-go (v1.81,
+    /// Argo CD 3.5.1) logs refused handshakes only at INFO, and log/rejections-logged counts them.
+    #[arg(long, alias = "grpc-log-warnings")]
+    pub grpc_log_info: bool,
     /// kind: pull the manifest's images and load them into the cluster before installing.
     #[arg(long)]
     pub preload_images: bool,
@@ -236,7 +239,7 @@ pub struct InitArgs {
     #[arg(long, default_value_t = 365, value_name = "N")]
     pub days: u32,
     /// Key algorithm of every generated key.
-    #[arg(long, value_enum, default_value_t = KeyType::EcdsaP256)]
+    #[arg(long, value_enum, default_value_t = KeyType::Rsa2048)]
     pub key_type: KeyType,
     /// Namespace Argo CD runs in: sets the repo-server SANs and the Secrets' namespace.
     #[arg(long, default_value = "argocd", value_name = "NS")]

@@ -25,7 +25,7 @@ fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
     }
     Ok(ProbeSettings {
         timeout: Duration::from_millis(out.timeout_ms),
-        grace: Duration::from_millis(out.grace_ms),
+        silence: out.silence_ms.map(Duration::from_millis),
         concurrency: out.concurrency,
     })
 }
@@ -194,7 +194,7 @@ fn suite_names(args: &RunArgs) -> Vec<String> {
 /// in-memory bundle for the namespace (never written to disk).
 fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
     let ns = &args.kube.namespace;
-    let (profile, grpc) = (args.kube.profile, args.kube.grpc_log_warnings);
+    let (profile, grpc) = (args.kube.profile, args.kube.grpc_log_info);
     if args.ca_cert.is_some() {
         bail!(
             "--target kind provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
@@ -294,7 +294,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
                     dir,
                     &args.kube.namespace,
                     args.kube.profile,
-                    args.kube.grpc_log_warnings,
+                    args.kube.grpc_log_info,
                 )?),
                 _ => None,
             };

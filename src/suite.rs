@@ -94,6 +94,8 @@ pub enum CaseKind {
     PlaintextH2c,
     /// The server chain verifies against the server CA for the expected name.
     ServerIdentity,
+    /// What each TLS version did for the valid client (negotiated, not offered, no shared cipher).
+    TlsPolicy,
     /// `grpc.health.v1.Health/Check` over the authenticated connection returns SERVING.
     GrpcHealth,
     /// `version.VersionService/Version` answers; the build is recorded.
@@ -110,6 +112,8 @@ pub enum CaseKind {
         /// The message prefix to find.
         prefix: String,
     },
+    /// The refused handshakes of this run were logged (grpc-go `ServerHandshake(...) failed:`).
+    LogRejections,
     /// Judged on the Kubernetes target's findings (configuration audit, pod state, component
     /// logs) whose id is the case id or starts with `<case id>/`; one result per finding id.
     Finding,
@@ -462,6 +466,6 @@ alerts = { "TLSv1.3" = "unknown_ca" }
         assert!(ids.contains(&"handshake/no-client-cert/tls1.2".to_owned()));
         assert!(ids.contains(&"tls/versions/tls1.0".to_owned()));
         assert!(ids.contains(&"server/identity".to_owned()));
-        assert_eq!(ids.len(), 29);
+        assert_eq!(ids.len(), 33);
     }
 }

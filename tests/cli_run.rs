@@ -106,18 +106,20 @@ async fn tls13_rejections_are_seen_after_the_handshake() {
         .await
         .unwrap();
     let wrong = argocd_mtls_verify::pki::mint(&fx.pki, argocd_mtls_verify::pki::Adversary::WrongCa)
-        .unwrap();
+        .unwrap()
+        .identity;
     for (identity, alert) in [(None, "certificate_required"), (Some(wrong), "unknown_ca")] {
-        for proof in [AcceptanceProof::H2Settings, AcceptanceProof::Grace] {
+        for proof in [AcceptanceProof::H2Settings, AcceptanceProof::Tls] {
             let req = ProbeRequest {
                 addr: server.grpc_addr,
                 server_name: "localhost".into(),
+                sni: probe::Sni::Configured,
                 version: TlsVersion::Tls13,
                 identity: identity.clone(),
                 server_roots: fx.pki.server_ca.clone(),
                 proof,
                 timeout: Duration::from_secs(3),
-                grace: Duration::from_millis(500),
+                silence: Some(Duration::from_millis(500)),
             };
             // The client side of the handshake does complete...
             let connected = probe::connect(&req, &[b"h2"]).await;
@@ -236,7 +238,7 @@ fn list_and_filters_select_checks_without_probing() {
     );
     assert_eq!(
         text.lines().filter(|l| l.ends_with(": test")).count(),
-        29,
+        33,
         "{text}"
     );
     let reports = common::tempdir();

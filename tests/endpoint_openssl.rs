@@ -22,8 +22,6 @@ fn run_cli(pki: &Path, port: u16, reports: &Path) -> Run {
             "endpoint",
             "--protocol",
             "tls",
-            "--grace-ms",
-            "250",
             "--timeout-ms",
             "4000",
         ])
@@ -87,6 +85,7 @@ fn openssl_s_server_correct_and_wrong() {
             both(&[
                 "handshake/no-client-cert",
                 "handshake/wrong-ca",
+                "handshake/lookalike-ca",
                 "handshake/expired-client-cert",
                 "handshake/not-yet-valid-client-cert",
                 "handshake/server-auth-only-eku",
@@ -106,6 +105,7 @@ fn openssl_s_server_correct_and_wrong() {
             vec!["-CAfile", "ca.crt", "-Verify", "1"],
             both(&[
                 "handshake/wrong-ca",
+                "handshake/lookalike-ca",
                 "handshake/expired-client-cert",
                 "handshake/not-yet-valid-client-cert",
                 "handshake/server-auth-only-eku",

@@ -61,6 +61,7 @@ async fn each_wrong_server_fails_exactly_its_checks() {
     let mut no_auth = both(&[
         "handshake/no-client-cert",
         "handshake/wrong-ca",
+        "handshake/lookalike-ca",
         "handshake/expired-client-cert",
         "handshake/not-yet-valid-client-cert",
         "handshake/server-auth-only-eku",
@@ -106,6 +107,7 @@ async fn each_wrong_server_fails_exactly_its_checks() {
             trust_health_cert: true,
             fails: both(&[
                 "handshake/wrong-ca",
+                "handshake/lookalike-ca",
                 "handshake/expired-client-cert",
                 "handshake/not-yet-valid-client-cert",
                 "handshake/server-auth-only-eku",
@@ -309,7 +311,7 @@ async fn log_formats_and_unhealthy_health_port() {
                 (
                     "log/health-cert-generated",
                     Verdict::Pass,
-                    "value printed: ``",
+                    "the value after the prefix is empty",
                 ),
                 ("probe/readiness", Verdict::Pass, "200"),
                 ("probe/liveness-full", Verdict::Pass, "200"),

@@ -144,6 +144,11 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
             valid_now: true,
         },
         AdversaryExpectation {
+            adversary: Adversary::LookalikeCa,
+            verify_error: Some("certificate signature failure"),
+            valid_now: true,
+        },
+        AdversaryExpectation {
             adversary: Adversary::Expired,
             verify_error: Some("certificate has expired"),
             valid_now: false,
@@ -175,8 +180,14 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
         },
     ];
     let now = OffsetDateTime::now_utc();
+    let ca = CertFacts::from_der(&pki.ca_cert).unwrap();
     for case in table {
-        let id = pki::mint(&pki, case.adversary).unwrap();
+        let minted = pki::mint(&pki, case.adversary).unwrap();
+        assert_eq!(
+            minted.caveat, None,
+            "a `pki init` CA leaves room for every adversary"
+        );
+        let id = &minted.identity;
         let name = format!("{}.crt", case.adversary.name());
         write_cert_pem(&dir.path().join(&name), &id.chain);
         let facts = CertFacts::from_der(&id.chain[0]).unwrap();
@@ -222,8 +233,37 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
 
         // What each one keeps from the real client, and what it changes.
         match case.adversary {
-            Adversary::Expired => assert!(!facts.is_valid_at(now) && facts.not_after < now),
-            Adversary::NotYetValid => assert!(!facts.is_valid_at(now) && facts.not_before > now),
+            // Only the leaf's own dates are wrong: its window lies inside the CA's validity, so a
+            // verifier that checks the chain at some time inside the windows would accept it.
+            Adversary::Expired => assert!(
+                !facts.is_valid_at(now)
+                    && facts.not_after < now - time::Duration::days(1)
+                    && facts.not_before > ca.not_before
+            ),
+            Adversary::NotYetValid => assert!(
+                !facts.is_valid_at(now)
+                    && facts.not_before > now + time::Duration::hours(23)
+                    && facts.not_after < ca.not_after
+            ),
+            Adversary::LookalikeCa => {
+                // Same issuer name and authority key id as a genuine leaf; only the signature differs.
+                assert_eq!(facts.issuer, ca.subject);
+                let aki = |der: &[u8]| {
+                    let out = openssl_ok(
+                        dir.path(),
+                        &[
+                            "x509",
+                            "-in",
+                            der_to_path(dir.path(), der).to_str().unwrap(),
+                            "-noout",
+                            "-ext",
+                            "authorityKeyIdentifier",
+                        ],
+                    );
+                    out.lines().nth(1).unwrap_or_default().trim().to_owned()
+                };
+                assert_eq!(aki(&id.chain[0]), aki(&pki.client.chain[0]));
+            }
             Adversary::ServerAuthOnly => assert_eq!(facts.eku, ["serverAuth"]),
             Adversary::WrongCa => assert_ne!(
                 facts.issuer,
@@ -240,6 +280,14 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
             Adversary::CaAsClient => assert!(facts.basic_constraints.as_ref().unwrap().ca),
             Adversary::StolenWithoutKey => {
                 assert_eq!(id.chain, pki.client.chain);
+                let key_cert = argocd_mtls_verify::x509::CertFacts::from_der(
+                    &pki::read_certificates(&dir.path().join("client.crt")).unwrap()[0],
+                )
+                .unwrap();
+                assert_eq!(
+                    facts.key, key_cert.key,
+                    "signed with a key of the stolen certificate's own type and size"
+                );
                 let key_spki = pki::public_key_spki(&id.key).unwrap();
                 let cert_spki = argocd_mtls_verify::x509::spki_der(&id.chain[0]).unwrap();
                 assert_ne!(
@@ -446,7 +494,7 @@ fn traditional_key_encodings_load_and_sign() {
 
     let pki = ProbePki::load(&PkiPaths::from_dir(d).unwrap()).unwrap();
     assert!(pki.has_ca_key());
-    let expired = pki::mint(&pki, Adversary::Expired).unwrap();
+    let expired = pki::mint(&pki, Adversary::Expired).unwrap().identity;
     write_cert_pem(&d.join("expired.crt"), &expired.chain);
     let verify = openssl(d, &["verify", "-CAfile", "ca.crt", "expired.crt"]);
     assert!(
@@ -524,4 +572,14 @@ fn secret_yaml_round_trips_with_exact_keys() {
         let typed: k8s_openapi::api::core::v1::Secret = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(typed.data.unwrap().len(), want.len());
     }
+}
+
+/// Writes one DER certificate as PEM into `dir` (named by its fingerprint) and returns the path.
+fn der_to_path(dir: &std::path::Path, der: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(format!(
+        "{}.pem",
+        &argocd_mtls_verify::x509::fingerprint_sha256(der).replace(':', "")[..16]
+    ));
+    std::fs::write(&path, common::pem_block("CERTIFICATE", der)).unwrap();
+    path
 }

@@ -9,20 +9,23 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
-use crate::pki::{self, Adversary, Identity, ProbePki};
-use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, TlsVersion};
+use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
+use crate::probe::{
+    self, AcceptanceBasis, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion,
+};
 use crate::report::{CheckResult, Verdict};
 use crate::suite::{CaseKind, Check, Expect, Presented};
 use crate::target::audit::Finding;
-use crate::target::{Endpoint, HttpAnswer, Protocol, logrus_message};
+use crate::target::{Endpoint, HttpAnswer, Protocol, grpc_refusal_lines, logrus_message};
 
 /// Probe settings.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
     /// Per-attempt time limit.
     pub timeout: Duration,
-    /// Grace period for plain-TLS 1.3 acceptance.
-    pub grace: Duration,
+    /// Plain TLS 1.3: how long silence must last to count as acceptance when the server gives no
+    /// other sign. `None`: the whole timeout, so a slow refusal is never taken for acceptance.
+    pub silence: Option<Duration>,
     /// At most this many attempts at once.
     pub concurrency: usize,
 }
@@ -31,19 +34,24 @@ impl Default for ProbeSettings {
     fn default() -> Self {
         ProbeSettings {
             timeout: Duration::from_secs(5),
-            grace: Duration::from_millis(300),
+            silence: None,
             concurrency: 16,
         }
     }
 }
 
+/// Which handshake attempt: the identity presented, the TLS version, the SNI sent.
+pub type AttemptKey = (String, TlsVersion, Sni);
+
 /// Everything observed at one endpoint.
 #[derive(Debug, Default)]
 pub struct Observations {
-    /// Handshake attempts by (presented label, version).
-    pub handshakes: HashMap<(String, TlsVersion), ProbeOutcome>,
+    /// Handshake attempts by (presented label, version, SNI).
+    pub handshakes: HashMap<AttemptKey, ProbeOutcome>,
     /// Identities that could not be minted, with the reason.
     pub unavailable: HashMap<String, String>,
+    /// Identities that were minted, but prove less than intended, with the reason.
+    pub caveats: HashMap<String, String>,
     /// Legacy ClientHello attempts.
     pub legacy: HashMap<TlsVersion, ProbeOutcome>,
     /// Plaintext h2c attempt.
@@ -58,23 +66,50 @@ pub struct Observations {
     pub http: HashMap<String, Result<HttpAnswer, String>>,
     /// The log lines, or why they could not be read.
     pub logs: Option<Result<Vec<String>, String>>,
+    /// Set when the endpoint speaks something other than `--protocol` says: then no check can
+    /// be judged, and the reason says what was seen.
+    pub protocol_mismatch: Option<String>,
     /// Wall time of the observation phase, ms.
     pub elapsed_ms: f64,
+}
+
+/// The key of the valid client's attempt under `v` (configured SNI): the positive control.
+fn control_key(v: TlsVersion) -> AttemptKey {
+    ("client".to_owned(), v, Sni::Configured)
+}
+
+impl Observations {
+    /// The valid client's attempt under `v`.
+    pub fn control(&self, v: TlsVersion) -> Option<&ProbeOutcome> {
+        self.handshakes.get(&control_key(v))
+    }
+}
+
+/// The SNIs a refusal must hold under: the configured name, none, and a name the server does not
+/// expect (a server may enforce client certificates only for one name, or only when SNI is sent).
+/// Variants that would send the same ClientHello are tried once.
+pub fn sni_variants(server_name: &str) -> Vec<Sni> {
+    let mut variants = vec![Sni::Configured];
+    if server_name.parse::<std::net::IpAddr>().is_err() {
+        variants.push(Sni::Absent);
+    }
+    variants.push(Sni::Other(probe::UNEXPECTED_SNI.to_owned()));
+    variants
 }
 
 fn identity_for(
     presented: Presented,
     pki: &ProbePki,
-    minted: &HashMap<Adversary, Result<Identity, String>>,
+    minted: &HashMap<Adversary, Result<Minted, String>>,
 ) -> Result<Option<Identity>, String> {
     match presented {
         Presented::None => Ok(None),
         Presented::Client => Ok(Some(pki.client.clone())),
-        Presented::Adversary(a) => minted
-            .get(&a)
-            .cloned()
-            .unwrap_or_else(|| Err("not minted".into()))
-            .map(Some),
+        Presented::Adversary(a) => match minted.get(&a) {
+            Some(Ok(m)) => Ok(Some(m.identity.clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not minted".into()),
+        },
     }
 }
 
@@ -87,6 +122,7 @@ fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
             CaseKind::Handshake { .. } => versions.extend(check.version),
             // Judged on an authenticated TLS 1.3 (fallback 1.2) connection.
             CaseKind::ServerIdentity
+            | CaseKind::TlsPolicy
             | CaseKind::GrpcHealth
             | CaseKind::GrpcVersion
             | CaseKind::GrpcNoCertRpc => versions.extend([TlsVersion::Tls12, TlsVersion::Tls13]),
@@ -94,6 +130,15 @@ fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
         }
     }
     versions
+}
+
+/// How an attempt at this endpoint proves acceptance.
+fn proof_for(protocol: Protocol) -> AcceptanceProof {
+    match protocol {
+        Protocol::Grpc => AcceptanceProof::H2Settings,
+        Protocol::Https => AcceptanceProof::Https,
+        Protocol::Tls => AcceptanceProof::Tls,
+    }
 }
 
 /// Runs every probe the checks need against `endpoint`.
@@ -106,27 +151,33 @@ pub async fn observe(
     let started = std::time::Instant::now();
     let mut obs = Observations::default();
     let grpc = endpoint.protocol == Protocol::Grpc;
-    let proof = if grpc {
-        AcceptanceProof::H2Settings
-    } else {
-        AcceptanceProof::Grace
-    };
+    let proof = proof_for(endpoint.protocol);
 
-    // Which (identity, version) handshakes: the checks' own, plus the positive controls.
-    let mut wanted: BTreeSet<(String, TlsVersion)> = BTreeSet::new();
+    // Which (identity, version, SNI) handshakes: the checks' own, plus the positive controls.
+    // Refusals must hold under every SNI variant; the valid client uses the configured name.
+    let mut wanted: BTreeSet<AttemptKey> = BTreeSet::new();
     let mut presented_by_label: HashMap<String, Presented> = HashMap::new();
     let controls = control_versions(checks);
     for &v in &controls {
-        wanted.insert(("client".into(), v));
+        wanted.insert(control_key(v));
         presented_by_label.insert("client".into(), Presented::Client);
     }
+    let variants = sni_variants(&endpoint.server_name);
     for c in checks {
-        if let (CaseKind::Handshake { present, .. }, Some(v)) = (&c.case.kind, c.version) {
-            wanted.insert((present.label().to_owned(), v));
-            presented_by_label.insert(present.label().to_owned(), *present);
+        if let (CaseKind::Handshake { present, expect }, Some(v)) = (&c.case.kind, c.version) {
+            let label = present.label().to_owned();
+            presented_by_label.insert(label.clone(), *present);
+            match expect {
+                Expect::Rejected => {
+                    wanted.extend(variants.iter().map(|sni| (label.clone(), v, sni.clone())))
+                }
+                Expect::Accepted => {
+                    wanted.insert((label, v, Sni::Configured));
+                }
+            }
         }
     }
-    let mut minted: HashMap<Adversary, Result<Identity, String>> = HashMap::new();
+    let mut minted: HashMap<Adversary, Result<Minted, String>> = HashMap::new();
     for presented in presented_by_label.values() {
         if let Presented::Adversary(a) = presented {
             minted
@@ -134,21 +185,31 @@ pub async fn observe(
                 .or_insert_with(|| pki::mint(pki, *a).map_err(|e| e.to_string()));
         }
     }
+    for (adversary, m) in &minted {
+        if let Ok(Minted {
+            caveat: Some(why), ..
+        }) = m
+        {
+            obs.caveats.insert(adversary.name().to_owned(), why.clone());
+        }
+    }
     let mut requests = Vec::new();
     let mut keys = Vec::new();
-    for (label, version) in &wanted {
+    for key in &wanted {
+        let (label, version, sni) = key;
         match identity_for(presented_by_label[label], pki, &minted) {
             Ok(identity) => {
-                keys.push((label.clone(), *version));
+                keys.push(key.clone());
                 requests.push(ProbeRequest {
                     addr: endpoint.addr,
                     server_name: endpoint.server_name.clone(),
+                    sni: sni.clone(),
                     version: *version,
                     identity,
                     server_roots: pki.server_ca.clone(),
                     proof,
                     timeout: settings.timeout,
-                    grace: settings.grace,
+                    silence: settings.silence,
                 });
             }
             Err(reason) => {
@@ -232,6 +293,23 @@ pub async fn observe(
             _ => Some(first),
         }
     };
+    // Probed as plain TLS or HTTPS, a gRPC server gives wrong verdicts both ways: find out.
+    let speaks_grpc = async {
+        if grpc {
+            return None;
+        }
+        for v in [TlsVersion::Tls13, TlsVersion::Tls12] {
+            match grpc::health_check(&grpc_target(v)).await {
+                Ok(a) => return Some(format!("Health/Check answered {} under {v}", a.status)),
+                Err(e @ grpc::GrpcError::Status { .. }) => {
+                    return Some(format!("a gRPC call got `{e}` under {v}"));
+                }
+                Err(grpc::GrpcError::Connect(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
     let http = futures::future::join_all(http_paths.iter().map(|path| {
         let health = endpoint.health.clone();
         let timeout = settings.timeout;
@@ -242,8 +320,15 @@ pub async fn observe(
             }
         }
     }));
-    let (handshakes, legacy, plaintext, health, version, no_cert, http) = tokio::join!(
-        handshakes, legacy, plaintext, health, version, no_cert, http
+    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, http) = tokio::join!(
+        handshakes,
+        legacy,
+        plaintext,
+        health,
+        version,
+        no_cert,
+        speaks_grpc,
+        http
     );
 
     obs.handshakes = keys.into_iter().zip(handshakes).collect();
@@ -257,11 +342,60 @@ pub async fn observe(
         .zip(http)
         .filter_map(|(p, a)| a.map(|a| (p, a)))
         .collect();
-    if wants(&|k| matches!(k, CaseKind::LogLine { .. })) {
-        obs.logs = endpoint.logs.as_ref().map(|l| l.read());
+    obs.protocol_mismatch = match speaks_grpc {
+        Some(seen) => Some(format!(
+            "the endpoint speaks gRPC ({seen}), but was probed with --protocol {}: probe it with --protocol grpc",
+            endpoint.protocol.name()
+        )),
+        None => protocol_mismatch(endpoint.protocol, &obs),
+    };
+    if wants(&|k| matches!(k, CaseKind::LogLine { .. } | CaseKind::LogRejections)) {
+        // Read last, after every probe: the refusals this run caused are in it.
+        obs.logs = match &endpoint.logs {
+            Some(source) => Some(source.read().await),
+            None => None,
+        };
     }
     obs.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     obs
+}
+
+/// What the valid client's own attempts say about a `--protocol` that does not fit the endpoint.
+fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
+    let mut controls = obs
+        .handshakes
+        .iter()
+        .filter(|(k, _)| k.0 == "client" && k.2 == Sni::Configured)
+        .map(|(_, o)| o);
+    let other_speech =
+        |o: &&ProbeOutcome| o.outcome == Outcome::Error && o.stage == probe::Stage::Application;
+    match protocol {
+        Protocol::Grpc => {
+            let not_grpc = obs
+                .grpc_health
+                .values()
+                .filter_map(|r| r.as_ref().err())
+                .find(|e| e.not_grpc);
+            if let Some(e) = not_grpc {
+                return Some(format!(
+                    "the endpoint is not a gRPC server ({e}): probe it with --protocol https or --protocol tls"
+                ));
+            }
+            controls.find(other_speech).map(|o| {
+                format!(
+                    "the endpoint does not answer HTTP/2 as gRPC servers do ({}): probe it with --protocol https or --protocol tls",
+                    o.detail
+                )
+            })
+        }
+        Protocol::Https => controls.find(other_speech).map(|o| {
+            format!(
+                "the endpoint does not answer HTTP/1.1 ({}): probe it with --protocol tls, or --protocol grpc for a gRPC server",
+                o.detail
+            )
+        }),
+        Protocol::Tls => None,
+    }
 }
 
 fn version_json(msg: &crate::version_proto::VersionMessage) -> serde_json::Value {
@@ -303,15 +437,45 @@ impl Judgement {
     }
 }
 
+/// How an attempt's SNI reads in evidence.
+fn sni_words(o: &ProbeOutcome) -> String {
+    match &o.sni {
+        Some(name) => format!("SNI `{name}`"),
+        None => "no SNI".to_owned(),
+    }
+}
+
+fn outcome_words(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Accepted => "accepted",
+        Outcome::Rejected => "rejected",
+        Outcome::Inconclusive => "inconclusive",
+        Outcome::Error => "not classifiable",
+    }
+}
+
+fn stage_words(s: probe::Stage) -> &'static str {
+    match s {
+        probe::Stage::Tcp => "at TCP connect",
+        probe::Stage::Handshake => "during the handshake",
+        probe::Stage::PostHandshake => "after the client's handshake completed",
+        probe::Stage::Application => "at the application layer",
+    }
+}
+
 fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
     let mut e = vec![format!(
-        "{} presenting `{}`: {:?} at stage {:?} ({})",
+        "{} presenting `{}` with {}: {} {} ({})",
         o.requested_version,
         o.presented.as_deref().unwrap_or("no certificate"),
-        o.outcome,
-        o.stage,
+        sni_words(o),
+        outcome_words(o.outcome),
+        stage_words(o.stage),
         o.detail
     )];
+    if let Some(basis) = o.accepted_by {
+        e.push(format!("accepted on the basis of {basis}"));
+    }
     if let Some(a) = &o.alert {
         e.push(format!("alert received: {a}"));
     }
@@ -333,24 +497,57 @@ fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
     e
 }
 
-/// Whether the server refused TLS version `v` itself (so checks under `v` do not apply).
-fn version_unsupported(obs: &Observations, v: TlsVersion) -> bool {
-    obs.handshakes
-        .get(&("client".to_owned(), v))
-        .is_some_and(|o| o.alert.as_deref() == Some("protocol_version"))
+/// Why TLS version `v` cannot carry the mTLS checks at this endpoint, from the valid client's
+/// attempt: the server does not offer it, or cannot negotiate it before client authentication is
+/// even reached (no cipher suite in common). `None`: `v` was negotiated, or failed for a reason
+/// that is the checks' business.
+pub fn version_refusal(obs: &Observations, v: TlsVersion) -> Option<String> {
+    let o = obs.control(v)?;
+    match o.alert.as_deref() {
+        Some("protocol_version") => Some(format!(
+            "the server does not offer {v} (protocol_version alert to the valid client)"
+        )),
+        Some(alert @ ("handshake_failure" | "insufficient_security"))
+            if !o.client_cert_requested && o.server_chain.sha256.is_empty() =>
+        {
+            let key = obs
+                .handshakes
+                .values()
+                .find_map(|other| other.server_chain.leaf_key.clone());
+            let hint = match (v, key.as_deref()) {
+                (TlsVersion::Tls12, Some(k)) if !k.starts_with("RSA") => format!(
+                    " The server's certificate key is {k}; Argo CD's default TLS 1.2 cipher list (TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 only) needs an RSA key: use an RSA server certificate (`pki init` default) or set reposerver.tls.ciphers."
+                ),
+                (_, Some(k)) => format!(" The server's certificate key is {k}."),
+                _ => String::new(),
+            };
+            Some(format!(
+                "{v} cannot be negotiated: the server answered the valid client's ClientHello with `{alert}` before sending its certificate or a CertificateRequest, so no cipher suite is shared and client authentication is never reached under {v}.{hint}"
+            ))
+        }
+        _ => None,
+    }
 }
 
-/// The valid client's positive control under `v`: `Ok(())` if it was admitted.
-fn positive_control(obs: &Observations, v: TlsVersion, grpc: bool) -> Result<(), String> {
-    let Some(o) = obs.handshakes.get(&("client".to_owned(), v)) else {
+/// The valid client's positive control under `v`: `Ok(basis)` if it was admitted.
+fn positive_control(
+    obs: &Observations,
+    v: TlsVersion,
+    grpc: bool,
+) -> Result<AcceptanceBasis, String> {
+    let Some(o) = obs.control(v) else {
         return Err(format!("the valid client was not tried under {v}"));
     };
-    if o.outcome != Outcome::Accepted {
-        return Err(format!(
-            "the valid client was not admitted under {v} ({:?}: {})",
-            o.outcome, o.detail
-        ));
-    }
+    let basis = match (o.outcome, o.accepted_by) {
+        (Outcome::Accepted, Some(basis)) => basis,
+        _ => {
+            return Err(format!(
+                "the valid client was not admitted under {v} ({}: {})",
+                outcome_words(o.outcome),
+                o.detail
+            ));
+        }
+    };
     if grpc {
         match obs.grpc_health.get(&v) {
             Some(Ok(a)) if a.status == "SERVING" => {}
@@ -359,15 +556,31 @@ fn positive_control(obs: &Observations, v: TlsVersion, grpc: bool) -> Result<(),
             None => return Err(format!("Health/Check was not tried under {v}")),
         }
     }
-    Ok(())
+    Ok(basis)
 }
 
 /// The version to judge connection-level checks on: 1.3 when the server speaks it, else 1.2.
 fn preferred_version(obs: &Observations) -> TlsVersion {
-    if version_unsupported(obs, TlsVersion::Tls13) {
+    if version_refusal(obs, TlsVersion::Tls13).is_some() {
         TlsVersion::Tls12
     } else {
         TlsVersion::Tls13
+    }
+}
+
+/// Whether `o` counts as an acceptance. Silence does not, when the server showed the valid client
+/// a positive sign (a ticket, data) on the same endpoint and version: this client got neither that
+/// sign nor a refusal, so the server's verdict on it was never seen.
+fn accepted(o: &ProbeOutcome, control: Option<AcceptanceBasis>) -> Result<bool, String> {
+    match (o.outcome, o.accepted_by, control) {
+        (Outcome::Accepted, Some(AcceptanceBasis::Silence), Some(c)) if c.is_positive() => {
+            Err(format!(
+                "no alert, but also no sign of acceptance: the server showed the valid client {c}, and this client neither that nor a refusal ({})",
+                o.detail
+            ))
+        }
+        (Outcome::Accepted, _, _) => Ok(true),
+        _ => Ok(false),
     }
 }
 
@@ -379,110 +592,192 @@ fn judge_handshake(
     grpc: bool,
 ) -> Judgement {
     let v = check.version.expect("handshake checks are per version");
-    if let Some(reason) = obs.unavailable.get(present.label()) {
+    let label = present.label();
+    if let Some(reason) = obs.unavailable.get(label) {
         return Judgement::new(
             Verdict::Skip,
-            format!("identity `{}` not available: {reason}", present.label()),
+            format!("identity `{label}` not available: {reason}"),
         );
     }
-    if version_unsupported(obs, v) {
-        return Judgement::new(
-            Verdict::Skip,
-            format!("the server does not offer {v} (protocol_version alert to the valid client)"),
-        );
+    if let Some(reason) = version_refusal(obs, v) {
+        return Judgement::new(Verdict::Skip, reason);
     }
-    let Some(o) = obs.handshakes.get(&(present.label().to_owned(), v)) else {
+    match expect {
+        Expect::Rejected => judge_refusal(check, label, v, obs, grpc),
+        Expect::Accepted => judge_admission(label, v, obs, grpc),
+    }
+}
+
+/// A negative case: every SNI variant must be refused, and the valid client admitted.
+fn judge_refusal(
+    check: &Check,
+    label: &str,
+    v: TlsVersion,
+    obs: &Observations,
+    grpc: bool,
+) -> Judgement {
+    let mut attempts: Vec<&ProbeOutcome> = obs
+        .handshakes
+        .iter()
+        .filter(|(k, _)| k.0 == label && k.1 == v)
+        .map(|(_, o)| o)
+        .collect();
+    if attempts.is_empty() {
+        return Judgement::new(Verdict::Error, "attempt was not run");
+    }
+    attempts.sort_by_key(|o| o.sni.clone());
+    let control = positive_control(obs, v, grpc);
+    let control_basis = control.as_ref().ok().copied();
+    let evidence: Vec<String> = attempts.iter().flat_map(|o| attempt_evidence(o)).collect();
+    let observed = json!({ "attempts": attempts });
+    let duration_ms = attempts
+        .iter()
+        .map(|o| o.timings.total_us as f64 / 1000.0)
+        .fold(0.0, f64::max);
+    let done = |j: Judgement| {
+        let mut j = j.observed(observed.clone()).evidence(evidence.clone());
+        j.duration_ms = duration_ms;
+        j
+    };
+
+    let mut unseen = Vec::new();
+    for o in &attempts {
+        match accepted(o, control_basis) {
+            Ok(true) => {
+                return done(Judgement::new(
+                    Verdict::Fail,
+                    format!("ACCEPTED with {}: {}", sni_words(o), o.detail),
+                ));
+            }
+            Ok(false) => {}
+            Err(why) => unseen.push(format!("with {}: {why}", sni_words(o))),
+        }
+    }
+    if let Some(o) = attempts
+        .iter()
+        .find(|o| matches!(o.outcome, Outcome::Inconclusive | Outcome::Error))
+    {
+        let what = if o.outcome == Outcome::Error {
+            "could not classify"
+        } else {
+            "inconclusive"
+        };
+        return done(Judgement::new(
+            Verdict::Error,
+            format!("{what} with {}: {}", sni_words(o), o.detail),
+        ));
+    }
+    if !unseen.is_empty() {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!("inconclusive {}", unseen.join("; ")),
+        ));
+    }
+    if let Err(why) = control {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!(
+                "inconclusive: rejected, but the positive control failed ({why}), so the refusal proves nothing"
+            ),
+        ));
+    }
+    if let Some(want) = check.case.pinned_alert(v)
+        && let Some(o) = attempts.iter().find(|o| o.alert.as_deref() != Some(want))
+    {
+        return done(Judgement::new(
+            Verdict::Fail,
+            format!(
+                "rejected with {} under {}, but the suite pins alert `{want}`",
+                refusal_words(o),
+                sni_words(o)
+            ),
+        ));
+    }
+    let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
+    let snis: Vec<String> = attempts.iter().map(|o| sni_words(o)).collect();
+    let mut reason = format!(
+        "rejected {} with {} under each of {}; the valid client was admitted on the same endpoint",
+        stage_words(attempts[0].stage),
+        hows.into_iter().collect::<Vec<_>>().join(" / "),
+        snis.join(", ")
+    );
+    if let Some(caveat) = obs.caveats.get(label) {
+        reason.push_str(&format!(". WEAKER EVIDENCE: {caveat}"));
+    }
+    done(Judgement::new(Verdict::Pass, reason))
+}
+
+fn refusal_words(o: &ProbeOutcome) -> String {
+    match (&o.alert, o.reset, o.http_status) {
+        (Some(a), _, _) => format!("alert `{a}`"),
+        (None, _, Some(status)) => format!("HTTP status {status}"),
+        (None, true, _) => "the connection closed without an alert".to_owned(),
+        (None, false, _) => "a refusal".to_owned(),
+    }
+}
+
+/// The valid client's case: admitted, and for gRPC served by Health/Check.
+fn judge_admission(label: &str, v: TlsVersion, obs: &Observations, grpc: bool) -> Judgement {
+    let Some(o) = obs.handshakes.get(&(label.to_owned(), v, Sni::Configured)) else {
         return Judgement::new(Verdict::Error, "attempt was not run");
     };
     let mut evidence = attempt_evidence(o);
-    let observed = json!({ "attempt": o, "grpc_health": obs.grpc_health.get(&v).map(|r| match r {
+    let health = obs.grpc_health.get(&v);
+    let observed = json!({ "attempt": o, "grpc_health": health.map(|r| match r {
         Ok(a) => json!({"status": a.status, "rpc_us": a.rpc_us}),
         Err(e) => json!({"error": e}),
     })});
-    let mut j = match expect {
-        Expect::Rejected => {
-            let control = positive_control(obs, v, grpc);
-            match (o.outcome, control) {
-                (Outcome::Accepted, _) => {
-                    Judgement::new(Verdict::Fail, format!("ACCEPTED: {}", o.detail))
-                }
-                (Outcome::Rejected, Ok(())) => {
-                    let how = match (&o.alert, o.reset) {
-                        (Some(a), _) => format!("alert `{a}`"),
-                        (None, true) => "connection reset/closed".to_owned(),
-                        (None, false) => "refused".to_owned(),
-                    };
-                    match check.case.pinned_alert(v) {
-                        Some(want) if o.alert.as_deref() != Some(want) => Judgement::new(
-                            Verdict::Fail,
-                            format!("rejected with {how}, but the suite pins alert `{want}`"),
-                        ),
-                        _ => Judgement::new(
-                            Verdict::Pass,
-                            format!(
-                                "rejected at {:?} with {how}; the valid client was admitted on the same endpoint",
-                                o.stage
-                            ),
-                        ),
-                    }
-                }
-                (Outcome::Rejected, Err(why)) => Judgement::new(
-                    Verdict::Error,
-                    format!(
-                        "inconclusive: rejected, but the positive control failed ({why}), so the refusal proves nothing"
-                    ),
-                ),
-                (Outcome::Inconclusive, _) => {
-                    Judgement::new(Verdict::Error, format!("inconclusive: {}", o.detail))
-                }
-                (Outcome::Error, _) => {
-                    Judgement::new(Verdict::Error, format!("could not classify: {}", o.detail))
-                }
-            }
+    let mut j = match o.outcome {
+        Outcome::Accepted if !grpc => {
+            let basis = o.accepted_by.unwrap_or(AcceptanceBasis::Silence);
+            let weak = if basis.is_positive() {
+                ""
+            } else {
+                " (weak evidence: the server gave no positive sign of acceptance)"
+            };
+            Judgement::new(
+                Verdict::Pass,
+                format!("accepted on the basis of {basis}{weak}"),
+            )
         }
-        Expect::Accepted => match o.outcome {
-            Outcome::Accepted if !grpc => {
-                Judgement::new(Verdict::Pass, format!("accepted: {}", o.detail))
+        Outcome::Accepted => match health {
+            Some(Ok(a)) if a.status == "SERVING" => {
+                evidence.push(format!(
+                    "grpc.health.v1.Health/Check under {v}: SERVING in {} µs",
+                    a.rpc_us
+                ));
+                Judgement::new(
+                    Verdict::Pass,
+                    format!(
+                        "admitted (HTTP/2 SETTINGS seen) and Health/Check answered SERVING under {v}"
+                    ),
+                )
             }
-            Outcome::Accepted => match obs.grpc_health.get(&v) {
-                Some(Ok(a)) if a.status == "SERVING" => {
-                    evidence.push(format!(
-                        "grpc.health.v1.Health/Check under {v}: SERVING in {} µs",
-                        a.rpc_us
-                    ));
-                    Judgement::new(
-                        Verdict::Pass,
-                        format!(
-                            "admitted (HTTP/2 SETTINGS seen) and Health/Check answered SERVING under {v}"
-                        ),
-                    )
-                }
-                Some(Ok(a)) => Judgement::new(
-                    Verdict::Fail,
-                    format!("admitted, but Health/Check answered {}", a.status),
-                ),
-                Some(Err(e)) if e.inconclusive => Judgement::new(
-                    Verdict::Error,
-                    format!("admitted, but Health/Check was inconclusive: {e}"),
-                ),
-                Some(Err(e)) => Judgement::new(
-                    Verdict::Fail,
-                    format!("admitted, but Health/Check failed: {e}"),
-                ),
-                None => Judgement::new(Verdict::Error, "Health/Check was not run"),
-            },
-            Outcome::Rejected => Judgement::new(
+            Some(Ok(a)) => Judgement::new(
                 Verdict::Fail,
-                format!("REFUSED the legitimate client: {}", o.detail),
+                format!("admitted, but Health/Check answered {}", a.status),
             ),
-            Outcome::Error => Judgement::new(
+            Some(Err(e)) if e.inconclusive => Judgement::new(
+                Verdict::Error,
+                format!("admitted, but Health/Check was inconclusive: {e}"),
+            ),
+            Some(Err(e)) => Judgement::new(
                 Verdict::Fail,
-                format!("no TLS connection for the legitimate client: {}", o.detail),
+                format!("admitted, but Health/Check failed: {e}"),
             ),
-            Outcome::Inconclusive => {
-                Judgement::new(Verdict::Error, format!("inconclusive: {}", o.detail))
-            }
+            None => Judgement::new(Verdict::Error, "Health/Check was not run"),
         },
+        Outcome::Rejected => Judgement::new(
+            Verdict::Fail,
+            format!("REFUSED the legitimate client: {}", o.detail),
+        ),
+        Outcome::Error => Judgement::new(
+            Verdict::Fail,
+            format!("no TLS connection for the legitimate client: {}", o.detail),
+        ),
+        Outcome::Inconclusive => {
+            Judgement::new(Verdict::Error, format!("inconclusive: {}", o.detail))
+        }
     };
     j.duration_ms = o.timings.total_us as f64 / 1000.0;
     j.observed(observed).evidence(evidence)
@@ -509,11 +804,16 @@ fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
 /// Judges one check against the observations.
 pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> CheckResult {
     let grpc = endpoint.protocol == Protocol::Grpc;
-    let expected = expected_text(&check.case.kind);
-    let j = if check.case.grpc_only && !grpc {
+    let expected = expected_text(&check.case.kind, endpoint.protocol);
+    let j = if let Some(why) = &obs.protocol_mismatch {
+        Judgement::new(Verdict::Error, format!("no verdict: {why}"))
+    } else if check.case.grpc_only && !grpc {
         Judgement::new(
             Verdict::Skip,
-            "gRPC check; the endpoint was probed with --protocol tls",
+            format!(
+                "gRPC check; the endpoint was probed with --protocol {}",
+                endpoint.protocol.name()
+            ),
         )
     } else {
         judge(check, obs, endpoint, grpc)
@@ -536,26 +836,39 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
     }
 }
 
-fn expected_text(kind: &CaseKind) -> String {
+fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
     match kind {
         CaseKind::Handshake {
             expect: Expect::Rejected,
             ..
-        } => "rejected (alert or reset) before any application data".into(),
+        } => match protocol {
+            Protocol::Https => "refused (alert, reset, or an HTTP refusal status) before any protected content, under every SNI tried".into(),
+            _ => "rejected (alert or reset) before any application data, under every SNI tried".into(),
+        },
         CaseKind::Handshake {
             expect: Expect::Accepted,
             ..
-        } => "accepted, and gRPC Health/Check answers SERVING".into(),
+        } => match protocol {
+            Protocol::Grpc => "accepted, and gRPC Health/Check answers SERVING".into(),
+            Protocol::Https => "accepted: an HTTP answer that is not a refusal".into(),
+            Protocol::Tls => "accepted: the server shows it (data, session ticket, TLS 1.2 Finished)".into(),
+        },
         CaseKind::LegacyHello => "the legacy-only ClientHello is refused".into(),
         CaseKind::PlaintextH2c => "no HTTP/2 answer without TLS".into(),
         CaseKind::ServerIdentity => {
             "the server chain verifies against the server CA for the server name".into()
         }
+        CaseKind::TlsPolicy => {
+            "the valid client negotiates at least one of TLS 1.2 and 1.3; what each version did is recorded".into()
+        }
         CaseKind::GrpcHealth => "SERVING".into(),
         CaseKind::GrpcVersion => "VersionService answers with the build".into(),
-        CaseKind::GrpcNoCertRpc => "the RPC fails before any response".into(),
+        CaseKind::GrpcNoCertRpc => "the server ends the connection before any response".into(),
         CaseKind::HttpProbe { path } => format!("GET {path} answers 200"),
         CaseKind::LogLine { prefix } => format!("a log line starting `{prefix}`"),
+        CaseKind::LogRejections => {
+            "a grpc-go `ServerHandshake(...) failed: ...` line for the refused handshakes".into()
+        }
         CaseKind::Finding => "the Kubernetes objects, pods and logs hold as required".into(),
     }
 }
@@ -580,41 +893,8 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             Some(o) => judge_expect_refusal(o, "plaintext HTTP/2"),
             None => Judgement::new(Verdict::Error, "attempt was not run"),
         },
-        CaseKind::ServerIdentity => {
-            let v = preferred_version(obs);
-            match obs.handshakes.get(&("client".to_owned(), v)) {
-                Some(o) if o.server_chain.sha256.is_empty() => Judgement::new(
-                    Verdict::Error,
-                    format!("no server certificate was seen ({})", o.detail),
-                ),
-                Some(o) => {
-                    let chain = &o.server_chain;
-                    let mut evidence = vec![format!(
-                        "presented chain (leaf first): {}",
-                        chain.subjects.join(" <- ")
-                    )];
-                    evidence.extend(chain.sha256.iter().map(|f| format!("sha256 {f}")));
-                    let j = match chain.verified {
-                        Some(true) => Judgement::new(
-                            Verdict::Pass,
-                            format!("the chain verifies for `{}`", endpoint.server_name),
-                        ),
-                        Some(false) => Judgement::new(
-                            Verdict::Fail,
-                            format!(
-                                "the chain does NOT verify for `{}`: {}",
-                                endpoint.server_name,
-                                chain.verify_error.clone().unwrap_or_default()
-                            ),
-                        ),
-                        None => Judgement::new(Verdict::Skip, "no server CA configured"),
-                    };
-                    j.observed(json!({ "server_chain": chain, "tls_version": o.tls_version }))
-                        .evidence(evidence)
-                }
-                None => Judgement::new(Verdict::Error, "no valid-client handshake was run"),
-            }
-        }
+        CaseKind::ServerIdentity => judge_server_identity(obs, endpoint),
+        CaseKind::TlsPolicy => judge_tls_policy(obs),
         CaseKind::GrpcHealth => {
             let v = preferred_version(obs);
             match obs.grpc_health.get(&v) {
@@ -630,6 +910,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
                 }
                 Some(Err(e)) => {
                     Judgement::new(Verdict::Fail, format!("the authenticated call failed: {e}"))
+                        .observed(json!({ "error": e }))
                 }
                 None => Judgement::new(Verdict::Error, "Health/Check was not run"),
             }
@@ -643,7 +924,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
                 ),
             )
             .observed(v.clone()),
-            Some(Err(e)) if e.message.contains("Unimplemented") => {
+            Some(Err(e)) if e.message.contains("UNIMPLEMENTED") || e.message.contains("(12)") => {
                 Judgement::new(Verdict::Skip, "the server has no version.VersionService")
             }
             Some(Err(e)) if e.inconclusive => {
@@ -651,46 +932,11 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             }
             Some(Err(e)) => {
                 Judgement::new(Verdict::Fail, format!("VersionService call failed: {e}"))
+                    .observed(json!({ "error": e }))
             }
             None => Judgement::new(Verdict::Error, "VersionService was not called"),
         },
-        CaseKind::GrpcNoCertRpc => {
-            let control = positive_control(obs, preferred_version(obs), true);
-            match (&obs.no_cert_rpc, control) {
-                (Some(NoCertRpc::Answered { answer, connection }), _) => Judgement::new(
-                    Verdict::Fail,
-                    format!("the server ANSWERED an unauthenticated RPC: {answer}"),
-                )
-                .observed(json!(obs.no_cert_rpc))
-                .evidence(attempt_evidence(connection)),
-                (Some(NoCertRpc::Inconclusive { reason }), _) => {
-                    Judgement::new(Verdict::Error, format!("inconclusive: {reason}"))
-                }
-                (Some(r), Ok(())) => {
-                    let (reason, connection) = match r {
-                        NoCertRpc::RefusedInHandshake { connection } => (
-                            "refused during the handshake; the RPC was never sent".to_owned(),
-                            connection,
-                        ),
-                        NoCertRpc::DiedBeforeResponse { connection, error } => (
-                            format!("the connection died before any response: {error}"),
-                            connection,
-                        ),
-                        _ => unreachable!("handled above"),
-                    };
-                    Judgement::new(Verdict::Pass, reason)
-                        .observed(json!(r))
-                        .evidence(attempt_evidence(connection))
-                }
-                (Some(_), Err(why)) => Judgement::new(
-                    Verdict::Error,
-                    format!(
-                        "inconclusive: the RPC failed, but so does the positive control ({why})"
-                    ),
-                ),
-                (None, _) => Judgement::new(Verdict::Error, "the RPC was not attempted"),
-            }
-        }
+        CaseKind::GrpcNoCertRpc => judge_no_cert_rpc(obs),
         CaseKind::HttpProbe { path } => match (&endpoint.health, obs.http.get(path)) {
             (None, _) => Judgement::new(Verdict::Skip, "no health endpoint given (--health-url)"),
             (Some(_), Some(Ok(a))) if a.status == 200 => Judgement::new(
@@ -715,6 +961,128 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             }
             (Some(src), Some(Ok(lines))) => judge_log(prefix, lines, &src.origin()),
         },
+        CaseKind::LogRejections => match (&endpoint.logs, &obs.logs) {
+            (None, _) | (_, None) => {
+                Judgement::new(Verdict::Skip, "no repo-server log given (--log-file)")
+            }
+            (Some(_), Some(Err(e))) => {
+                Judgement::new(Verdict::Error, format!("could not read the log: {e}"))
+            }
+            (Some(src), Some(Ok(lines))) => judge_rejections_logged(obs, lines, &src.origin()),
+        },
+    }
+}
+
+fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> Judgement {
+    let v = preferred_version(obs);
+    match obs.control(v) {
+        Some(o) if o.server_chain.sha256.is_empty() => Judgement::new(
+            Verdict::Error,
+            format!("no server certificate was seen ({})", o.detail),
+        ),
+        Some(o) => {
+            let chain = &o.server_chain;
+            let mut evidence = vec![format!(
+                "presented chain (leaf first): {}",
+                chain.subjects.join(" <- ")
+            )];
+            evidence.extend(chain.sha256.iter().map(|f| format!("sha256 {f}")));
+            let j = match chain.verified {
+                Some(true) => Judgement::new(
+                    Verdict::Pass,
+                    format!("the chain verifies for `{}`", endpoint.server_name),
+                ),
+                Some(false) => Judgement::new(
+                    Verdict::Fail,
+                    format!(
+                        "the chain does NOT verify for `{}`: {}",
+                        endpoint.server_name,
+                        chain.verify_error.clone().unwrap_or_default()
+                    ),
+                ),
+                None => Judgement::new(Verdict::Skip, "no server CA configured"),
+            };
+            j.observed(json!({ "server_chain": chain, "tls_version": o.tls_version }))
+                .evidence(evidence)
+        }
+        None => Judgement::new(Verdict::Error, "no valid-client handshake was run"),
+    }
+}
+
+/// Records what each TLS version did for the valid client; fails to reach a verdict only when
+/// neither version can carry the checks.
+fn judge_tls_policy(obs: &Observations) -> Judgement {
+    let mut lines = Vec::new();
+    let mut observed = serde_json::Map::new();
+    let mut usable = 0;
+    for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let Some(o) = obs.control(v) else { continue };
+        let line = match (version_refusal(obs, v), &o.cipher_suite, &o.tls_version) {
+            (Some(why), _, _) => why,
+            (None, Some(cipher), _) => {
+                usable += 1;
+                format!("{v} negotiated with {cipher}")
+            }
+            // The ServerHello chose the version; the valid client was then judged.
+            (None, None, Some(_)) => {
+                usable += 1;
+                format!(
+                    "{v} reached client authentication ({} {})",
+                    outcome_words(o.outcome),
+                    stage_words(o.stage)
+                )
+            }
+            (None, None, None) => format!("{v}: no conclusion ({})", o.detail),
+        };
+        observed.insert(
+            v.id().to_owned(),
+            json!({ "line": line, "alert": o.alert, "cipher_suite": o.cipher_suite }),
+        );
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Judgement::new(Verdict::Error, "the valid client was not tried");
+    }
+    let verdict = if usable > 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Error
+    };
+    Judgement::new(verdict, lines.join("; "))
+        .observed(serde_json::Value::Object(observed))
+        .evidence(lines)
+}
+
+fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
+    let control = positive_control(obs, preferred_version(obs), true);
+    match (&obs.no_cert_rpc, control) {
+        (Some(NoCertRpc::Answered { answer }), _) => Judgement::new(
+            Verdict::Fail,
+            format!("the server ANSWERED an unauthenticated RPC: {answer}"),
+        )
+        .observed(json!(obs.no_cert_rpc)),
+        (Some(NoCertRpc::Inconclusive { reason }), _) => {
+            Judgement::new(Verdict::Error, format!("inconclusive: {reason}"))
+        }
+        (Some(r @ NoCertRpc::RefusedInHandshake { connection }), Ok(_)) => Judgement::new(
+            Verdict::Pass,
+            format!(
+                "refused during the handshake ({}); the RPC was never sent",
+                refusal_words(connection)
+            ),
+        )
+        .observed(json!(r))
+        .evidence(attempt_evidence(connection)),
+        (Some(r @ NoCertRpc::DiedBeforeResponse { connection, error }), Ok(_)) => {
+            Judgement::new(Verdict::Pass, format!("no response: {error}"))
+                .observed(json!(r))
+                .evidence(attempt_evidence(connection))
+        }
+        (Some(_), Err(why)) => Judgement::new(
+            Verdict::Error,
+            format!("inconclusive: the RPC failed, but so does the positive control ({why})"),
+        ),
+        (None, _) => Judgement::new(Verdict::Error, "the RPC was not attempted"),
     }
 }
 
@@ -724,31 +1092,77 @@ fn judge_log(prefix: &str, lines: &[String], origin: &str) -> Judgement {
             .filter(|m| m.starts_with(prefix))
             .map(|m| (l, m))
     });
-    let handshake_errors = lines
-        .iter()
-        .filter(|l| l.contains("failed to complete security handshake"))
-        .count();
-    let mut evidence = vec![format!("searched {} lines of {origin}", lines.len())];
-    if handshake_errors > 0 {
-        evidence.push(format!("{handshake_errors} lines report `failed to complete security handshake` (rejected clients, logged at WARNING)"));
-    }
+    let evidence = vec![format!("searched {} lines of {origin}", lines.len())];
     match found {
         Some((line, msg)) => {
             let rest = &msg[prefix.len()..];
             // For the health-check line, record the CN actually printed (Argo CD 3.5.1 prints it empty).
             let value = rest.strip_suffix(')').unwrap_or(rest).to_owned();
+            let printed = if value.is_empty() {
+                "found; the value after the prefix is empty (Argo CD 3.5.1's health-check certificate has no CommonName)".to_owned()
+            } else {
+                format!("found; value printed: `{value}`")
+            };
+            let mut evidence = evidence;
             evidence.push(format!("line: {line}"));
-            Judgement::new(Verdict::Pass, format!("found; value printed: `{value}`"))
-                .observed(json!({ "line": line, "value": value, "handshake_error_lines": handshake_errors }))
+            Judgement::new(Verdict::Pass, printed)
+                .observed(json!({ "line": line, "value": value }))
                 .evidence(evidence)
         }
         None => Judgement::new(
             Verdict::Fail,
             format!("no log line starting `{prefix}` in {origin}: the repo-server did not report this at startup"),
         )
-        .observed(json!({ "lines": lines.len(), "handshake_error_lines": handshake_errors }))
+        .observed(json!({ "lines": lines.len() }))
         .evidence(evidence),
     }
+}
+
+/// grpc-go (v1.81, in Argo CD 3.5.1) logs one `ServerHandshake(...) failed: <cause>` line per
+/// refused handshake, and only at INFO: passes when the refusals this run caused left lines.
+fn judge_rejections_logged(obs: &Observations, lines: &[String], origin: &str) -> Judgement {
+    let refused = obs
+        .handshakes
+        .values()
+        .filter(|o| o.outcome == Outcome::Rejected)
+        .count();
+    let logged = grpc_refusal_lines(lines);
+    let mut causes: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in &logged {
+        *causes.entry(r.cause.as_str()).or_default() += 1;
+    }
+    let mut evidence = vec![format!(
+        "searched {} lines of {origin}; this run saw {refused} refused attempts",
+        lines.len()
+    )];
+    evidence.extend(causes.iter().map(|(c, n)| format!("{n} × `{c}`")));
+    let observed =
+        json!({ "refused_attempts": refused, "logged_refusals": logged.len(), "causes": causes });
+    if refused == 0 {
+        return Judgement::new(
+            Verdict::Skip,
+            "the server refused no attempt of this run, so there was nothing to log",
+        )
+        .observed(observed)
+        .evidence(evidence);
+    }
+    if logged.is_empty() {
+        return Judgement::new(
+            Verdict::Fail,
+            format!("the server refused {refused} attempts and logged none: grpc-go logs refused handshakes only with GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server (warning is not enough)"),
+        )
+        .observed(observed)
+        .evidence(evidence);
+    }
+    Judgement::new(
+        Verdict::Pass,
+        format!(
+            "{} refused handshakes logged (this run caused {refused})",
+            logged.len()
+        ),
+    )
+    .observed(observed)
+    .evidence(evidence)
 }
 
 #[cfg(test)]
@@ -825,7 +1239,7 @@ pub fn evaluate_findings(
                 },
                 controls: check.case.controls.clone(),
                 verdict,
-                expected: expected_text(&check.case.kind),
+                expected: expected_text(&check.case.kind, Protocol::Grpc),
                 observed: json!({ "findings": evidence }),
                 reason,
                 evidence,

@@ -2,21 +2,28 @@
 //! `version.VersionService/Version`, and the no-certificate RPC that must die before any response.
 //!
 //! The TLS connection is made by [`crate::probe::connect`] (so version, identity and evidence are
-//! the harness's own) and handed to tonic through a one-shot connector.
+//! the harness's own), and one unary call is spoken over it with the `h2` crate directly: no
+//! reconnects, no retries, and every failure is traced back to what the server did on the wire
+//! (its TLS alert, its close, its HTTP/2 or gRPC answer) or else reported as inconclusive. A
+//! message of the harness's own is never evidence about the server.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use hyper_util::rt::TokioIo;
+use bytes::Bytes;
+use prost::Message;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::pki::Identity;
-use crate::probe::{self, AcceptanceProof, ProbeOutcome, ProbeRequest, TlsVersion};
+use crate::probe::{
+    self, AcceptanceProof, Outcome, PeerSaid, ProbeOutcome, ProbeRequest, Sni, TlsVersion,
+};
 use crate::version_proto::VersionMessage;
-use crate::version_proto::version_service_client::VersionServiceClient;
 
 /// Where and as whom to call.
 #[derive(Debug, Clone)]
@@ -35,36 +42,53 @@ pub struct GrpcTarget {
     pub timeout: Duration,
 }
 
-/// Why a call could not be made.
+/// Why a call did not return a message.
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcError {
     /// The TLS connection was not established; the probe outcome says how it ended.
     #[error("TLS connection not established: {}", .0.detail)]
     Connect(Box<ProbeOutcome>),
-    /// HTTP/2 setup failed after the TLS handshake.
-    #[error("HTTP/2 connection failed: {0}")]
-    Transport(String),
-    /// The call returned a gRPC status.
-    #[error("gRPC status {code}: {message}")]
+    /// The server ended the connection (alert or close) before any response.
+    #[error("{}", .0.detail)]
+    Refused(Box<ProbeOutcome>),
+    /// The server did not select HTTP/2: it does not speak gRPC over TLS.
+    #[error(
+        "the server does not speak HTTP/2 over TLS (ALPN `h2` not selected; it selected {selected})"
+    )]
+    NotHttp2 {
+        /// What the server selected instead (`none`, `http/1.1`).
+        selected: String,
+    },
+    /// The server answered over HTTP/2, but not with gRPC.
+    #[error("the server answered over HTTP/2, but not with gRPC: {0}")]
+    NotGrpc(String),
+    /// The server's HTTP/2 layer refused the stream or the connection (RST_STREAM, GOAWAY).
+    #[error("the server's HTTP/2 layer ended the call: {0}")]
+    Http2(String),
+    /// The call returned a non-OK gRPC status.
+    #[error("gRPC status {name} ({code}): {message}")]
     Status {
-        /// The status code name.
-        code: String,
+        /// The numeric status code.
+        code: i32,
+        /// The status name (`UNIMPLEMENTED`, ...).
+        name: String,
         /// The status message.
         message: String,
-        /// Whether the status came from the transport (no response from the server at all).
-        transport: bool,
     },
     /// The call did not finish in time.
     #[error("no answer within {0} ms")]
     Timeout(u128),
+    /// The harness could not make the call (nothing the server did).
+    #[error("the harness could not make the call: {0}")]
+    Local(String),
 }
 
 impl GrpcError {
-    /// Whether the failure proves nothing about the server (no TCP, no answer in time).
+    /// Whether the failure proves nothing about the server (no TCP, no answer in time, our side).
     pub fn is_inconclusive(&self) -> bool {
         match self {
-            GrpcError::Connect(o) => o.outcome == probe::Outcome::Inconclusive,
-            GrpcError::Timeout(_) => true,
+            GrpcError::Connect(o) => o.outcome == Outcome::Inconclusive,
+            GrpcError::Timeout(_) | GrpcError::Local(_) => true,
             _ => false,
         }
     }
@@ -75,14 +99,26 @@ impl GrpcError {
 pub struct CallError {
     /// No conclusion can be drawn from it.
     pub inconclusive: bool,
+    /// The TLS alert the server sent, when that is how the call ended.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub alert: Option<String>,
+    /// The endpoint does not speak gRPC (no HTTP/2, or HTTP/2 without gRPC).
+    #[serde(default)]
+    pub not_grpc: bool,
     /// What happened.
     pub message: String,
 }
 
 impl From<GrpcError> for CallError {
     fn from(e: GrpcError) -> Self {
+        let alert = match &e {
+            GrpcError::Connect(o) | GrpcError::Refused(o) => o.alert.clone(),
+            _ => None,
+        };
         CallError {
             inconclusive: e.is_inconclusive(),
+            not_grpc: matches!(e, GrpcError::NotHttp2 { .. } | GrpcError::NotGrpc(_)),
+            alert,
             message: e.to_string(),
         }
     }
@@ -98,91 +134,250 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
     ProbeRequest {
         addr: target.addr,
         server_name: target.server_name.clone(),
+        sni: Sni::Configured,
         version: target.version,
         identity: target.identity.clone(),
         server_roots: target.server_roots.clone(),
         proof: AcceptanceProof::H2Settings,
         timeout: target.timeout,
-        grace: Duration::ZERO,
+        silence: None,
     }
 }
 
-/// Opens one TLS connection (ALPN h2) and wraps it in a tonic channel.
-pub async fn channel(target: &GrpcTarget) -> Result<(Channel, ProbeOutcome), GrpcError> {
+/// The first thing the server did to end the connection, as seen by reads and writes.
+#[derive(Debug, Default, Clone)]
+struct Tap(Arc<Mutex<Option<PeerSaid>>>);
+
+impl Tap {
+    fn note(&self, said: PeerSaid) {
+        let mut first = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(said);
+        }
+    }
+    fn first(&self) -> Option<PeerSaid> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A stream that tells its [`Tap`] how the server ended the connection.
+struct Tapped<S> {
+    inner: S,
+    tap: Tap,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        match &polled {
+            Poll::Ready(Err(e)) => self.tap.note(probe::classify_io(e)),
+            Poll::Ready(Ok(())) if buf.filled().len() == before && buf.remaining() > 0 => self
+                .tap
+                .note(PeerSaid::Reset("connection closed by the server".into())),
+            _ => {}
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, data);
+        if let Poll::Ready(Err(e)) = &polled {
+            self.tap.note(probe::classify_io(e));
+        }
+        polled
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Aborts the HTTP/2 connection driver when the call is over.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Largest response message read (the repo-server's answers here are a few hundred bytes).
+const MAX_RESPONSE: usize = 1 << 20;
+
+/// One unary call: returns the response message and the record of the TLS connection.
+async fn unary(
+    target: &GrpcTarget,
+    path: &str,
+    request: &[u8],
+) -> Result<(Bytes, ProbeOutcome), GrpcError> {
+    let started = Instant::now();
     let connected = probe::connect(&to_request(target), &[b"h2"])
         .await
         .map_err(|o| GrpcError::Connect(Box::new(o)))?;
-    let outcome = connected.outcome.clone();
-    Ok((channel_over(connected, target.timeout).await?, outcome))
-}
-
-/// Speaks HTTP/2 over an established TLS connection through a one-shot tonic connector.
-async fn channel_over(
-    connected: probe::Connected,
-    timeout: Duration,
-) -> Result<Channel, GrpcError> {
-    let slot = Arc::new(Mutex::new(Some(connected.stream)));
-    let connector = tower::service_fn(move |_uri: http::Uri| {
-        let stream = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-        async move {
-            stream
-                .map(TokioIo::new)
-                .ok_or_else(|| std::io::Error::other("probe connections are used once"))
-        }
-    });
-    // TLS is already done on this stream; tonic speaks HTTP/2 over it as over plain TCP. The
-    // authority is only a label here: the connector ignores it.
-    let endpoint = Endpoint::from_static("http://repo-server.probe")
-        .timeout(timeout)
-        .connect_timeout(timeout);
-    tokio::time::timeout(timeout, endpoint.connect_with_connector(connector))
-        .await
-        .map_err(|_| GrpcError::Timeout(timeout.as_millis()))?
-        .map_err(|e| GrpcError::Transport(error_chain(&e)))
-}
-
-/// Renders an error and all its sources on one line.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
+    let mut connection = connected.outcome.clone();
+    if connection.alpn.as_deref() != Some("h2") {
+        return Err(GrpcError::NotHttp2 {
+            selected: connection
+                .alpn
+                .clone()
+                .map(|p| format!("`{p}`"))
+                .unwrap_or_else(|| "none".into()),
+        });
     }
-    out
-}
-
-/// Whether a status was produced locally by the transport (the server never answered the call).
-fn is_transport_status(status: &tonic::Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(s) = source {
-        if s.is::<tonic::transport::Error>()
-            || s.is::<h2::Error>()
-            || s.is::<hyper::Error>()
-            || s.is::<std::io::Error>()
-        {
-            return true;
+    let tap = Tap::default();
+    let io = Tapped {
+        inner: connected.stream,
+        tap: tap.clone(),
+    };
+    let remaining = target.timeout.saturating_sub(started.elapsed());
+    let call = async {
+        let (client, conn) = h2::client::handshake(io).await?;
+        let _driver = AbortOnDrop(tokio::spawn(async move {
+            let _ = conn.await;
+        }));
+        let mut client = client.ready().await?;
+        let req = http::Request::post(format!("https://{}{path}", target.server_name))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .map_err(|e| CallStep::Local(e.to_string()))?;
+        let (response, mut send) = client.send_request(req, false)?;
+        let mut frame = Vec::with_capacity(5 + request.len());
+        frame.push(0);
+        frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
+        frame.extend_from_slice(request);
+        send.send_data(Bytes::from(frame), true)?;
+        let (head, mut body) = response.await?.into_parts();
+        let content_type = head
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        if head.status != http::StatusCode::OK || !content_type.starts_with("application/grpc") {
+            return Err(CallStep::NotGrpc(format!(
+                "HTTP status {}, content-type `{content_type}`",
+                head.status.as_u16()
+            )));
         }
-        source = s.source();
+        if let Some(status) = grpc_status(&head.headers) {
+            return Err(status); // trailers-only response
+        }
+        let mut data = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+            if data.len() > MAX_RESPONSE {
+                return Err(CallStep::NotGrpc(format!(
+                    "response larger than {MAX_RESPONSE} bytes"
+                )));
+            }
+        }
+        let trailers = body.trailers().await?.unwrap_or_default();
+        if let Some(status) = grpc_status(&trailers) {
+            return Err(status);
+        }
+        match data.as_slice() {
+            [0, len @ ..] if len.len() >= 4 => {
+                let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                data.get(5..5 + n)
+                    .map(Bytes::copy_from_slice)
+                    .ok_or_else(|| CallStep::NotGrpc("truncated gRPC message".into()))
+            }
+            [1, ..] => Err(CallStep::NotGrpc(
+                "compressed gRPC message (none was negotiated)".into(),
+            )),
+            _ => Err(CallStep::NotGrpc(
+                "no gRPC message in an OK response".into(),
+            )),
+        }
+    };
+    let result = tokio::time::timeout(remaining, call).await;
+    let step = match result {
+        Ok(Ok(message)) => return Ok((message, connection)),
+        Ok(Err(step)) => step,
+        Err(_) => CallStep::Timeout,
+    };
+    // What the server did on the wire decides, before anything the HTTP/2 layer made of it.
+    match (tap.first(), step) {
+        (Some(PeerSaid::Alert(alert)), _) => {
+            connection.outcome = Outcome::Rejected;
+            connection.detail = format!("server sent alert `{alert}` before any response");
+            connection.alert = Some(alert);
+            Err(GrpcError::Refused(Box::new(connection)))
+        }
+        (Some(PeerSaid::Reset(why)), CallStep::H2(_) | CallStep::Timeout) => {
+            connection.outcome = Outcome::Rejected;
+            connection.reset = true;
+            connection.detail =
+                format!("the server closed the connection before any response ({why})");
+            Err(GrpcError::Refused(Box::new(connection)))
+        }
+        (_, CallStep::Status(e)) => Err(e),
+        (_, CallStep::NotGrpc(why)) => Err(GrpcError::NotGrpc(why)),
+        (_, CallStep::Local(why)) => Err(GrpcError::Local(why)),
+        (_, CallStep::Timeout) => Err(GrpcError::Timeout(target.timeout.as_millis())),
+        (_, CallStep::H2(e)) if e.is_remote() || e.is_go_away() => {
+            Err(GrpcError::Http2(e.to_string()))
+        }
+        (Some(PeerSaid::Other(why)), CallStep::H2(_)) => {
+            Err(GrpcError::Local(format!("TLS: {why}")))
+        }
+        (_, CallStep::H2(e)) => Err(GrpcError::Local(format!("HTTP/2: {e}"))),
     }
-    // Statuses the server sends carry the server's own code; a bare Unknown/Unavailable with no
-    // source and no metadata is how tonic reports a dead connection.
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-    ) && status.metadata().is_empty()
 }
 
-fn status_error(status: tonic::Status) -> GrpcError {
-    GrpcError::Status {
-        code: format!("{:?}", status.code()),
-        transport: is_transport_status(&status),
-        message: error_chain(&status),
+/// How a call's steps failed, before the wire tap is consulted.
+enum CallStep {
+    H2(h2::Error),
+    Status(GrpcError),
+    NotGrpc(String),
+    Local(String),
+    Timeout,
+}
+
+impl From<h2::Error> for CallStep {
+    fn from(e: h2::Error) -> Self {
+        CallStep::H2(e)
     }
+}
+
+/// The `grpc-status` of a header or trailer map, as an error when it is not OK.
+fn grpc_status(headers: &http::HeaderMap) -> Option<CallStep> {
+    let code: i32 = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if code == 0 {
+        return None;
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    Some(CallStep::Status(GrpcError::Status {
+        code,
+        name: tonic::Code::from_i32(code).description().to_owned(),
+        message,
+    }))
 }
 
 /// Result of a Health/Check call.
@@ -198,23 +393,19 @@ pub struct HealthAnswer {
 
 /// Calls `grpc.health.v1.Health/Check` for the whole server (empty service name).
 pub async fn health_check(target: &GrpcTarget) -> Result<HealthAnswer, GrpcError> {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
-    let (channel, connection) = channel(target).await?;
-    let started = std::time::Instant::now();
-    let mut client = HealthClient::new(channel);
-    let call = client.check(HealthCheckRequest {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+    let started = Instant::now();
+    let request = HealthCheckRequest {
         service: String::new(),
-    });
-    let response = tokio::time::timeout(target.timeout, call)
-        .await
-        .map_err(|_| GrpcError::Timeout(target.timeout.as_millis()))?
-        .map_err(status_error)?;
-    let status = tonic_health::pb::health_check_response::ServingStatus::try_from(
-        response.into_inner().status,
-    )
-    .map(|s| s.as_str_name().to_owned())
-    .unwrap_or_else(|_| "UNRECOGNIZED".into());
+    }
+    .encode_to_vec();
+    let (message, connection) = unary(target, "/grpc.health.v1.Health/Check", &request).await?;
+    let response = HealthCheckResponse::decode(message)
+        .map_err(|e| GrpcError::NotGrpc(format!("Health/Check answer does not decode: {e}")))?;
+    let status = ServingStatus::try_from(response.status)
+        .map(|s| s.as_str_name().to_owned())
+        .unwrap_or_else(|_| format!("UNRECOGNIZED({})", response.status));
     Ok(HealthAnswer {
         status,
         rpc_us: started.elapsed().as_micros() as u64,
@@ -224,14 +415,9 @@ pub async fn health_check(target: &GrpcTarget) -> Result<HealthAnswer, GrpcError
 
 /// Calls `version.VersionService/Version`.
 pub async fn version(target: &GrpcTarget) -> Result<VersionMessage, GrpcError> {
-    let (channel, _) = channel(target).await?;
-    let mut client = VersionServiceClient::new(channel);
-    let call = client.version(());
-    let response = tokio::time::timeout(target.timeout, call)
-        .await
-        .map_err(|_| GrpcError::Timeout(target.timeout.as_millis()))?
-        .map_err(status_error)?;
-    Ok(response.into_inner())
+    let (message, _) = unary(target, "/version.VersionService/Version", &[]).await?;
+    VersionMessage::decode(message)
+        .map_err(|e| GrpcError::NotGrpc(format!("Version answer does not decode: {e}")))
 }
 
 /// What happened to an RPC attempted without a client certificate.
@@ -243,21 +429,21 @@ pub enum NoCertRpc {
         /// The handshake record.
         connection: ProbeOutcome,
     },
-    /// The handshake completed on the client side, then the connection died before any response.
+    /// The handshake completed on the client side, then the server ended the connection (alert
+    /// or close) before any response.
     DiedBeforeResponse {
-        /// The handshake record.
+        /// The handshake record, with how the server ended it.
         connection: ProbeOutcome,
-        /// The transport error.
+        /// What the server did.
         error: String,
     },
-    /// The server answered the RPC (with data or a gRPC status): it reached the application layer.
+    /// The server answered the RPC (with data, a gRPC status, or at the HTTP layer): the
+    /// unauthenticated client reached the application side of TLS.
     Answered {
-        /// The handshake record.
-        connection: ProbeOutcome,
         /// What came back.
         answer: String,
     },
-    /// Nothing can be concluded (TCP failure, timeout).
+    /// Nothing can be concluded (TCP failure, timeout, the harness's own failure).
     Inconclusive {
         /// Why.
         reason: String,
@@ -266,60 +452,28 @@ pub enum NoCertRpc {
 
 /// Attempts `Health/Check` with no client certificate.
 pub async fn no_cert_rpc(target: &GrpcTarget) -> NoCertRpc {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
     let mut target = target.clone();
     target.identity = None;
-    let connected = match probe::connect(&to_request(&target), &[b"h2"]).await {
-        Ok(c) => c,
-        Err(outcome) if outcome.outcome == probe::Outcome::Rejected => {
-            return NoCertRpc::RefusedInHandshake {
-                connection: outcome,
-            };
-        }
-        Err(outcome) => {
-            return NoCertRpc::Inconclusive {
-                reason: outcome.detail,
-            };
-        }
-    };
-    let connection = connected.outcome.clone();
-    let channel = match channel_over(connected, target.timeout).await {
-        Ok(ch) => ch,
-        Err(GrpcError::Timeout(ms)) => {
-            return NoCertRpc::Inconclusive {
-                reason: format!("HTTP/2 setup got no answer within {ms} ms"),
-            };
-        }
-        Err(e) => {
-            return NoCertRpc::DiedBeforeResponse {
-                connection,
-                error: e.to_string(),
-            };
-        }
-    };
-    let mut client = HealthClient::new(channel);
-    let call = client.check(HealthCheckRequest {
-        service: String::new(),
-    });
-    match tokio::time::timeout(target.timeout, call).await {
-        Err(_) => NoCertRpc::Inconclusive {
-            reason: format!(
-                "the RPC got no answer within {} ms",
-                target.timeout.as_millis()
-            ),
+    match health_check(&target).await {
+        Ok(answer) => NoCertRpc::Answered {
+            answer: format!("Health/Check returned {}", answer.status),
         },
-        Ok(Ok(resp)) => NoCertRpc::Answered {
-            connection,
-            answer: format!("Health/Check returned status {}", resp.into_inner().status),
+        Err(GrpcError::Connect(connection)) if connection.outcome == Outcome::Rejected => {
+            NoCertRpc::RefusedInHandshake {
+                connection: *connection,
+            }
+        }
+        Err(GrpcError::Refused(connection)) => NoCertRpc::DiedBeforeResponse {
+            error: connection.detail.clone(),
+            connection: *connection,
         },
-        Ok(Err(status)) if is_transport_status(&status) => NoCertRpc::DiedBeforeResponse {
-            connection,
-            error: error_chain(&status),
-        },
-        Ok(Err(status)) => NoCertRpc::Answered {
-            connection,
-            answer: format!("gRPC status {:?}: {}", status.code(), status.message()),
+        Err(e @ (GrpcError::Status { .. } | GrpcError::NotGrpc(_) | GrpcError::Http2(_))) => {
+            NoCertRpc::Answered {
+                answer: e.to_string(),
+            }
+        }
+        Err(e) => NoCertRpc::Inconclusive {
+            reason: e.to_string(),
         },
     }
 }

@@ -5,10 +5,11 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyUsagePurpose,
 };
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::{Identity, KeyType, PkiError, ProbePki, backdated_now, keys, random_serial};
+use crate::x509::CertFacts;
 
 /// The kinds of adversarial client identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -16,6 +17,9 @@ use super::{Identity, KeyType, PkiError, ProbePki, backdated_now, keys, random_s
 pub enum Adversary {
     /// Same subject as the real client, issued by an unrelated CA.
     WrongCa,
+    /// Issued under the trusted CA's exact subject name (and key identifier, when it has one) but
+    /// signed with another key: only a verifier that checks signatures, not names, refuses it.
+    LookalikeCa,
     /// Issued by the trusted CA, notAfter in the past.
     Expired,
     /// Issued by the trusted CA, notBefore in the future.
@@ -33,8 +37,9 @@ pub enum Adversary {
 
 impl Adversary {
     /// Every kind, in a stable order.
-    pub const ALL: [Adversary; 7] = [
+    pub const ALL: [Adversary; 8] = [
         Adversary::WrongCa,
+        Adversary::LookalikeCa,
         Adversary::Expired,
         Adversary::NotYetValid,
         Adversary::ServerAuthOnly,
@@ -47,6 +52,7 @@ impl Adversary {
     pub fn name(self) -> &'static str {
         match self {
             Adversary::WrongCa => "wrong-ca",
+            Adversary::LookalikeCa => "lookalike-ca",
             Adversary::Expired => "expired",
             Adversary::NotYetValid => "not-yet-valid",
             Adversary::ServerAuthOnly => "server-auth-only",
@@ -136,10 +142,88 @@ fn identity(
     })
 }
 
+/// A minted adversarial identity, and why it proves less than it should when it does.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    /// The identity to present.
+    pub identity: Identity,
+    /// Set when the material at hand made the certificate weaker evidence than intended (e.g. a
+    /// CA too young to hold an expired leaf inside its own validity); the report carries it.
+    pub caveat: Option<String>,
+}
+
+impl Minted {
+    fn exact(identity: Identity) -> Self {
+        Minted {
+            identity,
+            caveat: None,
+        }
+    }
+}
+
+/// How far in the past an expired certificate's notAfter lies (and in the future a not-yet-valid
+/// certificate's notBefore), when the CA's validity leaves room: far beyond any clock-skew allowance.
+const VALIDITY_MARGIN: Duration = Duration::days(1);
+/// Below this, the validity window of a minted certificate is too short to mean anything.
+const MIN_WINDOW: Duration = Duration::minutes(1);
+
+/// The validity window of an expired (`past`) or not-yet-valid certificate, placed inside the CA's
+/// own validity so that only the leaf's dates are wrong: a verifier that checks the chain at some
+/// time inside the windows (ignoring expiry) must then accept it, and the check catches it. When
+/// the CA's validity leaves too little room, the window is the best available and the caveat says
+/// what the check can no longer prove.
+fn window_inside_ca(
+    past: bool,
+    now: OffsetDateTime,
+    ca_from: OffsetDateTime,
+    ca_until: OffsetDateTime,
+) -> (OffsetDateTime, OffsetDateTime, Option<String>) {
+    let slack = MIN_WINDOW;
+    if past {
+        let wanted = (now - Duration::days(30), now - VALIDITY_MARGIN);
+        let from = wanted.0.max(ca_from + slack);
+        if wanted.1 - from >= MIN_WINDOW {
+            return (from, wanted.1, None);
+        }
+        // A young CA: expire the leaf as long ago as its CA allows.
+        let until = now - slack;
+        if until - (ca_from + slack) >= MIN_WINDOW {
+            return (
+                ca_from + slack,
+                until,
+                Some(format!(
+                    "the trusted CA became valid only at {ca_from}, so the expired certificate could expire no earlier than a minute ago: a verifier that tolerates clock skew may still be shown accepting it as if it ignored expiry; a CA valid since at least 2 days ago (as `pki init` makes) gives full evidence"
+                )),
+            );
+        }
+        (
+            wanted.0,
+            wanted.1,
+            Some(format!(
+                "the trusted CA became valid only at {ca_from}: the expired certificate predates its issuer, so a verifier that ignores expiry still rejects it for that reason and this check cannot prove that expiry is enforced; use a CA valid since at least 2 days ago (as `pki init` makes)"
+            )),
+        )
+    } else {
+        let wanted = (now + VALIDITY_MARGIN, now + Duration::days(30));
+        let until = wanted.1.min(ca_until - slack);
+        if until - wanted.0 >= MIN_WINDOW {
+            return (wanted.0, until, None);
+        }
+        (
+            wanted.0,
+            wanted.1,
+            Some(format!(
+                "the trusted CA expires at {ca_until}, before a not-yet-valid certificate can start: it outlives its issuer, so a verifier that ignores validity periods still rejects it for that reason and this check cannot prove that notBefore is enforced"
+            )),
+        )
+    }
+}
+
 /// Mints the identity for `adversary` from the loaded material. Kinds that need the CA key fail
 /// with [`PkiError::NeedsCaKey`] when it is absent, so callers can skip with that reason.
-pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Identity, PkiError> {
-    // Adversarial keys are always P-256: what is wrong with them is the certificate, not the key type.
+pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Minted, PkiError> {
+    // Adversarial leaf keys are P-256 unless the case is about the key: what is wrong with them is
+    // the certificate, not the key type.
     let key = keys::generate(KeyType::EcdsaP256)?;
     let what = adversary.name();
     match adversary {
@@ -159,47 +243,124 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Identity, PkiError> 
             ca.serial_number = Some(random_serial()?);
             let issuer = rcgen::Issuer::new(ca, &ca_key);
             let cert = client_like_params(pki)?.signed_by(&key, &issuer)?;
-            identity(adversary, &cert, &key)
+            identity(adversary, &cert, &key).map(Minted::exact)
+        }
+        Adversary::LookalikeCa => {
+            // The trusted CA's own name and key identifier, read from its certificate, with a key
+            // of the same type and size that is not its key.
+            let ca_facts = ca_facts(pki)?;
+            let forged_ca_key = keys::generate_like(&ca_facts.key)?;
+            let issuer = rcgen::Issuer::from_ca_cert_der(&pki.ca_cert, &forged_ca_key)?;
+            let cert = client_like_params(pki)?.signed_by(&key, &issuer)?;
+            let (_, leaf) = X509Certificate::from_der(cert.der())
+                .map_err(|e| PkiError::Generate(format!("lookalike certificate: {e}")))?;
+            let (_, ca) = X509Certificate::from_der(&pki.ca_cert)
+                .map_err(|e| PkiError::Generate(format!("trusted CA: {e}")))?;
+            if leaf.issuer().as_raw() != ca.subject().as_raw() {
+                return Err(PkiError::Generate(format!(
+                    "cannot reproduce the trusted CA's subject `{}` byte for byte (multi-valued or unusual name attributes)",
+                    ca_facts.subject
+                )));
+            }
+            identity(adversary, &cert, &key).map(Minted::exact)
         }
         Adversary::Expired | Adversary::NotYetValid | Adversary::ServerAuthOnly => {
             let issuer = pki.ca_issuer(what)?;
             let mut params = client_like_params(pki)?;
-            let now = backdated_now();
-            match adversary {
-                Adversary::Expired => {
-                    params.not_before = now - Duration::days(30);
-                    params.not_after = now - Duration::days(1);
-                }
-                Adversary::NotYetValid => {
-                    params.not_before = now + Duration::days(1);
-                    params.not_after = now + Duration::days(30);
-                }
-                _ => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth],
+            let mut caveat = None;
+            if adversary == Adversary::ServerAuthOnly {
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            } else {
+                let ca = ca_facts(pki)?;
+                let (from, until, why) = window_inside_ca(
+                    adversary == Adversary::Expired,
+                    OffsetDateTime::now_utc(),
+                    ca.not_before,
+                    ca.not_after,
+                );
+                params.not_before = from;
+                params.not_after = until;
+                caveat = why;
             }
             let cert = params.signed_by(&key, &issuer)?;
-            identity(adversary, &cert, &key)
+            Ok(Minted {
+                identity: identity(adversary, &cert, &key)?,
+                caveat,
+            })
         }
         Adversary::HealthCheckImpostor => {
             let cert = health_check_params()?.self_signed(&key)?;
-            identity(adversary, &cert, &key)
+            identity(adversary, &cert, &key).map(Minted::exact)
         }
         Adversary::CaAsClient => {
             pki.ca_issuer(what)?;
             let ca_key = pki.ca_key.as_ref().ok_or_else(|| PkiError::NeedsCaKey {
                 what: what.to_owned(),
             })?;
-            Ok(Identity {
+            Ok(Minted::exact(Identity {
                 label: what.to_owned(),
                 chain: vec![pki.ca_cert.clone()],
                 key: rustls_pki_types::PrivateKeyDer::try_from(ca_key.serialize_der())
                     .map_err(|e| PkiError::Generate(e.to_owned()))?,
-            })
+            }))
         }
-        Adversary::StolenWithoutKey => Ok(Identity {
-            label: what.to_owned(),
-            chain: pki.client.chain.clone(),
-            key: rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der())
-                .map_err(|e| PkiError::Generate(e.to_owned()))?,
-        }),
+        Adversary::StolenWithoutKey => {
+            // A key of the stolen certificate's own type and size: the handshake then fails on
+            // proof of possession alone, not on a key-type mismatch.
+            let client = CertFacts::from_der(&pki.client.chain[0])
+                .map_err(|e| PkiError::Generate(format!("client certificate: {e}")))?;
+            let other = keys::generate_like(&client.key)?;
+            Ok(Minted::exact(Identity {
+                label: what.to_owned(),
+                chain: pki.client.chain.clone(),
+                key: rustls_pki_types::PrivateKeyDer::try_from(other.serialize_der())
+                    .map_err(|e| PkiError::Generate(e.to_owned()))?,
+            }))
+        }
+    }
+}
+
+fn ca_facts(pki: &ProbePki) -> Result<CertFacts, PkiError> {
+    CertFacts::from_der(&pki.ca_cert)
+        .map_err(|e| PkiError::Generate(format!("trusted CA certificate: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_windows_sit_inside_the_ca_or_say_why_not() {
+        let now = OffsetDateTime::now_utc();
+        let years = Duration::days(3650);
+        // (past?, CA from, CA until, expect a caveat)
+        let cases = [
+            (true, now - Duration::days(35), now + years, false),
+            (true, now - Duration::days(3), now + years, false),
+            (true, now - Duration::hours(2), now + years, true),
+            (true, now - Duration::seconds(30), now + years, true),
+            (false, now - Duration::days(35), now + years, false),
+            (
+                false,
+                now - Duration::days(35),
+                now + Duration::hours(3),
+                true,
+            ),
+        ];
+        for (past, from, until, caveat) in cases {
+            let (nb, na, why) = window_inside_ca(past, now, from, until);
+            assert!(na > nb, "empty window for {from}..{until}");
+            assert_eq!(why.is_some(), caveat, "{past} {from} {until}: {why:?}");
+            if past {
+                assert!(na < now, "an expired certificate ends in the past");
+            } else {
+                assert!(nb > now, "a not-yet-valid certificate starts in the future");
+            }
+            if !caveat {
+                assert!(nb > from && na < until, "inside the CA's validity");
+                let margin = if past { now - na } else { nb - now };
+                assert!(margin >= VALIDITY_MARGIN);
+            }
+        }
     }
 }

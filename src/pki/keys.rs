@@ -15,22 +15,47 @@ use super::{KeyType, PkiError};
 /// Generates a fresh key pair of the given type.
 pub(crate) fn generate(key_type: KeyType) -> Result<KeyPair, PkiError> {
     match key_type {
-        KeyType::EcdsaP256 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
-            .map_err(|e| PkiError::Generate(format!("ECDSA P-256 key: {e}"))),
-        KeyType::Rsa2048 => {
-            use rsa::pkcs8::EncodePrivateKey;
-            let key = rsa::PrivateKey::new(&mut getrandom::SysRng, 2048)
-                .map_err(|e| PkiError::Generate(format!("RSA 2048 key: {e}")))?;
-            let pkcs8 = key
-                .to_pkcs8_der()
-                .map_err(|e| PkiError::Generate(format!("RSA key encoding: {e}")))?;
-            KeyPair::from_pkcs8_der_and_sign_algo(
-                &PrivatePkcs8KeyDer::from(pkcs8.as_bytes()),
-                &rcgen::PKCS_RSA_SHA256,
-            )
-            .map_err(|e| PkiError::Generate(format!("RSA key import: {e}")))
-        }
+        KeyType::EcdsaP256 => generate_ec(&rcgen::PKCS_ECDSA_P256_SHA256, "P-256"),
+        KeyType::Rsa2048 => generate_rsa(2048),
     }
+}
+
+/// Generates a fresh key of the same algorithm and size as the certificate key `like`, so that a
+/// certificate signed (or presented) with it differs from the genuine one in the key alone.
+pub(crate) fn generate_like(like: &crate::x509::KeyFacts) -> Result<KeyPair, PkiError> {
+    match (like.algorithm.as_str(), like.curve.as_deref()) {
+        ("RSA", _) => generate_rsa(like.bits),
+        ("ECDSA", Some("P-256")) => generate_ec(&rcgen::PKCS_ECDSA_P256_SHA256, "P-256"),
+        ("ECDSA", Some("P-384")) => generate_ec(&rcgen::PKCS_ECDSA_P384_SHA384, "P-384"),
+        ("Ed25519", _) => KeyPair::generate_for(&rcgen::PKCS_ED25519)
+            .map_err(|e| PkiError::Generate(format!("Ed25519 key: {e}"))),
+        _ => Err(PkiError::Generate(format!(
+            "cannot generate a key like `{like}` (supported: RSA, ECDSA P-256/P-384, Ed25519)"
+        ))),
+    }
+}
+
+fn generate_ec(alg: &'static rcgen::SignatureAlgorithm, curve: &str) -> Result<KeyPair, PkiError> {
+    KeyPair::generate_for(alg).map_err(|e| PkiError::Generate(format!("ECDSA {curve} key: {e}")))
+}
+
+fn generate_rsa(bits: usize) -> Result<KeyPair, PkiError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    if !(2048..=8192).contains(&bits) {
+        return Err(PkiError::Generate(format!(
+            "RSA {bits} key: only 2048 to 8192 bits are generated"
+        )));
+    }
+    let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits)
+        .map_err(|e| PkiError::Generate(format!("RSA {bits} key: {e}")))?;
+    let pkcs8 = key
+        .to_pkcs8_der()
+        .map_err(|e| PkiError::Generate(format!("RSA key encoding: {e}")))?;
+    KeyPair::from_pkcs8_der_and_sign_algo(
+        &PrivatePkcs8KeyDer::from(pkcs8.as_bytes()),
+        &rcgen::PKCS_RSA_SHA256,
+    )
+    .map_err(|e| PkiError::Generate(format!("RSA key import: {e}")))
 }
 
 /// The PEM labels that may hold a private key we can use.

@@ -22,7 +22,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use time::{Duration, OffsetDateTime};
 
 pub use adversarial::{
-    Adversary, HEALTH_CHECK_ORGANIZATION, HEALTH_CHECK_SAN, health_check_params, mint,
+    Adversary, HEALTH_CHECK_ORGANIZATION, HEALTH_CHECK_SAN, Minted, health_check_params, mint,
 };
 pub use keys::{public_key_spki, read_private_key};
 
@@ -172,10 +172,12 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, PkiError> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyType {
-    /// RSA 2048-bit keys, signed with SHA-256.
+    /// RSA 2048-bit keys, signed with SHA-256 (the default: Argo CD's default TLS 1.2 cipher list,
+    /// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384` alone, needs an RSA server key).
     #[value(name = "rsa2048")]
     Rsa2048,
-    /// ECDSA on P-256, signed with SHA-256 (the default; fast to generate and to handshake).
+    /// ECDSA on P-256, signed with SHA-256. Faster, but an ECDSA repo-server certificate makes TLS
+    /// 1.2 impossible with Argo CD's default ciphers (TLS 1.3 still works).
     #[value(name = "ecdsa-p256")]
     EcdsaP256,
 }
@@ -266,7 +268,7 @@ impl Default for InitOptions {
             layout: Layout::Shared,
             days: 365,
             namespace: "argocd".into(),
-            key_type: KeyType::EcdsaP256,
+            key_type: KeyType::Rsa2048,
         }
     }
 }
@@ -339,11 +341,16 @@ fn ca_params(days: u32) -> Result<CertificateParams, PkiError> {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.not_before = backdated_now();
+    // Valid since well before any leaf, so that the expired client certificate the probes mint
+    // lies inside the CA's validity: a verifier that ignores expiry must then accept it.
+    params.not_before = OffsetDateTime::now_utc() - CA_BACKDATE;
     params.not_after = params.not_before + Duration::days(i64::from(days.max(3650)));
     params.serial_number = Some(random_serial()?);
     Ok(params)
 }
+
+/// How long before `pki init` its CA becomes valid: room for a month-long expired leaf.
+pub const CA_BACKDATE: Duration = Duration::days(35);
 
 fn leaf_params(
     common_name: &str,

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Outcome, ProbeOutcome, Stage, TlsVersion, alert_name, first_bytes, tcp_connect};
+use super::{Outcome, ProbeOutcome, Stage, TlsVersion, alert_name, tcp_connect};
 
 /// Cipher suites a TLS 1.0/1.1 client of that era offers (ECDHE and RSA key exchange, AES-CBC).
 const LEGACY_SUITES: [u16; 6] = [0xc014, 0xc00a, 0xc013, 0xc009, 0x0035, 0x002f];
@@ -167,8 +167,8 @@ fn classify_answer(out: &mut ProbeOutcome, offered: TlsVersion, header: &[u8; 5]
         _ => {
             out.outcome = Outcome::Error;
             out.detail = format!(
-                "server answered the {offered} ClientHello with a non-TLS record (first bytes {})",
-                first_bytes(&[&header[..], body].concat())
+                "server answered the {offered} ClientHello with a non-TLS record ({})",
+                super::describe_bytes(&[&header[..], body].concat())
             );
         }
     }

@@ -2,9 +2,12 @@
 //!
 //! The rule that matters most: under TLS 1.3 the client's handshake completes *before* the server
 //! has judged the client certificate, and a rejection arrives as an alert on the first read. So an
-//! attempt is only `accepted` once the server has shown it: for h2 its SETTINGS frame arrived, for
-//! plain TLS 1.3 no alert came within a grace period while the connection stayed open. A timeout or
-//! a TCP failure proves nothing and is `inconclusive`, never a pass.
+//! attempt is only `accepted` once the server has shown it, and the outcome records on what basis
+//! ([`AcceptanceBasis`]): for h2 its SETTINGS frame, for HTTPS its HTTP response, for plain TLS 1.3
+//! application data or a session ticket (servers issue one only after the client's Finished, i.e.
+//! after they judged its certificate), and only failing all of those, silence: no alert for the
+//! whole silence window while the connection stayed open. A timeout or a TCP failure proves nothing
+//! and is `inconclusive`, never a pass.
 
 pub mod legacy;
 pub mod plaintext;
@@ -82,9 +85,78 @@ impl std::fmt::Display for TlsVersion {
 pub enum AcceptanceProof {
     /// Send the HTTP/2 preface and wait for the server's SETTINGS frame (gRPC servers).
     H2Settings,
-    /// Plain TLS: no alert within the grace period while the connection stays open.
-    Grace,
+    /// HTTPS: send `GET /` and read the status line. A refusal status (400, 401, 403, 495, 496:
+    /// what nginx's `ssl_verify_client` and its kin answer) is a refusal before protected content.
+    Https,
+    /// Plain TLS: under TLS 1.3, application data or a session ticket, else silence for the
+    /// whole silence window.
+    Tls,
 }
+
+/// What the server did that made an attempt count as accepted. Reports print it, so a reader can
+/// weigh the evidence: everything but [`AcceptanceBasis::Silence`] is the server's own act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptanceBasis {
+    /// The server sent its HTTP/2 SETTINGS frame.
+    H2Settings,
+    /// The server answered the HTTP request with a status that is not a refusal.
+    HttpResponse,
+    /// The server sent application data.
+    ApplicationData,
+    /// The server issued a TLS 1.3 session ticket, which it does after the client's Finished.
+    SessionTicket,
+    /// TLS 1.2: the server's Finished comes after it verified the client's certificate.
+    Tls12Finished,
+    /// Nothing but silence: no alert and no close for the whole silence window. Weak evidence.
+    Silence,
+}
+
+impl AcceptanceBasis {
+    /// Whether the server did something that shows acceptance (everything but silence).
+    pub fn is_positive(self) -> bool {
+        self != AcceptanceBasis::Silence
+    }
+}
+
+impl std::fmt::Display for AcceptanceBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AcceptanceBasis::H2Settings => "the server's HTTP/2 SETTINGS frame",
+            AcceptanceBasis::HttpResponse => "an HTTP response that is not a refusal",
+            AcceptanceBasis::ApplicationData => "application data from the server",
+            AcceptanceBasis::SessionTicket => {
+                "a TLS 1.3 session ticket issued after the client's Finished"
+            }
+            AcceptanceBasis::Tls12Finished => {
+                "the server's TLS 1.2 Finished, sent after it verified the client"
+            }
+            AcceptanceBasis::Silence => {
+                "silence only: no alert and no close during the whole silence window"
+            }
+        })
+    }
+}
+
+/// The server name indication an attempt sends. A server may enforce client certificates only for
+/// some names (or only when a name is sent), so refusals are tried under several.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sni {
+    /// The configured server name (no SNI when it is an IP address, as TLS requires).
+    Configured,
+    /// No SNI extension at all.
+    Absent,
+    /// This name, which the server does not expect.
+    Other(String),
+}
+
+/// A DNS name no repo-server is configured for, sent as an unexpected SNI.
+pub const UNEXPECTED_SNI: &str = "not-the-repo-server.invalid";
+
+/// HTTP statuses that refuse a client before any protected content: nginx sends 400 ("No required
+/// SSL certificate was sent") and 495/496 for certificate errors; 401/403 are the generic refusals.
+pub const HTTP_REFUSAL_STATUSES: [u16; 5] = [400, 401, 403, 495, 496];
 
 /// The classification of one attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,8 +191,10 @@ pub enum Stage {
 pub struct ProbeRequest {
     /// Where to connect.
     pub addr: SocketAddr,
-    /// SNI and the name the server certificate is checked against.
+    /// The name the server certificate is checked against (and the configured SNI).
     pub server_name: String,
+    /// The SNI to send.
+    pub sni: Sni,
     /// Forced protocol version (1.2 or 1.3; older versions go through [`legacy`]).
     pub version: TlsVersion,
     /// Client certificate and key to present, if any.
@@ -131,8 +205,25 @@ pub struct ProbeRequest {
     pub proof: AcceptanceProof,
     /// Overall time limit.
     pub timeout: Duration,
-    /// Grace period for [`AcceptanceProof::Grace`].
-    pub grace: Duration,
+    /// With [`AcceptanceProof::Tls`] under TLS 1.3: how long silence must last before it counts as
+    /// acceptance (bounded by the timeout). `None`: the whole timeout, so that a server that
+    /// refuses slowly is never taken for one that accepts.
+    pub silence: Option<Duration>,
+}
+
+impl ProbeRequest {
+    /// The name the ClientHello carries as SNI, if any.
+    pub fn sni_sent(&self) -> Option<String> {
+        let name = match &self.sni {
+            Sni::Absent => return None,
+            Sni::Configured => &self.server_name,
+            Sni::Other(name) => name,
+        };
+        // TLS sends no SNI for an IP address.
+        name.parse::<std::net::IpAddr>()
+            .is_err()
+            .then(|| name.clone())
+    }
 }
 
 /// Timings of an attempt, in microseconds.
@@ -153,6 +244,9 @@ pub struct ServerChain {
     pub sha256: Vec<String>,
     /// Subjects of the presented chain, leaf first.
     pub subjects: Vec<String>,
+    /// The leaf's public key (`RSA 2048`, `ECDSA P-256`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub leaf_key: Option<String>,
     /// Whether the chain verified against the configured server CA for the server name.
     pub verified: Option<bool>,
     /// Why it did not verify.
@@ -173,7 +267,10 @@ pub struct ProbeOutcome {
     pub reset: bool,
     /// Version requested.
     pub requested_version: TlsVersion,
-    /// Version negotiated, when the handshake completed.
+    /// The SNI sent (`None`: no SNI extension).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Version negotiated: the server's ServerHello chose it (also when it refused the client later).
     pub tls_version: Option<String>,
     /// Cipher suite negotiated.
     pub cipher_suite: Option<String>,
@@ -187,6 +284,15 @@ pub struct ProbeOutcome {
     pub acceptable_ca_names: Vec<String>,
     /// Identity presented (`client`, `wrong-ca`, ..., or none).
     pub presented: Option<String>,
+    /// On what basis the attempt was called accepted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accepted_by: Option<AcceptanceBasis>,
+    /// The HTTP status answered, with [`AcceptanceProof::Https`].
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub http_status: Option<u16>,
+    /// Whether the server issued a TLS 1.3 session ticket on this connection.
+    #[serde(default)]
+    pub session_ticket: bool,
     /// Timings.
     pub timings: Timings,
     /// One human-readable sentence of what happened.
@@ -195,7 +301,16 @@ pub struct ProbeOutcome {
 
 impl ProbeOutcome {
     fn new(req: &ProbeRequest) -> Self {
-        Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()))
+        let mut out = Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()));
+        out.sni = req.sni_sent();
+        out
+    }
+
+    /// Marks the attempt accepted, on `basis`.
+    fn accept(&mut self, basis: AcceptanceBasis, detail: String) {
+        self.outcome = Outcome::Accepted;
+        self.accepted_by = Some(basis);
+        self.detail = detail;
     }
 
     /// A record for an attempt that has not connected yet.
@@ -206,6 +321,7 @@ impl ProbeOutcome {
             alert: None,
             reset: false,
             requested_version,
+            sni: None,
             tls_version: None,
             cipher_suite: None,
             alpn: None,
@@ -213,6 +329,9 @@ impl ProbeOutcome {
             client_cert_requested: false,
             acceptable_ca_names: vec![],
             presented,
+            accepted_by: None,
+            http_status: None,
+            session_ticket: false,
             timings: Timings::default(),
             detail: String::new(),
         }
@@ -343,10 +462,14 @@ impl ServerCertVerifier for RecordingServerVerifier {
         let mut chain = ServerChain::default();
         for der in std::iter::once(end_entity).chain(intermediates) {
             chain.sha256.push(fingerprint_sha256(der));
+            let facts = crate::x509::CertFacts::from_der(der).ok();
+            if chain.leaf_key.is_none() {
+                chain.leaf_key = facts.as_ref().map(|f| f.key.to_string());
+            }
             chain.subjects.push(
-                crate::x509::CertFacts::from_der(der)
+                facts
                     .map(|f| f.subject)
-                    .unwrap_or_else(|_| "<unparseable>".into()),
+                    .unwrap_or_else(|| "<unparseable>".into()),
             );
         }
         match &self.webpki {
@@ -426,6 +549,44 @@ impl ResolvesClientCert for RecordingCertResolver {
     }
 }
 
+/// Notes the session tickets a server issues, and stores none: every probe is a fresh session.
+#[derive(Debug, Default)]
+struct TicketWatch {
+    issued: tokio::sync::Notify,
+    seen: std::sync::atomic::AtomicBool,
+}
+
+impl rustls::client::ClientSessionStore for TicketWatch {
+    fn set_kx_hint(&self, _: ServerName<'static>, _: rustls::NamedGroup) {}
+    fn kx_hint(&self, _: &ServerName<'_>) -> Option<rustls::NamedGroup> {
+        None
+    }
+    fn set_tls12_session(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls12ClientSessionValue,
+    ) {
+    }
+    fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
+        None
+    }
+    fn remove_tls12_session(&self, _: &ServerName<'static>) {}
+    fn insert_tls13_ticket(
+        &self,
+        _: ServerName<'static>,
+        _: rustls::client::Tls13ClientSessionValue,
+    ) {
+        self.seen.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.issued.notify_one();
+    }
+    fn take_tls13_ticket(
+        &self,
+        _: &ServerName<'static>,
+    ) -> Option<rustls::client::Tls13ClientSessionValue> {
+        None
+    }
+}
+
 /// Decodes a CertificateRequest CA name (DER Name, with or without its outer SEQUENCE).
 fn distinguished_name(bytes: &[u8]) -> String {
     use x509_parser::prelude::{FromDer, X509Name};
@@ -459,6 +620,7 @@ struct Prepared {
     connector: TlsConnector,
     verifier: Arc<RecordingServerVerifier>,
     resolver: Arc<RecordingCertResolver>,
+    tickets: Arc<TicketWatch>,
     server_name: ServerName<'static>,
 }
 
@@ -515,25 +677,38 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
         .with_custom_certificate_verifier(verifier.clone())
         .with_client_cert_resolver(resolver.clone());
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    config.resumption = rustls::client::Resumption::disabled();
-    let server_name = ServerName::try_from(req.server_name.clone())
-        .map_err(|e| format!("--server-name `{}`: {e}", req.server_name))?;
+    // A store that keeps nothing: no session is ever resumed, but an issued ticket is noticed.
+    let tickets = Arc::new(TicketWatch::default());
+    config.resumption = rustls::client::Resumption::store(tickets.clone())
+        .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
+    config.enable_sni = req.sni != Sni::Absent;
+    let name = match &req.sni {
+        Sni::Other(name) => name,
+        Sni::Configured | Sni::Absent => &req.server_name,
+    };
+    let server_name =
+        ServerName::try_from(name.clone()).map_err(|e| format!("--server-name `{name}`: {e}"))?;
     Ok(Prepared {
         connector: TlsConnector::from(Arc::new(config)),
         verifier,
         resolver,
+        tickets,
         server_name,
     })
 }
 
 /// What an I/O error from the TLS stream says about the peer.
-enum PeerSaid {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerSaid {
+    /// The peer sent this TLS alert.
     Alert(String),
+    /// The peer reset or closed the connection without an alert.
     Reset(String),
+    /// Something else went wrong (possibly on our side).
     Other(String),
 }
 
-fn classify_io(err: &std::io::Error) -> PeerSaid {
+pub(crate) fn classify_io(err: &std::io::Error) -> PeerSaid {
     use std::io::ErrorKind;
     if let Some(tls) = err
         .get_ref()
@@ -560,6 +735,7 @@ pub struct Connected {
     /// The record, with handshake facts filled in.
     pub outcome: ProbeOutcome,
     started: Instant,
+    tickets: Arc<TicketWatch>,
 }
 
 /// Connects and completes the client side of the handshake. On failure the returned outcome is
@@ -632,6 +808,7 @@ pub async fn connect(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Connected, Pr
                 stream,
                 outcome: out,
                 started,
+                tickets: prepared.tickets,
             });
         }
     }
@@ -646,6 +823,11 @@ fn record_handshake_facts(out: &mut ProbeOutcome, prepared: &Prepared) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone();
+    if !out.server_chain.sha256.is_empty() {
+        // The server sent its certificate, so its ServerHello took the one version offered,
+        // even if the handshake then failed.
+        out.tls_version = Some(out.requested_version.id().to_owned());
+    }
     if let Some(hints) = prepared
         .resolver
         .requested
@@ -688,7 +870,8 @@ pub fn starts_with_h2_settings(bytes: &[u8]) -> bool {
 pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
     let alpn: &[&[u8]] = match req.proof {
         AcceptanceProof::H2Settings => &[b"h2"],
-        AcceptanceProof::Grace => &[],
+        AcceptanceProof::Https => &[b"http/1.1"],
+        AcceptanceProof::Tls => &[],
     };
     let connected = match connect(req, alpn).await {
         Ok(c) => c,
@@ -702,9 +885,9 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
         mut stream,
         mut outcome,
         started,
+        tickets,
     } = connected;
     let deadline = started + req.timeout;
-    let mut buf = vec![0u8; 4096];
     match req.proof {
         AcceptanceProof::H2Settings => {
             let mut hello = H2_PREFACE.to_vec();
@@ -714,24 +897,21 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
             } else {
                 match read_h2_answer(&mut stream, deadline).await {
                     H2Answer::Settings => {
-                        outcome.outcome = Outcome::Accepted;
                         outcome.stage = Stage::Application;
-                        outcome.detail =
-                            "server sent its HTTP/2 SETTINGS frame: the client was admitted".into();
+                        outcome.accept(
+                            AcceptanceBasis::H2Settings,
+                            "server sent its HTTP/2 SETTINGS frame: the client was admitted".into(),
+                        );
                     }
                     H2Answer::Other(seen) => {
                         outcome.outcome = Outcome::Error;
                         outcome.stage = Stage::Application;
                         outcome.detail = format!(
-                            "server sent application data that is not HTTP/2 SETTINGS (first bytes {})",
-                            first_bytes(&seen)
+                            "server sent application data that is not HTTP/2 SETTINGS ({})",
+                            describe_bytes(&seen)
                         );
                     }
-                    H2Answer::Closed(_) => {
-                        outcome.outcome = Outcome::Rejected;
-                        outcome.reset = true;
-                        outcome.detail = "server closed the connection after the handshake, before any application data".into();
-                    }
+                    H2Answer::Closed(_) => closed_after_handshake(&mut outcome),
                     H2Answer::Silent(_) => {
                         outcome.outcome = Outcome::Inconclusive;
                         outcome.detail = format!(
@@ -743,43 +923,165 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
                 }
             }
         }
-        AcceptanceProof::Grace => {
-            if req.version == TlsVersion::Tls12 {
-                // In TLS 1.2 the server's Finished comes after it judged the client certificate:
-                // a completed client handshake is the server's acceptance.
-                outcome.outcome = Outcome::Accepted;
-                outcome.detail =
-                    "TLS 1.2 handshake completed: the server's Finished followed its check of the client".into();
+        AcceptanceProof::Https => {
+            let request = format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: argocd-mtls-verify\r\nConnection: close\r\n\r\n",
+                req.server_name
+            );
+            if let Err(e) = stream.write_all(request.as_bytes()).await {
+                apply_post_handshake_error(&mut outcome, &e);
             } else {
-                let grace_end = (Instant::now() + req.grace).min(deadline);
-                match tokio::time::timeout_at(grace_end.into(), stream.read(&mut buf)).await {
-                    Err(_) => {
-                        outcome.outcome = Outcome::Accepted;
-                        outcome.detail = format!(
-                            "no alert within the {} ms grace period and the connection stayed open",
-                            req.grace.as_millis()
+                judge_http_answer(&mut outcome, read_http_status(&mut stream, deadline).await);
+            }
+        }
+        AcceptanceProof::Tls if req.version == TlsVersion::Tls12 => {
+            // In TLS 1.2 the server's Finished comes after it judged the client certificate: a
+            // completed client handshake is the server's acceptance.
+            outcome.accept(
+                AcceptanceBasis::Tls12Finished,
+                "TLS 1.2 handshake completed: the server's Finished followed its check of the client".into(),
+            );
+        }
+        AcceptanceProof::Tls => {
+            let silence = req.silence.unwrap_or(req.timeout).min(req.timeout);
+            let silence_end = (Instant::now() + silence).min(deadline);
+            let mut buf = vec![0u8; 4096];
+            tokio::select! {
+                biased;
+                _ = tickets.issued.notified() => outcome.accept(
+                    AcceptanceBasis::SessionTicket,
+                    "server issued a TLS 1.3 session ticket after the client's Finished: it accepted the client".into(),
+                ),
+                read = tokio::time::timeout_at(silence_end.into(), stream.read(&mut buf)) => match read {
+                    Err(_) => outcome.accept(
+                        AcceptanceBasis::Silence,
+                        format!(
+                            "no alert, data or session ticket for {} ms while the connection stayed open",
+                            silence.as_millis()
+                        ),
+                    ),
+                    Ok(Ok(0)) => closed_after_handshake(&mut outcome),
+                    Ok(Ok(n)) => {
+                        outcome.stage = Stage::Application;
+                        outcome.accept(
+                            AcceptanceBasis::ApplicationData,
+                            format!("server sent {n} bytes of application data"),
                         );
                     }
-                    Ok(Ok(0)) => {
-                        outcome.outcome = Outcome::Rejected;
-                        outcome.reset = true;
-                        outcome.detail =
-                            "server closed the connection after the handshake, before any application data".into();
-                    }
-                    Ok(Ok(n)) => {
-                        outcome.outcome = Outcome::Accepted;
-                        outcome.stage = Stage::Application;
-                        outcome.detail = format!("server sent {n} bytes of application data");
-                    }
                     Ok(Err(e)) => apply_post_handshake_error(&mut outcome, &e),
-                }
+                },
             }
         }
     }
+    outcome.session_ticket = tickets.seen.load(std::sync::atomic::Ordering::SeqCst);
     // Best effort: say goodbye properly so servers do not log a reset for accepted probes.
     let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
     outcome.timings.total_us = micros(started);
     outcome
+}
+
+fn closed_after_handshake(outcome: &mut ProbeOutcome) {
+    outcome.outcome = Outcome::Rejected;
+    outcome.reset = true;
+    outcome.detail =
+        "server closed the connection after the handshake, before any application data".into();
+}
+
+/// What came back for the HTTPS probe's request.
+enum HttpStatus {
+    /// A status line with this code.
+    Status(u16),
+    /// Bytes that are not an HTTP/1.x status line.
+    NotHttp(Vec<u8>),
+    /// The connection closed before a status line.
+    Closed,
+    /// Nothing before the deadline.
+    Silent,
+    /// A read error.
+    Failed(std::io::Error),
+}
+
+async fn read_http_status<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+) -> HttpStatus {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        if let Some(end) = seen.windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8_lossy(&seen[..end]).into_owned();
+            let mut parts = line.split(' ');
+            return match (
+                parts.next(),
+                parts.next().and_then(|c| c.parse::<u16>().ok()),
+            ) {
+                (Some(v), Some(code)) if v.starts_with("HTTP/1.") => HttpStatus::Status(code),
+                _ => HttpStatus::NotHttp(seen),
+            };
+        }
+        if seen.len() > 512 {
+            return HttpStatus::NotHttp(seen);
+        }
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            Err(_) => return HttpStatus::Silent,
+            Ok(Ok(0)) if seen.is_empty() => return HttpStatus::Closed,
+            Ok(Ok(0)) => return HttpStatus::NotHttp(seen),
+            Ok(Ok(n)) => seen.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return HttpStatus::Failed(e),
+        }
+    }
+}
+
+fn judge_http_answer(outcome: &mut ProbeOutcome, answer: HttpStatus) {
+    match answer {
+        HttpStatus::Status(code) => {
+            outcome.stage = Stage::Application;
+            outcome.http_status = Some(code);
+            if HTTP_REFUSAL_STATUSES.contains(&code) {
+                outcome.outcome = Outcome::Rejected;
+                outcome.detail = format!(
+                    "server refused at the HTTP layer with status {code}, before any protected content"
+                );
+            } else {
+                outcome.accept(
+                    AcceptanceBasis::HttpResponse,
+                    format!("server answered GET / with HTTP status {code}"),
+                );
+            }
+        }
+        HttpStatus::NotHttp(seen) => {
+            outcome.outcome = Outcome::Error;
+            outcome.stage = Stage::Application;
+            outcome.detail = format!(
+                "server answered GET / with something that is not HTTP/1.x ({})",
+                describe_bytes(&seen)
+            );
+        }
+        HttpStatus::Closed => closed_after_handshake(outcome),
+        HttpStatus::Silent => {
+            outcome.outcome = Outcome::Inconclusive;
+            outcome.detail = "handshake completed but no HTTP answer and no alert arrived".into();
+        }
+        HttpStatus::Failed(e) => apply_post_handshake_error(outcome, &e),
+    }
+}
+
+/// Words for the first bytes a peer sent: a TLS record, HTTP, HTTP/2, or hex.
+pub fn describe_bytes(seen: &[u8]) -> String {
+    match seen {
+        [0x15, 3, _, 0, 2, level, code, ..] => format!(
+            "a TLS {} alert `{}`",
+            if *level == 2 { "fatal" } else { "warning" },
+            alert_name(*code)
+        ),
+        [0x16, 3, ..] => "a TLS handshake record".into(),
+        _ if seen.starts_with(b"HTTP/") => format!(
+            "an HTTP/1.x response `{}`",
+            String::from_utf8_lossy(seen.split(|b| *b == b'\r').next().unwrap_or_default())
+        ),
+        _ if starts_with_h2_settings(seen) => "an HTTP/2 SETTINGS frame".into(),
+        _ => format!("first bytes {}", first_bytes(seen)),
+    }
 }
 
 fn apply_post_handshake_error(outcome: &mut ProbeOutcome, e: &std::io::Error) {

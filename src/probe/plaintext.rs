@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    H2_EMPTY_SETTINGS, H2_PREFACE, H2Answer, Outcome, ProbeOutcome, Stage, TlsVersion, first_bytes,
+    H2_EMPTY_SETTINGS, H2_PREFACE, H2Answer, Outcome, ProbeOutcome, Stage, TlsVersion,
     read_h2_answer, tcp_connect,
 };
 
@@ -52,8 +52,8 @@ pub async fn attempt(addr: SocketAddr, timeout: Duration) -> ProbeOutcome {
                     "server closed the connection on a plaintext HTTP/2 preface".into()
                 } else {
                     format!(
-                        "server answered the plaintext preface with non-HTTP/2 bytes {}",
-                        first_bytes(&seen)
+                        "server answered the plaintext preface with {}, not HTTP/2",
+                        super::describe_bytes(&seen)
                     )
                 };
             }

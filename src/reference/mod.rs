@@ -131,8 +131,9 @@ pub struct RunningReference {
     pub grpc_addr: SocketAddr,
     /// The HTTP health address, when served.
     pub health_addr: Option<SocketAddr>,
-    /// Log lines the double printed, in Argo CD's logrus text format.
-    pub log_lines: Vec<String>,
+    /// Log lines the double printed: Argo CD's logrus text format, and grpc-go's INFO line for
+    /// each refused handshake (as the real server prints with GRPC_GO_LOG_SEVERITY_LEVEL=info).
+    pub log_lines: Arc<std::sync::Mutex<Vec<String>>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -147,7 +148,7 @@ impl RunningReference {
             server_name: "localhost".into(),
             protocol: crate::target::Protocol::Grpc,
             health: self.health_addr.map(|a| a.to_string()),
-            logs: Some(crate::target::LogSource::Lines {
+            logs: Some(crate::target::LogSource::Live {
                 origin: "reference server log".into(),
                 lines: self.log_lines.clone(),
             }),
@@ -365,7 +366,13 @@ pub async fn start(config: ReferenceConfig) -> Result<RunningReference, Referenc
     let grpc_addr = listener.local_addr()?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
-    let mut log_lines = Vec::new();
+    let log_lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = |line: String| {
+        log_lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(line)
+    };
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
@@ -387,16 +394,17 @@ pub async fn start(config: ReferenceConfig) -> Result<RunningReference, Referenc
     } else {
         let tls = Arc::new(tls_config(&config, &health)?);
         if config.policy != ClientAuthPolicy::NoClientAuth {
-            log_lines.push(logrus_line(
+            log(logrus_line(
                 "info",
                 "mTLS enabled for repo-server: requiring client certificates from CA=/app/config/reposerver/mtls/client-ca.crt",
             ));
-            log_lines.push(logrus_line(
+            log(logrus_line(
                 "info",
                 "Generated ephemeral health-check client certificate (CN=)",
             ));
         }
         let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        let refusal_log = log_lines.clone();
         let (tx, rx) = mpsc::channel::<Result<TlsConn, std::io::Error>>(64);
         let mut stop_accept = shutdown_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -404,15 +412,20 @@ pub async fn start(config: ReferenceConfig) -> Result<RunningReference, Referenc
                 tokio::select! {
                     _ = stop_accept.changed() => break,
                     accepted = listener.accept() => {
-                        let Ok((tcp, _)) = accepted else { continue };
+                        let Ok((tcp, peer)) = accepted else { continue };
                         let acceptor = acceptor.clone();
                         let tx = tx.clone();
+                        let refusals = refusal_log.clone();
                         // Handshakes run on their own tasks: a stalled client must not block others.
                         tokio::spawn(async move {
                             let _ = tcp.set_nodelay(true);
                             let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
-                            if let Ok(Ok(stream)) = handshake {
-                                let _ = tx.send(Ok(TlsConn(stream))).await;
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    let _ = tx.send(Ok(TlsConn(stream))).await;
+                                }
+                                Ok(Err(e)) => refusals.lock().unwrap_or_else(|e| e.into_inner()).push(grpc_refusal_line(peer, &e)),
+                                Err(_) => {}
                             }
                         });
                     }
@@ -454,6 +467,20 @@ pub async fn start(config: ReferenceConfig) -> Result<RunningReference, Referenc
         shutdown,
         tasks,
     })
+}
+
+/// grpc-go's INFO line for a refused handshake, as Argo CD 3.5.1 prints it.
+fn grpc_refusal_line(peer: SocketAddr, error: &std::io::Error) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}/{:02}/{:02} {:02}:{:02}:{:02} INFO: [core] [Server #1] grpc: Server.Serve failed to create ServerTransport: connection error: desc = \"ServerHandshake(\\\"{peer}\\\") failed: tls: {error}\"",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
 }
 
 /// One logrus text-format line, as the repo-server prints them.

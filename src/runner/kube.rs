@@ -39,8 +39,8 @@ pub struct Provisioning {
     pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
     /// Profile.
     pub profile: Profile,
-    /// Set GRPC_GO_LOG_SEVERITY_LEVEL=warning on the repo-server.
-    pub grpc_warning_log: bool,
+    /// Set GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server.
+    pub grpc_info_log: bool,
 }
 
 impl Provisioning {
@@ -50,7 +50,7 @@ impl Provisioning {
         origin: &str,
         namespace: &str,
         profile: Profile,
-        grpc_warning_log: bool,
+        grpc_info_log: bool,
     ) -> anyhow::Result<Self> {
         let mut out = Vec::new();
         for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
@@ -68,7 +68,7 @@ impl Provisioning {
         Ok(Provisioning {
             secrets: out,
             profile,
-            grpc_warning_log,
+            grpc_info_log,
         })
     }
 }
@@ -79,14 +79,14 @@ impl Provisioning {
         dir: &std::path::Path,
         namespace: &str,
         profile: Profile,
-        grpc_warning_log: bool,
+        grpc_info_log: bool,
     ) -> anyhow::Result<Self> {
         Self::from_bundle(
             |name| std::fs::read(dir.join(name)).ok(),
             &format!("--pki {}", dir.display()),
             namespace,
             profile,
-            grpc_warning_log,
+            grpc_info_log,
         )
     }
 }
@@ -292,14 +292,7 @@ impl KubeRun {
         self.provision_and_restart(&session, provisioning, limits)
             .await?;
         let since = time::OffsetDateTime::now_utc();
-        self.verify(
-            &session,
-            checks,
-            settings,
-            since,
-            provisioning.grpc_warning_log,
-        )
-        .await
+        self.verify(&session, checks, settings, since).await
     }
 
     /// `run --target cluster`: verify an existing installation through `client` (labelled
@@ -330,14 +323,7 @@ impl KubeRun {
             self.provision_and_restart(&session, p, limits).await?;
             since = time::OffsetDateTime::now_utc();
         }
-        self.verify(
-            &session,
-            checks,
-            settings,
-            since,
-            provisioning.is_some_and(|p| p.grpc_warning_log),
-        )
-        .await
+        self.verify(&session, checks, settings, since).await
     }
 
     async fn provision_and_restart(
@@ -363,11 +349,11 @@ impl KubeRun {
                     .into(),
             );
         }
-        if p.grpc_warning_log {
-            cluster::set_grpc_warning_log(client, ns).await?;
+        if p.grpc_info_log {
+            cluster::set_grpc_info_log(client, ns).await?;
             self.facts
                 .changes
-                .push("deployment/argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=warning".into());
+                .push("deployment/argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=info".into());
         }
         self.clock.record("provision", start);
 
@@ -395,7 +381,6 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         since: time::OffsetDateTime,
-        grpc_warning_log: bool,
     ) -> anyhow::Result<()> {
         let start = self.phase("verify");
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
@@ -425,11 +410,7 @@ impl KubeRun {
         let replicas = session.open_replicas().await?;
         let mut endpoints = Vec::new();
         for r in &replicas {
-            endpoints.push(
-                session
-                    .endpoint(r, &self.server_name, window_since(since))
-                    .await,
-            );
+            endpoints.push(session.endpoint(r, &self.server_name, since).await);
         }
         self.addresses = endpoints
             .iter()
@@ -446,14 +427,8 @@ impl KubeRun {
         for r in &replicas {
             scopes.push(ScopedFindings {
                 scope: r.pod.name.clone(),
-                findings: session.replica_findings(r, since, grpc_warning_log).await,
+                findings: session.replica_findings(r, since).await,
             });
-        }
-        if !grpc_warning_log {
-            self.not_observed.insert(
-                "log/rejections-logged".into(),
-                "grpc-go logs refused handshakes only at WARNING; pass --grpc-log-warnings to set GRPC_GO_LOG_SEVERITY_LEVEL=warning".into(),
-            );
         }
 
         let namespace_scope = format!("namespace/{}", session.namespace);
@@ -518,12 +493,13 @@ async fn baseline(
         let outcome = probe::attempt(&ProbeRequest {
             addr: r.grpc.addr,
             server_name: server_name.to_owned(),
+            sni: probe::Sni::Configured,
             version: TlsVersion::Tls13,
             identity: None,
             server_roots: vec![],
             proof: AcceptanceProof::H2Settings,
             timeout: settings.timeout,
-            grace: settings.grace,
+            silence: settings.silence,
         })
         .await;
         let what = format!(

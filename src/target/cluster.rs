@@ -456,22 +456,22 @@ pub async fn set_strict_verification(client: &Client, namespace: &str) -> Result
     .map_err(|e| api_error("patch", "configmaps", namespace, e))
 }
 
-/// The repo-server Deployment patch that makes grpc-go log refused handshakes (it hides WARNING
-/// by default). Strategic merge: containers and env merge by name.
-pub fn grpc_warning_log_patch() -> serde_json::Value {
+/// The repo-server Deployment patch that makes grpc-go log refused handshakes (v1.81 logs them
+/// only at INFO, which it hides by default). Strategic merge: containers and env merge by name.
+pub fn grpc_info_log_patch() -> serde_json::Value {
     serde_json::json!({ "spec": { "template": { "spec": { "containers": [{
         "name": "argocd-repo-server",
-        "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "warning" }]
+        "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info" }]
     }] } } } })
 }
 
-/// Applies [`grpc_warning_log_patch`].
-pub async fn set_grpc_warning_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+/// Applies [`grpc_info_log_patch`].
+pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
     let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
     api.patch(
         "argocd-repo-server",
         &PatchParams::default(),
-        &Patch::Strategic(grpc_warning_log_patch()),
+        &Patch::Strategic(grpc_info_log_patch()),
     )
     .await
     .map(|_| ())

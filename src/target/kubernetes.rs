@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::audit::{self, Finding, MtlsWorkload, WorkloadKind};
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
-use super::{Endpoint, LogSource, Protocol};
+use super::{Endpoint, LogSource, PodLog, Protocol};
 
 /// The client components whose logs show whether they present their certificate.
 pub const CLIENT_COMPONENTS: [&str; 4] = [
@@ -23,9 +23,6 @@ pub const CLIENT_COMPONENTS: [&str; 4] = [
     "argocd-applicationset-controller",
     "argocd-notifications-controller",
 ];
-
-/// grpc-go's line for a refused handshake (printed only at WARNING).
-pub const SERVER_REJECTION_LOG: &str = "failed to complete security handshake";
 
 /// The repo-server's gRPC and health ports.
 pub const GRPC_PORT: u16 = 8081;
@@ -175,26 +172,14 @@ impl Session {
         &self,
         replica: &Replica,
         server_name: &str,
-        since: Duration,
+        since: time::OffsetDateTime,
     ) -> Endpoint {
-        let logs = match cluster::pod_log(
-            &self.client,
-            &self.namespace,
-            &replica.pod.name,
-            Some("argocd-repo-server"),
+        let logs = Some(LogSource::Pod(PodLog {
+            client: self.client.clone(),
+            namespace: self.namespace.clone(),
+            pod: replica.pod.name.clone(),
             since,
-        )
-        .await
-        {
-            Ok(lines) => Some(LogSource::Lines {
-                origin: format!("pod/{} log", replica.pod.name),
-                lines,
-            }),
-            Err(e) => {
-                tracing::warn!("log of pod/{}: {e}", replica.pod.name);
-                None
-            }
-        };
+        }));
         Endpoint {
             label: replica.pod.name.clone(),
             addr: replica.grpc.addr,
@@ -206,12 +191,11 @@ impl Session {
     }
 
     /// Pod-level findings after the checks: still Ready, no restarts since `before`, no probe
-    /// failures since `since`, no relay failures, and (when grpc-go logs warnings) refusals logged.
+    /// failures since `since`, no relay failures.
     pub async fn replica_findings(
         &self,
         replica: &Replica,
         since: time::OffsetDateTime,
-        rejections_logged: bool,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         let name = &replica.pod.name;
@@ -271,33 +255,6 @@ impl Session {
                     format!("{failed}; a refusal seen through it may be the relay's"),
                 ),
             });
-        }
-        if rejections_logged {
-            match cluster::pod_log(
-                &self.client,
-                &self.namespace,
-                name,
-                Some("argocd-repo-server"),
-                window_since(since),
-            )
-            .await
-            {
-                Ok(lines) => {
-                    let n = lines
-                        .iter()
-                        .filter(|l| l.contains(SERVER_REJECTION_LOG))
-                        .count();
-                    out.push(Finding::advise(
-                        "log/rejections-logged",
-                        n > 0,
-                        format!("pod/{name} logged `{SERVER_REJECTION_LOG}` {n} times"),
-                    ));
-                }
-                Err(e) => out.push(Finding::inconclusive(
-                    "log/rejections-logged",
-                    e.to_string(),
-                )),
-            }
         }
         out
     }

@@ -22,8 +22,53 @@ use serde::{Deserialize, Serialize};
 pub enum Protocol {
     /// gRPC over HTTP/2 (the repo-server): acceptance is proven by the server's SETTINGS frame.
     Grpc,
-    /// Plain TLS (e.g. `openssl s_server`): acceptance is "no alert within the grace period".
+    /// HTTPS (an ingress or proxy in front): a refusal may come as an HTTP status (nginx's
+    /// `ssl_verify_client` answers 400) instead of a TLS alert; acceptance is an HTTP answer that is
+    /// not a refusal.
+    Https,
+    /// Plain TLS (e.g. `openssl s_server`): acceptance is application data, a TLS 1.3 session
+    /// ticket, or failing those, silence for the whole silence window.
     Tls,
+}
+
+impl Protocol {
+    /// The `--protocol` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Https => "https",
+            Protocol::Tls => "tls",
+        }
+    }
+}
+
+/// One refused handshake as grpc-go logs it at INFO (v1.81, Argo CD 3.5.1):
+/// `grpc: Server.Serve failed to create ServerTransport: connection error: desc =
+/// "ServerHandshake(\"127.0.0.1:60540\") failed: tls: client didn't provide a certificate"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoggedRefusal {
+    /// The client address the server printed.
+    pub peer: String,
+    /// The cause after `failed: ` (`tls: client didn't provide a certificate`, `x509: ...`).
+    pub cause: String,
+}
+
+/// The refused handshakes grpc-go logged among `lines`.
+pub fn grpc_refusal_lines(lines: &[String]) -> Vec<LoggedRefusal> {
+    const MARK: &str = "ServerHandshake(";
+    lines
+        .iter()
+        .filter_map(|line| {
+            let rest = &line[line.find(MARK)? + MARK.len()..];
+            let (peer, rest) = rest.split_once(") failed: ")?;
+            let peer = peer.trim_matches(['\\', '"']).to_owned();
+            let cause = rest.trim_end().trim_end_matches('"').trim_end_matches('\\');
+            Some(LoggedRefusal {
+                peer,
+                cause: cause.to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// Where the repo-server's log comes from.
@@ -31,13 +76,46 @@ pub enum Protocol {
 pub enum LogSource {
     /// A file of log lines (e.g. `kubectl logs deploy/argocd-repo-server > repo.log`).
     File(PathBuf),
-    /// Lines already in memory (embedded server, pod logs), with where they came from.
+    /// Lines already in memory (embedded server), with where they came from.
     Lines {
         /// Where the lines came from.
         origin: String,
         /// The lines.
         lines: Vec<String>,
     },
+    /// The repo-server container's log of a pod, fetched when the checks read it: after every
+    /// probe, so the refusals the run caused are in it.
+    Pod(PodLog),
+    /// A log an embedded server keeps writing while it runs.
+    Live {
+        /// Where the lines come from.
+        origin: String,
+        /// The lines so far.
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    },
+}
+
+/// Where a pod's repo-server log is read from, and since when.
+#[derive(Clone)]
+pub struct PodLog {
+    /// The API client.
+    pub client: kube::Client,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// The pod.
+    pub pod: String,
+    /// Lines from this moment on (e.g. the pod's start, or the rollout's).
+    pub since: time::OffsetDateTime,
+}
+
+impl std::fmt::Debug for PodLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PodLog({}/{} since {})",
+            self.namespace, self.pod, self.since
+        )
+    }
 }
 
 impl LogSource {
@@ -45,17 +123,30 @@ impl LogSource {
     pub fn origin(&self) -> String {
         match self {
             LogSource::File(p) => p.display().to_string(),
-            LogSource::Lines { origin, .. } => origin.clone(),
+            LogSource::Lines { origin, .. } | LogSource::Live { origin, .. } => origin.clone(),
+            LogSource::Pod(p) => format!("pod/{} log", p.pod),
         }
     }
 
     /// All lines.
-    pub fn read(&self) -> Result<Vec<String>, String> {
+    pub async fn read(&self) -> Result<Vec<String>, String> {
         match self {
             LogSource::File(path) => std::fs::read_to_string(path)
                 .map(|t| t.lines().map(str::to_owned).collect())
                 .map_err(|e| format!("{}: {e}", path.display())),
             LogSource::Lines { lines, .. } => Ok(lines.clone()),
+            LogSource::Live { lines, .. } => {
+                Ok(lines.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            }
+            LogSource::Pod(p) => cluster::pod_log(
+                &p.client,
+                &p.namespace,
+                &p.pod,
+                Some("argocd-repo-server"),
+                kubernetes::window_since(p.since),
+            )
+            .await
+            .map_err(|e| e.to_string()),
         }
     }
 }

@@ -169,3 +169,112 @@ pub fn blackhole() -> Blackhole {
     });
     Blackhole { addr, stop }
 }
+pub mod rig;
+
+/// One `run --target endpoint` of the CLI, with its report.
+pub struct Run {
+    pub code: Option<i32>,
+    pub report: serde_json::Value,
+    pub said: String,
+    _reports: tempfile::TempDir,
+}
+
+impl Run {
+    /// The check with this id (panics with the run's output when absent).
+    pub fn check(&self, id: &str) -> &serde_json::Value {
+        self.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap_or_else(|| {
+                panic!(
+                    "no check `{id}` in the report; the run said:\n{}",
+                    self.said
+                )
+            })
+    }
+
+    /// `pass`, `fail`, `skip` or `error`.
+    pub fn verdict(&self, id: &str) -> String {
+        self.check(id)["verdict"].as_str().unwrap().to_owned()
+    }
+
+    /// The one-line reason of a check.
+    pub fn reason(&self, id: &str) -> String {
+        self.check(id)["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Ids of the checks with this verdict (any severity) whose id starts with `prefix`.
+    pub fn ids(&self, verdict: &str, prefix: &str) -> std::collections::BTreeSet<String> {
+        self.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == verdict)
+            .filter_map(|c| c["id"].as_str())
+            .filter(|id| id.starts_with(prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Asserts the exit code, showing the output when it differs.
+    pub fn assert_exit(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit code; the run said:\n{}",
+            self.said
+        );
+    }
+}
+
+/// Runs `argocd-mtls-verify run --target endpoint --addr ADDR --pki PKI EXTRA...`.
+pub fn run_endpoint(addr: &str, pki: &Path, extra: &[&str]) -> Run {
+    let reports = tempdir();
+    let out = Command::new(bin())
+        .args(["run", "--target", "endpoint", "--addr", addr, "--pki"])
+        .arg(pki)
+        .arg("--report-dir")
+        .arg(reports.path())
+        .args(extra)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = said
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .unwrap_or_else(|| panic!("no report path in the output:\n{said}"));
+    let report =
+        serde_json::from_slice(&std::fs::read(Path::new(dir).join("report.json")).unwrap())
+            .unwrap();
+    Run {
+        code: out.status.code(),
+        report,
+        said,
+        _reports: reports,
+    }
+}
+
+/// `pki init --out DIR --key-type KEY_TYPE` through the CLI, as a user would.
+pub fn pki_init(key_type: &str) -> tempfile::TempDir {
+    let dir = tempdir();
+    let out = Command::new(bin())
+        .args(["pki", "init", "--key-type", key_type, "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pki init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}

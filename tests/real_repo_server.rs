@@ -1,0 +1,311 @@
+//! The endpoint suite against the real argocd-repo-server (v3.5.1, built from Argo CD's Go module
+//! by `tests/rig/argocd/build.sh`), started on 127.0.0.1 in each configuration an operator can end
+//! up with. What the server did in each is in ../shared/DOMAIN.md; these tests hold the harness's
+//! verdicts to it.
+
+mod common;
+
+use std::path::Path;
+
+use common::rig::{RepoServer, RepoServerConfig};
+use common::{Run, pki_init, run_endpoint};
+
+/// The repo-server with the bundle's server certificate and `client_ca`.
+fn server(pki: &Path, client_ca: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> RepoServer {
+    RepoServer::start(&RepoServerConfig {
+        server_pair: Some((pki.join("server.crt"), pki.join("server.key"))),
+        client_ca: client_ca.map(Path::to_owned),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        plaintext: false,
+    })
+}
+
+/// The whole endpoint suite against `s`, with its health port and log.
+fn probe(s: &RepoServer, pki: &Path, extra: &[&str]) -> Run {
+    let log = s.process.log.to_str().unwrap().to_owned();
+    let health = s.health_url();
+    let mut args = vec![
+        "--server-name",
+        "localhost",
+        "--health-url",
+        &health,
+        "--log-file",
+        &log,
+    ];
+    args.extend_from_slice(extra);
+    run_endpoint(&s.addr(), pki, &args)
+}
+
+/// Every negative handshake case: ids without the version suffix.
+const NEGATIVES: [&str; 8] = [
+    "handshake/no-client-cert",
+    "handshake/wrong-ca",
+    "handshake/lookalike-ca",
+    "handshake/expired-client-cert",
+    "handshake/not-yet-valid-client-cert",
+    "handshake/server-auth-only-eku",
+    "handshake/health-check-impostor",
+    "handshake/stolen-cert-without-key",
+];
+
+fn per_version(ids: &[&str], versions: &[&str]) -> Vec<String> {
+    ids.iter()
+        .flat_map(|id| versions.iter().map(move |v| format!("{id}/{v}")))
+        .collect()
+}
+
+/// The alerts each attempt of a check received, all SNI variants.
+fn alerts(run: &Run, id: &str) -> Vec<String> {
+    run.check(id)["observed"]["attempts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{id} has no attempts"))
+        .iter()
+        .map(|a| a["alert"].as_str().unwrap_or("none").to_owned())
+        .collect()
+}
+
+/// mTLS on, RSA bundle from `pki init`: everything passes; the CA certificate presented as a client
+/// is accepted by Go's verifier (recorded as an advisory failure); the refusals carry the alerts
+/// DOMAIN.md lists; the build is recorded.
+#[test]
+fn mtls_on_passes_and_records_what_the_server_did() {
+    let pki = pki_init("rsa2048");
+    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(0);
+    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+        assert_eq!(run.verdict(&id), "pass", "{id}: {}", run.reason(&id));
+        assert_eq!(
+            alerts(&run, &id).len(),
+            3,
+            "{id}: configured SNI, none, unexpected"
+        );
+    }
+    for v in ["tls1.2", "tls1.3"] {
+        let id = format!("handshake/ca-cert-as-client-cert/{v}");
+        assert_eq!(run.verdict(&id), "fail", "Go accepts a pool CA as a leaf");
+        assert_eq!(run.check(&id)["severity"], "advisory");
+    }
+    // The alerts DOMAIN.md records for v3.5.1, under every SNI.
+    let table = [
+        (
+            "handshake/no-client-cert",
+            "handshake_failure",
+            "certificate_required",
+        ),
+        ("handshake/wrong-ca", "unknown_ca", "unknown_ca"),
+        ("handshake/lookalike-ca", "unknown_ca", "unknown_ca"),
+        (
+            "handshake/health-check-impostor",
+            "unknown_ca",
+            "unknown_ca",
+        ),
+        (
+            "handshake/expired-client-cert",
+            "certificate_expired",
+            "certificate_expired",
+        ),
+        (
+            "handshake/server-auth-only-eku",
+            "bad_certificate",
+            "bad_certificate",
+        ),
+        // With a key of the certificate's own type the signature check fails as such; DOMAIN.md's
+        // `illegal_parameter` under TLS 1.3 came from signing with a P-256 key (a scheme mismatch).
+        (
+            "handshake/stolen-cert-without-key",
+            "decrypt_error",
+            "decrypt_error",
+        ),
+    ];
+    for (id, tls12, tls13) in table {
+        for (v, alert) in [("tls1.2", tls12), ("tls1.3", tls13)] {
+            let id = format!("{id}/{v}");
+            assert!(
+                alerts(&run, &id).iter().all(|a| a == alert),
+                "{id}: {:?}",
+                alerts(&run, &id)
+            );
+        }
+    }
+    // TLS 1.2 refusals still record the version the ServerHello chose.
+    let attempt = &run.check("handshake/no-client-cert/tls1.2")["observed"]["attempts"][0];
+    assert_eq!(attempt["tls_version"], "tls1.2");
+    // The unauthenticated RPC: the server's own alert is the evidence, never a message of ours.
+    let no_cert = run.reason("grpc/no-cert-rpc-denied");
+    assert_eq!(run.verdict("grpc/no-cert-rpc-denied"), "pass");
+    assert!(no_cert.contains("certificate_required"), "{no_cert}");
+    assert!(!run.said.contains("used once"));
+    assert!(
+        run.reason("grpc/version").contains("v3.5.1"),
+        "{}",
+        run.reason("grpc/version")
+    );
+    assert!(
+        run.reason("tls/policy")
+            .contains("tls1.2 negotiated with TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+        "{}",
+        run.reason("tls/policy")
+    );
+    // JSON logs (the v3.5.1 default): both startup lines; the empty CN said in words.
+    assert_eq!(run.verdict("log/mtls-enabled"), "pass");
+    assert!(run.reason("log/health-cert-generated").contains("empty"));
+    // Without gRPC INFO logging the refusals leave no line: an advisory failure that says why.
+    assert_eq!(run.verdict("log/rejections-logged"), "fail");
+    assert!(
+        run.reason("log/rejections-logged")
+            .contains("GRPC_GO_LOG_SEVERITY_LEVEL=info")
+    );
+    assert_eq!(run.verdict("probe/liveness-full"), "pass");
+}
+
+/// The client CA file is missing (a misnamed Secret key): the server silently accepts any client.
+#[test]
+fn missing_client_ca_is_silently_open_and_fails() {
+    let pki = pki_init("rsa2048");
+    let s = server(pki.path(), None, &[], &[]);
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(1);
+    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+        assert_eq!(run.verdict(&id), "fail", "{id}: {}", run.reason(&id));
+    }
+    assert_eq!(run.verdict("grpc/no-cert-rpc-denied"), "fail");
+    assert_eq!(run.verdict("log/mtls-enabled"), "fail");
+}
+
+/// The server trusts another PKI's CA: the legitimate client is refused, and without that positive
+/// control no refusal proves anything.
+#[test]
+fn client_ca_from_another_pki_refuses_the_valid_client() {
+    let pki = pki_init("rsa2048");
+    let other = pki_init("rsa2048");
+    let s = server(pki.path(), Some(&other.path().join("ca.crt")), &[], &[]);
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(1);
+    for v in ["tls1.2", "tls1.3"] {
+        let id = format!("handshake/valid-client-cert/{v}");
+        assert_eq!(run.verdict(&id), "fail");
+        assert!(run.reason(&id).contains("REFUSED"), "{}", run.reason(&id));
+    }
+    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+        assert_eq!(run.verdict(&id), "error", "{id}: {}", run.reason(&id));
+    }
+}
+
+/// `--tlsminversion 1.3`: the TLS 1.2 checks do not apply, and say why.
+#[test]
+fn tls13_only_skips_tls12_with_the_reason() {
+    let pki = pki_init("rsa2048");
+    let ca = pki.path().join("ca.crt");
+    let s = server(pki.path(), Some(&ca), &["--tlsminversion", "1.3"], &[]);
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(0);
+    let skipped = run.ids("skip", "handshake/");
+    for id in per_version(&NEGATIVES, &["tls1.2"]) {
+        assert!(skipped.contains(&id), "{id}: {}", run.reason(&id));
+        assert!(run.reason(&id).contains("does not offer tls1.2"));
+    }
+    assert_eq!(run.verdict("handshake/wrong-ca/tls1.3"), "pass");
+}
+
+/// Text logs, and grpc-go INFO logging: every refused handshake leaves a line.
+#[test]
+fn text_logs_and_grpc_info_logging_record_the_refusals() {
+    let pki = pki_init("rsa2048");
+    let ca = pki.path().join("ca.crt");
+    let s = server(
+        pki.path(),
+        Some(&ca),
+        &["--logformat", "text"],
+        &[("GRPC_GO_LOG_SEVERITY_LEVEL", "info")],
+    );
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(0);
+    assert!(
+        s.process
+            .log_text()
+            .contains("level=info msg=\"mTLS enabled for repo-server")
+    );
+    for id in [
+        "log/mtls-enabled",
+        "log/health-cert-generated",
+        "log/rejections-logged",
+    ] {
+        assert_eq!(run.verdict(id), "pass", "{id}: {}", run.reason(id));
+    }
+    let evidence = run.check("log/rejections-logged")["evidence"].to_string();
+    assert!(
+        evidence.contains("tls: client didn't provide a certificate"),
+        "{evidence}"
+    );
+    assert!(
+        evidence.contains("x509: certificate signed by unknown authority"),
+        "{evidence}"
+    );
+}
+
+/// An ECDSA server key with Argo CD's default ciphers: TLS 1.2 cannot be negotiated at all. That is
+/// a policy fact, reported with its cause; the TLS 1.2 mTLS checks are skipped, not failed.
+#[test]
+fn ecdsa_server_key_skips_tls12_with_the_cipher_finding() {
+    let pki = pki_init("ecdsa-p256");
+    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(0);
+    for id in per_version(&NEGATIVES, &["tls1.2"]) {
+        assert_eq!(run.verdict(&id), "skip", "{id}");
+    }
+    let why = run.reason("handshake/valid-client-cert/tls1.2");
+    assert_eq!(
+        run.verdict("handshake/valid-client-cert/tls1.2"),
+        "skip",
+        "{why}"
+    );
+    assert!(
+        why.contains("cannot be negotiated")
+            && why.contains("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+        "{why}"
+    );
+    assert!(run.reason("tls/policy").contains("ECDSA P-256"));
+    assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
+}
+
+/// `--disable-tls` with an empty client CA path (the upgrade workaround): plaintext gRPC.
+#[test]
+fn disabled_tls_is_detected_as_plaintext() {
+    let pki = pki_init("rsa2048");
+    let s = RepoServer::start(&RepoServerConfig {
+        args: ["--disable-tls", "--client-ca-path", ""]
+            .map(String::from)
+            .to_vec(),
+        plaintext: true,
+        ..Default::default()
+    });
+    let run = probe(&s, pki.path(), &[]);
+    run.assert_exit(1);
+    assert_eq!(
+        run.verdict("transport/plaintext-h2c"),
+        "fail",
+        "{}",
+        run.reason("transport/plaintext-h2c")
+    );
+}
+
+/// Probed as plain TLS, the gRPC repo-server is recognised and no verdict is given.
+#[test]
+fn grpc_server_probed_as_plain_tls_is_named_not_judged() {
+    let pki = pki_init("rsa2048");
+    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let run = probe(&s, pki.path(), &["--protocol", "tls"]);
+    run.assert_exit(2);
+    let why = run.reason("handshake/valid-client-cert/tls1.3");
+    assert!(
+        why.contains("speaks gRPC") && why.contains("--protocol grpc"),
+        "{why}"
+    );
+    assert!(run.ids("pass", "handshake/").is_empty() && run.ids("fail", "").is_empty());
+}

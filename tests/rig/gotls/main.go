@@ -1,0 +1,212 @@
+// gotls serves TLS on 127.0.0.1 with Go's crypto/tls, the stack Argo CD's repo-server uses, in one of
+// several client-authentication modes: the correct one, and variants each wrong in exactly one
+// respect that no real Argo CD build offers. Behind TLS it speaks HTTP/1.1 and HTTP/2 (ALPN) with
+// just enough gRPC for grpc.health.v1.Health/Check, so the harness can probe it with
+// --protocol grpc, https or tls.
+//
+// It prints "listening on ADDR" on stdout once ready and serves until killed.
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+)
+
+var modes = map[string]string{
+	"strict":           "RequireAndVerifyClientCert against the client CA (what Argo CD does)",
+	"issuer-name-only": "a certificate is required; its issuer NAME must be the client CA's, its signature is never checked",
+	"validity-window":  "the chain is verified at the leaf's own notBefore instead of now (ignores expiry)",
+	"sni-named":        "client certificates are required only when SNI is argocd-repo-server",
+	"sni-present":      "client certificates are required only when SNI is present",
+	"slow-reject":      "verifies correctly, but refuses a bad client 2 s after the handshake",
+	"hang-rpc":         "no client authentication, and RPCs from clients without a certificate never get an answer",
+	"http-reject":      "the handshake never requires a certificate; a request without a verified one gets HTTP 400 (nginx's ssl_verify_client)",
+}
+
+func main() {
+	mode := flag.String("mode", "strict", "client-authentication mode")
+	cert := flag.String("cert", "", "server certificate (PEM)")
+	key := flag.String("key", "", "server key (PEM)")
+	clientCA := flag.String("client-ca", "", "client CA (PEM)")
+	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
+	noTickets := flag.Bool("no-tickets", false, "issue no TLS session tickets")
+	maxTLS12 := flag.Bool("max-tls12", false, "offer TLS 1.2 at most")
+	noGRPC := flag.Bool("no-grpc", false, "answer every request as a plain web server (no gRPC)")
+	flag.Parse()
+	if _, ok := modes[*mode]; !ok {
+		fmt.Fprintf(os.Stderr, "unknown -mode %q; modes:\n", *mode)
+		for m, d := range modes {
+			fmt.Fprintf(os.Stderr, "  %-18s %s\n", m, d)
+		}
+		os.Exit(2)
+	}
+	pair, err := tls.LoadX509KeyPair(*cert, *key)
+	if err != nil {
+		log.Fatalf("server certificate: %v", err)
+	}
+	pool, caCerts := loadPool(*clientCA)
+
+	verify := func(certs []*x509.Certificate, at time.Time) error {
+		if len(certs) == 0 {
+			return errors.New("no client certificate")
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{
+			Roots: pool, Intermediates: inter, CurrentTime: at,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+		})
+		return err
+	}
+	parse := func(raw [][]byte) []*x509.Certificate {
+		var out []*x509.Certificate
+		for _, r := range raw {
+			if c, err := x509.ParseCertificate(r); err == nil {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+
+	base := &tls.Config{
+		Certificates:           []tls.Certificate{pair},
+		NextProtos:             []string{"h2", "http/1.1"},
+		SessionTicketsDisabled: *noTickets,
+		MinVersion:             tls.VersionTLS12,
+	}
+	if *maxTLS12 {
+		base.MaxVersion = tls.VersionTLS12
+	}
+	strict := base.Clone()
+	strict.ClientAuth = tls.RequireAndVerifyClientCert
+	strict.ClientCAs = pool
+	open := base.Clone()
+	open.ClientAuth = tls.NoClientCert
+
+	cfg := strict
+	switch *mode {
+	case "issuer-name-only":
+		cfg = base.Clone()
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			certs := parse(raw)
+			if len(certs) == 0 {
+				return errors.New("no client certificate")
+			}
+			for _, ca := range caCerts {
+				if string(certs[0].RawIssuer) == string(ca.RawSubject) {
+					return nil
+				}
+			}
+			return errors.New("issuer name unknown")
+		}
+	case "validity-window":
+		cfg = base.Clone()
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			certs := parse(raw)
+			if len(certs) == 0 {
+				return errors.New("no client certificate")
+			}
+			return verify(certs, certs[0].NotBefore.Add(time.Second))
+		}
+	case "sni-named", "sni-present":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if (*mode == "sni-named" && hello.ServerName == "argocd-repo-server") ||
+				(*mode == "sni-present" && hello.ServerName != "") {
+				return strict, nil
+			}
+			return open, nil
+		}
+	case "slow-reject":
+		cfg = base.Clone()
+		cfg.ClientAuth = tls.RequestClientCert
+		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if err := verify(parse(raw), time.Now()); err != nil {
+				time.Sleep(2 * time.Second)
+				return err
+			}
+			return nil
+		}
+	case "hang-rpc", "http-reject":
+		cfg = base.Clone()
+		cfg.ClientAuth = tls.RequestClientCert
+	}
+
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		verified := r.TLS != nil && len(r.TLS.PeerCertificates) > 0 &&
+			verify(r.TLS.PeerCertificates, time.Now()) == nil
+		switch {
+		case *mode == "hang-rpc" && !verified:
+			<-r.Context().Done()
+			return
+		case *mode == "http-reject" && !verified:
+			http.Error(w, "No required SSL certificate was sent", http.StatusBadRequest)
+			return
+		}
+		isGRPC := !*noGRPC && r.ProtoMajor == 2 &&
+			strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc")
+		switch {
+		case isGRPC && r.URL.Path == "/grpc.health.v1.Health/Check":
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Trailer", "Grpc-Status")
+			// HealthCheckResponse{status: SERVING}: field 1, varint 1.
+			w.Write([]byte{0, 0, 0, 0, 2, 0x08, 0x01})
+			w.Header().Set("Grpc-Status", "0")
+		case isGRPC:
+			// A trailers-only answer: UNIMPLEMENTED, as grpc-go gives for an unknown method.
+			w.Header().Set("Content-Type", "application/grpc")
+			w.Header().Set("Grpc-Status", "12")
+			w.WriteHeader(http.StatusOK)
+		default:
+			w.Header().Set("Content-Type", "text/html")
+			fmt.Fprintf(w, "<html>hello from gotls (%s)</html>\n", *mode)
+		}
+	})
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("listen: %v", err)
+	}
+	srv := &http.Server{Handler: handler, TLSConfig: cfg, ErrorLog: log.New(os.Stderr, "", log.LstdFlags)}
+	fmt.Printf("listening on %s\n", ln.Addr())
+	log.Fatal(srv.ServeTLS(ln, "", ""))
+}
+
+func loadPool(path string) (*x509.CertPool, []*x509.Certificate) {
+	pool := x509.NewCertPool()
+	var certs []*x509.Certificate
+	data, err := os.ReadFile(path)
+	if err != nil {
+		log.Fatalf("client CA: %v", err)
+	}
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			log.Fatalf("client CA: %v", err)
+		}
+		pool.AddCert(c)
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		log.Fatalf("client CA %s: no certificate", path)
+	}
+	return pool, certs
+}
