@@ -68,12 +68,13 @@ fn alerts(run: &Run, id: &str) -> Vec<String> {
         .collect()
 }
 
-/// mTLS on, RSA bundle from `pki init`: everything passes; the CA certificate presented as a client
+/// mTLS on, bundle from `pki init` with its defaults (RSA 2048, which Argo CD's default TLS 1.2
+/// cipher needs): everything passes under both versions; the CA certificate presented as a client
 /// is accepted by Go's verifier (recorded as an advisory failure); the refusals carry the alerts
 /// DOMAIN.md lists; the build is recorded.
 #[test]
 fn mtls_on_passes_and_records_what_the_server_did() {
-    let pki = pki_init("rsa2048");
+    let pki = pki_init("default");
     let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
@@ -194,6 +195,10 @@ fn client_ca_from_another_pki_refuses_the_valid_client() {
     for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
         assert_eq!(run.verdict(&id), "error", "{id}: {}", run.reason(&id));
     }
+    // The failed call names what the server did, as grpc/version does.
+    let health = run.reason("grpc/health");
+    assert_eq!(run.verdict("grpc/health"), "fail");
+    assert!(health.contains("alert `unknown_ca`"), "{health}");
 }
 
 /// `--tlsminversion 1.3`: the TLS 1.2 checks do not apply, and say why.
@@ -308,4 +313,42 @@ fn grpc_server_probed_as_plain_tls_is_named_not_judged() {
         "{why}"
     );
     assert!(run.ids("pass", "handshake/").is_empty() && run.ids("fail", "").is_empty());
+}
+
+/// An offline machine has the pinned manifest in the Go module cache (the fixture build put it
+/// there): a local copy with the pinned digest counts as pinned, other bytes do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
+    use argocd_mtls_verify::target::manifest::ManifestSource;
+    let out = std::process::Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .unwrap();
+    let cache = String::from_utf8(out.stdout).unwrap();
+    let local = Path::new(cache.trim())
+        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
+    assert!(
+        local.is_file(),
+        "{} is missing: tests/rig/build.sh downloads the module",
+        local.display()
+    );
+    let timeout = std::time::Duration::from_secs(5);
+    let source =
+        ManifestSource::resolve("v3.5.1", "manifests/install.yaml", local.to_str()).unwrap();
+    let (_, facts) = source.fetch(timeout).await.unwrap();
+    assert!(facts.pinned, "{facts:?}");
+    assert_eq!(
+        facts.matches.as_deref(),
+        Some("v3.5.1 manifests/install.yaml")
+    );
+
+    let dir = common::tempdir();
+    let edited = dir.path().join("install.yaml");
+    let mut bytes = std::fs::read(&local).unwrap();
+    bytes.extend_from_slice(b"\n# edited\n");
+    std::fs::write(&edited, bytes).unwrap();
+    let source =
+        ManifestSource::resolve("v3.5.1", "manifests/install.yaml", edited.to_str()).unwrap();
+    let (_, facts) = source.fetch(timeout).await.unwrap();
+    assert!(!facts.pinned && facts.matches.is_none(), "{facts:?}");
 }

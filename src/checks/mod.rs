@@ -369,6 +369,27 @@ fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
         .map(|(_, o)| o);
     let other_speech =
         |o: &&ProbeOutcome| o.outcome == Outcome::Error && o.stage == probe::Stage::Application;
+    let alpn_refused = obs
+        .handshakes
+        .iter()
+        .any(|(k, o)| k.0 == "client" && o.alert.as_deref() == Some("no_application_protocol"));
+    if alpn_refused && protocol != Protocol::Tls {
+        let (offered, instead) = if protocol == Protocol::Grpc {
+            (
+                "h2",
+                "it is not a gRPC server: probe it with --protocol https or --protocol tls",
+            )
+        } else {
+            (
+                "http/1.1",
+                "probe it with --protocol grpc or --protocol tls",
+            )
+        };
+        return Some(format!(
+            "the endpoint refused ALPN `{offered}` (alert no_application_protocol to the valid client), so it does not speak what --protocol {} expects; {instead}",
+            protocol.name()
+        ));
+    }
     match protocol {
         Protocol::Grpc => {
             let not_grpc = obs

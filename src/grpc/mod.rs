@@ -259,8 +259,13 @@ async fn unary(
         frame.push(0);
         frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
         frame.extend_from_slice(request);
-        send.send_data(Bytes::from(frame), true)?;
-        let (head, mut body) = response.await?.into_parts();
+        // A server may answer (and close the stream) before it reads the request body, as Go's
+        // net/http does: the answer then decides, not the late write.
+        let sent = send.send_data(Bytes::from(frame), true);
+        let (head, mut body) = match response.await {
+            Ok(response) => response.into_parts(),
+            Err(e) => return Err(sent.err().map(CallStep::from).unwrap_or(CallStep::H2(e))),
+        };
         let content_type = head
             .headers
             .get("content-type")

@@ -1140,6 +1140,25 @@ mod tests {
     }
 
     #[test]
+    fn first_bytes_are_described_in_words() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                &[0x15, 3, 3, 0, 2, 2, 50],
+                "a TLS fatal alert `decode_error`",
+            ),
+            (
+                b"HTTP/1.1 400 Bad Request\r\n",
+                "an HTTP/1.x response `HTTP/1.1 400 Bad Request`",
+            ),
+            (&[0, 0, 0, 4, 0, 0, 0, 0, 0], "an HTTP/2 SETTINGS frame"),
+            (&[1, 2, 3], "first bytes 010203"),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(describe_bytes(bytes), want);
+        }
+    }
+
+    #[test]
     fn alert_names_follow_the_rfcs() {
         assert_eq!(alert_name(116), "certificate_required");
         assert_eq!(alert_name(48), "unknown_ca");

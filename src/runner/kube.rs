@@ -246,12 +246,17 @@ impl KubeRun {
             facts.origin,
             facts.bytes,
             facts.sha256,
-            if facts.pinned {
-                " (matches the pinned digest)"
-            } else {
-                " (not pinned: verify this digest yourself)"
+            match (&facts.matches, facts.pinned) {
+                (Some(entry), _) => format!(" (the pinned digest of {entry})"),
+                (None, true) => " (matches the pinned digest)".to_owned(),
+                (None, false) => " (not pinned: verify this digest yourself)".to_owned(),
             }
         );
+        if let Some(entry) = &facts.matches {
+            self.facts
+                .provenance
+                .insert("manifest_matches".into(), entry.clone());
+        }
         self.facts
             .provenance
             .insert("manifest".into(), facts.origin.clone());

@@ -35,8 +35,11 @@ pub struct ManifestFacts {
     pub origin: String,
     /// SHA-256 of the bytes applied.
     pub sha256: String,
-    /// Whether the digest was checked against the pinned table.
+    /// Whether the digest is one of the pinned table's.
     pub pinned: bool,
+    /// The pinned entry the bytes match (`v3.5.1 manifests/install.yaml`), whatever their origin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches: Option<String>,
     /// Size in bytes.
     pub bytes: usize,
 }
@@ -106,10 +109,13 @@ impl ManifestSource {
                 false,
             ),
         };
+        let sha256 = versions::sha256_hex(&bytes);
+        let matches = versions::pinned_by_digest(&sha256);
         let facts = ManifestFacts {
             origin,
-            sha256: versions::sha256_hex(&bytes),
-            pinned,
+            pinned: pinned || matches.is_some(),
+            matches: matches.map(|m| format!("{} {}", m.version, m.file)),
+            sha256,
             bytes: bytes.len(),
         };
         Ok((bytes, facts))

@@ -276,3 +276,33 @@ pub async fn http_get(
         .await
         .map_err(|_| format!("GET {url}: no answer within {} ms", timeout.as_millis()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_refusal_lines_as_argocd_3_5_1_prints_them() {
+        let lines = [
+            // DOMAIN.md, observed on the real v3.5.1 repo-server with GRPC_GO_LOG_SEVERITY_LEVEL=info.
+            r#"2026/11/24 19:25:05 INFO: [core] [Server #1] grpc: Server.Serve failed to create ServerTransport: connection error: desc = "ServerHandshake(\"127.0.0.1:60540\") failed: tls: client didn't provide a certificate""#,
+            r#"2026/11/24 19:25:05 INFO: [core] [Server #1] grpc: Server.Serve failed to create ServerTransport: connection error: desc = "ServerHandshake(\"[::1]:4711\") failed: x509: certificate signed by unknown authority""#,
+            r#"{"level":"info","msg":"mTLS enabled for repo-server: requiring client certificates from CA=/x","time":"t"}"#,
+            "2026/11/24 19:25:05 INFO: [core] [Server #1] Server created",
+        ]
+        .map(str::to_owned);
+        assert_eq!(
+            grpc_refusal_lines(&lines),
+            [
+                LoggedRefusal {
+                    peer: "127.0.0.1:60540".into(),
+                    cause: "tls: client didn't provide a certificate".into()
+                },
+                LoggedRefusal {
+                    peer: "[::1]:4711".into(),
+                    cause: "x509: certificate signed by unknown authority".into()
+                },
+            ]
+        );
+    }
+}

@@ -110,6 +110,13 @@ pub fn pinned(version: &str, file: &str) -> Result<(PinnedManifest, String), Ver
     Ok((entry, url))
 }
 
+/// The pinned entry whose digest is `sha256` (lowercase hex), if any: a manifest from anywhere
+/// (a local file, the Go module cache, a mirror) with pinned bytes is as good as the pinned download.
+pub fn pinned_by_digest(sha256: &str) -> Option<PinnedManifest> {
+    let table: Table = toml::from_str(TABLE).expect("kind/argocd-versions.toml is valid (tested)");
+    table.manifest.into_iter().find(|m| m.sha256 == sha256)
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -169,9 +176,37 @@ mod tests {
             }
         }
         assert!(matches!(
-            pinned("v3.6.0", "manifests/install.yaml"),
+            pinned("v3.5.2", "manifests/install.yaml"),
             Err(VersionError::NotPinned { .. })
         ));
+    }
+
+    /// The newest releases (DOMAIN.md, 2026-11-24) are pinned, and any pinned digest is
+    /// recognised whatever the bytes' origin.
+    #[test]
+    fn newest_releases_are_pinned_and_found_by_digest() {
+        for (v, sha) in [
+            (
+                "v3.5.7",
+                "09bfbb9041b4a8503c6e4fa22cf41c403fa62be17526de353648a4551f5beb77",
+            ),
+            (
+                "v3.6.0",
+                "c1d7ec243fa63ce675d71e564775ae42bf11608d35436d5c5951365b6c86fa6a",
+            ),
+            (
+                "v3.6.1",
+                "7be23ca7d9ca3d3074dee8332f1ca92a933b990cee7c9cf22cf3843ee8c2913e",
+            ),
+        ] {
+            assert_eq!(pinned(v, "manifests/install.yaml").unwrap().0.sha256, sha);
+            let found = pinned_by_digest(sha).unwrap();
+            assert_eq!(
+                (found.version.as_str(), found.file.as_str()),
+                (v, "manifests/install.yaml")
+            );
+        }
+        assert_eq!(pinned_by_digest(&sha256_hex(b"not a manifest")), None);
     }
 
     #[test]

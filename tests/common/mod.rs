@@ -263,14 +263,15 @@ pub fn run_endpoint(addr: &str, pki: &Path, extra: &[&str]) -> Run {
     }
 }
 
-/// `pki init --out DIR --key-type KEY_TYPE` through the CLI, as a user would.
+/// `pki init --out DIR [--key-type KEY_TYPE]` through the CLI, as a user would ("default": no flag).
 pub fn pki_init(key_type: &str) -> tempfile::TempDir {
     let dir = tempdir();
-    let out = Command::new(bin())
-        .args(["pki", "init", "--key-type", key_type, "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args(["pki", "init"]);
+    if key_type != "default" {
+        cmd.args(["--key-type", key_type]);
+    }
+    let out = cmd.arg("--out").arg(dir.path()).output().unwrap();
     assert!(
         out.status.success(),
         "pki init: {}",

@@ -17,7 +17,7 @@ case "$version" in
   *) commit="" ;;
 esac
 started=$(date +%s)
-echo "building argocd-repo-server v$version from the Go module proxy (cold: ~10 min on 2 cores)" >&2
+echo "building argocd-repo-server v$version from the Go module proxy (cold: ~3 min on 2 cores, ~1.4 GB of modules)" >&2
 cd "$here"
 GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$out.tmp" \
   -ldflags "-s -w -X $pkg.version=$version -X $pkg.gitTag=v$version -X $pkg.gitTreeState=clean -X $pkg.gitCommit=$commit \
