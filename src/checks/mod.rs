@@ -177,14 +177,34 @@ pub async fn observe(
             }
         }
     }
-    let mut minted: HashMap<Adversary, Result<Minted, String>> = HashMap::new();
-    for presented in presented_by_label.values() {
-        if let Presented::Adversary(a) = presented {
-            minted
-                .entry(*a)
-                .or_insert_with(|| pki::mint(pki, *a).map_err(|e| e.to_string()));
-        }
-    }
+    let adversaries: BTreeSet<Adversary> = presented_by_label
+        .values()
+        .filter_map(|p| match p {
+            Presented::Adversary(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    // Key generation (RSA above all) dominates a run's CPU time: one thread per identity.
+    let minted: HashMap<Adversary, Result<Minted, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = adversaries
+            .iter()
+            .map(|&a| {
+                (
+                    a,
+                    scope.spawn(move || pki::mint(pki, a).map_err(|e| e.to_string())),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(a, h)| {
+                let minted = h
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("minting `{}` panicked", a.name())));
+                (a, minted)
+            })
+            .collect()
+    });
     for (adversary, m) in &minted {
         if let Ok(Minted {
             caveat: Some(why), ..

@@ -12,7 +12,9 @@ use super::{Identity, KeyType, PkiError, ProbePki, backdated_now, keys, random_s
 use crate::x509::CertFacts;
 
 /// The kinds of adversarial client identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Adversary {
     /// Same subject as the real client, issued by an unrelated CA.
