@@ -56,7 +56,7 @@ fn main() {
                 // One warm-up run, not counted.
                 for i in 0..=iterations {
                     let t = Instant::now();
-                    let (results, _) = runner::execute(std::slice::from_ref(&endpoint), material, &checks, &settings, false).await;
+                    let results = runner::execute(std::slice::from_ref(&endpoint), material, &checks, &settings, false).await.results;
                     assert!(results.iter().all(|r| r.verdict == argocd_mtls_verify::report::Verdict::Pass), "bench server must pass");
                     if i > 0 {
                         walls.push(t.elapsed().as_secs_f64() * 1000.0);

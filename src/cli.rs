@@ -59,7 +59,9 @@ pub enum TargetKind {
 /// Options shared by `run` and `demo`: selection, output, timing.
 #[derive(Debug, Args)]
 pub struct OutputArgs {
-    /// Run only checks whose id contains one of these strings (like `cargo test FILTER`).
+    /// Run only checks whose id contains one of these strings, anywhere (like `cargo test
+    /// FILTER`: `valid-client` also selects `not-yet-valid-client-cert`; use --exact for whole ids).
+    /// The report records the filters: a narrowed run may pass without the checks it left out.
     #[arg(value_name = "FILTER")]
     pub filters: Vec<String>,
     /// Match FILTERs against whole check ids.
@@ -71,6 +73,11 @@ pub struct OutputArgs {
     /// List the selected checks and exit without probing.
     #[arg(long)]
     pub list: bool,
+    /// Accept that checks needing input you did not give (the CA key, --health-url, --log-file,
+    /// a Kubernetes target) are skipped. Without it such a run cannot PASS (exit 2); with it the
+    /// report records that the scope was narrowed on purpose.
+    #[arg(long)]
+    pub partial: bool,
     /// Parent folder for reports; each run writes a new <run-id>/ folder inside it.
     #[arg(long, default_value = "reports/runs", value_name = "DIR")]
     pub report_dir: PathBuf,

@@ -30,6 +30,19 @@ fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
     })
 }
 
+/// What the user narrowed on purpose, for the report.
+fn scope(out: &OutputArgs) -> report::Scope {
+    let mut filters = out.filters.clone();
+    filters.extend(out.skip.iter().map(|s| format!("--skip {s}")));
+    if out.exact && !out.filters.is_empty() {
+        filters.push("--exact".into());
+    }
+    report::Scope {
+        filters,
+        partial: out.partial,
+    }
+}
+
 fn selection(out: &OutputArgs) -> Selection {
     Selection {
         filters: out.filters.clone(),
@@ -79,19 +92,21 @@ async fn run_and_report(
     };
     clock.record("probe", probing);
     let incomplete = executed.is_none();
-    let (results, argocd_version) = executed.unwrap_or_default();
+    let executed = executed.unwrap_or_default();
     if incomplete {
         eprintln!("interrupted: writing a partial report marked incomplete");
-    } else {
-        runner::print_results(&results, endpoints.len() > 1);
     }
     let finished = Finished {
         run_id: report::new_run_id(started_at),
         target,
         started_at,
-        subject: runner::subject(&endpoints, argocd_version),
-        certificates: material.certificate_facts(),
-        results,
+        subject: runner::subject(&endpoints, executed.argocd_version),
+        certificates: material
+            .certificate_facts()
+            .into_iter()
+            .chain(executed.server_certificates)
+            .collect(),
+        results: executed.results,
         stopped: incomplete.then(|| "interrupted (Ctrl-C)".to_owned()),
     };
     finished.write(clock, out, formats)
@@ -131,6 +146,7 @@ impl Finished<'_> {
             self.stopped.is_some(),
         );
         run.stopped = self.stopped;
+        run.scope = scope(out);
         let mut report = Report::new(run, self.subject, self.certificates, self.results);
         if let Some(p) = report.run.phases.last_mut() {
             p.ms = report_start.elapsed().as_secs_f64() * 1000.0;
@@ -141,7 +157,11 @@ impl Finished<'_> {
                 out.report_dir.display()
             )
         })?;
-        runner::print_summary(&report, Some(&dir));
+        report::console::print(&format!(
+            "{}report: {}\n",
+            report.to_console(),
+            dir.display()
+        ));
         Ok(ExitCode::from(report.summary.exit_code()))
     }
 }
@@ -170,6 +190,14 @@ fn pki_paths(args: &RunArgs) -> anyhow::Result<PkiPaths> {
         paths.server_ca = args.server_ca.clone();
     }
     Ok(paths)
+}
+
+/// The user's bundle, loaded and checked before anything is probed: bad input exits 2 naming the
+/// file, never shows up as a verdict on the server.
+fn load_bundle(paths: &PkiPaths) -> anyhow::Result<ProbePki> {
+    let material = ProbePki::load(paths)?;
+    material.check_usable(time::OffsetDateTime::now_utc())?;
+    Ok(material)
 }
 
 /// `run`.
@@ -202,7 +230,7 @@ fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
     }
     match &args.pki {
         Some(dir) => {
-            let material = ProbePki::load(&pki_paths(args)?)?;
+            let material = load_bundle(&pki_paths(args)?)?;
             let provisioning = Provisioning::from_dir(dir, ns, profile, grpc)?;
             Ok((material, provisioning))
         }
@@ -287,7 +315,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => {
             if args.pki.is_some() || args.ca_cert.is_some() {
-                run.material = Some(ProbePki::load(&pki_paths(&args)?)?);
+                run.material = Some(load_bundle(&pki_paths(&args)?)?);
             }
             let provisioning = match (&args.pki, args.kube.provision) {
                 (Some(dir), true) => Some(Provisioning::from_dir(
@@ -319,9 +347,6 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     run.teardown(args.kube.keep_cluster).await;
-    if !run.results.is_empty() {
-        runner::print_results(&run.results, true);
-    }
     let mut kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
     kubernetes["run_cluster_name"] = run
         .cluster
@@ -332,6 +357,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         addresses: run.addresses.clone(),
         server_name: run.server_name.clone(),
         protocol: "grpc".into(),
+        argocd_version_unknown: runner::version_unknown(run.argocd_version.is_some(), None),
         argocd_version: run.argocd_version.clone(),
         kubernetes: Some(kubernetes),
     };
@@ -339,7 +365,10 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         .material
         .as_ref()
         .map(ProbePki::certificate_facts)
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into_iter()
+        .chain(std::mem::take(&mut run.server_certificates))
+        .collect();
     let clock = std::mem::take(&mut run.clock);
     let finished = Finished {
         run_id,
@@ -367,7 +396,7 @@ async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .ok_or_else(|| anyhow!("--addr HOST:PORT is required with --target endpoint"))?;
     let addr = resolve(&addr_text).await?;
-    let material = ProbePki::load(&pki_paths(&args)?)?;
+    let material = load_bundle(&pki_paths(&args)?)?;
     let server_name = args.server_name.clone().unwrap_or_else(|| {
         addr_text
             .rsplit_once(':')
@@ -451,23 +480,28 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
             .map(|(n, _)| (*n).to_owned())
             .collect(),
     };
+    let mut out = String::new();
     for suite in load_suites(&names)? {
-        println!("suite `{}`: {}", suite.name, suite.title);
+        out.push_str(&format!("suite `{}`: {}\n", suite.name, suite.title));
         for check in suite.checks() {
             let advisory = if check.case.severity == argocd_mtls_verify::suite::Severity::Advisory {
                 " [advisory]"
             } else {
                 ""
             };
-            println!("  {:<44} {}{advisory}", check.id, check.case.title);
+            out.push_str(&format!(
+                "  {:<44} {}{advisory}\n",
+                check.id, check.case.title
+            ));
             if !check.case.controls.is_empty() {
-                println!(
-                    "  {:<44}   controls: {}",
+                out.push_str(&format!(
+                    "  {:<44}   controls: {}\n",
                     "",
                     check.case.controls.join(", ")
-                );
+                ));
             }
         }
     }
+    report::console::print(&out);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::Parser;
 
 use argocd_mtls_verify::pki::{self, InitOptions};
+use argocd_mtls_verify::report::console;
 use cli::{Cli, Command, PkiCommand};
 
 /// Exit status for "at least one check failed".
@@ -69,17 +70,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             };
             let bundle = pki::generate(&opts)?;
             let written = pki::write_bundle(&args.out, &bundle, args.force)?;
-            println!("wrote {} files to {}:", written.len(), args.out.display());
+            let mut out = format!("wrote {} files to {}:\n", written.len(), args.out.display());
             for path in &written {
                 let name = path.file_name().unwrap_or_default().to_string_lossy();
                 let secret = bundle.files.iter().any(|f| f.name == name && f.secret);
-                println!("  {name}{}", if secret { "  (0600)" } else { "" });
+                out.push_str(&format!(
+                    "  {name}{}\n",
+                    if secret { "  (0600)" } else { "" }
+                ));
             }
-            println!(
-                "next: kubectl apply -n {ns} -f {dir}/argocd-repo-server-tls.yaml -f {dir}/argocd-repo-server-mtls.yaml,\n      then restart the workloads that mount argocd-repo-server-mtls",
+            out.push_str(&format!(
+                "next: kubectl apply -n {ns} -f {dir}/argocd-repo-server-tls.yaml -f {dir}/argocd-repo-server-mtls.yaml,\n      then restart the workloads that mount argocd-repo-server-mtls\n",
                 ns = opts.namespace,
                 dir = args.out.display()
-            );
+            ));
+            console::print(&out);
             Ok(ExitCode::SUCCESS)
         }
         Command::Pki(PkiCommand::Inspect(args)) => {
@@ -91,9 +96,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             if args.json {
                 let json = serde_json::to_string_pretty(&inspections)
                     .context("serializing the inspection")?;
-                println!("{json}");
+                console::print(&format!("{json}\n"));
             } else {
-                print!("{}", pki::inspect::render_text(&inspections));
+                console::print(&pki::inspect::render_text(&inspections));
             }
             Ok(if inspections.iter().all(|i| i.ok()) {
                 ExitCode::SUCCESS

@@ -1,16 +1,14 @@
-//! The runner: selects checks from suites, observes every endpoint, evaluates, and then (separately)
-//! reports: libtest-mimic prints the results the way `cargo test` does (filters and `--list`
-//! included), and the report writers produce the files.
+//! The runner: selects checks from suites (cargo-test-style filters), observes every endpoint,
+//! evaluates. Reporting is separate: the console and the report files are all rendered from the
+//! one [`Report`](crate::report::Report) the results make.
 
 use std::time::Instant;
 
 pub mod kube;
 
-use libtest_mimic::{Arguments, Failed, Trial};
-
 use crate::checks::{self, ProbeSettings};
 use crate::pki::ProbePki;
-use crate::report::{CheckResult, Phase, Report, RunInfo, Subject, Verdict};
+use crate::report::{CheckResult, Phase, RunInfo, Subject};
 use crate::suite::{Check, Suite};
 use crate::target::Endpoint;
 
@@ -78,6 +76,17 @@ impl PhaseClock {
     }
 }
 
+/// What executing the checks produced.
+#[derive(Debug, Default)]
+pub struct Executed {
+    /// One result per check and endpoint.
+    pub results: Vec<CheckResult>,
+    /// The build VersionService reported, when it answered.
+    pub argocd_version: Option<serde_json::Value>,
+    /// The certificate each endpoint presented to the valid client.
+    pub server_certificates: Vec<crate::x509::CertFacts>,
+}
+
 /// Observes and evaluates `checks` on every endpoint (one replica after another, each concurrent inside).
 pub async fn execute(
     endpoints: &[Endpoint],
@@ -85,9 +94,8 @@ pub async fn execute(
     checks: &[Check],
     settings: &ProbeSettings,
     progress: bool,
-) -> (Vec<CheckResult>, Option<serde_json::Value>) {
-    let mut results = Vec::new();
-    let mut argocd_version = None;
+) -> Executed {
+    let mut out = Executed::default();
     for endpoint in endpoints {
         if progress {
             eprintln!(
@@ -101,57 +109,37 @@ pub async fn execute(
         if progress {
             eprintln!("  observed in {:.0} ms", obs.elapsed_ms);
         }
-        if argocd_version.is_none() {
-            argocd_version = obs.grpc_version.clone().and_then(Result::ok);
+        if out.argocd_version.is_none() {
+            out.argocd_version = obs.grpc_version.clone().and_then(Result::ok);
         }
-        results.extend(checks.iter().map(|c| checks::evaluate(c, &obs, endpoint)));
+        let met = [
+            crate::probe::TlsVersion::Tls13,
+            crate::probe::TlsVersion::Tls12,
+        ]
+        .into_iter()
+        .find_map(|v| obs.control(v)?.server_chain.leaf_der.clone());
+        if let Some(facts) = met.and_then(|der| crate::x509::CertFacts::from_der(&der).ok()) {
+            out.server_certificates.push(
+                facts
+                    .with_role("server (presented)")
+                    .with_source(format!("{} ({})", endpoint.label, endpoint.addr)),
+            );
+        }
+        out.results
+            .extend(checks.iter().map(|c| checks::evaluate(c, &obs, endpoint)));
     }
-    (results, argocd_version)
+    out
 }
 
-fn libtest_args(list: bool) -> Arguments {
-    Arguments {
-        list,
-        test_threads: Some(1),
-        // Selection already happened before execution; libtest-mimic only prints.
-        ..Arguments::default()
-    }
-}
-
-/// Prints results as `cargo test` would (`test handshake/wrong-ca/tls1.3 ... ok`).
-pub fn print_results(results: &[CheckResult], multi_endpoint: bool) {
-    let trials = results
-        .iter()
-        .map(|r| {
-            let name = if multi_endpoint {
-                format!("{} [{}]", r.id, r.endpoint)
-            } else {
-                r.id.clone()
-            };
-            let verdict = r.verdict;
-            let advisory = r.severity == crate::suite::Severity::Advisory;
-            let message = format!("expected {}; observed {}", r.expected, r.reason);
-            Trial::test(name, move || match verdict {
-                Verdict::Pass => Ok(()),
-                Verdict::Fail if advisory => Ok(()),
-                Verdict::Fail => Err(Failed::from(message)),
-                Verdict::Error => Err(Failed::from(format!("NO VERDICT: {message}"))),
-                Verdict::Skip => Ok(()),
-            })
-            .with_kind(r.suite.clone())
-            .with_ignored_flag(verdict == Verdict::Skip)
-        })
-        .collect();
-    let _ = libtest_mimic::run(&libtest_args(false), trials);
-}
-
-/// Prints the selected check ids, as `cargo test -- --list` does, without probing anything.
+/// Prints the selected check ids without probing anything, one per line as `cargo test -- --list`
+/// does (`[suite] id: test`), then their number.
 pub fn print_list(checks: &[Check]) {
-    let trials = checks
-        .iter()
-        .map(|c| Trial::test(c.id.clone(), || Ok(())).with_kind(c.suite.clone()))
-        .collect();
-    let _ = libtest_mimic::run(&libtest_args(true), trials);
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!("[{}] {}: test\n", c.suite, c.id));
+    }
+    out.push_str(&format!("\n{} checks\n", checks.len()));
+    crate::report::console::print(&out);
 }
 
 /// Builds run metadata.
@@ -167,11 +155,44 @@ pub fn run_info(
         started_at,
         finished_at: time::OffsetDateTime::now_utc(),
         harness_version: env!("CARGO_PKG_VERSION").into(),
+        source_commit: env!("ARGOCD_MTLS_VERIFY_COMMIT").into(),
+        host: host_name(),
+        os: os_description(),
+        scope: Default::default(),
         target: target.into(),
         phases,
         incomplete,
         stopped: None,
     }
+}
+
+/// This machine's name, for the report's provenance.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `linux x86_64, Debian GNU/Linux 12 (bookworm), kernel 6.1.0`, as far as the machine tells.
+fn os_description() -> String {
+    let mut out = format!("{} {}", std::env::consts::OS, std::env::consts::ARCH);
+    if let Some(name) = std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+                .map(|v| v.trim_matches('"').to_owned())
+        })
+    {
+        out.push_str(&format!(", {name}"));
+    }
+    if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/osrelease") {
+        out.push_str(&format!(", kernel {}", kernel.trim()));
+    }
+    out
 }
 
 /// The subject section for endpoints.
@@ -187,26 +208,28 @@ pub fn subject(endpoints: &[Endpoint], argocd_version: Option<serde_json::Value>
             .unwrap_or_default(),
         protocol: endpoints
             .first()
-            .map(|e| format!("{:?}", e.protocol).to_lowercase())
+            .map(|e| e.protocol.name().to_owned())
             .unwrap_or_default(),
+        argocd_version_unknown: version_unknown(
+            argocd_version.is_some(),
+            endpoints.first().map(|e| e.protocol),
+        ),
         argocd_version,
         kubernetes: None,
     }
 }
 
-/// Prints the one-line summary and where the report is.
-pub fn print_summary(report: &Report, dir: Option<&std::path::Path>) {
-    let s = &report.summary;
-    let word = match s.verdict {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        _ => "NO VERDICT",
-    };
-    println!(
-        "verdict: {word} ({} passed, {} failed, {} skipped, {} without verdict, {} advisory)",
-        s.passed, s.failed, s.skipped, s.errors, s.advisories
-    );
-    if let Some(dir) = dir {
-        println!("report: {}", dir.display());
+/// Why the report names no Argo CD build, if it names none.
+pub fn version_unknown(known: bool, protocol: Option<crate::target::Protocol>) -> Option<String> {
+    match (known, protocol) {
+        (true, _) => None,
+        (false, Some(p)) if p != crate::target::Protocol::Grpc => Some(format!(
+            "unknown: probed with --protocol {}, so the gRPC VersionService was not asked",
+            p.name()
+        )),
+        (false, _) => Some(
+            "unknown: version.VersionService did not answer (see grpc/version), or it was not selected"
+                .into(),
+        ),
     }
 }

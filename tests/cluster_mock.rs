@@ -994,7 +994,7 @@ async fn cluster_mode_end_to_end_is_read_only() {
             );
         }
     }
-    let summary = argocd_mtls_verify::report::Summary::of(&run.results, false);
+    let summary = argocd_mtls_verify::report::Summary::of(&run.results, false, false);
     assert_ne!(summary.exit_code(), 0);
     assert_eq!(run.facts.repo_server_pods.len(), 2);
     assert_eq!(run.facts.server_version, "v1.33.1");

@@ -23,11 +23,19 @@ struct Row {
     expect: &'static [(&'static str, &'static str, &'static str)],
 }
 
-const GRPC: &[&str] = &["--server-name", "localhost"];
-const NAMED: &[&str] = &["--server-name", "argocd-repo-server"];
-const TLS: &[&str] = &["--server-name", "localhost", "--protocol", "tls"];
+// gotls has no health port and no repo-server log: those checks are left out on purpose.
+const GRPC: &[&str] = &["--server-name", "localhost", "--partial"];
+const NAMED: &[&str] = &["--server-name", "argocd-repo-server", "--partial"];
+const TLS: &[&str] = &[
+    "--server-name",
+    "localhost",
+    "--protocol",
+    "tls",
+    "--partial",
+];
 /// A server that refuses 2 s late holds each refused attempt that long: more at once.
 const SLOW_TLS: &[&str] = &[
+    "--partial",
     "--server-name",
     "localhost",
     "--protocol",
@@ -120,7 +128,13 @@ const ROWS: &[Row] = &[
         name: "unauthenticated RPCs hang",
         mode: "hang-rpc",
         server_flags: &[],
-        harness: &["--server-name", "localhost", "--timeout-ms", "1500"],
+        harness: &[
+            "--server-name",
+            "localhost",
+            "--timeout-ms",
+            "1500",
+            "--partial",
+        ],
         exit: 1,
         expect: &[
             (
@@ -174,6 +188,7 @@ const ROWS: &[Row] = &[
             "localhost",
             "--protocol",
             "tls",
+            "--partial",
             "--silence-ms",
             "300",
             "--concurrency",
@@ -196,6 +211,7 @@ const ROWS: &[Row] = &[
             "localhost",
             "--protocol",
             "tls",
+            "--partial",
             "--silence-ms",
             "300",
             "--concurrency",
@@ -214,7 +230,13 @@ const ROWS: &[Row] = &[
         name: "HTTP 400 for clients without a verified certificate, as https",
         mode: "http-reject",
         server_flags: &["-no-grpc"],
-        harness: &["--server-name", "localhost", "--protocol", "https"],
+        harness: &[
+            "--server-name",
+            "localhost",
+            "--protocol",
+            "https",
+            "--partial",
+        ],
         exit: 0,
         expect: &[
             ("handshake/no-client-cert/tls1.3", "pass", "HTTP status 400"),

@@ -34,7 +34,7 @@ async fn run_against(
     };
     runner::execute(&[endpoint], pki, &checks, &settings, false)
         .await
-        .0
+        .results
 }
 
 fn failing_required(results: &[CheckResult]) -> BTreeSet<String> {
@@ -172,7 +172,7 @@ async fn each_wrong_server_fails_exactly_its_checks() {
             detail.join("\n")
         );
         assert_eq!(
-            Summary::of(&results, false).exit_code(),
+            Summary::of(&results, false, false).exit_code(),
             row.exit,
             "{}: exit code\n{}",
             row.name,
@@ -210,7 +210,7 @@ async fn advisory_failures_are_reported_but_do_not_fail_the_run() {
             r.reason
         );
     }
-    let summary = Summary::of(&results, false);
+    let summary = Summary::of(&results, false, false);
     assert_eq!(summary.advisories, 2);
 }
 
@@ -413,7 +413,7 @@ async fn port_forward_relay_is_transparent_and_counts_failures() {
             async move {
                 runner::execute(&[endpoint], pki, checks, settings, false)
                     .await
-                    .0
+                    .results
                     .into_iter()
                     .map(|r| (r.id, r.verdict))
                     .collect::<Vec<_>>()

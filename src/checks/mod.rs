@@ -13,7 +13,7 @@ use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
 use crate::probe::{
     self, AcceptanceBasis, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion,
 };
-use crate::report::{CheckResult, Verdict};
+use crate::report::{CheckResult, SkipKind, Verdict};
 use crate::suite::{CaseKind, Check, Expect, Presented};
 use crate::target::audit::Finding;
 use crate::target::{Endpoint, HttpAnswer, Protocol, grpc_refusal_lines, logrus_message};
@@ -452,6 +452,8 @@ fn version_json(msg: &crate::version_proto::VersionMessage) -> serde_json::Value
 /// A verdict with its one-line reason, observation and evidence.
 struct Judgement {
     verdict: Verdict,
+    /// For a skip: whether the case does not apply here, or was not judged for want of input.
+    skip: Option<SkipKind>,
     reason: String,
     observed: serde_json::Value,
     evidence: Vec<String>,
@@ -462,11 +464,24 @@ impl Judgement {
     fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
         Judgement {
             verdict,
+            skip: None,
             reason: reason.into(),
             observed: serde_json::Value::Null,
             evidence: vec![],
             duration_ms: 0.0,
         }
+    }
+    /// A skip: the case does not apply to this server (its TLS policy, the protocol chosen).
+    fn not_applicable(reason: impl Into<String>) -> Self {
+        let mut j = Judgement::new(Verdict::Skip, reason);
+        j.skip = Some(SkipKind::NotApplicable);
+        j
+    }
+    /// A skip: the case applies, but the input it needs was not given (CA key, health URL, log).
+    fn not_judged(reason: impl Into<String>) -> Self {
+        let mut j = Judgement::new(Verdict::Skip, reason);
+        j.skip = Some(SkipKind::MissingInput);
+        j
     }
     fn observed(mut self, v: serde_json::Value) -> Self {
         self.observed = v;
@@ -635,13 +650,10 @@ fn judge_handshake(
     let v = check.version.expect("handshake checks are per version");
     let label = present.label();
     if let Some(reason) = obs.unavailable.get(label) {
-        return Judgement::new(
-            Verdict::Skip,
-            format!("identity `{label}` not available: {reason}"),
-        );
+        return Judgement::not_judged(format!("identity `{label}` not available: {reason}"));
     }
     if let Some(reason) = version_refusal(obs, v) {
-        return Judgement::new(Verdict::Skip, reason);
+        return Judgement::not_applicable(reason);
     }
     match expect {
         Expect::Rejected => judge_refusal(check, label, v, obs, grpc),
@@ -849,13 +861,10 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
     let j = if let Some(why) = &obs.protocol_mismatch {
         Judgement::new(Verdict::Error, format!("no verdict: {why}"))
     } else if check.case.grpc_only && !grpc {
-        Judgement::new(
-            Verdict::Skip,
-            format!(
-                "gRPC check; the endpoint was probed with --protocol {}",
-                endpoint.protocol.name()
-            ),
-        )
+        Judgement::not_applicable(format!(
+            "gRPC check; the endpoint was probed with --protocol {}",
+            endpoint.protocol.name()
+        ))
     } else {
         judge(check, obs, endpoint, grpc)
     };
@@ -868,6 +877,7 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
         severity: check.case.severity,
         controls: check.case.controls.clone(),
         verdict: j.verdict,
+        skip_kind: j.skip,
         expected,
         reason: j.reason,
         observed: j.observed,
@@ -916,8 +926,7 @@ fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
 
 fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> Judgement {
     match &check.case.kind {
-        CaseKind::Finding => Judgement::new(
-            Verdict::Skip,
+        CaseKind::Finding => Judgement::not_judged(
             "judged on Kubernetes objects, pods and logs: needs --target kind or --target cluster",
         ),
         CaseKind::Handshake { present, expect } => {
@@ -966,7 +975,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             )
             .observed(v.clone()),
             Some(Err(e)) if e.message.contains("UNIMPLEMENTED") || e.message.contains("(12)") => {
-                Judgement::new(Verdict::Skip, "the server has no version.VersionService")
+                Judgement::not_applicable("the server has no version.VersionService")
             }
             Some(Err(e)) if e.inconclusive => {
                 Judgement::new(Verdict::Error, format!("inconclusive: {e}"))
@@ -979,7 +988,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
         },
         CaseKind::GrpcNoCertRpc => judge_no_cert_rpc(obs),
         CaseKind::HttpProbe { path } => match (&endpoint.health, obs.http.get(path)) {
-            (None, _) => Judgement::new(Verdict::Skip, "no health endpoint given (--health-url)"),
+            (None, _) => Judgement::not_judged("no health endpoint given (--health-url)"),
             (Some(_), Some(Ok(a))) if a.status == 200 => Judgement::new(
                 Verdict::Pass,
                 format!("{} answered 200 in {} µs", a.url, a.us),
@@ -994,18 +1003,14 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             (Some(_), None) => Judgement::new(Verdict::Error, "the probe was not run"),
         },
         CaseKind::LogLine { prefix } => match (&endpoint.logs, &obs.logs) {
-            (None, _) | (_, None) => {
-                Judgement::new(Verdict::Skip, "no repo-server log given (--log-file)")
-            }
+            (None, _) | (_, None) => Judgement::not_judged("no repo-server log given (--log-file)"),
             (Some(_), Some(Err(e))) => {
                 Judgement::new(Verdict::Error, format!("could not read the log: {e}"))
             }
             (Some(src), Some(Ok(lines))) => judge_log(prefix, lines, &src.origin()),
         },
         CaseKind::LogRejections => match (&endpoint.logs, &obs.logs) {
-            (None, _) | (_, None) => {
-                Judgement::new(Verdict::Skip, "no repo-server log given (--log-file)")
-            }
+            (None, _) | (_, None) => Judgement::not_judged("no repo-server log given (--log-file)"),
             (Some(_), Some(Err(e))) => {
                 Judgement::new(Verdict::Error, format!("could not read the log: {e}"))
             }
@@ -1041,7 +1046,7 @@ fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> Judgement {
                         chain.verify_error.clone().unwrap_or_default()
                     ),
                 ),
-                None => Judgement::new(Verdict::Skip, "no server CA configured"),
+                None => Judgement::not_judged("no server CA configured"),
             };
             j.observed(json!({ "server_chain": chain, "tls_version": o.tls_version }))
                 .evidence(evidence)
@@ -1180,8 +1185,7 @@ fn judge_rejections_logged(obs: &Observations, lines: &[String], origin: &str) -
     let observed =
         json!({ "refused_attempts": refused, "logged_refusals": logged.len(), "causes": causes });
     if refused == 0 {
-        return Judgement::new(
-            Verdict::Skip,
+        return Judgement::not_applicable(
             "the server refused no attempt of this run, so there was nothing to log",
         )
         .observed(observed)
@@ -1267,25 +1271,28 @@ pub fn evaluate_findings(
         .filter(|c| matches!(c.case.kind, CaseKind::Finding))
     {
         let result =
-            |id: String, endpoint: &str, verdict, reason: String, evidence, advisory| CheckResult {
-                id,
-                title: check.case.title.clone(),
-                suite: check.suite.clone(),
-                action: check.case.action.clone(),
-                requirement: check.case.requirement.clone(),
-                severity: if advisory {
-                    crate::suite::Severity::Advisory
-                } else {
-                    check.case.severity
-                },
-                controls: check.case.controls.clone(),
-                verdict,
-                expected: expected_text(&check.case.kind, Protocol::Grpc),
-                observed: json!({ "findings": evidence }),
-                reason,
-                evidence,
-                duration_ms: 0.0,
-                endpoint: endpoint.to_owned(),
+            |id: String, endpoint: &str, verdict: Verdict, reason: String, evidence, advisory| {
+                CheckResult {
+                    id,
+                    title: check.case.title.clone(),
+                    suite: check.suite.clone(),
+                    action: check.case.action.clone(),
+                    requirement: check.case.requirement.clone(),
+                    severity: if advisory {
+                        crate::suite::Severity::Advisory
+                    } else {
+                        check.case.severity
+                    },
+                    controls: check.case.controls.clone(),
+                    verdict,
+                    skip_kind: (verdict == Verdict::Skip).then_some(SkipKind::MissingInput),
+                    expected: expected_text(&check.case.kind, Protocol::Grpc),
+                    observed: json!({ "findings": evidence }),
+                    reason,
+                    evidence,
+                    duration_ms: 0.0,
+                    endpoint: endpoint.to_owned(),
+                }
             };
         let mut answered = false;
         for scoped in scopes {
@@ -1431,7 +1438,7 @@ mod finding_tests {
             find(&results, "pod/restarts-unchanged", n).reason,
             "not observed on this target"
         );
-        let summary = crate::report::Summary::of(&results, false);
+        let summary = crate::report::Summary::of(&results, false, false);
         assert_eq!(summary.exit_code(), 1, "required failures fail the run");
     }
 }

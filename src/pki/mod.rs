@@ -147,6 +147,17 @@ pub enum PkiError {
         /// What was being minted.
         what: String,
     },
+    /// The bundle's own client material cannot work: the server would be right to refuse it,
+    /// so a refusal would prove nothing. Input, not a finding about the server.
+    #[error(
+        "{path}: {fault}; a correct repo-server must refuse it, so the run could not tell a correct server from a broken one: fix the bundle (e.g. `argocd-mtls-verify pki init`)"
+    )]
+    UnusableBundle {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong with it.
+        fault: String,
+    },
     /// Certificate or key generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(String),
@@ -344,7 +355,7 @@ fn ca_params(days: u32) -> Result<CertificateParams, PkiError> {
     // Valid since well before any leaf, so that the expired client certificate the probes mint
     // lies inside the CA's validity: a verifier that ignores expiry must then accept it.
     params.not_before = OffsetDateTime::now_utc() - CA_BACKDATE;
-    params.not_after = params.not_before + Duration::days(i64::from(days.max(3650)));
+    params.not_after = after_days(params.not_before, days.max(3650))?;
     params.serial_number = Some(random_serial()?);
     Ok(params)
 }
@@ -375,9 +386,20 @@ fn leaf_params(
     params.extended_key_usages = vec![eku];
     params.use_authority_key_identifier_extension = true;
     params.not_before = backdated_now();
-    params.not_after = params.not_before + Duration::days(i64::from(days));
+    params.not_after = after_days(params.not_before, days)?;
     params.serial_number = Some(random_serial()?);
     Ok(params)
+}
+
+/// `from` plus `days`, refusing dates X.509 cannot hold (after 9999-12-31).
+fn after_days(from: OffsetDateTime, days: u32) -> Result<OffsetDateTime, PkiError> {
+    from.checked_add(Duration::days(i64::from(days)))
+        .filter(|t| t.year() <= 9999)
+        .ok_or_else(|| {
+            PkiError::Invalid(format!(
+                "--days {days}: the certificates would end after the year 9999, which X.509 cannot express"
+            ))
+        })
 }
 
 /// The DNS names and IPs the repo-server certificate must carry for namespace `ns`.
@@ -836,6 +858,57 @@ impl ProbePki {
                 server_ca: server_ca_given.then(|| at("server-ca.crt")),
             },
         })
+    }
+
+    /// Checks that the legitimate client material can work at `now`: the client certificate and
+    /// the CA are within their validity, and the client certificate may be used for client
+    /// authentication. Run before probing, so the user's own bad input is named as such instead of
+    /// showing up as "the server refused the legitimate client".
+    pub fn check_usable(&self, now: OffsetDateTime) -> Result<(), PkiError> {
+        let facts = |der: &CertificateDer<'_>, path: &Path| {
+            CertFacts::from_der(der).map_err(|e| PkiError::BadCertificate {
+                path: path.to_owned(),
+                index: 1,
+                detail: e.to_string(),
+            })
+        };
+        let stamp = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        };
+        let within = |f: &CertFacts, what: &str, path: &Path| {
+            if f.not_after < now {
+                Err(PkiError::UnusableBundle {
+                    path: path.to_owned(),
+                    fault: format!("the {what} expired at {}", stamp(f.not_after)),
+                })
+            } else if f.not_before > now {
+                Err(PkiError::UnusableBundle {
+                    path: path.to_owned(),
+                    fault: format!("the {what} is not valid before {}", stamp(f.not_before)),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        let client = facts(&self.client.chain[0], &self.paths.client_cert)?;
+        within(&client, "client certificate", &self.paths.client_cert)?;
+        if !client.eku.is_empty()
+            && !client
+                .eku
+                .iter()
+                .any(|e| e == "clientAuth" || e == "anyExtendedKeyUsage")
+        {
+            return Err(PkiError::UnusableBundle {
+                path: self.paths.client_cert.clone(),
+                fault: format!(
+                    "the client certificate's extendedKeyUsage ({}) does not allow client authentication",
+                    client.eku.join(", ")
+                ),
+            });
+        }
+        let ca = facts(&self.ca_cert, &self.paths.ca_cert)?;
+        within(&ca, "client CA certificate", &self.paths.ca_cert)
     }
 
     /// Whether the CA private key is available.

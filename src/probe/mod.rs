@@ -252,6 +252,9 @@ pub struct ServerChain {
     /// Why it did not verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The leaf's DER, for the report's certificates section (not repeated in every attempt).
+    #[serde(skip)]
+    pub leaf_der: Option<Vec<u8>>,
 }
 
 /// One attempt's classified result. Serializable as report evidence.
@@ -463,6 +466,9 @@ impl ServerCertVerifier for RecordingServerVerifier {
         for der in std::iter::once(end_entity).chain(intermediates) {
             chain.sha256.push(fingerprint_sha256(der));
             let facts = crate::x509::CertFacts::from_der(der).ok();
+            if chain.leaf_der.is_none() {
+                chain.leaf_der = Some(der.to_vec());
+            }
             if chain.leaf_key.is_none() {
                 chain.leaf_key = facts.as_ref().map(|f| f.key.to_string());
             }

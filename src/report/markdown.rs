@@ -23,8 +23,13 @@ pub(super) fn render(r: &Report) -> String {
     let mut md = String::new();
     let s = &r.summary;
     let overall = match s.verdict {
-        Verdict::Pass => "PASS — every required check passed",
+        Verdict::Pass => "PASS — every required check that ran passed",
         Verdict::Fail => "FAIL — at least one required check failed",
+        _ if r.run.incomplete => "NO VERDICT — the run is incomplete",
+        _ if s.passed + s.failed == 0 => "NO VERDICT — no check was judged",
+        _ if s.not_judged > 0 && s.errors == 0 => {
+            "NO VERDICT — required checks were not judged for want of input"
+        }
         _ => "NO VERDICT — the evidence is incomplete or inconclusive",
     };
     let ts = |t: time::OffsetDateTime| {
@@ -41,9 +46,16 @@ pub(super) fn render(r: &Report) -> String {
         ts(r.run.finished_at)
     ));
     md.push_str(&format!(
-        "| Harness | argocd-mtls-verify {} |\n",
-        r.run.harness_version
+        "| Harness | argocd-mtls-verify {} (source commit `{}`) |\n",
+        r.run.harness_version, r.run.source_commit
     ));
+    md.push_str(&format!(
+        "| Host | `{}`, {} |\n",
+        cell(&r.run.host),
+        cell(&r.run.os)
+    ));
+    md.push_str(&format!("| Scope | {} |\n", cell(&r.run.scope.describe())));
+    md.push_str(&format!("| Gate rule | {} |\n", cell(super::GATE_RULE)));
     md.push_str(&format!(
         "| Endpoints | {} |\n",
         cell(&r.subject.addresses.join(", "))
@@ -52,12 +64,16 @@ pub(super) fn render(r: &Report) -> String {
         "| Server name / protocol | `{}` / {} |\n",
         r.subject.server_name, r.subject.protocol
     ));
-    if let Some(v) = &r.subject.argocd_version {
-        let version = v.get("version").and_then(|x| x.as_str()).unwrap_or("?");
-        md.push_str(&format!(
-            "| Argo CD build (VersionService) | `{}` |\n",
-            cell(version)
-        ));
+    match (&r.subject.argocd_version, &r.subject.argocd_version_unknown) {
+        (Some(v), _) => {
+            let version = v.get("version").and_then(|x| x.as_str()).unwrap_or("?");
+            md.push_str(&format!(
+                "| Argo CD build (VersionService) | `{}` |\n",
+                cell(version)
+            ));
+        }
+        (None, Some(why)) => md.push_str(&format!("| Argo CD build | {} |\n", cell(why))),
+        (None, None) => {}
     }
     if let Some(k) = &r.subject.kubernetes {
         let text = |key: &str| {
@@ -73,10 +89,7 @@ pub(super) fn render(r: &Report) -> String {
             cell(&text("namespace"))
         ));
     }
-    md.push_str(&format!(
-        "| Checks | {} passed, {} failed, {} skipped, {} without verdict, {} advisory |\n",
-        s.passed, s.failed, s.skipped, s.errors, s.advisories
-    ));
+    md.push_str(&format!("| Checks | {} |\n", super::console::counts(r)));
     if r.run.incomplete {
         md.push_str(&format!(
             "| Completeness | **INCOMPLETE**: {} |\n",
@@ -109,9 +122,12 @@ pub(super) fn render(r: &Report) -> String {
     for c in &r.checks {
         md.push_str(&format!("### `{}` — {}\n\n", c.id, c.title));
         md.push_str(&format!(
-            "- **Verdict:** {} ({:?})\n",
+            "- **Verdict:** {} ({})\n",
             verdict_word(c.verdict, c.severity),
-            c.severity
+            match c.severity {
+                Severity::Required => "required",
+                Severity::Advisory => "advisory",
+            }
         ));
         md.push_str(&format!("- **Endpoint:** {}\n", c.endpoint));
         md.push_str(&format!("- **Action:** {}\n", c.action));
@@ -127,15 +143,18 @@ pub(super) fn render(r: &Report) -> String {
         md.push('\n');
     }
 
-    md.push_str("## Certificates\n\n| Role | Subject | Issuer | Serial | SHA-256 | Valid until | Key | EKU |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str("## Certificates\n\n| Role | Source | Subject | Issuer | SANs | Serial | SHA-256 | Valid from | Valid until | Key | EKU |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in &r.certificates {
         md.push_str(&format!(
-            "| {} | {} | {} | `{}` | `{}` | {} ({} days) | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | `{}` | `{}` | {} | {} ({} days) | {} | {} |\n",
             cell(c.role.as_deref().unwrap_or("")),
+            cell(c.source.as_deref().unwrap_or("")),
             cell(&c.subject),
             cell(&c.issuer),
+            cell(&c.san.join(", ")),
             c.serial,
             c.sha256,
+            ts(c.not_before),
             ts(c.not_after),
             c.days_left,
             c.key,

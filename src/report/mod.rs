@@ -2,6 +2,7 @@
 //! fresh folder per run. The model is the contract in DESIGN.md; its JSON Schema lives in
 //! reports/schema/report.schema.json.
 
+pub mod console;
 mod junit;
 mod markdown;
 
@@ -37,6 +38,19 @@ pub enum Verdict {
     Error,
 }
 
+/// Why a check was skipped. The difference decides the gate: a case that does not apply to this
+/// server is no gap in the evidence, a case not judged for want of input is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SkipKind {
+    /// The case does not apply here (a TLS version the server does not offer, gRPC checks with
+    /// `--protocol tls`, nothing refused so nothing to log).
+    NotApplicable,
+    /// The case applies but was not judged: the input it needs was not given (the CA key,
+    /// `--health-url`, `--log-file`, a Kubernetes target, RBAC to read a Secret).
+    MissingInput,
+}
+
 /// One check's result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -56,6 +70,9 @@ pub struct CheckResult {
     pub controls: Vec<String>,
     /// The verdict.
     pub verdict: Verdict,
+    /// For a skipped check: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skip_kind: Option<SkipKind>,
     /// What was expected, in words.
     pub expected: String,
     /// One line: what was observed, and why the verdict follows.
@@ -92,6 +109,18 @@ pub struct RunInfo {
     pub finished_at: time::OffsetDateTime,
     /// This tool's version.
     pub harness_version: String,
+    /// The source commit this build of the tool was made from (`unknown` outside a git checkout).
+    #[serde(default)]
+    pub source_commit: String,
+    /// The machine that ran it.
+    #[serde(default)]
+    pub host: String,
+    /// Its operating system (`linux x86_64, Debian GNU/Linux 12, kernel 6.1.0`).
+    #[serde(default)]
+    pub os: String,
+    /// How far the user narrowed the run on purpose (filters, `--partial`).
+    #[serde(default)]
+    pub scope: Scope,
     /// `endpoint`, `demo`, `kind` or `cluster`.
     pub target: String,
     /// Timed phases.
@@ -102,6 +131,47 @@ pub struct RunInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
 }
+
+/// What the user asked to leave out, on purpose. A run narrowed this way may pass without the
+/// checks it left out; anything else missing keeps it from passing.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// Id filters (`run ... handshake/`), `--skip` filters and `--exact`, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<String>,
+    /// `--partial`: checks that need input the user did not give may be skipped.
+    #[serde(default)]
+    pub partial: bool,
+}
+
+impl Scope {
+    /// Whether the user narrowed the run at all.
+    pub fn narrowed(&self) -> bool {
+        self.partial || !self.filters.is_empty()
+    }
+
+    /// One line for report headers.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.filters.is_empty() {
+            parts.push(format!(
+                "only checks selected by {}",
+                self.filters.join(" ")
+            ));
+        }
+        if self.partial {
+            parts.push("--partial: checks that need input not given may be skipped".to_owned());
+        }
+        if parts.is_empty() {
+            "every check of the selected suites".to_owned()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// The exit-code rule, as report headers and README state it.
+pub const GATE_RULE: &str = "exit 0 (PASS) only when every required check that ran passed, at least one check was judged, the run completed, and no required check was skipped for want of input unless the run was narrowed on purpose (--partial); exit 1 (FAIL) when a required check failed; exit 2 (NO VERDICT) otherwise";
 
 /// What was tested.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -115,6 +185,9 @@ pub struct Subject {
     /// The build `version.VersionService` reported, when it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub argocd_version: Option<serde_json::Value>,
+    /// When no build is known: why (`--protocol tls` asks no gRPC service; or the call failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argocd_version_unknown: Option<String>,
     /// Kubernetes facts (server version, namespace, pods, image digests), for cluster targets.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<serde_json::Value>,
@@ -131,6 +204,9 @@ pub struct Summary {
     pub skipped: usize,
     /// Checks without a verdict.
     pub errors: usize,
+    /// Required checks skipped for want of input (the CA key, `--health-url`, `--log-file`...).
+    #[serde(default)]
+    pub not_judged: usize,
     /// Advisory checks that failed (reported, not failing the run).
     pub advisories: usize,
     /// `pass`, `fail` or `error`.
@@ -138,9 +214,11 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Totals from results. Any required failure fails the run; otherwise any missing verdict on a
-    /// required check (or an incomplete run) makes it `error`.
-    pub fn of(checks: &[CheckResult], incomplete: bool) -> Self {
+    /// Totals from results, and the verdict by [`GATE_RULE`]: an incomplete run has no verdict;
+    /// else any required failure fails it; else a required check without a verdict, a run that
+    /// judged nothing, or a required check skipped for want of input (unless `partial`, the user's
+    /// own narrowing) leaves it without a verdict.
+    pub fn of(checks: &[CheckResult], incomplete: bool, partial: bool) -> Self {
         let count = |v: Verdict, sev: Option<Severity>| {
             checks
                 .iter()
@@ -149,9 +227,23 @@ impl Summary {
         };
         let failed = count(Verdict::Fail, Some(Severity::Required));
         let required_errors = count(Verdict::Error, Some(Severity::Required));
-        let verdict = if failed > 0 {
+        let judged = checks
+            .iter()
+            .filter(|c| matches!(c.verdict, Verdict::Pass | Verdict::Fail))
+            .count();
+        let not_judged = checks
+            .iter()
+            .filter(|c| {
+                c.verdict == Verdict::Skip
+                    && c.severity == Severity::Required
+                    && c.skip_kind == Some(SkipKind::MissingInput)
+            })
+            .count();
+        let verdict = if incomplete {
+            Verdict::Error
+        } else if failed > 0 {
             Verdict::Fail
-        } else if required_errors > 0 || incomplete || checks.is_empty() {
+        } else if required_errors > 0 || judged == 0 || (not_judged > 0 && !partial) {
             Verdict::Error
         } else {
             Verdict::Pass
@@ -161,6 +253,7 @@ impl Summary {
             failed,
             skipped: count(Verdict::Skip, None),
             errors: count(Verdict::Error, None),
+            not_judged,
             advisories: count(Verdict::Fail, Some(Severity::Advisory)),
             verdict,
         }
@@ -240,7 +333,7 @@ impl Report {
         certificates: Vec<CertFacts>,
         checks: Vec<CheckResult>,
     ) -> Self {
-        let summary = Summary::of(&checks, run.incomplete);
+        let summary = Summary::of(&checks, run.incomplete, run.scope.partial);
         let controls = controls()
             .into_iter()
             .filter_map(|control| {
@@ -295,6 +388,11 @@ impl Report {
     /// report.md text.
     pub fn to_markdown(&self) -> String {
         markdown::render(self)
+    }
+
+    /// The console text.
+    pub fn to_console(&self) -> String {
+        console::render(self)
     }
 }
 
@@ -396,7 +494,7 @@ pub fn new_run_id(now: time::OffsetDateTime) -> String {
 mod tests {
     use super::*;
 
-    fn check(verdict: Verdict, severity: Severity) -> CheckResult {
+    fn check(verdict: Verdict, severity: Severity, skip_kind: Option<SkipKind>) -> CheckResult {
         CheckResult {
             id: "x/y".into(),
             title: String::new(),
@@ -406,6 +504,7 @@ mod tests {
             severity,
             controls: vec![],
             verdict,
+            skip_kind,
             expected: String::new(),
             reason: String::new(),
             observed: serde_json::Value::Null,
@@ -415,33 +514,97 @@ mod tests {
         }
     }
 
+    /// The gate rule, row by row.
     #[test]
     fn summary_verdict_and_exit_codes() {
         use Severity::*;
         use Verdict::*;
-        /// (check verdicts, run incomplete, expected summary verdict, expected exit code)
-        type Case<'a> = (&'a [(Verdict, Severity)], bool, Verdict, u8);
-        let cases: [Case; 7] = [
-            (&[(Pass, Required), (Skip, Required)], false, Pass, 0),
-            (&[(Pass, Required), (Fail, Advisory)], false, Pass, 0),
+        const NA: Option<SkipKind> = Some(SkipKind::NotApplicable);
+        const MISSING: Option<SkipKind> = Some(SkipKind::MissingInput);
+        /// (checks, run incomplete, --partial, expected summary verdict, expected exit code)
+        type Case<'a> = (
+            &'a [(Verdict, Severity, Option<SkipKind>)],
+            bool,
+            bool,
+            Verdict,
+            u8,
+        );
+        let cases: [Case; 11] = [
             (
-                &[(Pass, Required), (Fail, Required), (Error, Required)],
+                &[(Pass, Required, None), (Skip, Required, NA)],
+                false,
+                false,
+                Pass,
+                0,
+            ),
+            (
+                &[(Pass, Required, None), (Fail, Advisory, None)],
+                false,
+                false,
+                Pass,
+                0,
+            ),
+            (
+                &[
+                    (Pass, Required, None),
+                    (Fail, Required, None),
+                    (Error, Required, None),
+                ],
+                false,
                 false,
                 Fail,
                 1,
             ),
-            (&[(Pass, Required), (Error, Required)], false, Error, 2),
-            (&[(Pass, Required), (Error, Advisory)], false, Pass, 0),
-            (&[(Pass, Required)], true, Error, 2),
-            (&[], false, Error, 2),
+            (
+                &[(Pass, Required, None), (Error, Required, None)],
+                false,
+                false,
+                Error,
+                2,
+            ),
+            (
+                &[(Pass, Required, None), (Error, Advisory, None)],
+                false,
+                false,
+                Pass,
+                0,
+            ),
+            // Incomplete: no verdict, even with a failure on record.
+            (&[(Pass, Required, None)], true, false, Error, 2),
+            (&[(Fail, Required, None)], true, false, Error, 2),
+            // Nothing judged.
+            (&[], false, false, Error, 2),
+            (
+                &[(Skip, Required, NA), (Skip, Required, MISSING)],
+                false,
+                true,
+                Error,
+                2,
+            ),
+            // A required check not judged for want of input: no PASS unless --partial.
+            (
+                &[(Pass, Required, None), (Skip, Required, MISSING)],
+                false,
+                false,
+                Error,
+                2,
+            ),
+            (
+                &[(Pass, Required, None), (Skip, Required, MISSING)],
+                false,
+                true,
+                Pass,
+                0,
+            ),
         ];
-        for (checks, incomplete, verdict, code) in cases {
-            let results: Vec<CheckResult> = checks.iter().map(|(v, s)| check(*v, *s)).collect();
-            let summary = Summary::of(&results, incomplete);
+        for (checks, incomplete, partial, verdict, code) in cases {
+            let results: Vec<CheckResult> =
+                checks.iter().map(|(v, s, k)| check(*v, *s, *k)).collect();
+            let summary = Summary::of(&results, incomplete, partial);
             assert_eq!(
                 (summary.verdict, summary.exit_code()),
                 (verdict, code),
-                "{checks:?} incomplete={incomplete}"
+                "{checks:?} incomplete={incomplete} partial={partial}"
             );
         }
     }

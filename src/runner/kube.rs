@@ -130,6 +130,8 @@ pub struct KubeRun {
     pub material: Option<ProbePki>,
     /// The build VersionService reported.
     pub argocd_version: Option<serde_json::Value>,
+    /// The certificate each repo-server replica presented.
+    pub server_certificates: Vec<crate::x509::CertFacts>,
     /// Server name used for SNI.
     pub server_name: String,
     /// The replicas probed, as the report names them.
@@ -156,6 +158,7 @@ impl KubeRun {
             cluster: None,
             material: None,
             argocd_version: None,
+            server_certificates: Vec::new(),
             server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
             addresses: vec![],
             namespace: namespace.to_owned(),
@@ -422,11 +425,13 @@ impl KubeRun {
             .map(|e| format!("pod/{} (port-forward {})", e.label, e.addr))
             .collect();
         if !probe_checks.is_empty() {
-            let (mut results, version) =
+            let executed =
                 runner::execute(&endpoints, material, &probe_checks, settings, true).await;
+            let mut results = executed.results;
             discount_relay_failures(&mut results, &replicas);
             self.results.extend(results);
-            self.argocd_version = version;
+            self.argocd_version = executed.argocd_version;
+            self.server_certificates = executed.server_certificates;
         }
         let mut scopes = self.baseline.clone();
         for r in &replicas {

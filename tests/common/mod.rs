@@ -176,7 +176,7 @@ pub struct Run {
     pub code: Option<i32>,
     pub report: serde_json::Value,
     pub said: String,
-    _reports: tempfile::TempDir,
+    pub _reports: tempfile::TempDir,
 }
 
 impl Run {
