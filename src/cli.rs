@@ -41,6 +41,24 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the built-in suites and their checks (id, title, controls).
     List(ListArgs),
+    /// Compare two reports (before/after a migration, last week and today): every check whose
+    /// verdict or evidence changed, and checks only one of them has. Volatile details (timings,
+    /// ports, timestamps, fingerprints) are masked. Exit 0: no change; 1: changes; 2: bad input.
+    Diff(DiffArgs),
+}
+
+/// Arguments of `diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older report: a report.json, or a run folder holding one.
+    #[arg(value_name = "OLD")]
+    pub old: PathBuf,
+    /// The newer report.
+    #[arg(value_name = "NEW")]
+    pub new: PathBuf,
+    /// Print the comparison as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Where the repo-server is.

@@ -17,7 +17,7 @@ use argocd_mtls_verify::runner::{self, PhaseClock, Selection};
 use argocd_mtls_verify::suite::Suite;
 use argocd_mtls_verify::target::{Endpoint, LogSource, kind, parse_health_url};
 
-use crate::cli::{DemoArgs, ListArgs, OutputArgs, RunArgs, TargetKind};
+use crate::cli::{DemoArgs, DiffArgs, ListArgs, OutputArgs, RunArgs, TargetKind};
 
 fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
     if out.timeout_ms == 0 || out.concurrency == 0 {
@@ -504,4 +504,18 @@ pub fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     }
     report::console::print(&out);
     Ok(ExitCode::SUCCESS)
+}
+
+/// `diff`.
+pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
+    let old = Report::read(&args.old).map_err(|e| anyhow!("OLD {e}"))?;
+    let new = Report::read(&args.new).map_err(|e| anyhow!("NEW {e}"))?;
+    let diff = report::diff::compare(&old, &new);
+    if args.json {
+        let json = serde_json::to_string_pretty(&diff).context("serializing the comparison")?;
+        report::console::print(&format!("{json}\n"));
+    } else {
+        report::console::print(&report::diff::render_text(&diff));
+    }
+    Ok(ExitCode::from(u8::from(!diff.is_empty())))
 }

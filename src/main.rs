@@ -61,6 +61,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => commands::run(*args).await,
         Command::Demo(args) => commands::demo(args).await,
         Command::List(args) => commands::list(args),
+        Command::Diff(args) => commands::diff(args),
         Command::Pki(PkiCommand::Init(args)) => {
             let opts = InitOptions {
                 layout: args.layout,

@@ -21,7 +21,22 @@ struct Row {
     exit: i32,
     /// (check id, verdict, text its reason must contain).
     expect: &'static [(&'static str, &'static str, &'static str)],
+    /// When set: exactly the required checks whose ids start with one of these fail, no others
+    /// (the server is wrong in exactly that respect).
+    fails: Option<&'static [&'static str]>,
 }
+
+/// Every required negative handshake case.
+const ALL_NEGATIVES: &[&str] = &[
+    "handshake/no-client-cert/",
+    "handshake/wrong-ca/",
+    "handshake/lookalike-ca/",
+    "handshake/expired-client-cert/",
+    "handshake/not-yet-valid-client-cert/",
+    "handshake/server-auth-only-eku/",
+    "handshake/health-check-impostor/",
+    "handshake/stolen-cert-without-key/",
+];
 
 // gotls has no health port and no repo-server log: those checks are left out on purpose.
 const GRPC: &[&str] = &["--server-name", "localhost", "--partial"];
@@ -61,6 +76,7 @@ const ROWS: &[Row] = &[
             ("handshake/no-client-cert/tls1.3", "pass", "no SNI"),
             ("grpc/no-cert-rpc-denied", "pass", "certificate_required"),
         ],
+        fails: Some(&[]),
     },
     // 1. Issuer names compared, signatures never checked: only the lookalike CA gets in.
     Row {
@@ -74,6 +90,7 @@ const ROWS: &[Row] = &[
             ("handshake/lookalike-ca/tls1.3", "fail", "ACCEPTED"),
             ("handshake/wrong-ca/tls1.3", "pass", "rejected"),
         ],
+        fails: Some(&["handshake/lookalike-ca/"]),
     },
     // 2. The chain checked at a time inside the validity windows: with the backdated `pki init`
     //    CA, the expired certificate lies inside its CA's validity and gets in.
@@ -93,6 +110,10 @@ const ROWS: &[Row] = &[
             ),
             ("handshake/wrong-ca/tls1.3", "pass", "rejected"),
         ],
+        fails: Some(&[
+            "handshake/expired-client-cert/",
+            "handshake/not-yet-valid-client-cert/",
+        ]),
     },
     // 3. Client certificates enforced only for one server name, or only when SNI is present.
     Row {
@@ -110,6 +131,7 @@ const ROWS: &[Row] = &[
             ("handshake/wrong-ca/tls1.2", "fail", "ACCEPTED with no SNI"),
             ("handshake/valid-client-cert/tls1.3", "pass", "SERVING"),
         ],
+        fails: Some(ALL_NEGATIVES),
     },
     Row {
         name: "client certificates only when SNI is present",
@@ -122,6 +144,7 @@ const ROWS: &[Row] = &[
             "fail",
             "ACCEPTED with no SNI",
         )],
+        fails: Some(ALL_NEGATIVES),
     },
     // 4. An RPC that gets no answer is inconclusive, never "denied".
     Row {
@@ -144,6 +167,7 @@ const ROWS: &[Row] = &[
             ),
             ("handshake/no-client-cert/tls1.3", "fail", "ACCEPTED"),
         ],
+        fails: None,
     },
     // 7. A refusal 2 s after the handshake: the default never takes it for an acceptance,
     //    with session tickets (the server's sign of acceptance) and without.
@@ -161,6 +185,7 @@ const ROWS: &[Row] = &[
                 "session ticket",
             ),
         ],
+        fails: Some(&[]),
     },
     Row {
         name: "slow refusal, no session tickets",
@@ -176,6 +201,7 @@ const ROWS: &[Row] = &[
                 "weak evidence",
             ),
         ],
+        fails: Some(&[]),
     },
     // The old 300 ms grace, asked for explicitly: silence is then taken for acceptance when the
     // server gives no other sign, and the report says that was the basis...
@@ -200,6 +226,7 @@ const ROWS: &[Row] = &[
             "fail",
             "no alert, data or session ticket for 300 ms",
         )],
+        fails: None,
     },
     // ...but when the valid client got a ticket, silence is no sign at all: no verdict.
     Row {
@@ -223,6 +250,7 @@ const ROWS: &[Row] = &[
             "error",
             "no sign of acceptance",
         )],
+        fails: None,
     },
     // 6. Refusal at the HTTP layer (nginx's ssl_verify_client style): --protocol https tells it
     //    from service; plain TLS cannot.
@@ -246,6 +274,7 @@ const ROWS: &[Row] = &[
                 "HTTP response",
             ),
         ],
+        fails: Some(&[]),
     },
     Row {
         name: "HTTP 400 for clients without a verified certificate, as plain TLS",
@@ -254,6 +283,7 @@ const ROWS: &[Row] = &[
         harness: TLS,
         exit: 1,
         expect: &[("handshake/no-client-cert/tls1.3", "fail", "ACCEPTED")],
+        fails: None,
     },
     // 10. The wrong --protocol: named, never judged.
     Row {
@@ -263,6 +293,7 @@ const ROWS: &[Row] = &[
         harness: GRPC,
         exit: 2,
         expect: &[("handshake/wrong-ca/tls1.3", "error", "not a gRPC server")],
+        fails: None,
     },
     Row {
         name: "gRPC server probed as plain TLS",
@@ -271,6 +302,7 @@ const ROWS: &[Row] = &[
         harness: TLS,
         exit: 2,
         expect: &[("handshake/wrong-ca/tls1.3", "error", "speaks gRPC")],
+        fails: None,
     },
 ];
 
@@ -284,6 +316,28 @@ fn check_row(row: &Row, pki: &Path) -> Run {
         row.name,
         run.said
     );
+    if let Some(prefixes) = row.fails {
+        let failing: std::collections::BTreeSet<String> = run.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect();
+        let want: std::collections::BTreeSet<String> = run.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["id"].as_str())
+            .filter(|id| prefixes.iter().any(|p| id.starts_with(p)))
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            failing, want,
+            "{}: failing required checks\n{}",
+            row.name, run.said
+        );
+    }
     for (id, verdict, needle) in row.expect {
         let reason = run.reason(id);
         assert_eq!(&run.verdict(id), verdict, "{}: {id}: {reason}", row.name);

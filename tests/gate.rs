@@ -335,3 +335,65 @@ fn the_evidence_names_what_an_auditor_asks_first() {
         assert!(!text.contains(leak), "`{leak}` in report.json");
     }
 }
+
+/// `diff`: a server compared with itself shows no change (volatile details masked); the same
+/// address after a change of configuration shows exactly the checks that changed, in text and JSON.
+#[test]
+fn diff_lists_what_changed_between_two_runs() {
+    let pki = pki_init("ecdsa-p256");
+    let flags = ["--server-name", "localhost", "--partial"];
+    let report_of = |run: &Run| {
+        run.said
+            .lines()
+            .find_map(|l| l.strip_prefix("report: "))
+            .unwrap()
+            .to_owned()
+    };
+    let diff = |old: &str, new: &str, json: bool| {
+        let mut cmd = Command::new(common::bin());
+        cmd.args(["diff", old, new]);
+        if json {
+            cmd.arg("--json");
+        }
+        cmd.output().unwrap()
+    };
+    let strict = GoTls::start(pki.path(), "strict", &[]);
+    let first = run_endpoint(&strict.addr(), pki.path(), &flags);
+    let second = run_endpoint(&strict.addr(), pki.path(), &flags);
+    let out = diff(&report_of(&first), &report_of(&second), false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("0 change(s)"), "{text}");
+
+    let naive = GoTls::start(pki.path(), "issuer-name-only", &[]);
+    let third = run_endpoint(&naive.addr(), pki.path(), &flags);
+    let out = diff(&report_of(&first), &report_of(&third), false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("verdict  handshake/lookalike-ca/tls1.3"),
+        "{text}"
+    );
+    assert!(text.contains("PASS -> FAIL"), "{text}");
+    let out = diff(&report_of(&first), &report_of(&third), true);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let changed: Vec<&str> = json["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["change"] == "verdict")
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "handshake/lookalike-ca/tls1.2",
+            "handshake/lookalike-ca/tls1.3"
+        ],
+        "{json}"
+    );
+
+    let out = diff("/no/such/report.json", &report_of(&first), false);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/report.json"));
+}

@@ -3,6 +3,7 @@
 //! reports/schema/report.schema.json.
 
 pub mod console;
+pub mod diff;
 mod junit;
 mod markdown;
 
@@ -383,6 +384,22 @@ impl Report {
     /// junit.xml text.
     pub fn to_junit(&self) -> String {
         junit::render(self)
+    }
+
+    /// Reads a report.json (or the report.json inside a run folder).
+    pub fn read(path: &Path) -> Result<Report, String> {
+        let file = if path.is_dir() {
+            path.join("report.json")
+        } else {
+            path.to_owned()
+        };
+        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            format!(
+                "{}: not an argocd-mtls-verify report.json: {e}",
+                file.display()
+            )
+        })
     }
 
     /// report.md text.

@@ -24,7 +24,7 @@ import (
 
 var modes = map[string]string{
 	"strict":           "RequireAndVerifyClientCert against the client CA (what Argo CD does)",
-	"issuer-name-only": "a certificate is required; its issuer NAME must be the client CA's, its signature is never checked",
+	"issuer-name-only": "a certificate is required and checked for validity and clientAuth, but its issuer is matched by NAME: the signature is never checked",
 	"validity-window":  "the chain is verified at the leaf's own notBefore instead of now (ignores expiry)",
 	"sni-named":        "client certificates are required only when SNI is argocd-repo-server",
 	"sni-present":      "client certificates are required only when SNI is present",
@@ -105,8 +105,20 @@ func main() {
 			if len(certs) == 0 {
 				return errors.New("no client certificate")
 			}
+			leaf, now := certs[0], time.Now()
+			if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+				return errors.New("certificate expired or not yet valid")
+			}
+			clientAuth := len(leaf.ExtKeyUsage) == 0
+			for _, u := range leaf.ExtKeyUsage {
+				clientAuth = clientAuth || u == x509.ExtKeyUsageClientAuth || u == x509.ExtKeyUsageAny
+			}
+			if !clientAuth {
+				return errors.New("certificate not for client authentication")
+			}
+			// Everything Go's verifier checks, but the issuer's signature: the name must match.
 			for _, ca := range caCerts {
-				if string(certs[0].RawIssuer) == string(ca.RawSubject) {
+				if string(leaf.RawIssuer) == string(ca.RawSubject) {
 					return nil
 				}
 			}
