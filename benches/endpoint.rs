@@ -119,6 +119,59 @@ fn main() {
             s_client_walls.push(t.elapsed().as_secs_f64() * 1000.0);
         }
 
+        // Plain TLS, as `--protocol tls` sees it: the full suite against `openssl s_server`
+        // requiring client certificates, and the 8 core attempts as `openssl s_client` processes.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let accept = format!("127.0.0.1:{port}");
+        let mut s_server = std::process::Command::new("openssl")
+            .current_dir(dir.path())
+            .args(["s_server", "-accept", &accept, "-cert", "server.crt", "-key", "server.key", "-CAfile", "ca.crt", "-Verify", "1", "-verify_return_error", "-quiet"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("openssl");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(&accept).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let plain = argocd_mtls_verify::target::Endpoint {
+            label: "s_server".into(),
+            addr: accept.parse().unwrap(),
+            server_name: "localhost".into(),
+            protocol: argocd_mtls_verify::target::Protocol::Tls,
+            health: None,
+            logs: None,
+        };
+        let mut plain_walls = Vec::new();
+        for i in 0..=iterations.min(10) {
+            let t = Instant::now();
+            let results = runner::execute(std::slice::from_ref(&plain), &material, &full, &settings, false).await.results;
+            assert!(results.iter().all(|r| !matches!(r.verdict, argocd_mtls_verify::report::Verdict::Fail | argocd_mtls_verify::report::Verdict::Error) || r.severity == argocd_mtls_verify::suite::Severity::Advisory), "s_server must pass");
+            if i > 0 {
+                plain_walls.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        let mut plain_s_client = Vec::new();
+        for _ in 0..iterations.min(10) {
+            let t = Instant::now();
+            for (cert, key) in [(None, None), (Some("wrong.crt"), Some("wrong.key")), (Some("expired.crt"), Some("expired.key")), (Some("client.crt"), Some("client.key"))] {
+                for version in ["-tls1_2", "-tls1_3"] {
+                    let mut cmd = std::process::Command::new("openssl");
+                    cmd.current_dir(dir.path()).args(["s_client", "-connect", &accept, version, "-CAfile", "ca.crt", "-servername", "localhost"]);
+                    if let (Some(c), Some(k)) = (cert, key) {
+                        cmd.args(["-cert", c, "-key", k]);
+                    }
+                    let _ = cmd.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).status();
+                }
+            }
+            plain_s_client.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        let _ = s_server.kill();
+        let _ = s_server.wait();
+
         println!("argocd-mtls-verify endpoint benchmark ({iterations} iterations, loopback, reference server)");
         println!("{:<58} {:>10}", "measure", "median ms");
         println!("{:<58} {:>10.2}", format!("full endpoint suite ({} checks)", full.len()), median(full_walls));
@@ -126,6 +179,12 @@ fn main() {
         println!("{:<58} {:>10.3}", "per attempt: TLS handshake (client side)", median(handshakes));
         println!("{:<58} {:>10.3}", "per attempt: whole attempt incl. acceptance proof", median(totals));
         println!("{:<58} {:>10.2}", "core matrix as 8 sequential `openssl s_client` processes", median(s_client_walls));
+        let plain_full = median(plain_walls);
+        let plain_loop = median(plain_s_client);
+        println!("{:<58} {:>10.2}", format!("plain TLS (s_server): full suite, --protocol tls ({} checks)", full.len()), plain_full);
+        println!("{:<58} {:>10.2}", "plain TLS (s_server): 8 core attempts as `s_client` processes", plain_loop);
+        println!("{:<58} {:>10.2}", "plain TLS target: 2 x (one 300 ms grace + the s_client loop)", 2.0 * (300.0 + plain_loop));
+        println!("{:<58} {:>10.2}", "plain TLS: full suite / s_client loop (ratio)", plain_full / plain_loop);
     });
 }
 

@@ -13,8 +13,6 @@ use argocd_mtls_verify::pki::{self, InitOptions};
 use argocd_mtls_verify::report::console;
 use cli::{Cli, Command, PkiCommand};
 
-/// Exit status for "at least one check failed".
-const EXIT_FAIL: u8 = 1;
 /// Exit status for "no verdict": bad input, setup failure, inconclusive.
 const EXIT_NO_VERDICT: u8 = 2;
 
@@ -101,10 +99,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 console::print(&pki::inspect::render_text(&inspections));
             }
+            // An inconsistent bundle (a key that is not its certificate's, a leaf that does not
+            // chain) is unusable input, as `run` says too: one rule, exit 2.
             Ok(if inspections.iter().all(|i| i.ok()) {
                 ExitCode::SUCCESS
             } else {
-                ExitCode::from(EXIT_FAIL)
+                ExitCode::from(EXIT_NO_VERDICT)
             })
         }
     }

@@ -125,7 +125,7 @@ fn inspect_json_has_the_report_certificate_shape() {
     }
 }
 
-/// A bundle whose key does not match its certificate is reported, with exit 1.
+/// A bundle whose key does not match its certificate is unusable input: exit 2, as `run` says.
 #[test]
 fn inspect_bundle_reports_a_mismatched_key() {
     let tmp = common::tempdir();
@@ -135,7 +135,11 @@ fn inspect_bundle_reports_a_mismatched_key() {
     init(&b);
     std::fs::copy(b.join("client.key"), a.join("client.key")).unwrap();
     let out = run(&["pki", "inspect", a.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    // `run` with the same bundle: the same exit code, naming the key file.
+    let probe = run(&["run", "--addr", "127.0.0.1:9", "--pki", a.to_str().unwrap()]);
+    assert_eq!(probe.status.code(), Some(2), "{}", text(&probe));
+    assert!(text(&probe).contains("client.key"), "{}", text(&probe));
     assert!(
         text(&out).contains("[FAIL] client.key matches client.crt"),
         "{}",

@@ -68,6 +68,30 @@ fn bundle_with_client(bundle: &Path, a: Adversary) -> tempfile::TempDir {
 
 #[test]
 fn the_exit_code_rule_row_by_row() {
+    // A full run: every check judged (the embedded reference server has a health port and a log).
+    let reports = common::tempdir();
+    let out = Command::new(common::bin())
+        .args(["demo", "--report-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dir = said
+        .lines()
+        .find_map(|l| l.strip_prefix("report: "))
+        .unwrap();
+    let report =
+        serde_json::from_slice(&std::fs::read(Path::new(dir).join("report.json")).unwrap())
+            .unwrap();
+    let full = Run {
+        code: out.status.code(),
+        report,
+        said,
+        _reports: reports,
+    };
+    assert_agree(&full, 0, "full run");
+    assert_eq!(full.report["run"]["scope"]["partial"], false);
+
     let pki = pki_init("ecdsa-p256");
     let server = GoTls::start(pki.path(), "strict", &[]);
     let addr = server.addr();
@@ -396,4 +420,63 @@ fn diff_lists_what_changed_between_two_runs() {
     let out = diff("/no/such/report.json", &report_of(&first), false);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/report.json"));
+}
+
+/// README's sample report.md rows are what a run writes: same expected text, same observed text
+/// (up to the server name the sample was written for).
+#[test]
+fn readme_sample_rows_match_a_real_report() {
+    let readme = std::fs::read_to_string(common::rig::root().join("README.md")).unwrap();
+    let start = readme
+        .find("In report.md (rows as a run writes them):")
+        .expect("README sample");
+    let rows: Vec<Vec<String>> = readme[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with("```"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("```"))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            l.split(" | ")
+                .map(|c| c.trim_matches('|').trim().to_owned())
+                .collect()
+        })
+        .collect();
+    assert!(rows.len() >= 3, "{rows:?}");
+    let reports = common::tempdir();
+    let out = Command::new(common::bin())
+        .args(["demo", "--report-dir"])
+        .arg(reports.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let run = std::fs::read_dir(reports.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    for row in rows {
+        let real = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {} |", row[0])))
+            .unwrap_or_else(|| panic!("no row {} in report.md", row[0]));
+        let real: Vec<&str> = real
+            .split(" | ")
+            .map(|c| c.trim_matches('|').trim())
+            .collect();
+        assert_eq!(
+            (real[2], real[3]),
+            (row[2].as_str(), row[3].as_str()),
+            "{}",
+            row[0]
+        );
+        assert_eq!(
+            real[4],
+            row[4].replace("SNI `argocd-repo-server`", "SNI `localhost`"),
+            "{}",
+            row[0]
+        );
+    }
 }

@@ -501,32 +501,14 @@ fn sni_words(o: &ProbeOutcome) -> String {
     }
 }
 
-fn outcome_words(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Accepted => "accepted",
-        Outcome::Rejected => "rejected",
-        Outcome::Inconclusive => "inconclusive",
-        Outcome::Error => "not classifiable",
-    }
-}
-
-fn stage_words(s: probe::Stage) -> &'static str {
-    match s {
-        probe::Stage::Tcp => "at TCP connect",
-        probe::Stage::Handshake => "during the handshake",
-        probe::Stage::PostHandshake => "after the client's handshake completed",
-        probe::Stage::Application => "at the application layer",
-    }
-}
-
 fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
     let mut e = vec![format!(
         "{} presenting `{}` with {}: {} {} ({})",
         o.requested_version,
         o.presented.as_deref().unwrap_or("no certificate"),
         sni_words(o),
-        outcome_words(o.outcome),
-        stage_words(o.stage),
+        o.outcome,
+        o.stage,
         o.detail
     )];
     if let Some(basis) = o.accepted_by {
@@ -599,8 +581,7 @@ fn positive_control(
         _ => {
             return Err(format!(
                 "the valid client was not admitted under {v} ({}: {})",
-                outcome_words(o.outcome),
-                o.detail
+                o.outcome, o.detail
             ));
         }
     };
@@ -750,7 +731,7 @@ fn judge_refusal(
     let snis: Vec<String> = attempts.iter().map(|o| sni_words(o)).collect();
     let mut reason = format!(
         "rejected {} with {} under each of {}; the valid client was admitted on the same endpoint",
-        stage_words(attempts[0].stage),
+        attempts[0].stage,
         hows.into_iter().collect::<Vec<_>>().join(" / "),
         snis.join(", ")
     );
@@ -1074,8 +1055,7 @@ fn judge_tls_policy(obs: &Observations) -> Judgement {
                 usable += 1;
                 format!(
                     "{v} reached client authentication ({} {})",
-                    outcome_words(o.outcome),
-                    stage_words(o.stage)
+                    o.outcome, o.stage
                 )
             }
             (None, None, None) => format!("{v}: no conclusion ({})", o.detail),

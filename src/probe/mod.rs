@@ -186,6 +186,28 @@ pub enum Stage {
     Application,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected => "rejected",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Error => "not classifiable",
+        })
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Tcp => "at TCP connect",
+            Stage::Handshake => "during the handshake",
+            Stage::PostHandshake => "after the client's handshake completed",
+            Stage::Application => "at the application layer",
+        })
+    }
+}
+
 /// One attempt's inputs.
 #[derive(Debug, Clone)]
 pub struct ProbeRequest {

@@ -480,8 +480,11 @@ fn discount_relay_failures(results: &mut [CheckResult], replicas: &[Replica]) {
             .iter_mut()
             .filter(|r| r.endpoint == replica.pod.name && r.verdict != Verdict::Skip)
         {
-            r.evidence
-                .push(format!("observed as {:?}: {}", r.verdict, r.reason));
+            r.evidence.push(format!(
+                "observed as {}: {}",
+                format!("{:?}", r.verdict).to_lowercase(),
+                r.reason
+            ));
             r.verdict = Verdict::Error;
             r.reason = format!(
                 "no verdict: the port-forward failed while probing ({}); a refusal seen through it may be the relay's",
@@ -513,7 +516,7 @@ async fn baseline(
         })
         .await;
         let what = format!(
-            "pod/{} before provisioning, no client certificate, TLS 1.3: {:?} at {:?}{}",
+            "pod/{} before provisioning, no client certificate, TLS 1.3: {} {}{}",
             r.pod.name,
             outcome.outcome,
             outcome.stage,
