@@ -185,7 +185,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -193,6 +193,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tapped<S> {
     ) -> Poll<std::io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, data);
         if let Poll::Ready(Err(e)) = &polled {
+            // A server that refused after the handshake sent an alert and closed; our write lost
+            // the race, but the alert still waits in the receive queue: it is the better evidence.
+            let mut scratch = [0u8; 512];
+            let mut buf = ReadBuf::new(&mut scratch);
+            if let Poll::Ready(Err(read)) = Pin::new(&mut self.inner).poll_read(cx, &mut buf)
+                && let said @ PeerSaid::Alert(_) = probe::classify_io(&read)
+            {
+                self.tap.note(said);
+            }
             self.tap.note(probe::classify_io(e));
         }
         polled

@@ -921,6 +921,7 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
             let mut hello = H2_PREFACE.to_vec();
             hello.extend_from_slice(&H2_EMPTY_SETTINGS);
             if let Err(e) = stream.write_all(&hello).await {
+                let e = read_after_failed_write(&mut stream, e).await;
                 apply_post_handshake_error(&mut outcome, &e);
             } else {
                 match read_h2_answer(&mut stream, deadline).await {
@@ -957,6 +958,7 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
                 req.server_name
             );
             if let Err(e) = stream.write_all(request.as_bytes()).await {
+                let e = read_after_failed_write(&mut stream, e).await;
                 apply_post_handshake_error(&mut outcome, &e);
             } else {
                 judge_http_answer(&mut outcome, read_http_status(&mut stream, deadline).await);
@@ -1006,6 +1008,21 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
     outcome.timings.total_us = micros(started);
     outcome
+}
+
+/// A server that refuses right after the handshake sends its alert and closes; a write racing
+/// with that fails (broken pipe, reset) while the alert still waits in the receive queue. Read it:
+/// the alert, when there is one, is the server's own word and better evidence than our failed
+/// write.
+async fn read_after_failed_write<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    write_error: std::io::Error,
+) -> std::io::Error {
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
+        Ok(Err(e)) if matches!(classify_io(&e), PeerSaid::Alert(_)) => e,
+        _ => write_error,
+    }
 }
 
 fn closed_after_handshake(outcome: &mut ProbeOutcome) {
