@@ -282,6 +282,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn logrus_messages_in_both_formats() {
+        let cases = [
+            (
+                r#"time="2026-01-01T00:00:00Z" level=info msg="mTLS enabled for repo-server: requiring client certificates from CA=/x""#,
+                Some("mTLS enabled for repo-server: requiring client certificates from CA=/x"),
+            ),
+            (
+                r#"time="t" level=info msg="quoted \"inner\" text" extra=1"#,
+                Some(r#"quoted "inner" text"#),
+            ),
+            (r#"time="t" level=info msg=bare other=1"#, Some("bare")),
+            (
+                r#"{"level":"info","msg":"Generated ephemeral health-check client certificate (CN=)","time":"t"}"#,
+                Some("Generated ephemeral health-check client certificate (CN=)"),
+            ),
+            ("no structured message here", None),
+            (r#"{"level":"info"}"#, None),
+        ];
+        for (line, want) in cases {
+            assert_eq!(logrus_message(line).as_deref(), want, "{line}");
+        }
+    }
+
+    #[test]
     fn grpc_refusal_lines_as_argocd_3_5_1_prints_them() {
         let lines = [
             // DOMAIN.md, observed on the real v3.5.1 repo-server with GRPC_GO_LOG_SEVERITY_LEVEL=info.

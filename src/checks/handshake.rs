@@ -1,0 +1,291 @@
+//! The handshake cases: a refusal must hold under every SNI tried and only counts next to the
+//! valid client's admission (the positive control); the valid client must be admitted, and for
+//! gRPC served. A TLS version the server cannot carry skips its cases with the cause.
+
+use std::collections::BTreeSet;
+
+use serde_json::json;
+
+use super::judgement::{Judgement, attempt_evidence, refusal_words, sni_words};
+use super::observe::Observations;
+use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, TlsVersion};
+use crate::report::Verdict;
+use crate::suite::{Check, Expect, Presented};
+
+/// Why TLS version `v` cannot carry the mTLS checks at this endpoint, from the valid client's
+/// attempt: the server does not offer it, or cannot negotiate it before client authentication is
+/// even reached (no cipher suite in common). `None`: `v` was negotiated, or failed for a reason
+/// that is the checks' business.
+pub fn version_refusal(obs: &Observations, v: TlsVersion) -> Option<String> {
+    let o = obs.control(v)?;
+    match o.alert.as_deref() {
+        Some("protocol_version") => Some(format!(
+            "the server does not offer {v} (protocol_version alert to the valid client)"
+        )),
+        Some(alert @ ("handshake_failure" | "insufficient_security"))
+            if !o.client_cert_requested && o.server_chain.sha256.is_empty() =>
+        {
+            let key = obs
+                .handshakes
+                .values()
+                .find_map(|other| other.server_chain.leaf_key.clone());
+            let hint = match (v, key.as_deref()) {
+                (TlsVersion::Tls12, Some(k)) if !k.starts_with("RSA") => format!(
+                    " The server's certificate key is {k}; Argo CD's default TLS 1.2 cipher list (TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 only) needs an RSA key: use an RSA server certificate (`pki init` default) or set reposerver.tls.ciphers."
+                ),
+                (_, Some(k)) => format!(" The server's certificate key is {k}."),
+                _ => String::new(),
+            };
+            Some(format!(
+                "{v} cannot be negotiated: the server answered the valid client's ClientHello with `{alert}` before sending its certificate or a CertificateRequest, so no cipher suite is shared and client authentication is never reached under {v}.{hint}"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// The valid client's positive control under `v`: `Ok(basis)` if it was admitted.
+pub(super) fn positive_control(
+    obs: &Observations,
+    v: TlsVersion,
+    grpc: bool,
+) -> Result<AcceptanceBasis, String> {
+    let Some(o) = obs.control(v) else {
+        return Err(format!("the valid client was not tried under {v}"));
+    };
+    let basis = match (o.outcome, o.accepted_by) {
+        (Outcome::Accepted, Some(basis)) => basis,
+        _ => {
+            return Err(format!(
+                "the valid client was not admitted under {v} ({}: {})",
+                o.outcome, o.detail
+            ));
+        }
+    };
+    if grpc {
+        match obs.grpc_health.get(&v) {
+            Some(Ok(a)) if a.status == "SERVING" => {}
+            Some(Ok(a)) => return Err(format!("Health/Check under {v} answered {}", a.status)),
+            Some(Err(e)) => return Err(format!("Health/Check under {v} failed: {e}")),
+            None => return Err(format!("Health/Check was not tried under {v}")),
+        }
+    }
+    Ok(basis)
+}
+
+/// The version to judge connection-level checks on: 1.3 when the server speaks it, else 1.2.
+pub(super) fn preferred_version(obs: &Observations) -> TlsVersion {
+    if version_refusal(obs, TlsVersion::Tls13).is_some() {
+        TlsVersion::Tls12
+    } else {
+        TlsVersion::Tls13
+    }
+}
+
+/// Whether `o` counts as an acceptance. Silence does not, when the server showed the valid client
+/// a positive sign (a ticket, data) on the same endpoint and version: this client got neither that
+/// sign nor a refusal, so the server's verdict on it was never seen.
+pub(super) fn accepted(o: &ProbeOutcome, control: Option<AcceptanceBasis>) -> Result<bool, String> {
+    match (o.outcome, o.accepted_by, control) {
+        (Outcome::Accepted, Some(AcceptanceBasis::Silence), Some(c)) if c.is_positive() => {
+            Err(format!(
+                "no alert, but also no sign of acceptance: the server showed the valid client {c}, and this client neither that nor a refusal ({})",
+                o.detail
+            ))
+        }
+        (Outcome::Accepted, _, _) => Ok(true),
+        _ => Ok(false),
+    }
+}
+
+pub(super) fn judge_handshake(
+    check: &Check,
+    present: Presented,
+    expect: Expect,
+    obs: &Observations,
+    grpc: bool,
+) -> Judgement {
+    let v = check.version.expect("handshake checks are per version");
+    let label = present.label();
+    if let Some(reason) = obs.unavailable.get(label) {
+        return Judgement::not_judged(format!("identity `{label}` not available: {reason}"));
+    }
+    if let Some(reason) = version_refusal(obs, v) {
+        return Judgement::not_applicable(reason);
+    }
+    match expect {
+        Expect::Rejected => judge_refusal(check, label, v, obs, grpc),
+        Expect::Accepted => judge_admission(label, v, obs, grpc),
+    }
+}
+
+/// A negative case: every SNI variant must be refused, and the valid client admitted.
+pub(super) fn judge_refusal(
+    check: &Check,
+    label: &str,
+    v: TlsVersion,
+    obs: &Observations,
+    grpc: bool,
+) -> Judgement {
+    let mut attempts: Vec<&ProbeOutcome> = obs
+        .handshakes
+        .iter()
+        .filter(|(k, _)| k.0 == label && k.1 == v)
+        .map(|(_, o)| o)
+        .collect();
+    if attempts.is_empty() {
+        return Judgement::new(Verdict::Error, "attempt was not run");
+    }
+    attempts.sort_by_key(|o| o.sni.clone());
+    let control = positive_control(obs, v, grpc);
+    let control_basis = control.as_ref().ok().copied();
+    let evidence: Vec<String> = attempts.iter().flat_map(|o| attempt_evidence(o)).collect();
+    let observed = json!({ "attempts": attempts });
+    let duration_ms = attempts
+        .iter()
+        .map(|o| o.timings.total_us as f64 / 1000.0)
+        .fold(0.0, f64::max);
+    let done = |j: Judgement| {
+        let mut j = j.observed(observed.clone()).evidence(evidence.clone());
+        j.duration_ms = duration_ms;
+        j
+    };
+
+    let mut unseen = Vec::new();
+    for o in &attempts {
+        match accepted(o, control_basis) {
+            Ok(true) => {
+                return done(Judgement::new(
+                    Verdict::Fail,
+                    format!("ACCEPTED with {}: {}", sni_words(o), o.detail),
+                ));
+            }
+            Ok(false) => {}
+            Err(why) => unseen.push(format!("with {}: {why}", sni_words(o))),
+        }
+    }
+    if let Some(o) = attempts
+        .iter()
+        .find(|o| matches!(o.outcome, Outcome::Inconclusive | Outcome::Error))
+    {
+        let what = if o.outcome == Outcome::Error {
+            "could not classify"
+        } else {
+            "inconclusive"
+        };
+        return done(Judgement::new(
+            Verdict::Error,
+            format!("{what} with {}: {}", sni_words(o), o.detail),
+        ));
+    }
+    if !unseen.is_empty() {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!("inconclusive {}", unseen.join("; ")),
+        ));
+    }
+    if let Err(why) = control {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!(
+                "inconclusive: rejected, but the positive control failed ({why}), so the refusal proves nothing"
+            ),
+        ));
+    }
+    if let Some(want) = check.case.pinned_alert(v)
+        && let Some(o) = attempts.iter().find(|o| o.alert.as_deref() != Some(want))
+    {
+        return done(Judgement::new(
+            Verdict::Fail,
+            format!(
+                "rejected with {} under {}, but the suite pins alert `{want}`",
+                refusal_words(o),
+                sni_words(o)
+            ),
+        ));
+    }
+    let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
+    let snis: Vec<String> = attempts.iter().map(|o| sni_words(o)).collect();
+    let mut reason = format!(
+        "rejected {} with {} under each of {}; the valid client was admitted on the same endpoint",
+        attempts[0].stage,
+        hows.into_iter().collect::<Vec<_>>().join(" / "),
+        snis.join(", ")
+    );
+    if let Some(caveat) = obs.caveats.get(label) {
+        reason.push_str(&format!(". WEAKER EVIDENCE: {caveat}"));
+    }
+    done(Judgement::new(Verdict::Pass, reason))
+}
+
+/// The valid client's case: admitted, and for gRPC served by Health/Check.
+pub(super) fn judge_admission(
+    label: &str,
+    v: TlsVersion,
+    obs: &Observations,
+    grpc: bool,
+) -> Judgement {
+    let Some(o) = obs.handshakes.get(&(label.to_owned(), v, Sni::Configured)) else {
+        return Judgement::new(Verdict::Error, "attempt was not run");
+    };
+    let mut evidence = attempt_evidence(o);
+    let health = obs.grpc_health.get(&v);
+    let observed = json!({ "attempt": o, "grpc_health": health.map(|r| match r {
+        Ok(a) => json!({"status": a.status, "rpc_us": a.rpc_us}),
+        Err(e) => json!({"error": e}),
+    })});
+    let mut j = match o.outcome {
+        Outcome::Accepted if !grpc => {
+            let basis = o.accepted_by.unwrap_or(AcceptanceBasis::Silence);
+            let weak = if basis.is_positive() {
+                ""
+            } else {
+                " (weak evidence: the server gave no positive sign of acceptance)"
+            };
+            Judgement::new(
+                Verdict::Pass,
+                format!("accepted on the basis of {basis}{weak}"),
+            )
+        }
+        Outcome::Accepted => match health {
+            Some(Ok(a)) if a.status == "SERVING" => {
+                evidence.push(format!(
+                    "grpc.health.v1.Health/Check under {v}: SERVING in {} µs",
+                    a.rpc_us
+                ));
+                Judgement::new(
+                    Verdict::Pass,
+                    format!(
+                        "admitted (HTTP/2 SETTINGS seen) and Health/Check answered SERVING under {v}"
+                    ),
+                )
+            }
+            Some(Ok(a)) => Judgement::new(
+                Verdict::Fail,
+                format!("admitted, but Health/Check answered {}", a.status),
+            ),
+            Some(Err(e)) if e.inconclusive => Judgement::new(
+                Verdict::Error,
+                format!("admitted, but Health/Check was inconclusive: {e}"),
+            ),
+            Some(Err(e)) => Judgement::new(
+                Verdict::Fail,
+                format!("admitted, but Health/Check failed: {e}"),
+            ),
+            None => Judgement::new(Verdict::Error, "Health/Check was not run"),
+        },
+        Outcome::Rejected => Judgement::new(
+            Verdict::Fail,
+            format!("REFUSED the legitimate client: {}", o.detail),
+        ),
+        Outcome::Error => Judgement::new(
+            Verdict::Fail,
+            format!("no TLS connection for the legitimate client: {}", o.detail),
+        ),
+        Outcome::Inconclusive => {
+            Judgement::new(Verdict::Error, format!("inconclusive: {}", o.detail))
+        }
+    };
+    j.duration_ms = o.timings.total_us as f64 / 1000.0;
+    j.observed(observed).evidence(evidence)
+}

@@ -1,0 +1,100 @@
+//! A judgement: the verdict one judge reaches, with its one-line reason, the structured
+//! observation and the evidence lines the report prints; and the words evidence is written in.
+
+use crate::probe::{self, ProbeOutcome};
+use crate::report::{SkipKind, Verdict};
+
+/// A verdict with its one-line reason, observation and evidence.
+pub(super) struct Judgement {
+    pub(super) verdict: Verdict,
+    /// For a skip: whether the case does not apply here, or was not judged for want of input.
+    pub(super) skip: Option<SkipKind>,
+    pub(super) reason: String,
+    pub(super) observed: serde_json::Value,
+    pub(super) evidence: Vec<String>,
+    pub(super) duration_ms: f64,
+}
+
+impl Judgement {
+    pub(super) fn new(verdict: Verdict, reason: impl Into<String>) -> Self {
+        Judgement {
+            verdict,
+            skip: None,
+            reason: reason.into(),
+            observed: serde_json::Value::Null,
+            evidence: vec![],
+            duration_ms: 0.0,
+        }
+    }
+    /// A skip: the case does not apply to this server (its TLS policy, the protocol chosen).
+    pub(super) fn not_applicable(reason: impl Into<String>) -> Self {
+        let mut j = Judgement::new(Verdict::Skip, reason);
+        j.skip = Some(SkipKind::NotApplicable);
+        j
+    }
+    /// A skip: the case applies, but the input it needs was not given (CA key, health URL, log).
+    pub(super) fn not_judged(reason: impl Into<String>) -> Self {
+        let mut j = Judgement::new(Verdict::Skip, reason);
+        j.skip = Some(SkipKind::MissingInput);
+        j
+    }
+    pub(super) fn observed(mut self, v: serde_json::Value) -> Self {
+        self.observed = v;
+        self
+    }
+    pub(super) fn evidence(mut self, e: Vec<String>) -> Self {
+        self.evidence = e;
+        self
+    }
+}
+
+/// How an attempt's SNI reads in evidence.
+pub(super) fn sni_words(o: &ProbeOutcome) -> String {
+    match &o.sni {
+        Some(name) => format!("SNI `{name}`"),
+        None => "no SNI".to_owned(),
+    }
+}
+
+pub(super) fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
+    let mut e = vec![format!(
+        "{} presenting `{}` with {}: {} {} ({})",
+        o.requested_version,
+        o.presented.as_deref().unwrap_or("no certificate"),
+        sni_words(o),
+        o.outcome,
+        o.stage,
+        o.detail
+    )];
+    if let Some(basis) = o.accepted_by {
+        e.push(format!("accepted on the basis of {basis}"));
+    }
+    if let Some(a) = &o.alert {
+        e.push(format!("alert received: {a}"));
+    }
+    if let (Some(v), Some(c)) = (&o.tls_version, &o.cipher_suite) {
+        e.push(format!("negotiated {v} with {c}"));
+    }
+    if o.client_cert_requested {
+        e.push(format!(
+            "server sent a CertificateRequest naming CAs: {}",
+            if o.acceptable_ca_names.is_empty() {
+                "(none listed)".to_owned()
+            } else {
+                o.acceptable_ca_names.join("; ")
+            }
+        ));
+    } else if o.stage != probe::Stage::Tcp {
+        e.push("server did not request a client certificate".into());
+    }
+    e
+}
+
+pub(super) fn refusal_words(o: &ProbeOutcome) -> String {
+    match (&o.alert, o.reset, o.http_status) {
+        (Some(a), _, _) => format!("alert `{a}`"),
+        (None, _, Some(status)) => format!("HTTP status {status}"),
+        (None, true, _) => "the connection closed without an alert".to_owned(),
+        (None, false, _) => "a refusal".to_owned(),
+    }
+}

@@ -1,0 +1,444 @@
+//! Observation: every probe the selected checks need, run concurrently (bounded) against one
+//! endpoint. Facts only; [`super`]'s judges turn them into verdicts.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
+use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
+use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion};
+use crate::suite::{CaseKind, Check, Expect, Presented};
+use crate::target::{Endpoint, HttpAnswer, Protocol};
+
+/// Probe settings.
+#[derive(Debug, Clone)]
+pub struct ProbeSettings {
+    /// Per-attempt time limit.
+    pub timeout: Duration,
+    /// Plain TLS 1.3: how long silence must last to count as acceptance when the server gives no
+    /// other sign. `None`: the whole timeout, so a slow refusal is never taken for acceptance.
+    pub silence: Option<Duration>,
+    /// At most this many attempts at once.
+    pub concurrency: usize,
+}
+
+impl Default for ProbeSettings {
+    fn default() -> Self {
+        ProbeSettings {
+            timeout: Duration::from_secs(5),
+            silence: None,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Which handshake attempt: the identity presented, the TLS version, the SNI sent.
+pub type AttemptKey = (String, TlsVersion, Sni);
+
+/// Everything observed at one endpoint.
+#[derive(Debug, Default)]
+pub struct Observations {
+    /// Handshake attempts by (presented label, version, SNI).
+    pub handshakes: HashMap<AttemptKey, ProbeOutcome>,
+    /// Identities that could not be minted, with the reason.
+    pub unavailable: HashMap<String, String>,
+    /// Identities that were minted, but prove less than intended, with the reason.
+    pub caveats: HashMap<String, String>,
+    /// Legacy ClientHello attempts.
+    pub legacy: HashMap<TlsVersion, ProbeOutcome>,
+    /// Plaintext h2c attempt.
+    pub plaintext: Option<ProbeOutcome>,
+    /// Health/Check with the valid client, per version.
+    pub grpc_health: HashMap<TlsVersion, Result<HealthAnswer, CallError>>,
+    /// VersionService answer.
+    pub grpc_version: Option<Result<serde_json::Value, CallError>>,
+    /// RPC without a certificate.
+    pub no_cert_rpc: Option<NoCertRpc>,
+    /// HTTP answers by path.
+    pub http: HashMap<String, Result<HttpAnswer, String>>,
+    /// The log lines, or why they could not be read.
+    pub logs: Option<Result<Vec<String>, String>>,
+    /// Set when the endpoint speaks something other than `--protocol` says: then no check can
+    /// be judged, and the reason says what was seen.
+    pub protocol_mismatch: Option<String>,
+    /// Wall time of the observation phase, ms.
+    pub elapsed_ms: f64,
+}
+
+/// The key of the valid client's attempt under `v` (configured SNI): the positive control.
+pub(super) fn control_key(v: TlsVersion) -> AttemptKey {
+    ("client".to_owned(), v, Sni::Configured)
+}
+
+impl Observations {
+    /// The valid client's attempt under `v`.
+    pub fn control(&self, v: TlsVersion) -> Option<&ProbeOutcome> {
+        self.handshakes.get(&control_key(v))
+    }
+}
+
+/// The SNIs a refusal must hold under: the configured name, none, and a name the server does not
+/// expect (a server may enforce client certificates only for one name, or only when SNI is sent).
+/// Variants that would send the same ClientHello are tried once.
+pub fn sni_variants(server_name: &str) -> Vec<Sni> {
+    let mut variants = vec![Sni::Configured];
+    if server_name.parse::<std::net::IpAddr>().is_err() {
+        variants.push(Sni::Absent);
+    }
+    variants.push(Sni::Other(probe::UNEXPECTED_SNI.to_owned()));
+    variants
+}
+
+fn identity_for(
+    presented: Presented,
+    pki: &ProbePki,
+    minted: &HashMap<Adversary, Result<Minted, String>>,
+) -> Result<Option<Identity>, String> {
+    match presented {
+        Presented::None => Ok(None),
+        Presented::Client => Ok(Some(pki.client.clone())),
+        Presented::Adversary(a) => match minted.get(&a) {
+            Some(Ok(m)) => Ok(Some(m.identity.clone())),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("not minted".into()),
+        },
+    }
+}
+
+/// Versions under which the valid client is the positive control: every version any handshake
+/// check in `checks` runs under.
+fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
+    let mut versions = BTreeSet::new();
+    for check in checks {
+        match check.case.kind {
+            CaseKind::Handshake { .. } => versions.extend(check.version),
+            // Judged on an authenticated TLS 1.3 (fallback 1.2) connection.
+            CaseKind::ServerIdentity
+            | CaseKind::TlsPolicy
+            | CaseKind::GrpcHealth
+            | CaseKind::GrpcVersion
+            | CaseKind::GrpcNoCertRpc => versions.extend([TlsVersion::Tls12, TlsVersion::Tls13]),
+            _ => {}
+        }
+    }
+    versions
+}
+
+/// How an attempt at this endpoint proves acceptance.
+fn proof_for(protocol: Protocol) -> AcceptanceProof {
+    match protocol {
+        Protocol::Grpc => AcceptanceProof::H2Settings,
+        Protocol::Https => AcceptanceProof::Https,
+        Protocol::Tls => AcceptanceProof::Tls,
+    }
+}
+
+/// Runs every probe the checks need against `endpoint`.
+pub async fn observe(
+    endpoint: &Endpoint,
+    pki: &ProbePki,
+    checks: &[Check],
+    settings: &ProbeSettings,
+) -> Observations {
+    let started = std::time::Instant::now();
+    let mut obs = Observations::default();
+    let grpc = endpoint.protocol == Protocol::Grpc;
+    let proof = proof_for(endpoint.protocol);
+
+    // Which (identity, version, SNI) handshakes: the checks' own, plus the positive controls.
+    // Refusals must hold under every SNI variant; the valid client uses the configured name.
+    let mut wanted: BTreeSet<AttemptKey> = BTreeSet::new();
+    let mut presented_by_label: HashMap<String, Presented> = HashMap::new();
+    let controls = control_versions(checks);
+    for &v in &controls {
+        wanted.insert(control_key(v));
+        presented_by_label.insert("client".into(), Presented::Client);
+    }
+    let variants = sni_variants(&endpoint.server_name);
+    for c in checks {
+        if let (CaseKind::Handshake { present, expect }, Some(v)) = (&c.case.kind, c.version) {
+            let label = present.label().to_owned();
+            presented_by_label.insert(label.clone(), *present);
+            match expect {
+                Expect::Rejected => {
+                    wanted.extend(variants.iter().map(|sni| (label.clone(), v, sni.clone())))
+                }
+                Expect::Accepted => {
+                    wanted.insert((label, v, Sni::Configured));
+                }
+            }
+        }
+    }
+    let adversaries: BTreeSet<Adversary> = presented_by_label
+        .values()
+        .filter_map(|p| match p {
+            Presented::Adversary(a) => Some(*a),
+            _ => None,
+        })
+        .collect();
+    // Key generation (RSA above all) dominates a run's CPU time: one thread per identity.
+    let minted: HashMap<Adversary, Result<Minted, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = adversaries
+            .iter()
+            .map(|&a| {
+                (
+                    a,
+                    scope.spawn(move || pki::mint(pki, a).map_err(|e| e.to_string())),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(a, h)| {
+                let minted = h
+                    .join()
+                    .unwrap_or_else(|_| Err(format!("minting `{}` panicked", a.name())));
+                (a, minted)
+            })
+            .collect()
+    });
+    for (adversary, m) in &minted {
+        if let Ok(Minted {
+            caveat: Some(why), ..
+        }) = m
+        {
+            obs.caveats.insert(adversary.name().to_owned(), why.clone());
+        }
+    }
+    let mut requests = Vec::new();
+    let mut keys = Vec::new();
+    for key in &wanted {
+        let (label, version, sni) = key;
+        match identity_for(presented_by_label[label], pki, &minted) {
+            Ok(identity) => {
+                keys.push(key.clone());
+                requests.push(ProbeRequest {
+                    addr: endpoint.addr,
+                    server_name: endpoint.server_name.clone(),
+                    sni: sni.clone(),
+                    version: *version,
+                    identity,
+                    server_roots: pki.server_ca.clone(),
+                    proof,
+                    timeout: settings.timeout,
+                    silence: settings.silence,
+                });
+            }
+            Err(reason) => {
+                obs.unavailable.insert(label.clone(), reason);
+            }
+        }
+    }
+
+    let wants = |f: &dyn Fn(&CaseKind) -> bool| checks.iter().any(|c| f(&c.case.kind));
+    let legacy_versions: Vec<TlsVersion> = checks
+        .iter()
+        .filter(|c| matches!(c.case.kind, CaseKind::LegacyHello))
+        .filter_map(|c| c.version)
+        .collect();
+    let want_plaintext = wants(&|k| matches!(k, CaseKind::PlaintextH2c));
+    let grpc_target = |version| GrpcTarget {
+        addr: endpoint.addr,
+        server_name: endpoint.server_name.clone(),
+        identity: Some(pki.client.clone()),
+        server_roots: pki.server_ca.clone(),
+        version,
+        timeout: settings.timeout,
+    };
+    let health_versions: Vec<TlsVersion> = if grpc {
+        controls.iter().copied().collect()
+    } else {
+        vec![]
+    };
+    let want_version = grpc && wants(&|k| matches!(k, CaseKind::GrpcVersion));
+    let want_no_cert = grpc && wants(&|k| matches!(k, CaseKind::GrpcNoCertRpc));
+    let http_paths: Vec<String> = checks
+        .iter()
+        .filter_map(|c| match &c.case.kind {
+            CaseKind::HttpProbe { path } => Some(path.clone()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+
+    let handshakes = probe::attempt_all(requests, settings.concurrency);
+    let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
+        probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)
+    }));
+    let plaintext = async {
+        if want_plaintext {
+            Some(probe::plaintext::attempt(endpoint.addr, settings.timeout).await)
+        } else {
+            None
+        }
+    };
+    let health = futures::future::join_all(health_versions.iter().map(|v| {
+        let t = grpc_target(*v);
+        async move { grpc::health_check(&t).await.map_err(CallError::from) }
+    }));
+    let version = async {
+        if !want_version {
+            return None;
+        }
+        let mut last = None;
+        for v in [TlsVersion::Tls13, TlsVersion::Tls12] {
+            match grpc::version(&grpc_target(v)).await {
+                Ok(msg) => return Some(Ok(version_json(&msg))),
+                Err(e) => last = Some(Err(CallError::from(e))),
+            }
+        }
+        last
+    };
+    let no_cert = async {
+        if !want_no_cert {
+            return None;
+        }
+        let first = grpc::no_cert_rpc(&grpc_target(TlsVersion::Tls13)).await;
+        match &first {
+            // A server without TLS 1.3 refuses the version, not the client: retry under 1.2.
+            NoCertRpc::RefusedInHandshake { connection }
+                if connection.alert.as_deref() == Some("protocol_version") =>
+            {
+                Some(grpc::no_cert_rpc(&grpc_target(TlsVersion::Tls12)).await)
+            }
+            _ => Some(first),
+        }
+    };
+    // Probed as plain TLS or HTTPS, a gRPC server gives wrong verdicts both ways: find out.
+    let speaks_grpc = async {
+        if grpc {
+            return None;
+        }
+        for v in [TlsVersion::Tls13, TlsVersion::Tls12] {
+            match grpc::health_check(&grpc_target(v)).await {
+                Ok(a) => return Some(format!("Health/Check answered {} under {v}", a.status)),
+                Err(e @ grpc::GrpcError::Status { .. }) => {
+                    return Some(format!("a gRPC call got `{e}` under {v}"));
+                }
+                Err(grpc::GrpcError::Connect(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    };
+    let http = futures::future::join_all(http_paths.iter().map(|path| {
+        let health = endpoint.health.clone();
+        let timeout = settings.timeout;
+        async move {
+            match health {
+                Some(authority) => Some(crate::target::http_get(&authority, path, timeout).await),
+                None => None,
+            }
+        }
+    }));
+    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, http) = tokio::join!(
+        handshakes,
+        legacy,
+        plaintext,
+        health,
+        version,
+        no_cert,
+        speaks_grpc,
+        http
+    );
+
+    obs.handshakes = keys.into_iter().zip(handshakes).collect();
+    obs.legacy = legacy_versions.into_iter().zip(legacy).collect();
+    obs.plaintext = plaintext;
+    obs.grpc_health = health_versions.into_iter().zip(health).collect();
+    obs.grpc_version = version;
+    obs.no_cert_rpc = no_cert;
+    obs.http = http_paths
+        .into_iter()
+        .zip(http)
+        .filter_map(|(p, a)| a.map(|a| (p, a)))
+        .collect();
+    obs.protocol_mismatch = match speaks_grpc {
+        Some(seen) => Some(format!(
+            "the endpoint speaks gRPC ({seen}), but was probed with --protocol {}: probe it with --protocol grpc",
+            endpoint.protocol.name()
+        )),
+        None => protocol_mismatch(endpoint.protocol, &obs),
+    };
+    if wants(&|k| matches!(k, CaseKind::LogLine { .. } | CaseKind::LogRejections)) {
+        // Read last, after every probe: the refusals this run caused are in it.
+        obs.logs = match &endpoint.logs {
+            Some(source) => Some(source.read().await),
+            None => None,
+        };
+    }
+    obs.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    obs
+}
+
+/// What the valid client's own attempts say about a `--protocol` that does not fit the endpoint.
+fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
+    let mut controls = obs
+        .handshakes
+        .iter()
+        .filter(|(k, _)| k.0 == "client" && k.2 == Sni::Configured)
+        .map(|(_, o)| o);
+    let other_speech =
+        |o: &&ProbeOutcome| o.outcome == Outcome::Error && o.stage == probe::Stage::Application;
+    let alpn_refused = obs
+        .handshakes
+        .iter()
+        .any(|(k, o)| k.0 == "client" && o.alert.as_deref() == Some("no_application_protocol"));
+    if alpn_refused && protocol != Protocol::Tls {
+        let (offered, instead) = if protocol == Protocol::Grpc {
+            (
+                "h2",
+                "it is not a gRPC server: probe it with --protocol https or --protocol tls",
+            )
+        } else {
+            (
+                "http/1.1",
+                "probe it with --protocol grpc or --protocol tls",
+            )
+        };
+        return Some(format!(
+            "the endpoint refused ALPN `{offered}` (alert no_application_protocol to the valid client), so it does not speak what --protocol {} expects; {instead}",
+            protocol.name()
+        ));
+    }
+    match protocol {
+        Protocol::Grpc => {
+            let not_grpc = obs
+                .grpc_health
+                .values()
+                .filter_map(|r| r.as_ref().err())
+                .find(|e| e.not_grpc);
+            if let Some(e) = not_grpc {
+                return Some(format!(
+                    "the endpoint is not a gRPC server ({e}): probe it with --protocol https or --protocol tls"
+                ));
+            }
+            controls.find(other_speech).map(|o| {
+                format!(
+                    "the endpoint does not answer HTTP/2 as gRPC servers do ({}): probe it with --protocol https or --protocol tls",
+                    o.detail
+                )
+            })
+        }
+        Protocol::Https => controls.find(other_speech).map(|o| {
+            format!(
+                "the endpoint does not answer HTTP/1.1 ({}): probe it with --protocol tls, or --protocol grpc for a gRPC server",
+                o.detail
+            )
+        }),
+        Protocol::Tls => None,
+    }
+}
+
+fn version_json(msg: &crate::version_proto::VersionMessage) -> serde_json::Value {
+    json!({
+        "version": msg.version, "build_date": msg.build_date, "git_commit": msg.git_commit,
+        "git_tag": msg.git_tag, "git_tree_state": msg.git_tree_state, "go_version": msg.go_version,
+        "compiler": msg.compiler, "platform": msg.platform, "kustomize_version": msg.kustomize_version,
+        "helm_version": msg.helm_version, "kubectl_version": msg.kubectl_version,
+        "jsonnet_version": msg.jsonnet_version, "extra_build_info": msg.extra_build_info,
+    })
+}

@@ -1,0 +1,108 @@
+//! The transport around the handshakes: legacy ClientHellos and plaintext HTTP/2 must be refused,
+//! the server must prove its identity, and what each TLS version did for the valid client.
+
+use serde_json::json;
+
+use super::handshake::{preferred_version, version_refusal};
+use super::judgement::{Judgement, attempt_evidence};
+use super::observe::Observations;
+use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
+use crate::report::Verdict;
+use crate::target::Endpoint;
+
+pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
+    let verdict = match o.outcome {
+        Outcome::Rejected => Verdict::Pass,
+        Outcome::Accepted => Verdict::Fail,
+        Outcome::Inconclusive | Outcome::Error => Verdict::Error,
+    };
+    let reason = match verdict {
+        Verdict::Pass => format!("{what} refused: {}", o.detail),
+        Verdict::Fail => format!("{what} ACCEPTED: {}", o.detail),
+        _ => format!("inconclusive: {}", o.detail),
+    };
+    let mut j = Judgement::new(verdict, reason)
+        .observed(json!({ "attempt": o }))
+        .evidence(attempt_evidence(o));
+    j.duration_ms = o.timings.total_us as f64 / 1000.0;
+    j
+}
+
+pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> Judgement {
+    let v = preferred_version(obs);
+    match obs.control(v) {
+        Some(o) if o.server_chain.sha256.is_empty() => Judgement::new(
+            Verdict::Error,
+            format!("no server certificate was seen ({})", o.detail),
+        ),
+        Some(o) => {
+            let chain = &o.server_chain;
+            let mut evidence = vec![format!(
+                "presented chain (leaf first): {}",
+                chain.subjects.join(" <- ")
+            )];
+            evidence.extend(chain.sha256.iter().map(|f| format!("sha256 {f}")));
+            let j = match chain.verified {
+                Some(true) => Judgement::new(
+                    Verdict::Pass,
+                    format!("the chain verifies for `{}`", endpoint.server_name),
+                ),
+                Some(false) => Judgement::new(
+                    Verdict::Fail,
+                    format!(
+                        "the chain does NOT verify for `{}`: {}",
+                        endpoint.server_name,
+                        chain.verify_error.clone().unwrap_or_default()
+                    ),
+                ),
+                None => Judgement::not_judged("no server CA configured"),
+            };
+            j.observed(json!({ "server_chain": chain, "tls_version": o.tls_version }))
+                .evidence(evidence)
+        }
+        None => Judgement::new(Verdict::Error, "no valid-client handshake was run"),
+    }
+}
+
+/// Records what each TLS version did for the valid client; fails to reach a verdict only when
+/// neither version can carry the checks.
+pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
+    let mut lines = Vec::new();
+    let mut observed = serde_json::Map::new();
+    let mut usable = 0;
+    for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
+        let Some(o) = obs.control(v) else { continue };
+        let line = match (version_refusal(obs, v), &o.cipher_suite, &o.tls_version) {
+            (Some(why), _, _) => why,
+            (None, Some(cipher), _) => {
+                usable += 1;
+                format!("{v} negotiated with {cipher}")
+            }
+            // The ServerHello chose the version; the valid client was then judged.
+            (None, None, Some(_)) => {
+                usable += 1;
+                format!(
+                    "{v} reached client authentication ({} {})",
+                    o.outcome, o.stage
+                )
+            }
+            (None, None, None) => format!("{v}: no conclusion ({})", o.detail),
+        };
+        observed.insert(
+            v.id().to_owned(),
+            json!({ "line": line, "alert": o.alert, "cipher_suite": o.cipher_suite }),
+        );
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        return Judgement::new(Verdict::Error, "the valid client was not tried");
+    }
+    let verdict = if usable > 0 {
+        Verdict::Pass
+    } else {
+        Verdict::Error
+    };
+    Judgement::new(verdict, lines.join("; "))
+        .observed(serde_json::Value::Object(observed))
+        .evidence(lines)
+}
