@@ -19,6 +19,9 @@ mod logs;
 mod observe;
 mod transport;
 
+#[cfg(test)]
+mod tests;
+
 pub use findings::{ScopedFindings, evaluate_findings};
 pub use handshake::version_refusal;
 pub use observe::{AttemptKey, Observations, ProbeSettings, observe, sni_variants};

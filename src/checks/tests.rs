@@ -1,0 +1,491 @@
+//! Every judge on canned facts: its pass and its fail branches (and the ones that must give no
+//! verdict), without a network. The end-to-end proof against real servers is in tests/.
+
+use std::collections::HashMap;
+
+use super::evaluate;
+use super::observe::{AttemptKey, Observations};
+use crate::grpc::{CallError, HealthAnswer, NoCertRpc};
+use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, Stage, TlsVersion};
+use crate::report::{SkipKind, Verdict};
+use crate::suite::{Check, Suite};
+use crate::target::{Endpoint, HttpAnswer, LogSource, Protocol};
+
+const V13: TlsVersion = TlsVersion::Tls13;
+const V12: TlsVersion = TlsVersion::Tls12;
+
+fn check(id: &str) -> Check {
+    Suite::load("endpoint")
+        .unwrap()
+        .checks()
+        .into_iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
+
+fn endpoint(protocol: Protocol) -> Endpoint {
+    Endpoint {
+        label: "canned".into(),
+        addr: "127.0.0.1:1".parse().unwrap(),
+        server_name: "localhost".into(),
+        protocol,
+        health: Some("127.0.0.1:2".into()),
+        logs: Some(LogSource::Lines {
+            origin: "canned log".into(),
+            lines: vec![],
+        }),
+    }
+}
+
+/// An attempt that ended as `outcome` (with `alert`), accepted on `basis` when accepted.
+fn attempt(
+    v: TlsVersion,
+    sni: Option<&str>,
+    outcome: Outcome,
+    alert: Option<&str>,
+    basis: Option<AcceptanceBasis>,
+) -> ProbeOutcome {
+    let mut o = ProbeOutcome::blank(v, None);
+    o.outcome = outcome;
+    o.stage = match outcome {
+        Outcome::Accepted => Stage::Application,
+        _ => Stage::PostHandshake,
+    };
+    o.alert = alert.map(str::to_owned);
+    o.accepted_by = basis;
+    o.sni = sni.map(str::to_owned);
+    o.tls_version = Some(v.id().into());
+    o.cipher_suite = Some("TLS13_AES_128_GCM_SHA256".into());
+    o.detail = format!("canned {outcome}");
+    o
+}
+
+fn key(label: &str, v: TlsVersion, sni: Sni) -> AttemptKey {
+    (label.to_owned(), v, sni)
+}
+
+/// Observations where the valid client is admitted under both versions (gRPC: SERVING).
+fn admitted() -> Observations {
+    let mut obs = Observations::default();
+    for v in [V12, V13] {
+        obs.handshakes.insert(
+            key("client", v, Sni::Configured),
+            attempt(
+                v,
+                Some("localhost"),
+                Outcome::Accepted,
+                None,
+                Some(AcceptanceBasis::H2Settings),
+            ),
+        );
+        obs.grpc_health.insert(
+            v,
+            Ok(HealthAnswer {
+                status: "SERVING".into(),
+                rpc_us: 1,
+                connection: attempt(v, None, Outcome::Accepted, None, None),
+            }),
+        );
+    }
+    obs
+}
+
+/// The wrong-CA client under TLS 1.3, one outcome per SNI variant.
+fn with_wrong_ca(
+    mut obs: Observations,
+    per_sni: [(Outcome, Option<&str>, Option<AcceptanceBasis>); 3],
+) -> Observations {
+    let snis = [
+        (Sni::Configured, Some("localhost")),
+        (Sni::Absent, None),
+        (Sni::Other("x.invalid".into()), Some("x.invalid")),
+    ];
+    for ((sni, sent), (outcome, alert, basis)) in snis.into_iter().zip(per_sni) {
+        obs.handshakes.insert(
+            key("wrong-ca", V13, sni),
+            attempt(V13, sent, outcome, alert, basis),
+        );
+    }
+    obs
+}
+
+fn verdict(id: &str, obs: &Observations, protocol: Protocol) -> (Verdict, String) {
+    let r = evaluate(&check(id), obs, &endpoint(protocol));
+    (r.verdict, r.reason)
+}
+
+#[test]
+fn refusal_judge() {
+    use Outcome::*;
+    let rejected = (Rejected, Some("unknown_ca"), None);
+    let id = "handshake/wrong-ca/tls1.3";
+    // (observations, protocol, verdict, text in the reason)
+    let cases: Vec<(Observations, Protocol, Verdict, &str)> = vec![
+        (
+            with_wrong_ca(admitted(), [rejected; 3]),
+            Protocol::Grpc,
+            Verdict::Pass,
+            "unknown_ca",
+        ),
+        (
+            with_wrong_ca(
+                admitted(),
+                [
+                    rejected,
+                    (Accepted, None, Some(AcceptanceBasis::H2Settings)),
+                    rejected,
+                ],
+            ),
+            Protocol::Grpc,
+            Verdict::Fail,
+            "ACCEPTED with no SNI",
+        ),
+        // Refused, but the valid client was not admitted: proves nothing.
+        (
+            with_wrong_ca(Observations::default(), [rejected; 3]),
+            Protocol::Grpc,
+            Verdict::Error,
+            "positive control",
+        ),
+        (
+            with_wrong_ca(admitted(), [rejected, (Inconclusive, None, None), rejected]),
+            Protocol::Grpc,
+            Verdict::Error,
+            "inconclusive",
+        ),
+        (
+            with_wrong_ca(Observations::default(), [rejected; 3]),
+            Protocol::Tls,
+            Verdict::Error,
+            "positive control",
+        ),
+    ];
+    for (i, (obs, protocol, want, needle)) in cases.into_iter().enumerate() {
+        let (got, reason) = verdict(id, &obs, protocol);
+        assert_eq!(got, want, "case {i}: {reason}");
+        assert!(
+            reason.contains(needle),
+            "case {i}: `{needle}` not in `{reason}`"
+        );
+    }
+}
+
+/// Plain TLS: silence is no acceptance when the valid client got a session ticket; it is one,
+/// weakly, when the server gives nobody any sign.
+#[test]
+fn silence_is_judged_against_the_valid_clients_sign() {
+    use Outcome::*;
+    let silent = (Accepted, None, Some(AcceptanceBasis::Silence));
+    let mut ticket = Observations::default();
+    ticket.handshakes.insert(
+        key("client", V13, Sni::Configured),
+        attempt(
+            V13,
+            Some("localhost"),
+            Accepted,
+            None,
+            Some(AcceptanceBasis::SessionTicket),
+        ),
+    );
+    let (v, reason) = verdict(
+        "handshake/wrong-ca/tls1.3",
+        &with_wrong_ca(ticket, [silent; 3]),
+        Protocol::Tls,
+    );
+    assert_eq!(v, Verdict::Error, "{reason}");
+    assert!(reason.contains("no sign of acceptance"), "{reason}");
+
+    let mut quiet = Observations::default();
+    quiet.handshakes.insert(
+        key("client", V13, Sni::Configured),
+        attempt(
+            V13,
+            Some("localhost"),
+            Accepted,
+            None,
+            Some(AcceptanceBasis::Silence),
+        ),
+    );
+    let (v, reason) = verdict(
+        "handshake/wrong-ca/tls1.3",
+        &with_wrong_ca(quiet, [silent; 3]),
+        Protocol::Tls,
+    );
+    assert_eq!(v, Verdict::Fail, "{reason}");
+}
+
+#[test]
+fn admission_judge() {
+    let id = "handshake/valid-client-cert/tls1.3";
+    let (v, reason) = verdict(id, &admitted(), Protocol::Grpc);
+    assert_eq!(v, Verdict::Pass, "{reason}");
+
+    let mut refused = admitted();
+    refused.handshakes.insert(
+        key("client", V13, Sni::Configured),
+        attempt(
+            V13,
+            Some("localhost"),
+            Outcome::Rejected,
+            Some("unknown_ca"),
+            None,
+        ),
+    );
+    let (v, reason) = verdict(id, &refused, Protocol::Grpc);
+    assert_eq!(v, Verdict::Fail, "{reason}");
+    assert!(reason.contains("REFUSED"), "{reason}");
+
+    let mut not_serving = admitted();
+    not_serving.grpc_health.insert(
+        V13,
+        Err(CallError {
+            inconclusive: false,
+            alert: None,
+            not_grpc: false,
+            message: "gRPC status UNAVAILABLE".into(),
+        }),
+    );
+    assert_eq!(verdict(id, &not_serving, Protocol::Grpc).0, Verdict::Fail);
+
+    // A version the server does not offer: not applicable, with the cause.
+    let mut no12 = admitted();
+    no12.handshakes.insert(
+        key("client", V12, Sni::Configured),
+        attempt(
+            V12,
+            Some("localhost"),
+            Outcome::Rejected,
+            Some("protocol_version"),
+            None,
+        ),
+    );
+    let r = evaluate(
+        &check("handshake/valid-client-cert/tls1.2"),
+        &no12,
+        &endpoint(Protocol::Grpc),
+    );
+    assert_eq!(
+        (r.verdict, r.skip_kind),
+        (Verdict::Skip, Some(SkipKind::NotApplicable)),
+        "{}",
+        r.reason
+    );
+}
+
+#[test]
+fn transport_judges() {
+    let mut obs = admitted();
+    obs.plaintext = Some(attempt(V13, None, Outcome::Rejected, None, None));
+    assert_eq!(
+        verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
+        Verdict::Pass
+    );
+    obs.plaintext = Some(attempt(
+        V13,
+        None,
+        Outcome::Accepted,
+        None,
+        Some(AcceptanceBasis::H2Settings),
+    ));
+    assert_eq!(
+        verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
+        Verdict::Fail
+    );
+    obs.legacy.insert(
+        TlsVersion::Tls10,
+        attempt(TlsVersion::Tls10, None, Outcome::Accepted, None, None),
+    );
+    assert_eq!(
+        verdict("tls/versions/tls1.0", &obs, Protocol::Grpc).0,
+        Verdict::Fail
+    );
+    obs.legacy.insert(
+        TlsVersion::Tls10,
+        attempt(TlsVersion::Tls10, None, Outcome::Inconclusive, None, None),
+    );
+    assert_eq!(
+        verdict("tls/versions/tls1.0", &obs, Protocol::Grpc).0,
+        Verdict::Error
+    );
+
+    // Server identity: verified or not, on the valid client's handshake.
+    let mut verified = admitted();
+    for (ok, want) in [(true, Verdict::Pass), (false, Verdict::Fail)] {
+        let o = verified
+            .handshakes
+            .get_mut(&key("client", V13, Sni::Configured))
+            .unwrap();
+        o.server_chain.sha256 = vec!["AB".into()];
+        o.server_chain.verified = Some(ok);
+        assert_eq!(
+            verdict("server/identity", &verified, Protocol::Grpc).0,
+            want
+        );
+    }
+
+    // TLS policy: a cipher finding for 1.2 is recorded, not failed; nothing negotiable is no verdict.
+    let mut ecdsa = admitted();
+    let mut refused12 = attempt(
+        V12,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("handshake_failure"),
+        None,
+    );
+    refused12.tls_version = None;
+    ecdsa
+        .handshakes
+        .insert(key("client", V12, Sni::Configured), refused12);
+    ecdsa
+        .handshakes
+        .get_mut(&key("client", V13, Sni::Configured))
+        .unwrap()
+        .server_chain
+        .leaf_key = Some("ECDSA P-256".into());
+    let (v, reason) = verdict("tls/policy", &ecdsa, Protocol::Grpc);
+    assert_eq!(v, Verdict::Pass, "{reason}");
+    assert!(
+        reason.contains("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+        "{reason}"
+    );
+    assert_eq!(
+        verdict("tls/policy", &Observations::default(), Protocol::Grpc).0,
+        Verdict::Error
+    );
+}
+
+#[test]
+fn grpc_judges() {
+    let obs = admitted();
+    assert_eq!(
+        verdict("grpc/health", &obs, Protocol::Grpc).0,
+        Verdict::Pass
+    );
+    let mut with_version = admitted();
+    with_version.grpc_version = Some(Ok(serde_json::json!({ "version": "v3.5.1+109ca7c" })));
+    assert_eq!(
+        verdict("grpc/version", &with_version, Protocol::Grpc).0,
+        Verdict::Pass
+    );
+
+    let connection = attempt(
+        V13,
+        None,
+        Outcome::Rejected,
+        Some("certificate_required"),
+        None,
+    );
+    let cases: Vec<(NoCertRpc, Verdict)> = vec![
+        (
+            NoCertRpc::DiedBeforeResponse {
+                connection: connection.clone(),
+                error: "alert".into(),
+            },
+            Verdict::Pass,
+        ),
+        (NoCertRpc::RefusedInHandshake { connection }, Verdict::Pass),
+        (
+            NoCertRpc::Answered {
+                answer: "Health/Check returned SERVING".into(),
+            },
+            Verdict::Fail,
+        ),
+        // A timeout is no denial.
+        (
+            NoCertRpc::Inconclusive {
+                reason: "no answer within 5000 ms".into(),
+            },
+            Verdict::Error,
+        ),
+    ];
+    for (rpc, want) in cases {
+        let mut obs = admitted();
+        obs.no_cert_rpc = Some(rpc.clone());
+        assert_eq!(
+            verdict("grpc/no-cert-rpc-denied", &obs, Protocol::Grpc).0,
+            want,
+            "{rpc:?}"
+        );
+    }
+    // gRPC checks do not apply to a plain TLS endpoint.
+    let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Tls));
+    assert_eq!(r.skip_kind, Some(SkipKind::NotApplicable));
+}
+
+const MTLS_LINE: &str = "{\"level\":\"info\",\"msg\":\"mTLS enabled for repo-server: requiring client certificates from CA=/x\"}";
+
+#[test]
+fn health_and_log_judges() {
+    let mut obs = admitted();
+    let answer = |status| {
+        Ok(HttpAnswer {
+            url: "http://h/healthz".into(),
+            status,
+            body: String::new(),
+            us: 1,
+        })
+    };
+    obs.http = HashMap::from([
+        ("/healthz".to_owned(), answer(200)),
+        ("/healthz?full=true".to_owned(), answer(503)),
+    ]);
+    assert_eq!(
+        verdict("probe/readiness", &obs, Protocol::Grpc).0,
+        Verdict::Pass
+    );
+    assert_eq!(
+        verdict("probe/liveness-full", &obs, Protocol::Grpc).0,
+        Verdict::Fail
+    );
+    let mut no_health = endpoint(Protocol::Grpc);
+    no_health.health = None;
+    let r = evaluate(&check("probe/readiness"), &obs, &no_health);
+    assert_eq!(
+        (r.verdict, r.skip_kind),
+        (Verdict::Skip, Some(SkipKind::MissingInput))
+    );
+
+    let refusal = r#"2026/11/24 19:25:05 INFO: [core] [Server #1] grpc: Server.Serve failed to create ServerTransport: connection error: desc = "ServerHandshake(\"127.0.0.1:1\") failed: tls: client didn't provide a certificate""#;
+    obs.handshakes.insert(
+        key("none", V13, Sni::Configured),
+        attempt(
+            V13,
+            None,
+            Outcome::Rejected,
+            Some("certificate_required"),
+            None,
+        ),
+    );
+    for (lines, want) in [
+        (vec![MTLS_LINE.to_owned()], Verdict::Pass),
+        (vec!["unrelated".to_owned()], Verdict::Fail),
+    ] {
+        obs.logs = Some(Ok(lines));
+        assert_eq!(verdict("log/mtls-enabled", &obs, Protocol::Grpc).0, want);
+    }
+    for (lines, want) in [
+        (vec![refusal.to_owned()], Verdict::Pass),
+        (vec!["unrelated".to_owned()], Verdict::Fail),
+    ] {
+        obs.logs = Some(Ok(lines));
+        assert_eq!(
+            verdict("log/rejections-logged", &obs, Protocol::Grpc).0,
+            want
+        );
+    }
+    obs.logs = Some(Err("permission denied".into()));
+    assert_eq!(
+        verdict("log/mtls-enabled", &obs, Protocol::Grpc).0,
+        Verdict::Error
+    );
+}
+
+/// A protocol mismatch leaves every check without a verdict.
+#[test]
+fn a_protocol_mismatch_judges_nothing() {
+    let mut obs = admitted();
+    obs.protocol_mismatch = Some("the endpoint speaks gRPC".into());
+    let (v, reason) = verdict("handshake/valid-client-cert/tls1.3", &obs, Protocol::Tls);
+    assert_eq!(v, Verdict::Error);
+    assert!(reason.contains("speaks gRPC"));
+}
