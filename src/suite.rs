@@ -138,6 +138,7 @@ const CASE_KEYS: &[&str] = &[
     "requirement",
     "controls",
     "severity",
+    "spec",
     "versions",
     "alerts",
     "grpc_only",
@@ -159,6 +160,10 @@ pub struct Case {
     pub action: String,
     /// The MUST being checked.
     pub requirement: String,
+    /// The standard or document section the requirement comes from (`RFC 8446 §4.4.2`), as
+    /// h2spec prints its section: where a reader checks that the requirement is real.
+    #[serde(default)]
+    pub spec: String,
     /// Control ids from the catalogue this case gives evidence toward.
     #[serde(default)]
     pub controls: Vec<String>,
@@ -343,6 +348,11 @@ mod tests {
         for (name, _) in BUILTIN {
             let suite = Suite::load(name).unwrap();
             for case in &suite.cases {
+                assert!(
+                    !case.spec.is_empty(),
+                    "{name}/{}: every built-in case names its spec",
+                    case.id
+                );
                 for control in &case.controls {
                     assert!(
                         known.contains(control),

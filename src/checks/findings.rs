@@ -48,6 +48,7 @@ pub fn evaluate_findings(
                     suite: check.suite.clone(),
                     action: check.case.action.clone(),
                     requirement: check.case.requirement.clone(),
+                    spec: check.case.spec.clone(),
                     severity: if advisory {
                         crate::suite::Severity::Advisory
                     } else {

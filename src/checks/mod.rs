@@ -52,6 +52,7 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
         suite: check.suite.clone(),
         action: check.case.action.clone(),
         requirement: check.case.requirement.clone(),
+        spec: check.case.spec.clone(),
         severity: check.case.severity,
         controls: check.case.controls.clone(),
         verdict: j.verdict,

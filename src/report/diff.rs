@@ -188,15 +188,11 @@ pub fn mask(text: &str) -> String {
 }
 
 fn mask_word(w: &str) -> String {
-    // host:port, [v6]:port, ("127.0.0.1:4711") and the like: keep the host, mask the port.
     let trimmed = w.trim_matches(|c: char| "()[]`'\",;".contains(c));
-    if let Some((host, port)) = trimmed.rsplit_once(':')
-        && !port.is_empty()
-        && port.chars().all(|c| c.is_ascii_digit())
-        && !host.is_empty()
-        && !host.ends_with(':')
-    {
-        return w.replace(trimmed, &format!("{host}:PORT"));
+    // Fingerprints and serials: long hex (with or without colons).
+    let hex: String = trimmed.chars().filter(|c| *c != ':').collect();
+    if hex.len() >= 16 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return w.replace(trimmed, "HEX");
     }
     // RFC 3339 timestamps.
     if trimmed.len() >= 20
@@ -206,12 +202,33 @@ fn mask_word(w: &str) -> String {
     {
         return w.replace(trimmed, "TIME");
     }
-    // Fingerprints and serials: long hex (with or without colons).
-    let hex: String = trimmed.chars().filter(|c| *c != ':').collect();
-    if hex.len() >= 16 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-        return w.replace(trimmed, "HEX");
+    mask_ports(w)
+}
+
+/// `host:4711`, `[::1]:4711`, `http://127.0.0.1:4711/healthz`: the port becomes `PORT`.
+fn mask_ports(w: &str) -> String {
+    let chars: Vec<char> = w.chars().collect();
+    let mut out = String::with_capacity(w.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        out.push(c);
+        let host_before = i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == ']');
+        if c == ':' && host_before {
+            let digits = chars[i + 1..]
+                .iter()
+                .take_while(|d| d.is_ascii_digit())
+                .count();
+            let after = chars.get(i + 1 + digits).copied();
+            if (1..=5).contains(&digits) && !matches!(after, Some(':') | Some('.')) {
+                out.push_str("PORT");
+                i += 1 + digits;
+                continue;
+            }
+        }
+        i += 1;
     }
-    w.to_owned()
+    out
 }
 
 /// The comparison as text.
@@ -308,6 +325,10 @@ mod tests {
             ("HTTP status 400", "HTTP status 400"),
             ("alert `unknown_ca`", "alert `unknown_ca`"),
             ("tls1.3 negotiated", "tls1.3 negotiated"),
+            (
+                "http://127.0.0.1:35783/healthz answered 200",
+                "http://127.0.0.1:PORT/healthz answered 200",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(mask(text), want, "{text}");

@@ -132,6 +132,9 @@ pub(super) fn render(r: &Report) -> String {
         md.push_str(&format!("- **Endpoint:** {}\n", c.endpoint));
         md.push_str(&format!("- **Action:** {}\n", c.action));
         md.push_str(&format!("- **Requirement:** {}\n", c.requirement));
+        if !c.spec.is_empty() {
+            md.push_str(&format!("- **Spec:** {}\n", c.spec));
+        }
         md.push_str(&format!("- **Expected:** {}\n", c.expected));
         md.push_str(&format!("- **Observed:** {}\n", c.reason));
         if !c.controls.is_empty() {

@@ -65,6 +65,9 @@ pub struct CheckResult {
     pub action: String,
     /// The MUST it checks.
     pub requirement: String,
+    /// The standard or document section the requirement comes from.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub spec: String,
     /// Required or advisory.
     pub severity: Severity,
     /// Control ids.
@@ -518,6 +521,7 @@ mod tests {
             suite: "s".into(),
             action: String::new(),
             requirement: String::new(),
+            spec: String::new(),
             severity,
             controls: vec![],
             verdict,
