@@ -137,11 +137,11 @@ fn main() {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let plain = argocd_mtls_verify::target::Endpoint {
+        let plain = argocd_mtls_verify::endpoint::Endpoint {
             label: "s_server".into(),
             addr: accept.parse().unwrap(),
             server_name: "localhost".into(),
-            protocol: argocd_mtls_verify::target::Protocol::Tls,
+            protocol: argocd_mtls_verify::endpoint::Protocol::Tls,
             health: None,
             logs: None,
         };

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use argocd_mtls_verify::endpoint::Protocol;
 use argocd_mtls_verify::pki::{KeyType, Layout};
 use argocd_mtls_verify::runner::kube::Profile;
-use argocd_mtls_verify::target::Protocol;
 
 /// Proves that an Argo CD 3.5+ repo-server enforces mutual TLS, and writes a compliance report.
 ///

@@ -9,13 +9,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 
 use argocd_mtls_verify::checks::ProbeSettings;
+use argocd_mtls_verify::endpoint::{Endpoint, LogSource, parse_health_url};
+use argocd_mtls_verify::kubernetes::kind;
 use argocd_mtls_verify::pki::{self, PkiPaths, ProbePki};
 use argocd_mtls_verify::reference;
 use argocd_mtls_verify::report::{self, Formats, Report};
 use argocd_mtls_verify::runner::kube::{KindPlan, KubeRun, Limits, Provisioning};
 use argocd_mtls_verify::runner::{self, PhaseClock, Selection};
 use argocd_mtls_verify::suite::Suite;
-use argocd_mtls_verify::target::{Endpoint, LogSource, kind, parse_health_url};
 
 use crate::cli::{DemoArgs, DiffArgs, ListArgs, OutputArgs, RunArgs, TargetKind};
 

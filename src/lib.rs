@@ -8,7 +8,8 @@
 //! - [`x509`]: the facts of a certificate, as reports print them.
 //! - [`probe`]: one handshake attempt -> one classified outcome (plus legacy and plaintext probers).
 //! - [`grpc`]: health, version and the unauthenticated RPC, over connections the probe opened.
-//! - [`target`]: where the repo-server is (addresses, health port, logs).
+//! - [`endpoint`]: one repo-server endpoint as the checks see it (address, protocol, health, log).
+//! - [`kubernetes`]: install, provision, discover and reach every replica in a cluster.
 //! - [`suite`], [`checks`]: declarative cases; observation, then judgement.
 //! - [`runner`], [`report`]: cargo-test-like output; JSON, JUnit XML and Markdown reports.
 //! - [`reference`]: the embedded repo-server double behind `demo` and the tests.
@@ -16,14 +17,15 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod endpoint;
 pub mod grpc;
+pub mod kubernetes;
 pub mod pki;
 pub mod probe;
 pub mod reference;
 pub mod report;
 pub mod runner;
 pub mod suite;
-pub mod target;
 pub mod x509;
 
 /// Generated from proto/version.proto: Argo CD's `version.VersionService`.

@@ -7,10 +7,10 @@ use std::time::Instant;
 pub mod kube;
 
 use crate::checks::{self, ProbeSettings};
+use crate::endpoint::Endpoint;
 use crate::pki::ProbePki;
 use crate::report::{CheckResult, Phase, RunInfo, Subject};
 use crate::suite::{Check, Suite};
-use crate::target::Endpoint;
 
 /// Which checks to run: libtest-style substring filters (any may match), or exact ids with `exact`.
 #[derive(Debug, Clone, Default)]
@@ -220,10 +220,10 @@ pub fn subject(endpoints: &[Endpoint], argocd_version: Option<serde_json::Value>
 }
 
 /// Why the report names no Argo CD build, if it names none.
-pub fn version_unknown(known: bool, protocol: Option<crate::target::Protocol>) -> Option<String> {
+pub fn version_unknown(known: bool, protocol: Option<crate::endpoint::Protocol>) -> Option<String> {
     match (known, protocol) {
         (true, _) => None,
-        (false, Some(p)) if p != crate::target::Protocol::Grpc => Some(format!(
+        (false, Some(p)) if p != crate::endpoint::Protocol::Grpc => Some(format!(
             "unknown: probed with --protocol {}, so the gRPC VersionService was not asked",
             p.name()
         )),

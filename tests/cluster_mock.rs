@@ -7,8 +7,8 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argocd_mtls_verify::target::audit::{self, MtlsWorkload, WorkloadKind};
-use argocd_mtls_verify::target::cluster::{self, ClusterError, RolloutState};
+use argocd_mtls_verify::kubernetes::audit::{self, MtlsWorkload, WorkloadKind};
+use argocd_mtls_verify::kubernetes::cluster::{self, ClusterError, RolloutState};
 use http::{Method, Request, Response};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Secret;
@@ -637,7 +637,7 @@ fn resource_list(group_version: &str, resources: &[(&str, &str, bool)]) -> Value
 /// namespaced objects go to the target namespace, cluster-scoped ones to the cluster.
 #[tokio::test]
 async fn install_applies_crds_first_and_waits_for_established() {
-    use argocd_mtls_verify::target::install;
+    use argocd_mtls_verify::kubernetes::install;
     let objects = install::parse_manifest(MANIFEST, "test manifest").unwrap();
     assert_eq!(objects.len(), 4, "the empty document is skipped");
     let crd_gets = Arc::new(Mutex::new(0));
@@ -745,7 +745,7 @@ async fn install_applies_crds_first_and_waits_for_established() {
 
 #[test]
 fn manifest_errors_name_the_document() {
-    use argocd_mtls_verify::target::install;
+    use argocd_mtls_verify::kubernetes::install;
     let err = install::parse_manifest("apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n", "m.yaml")
         .unwrap_err()
         .to_string();

@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use argocd_mtls_verify::checks::ProbeSettings;
+use argocd_mtls_verify::endpoint::{Endpoint, LogSource, Protocol};
 use argocd_mtls_verify::reference::{self, ClientAuthPolicy, ReferenceConfig};
 use argocd_mtls_verify::report::{CheckResult, Report, Summary, Verdict};
 use argocd_mtls_verify::runner::{self, Selection};
 use argocd_mtls_verify::suite::{Severity, Suite};
-use argocd_mtls_verify::target::{Endpoint, LogSource, Protocol};
 
 fn both(ids: &[&str]) -> Vec<String> {
     ids.iter()
@@ -382,7 +382,7 @@ async fn log_formats_and_unhealthy_health_port() {
 /// where nothing listens counts its failures instead of hiding them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_relay_is_transparent_and_counts_failures() {
-    use argocd_mtls_verify::target::forward;
+    use argocd_mtls_verify::kubernetes::forward;
     let fx = common::fixture();
     let suites = vec![Suite::load("endpoint").unwrap()];
     let checks = runner::select(&suites, &Selection::default());

@@ -319,7 +319,7 @@ fn grpc_server_probed_as_plain_tls_is_named_not_judged() {
 /// there): a local copy with the pinned digest counts as pinned, other bytes do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
-    use argocd_mtls_verify::target::manifest::ManifestSource;
+    use argocd_mtls_verify::kubernetes::manifest::ManifestSource;
     let out = std::process::Command::new("go")
         .args(["env", "GOMODCACHE"])
         .output()

@@ -4,10 +4,10 @@
 use serde_json::json;
 
 use super::expected_text;
+use crate::endpoint::Protocol;
+use crate::kubernetes::audit::Finding;
 use crate::report::{CheckResult, SkipKind, Verdict};
 use crate::suite::{CaseKind, Check};
-use crate::target::Protocol;
-use crate::target::audit::Finding;
 
 /// Findings about one scope: the namespace (configuration, components) or one repo-server pod.
 #[derive(Debug, Clone, Default)]

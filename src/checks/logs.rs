@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::judgement::Judgement;
 use super::observe::Observations;
+use crate::endpoint::{Endpoint, grpc_refusal_lines, logrus_message};
 use crate::probe::Outcome;
 use crate::report::Verdict;
-use crate::target::{Endpoint, grpc_refusal_lines, logrus_message};
 
 /// `probe/*`: `GET path` on the health port answers 200.
 pub(super) fn judge_http(endpoint: &Endpoint, obs: &Observations, path: &str) -> Judgement {

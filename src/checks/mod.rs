@@ -28,9 +28,9 @@ pub use observe::{AttemptKey, Observations, ProbeSettings, observe, sni_variants
 
 use judgement::Judgement;
 
+use crate::endpoint::{Endpoint, Protocol};
 use crate::report::{CheckResult, Verdict};
 use crate::suite::{CaseKind, Check, Expect};
-use crate::target::{Endpoint, Protocol};
 
 /// Judges one check against the observations.
 pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> CheckResult {

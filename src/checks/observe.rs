@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use crate::endpoint::{Endpoint, HttpAnswer, Protocol};
 use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
 use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion};
 use crate::suite::{CaseKind, Check, Expect, Presented};
-use crate::target::{Endpoint, HttpAnswer, Protocol};
 
 /// Probe settings.
 #[derive(Debug, Clone)]
@@ -329,7 +329,7 @@ pub async fn observe(
         let timeout = settings.timeout;
         async move {
             match health {
-                Some(authority) => Some(crate::target::http_get(&authority, path, timeout).await),
+                Some(authority) => Some(crate::endpoint::http_get(&authority, path, timeout).await),
                 None => None,
             }
         }

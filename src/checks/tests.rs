@@ -5,11 +5,11 @@ use std::collections::HashMap;
 
 use super::evaluate;
 use super::observe::{AttemptKey, Observations};
+use crate::endpoint::{Endpoint, HttpAnswer, LogSource, Protocol};
 use crate::grpc::{CallError, HealthAnswer, NoCertRpc};
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, Stage, TlsVersion};
 use crate::report::{SkipKind, Verdict};
 use crate::suite::{Check, Suite};
-use crate::target::{Endpoint, HttpAnswer, LogSource, Protocol};
 
 const V13: TlsVersion = TlsVersion::Tls13;
 const V12: TlsVersion = TlsVersion::Tls12;

@@ -6,9 +6,9 @@ use serde_json::json;
 use super::handshake::{preferred_version, version_refusal};
 use super::judgement::{Judgement, attempt_evidence};
 use super::observe::Observations;
+use crate::endpoint::Endpoint;
 use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
 use crate::report::Verdict;
-use crate::target::Endpoint;
 
 pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
     let verdict = match o.outcome {

@@ -141,14 +141,14 @@ pub struct RunningReference {
 impl RunningReference {
     /// The double as a probe target: gRPC on `localhost` (its certificate's name), its health port,
     /// and the log lines it printed at startup.
-    pub fn endpoint(&self, label: impl Into<String>) -> crate::target::Endpoint {
-        crate::target::Endpoint {
+    pub fn endpoint(&self, label: impl Into<String>) -> crate::endpoint::Endpoint {
+        crate::endpoint::Endpoint {
             label: label.into(),
             addr: self.grpc_addr,
             server_name: "localhost".into(),
-            protocol: crate::target::Protocol::Grpc,
+            protocol: crate::endpoint::Protocol::Grpc,
             health: self.health_addr.map(|a| a.to_string()),
-            logs: Some(crate::target::LogSource::Live {
+            logs: Some(crate::endpoint::LogSource::Live {
                 origin: "reference server log".into(),
                 lines: self.log_lines.clone(),
             }),

@@ -11,18 +11,18 @@ use std::time::{Duration, Instant};
 use kube::Client;
 
 use crate::checks::{self, ProbeSettings, ScopedFindings};
+use crate::kubernetes::audit::{Finding, MtlsWorkload};
+use crate::kubernetes::cluster::{self, ClusterError};
+use crate::kubernetes::forward::LocalForward;
+use crate::kubernetes::kind::{self, KindCluster};
+use crate::kubernetes::manifest::{self, ManifestSource};
+use crate::kubernetes::session::{KubeFacts, Replica, Session, window_since};
+use crate::kubernetes::{install, versions};
 use crate::pki::{ProbePki, secrets};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
 use crate::report::{CheckResult, Verdict};
 use crate::runner::{self, PhaseClock};
 use crate::suite::{CaseKind, Check};
-use crate::target::audit::{Finding, MtlsWorkload};
-use crate::target::cluster::{self, ClusterError};
-use crate::target::forward::LocalForward;
-use crate::target::kind::{self, KindCluster};
-use crate::target::kubernetes::{KubeFacts, Replica, Session, window_since};
-use crate::target::manifest::{self, ManifestSource};
-use crate::target::{install, versions};
 
 /// How the Secrets are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -451,7 +451,8 @@ pub const CLIENT_HANDSHAKE_ERRORS: [&str; 2] =
 /// repo-server failed.
 pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
     let loaded = lines.iter().find_map(|l| {
-        super::logrus_message(l).and_then(|m| m.strip_prefix(CLIENT_CERT_LOADED).map(str::to_owned))
+        crate::endpoint::logrus_message(l)
+            .and_then(|m| m.strip_prefix(CLIENT_CERT_LOADED).map(str::to_owned))
     });
     let loaded = match loaded {
         Some(rest) => Finding::pass(

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::audit::{self, Finding, MtlsWorkload, WorkloadKind};
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
-use super::{Endpoint, LogSource, PodLog, Protocol};
+use crate::endpoint::{Endpoint, LogSource, PodLog, Protocol};
 
 /// The client components whose logs show whether they present their certificate.
 pub const CLIENT_COMPONENTS: [&str; 4] = [

@@ -1,14 +1,6 @@
-//! Where the repo-server is. A target hands the checks plain addresses, an HTTP health getter and
-//! a log source; the checks never talk to Kubernetes (or anything else) themselves.
-
-pub mod audit;
-pub mod cluster;
-pub mod forward;
-pub mod install;
-pub mod kind;
-pub mod kubernetes;
-pub mod manifest;
-pub mod versions;
+//! One repo-server endpoint as the checks see it: an address, what it speaks, its health port and
+//! its log. Whatever the target (a bare address, a kind cluster, any cluster), it ends up as
+//! [`Endpoint`]s; the checks never talk to Kubernetes (or anything else) themselves.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -138,12 +130,12 @@ impl LogSource {
             LogSource::Live { lines, .. } => {
                 Ok(lines.lock().unwrap_or_else(|e| e.into_inner()).clone())
             }
-            LogSource::Pod(p) => cluster::pod_log(
+            LogSource::Pod(p) => crate::kubernetes::cluster::pod_log(
                 &p.client,
                 &p.namespace,
                 &p.pod,
                 Some("argocd-repo-server"),
-                kubernetes::window_since(p.since),
+                crate::kubernetes::session::window_since(p.since),
             )
             .await
             .map_err(|e| e.to_string()),

@@ -1,0 +1,18 @@
+//! The Kubernetes layer: getting Argo CD into a cluster and reaching every repo-server replica.
+//!
+//! - [`versions`], [`manifest`]: the pinned install manifests and where their bytes come from;
+//! - [`kind`]: the kind cluster lifecycle (create, reuse, delete only what this run made);
+//! - [`install`]: server-side apply, CRDs first;
+//! - [`cluster`]: API reads (snapshot, pods, logs, events) and the writes `--provision` makes;
+//! - [`session`]: one connected cluster: discovery, port-forwards per replica, pod findings;
+//! - [`forward`]: the local relay behind each port-forward;
+//! - [`audit`]: the configuration audit (Secret keys, mounts, client settings, client logs).
+
+pub mod audit;
+pub mod cluster;
+pub mod forward;
+pub mod install;
+pub mod kind;
+pub mod manifest;
+pub mod session;
+pub mod versions;
