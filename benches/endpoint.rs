@@ -99,7 +99,7 @@ fn main() {
         for (name, identity) in [("wrong", &identities[1]), ("expired", &identities[2])] {
             let identity = identity.as_ref().unwrap();
             let key = pem("PRIVATE KEY", identity.key.secret_der());
-            pki::fsio::write_atomic(&dir.path().join(format!("{name}.key")), key.as_bytes(), pki::fsio::SECRET_MODE).unwrap();
+            argocd_mtls_verify::fsio::write_atomic(&dir.path().join(format!("{name}.key")), key.as_bytes(), argocd_mtls_verify::fsio::SECRET_MODE).unwrap();
             std::fs::write(dir.path().join(format!("{name}.crt")), pem("CERTIFICATE", &identity.chain[0])).unwrap();
         }
         let mut s_client_walls = Vec::new();

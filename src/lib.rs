@@ -18,6 +18,7 @@
 
 pub mod checks;
 pub mod endpoint;
+pub mod fsio;
 pub mod grpc;
 pub mod kubernetes;
 pub mod pki;

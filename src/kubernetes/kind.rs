@@ -315,7 +315,7 @@ pub async fn reuse(name: &str) -> Result<KindCluster, KindError> {
         false,
     )
     .await?;
-    crate::pki::fsio::write_atomic(&kubeconfig, text.as_bytes(), 0o600).map_err(|e| {
+    crate::fsio::write_atomic(&kubeconfig, text.as_bytes(), 0o600).map_err(|e| {
         KindError::Io {
             what: kubeconfig.display().to_string(),
             source: e,

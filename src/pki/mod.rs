@@ -6,7 +6,6 @@
 //! certificates, so `client-ca.crt` and `server-ca.crt` in the Secret are the same certificate.
 
 mod adversarial;
-pub mod fsio;
 pub mod inspect;
 mod keys;
 pub mod secrets;
@@ -546,13 +545,13 @@ pub fn write_bundle(
         });
     }
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    let mut staged = fsio::StagedFiles::default();
+    let mut staged = crate::fsio::StagedFiles::default();
     for file in &bundle.files {
         let path = dir.join(&file.name);
         let mode = if file.secret {
-            fsio::SECRET_MODE
+            crate::fsio::SECRET_MODE
         } else {
-            fsio::PUBLIC_MODE
+            crate::fsio::PUBLIC_MODE
         };
         staged
             .stage(&path, &file.contents, mode)

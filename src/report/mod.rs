@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::pki::fsio;
+use crate::fsio;
 use crate::suite::Severity;
 use crate::x509::CertFacts;
 
