@@ -8,6 +8,86 @@ use argocd_mtls_verify::endpoint::Protocol;
 use argocd_mtls_verify::pki::{KeyType, Layout};
 use argocd_mtls_verify::runner::kube::Profile;
 
+// The library's enums know nothing of the command line; these are their command-line spellings
+// and help texts, mapped onto them.
+
+/// `--protocol`: what the TLS port speaks inside TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    /// gRPC over HTTP/2 (the repo-server): acceptance is proven by the server's SETTINGS frame.
+    Grpc,
+    /// HTTPS (an ingress or proxy): a refusal may be an HTTP status (400, 401, 403, 495, 496).
+    Https,
+    /// Plain TLS: acceptance is data, a TLS 1.3 session ticket, or failing those, silence.
+    Tls,
+}
+
+impl From<ProtocolArg> for Protocol {
+    fn from(p: ProtocolArg) -> Self {
+        match p {
+            ProtocolArg::Grpc => Protocol::Grpc,
+            ProtocolArg::Https => Protocol::Https,
+            ProtocolArg::Tls => Protocol::Tls,
+        }
+    }
+}
+
+/// `--profile`: how the Secrets are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProfileArg {
+    /// Exactly what operators are told: the two Secrets, then restart the components.
+    Seed,
+    /// Also make every client verify the repo-server (`*.repo.server.ca.cert.path`).
+    Strict,
+}
+
+impl From<ProfileArg> for Profile {
+    fn from(p: ProfileArg) -> Self {
+        match p {
+            ProfileArg::Seed => Profile::Seed,
+            ProfileArg::Strict => Profile::Strict,
+        }
+    }
+}
+
+/// `--layout`: how client certificates are laid out across Secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// One client certificate shared by every component (the setup Argo CD documents first).
+    Shared,
+    /// The shared certificate plus one certificate per client component, each in its own Secret.
+    PerComponent,
+}
+
+impl From<LayoutArg> for Layout {
+    fn from(l: LayoutArg) -> Self {
+        match l {
+            LayoutArg::Shared => Layout::Shared,
+            LayoutArg::PerComponent => Layout::PerComponent,
+        }
+    }
+}
+
+/// `--key-type`: the key algorithm of every generated key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyTypeArg {
+    /// RSA 2048-bit keys (the default: Argo CD's default TLS 1.2 cipher needs an RSA server key).
+    #[value(name = "rsa2048")]
+    Rsa2048,
+    /// ECDSA P-256: faster, but no TLS 1.2 with Argo CD's default ciphers (TLS 1.3 still works).
+    #[value(name = "ecdsa-p256")]
+    EcdsaP256,
+}
+
+impl From<KeyTypeArg> for KeyType {
+    fn from(k: KeyTypeArg) -> Self {
+        match k {
+            KeyTypeArg::Rsa2048 => KeyType::Rsa2048,
+            KeyTypeArg::EcdsaP256 => KeyType::EcdsaP256,
+        }
+    }
+}
+
 /// Proves that an Argo CD 3.5+ repo-server enforces mutual TLS, and writes a compliance report.
 ///
 /// Exit status: 0 every required check passed; 1 at least one check failed (or, for
@@ -147,8 +227,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub server_name: Option<String>,
     /// What the port speaks inside TLS.
-    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
-    pub protocol: Protocol,
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Grpc)]
+    pub protocol: ProtocolArg,
     /// The repo-server health port, e.g. http://127.0.0.1:8084 (enables probe/readiness and probe/liveness-full).
     #[arg(long, value_name = "URL")]
     pub health_url: Option<String>,
@@ -201,8 +281,8 @@ pub struct KubeArgs {
     pub provision: bool,
     /// How to provision: `seed` = the two Secrets exactly as operators are told; `strict` = also
     /// make every client verify the repo-server (sets *.repo.server.ca.cert.path in argocd-cmd-params-cm).
-    #[arg(long, value_enum, default_value_t = Profile::Seed)]
-    pub profile: Profile,
+    #[arg(long, value_enum, default_value_t = ProfileArg::Seed)]
+    pub profile: ProfileArg,
     /// When provisioning, set GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server: grpc-go (v1.81,
     /// Argo CD 3.5.1) logs refused handshakes only at INFO, and log/rejections-logged counts them.
     #[arg(long, alias = "grpc-log-warnings")]
@@ -258,14 +338,14 @@ pub struct InitArgs {
     pub out: PathBuf,
     /// `shared`: one client certificate for all components. `per-component`: also one certificate
     /// and Secret (argocd-repo-server-mtls-<component>) per client component.
-    #[arg(long, value_enum, default_value_t = Layout::Shared)]
-    pub layout: Layout,
+    #[arg(long, value_enum, default_value_t = LayoutArg::Shared)]
+    pub layout: LayoutArg,
     /// Validity of the server and client certificates in days (the CA gets at least 3650).
     #[arg(long, default_value_t = 365, value_name = "N")]
     pub days: u32,
     /// Key algorithm of every generated key.
-    #[arg(long, value_enum, default_value_t = KeyType::Rsa2048)]
-    pub key_type: KeyType,
+    #[arg(long, value_enum, default_value_t = KeyTypeArg::Rsa2048)]
+    pub key_type: KeyTypeArg,
     /// Namespace Argo CD runs in: sets the repo-server SANs and the Secrets' namespace.
     #[arg(long, default_value = "argocd", value_name = "NS")]
     pub namespace: String,

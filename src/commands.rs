@@ -223,7 +223,7 @@ fn suite_names(args: &RunArgs) -> Vec<String> {
 /// in-memory bundle for the namespace (never written to disk).
 fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
     let ns = &args.kube.namespace;
-    let (profile, grpc) = (args.kube.profile, args.kube.grpc_log_info);
+    let (profile, grpc) = (args.kube.profile.into(), args.kube.grpc_log_info);
     if args.ca_cert.is_some() {
         bail!(
             "--target kind provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
@@ -322,7 +322,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
                 (Some(dir), true) => Some(Provisioning::from_dir(
                     dir,
                     &args.kube.namespace,
-                    args.kube.profile,
+                    args.kube.profile.into(),
                     args.kube.grpc_log_info,
                 )?),
                 _ => None,
@@ -419,7 +419,7 @@ async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
         label: addr_text.clone(),
         addr,
         server_name,
-        protocol: args.protocol,
+        protocol: args.protocol.into(),
         health,
         logs: args.log_file.clone().map(LogSource::File),
     };

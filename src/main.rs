@@ -62,10 +62,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Diff(args) => commands::diff(args),
         Command::Pki(PkiCommand::Init(args)) => {
             let opts = InitOptions {
-                layout: args.layout,
+                layout: args.layout.into(),
                 days: args.days,
                 namespace: args.namespace,
-                key_type: args.key_type,
+                key_type: args.key_type.into(),
             };
             let bundle = pki::generate(&opts)?;
             let written = pki::write_bundle(&args.out, &bundle, args.force)?;

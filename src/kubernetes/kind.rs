@@ -315,11 +315,9 @@ pub async fn reuse(name: &str) -> Result<KindCluster, KindError> {
         false,
     )
     .await?;
-    crate::fsio::write_atomic(&kubeconfig, text.as_bytes(), 0o600).map_err(|e| {
-        KindError::Io {
-            what: kubeconfig.display().to_string(),
-            source: e,
-        }
+    crate::fsio::write_atomic(&kubeconfig, text.as_bytes(), 0o600).map_err(|e| KindError::Io {
+        what: kubeconfig.display().to_string(),
+        source: e,
     })?;
     Ok(KindCluster {
         name: name.to_owned(),

@@ -179,21 +179,21 @@ pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, PkiError> {
 }
 
 /// Key algorithm for generated certificates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyType {
     /// RSA 2048-bit keys, signed with SHA-256 (the default: Argo CD's default TLS 1.2 cipher list,
     /// `TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384` alone, needs an RSA server key).
-    #[value(name = "rsa2048")]
+    #[serde(rename = "rsa2048")]
     Rsa2048,
     /// ECDSA on P-256, signed with SHA-256. Faster, but an ECDSA repo-server certificate makes TLS
     /// 1.2 impossible with Argo CD's default ciphers (TLS 1.3 still works).
-    #[value(name = "ecdsa-p256")]
+    #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
 }
 
 /// How client certificates are laid out across Secrets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Layout {
     /// One client certificate shared by every component (the setup Argo CD documents first).

@@ -25,7 +25,7 @@ use crate::runner::{self, PhaseClock};
 use crate::suite::{CaseKind, Check};
 
 /// How the Secrets are set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
     /// Exactly what operators are told: the two Secrets, then restart the components.
     Seed,
