@@ -335,6 +335,67 @@ impl Suite {
     }
 }
 
+/// The ids of the `kubernetes` suite's cases (suites/kubernetes.toml), named once: the Kubernetes
+/// layer tags its findings with them and the runner names them when it cannot observe them. A
+/// test holds this list and the suite file to each other.
+pub mod kube_ids {
+    /// `baseline/no-cert-accepted-before-mtls`.
+    pub const BASELINE_NO_CERT_ACCEPTED: &str = "baseline/no-cert-accepted-before-mtls";
+    /// `config/mtls-secret-keys`.
+    pub const MTLS_SECRET_KEYS: &str = "config/mtls-secret-keys";
+    /// `config/mtls-client-pair`.
+    pub const MTLS_CLIENT_PAIR: &str = "config/mtls-client-pair";
+    /// `config/client-ca-parses`.
+    pub const CLIENT_CA_PARSES: &str = "config/client-ca-parses";
+    /// `config/client-cert-chains`.
+    pub const CLIENT_CERT_CHAINS: &str = "config/client-cert-chains";
+    /// `config/client-key-matches`.
+    pub const CLIENT_KEY_MATCHES: &str = "config/client-key-matches";
+    /// `config/cert-expiry-horizon`.
+    pub const CERT_EXPIRY_HORIZON: &str = "config/cert-expiry-horizon";
+    /// `config/server-ca-present`.
+    pub const SERVER_CA_PRESENT: &str = "config/server-ca-present";
+    /// `config/mtls-secret-extra-keys`.
+    pub const MTLS_SECRET_EXTRA_KEYS: &str = "config/mtls-secret-extra-keys";
+    /// `config/mount`.
+    pub const MOUNT: &str = "config/mount";
+    /// `config/client-verifies-server`.
+    pub const CLIENT_VERIFIES_SERVER: &str = "config/client-verifies-server";
+    /// `log/client-cert-loaded`.
+    pub const CLIENT_CERT_LOADED: &str = "log/client-cert-loaded";
+    /// `log/client-handshake-errors`.
+    pub const CLIENT_HANDSHAKE_ERRORS: &str = "log/client-handshake-errors";
+    /// `pod/ready`.
+    pub const POD_READY: &str = "pod/ready";
+    /// `pod/restarts-unchanged`.
+    pub const POD_RESTARTS_UNCHANGED: &str = "pod/restarts-unchanged";
+    /// `pod/no-probe-failures`.
+    pub const POD_NO_PROBE_FAILURES: &str = "pod/no-probe-failures";
+    /// `transport/port-forward`.
+    pub const PORT_FORWARD: &str = "transport/port-forward";
+
+    /// Every id above.
+    pub const ALL: [&str; 17] = [
+        BASELINE_NO_CERT_ACCEPTED,
+        MTLS_SECRET_KEYS,
+        MTLS_CLIENT_PAIR,
+        CLIENT_CA_PARSES,
+        CLIENT_CERT_CHAINS,
+        CLIENT_KEY_MATCHES,
+        CERT_EXPIRY_HORIZON,
+        SERVER_CA_PRESENT,
+        MTLS_SECRET_EXTRA_KEYS,
+        MOUNT,
+        CLIENT_VERIFIES_SERVER,
+        CLIENT_CERT_LOADED,
+        CLIENT_HANDSHAKE_ERRORS,
+        POD_READY,
+        POD_RESTARTS_UNCHANGED,
+        POD_NO_PROBE_FAILURES,
+        PORT_FORWARD,
+    ];
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +528,20 @@ alerts = { "TLSv1.3" = "unknown_ca" }
             Some("unknown_ca")
         );
         assert_eq!(suite.cases[0].pinned_alert(TlsVersion::Tls12), None);
+    }
+
+    #[test]
+    fn kube_ids_are_exactly_the_kubernetes_suites_cases() {
+        let mut suite: Vec<String> = Suite::load("kubernetes")
+            .unwrap()
+            .cases
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let mut named: Vec<String> = kube_ids::ALL.iter().map(|s| s.to_string()).collect();
+        suite.sort();
+        named.sort();
+        assert_eq!(suite, named);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, PodSpec, Secret};
 use serde::{Deserialize, Serialize};
 
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
+use crate::suite::kube_ids as ids;
 use crate::x509::{self, CertFacts};
 
 /// One audit finding.
@@ -91,7 +92,7 @@ pub const EXPIRY_HORIZON_DAYS: i64 = 30;
 /// Audits `argocd-repo-server-mtls` (or its absence). `ca.crt` in place of `client-ca.crt` is the
 /// failure that matters most: the repo-server then finds no client CA and silently accepts anyone.
 pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
-    const KEYS: &str = "config/mtls-secret-keys";
+    const KEYS: &str = ids::MTLS_SECRET_KEYS;
     let Some(secret) = secret else {
         return vec![Finding::fail(
             KEYS,
@@ -135,13 +136,13 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
     }
     for key in [mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY] {
         if !keys.contains(&key) {
-            out.push(Finding::fail("config/mtls-client-pair", format!(
+            out.push(Finding::fail(ids::MTLS_CLIENT_PAIR, format!(
                 "Secret `{MTLS_SECRET}` has no `{key}`: the components connect without a certificate and an mTLS repo-server refuses them"
             )));
         }
     }
     if !keys.contains(&mtls_keys::SERVER_CA) {
-        out.push(Finding::advise("config/server-ca-present", false, format!(
+        out.push(Finding::advise(ids::SERVER_CA_PRESENT, false, format!(
             "Secret `{MTLS_SECRET}` has no `{}`: the components cannot verify the repo-server (one-way authentication)",
             mtls_keys::SERVER_CA
         )));
@@ -159,7 +160,7 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
         .collect();
     if !extra.is_empty() {
         out.push(Finding::advise(
-            "config/mtls-secret-extra-keys",
+            ids::MTLS_SECRET_EXTRA_KEYS,
             false,
             format!(
                 "Secret `{MTLS_SECRET}` has keys no component reads: {}",
@@ -173,7 +174,7 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
     let client = certs_in(secret, mtls_keys::CLIENT_CERT);
     if let Some(Err(e)) = &ca {
         out.push(Finding::fail(
-            "config/client-ca-parses",
+            ids::CLIENT_CA_PARSES,
             format!("Secret `{MTLS_SECRET}`: {e}"),
         ));
     }
@@ -182,9 +183,9 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
             .iter()
             .any(|c| x509::is_signed_by(&client[0], c).unwrap_or(false));
         out.push(if chains {
-            Finding::pass("config/client-cert-chains", "client.crt is issued by a CA in client-ca.crt")
+            Finding::pass(ids::CLIENT_CERT_CHAINS, "client.crt is issued by a CA in client-ca.crt")
         } else {
-            Finding::fail("config/client-cert-chains", format!(
+            Finding::fail(ids::CLIENT_CERT_CHAINS, format!(
                 "Secret `{MTLS_SECRET}`: client.crt is not issued by any CA in client-ca.crt: every component would be refused"
             ))
         });
@@ -201,9 +202,9 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
                 .zip(x509::spki_der(&client[0]).ok())
                 .is_some_and(|(a, b)| a == b);
             out.push(if matches {
-                Finding::pass("config/client-key-matches", "client.key belongs to client.crt")
+                Finding::pass(ids::CLIENT_KEY_MATCHES, "client.key belongs to client.crt")
             } else {
-                Finding::fail("config/client-key-matches", format!(
+                Finding::fail(ids::CLIENT_KEY_MATCHES, format!(
                     "Secret `{MTLS_SECRET}`: client.key does not belong to client.crt (or does not parse)"
                 ))
             });
@@ -225,7 +226,7 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
 }
 
 fn expiry_finding(key: &str, f: &CertFacts) -> Finding {
-    let id = "config/cert-expiry-horizon";
+    let id = ids::CERT_EXPIRY_HORIZON;
     if f.days_left < 0 {
         Finding::fail(
             id,
@@ -356,7 +357,7 @@ pub fn audit_mounts(workloads: &[MtlsWorkload]) -> Vec<Finding> {
         ),
     ];
     for (name, keys) in expect {
-        let id = format!("config/mount/{name}");
+        let id = format!("{}/{}", ids::MOUNT, name);
         match workloads.iter().find(|w| w.name == name) {
             None => out.push(Finding::fail(
                 &id,
@@ -426,7 +427,7 @@ pub fn audit_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding>
     SERVER_VERIFICATION_KEYS
         .iter()
         .map(|(component, ca_key, strict_key)| {
-            let id = format!("config/client-verifies-server/{component}");
+            let id = format!("{}/{}", ids::CLIENT_VERIFIES_SERVER, component);
             let ca = data.get(*ca_key).filter(|v| !v.trim().is_empty());
             let strict = data.get(*strict_key).is_some_and(|v| v.trim() == "true");
             match (ca, strict) {
@@ -456,7 +457,7 @@ pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
     });
     let loaded = match loaded {
         Some(rest) => Finding::pass(
-            &format!("log/client-cert-loaded/{component}"),
+            &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
             format!(
                 "{component} loaded its client certificate from {}",
                 rest.trim_end_matches(" (mtime changed)")
@@ -465,7 +466,7 @@ pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
         // Clients load the certificate when they first dial the repo-server, so a component that
         // has not needed it since its restart has no such line yet: reported, not failed.
         None => Finding::advise(
-            &format!("log/client-cert-loaded/{component}"),
+            &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
             false,
             format!(
                 "{component} has not logged `{CLIENT_CERT_LOADED}...` in {} lines: either it has not dialed the repo-server since its restart (the certificate loads on the first connection) or it connects without a certificate",
@@ -479,14 +480,14 @@ pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
         .collect();
     let handshakes = match errors.first() {
         None => Finding::pass(
-            &format!("log/client-handshake-errors/{component}"),
+            &format!("{}/{}", ids::CLIENT_HANDSHAKE_ERRORS, component),
             format!(
                 "{component}: no TLS handshake errors in {} lines",
                 lines.len()
             ),
         ),
         Some(first) => Finding::fail(
-            &format!("log/client-handshake-errors/{component}"),
+            &format!("{}/{}", ids::CLIENT_HANDSHAKE_ERRORS, component),
             format!(
                 "{component}: {} lines report failed handshakes, first: {first}",
                 errors.len()

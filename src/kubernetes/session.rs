@@ -15,6 +15,7 @@ use super::audit::{self, Finding, MtlsWorkload, WorkloadKind};
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
 use crate::endpoint::{Endpoint, LogSource, PodLog, Protocol};
+use crate::suite::kube_ids as ids;
 
 /// The client components whose logs show whether they present their certificate.
 pub const CLIENT_COMPONENTS: [&str; 4] = [
@@ -205,18 +206,18 @@ impl Session {
         match now {
             Ok(Some(now)) => {
                 out.push(if now.ready {
-                    Finding::pass("pod/ready", format!("pod/{name} is Ready"))
+                    Finding::pass(ids::POD_READY, format!("pod/{name} is Ready"))
                 } else {
-                    Finding::fail("pod/ready", format!("pod/{name} is not Ready"))
+                    Finding::fail(ids::POD_READY, format!("pod/{name} is not Ready"))
                 });
                 out.push(if now.restarts == replica.pod.restarts {
                     Finding::pass(
-                        "pod/restarts-unchanged",
+                        ids::POD_RESTARTS_UNCHANGED,
                         format!("pod/{name}: {} restarts before and after", now.restarts),
                     )
                 } else {
                     Finding::fail(
-                        "pod/restarts-unchanged",
+                        ids::POD_RESTARTS_UNCHANGED,
                         format!(
                             "pod/{name} restarted during the run ({} -> {} restarts): a failing liveness probe (GET /healthz?full=true) shows up exactly like this",
                             replica.pod.restarts, now.restarts
@@ -225,33 +226,33 @@ impl Session {
                 });
             }
             Ok(None) => out.push(Finding::fail(
-                "pod/ready",
+                ids::POD_READY,
                 format!("pod/{name} is gone: it was replaced during the run"),
             )),
-            Err(e) => out.push(Finding::inconclusive("pod/ready", e.to_string())),
+            Err(e) => out.push(Finding::inconclusive(ids::POD_READY, e.to_string())),
         }
         match cluster::probe_failures(&self.client, &self.namespace, name, since).await {
             Ok(events) if events.is_empty() => out.push(Finding::pass(
-                "pod/no-probe-failures",
+                ids::POD_NO_PROBE_FAILURES,
                 format!("pod/{name}: no Unhealthy events since the rollout"),
             )),
             Ok(events) => out.push(Finding::fail(
-                "pod/no-probe-failures",
+                ids::POD_NO_PROBE_FAILURES,
                 format!("pod/{name}: {}", events.join("; ")),
             )),
             Err(e) => out.push(Finding::inconclusive(
-                "pod/no-probe-failures",
+                ids::POD_NO_PROBE_FAILURES,
                 e.to_string(),
             )),
         }
         for forward in [&replica.grpc, &replica.health] {
             out.push(match forward.failure_summary() {
                 None => Finding::pass(
-                    "transport/port-forward",
+                    ids::PORT_FORWARD,
                     format!("{}: every connection was relayed", forward.label),
                 ),
                 Some(failed) => Finding::inconclusive(
-                    "transport/port-forward",
+                    ids::PORT_FORWARD,
                     format!("{failed}; a refusal seen through it may be the relay's"),
                 ),
             });
@@ -276,7 +277,7 @@ impl Session {
                 Ok(p) => p,
                 Err(e) => {
                     out.push(Finding::inconclusive(
-                        &format!("log/client-cert-loaded/{component}"),
+                        &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
                         e.to_string(),
                     ));
                     continue;
@@ -292,7 +293,7 @@ impl Session {
             }
             match failed {
                 Some(e) => out.push(Finding::inconclusive(
-                    &format!("log/client-cert-loaded/{component}"),
+                    &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
                     e,
                 )),
                 None if pods.is_empty() => {}

@@ -22,6 +22,7 @@ use crate::pki::{ProbePki, secrets};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
 use crate::report::{CheckResult, Verdict};
 use crate::runner::{self, PhaseClock};
+use crate::suite::kube_ids as ids;
 use crate::suite::{CaseKind, Check};
 
 /// How the Secrets are set up.
@@ -321,7 +322,7 @@ impl KubeRun {
             namespace: self.namespace.clone(),
         };
         self.not_observed.insert(
-            "baseline/no-cert-accepted-before-mtls".into(),
+            ids::BASELINE_NO_CERT_ACCEPTED.into(),
             "existing installation: there is no 'before' state to record (the kind target records it)"
                 .into(),
         );
@@ -398,14 +399,14 @@ impl KubeRun {
         let snapshot = cluster::read_snapshot(&session.client, &session.namespace, true).await?;
         if let Some(why) = &snapshot.secret_unreadable {
             for id in [
-                "config/mtls-secret-keys",
-                "config/mtls-client-pair",
-                "config/client-ca-parses",
-                "config/client-cert-chains",
-                "config/client-key-matches",
-                "config/cert-expiry-horizon",
-                "config/server-ca-present",
-                "config/mtls-secret-extra-keys",
+                ids::MTLS_SECRET_KEYS,
+                ids::MTLS_CLIENT_PAIR,
+                ids::CLIENT_CA_PARSES,
+                ids::CLIENT_CERT_CHAINS,
+                ids::CLIENT_KEY_MATCHES,
+                ids::CERT_EXPIRY_HORIZON,
+                ids::SERVER_CA_PRESENT,
+                ids::MTLS_SECRET_EXTRA_KEYS,
             ] {
                 self.not_observed.insert(id.into(), why.clone());
             }
@@ -500,7 +501,7 @@ async fn baseline(
     server_name: &str,
     settings: &ProbeSettings,
 ) -> Result<Vec<ScopedFindings>, ClusterError> {
-    const ID: &str = "baseline/no-cert-accepted-before-mtls";
+    const ID: &str = ids::BASELINE_NO_CERT_ACCEPTED;
     let mut out = Vec::new();
     for r in session.open_replicas().await? {
         let outcome = probe::attempt(&ProbeRequest {
