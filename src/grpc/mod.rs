@@ -17,7 +17,7 @@ use bytes::Bytes;
 use prost::Message;
 use rustls_pki_types::CertificateDer;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 use crate::pki::Identity;
 use crate::probe::{
@@ -160,10 +160,12 @@ impl Tap {
     }
 }
 
-/// A stream that tells its [`Tap`] how the server ended the connection.
+/// A stream that tells its [`Tap`] how the server ended the connection, and first replays what
+/// was already read from it (the server's first word).
 struct Tapped<S> {
     inner: S,
     tap: Tap,
+    replay: Vec<u8>,
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
@@ -172,6 +174,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for Tapped<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
+        if !self.replay.is_empty() {
+            let n = self.replay.len().min(buf.remaining());
+            buf.put_slice(&self.replay[..n]);
+            self.replay.drain(..n);
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         match &polled {
@@ -246,10 +254,42 @@ async fn unary(
                 .unwrap_or_else(|| "none".into()),
         });
     }
+    // Let the server speak first (see probe::FIRST_WORD_WINDOW): a refusing server's alert is
+    // read before any write of ours can race with it.
+    let mut stream = connected.stream;
+    let mut first = vec![0u8; 4096];
+    let window = probe::FIRST_WORD_WINDOW.min(target.timeout.saturating_sub(started.elapsed()));
+    let replay = match tokio::time::timeout(window, stream.read(&mut first)).await {
+        Err(_) => Vec::new(),
+        Ok(Ok(n)) if n > 0 => first[..n].to_vec(),
+        Ok(Ok(_)) => {
+            connection.outcome = Outcome::Rejected;
+            connection.reset = true;
+            connection.detail = "the server closed the connection before any response".into();
+            return Err(GrpcError::Refused(Box::new(connection)));
+        }
+        Ok(Err(e)) => match probe::classify_io(&e) {
+            PeerSaid::Alert(alert) => {
+                connection.outcome = Outcome::Rejected;
+                connection.detail = format!("server sent alert `{alert}` before any response");
+                connection.alert = Some(alert);
+                return Err(GrpcError::Refused(Box::new(connection)));
+            }
+            PeerSaid::Reset(why) => {
+                connection.outcome = Outcome::Rejected;
+                connection.reset = true;
+                connection.detail =
+                    format!("the server closed the connection before any response ({why})");
+                return Err(GrpcError::Refused(Box::new(connection)));
+            }
+            PeerSaid::Other(why) => return Err(GrpcError::Local(format!("TLS: {why}"))),
+        },
+    };
     let tap = Tap::default();
     let io = Tapped {
-        inner: connected.stream,
+        inner: stream,
         tap: tap.clone(),
+        replay,
     };
     let remaining = target.timeout.saturating_sub(started.elapsed());
     let call = async {

@@ -407,8 +407,23 @@ pub(crate) async fn read_h2_answer<S: tokio::io::AsyncRead + Unpin>(
     stream: &mut S,
     deadline: Instant,
 ) -> H2Answer {
-    let mut seen = Vec::new();
+    read_h2_answer_after(stream, Vec::new(), deadline).await
+}
+
+/// [`read_h2_answer`], with `seen` already read.
+async fn read_h2_answer_after<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    mut seen: Vec<u8>,
+    deadline: Instant,
+) -> H2Answer {
     let mut buf = [0u8; 4096];
+    if seen.len() >= 9 {
+        return if starts_with_h2_settings(&seen) {
+            H2Answer::Settings
+        } else {
+            H2Answer::Other(seen)
+        };
+    }
     loop {
         match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
             Err(_) => return H2Answer::Silent(seen),
@@ -918,13 +933,25 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     let deadline = started + req.timeout;
     match req.proof {
         AcceptanceProof::H2Settings => {
-            let mut hello = H2_PREFACE.to_vec();
-            hello.extend_from_slice(&H2_EMPTY_SETTINGS);
-            if let Err(e) = stream.write_all(&hello).await {
-                let e = read_after_failed_write(&mut stream, e).await;
-                apply_post_handshake_error(&mut outcome, &e);
-            } else {
-                match read_h2_answer(&mut stream, deadline).await {
+            // Let the server speak first: HTTP/2 servers (grpc-go, Go, hyper) send SETTINGS right
+            // after the handshake, and a refusing one its alert. Writing first races with the
+            // refusal: the server closes with our bytes unread, its kernel resets the connection,
+            // and the alert can be lost on our side.
+            let first_word = (Instant::now() + FIRST_WORD_WINDOW).min(deadline);
+            let answer = match read_h2_answer(&mut stream, first_word).await {
+                H2Answer::Silent(seen) => {
+                    // A server that waits for our preface before it says anything.
+                    let mut hello = H2_PREFACE.to_vec();
+                    hello.extend_from_slice(&H2_EMPTY_SETTINGS);
+                    match stream.write_all(&hello).await {
+                        Ok(()) => read_h2_answer_after(&mut stream, seen, deadline).await,
+                        Err(e) => H2Answer::Failed(read_after_failed_write(&mut stream, e).await),
+                    }
+                }
+                answer => answer,
+            };
+            {
+                match answer {
                     H2Answer::Settings => {
                         outcome.stage = Stage::Application;
                         outcome.accept(
@@ -1009,6 +1036,9 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     outcome.timings.total_us = micros(started);
     outcome
 }
+
+/// How long to let the server speak first after the handshake before writing to it.
+pub(crate) const FIRST_WORD_WINDOW: Duration = Duration::from_millis(300);
 
 /// A server that refuses right after the handshake sends its alert and closes; a write racing
 /// with that fails (broken pipe, reset) while the alert still waits in the receive queue. Read it:
