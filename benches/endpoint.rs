@@ -138,6 +138,7 @@ fn main() {
             std::thread::sleep(Duration::from_millis(10));
         }
         let plain = argocd_mtls_verify::endpoint::Endpoint {
+            relays: vec![],
             label: "s_server".into(),
             addr: accept.parse().unwrap(),
             server_name: "localhost".into(),

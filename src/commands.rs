@@ -416,6 +416,7 @@ async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--log-file {}: no such file", log.display());
     }
     let endpoint = Endpoint {
+        relays: vec![],
         label: addr_text.clone(),
         addr,
         server_name,

@@ -195,6 +195,9 @@ pub struct Endpoint {
     pub health: Option<String>,
     /// The repo-server log, when available.
     pub logs: Option<LogSource>,
+    /// The relays between the prober and the server (port-forwards), whose failures make what
+    /// was seen through them no evidence either way. Empty for a direct connection.
+    pub relays: Vec<crate::kubernetes::forward::RelayHealth>,
 }
 
 /// Normalizes `--health-url`: accepts `http://host:port`, with or without a path; returns `host:port`.

@@ -352,6 +352,7 @@ async fn log_formats_and_unhealthy_health_port() {
     ];
     for (lines, health, want) in cases {
         let endpoint = Endpoint {
+            relays: vec![],
             label: "logs".into(),
             addr: server.grpc_addr,
             server_name: "localhost".into(),
@@ -406,6 +407,7 @@ async fn port_forward_relay_is_transparent_and_counts_failures() {
             label: "relayed".into(),
             addr: grpc.addr,
             health: Some(health.addr.to_string()),
+            relays: vec![grpc.health(), health.health()],
             ..direct.clone()
         };
         let verdicts = |endpoint: Endpoint| {

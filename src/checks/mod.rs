@@ -36,7 +36,12 @@ use crate::suite::{CaseKind, Check, Expect};
 pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> CheckResult {
     let grpc = endpoint.protocol == Protocol::Grpc;
     let expected = expected_text(&check.case.kind, endpoint.protocol);
-    let j = if let Some(why) = &obs.protocol_mismatch {
+    let relay_failures: Vec<String> = endpoint
+        .relays
+        .iter()
+        .filter_map(|r| r.failure_summary())
+        .collect();
+    let mut j = if let Some(why) = &obs.protocol_mismatch {
         Judgement::new(Verdict::Error, format!("no verdict: {why}"))
     } else if check.case.grpc_only && !grpc {
         Judgement::not_applicable(format!(
@@ -46,6 +51,20 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
     } else {
         judge(check, obs, endpoint, grpc)
     };
+    if !relay_failures.is_empty() && j.verdict != Verdict::Skip {
+        // A relay that drops a connection looks like a server refusing it: nothing seen through
+        // a failing port-forward is evidence either way.
+        j.evidence.push(format!(
+            "observed as {}: {}",
+            format!("{:?}", j.verdict).to_lowercase(),
+            j.reason
+        ));
+        j.verdict = Verdict::Error;
+        j.reason = format!(
+            "no verdict: the port-forward failed while probing ({}); a refusal seen through it may be the relay's",
+            relay_failures.join("; ")
+        );
+    }
     CheckResult {
         id: check.id.clone(),
         title: check.case.title.clone(),

@@ -25,6 +25,7 @@ fn check(id: &str) -> Check {
 
 fn endpoint(protocol: Protocol) -> Endpoint {
     Endpoint {
+        relays: vec![],
         label: "canned".into(),
         addr: "127.0.0.1:1".parse().unwrap(),
         server_name: "localhost".into(),

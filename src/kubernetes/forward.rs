@@ -3,7 +3,7 @@
 //!
 //! A forward that fails must never be mistaken for the repo-server refusing a client: to the
 //! prober, a relay that closes looks exactly like a reset. So every relay failure is counted, and
-//! the caller turns a non-zero count into "no verdict" for the replica behind it.
+//! the endpoint carries the count ([`RelayHealth`]) to the checks, which judge with it.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -51,7 +51,38 @@ impl Drop for LocalForward {
     }
 }
 
+/// What a forward's relay failures look like from the outside: shared with the endpoint it leads
+/// to, so the checks read it when they judge.
+#[derive(Debug, Clone)]
+pub struct RelayHealth {
+    label: String,
+    failures: Arc<Mutex<Failures>>,
+}
+
+impl RelayHealth {
+    /// `None` while every connection was relayed; otherwise what failed, for messages.
+    pub fn failure_summary(&self) -> Option<String> {
+        let f = self.failures.lock().expect("not poisoned");
+        (f.count > 0).then(|| {
+            format!(
+                "{}: {} connections failed in the relay (first: {})",
+                self.label,
+                f.count,
+                f.first.clone().unwrap_or_default()
+            )
+        })
+    }
+}
+
 impl LocalForward {
+    /// The forward's relay health, to hand to the endpoint behind it.
+    pub fn health(&self) -> RelayHealth {
+        RelayHealth {
+            label: self.label.clone(),
+            failures: self.failures.clone(),
+        }
+    }
+
     /// How many relayed connections failed so far, and the first reason.
     pub fn failures(&self) -> (usize, Option<String>) {
         let f = self.failures.lock().expect("not poisoned");
@@ -60,14 +91,7 @@ impl LocalForward {
 
     /// `None` while every connection was relayed; otherwise what failed, for messages.
     pub fn failure_summary(&self) -> Option<String> {
-        match self.failures() {
-            (0, _) => None,
-            (n, first) => Some(format!(
-                "{}: {n} connections failed in the relay (first: {})",
-                self.label,
-                first.unwrap_or_default()
-            )),
-        }
+        self.health().failure_summary()
     }
 }
 

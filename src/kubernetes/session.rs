@@ -188,6 +188,7 @@ impl Session {
             protocol: Protocol::Grpc,
             health: Some(replica.health.addr.to_string()),
             logs,
+            relays: vec![replica.grpc.health(), replica.health.health()],
         }
     }
 

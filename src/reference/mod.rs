@@ -143,6 +143,7 @@ impl RunningReference {
     /// and the log lines it printed at startup.
     pub fn endpoint(&self, label: impl Into<String>) -> crate::endpoint::Endpoint {
         crate::endpoint::Endpoint {
+            relays: vec![],
             label: label.into(),
             addr: self.grpc_addr,
             server_name: "localhost".into(),

@@ -13,14 +13,13 @@ use kube::Client;
 use crate::checks::{self, ProbeSettings, ScopedFindings};
 use crate::kubernetes::audit::{Finding, MtlsWorkload};
 use crate::kubernetes::cluster::{self, ClusterError};
-use crate::kubernetes::forward::LocalForward;
 use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
-use crate::kubernetes::session::{KubeFacts, Replica, Session, window_since};
+use crate::kubernetes::session::{KubeFacts, Session, window_since};
 use crate::kubernetes::{install, versions};
 use crate::pki::{ProbePki, secrets};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
-use crate::report::{CheckResult, Verdict};
+use crate::report::CheckResult;
 use crate::runner::{self, PhaseClock};
 use crate::suite::kube_ids as ids;
 use crate::suite::{CaseKind, Check};
@@ -428,9 +427,7 @@ impl KubeRun {
         if !probe_checks.is_empty() {
             let executed =
                 runner::execute(&endpoints, material, &probe_checks, settings, true).await;
-            let mut results = executed.results;
-            discount_relay_failures(&mut results, &replicas);
-            self.results.extend(results);
+            self.results.extend(executed.results);
             self.argocd_version = executed.argocd_version;
             self.server_certificates = executed.server_certificates;
         }
@@ -463,35 +460,6 @@ impl KubeRun {
         self.facts.provenance = provenance;
         self.clock.record("verify", start);
         Ok(())
-    }
-}
-
-/// A relay that drops a connection looks like a server refusing it, so nothing observed through a
-/// port-forward that failed is evidence either way: such results become "no verdict".
-fn discount_relay_failures(results: &mut [CheckResult], replicas: &[Replica]) {
-    for replica in replicas {
-        let failed: Vec<String> = [&replica.grpc, &replica.health]
-            .into_iter()
-            .filter_map(LocalForward::failure_summary)
-            .collect();
-        if failed.is_empty() {
-            continue;
-        }
-        for r in results
-            .iter_mut()
-            .filter(|r| r.endpoint == replica.pod.name && r.verdict != Verdict::Skip)
-        {
-            r.evidence.push(format!(
-                "observed as {}: {}",
-                format!("{:?}", r.verdict).to_lowercase(),
-                r.reason
-            ));
-            r.verdict = Verdict::Error;
-            r.reason = format!(
-                "no verdict: the port-forward failed while probing ({}); a refusal seen through it may be the relay's",
-                failed.join("; ")
-            );
-        }
     }
 }
 
