@@ -1,0 +1,342 @@
+//! The model of one attempt: what it asks for ([`ProbeRequest`]) and how it ended
+//! ([`ProbeOutcome`]: outcome, stage, alert, acceptance basis, what the server presented).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rustls::pki_types::CertificateDer;
+use serde::{Deserialize, Serialize};
+
+use crate::pki::Identity;
+
+/// TLS protocol version an attempt is forced to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.0 (legacy prober only).
+    #[serde(rename = "tls1.0")]
+    Tls10,
+    /// TLS 1.1 (legacy prober only).
+    #[serde(rename = "tls1.1")]
+    Tls11,
+    /// TLS 1.2.
+    #[serde(rename = "tls1.2")]
+    Tls12,
+    /// TLS 1.3.
+    #[serde(rename = "tls1.3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `tls1.2` style name, used as the check id suffix.
+    pub fn id(self) -> &'static str {
+        match self {
+            TlsVersion::Tls10 => "tls1.0",
+            TlsVersion::Tls11 => "tls1.1",
+            TlsVersion::Tls12 => "tls1.2",
+            TlsVersion::Tls13 => "tls1.3",
+        }
+    }
+
+    /// Parses `1.2`, `tls1.2`, `TLSv1.2`.
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.to_ascii_lowercase();
+        let v = s.trim_start_matches("tlsv").trim_start_matches("tls");
+        match v {
+            "1.0" => Some(TlsVersion::Tls10),
+            "1.1" => Some(TlsVersion::Tls11),
+            "1.2" => Some(TlsVersion::Tls12),
+            "1.3" => Some(TlsVersion::Tls13),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// How an attempt proves the server accepted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptanceProof {
+    /// Send the HTTP/2 preface and wait for the server's SETTINGS frame (gRPC servers).
+    H2Settings,
+    /// HTTPS: send `GET /` and read the status line. A refusal status (400, 401, 403, 495, 496:
+    /// what nginx's `ssl_verify_client` and its kin answer) is a refusal before protected content.
+    Https,
+    /// Plain TLS: under TLS 1.3, application data or a session ticket, else silence for the
+    /// whole silence window.
+    Tls,
+}
+
+/// What the server did that made an attempt count as accepted. Reports print it, so a reader can
+/// weigh the evidence: everything but [`AcceptanceBasis::Silence`] is the server's own act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AcceptanceBasis {
+    /// The server sent its HTTP/2 SETTINGS frame.
+    H2Settings,
+    /// The server answered the HTTP request with a status that is not a refusal.
+    HttpResponse,
+    /// The server sent application data.
+    ApplicationData,
+    /// The server issued a TLS 1.3 session ticket, which it does after the client's Finished.
+    SessionTicket,
+    /// TLS 1.2: the server's Finished comes after it verified the client's certificate.
+    Tls12Finished,
+    /// Nothing but silence: no alert and no close for the whole silence window. Weak evidence.
+    Silence,
+}
+
+impl AcceptanceBasis {
+    /// Whether the server did something that shows acceptance (everything but silence).
+    pub fn is_positive(self) -> bool {
+        self != AcceptanceBasis::Silence
+    }
+}
+
+impl std::fmt::Display for AcceptanceBasis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AcceptanceBasis::H2Settings => "the server's HTTP/2 SETTINGS frame",
+            AcceptanceBasis::HttpResponse => "an HTTP response that is not a refusal",
+            AcceptanceBasis::ApplicationData => "application data from the server",
+            AcceptanceBasis::SessionTicket => {
+                "a TLS 1.3 session ticket issued after the client's Finished"
+            }
+            AcceptanceBasis::Tls12Finished => {
+                "the server's TLS 1.2 Finished, sent after it verified the client"
+            }
+            AcceptanceBasis::Silence => {
+                "silence only: no alert and no close during the whole silence window"
+            }
+        })
+    }
+}
+
+/// The server name indication an attempt sends. A server may enforce client certificates only for
+/// some names (or only when a name is sent), so refusals are tried under several.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Sni {
+    /// The configured server name (no SNI when it is an IP address, as TLS requires).
+    Configured,
+    /// No SNI extension at all.
+    Absent,
+    /// This name, which the server does not expect.
+    Other(String),
+}
+
+/// A DNS name no repo-server is configured for, sent as an unexpected SNI.
+pub const UNEXPECTED_SNI: &str = "not-the-repo-server.invalid";
+
+/// HTTP statuses that refuse a client before any protected content: nginx sends 400 ("No required
+/// SSL certificate was sent") and 495/496 for certificate errors; 401/403 are the generic refusals.
+pub const HTTP_REFUSAL_STATUSES: [u16; 5] = [400, 401, 403, 495, 496];
+
+/// The classification of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The server let the client through to application data.
+    Accepted,
+    /// The server refused (alert or reset) before any application data.
+    Rejected,
+    /// Nothing can be concluded (timeout, TCP failure).
+    Inconclusive,
+    /// The prober itself could not run the attempt (bad configuration, local error).
+    Error,
+}
+
+/// How far the attempt got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    /// TCP connect.
+    Tcp,
+    /// Inside the TLS handshake.
+    Handshake,
+    /// After the client's handshake completed, before application data.
+    PostHandshake,
+    /// Application data from the server was seen.
+    Application,
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Rejected => "rejected",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Error => "not classifiable",
+        })
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::Tcp => "at TCP connect",
+            Stage::Handshake => "during the handshake",
+            Stage::PostHandshake => "after the client's handshake completed",
+            Stage::Application => "at the application layer",
+        })
+    }
+}
+
+/// One attempt's inputs.
+#[derive(Debug, Clone)]
+pub struct ProbeRequest {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// The name the server certificate is checked against (and the configured SNI).
+    pub server_name: String,
+    /// The SNI to send.
+    pub sni: Sni,
+    /// Forced protocol version (1.2 or 1.3; older versions go through [`legacy`]).
+    pub version: TlsVersion,
+    /// Client certificate and key to present, if any.
+    pub identity: Option<Identity>,
+    /// Trust anchors for verifying the server; the result is recorded, never fatal.
+    pub server_roots: Vec<CertificateDer<'static>>,
+    /// How acceptance is proven.
+    pub proof: AcceptanceProof,
+    /// Overall time limit.
+    pub timeout: Duration,
+    /// With [`AcceptanceProof::Tls`] under TLS 1.3: how long silence must last before it counts as
+    /// acceptance (bounded by the timeout). `None`: the whole timeout, so that a server that
+    /// refuses slowly is never taken for one that accepts.
+    pub silence: Option<Duration>,
+}
+
+impl ProbeRequest {
+    /// The name the ClientHello carries as SNI, if any.
+    pub fn sni_sent(&self) -> Option<String> {
+        let name = match &self.sni {
+            Sni::Absent => return None,
+            Sni::Configured => &self.server_name,
+            Sni::Other(name) => name,
+        };
+        // TLS sends no SNI for an IP address.
+        name.parse::<std::net::IpAddr>()
+            .is_err()
+            .then(|| name.clone())
+    }
+}
+
+/// Timings of an attempt, in microseconds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Timings {
+    /// TCP connect.
+    pub connect_us: u64,
+    /// TLS handshake (client side).
+    pub handshake_us: u64,
+    /// Whole attempt, including the acceptance proof.
+    pub total_us: u64,
+}
+
+/// What the server presented and whether it verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ServerChain {
+    /// SHA-256 fingerprints of the presented chain, leaf first.
+    pub sha256: Vec<String>,
+    /// Subjects of the presented chain, leaf first.
+    pub subjects: Vec<String>,
+    /// The leaf's public key (`RSA 2048`, `ECDSA P-256`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub leaf_key: Option<String>,
+    /// Whether the chain verified against the configured server CA for the server name.
+    pub verified: Option<bool>,
+    /// Why it did not verify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+    /// The leaf's DER, for the report's certificates section (not repeated in every attempt).
+    #[serde(skip)]
+    pub leaf_der: Option<Vec<u8>>,
+}
+
+/// One attempt's classified result. Serializable as report evidence.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProbeOutcome {
+    /// The verdict on the connection.
+    pub outcome: Outcome,
+    /// How far it got.
+    pub stage: Stage,
+    /// TLS alert received, by RFC 8446 name (`certificate_required`, `unknown_ca`, ...).
+    pub alert: Option<String>,
+    /// The connection was reset or closed without an alert.
+    pub reset: bool,
+    /// Version requested.
+    pub requested_version: TlsVersion,
+    /// The SNI sent (`None`: no SNI extension).
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Version negotiated: the server's ServerHello chose it (also when it refused the client later).
+    pub tls_version: Option<String>,
+    /// Cipher suite negotiated.
+    pub cipher_suite: Option<String>,
+    /// ALPN protocol negotiated.
+    pub alpn: Option<String>,
+    /// The server's certificate chain.
+    pub server_chain: ServerChain,
+    /// Whether the server sent a CertificateRequest at all.
+    pub client_cert_requested: bool,
+    /// The acceptable CA names the CertificateRequest advertised.
+    pub acceptable_ca_names: Vec<String>,
+    /// Identity presented (`client`, `wrong-ca`, ..., or none).
+    pub presented: Option<String>,
+    /// On what basis the attempt was called accepted.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub accepted_by: Option<AcceptanceBasis>,
+    /// The HTTP status answered, with [`AcceptanceProof::Https`].
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub http_status: Option<u16>,
+    /// Whether the server issued a TLS 1.3 session ticket on this connection.
+    #[serde(default)]
+    pub session_ticket: bool,
+    /// Timings.
+    pub timings: Timings,
+    /// One human-readable sentence of what happened.
+    pub detail: String,
+}
+
+impl ProbeOutcome {
+    pub(crate) fn new(req: &ProbeRequest) -> Self {
+        let mut out = Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()));
+        out.sni = req.sni_sent();
+        out
+    }
+
+    /// Marks the attempt accepted, on `basis`.
+    pub(crate) fn accept(&mut self, basis: AcceptanceBasis, detail: String) {
+        self.outcome = Outcome::Accepted;
+        self.accepted_by = Some(basis);
+        self.detail = detail;
+    }
+
+    /// A record for an attempt that has not connected yet.
+    pub(crate) fn blank(requested_version: TlsVersion, presented: Option<String>) -> Self {
+        ProbeOutcome {
+            outcome: Outcome::Error,
+            stage: Stage::Tcp,
+            alert: None,
+            reset: false,
+            requested_version,
+            sni: None,
+            tls_version: None,
+            cipher_suite: None,
+            alpn: None,
+            server_chain: ServerChain::default(),
+            client_cert_requested: false,
+            acceptable_ca_names: vec![],
+            presented,
+            accepted_by: None,
+            http_status: None,
+            session_ticket: false,
+            timings: Timings::default(),
+            detail: String::new(),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Bytes on the wire, shared by every prober: TCP connect with a deadline, reading an HTTP/2
+//! answer, naming TLS alerts, telling what an I/O error says about the peer, describing bytes.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::outcome::{Outcome, ProbeOutcome, Stage};
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+/// Connects with a deadline. A refused or timed-out connection proves nothing about mTLS: on
+/// failure `out` becomes a final `inconclusive` record and `None` is returned.
+pub(crate) async fn tcp_connect(
+    addr: SocketAddr,
+    started: Instant,
+    deadline: Instant,
+    out: &mut ProbeOutcome,
+) -> Option<TcpStream> {
+    let result = tokio::time::timeout_at(deadline.into(), TcpStream::connect(addr)).await;
+    let failure = match result {
+        Ok(Ok(tcp)) => {
+            let _ = tcp.set_nodelay(true);
+            out.timings.connect_us = micros(started);
+            out.stage = Stage::Handshake;
+            return Some(tcp);
+        }
+        Ok(Err(e)) => format!("TCP connect to {addr} failed: {e}"),
+        Err(_) => format!("TCP connect to {addr} timed out"),
+    };
+    out.outcome = Outcome::Inconclusive;
+    out.detail = failure;
+    out.timings.total_us = micros(started);
+    None
+}
+
+/// What a peer sent back after an HTTP/2 preface.
+pub(crate) enum H2Answer {
+    /// Its own SETTINGS frame: it speaks HTTP/2 to us.
+    Settings,
+    /// At least a frame header's worth of bytes that are not SETTINGS.
+    Other(Vec<u8>),
+    /// The connection closed (after these bytes, possibly none).
+    Closed(Vec<u8>),
+    /// Nothing conclusive before the deadline (after these bytes, possibly none).
+    Silent(Vec<u8>),
+    /// A read error.
+    Failed(std::io::Error),
+}
+
+/// Reads until the first 9 bytes (one frame header) decide whether the peer answered with SETTINGS.
+pub(crate) async fn read_h2_answer<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    deadline: Instant,
+) -> H2Answer {
+    read_h2_answer_after(stream, Vec::new(), deadline).await
+}
+
+/// [`read_h2_answer`], with `seen` already read.
+pub(crate) async fn read_h2_answer_after<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    mut seen: Vec<u8>,
+    deadline: Instant,
+) -> H2Answer {
+    let mut buf = [0u8; 4096];
+    if seen.len() >= 9 {
+        return if starts_with_h2_settings(&seen) {
+            H2Answer::Settings
+        } else {
+            H2Answer::Other(seen)
+        };
+    }
+    loop {
+        match tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await {
+            Err(_) => return H2Answer::Silent(seen),
+            Ok(Ok(0)) => return H2Answer::Closed(seen),
+            Ok(Err(e)) => return H2Answer::Failed(e),
+            Ok(Ok(n)) => {
+                seen.extend_from_slice(&buf[..n]);
+                if seen.len() >= 9 {
+                    return if starts_with_h2_settings(&seen) {
+                        H2Answer::Settings
+                    } else {
+                        H2Answer::Other(seen)
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The first bytes of `seen`, as hex, for evidence.
+pub(crate) fn first_bytes(seen: &[u8]) -> String {
+    hex::encode(&seen[..seen.len().min(16)])
+}
+
+/// RFC 8446 / RFC 5246 name of an alert code.
+pub fn alert_name(code: u8) -> String {
+    match code {
+        0 => "close_notify",
+        10 => "unexpected_message",
+        20 => "bad_record_mac",
+        22 => "record_overflow",
+        40 => "handshake_failure",
+        42 => "bad_certificate",
+        43 => "unsupported_certificate",
+        44 => "certificate_revoked",
+        45 => "certificate_expired",
+        46 => "certificate_unknown",
+        47 => "illegal_parameter",
+        48 => "unknown_ca",
+        49 => "access_denied",
+        50 => "decode_error",
+        51 => "decrypt_error",
+        70 => "protocol_version",
+        71 => "insufficient_security",
+        80 => "internal_error",
+        86 => "inappropriate_fallback",
+        90 => "user_canceled",
+        109 => "missing_extension",
+        110 => "unsupported_extension",
+        112 => "unrecognized_name",
+        116 => "certificate_required",
+        120 => "no_application_protocol",
+        other => return format!("alert_{other}"),
+    }
+    .to_owned()
+}
+
+/// What an I/O error from the TLS stream says about the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerSaid {
+    /// The peer sent this TLS alert.
+    Alert(String),
+    /// The peer reset or closed the connection without an alert.
+    Reset(String),
+    /// Something else went wrong (possibly on our side).
+    Other(String),
+}
+
+pub(crate) fn classify_io(err: &std::io::Error) -> PeerSaid {
+    use std::io::ErrorKind;
+    if let Some(tls) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        return match tls {
+            rustls::Error::AlertReceived(alert) => PeerSaid::Alert(alert_name(u8::from(*alert))),
+            other => PeerSaid::Other(format!("TLS error: {other}")),
+        };
+    }
+    match err.kind() {
+        ErrorKind::ConnectionReset
+        | ErrorKind::ConnectionAborted
+        | ErrorKind::BrokenPipe
+        | ErrorKind::UnexpectedEof => PeerSaid::Reset(err.to_string()),
+        _ => PeerSaid::Other(err.to_string()),
+    }
+}
+
+pub(crate) fn micros(since: Instant) -> u64 {
+    since.elapsed().as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+/// The 24-byte HTTP/2 client connection preface (RFC 9113 §3.4).
+pub const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// An empty HTTP/2 SETTINGS frame: length 0, type 0x4, flags 0, stream 0.
+pub const H2_EMPTY_SETTINGS: [u8; 9] = [0, 0, 0, 4, 0, 0, 0, 0, 0];
+
+/// Whether `bytes` starts with an HTTP/2 SETTINGS frame header on stream 0 (not an ACK).
+pub fn starts_with_h2_settings(bytes: &[u8]) -> bool {
+    bytes.len() >= 9
+        && bytes[3] == 0x04
+        && bytes[4] & 0x01 == 0
+        && bytes[5..9] == [0, 0, 0, 0]
+        && (u32::from(bytes[0]) << 16 | u32::from(bytes[1]) << 8 | u32::from(bytes[2])) % 6 == 0
+}
+
+/// Words for the first bytes a peer sent: a TLS record, HTTP, HTTP/2, or hex.
+pub fn describe_bytes(seen: &[u8]) -> String {
+    match seen {
+        [0x15, 3, _, 0, 2, level, code, ..] => format!(
+            "a TLS {} alert `{}`",
+            if *level == 2 { "fatal" } else { "warning" },
+            alert_name(*code)
+        ),
+        [0x16, 3, ..] => "a TLS handshake record".into(),
+        _ if seen.starts_with(b"HTTP/") => format!(
+            "an HTTP/1.x response `{}`",
+            String::from_utf8_lossy(seen.split(|b| *b == b'\r').next().unwrap_or_default())
+        ),
+        _ if starts_with_h2_settings(seen) => "an HTTP/2 SETTINGS frame".into(),
+        _ => format!("first bytes {}", first_bytes(seen)),
+    }
+}
