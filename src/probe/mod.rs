@@ -8,6 +8,7 @@
 //! after they judged its certificate), and only failing all of those, silence: no alert for the
 //! whole silence window while the connection stayed open. A timeout or a TCP failure proves nothing
 //! and is `inconclusive`, never a pass.
+
 pub mod legacy;
 pub mod plaintext;
 
