@@ -1,103 +1,18 @@
-//! Kubernetes operations of the kind and cluster targets, on kube-rs.
-//!
-//! Reading ([`read_snapshot`]) only ever sends GET: cluster mode is read-only by default, and a test
-//! fails if any other verb leaves this module's read path. Writing (restart) is separate and only
-//! reached when the user asked for it.
+//! The read path: only ever GET (and the watch-free polling of rollouts). Cluster mode is read-only
+//! by default, and a test fails if any other verb leaves it.
 
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Client;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::audit::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
+use crate::kubernetes::audit::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
 use crate::pki::secrets::MTLS_SECRET;
 
-/// Why a Kubernetes call failed, with the permission to grant when that is the reason.
-#[derive(Debug, thiserror::Error)]
-pub enum ClusterError {
-    /// RBAC refused the call.
-    #[error(
-        "forbidden: the harness needs `{verb}` on `{resource}` in namespace `{namespace}` ({message})"
-    )]
-    Forbidden {
-        /// The verb.
-        verb: String,
-        /// The resource.
-        resource: String,
-        /// The namespace.
-        namespace: String,
-        /// The API server's message.
-        message: String,
-    },
-    /// Any other API error.
-    #[error("{verb} {resource} in `{namespace}`: {source}")]
-    Api {
-        /// The verb.
-        verb: String,
-        /// The resource.
-        resource: String,
-        /// The namespace.
-        namespace: String,
-        /// The error.
-        source: kube::Error,
-    },
-    /// Something did not become ready in time.
-    #[error("{what} did not become ready within {seconds} s")]
-    Timeout {
-        /// What was waited for.
-        what: String,
-        /// The limit.
-        seconds: u64,
-    },
-    /// Provisioning would replace an object this tool did not create.
-    #[error(
-        "`{resource}` already exists in namespace `{namespace}` and was not created by argocd-mtls-verify: refusing to overwrite it (delete it yourself, or run read-only without --provision)"
-    )]
-    WouldOverwrite {
-        /// The object.
-        resource: String,
-        /// The namespace.
-        namespace: String,
-    },
-    /// A rollout did not finish.
-    #[error("rollout of {kind:?}/{name} {state}")]
-    Rollout {
-        /// Workload kind.
-        kind: WorkloadKind,
-        /// Workload name.
-        name: String,
-        /// What went wrong.
-        state: String,
-    },
-}
-
-/// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
-pub(crate) fn api_error(
-    verb: &str,
-    resource: &str,
-    namespace: &str,
-    e: kube::Error,
-) -> ClusterError {
-    if let kube::Error::Api(status) = &e
-        && status.code == 403
-    {
-        return ClusterError::Forbidden {
-            verb: verb.into(),
-            resource: resource.into(),
-            namespace: namespace.into(),
-            message: status.message.clone(),
-        };
-    }
-    ClusterError::Api {
-        verb: verb.into(),
-        resource: resource.into(),
-        namespace: namespace.into(),
-        source: e,
-    }
-}
+use super::{ClusterError, api_error};
 
 /// What the read path collects from the namespace. Secret data is used only by the audit and is
 /// never serialized into a report.
@@ -189,46 +104,6 @@ pub async fn read_snapshot(
     snap.workloads = discover_mtls_workloads(&deployments.items, &statefulsets.items);
     snap.repo_server_pods = repo_server_pods(client, namespace).await?;
     Ok(snap)
-}
-
-/// The annotation `kubectl rollout restart` sets on the pod template.
-pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
-
-/// The strategic-merge patch `kubectl rollout restart` sends, for Deployments and StatefulSets alike.
-pub fn restart_patch(at: time::OffsetDateTime) -> serde_json::Value {
-    let stamp = at
-        .replace_nanosecond(0)
-        .unwrap_or(at)
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    serde_json::json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: stamp } } } } })
-}
-
-/// Restarts one workload the way `kubectl rollout restart` does.
-pub async fn restart(
-    client: &Client,
-    namespace: &str,
-    w: &MtlsWorkload,
-    at: time::OffsetDateTime,
-) -> Result<(), ClusterError> {
-    let patch = Patch::Strategic(restart_patch(at));
-    let params = PatchParams::default();
-    match w.kind {
-        WorkloadKind::Deployment => {
-            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-            api.patch(&w.name, &params, &patch)
-                .await
-                .map(|_| ())
-                .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
-        }
-        WorkloadKind::StatefulSet => {
-            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-            api.patch(&w.name, &params, &patch)
-                .await
-                .map(|_| ())
-                .map_err(|e| api_error("patch", "statefulsets.apps", namespace, e))
-        }
-    }
 }
 
 /// Where a rollout stands.
@@ -368,114 +243,6 @@ pub async fn wait_rollout(
         }
         tokio::time::sleep(poll).await;
     }
-}
-
-/// The field manager provisioning applies as (distinct from the installer's, so re-applying the
-/// Secrets never prunes fields the install set).
-pub const PROVISION_MANAGER: &str = "argocd-mtls-verify-provision";
-
-/// Mount path of `argocd-repo-server-mtls` in the client components.
-pub const CLIENT_MTLS_DIR: &str = "/app/config/reposerver/mtls";
-
-/// Creates or updates the mTLS Secrets. A Secret that exists and was not made by this tool is left
-/// alone and reported: provisioning never overwrites an operator's material.
-pub async fn provision_secrets(
-    client: &Client,
-    namespace: &str,
-    secrets: &[Secret],
-) -> Result<(), ClusterError> {
-    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
-    // Every Secret is checked before any is written, so a refusal leaves nothing half-provisioned.
-    for secret in secrets {
-        let name = secret.metadata.name.clone().unwrap_or_default();
-        let existing = api
-            .get_metadata_opt(&name)
-            .await
-            .map_err(|e| api_error("get", "secrets", namespace, e))?;
-        if let Some(existing) = existing {
-            let ours = existing
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(crate::pki::secrets::MANAGED_BY.0))
-                .is_some_and(|v| v == crate::pki::secrets::MANAGED_BY.1);
-            if !ours {
-                return Err(ClusterError::WouldOverwrite {
-                    resource: format!("secrets/{name}"),
-                    namespace: namespace.into(),
-                });
-            }
-        }
-    }
-    for secret in secrets {
-        let name = secret.metadata.name.clone().unwrap_or_default();
-        let mut body = serde_json::to_value(secret).expect("a Secret serializes");
-        body["apiVersion"] = "v1".into();
-        body["kind"] = "Secret".into();
-        body["metadata"]["namespace"] = namespace.into();
-        api.patch(
-            &name,
-            &PatchParams::apply(PROVISION_MANAGER).force(),
-            &Patch::Apply(body),
-        )
-        .await
-        .map_err(|e| api_error("patch", "secrets", namespace, e))?;
-    }
-    Ok(())
-}
-
-/// The argocd-cmd-params-cm patch of the `strict` profile: every client verifies the repo-server
-/// against the `server-ca.crt` it already mounts.
-pub fn strict_verification_patch() -> serde_json::Value {
-    let data: serde_json::Map<String, serde_json::Value> = super::audit::SERVER_VERIFICATION_KEYS
-        .iter()
-        .map(|(_, ca_key, _)| {
-            (
-                (*ca_key).to_owned(),
-                format!(
-                    "{CLIENT_MTLS_DIR}/{}",
-                    crate::pki::secrets::mtls_keys::SERVER_CA
-                )
-                .into(),
-            )
-        })
-        .collect();
-    serde_json::json!({ "data": data })
-}
-
-/// Applies [`strict_verification_patch`] (a merge patch: other keys are kept).
-pub async fn set_strict_verification(client: &Client, namespace: &str) -> Result<(), ClusterError> {
-    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        "argocd-cmd-params-cm",
-        &PatchParams::default(),
-        &Patch::Merge(strict_verification_patch()),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| api_error("patch", "configmaps", namespace, e))
-}
-
-/// The repo-server Deployment patch that makes grpc-go log refused handshakes (v1.81 logs them
-/// only at INFO, which it hides by default). Strategic merge: containers and env merge by name.
-pub fn grpc_info_log_patch() -> serde_json::Value {
-    serde_json::json!({ "spec": { "template": { "spec": { "containers": [{
-        "name": "argocd-repo-server",
-        "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info" }]
-    }] } } } })
-}
-
-/// Applies [`grpc_info_log_patch`].
-pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        "argocd-repo-server",
-        &PatchParams::default(),
-        &Patch::Strategic(grpc_info_log_patch()),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
 }
 
 /// The pods of a component (`app.kubernetes.io/name=<component>`), by name.

@@ -1,0 +1,95 @@
+//! Kubernetes operations of the kind and cluster targets, on kube-rs, in two files that never mix:
+//! [`read`] only ever sends GET (cluster mode is read-only by default, and a test fails if any other
+//! verb leaves it); [`write`] is reached only when the user asked for changes.
+
+mod read;
+mod write;
+
+pub use read::*;
+pub use write::*;
+
+use crate::kubernetes::audit::WorkloadKind;
+
+/// Why a Kubernetes call failed, with the permission to grant when that is the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// RBAC refused the call.
+    #[error(
+        "forbidden: the harness needs `{verb}` on `{resource}` in namespace `{namespace}` ({message})"
+    )]
+    Forbidden {
+        /// The verb.
+        verb: String,
+        /// The resource.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// Any other API error.
+    #[error("{verb} {resource} in `{namespace}`: {source}")]
+    Api {
+        /// The verb.
+        verb: String,
+        /// The resource.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+        /// The error.
+        source: kube::Error,
+    },
+    /// Something did not become ready in time.
+    #[error("{what} did not become ready within {seconds} s")]
+    Timeout {
+        /// What was waited for.
+        what: String,
+        /// The limit.
+        seconds: u64,
+    },
+    /// Provisioning would replace an object this tool did not create.
+    #[error(
+        "`{resource}` already exists in namespace `{namespace}` and was not created by argocd-mtls-verify: refusing to overwrite it (delete it yourself, or run read-only without --provision)"
+    )]
+    WouldOverwrite {
+        /// The object.
+        resource: String,
+        /// The namespace.
+        namespace: String,
+    },
+    /// A rollout did not finish.
+    #[error("rollout of {kind:?}/{name} {state}")]
+    Rollout {
+        /// Workload kind.
+        kind: WorkloadKind,
+        /// Workload name.
+        name: String,
+        /// What went wrong.
+        state: String,
+    },
+}
+
+/// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
+pub(crate) fn api_error(
+    verb: &str,
+    resource: &str,
+    namespace: &str,
+    e: kube::Error,
+) -> ClusterError {
+    if let kube::Error::Api(status) = &e
+        && status.code == 403
+    {
+        return ClusterError::Forbidden {
+            verb: verb.into(),
+            resource: resource.into(),
+            namespace: namespace.into(),
+            message: status.message.clone(),
+        };
+    }
+    ClusterError::Api {
+        verb: verb.into(),
+        resource: resource.into(),
+        namespace: namespace.into(),
+        source: e,
+    }
+}

@@ -1,0 +1,160 @@
+//! The write path, reached only when the user asked for it (`--provision`, kind): the Secrets by
+//! server-side apply, the strict profile's cmd-params, the grpc-go log level, and restarts.
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
+
+use crate::kubernetes::audit::{MtlsWorkload, WorkloadKind};
+
+use super::{ClusterError, api_error};
+
+/// The annotation `kubectl rollout restart` sets on the pod template.
+pub const RESTARTED_AT: &str = "kubectl.kubernetes.io/restartedAt";
+
+/// The strategic-merge patch `kubectl rollout restart` sends, for Deployments and StatefulSets alike.
+pub fn restart_patch(at: time::OffsetDateTime) -> serde_json::Value {
+    let stamp = at
+        .replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    serde_json::json!({ "spec": { "template": { "metadata": { "annotations": { RESTARTED_AT: stamp } } } } })
+}
+
+/// Restarts one workload the way `kubectl rollout restart` does.
+pub async fn restart(
+    client: &Client,
+    namespace: &str,
+    w: &MtlsWorkload,
+    at: time::OffsetDateTime,
+) -> Result<(), ClusterError> {
+    let patch = Patch::Strategic(restart_patch(at));
+    let params = PatchParams::default();
+    match w.kind {
+        WorkloadKind::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            api.patch(&w.name, &params, &patch)
+                .await
+                .map(|_| ())
+                .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
+        }
+        WorkloadKind::StatefulSet => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            api.patch(&w.name, &params, &patch)
+                .await
+                .map(|_| ())
+                .map_err(|e| api_error("patch", "statefulsets.apps", namespace, e))
+        }
+    }
+}
+
+/// The field manager provisioning applies as (distinct from the installer's, so re-applying the
+/// Secrets never prunes fields the install set).
+pub const PROVISION_MANAGER: &str = "argocd-mtls-verify-provision";
+
+/// Mount path of `argocd-repo-server-mtls` in the client components.
+pub const CLIENT_MTLS_DIR: &str = "/app/config/reposerver/mtls";
+
+/// Creates or updates the mTLS Secrets. A Secret that exists and was not made by this tool is left
+/// alone and reported: provisioning never overwrites an operator's material.
+pub async fn provision_secrets(
+    client: &Client,
+    namespace: &str,
+    secrets: &[Secret],
+) -> Result<(), ClusterError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    // Every Secret is checked before any is written, so a refusal leaves nothing half-provisioned.
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let existing = api
+            .get_metadata_opt(&name)
+            .await
+            .map_err(|e| api_error("get", "secrets", namespace, e))?;
+        if let Some(existing) = existing {
+            let ours = existing
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::pki::secrets::MANAGED_BY.0))
+                .is_some_and(|v| v == crate::pki::secrets::MANAGED_BY.1);
+            if !ours {
+                return Err(ClusterError::WouldOverwrite {
+                    resource: format!("secrets/{name}"),
+                    namespace: namespace.into(),
+                });
+            }
+        }
+    }
+    for secret in secrets {
+        let name = secret.metadata.name.clone().unwrap_or_default();
+        let mut body = serde_json::to_value(secret).expect("a Secret serializes");
+        body["apiVersion"] = "v1".into();
+        body["kind"] = "Secret".into();
+        body["metadata"]["namespace"] = namespace.into();
+        api.patch(
+            &name,
+            &PatchParams::apply(PROVISION_MANAGER).force(),
+            &Patch::Apply(body),
+        )
+        .await
+        .map_err(|e| api_error("patch", "secrets", namespace, e))?;
+    }
+    Ok(())
+}
+
+/// The argocd-cmd-params-cm patch of the `strict` profile: every client verifies the repo-server
+/// against the `server-ca.crt` it already mounts.
+pub fn strict_verification_patch() -> serde_json::Value {
+    let data: serde_json::Map<String, serde_json::Value> =
+        crate::kubernetes::audit::SERVER_VERIFICATION_KEYS
+            .iter()
+            .map(|(_, ca_key, _)| {
+                (
+                    (*ca_key).to_owned(),
+                    format!(
+                        "{CLIENT_MTLS_DIR}/{}",
+                        crate::pki::secrets::mtls_keys::SERVER_CA
+                    )
+                    .into(),
+                )
+            })
+            .collect();
+    serde_json::json!({ "data": data })
+}
+
+/// Applies [`strict_verification_patch`] (a merge patch: other keys are kept).
+pub async fn set_strict_verification(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        "argocd-cmd-params-cm",
+        &PatchParams::default(),
+        &Patch::Merge(strict_verification_patch()),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error("patch", "configmaps", namespace, e))
+}
+
+/// The repo-server Deployment patch that makes grpc-go log refused handshakes (v1.81 logs them
+/// only at INFO, which it hides by default). Strategic merge: containers and env merge by name.
+pub fn grpc_info_log_patch() -> serde_json::Value {
+    serde_json::json!({ "spec": { "template": { "spec": { "containers": [{
+        "name": "argocd-repo-server",
+        "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info" }]
+    }] } } } })
+}
+
+/// Applies [`grpc_info_log_patch`].
+pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    api.patch(
+        "argocd-repo-server",
+        &PatchParams::default(),
+        &Patch::Strategic(grpc_info_log_patch()),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
+}
