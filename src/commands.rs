@@ -348,12 +348,8 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     run.teardown(args.kube.keep_cluster).await;
-    let mut kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
-    kubernetes["run_cluster_name"] = run
-        .cluster
-        .as_ref()
-        .map(|c| c.name.clone().into())
-        .unwrap_or(serde_json::Value::Null);
+    run.facts.run_cluster_name = run.cluster.as_ref().map(|c| c.name.clone());
+    let kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
     let subject = report::Subject {
         addresses: run.addresses.clone(),
         server_name: run.server_name.clone(),

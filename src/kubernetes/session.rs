@@ -68,6 +68,8 @@ pub struct KubeFacts {
     /// Tools and manifest, for the kind target.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub provenance: BTreeMap<String, String>,
+    /// The kind cluster this run created or reused, if any.
+    pub run_cluster_name: Option<String>,
 }
 
 /// Time since `since` (at least one second): the window of log lines and events to read.
@@ -316,6 +318,7 @@ impl Session {
             mtls_workloads: snapshot.workloads.clone(),
             changes: vec![],
             provenance: BTreeMap::new(),
+            run_cluster_name: None,
         }
     }
 }
