@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use argocd_mtls_verify::endpoint::Protocol;
+use argocd_mtls_verify::kubernetes::provision::Profile;
 use argocd_mtls_verify::pki::{KeyType, Layout};
-use argocd_mtls_verify::runner::kube::Profile;
 
 // The library's enums know nothing of the command line; these are their command-line spellings
 // and help texts, mapped onto them.

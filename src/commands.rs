@@ -11,10 +11,11 @@ use anyhow::{Context, anyhow, bail};
 use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::endpoint::{Endpoint, LogSource, parse_health_url};
 use argocd_mtls_verify::kubernetes::kind;
+use argocd_mtls_verify::kubernetes::provision::Provisioning;
 use argocd_mtls_verify::pki::{self, PkiPaths, ProbePki};
 use argocd_mtls_verify::reference;
 use argocd_mtls_verify::report::{self, Formats, Report};
-use argocd_mtls_verify::runner::kube::{KindPlan, KubeRun, Limits, Provisioning};
+use argocd_mtls_verify::runner::kube::{KindPlan, KubeRun, Limits};
 use argocd_mtls_verify::runner::{self, PhaseClock, Selection};
 use argocd_mtls_verify::suite::Suite;
 
@@ -264,7 +265,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Cheap refusals first: an unsupported version needs no Docker to be refused.
     let source = if args.target == TargetKind::Kind {
-        Some(runner::kube::gate(
+        Some(argocd_mtls_verify::kubernetes::manifest::gate(
             &args.kube.argocd_version,
             args.kube.ha,
             args.kube.install_manifest.as_deref(),
@@ -327,7 +328,9 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
                 )?),
                 _ => None,
             };
-            let (client, label) = runner::kube::connect(args.kube.context.as_deref()).await?;
+            let (client, label) =
+                argocd_mtls_verify::kubernetes::connect::connect(args.kube.context.as_deref())
+                    .await?;
             tokio::select! {
                 r = run.cluster(client, &label, provisioning.as_ref(), &checks, &settings, &limits) => Some(r),
                 _ = tokio::signal::ctrl_c() => None,

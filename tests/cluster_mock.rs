@@ -1012,7 +1012,8 @@ async fn cluster_mode_end_to_end_is_read_only() {
 /// before any write.
 #[tokio::test]
 async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
-    use argocd_mtls_verify::runner::kube::{KubeRun, Limits, Profile, Provisioning};
+    use argocd_mtls_verify::kubernetes::provision::{Profile, Provisioning};
+    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
     argocd_mtls_verify::install_crypto_provider();
     let bundle = argocd_mtls_verify::pki::generate(&Default::default()).unwrap();
     let provisioning = Provisioning::from_bundle(

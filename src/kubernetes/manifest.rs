@@ -189,3 +189,21 @@ pub fn images(objects: &[kube::api::DynamicObject]) -> Vec<String> {
     }
     out.into_iter().collect()
 }
+
+/// The manifest file for the layout.
+pub fn manifest_file(ha: bool) -> &'static str {
+    if ha {
+        "manifests/ha/install.yaml"
+    } else {
+        "manifests/install.yaml"
+    }
+}
+
+/// Refuses versions without mTLS before anything else happens.
+pub fn gate(
+    version: &str,
+    ha: bool,
+    override_: Option<&str>,
+) -> Result<ManifestSource, VersionError> {
+    ManifestSource::resolve(version, manifest_file(ha), override_)
+}

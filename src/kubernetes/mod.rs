@@ -3,16 +3,20 @@
 //! - [`versions`], [`manifest`]: the pinned install manifests and where their bytes come from;
 //! - [`kind`]: the kind cluster lifecycle (create, reuse, delete only what this run made);
 //! - [`install`]: server-side apply, CRDs first;
+//! - [`connect`]: an API client, from a kubeconfig or the way kubectl picks one;
 //! - [`cluster`]: API reads (snapshot, pods, logs, events) and the writes `--provision` makes;
+//! - [`provision`]: the Secrets to provision, and the identity in a cluster's own Secret;
 //! - [`session`]: one connected cluster: discovery, port-forwards per replica, pod findings;
 //! - [`forward`]: the local relay behind each port-forward;
 //! - [`audit`]: the configuration audit (Secret keys, mounts, client settings, client logs).
 
 pub mod audit;
 pub mod cluster;
+pub mod connect;
 pub mod forward;
 pub mod install;
 pub mod kind;
 pub mod manifest;
+pub mod provision;
 pub mod session;
 pub mod versions;

@@ -13,83 +13,18 @@ use kube::Client;
 use crate::checks::{self, ProbeSettings, ScopedFindings};
 use crate::kubernetes::audit::{Finding, MtlsWorkload};
 use crate::kubernetes::cluster::{self, ClusterError};
+use crate::kubernetes::connect::client_from_kubeconfig;
+use crate::kubernetes::install;
 use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
+use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
 use crate::kubernetes::session::{KubeFacts, Session, window_since};
-use crate::kubernetes::{install, versions};
-use crate::pki::{ProbePki, secrets};
+use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
 use crate::runner::{self, PhaseClock};
 use crate::suite::kube_ids as ids;
 use crate::suite::{CaseKind, Check};
-
-/// How the Secrets are set up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    /// Exactly what operators are told: the two Secrets, then restart the components.
-    Seed,
-    /// Also make every client verify the repo-server (`*.repo.server.ca.cert.path`).
-    Strict,
-}
-
-/// What to provision, and from what.
-pub struct Provisioning {
-    /// The Secrets (`argocd-repo-server-tls`, `argocd-repo-server-mtls`).
-    pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
-    /// Profile.
-    pub profile: Profile,
-    /// Set GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server.
-    pub grpc_info_log: bool,
-}
-
-impl Provisioning {
-    /// The Secrets of a `pki init` bundle: its two Secret manifests, placed in `namespace`.
-    pub fn from_bundle(
-        file: impl Fn(&str) -> Option<Vec<u8>>,
-        origin: &str,
-        namespace: &str,
-        profile: Profile,
-        grpc_info_log: bool,
-    ) -> anyhow::Result<Self> {
-        let mut out = Vec::new();
-        for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
-            let bytes = file(name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{origin}: no {name} (a bundle from `argocd-mtls-verify pki init` has it)"
-                )
-            })?;
-            out.push(secrets::from_yaml(
-                &bytes,
-                &format!("{origin}/{name}"),
-                namespace,
-            )?);
-        }
-        Ok(Provisioning {
-            secrets: out,
-            profile,
-            grpc_info_log,
-        })
-    }
-}
-
-impl Provisioning {
-    /// The Secrets of a bundle directory written by `pki init` (the `--pki DIR` of the run).
-    pub fn from_dir(
-        dir: &std::path::Path,
-        namespace: &str,
-        profile: Profile,
-        grpc_info_log: bool,
-    ) -> anyhow::Result<Self> {
-        Self::from_bundle(
-            |name| std::fs::read(dir.join(name)).ok(),
-            &format!("--pki {}", dir.display()),
-            namespace,
-            profile,
-            grpc_info_log,
-        )
-    }
-}
 
 /// Options of the kind target.
 pub struct KindPlan {
@@ -279,7 +214,7 @@ impl KubeRun {
                 .preload(&images, say)
                 .await?;
         }
-        ensure_namespace(&client, &self.namespace).await?;
+        cluster::ensure_namespace(&client, &self.namespace).await?;
         install::apply_all(&client, objects, &self.namespace, limits.rollout, say).await?;
         let session = Session {
             client: client.clone(),
@@ -516,118 +451,4 @@ async fn baseline(
         });
     }
     Ok(out)
-}
-
-/// Probe material from the cluster's own `argocd-repo-server-mtls` (no CA key: the cases that
-/// mint from the trusted CA are skipped with that reason).
-fn material_from_secret(snapshot: &cluster::Snapshot, namespace: &str) -> anyhow::Result<ProbePki> {
-    use secrets::mtls_keys;
-    let origin = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
-    let secret = match (&snapshot.mtls_secret, &snapshot.secret_unreadable) {
-        (Some(s), _) => s,
-        (None, Some(why)) => anyhow::bail!(
-            "no client identity: give --pki DIR (or --ca-cert/--client-cert/--client-key), or allow reading the Secret ({why})"
-        ),
-        (None, None) => anyhow::bail!(
-            "no client identity: {origin} does not exist; give --pki DIR (or --ca-cert/--client-cert/--client-key)"
-        ),
-    };
-    let get = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| b.0.as_slice())
-    };
-    let need = |key: &str| {
-        get(key).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{origin} has no `{key}`, so it cannot serve as the probe's client identity; give --pki DIR"
-            )
-        })
-    };
-    Ok(ProbePki::from_pem(
-        need(mtls_keys::CLIENT_CA)?,
-        need(mtls_keys::CLIENT_CERT)?,
-        need(mtls_keys::CLIENT_KEY)?,
-        get(mtls_keys::SERVER_CA),
-        &origin,
-    )?)
-}
-
-async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), ClusterError> {
-    use k8s_openapi::api::core::v1::Namespace;
-    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
-    let body = serde_json::json!({
-        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace }
-    });
-    api.patch(
-        namespace,
-        &kube::api::PatchParams::apply(install::FIELD_MANAGER),
-        &kube::api::Patch::Apply(body),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| cluster::api_error("patch", "namespaces", namespace, e))
-}
-
-/// A client for a kubeconfig file (the kind cluster's private one).
-pub async fn client_from_kubeconfig(
-    path: &std::path::Path,
-    context: Option<&str>,
-) -> anyhow::Result<Client> {
-    let kc = kube::config::Kubeconfig::read_from(path)
-        .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", path.display()))?;
-    let options = kube::config::KubeConfigOptions {
-        context: context.map(str::to_owned),
-        ..Default::default()
-    };
-    let config = kube::Config::from_custom_kubeconfig(kc, &options)
-        .await
-        .map_err(|e| anyhow::anyhow!("kubeconfig {}: {e}", path.display()))?;
-    Ok(Client::try_from(config)?)
-}
-
-/// A client the way kubectl picks one: `--context` from the kubeconfig, or the current context
-/// (KUBECONFIG, ~/.kube/config, or in-cluster). Returns it with a label for the report.
-pub async fn connect(context: Option<&str>) -> anyhow::Result<(Client, String)> {
-    match context {
-        Some(context) => {
-            let options = kube::config::KubeConfigOptions {
-                context: Some(context.to_owned()),
-                ..Default::default()
-            };
-            let config = kube::Config::from_kubeconfig(&options)
-                .await
-                .map_err(|e| anyhow::anyhow!("--context {context}: {e}"))?;
-            Ok((Client::try_from(config)?, format!("context {context}")))
-        }
-        None => {
-            let config = kube::Config::infer().await.map_err(|e| {
-                anyhow::anyhow!(
-                    "no usable kubeconfig (KUBECONFIG, ~/.kube/config or in-cluster): {e}"
-                )
-            })?;
-            let label = format!("current context ({})", config.cluster_url);
-            Ok((Client::try_from(config)?, label))
-        }
-    }
-}
-
-/// The manifest file for the layout.
-pub fn manifest_file(ha: bool) -> &'static str {
-    if ha {
-        "manifests/ha/install.yaml"
-    } else {
-        "manifests/install.yaml"
-    }
-}
-
-/// Refuses versions without mTLS before anything else happens.
-pub fn gate(
-    version: &str,
-    ha: bool,
-    override_: Option<&str>,
-) -> Result<ManifestSource, versions::VersionError> {
-    ManifestSource::resolve(version, manifest_file(ha), override_)
 }

@@ -158,3 +158,20 @@ pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), C
     .map(|_| ())
     .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
 }
+
+/// Creates the namespace (server-side apply) if it is not there.
+pub async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let body = serde_json::json!({
+        "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace }
+    });
+    api.patch(
+        namespace,
+        &kube::api::PatchParams::apply(crate::kubernetes::install::FIELD_MANAGER),
+        &kube::api::Patch::Apply(body),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| api_error("patch", "namespaces", namespace, e))
+}

@@ -1,0 +1,113 @@
+//! What `--provision` (and kind) puts into a cluster: the two Secrets of a `pki init` bundle, the
+//! profile, the grpc-go log level; and, the other way round, the client identity a cluster's own
+//! `argocd-repo-server-mtls` Secret holds.
+
+use crate::kubernetes::cluster;
+use crate::pki::{ProbePki, secrets};
+
+/// How the Secrets are set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// Exactly what operators are told: the two Secrets, then restart the components.
+    Seed,
+    /// Also make every client verify the repo-server (`*.repo.server.ca.cert.path`).
+    Strict,
+}
+
+/// What to provision, and from what.
+pub struct Provisioning {
+    /// The Secrets (`argocd-repo-server-tls`, `argocd-repo-server-mtls`).
+    pub secrets: Vec<k8s_openapi::api::core::v1::Secret>,
+    /// Profile.
+    pub profile: Profile,
+    /// Set GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server.
+    pub grpc_info_log: bool,
+}
+
+impl Provisioning {
+    /// The Secrets of a `pki init` bundle: its two Secret manifests, placed in `namespace`.
+    pub fn from_bundle(
+        file: impl Fn(&str) -> Option<Vec<u8>>,
+        origin: &str,
+        namespace: &str,
+        profile: Profile,
+        grpc_info_log: bool,
+    ) -> anyhow::Result<Self> {
+        let mut out = Vec::new();
+        for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
+            let bytes = file(name).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{origin}: no {name} (a bundle from `argocd-mtls-verify pki init` has it)"
+                )
+            })?;
+            out.push(secrets::from_yaml(
+                &bytes,
+                &format!("{origin}/{name}"),
+                namespace,
+            )?);
+        }
+        Ok(Provisioning {
+            secrets: out,
+            profile,
+            grpc_info_log,
+        })
+    }
+}
+
+impl Provisioning {
+    /// The Secrets of a bundle directory written by `pki init` (the `--pki DIR` of the run).
+    pub fn from_dir(
+        dir: &std::path::Path,
+        namespace: &str,
+        profile: Profile,
+        grpc_info_log: bool,
+    ) -> anyhow::Result<Self> {
+        Self::from_bundle(
+            |name| std::fs::read(dir.join(name)).ok(),
+            &format!("--pki {}", dir.display()),
+            namespace,
+            profile,
+            grpc_info_log,
+        )
+    }
+}
+
+/// Probe material from the cluster's own `argocd-repo-server-mtls` (no CA key: the cases that
+/// mint from the trusted CA are skipped with that reason).
+pub fn material_from_secret(
+    snapshot: &cluster::Snapshot,
+    namespace: &str,
+) -> anyhow::Result<ProbePki> {
+    use secrets::mtls_keys;
+    let origin = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
+    let secret = match (&snapshot.mtls_secret, &snapshot.secret_unreadable) {
+        (Some(s), _) => s,
+        (None, Some(why)) => anyhow::bail!(
+            "no client identity: give --pki DIR (or --ca-cert/--client-cert/--client-key), or allow reading the Secret ({why})"
+        ),
+        (None, None) => anyhow::bail!(
+            "no client identity: {origin} does not exist; give --pki DIR (or --ca-cert/--client-cert/--client-key)"
+        ),
+    };
+    let get = |key: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(key))
+            .map(|b| b.0.as_slice())
+    };
+    let need = |key: &str| {
+        get(key).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{origin} has no `{key}`, so it cannot serve as the probe's client identity; give --pki DIR"
+            )
+        })
+    };
+    Ok(ProbePki::from_pem(
+        need(mtls_keys::CLIENT_CA)?,
+        need(mtls_keys::CLIENT_CERT)?,
+        need(mtls_keys::CLIENT_KEY)?,
+        get(mtls_keys::SERVER_CA),
+        &origin,
+    )?)
+}
