@@ -6,13 +6,14 @@ pub mod console;
 pub mod diff;
 mod junit;
 mod markdown;
+mod write;
 
-use std::path::{Path, PathBuf};
+pub use write::{Formats, new_run_id, write};
+
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::fsio;
 use crate::suite::Severity;
 use crate::x509::CertFacts;
 
@@ -414,100 +415,6 @@ impl Report {
     pub fn to_console(&self) -> String {
         console::render(self)
     }
-}
-
-/// Which files to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Formats {
-    /// report.json and report.json.sha256.
-    pub json: bool,
-    /// junit.xml.
-    pub junit: bool,
-    /// report.md.
-    pub markdown: bool,
-}
-
-impl Default for Formats {
-    fn default() -> Self {
-        Formats {
-            json: true,
-            junit: true,
-            markdown: true,
-        }
-    }
-}
-
-impl Formats {
-    /// Parses `json,junit,md`.
-    pub fn parse(list: &str) -> Result<Self, String> {
-        let mut f = Formats {
-            json: false,
-            junit: false,
-            markdown: false,
-        };
-        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            match item {
-                "json" => f.json = true,
-                "junit" => f.junit = true,
-                "md" | "markdown" => f.markdown = true,
-                other => {
-                    return Err(format!(
-                        "--format: unknown format `{other}` (json, junit, md)"
-                    ));
-                }
-            }
-        }
-        if !(f.json || f.junit || f.markdown) {
-            return Err("--format: name at least one of json, junit, md".into());
-        }
-        Ok(f)
-    }
-}
-
-/// Writes the report into `parent/<run id>/`, a folder that must not exist yet. Returns the folder.
-pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Result<PathBuf> {
-    std::fs::create_dir_all(parent)?;
-    let dir = parent.join(&report.run.id);
-    // create_dir (not _all) fails if the folder exists: an earlier run is never overwritten.
-    std::fs::create_dir(&dir)?;
-    let mut staged = fsio::StagedFiles::default();
-    if formats.json {
-        let json = report.to_json();
-        let digest = hex::encode(Sha256::digest(json.as_bytes()));
-        staged.stage(&dir.join("report.json"), json.as_bytes(), fsio::PUBLIC_MODE)?;
-        staged.stage(
-            &dir.join("report.json.sha256"),
-            format!("{digest}  report.json\n").as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
-    }
-    if formats.junit {
-        staged.stage(
-            &dir.join("junit.xml"),
-            report.to_junit().as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
-    }
-    if formats.markdown {
-        staged.stage(
-            &dir.join("report.md"),
-            report.to_markdown().as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
-    }
-    staged.commit()?;
-    Ok(dir)
-}
-
-/// A run id: UTC timestamp plus a random suffix, sortable and unique.
-pub fn new_run_id(now: time::OffsetDateTime) -> String {
-    let stamp = now
-        .format(time::macros::format_description!(
-            "[year][month][day]T[hour][minute][second]Z"
-        ))
-        .unwrap_or_else(|_| "run".into());
-    let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    format!("{stamp}-{suffix}")
 }
 
 #[cfg(test)]
