@@ -295,7 +295,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut run = KubeRun::new(&args.kube.namespace);
     let outcome = match source {
         Some(manifest) => {
-            let toolchain = kind::preflight().context("--target kind preflight")?;
+            let toolchain = kind::preflight().await.context("--target kind preflight")?;
             let (material, provisioning) = kind_material(&args)?;
             run.material = Some(material);
             let plan = KindPlan {

@@ -1,7 +1,6 @@
 //! The kind target's preflight: kind and a running container runtime must be present before
 //! anything is created. Fails fast, naming what is missing and how to get it.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -40,52 +39,6 @@ pub enum PreflightError {
     },
 }
 
-/// Runs a tool with a time limit. `None` when it cannot be started (not on PATH); otherwise its
-/// trimmed stdout, or the last line of its stderr when it failed.
-fn run(program: &str, args: &[&str]) -> Option<Result<String, String>> {
-    run_bounded(program, args, Duration::from_secs(15))
-}
-
-fn run_bounded(program: &str, args: &[&str], limit: Duration) -> Option<Result<String, String>> {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    // Bounded: a hung engine must not hang the harness.
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Some(Err(format!(
-                    "`{program} {}` did not finish within {} s",
-                    args.join(" "),
-                    limit.as_secs()
-                )));
-            }
-        }
-    }
-    let out = child.wait_with_output().ok()?;
-    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_owned();
-    Some(if out.status.success() {
-        Ok(text(&out.stdout))
-    } else {
-        Err(text(&out.stderr)
-            .lines()
-            .last()
-            .unwrap_or("failed")
-            .to_owned())
-    })
-}
-
 /// The container runtime kind uses (`KIND_EXPERIMENTAL_PROVIDER`, default docker).
 fn runtime() -> &'static str {
     match std::env::var("KIND_EXPERIMENTAL_PROVIDER").as_deref() {
@@ -96,22 +49,31 @@ fn runtime() -> &'static str {
 }
 
 /// Checks for kind and a running container runtime.
-pub fn preflight() -> Result<Toolchain, PreflightError> {
+pub async fn preflight() -> Result<Toolchain, PreflightError> {
+    // Bounded: a hung engine must not hang the harness.
+    let limit = Duration::from_secs(15);
     let runtime = runtime();
-    let kind = match run("kind", &["version"]) {
-        None => return Err(PreflightError::NoKind),
-        Some(Ok(v)) => v,
-        Some(Err(e)) => format!("kind (version unknown: {e})"),
+    let kind = match tool("kind", &["version"], limit, false).await {
+        Err(KindError::NotStarted { .. }) => return Err(PreflightError::NoKind),
+        Ok(v) => v.trim().to_owned(),
+        Err(e) => format!("kind (version unknown: {})", e.detail()),
     };
-    match run(runtime, &["info", "--format", "{{.ServerVersion}}"]) {
-        None => Err(PreflightError::NoRuntime(runtime.to_owned())),
-        Some(Err(detail)) => Err(PreflightError::RuntimeDown {
+    match tool(
+        runtime,
+        &["info", "--format", "{{.ServerVersion}}"],
+        limit,
+        false,
+    )
+    .await
+    {
+        Err(KindError::NotStarted { .. }) => Err(PreflightError::NoRuntime(runtime.to_owned())),
+        Err(e) => Err(PreflightError::RuntimeDown {
             runtime: runtime.to_owned(),
-            detail,
+            detail: e.detail(),
         }),
-        Some(Ok(version)) => Ok(Toolchain {
+        Ok(version) => Ok(Toolchain {
             kind,
-            runtime: format!("{runtime} {version}"),
+            runtime: format!("{runtime} {}", version.trim()),
         }),
     }
 }
@@ -145,6 +107,14 @@ pub enum KindError {
         "--cluster-name `{0}`: kind cluster names are lowercase letters, digits and '-', at most 40 characters"
     )]
     BadName(String),
+    /// A tool could not be started at all (not on PATH, not executable).
+    #[error("`{program}` cannot be started: {detail}")]
+    NotStarted {
+        /// The program.
+        program: String,
+        /// What the OS said.
+        detail: String,
+    },
     /// A kind or docker command failed.
     #[error("`{command}` failed: {detail}")]
     Command {
@@ -161,6 +131,18 @@ pub enum KindError {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+impl KindError {
+    /// What the tool said (or why it could not say anything), for messages that name it already.
+    pub fn detail(&self) -> String {
+        match self {
+            KindError::NotStarted { detail, .. } | KindError::Command { detail, .. } => {
+                detail.clone()
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// A kind cluster the run uses, and whether this run created it (only then may it delete it).
@@ -216,8 +198,8 @@ async fn tool(
             std::process::Stdio::piped()
         })
         .kill_on_drop(true);
-    let child = cmd.spawn().map_err(|e| KindError::Command {
-        command: command.clone(),
+    let child = cmd.spawn().map_err(|e| KindError::NotStarted {
+        program: program.to_owned(),
         detail: e.to_string(),
     })?;
     let out = tokio::time::timeout(limit, child.wait_with_output())
