@@ -6,6 +6,7 @@ use serde_json::json;
 use super::expected_text;
 use crate::endpoint::Protocol;
 use crate::kubernetes::audit::Finding;
+use crate::probe::{Outcome, ProbeOutcome};
 use crate::report::{CheckResult, SkipKind, Verdict};
 use crate::suite::{CaseKind, Check};
 
@@ -123,6 +124,24 @@ pub fn evaluate_findings(
         }
     }
     out
+}
+
+/// The migration baseline (`baseline/no-cert-accepted-before-mtls`), judged from one attempt
+/// without a certificate made before mTLS was configured: it must have been admitted, or later
+/// refusals cannot be credited to mTLS. Nothing seen through a failing port-forward counts.
+pub fn baseline_finding(outcome: &ProbeOutcome, what: &str, relay_failed: bool) -> Finding {
+    use crate::suite::kube_ids::BASELINE_NO_CERT_ACCEPTED as ID;
+    match outcome.outcome {
+        _ if relay_failed => Finding::inconclusive(ID, format!("{what}; the port-forward failed")),
+        Outcome::Accepted => Finding::pass(ID, what),
+        Outcome::Rejected => Finding::fail(
+            ID,
+            format!(
+                "{what}: already refused before mTLS was configured, so later refusals cannot be attributed to it"
+            ),
+        ),
+        _ => Finding::inconclusive(ID, what),
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use findings::{ScopedFindings, evaluate_findings};
+pub use findings::{ScopedFindings, baseline_finding, evaluate_findings};
 pub use handshake::version_refusal;
 pub use observe::{AttemptKey, Observations, ProbeSettings, observe, sni_variants};
 

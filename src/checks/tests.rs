@@ -490,3 +490,32 @@ fn a_protocol_mismatch_judges_nothing() {
     assert_eq!(v, Verdict::Error);
     assert!(reason.contains("speaks gRPC"));
 }
+
+/// The migration baseline: admitted without a certificate before mTLS is the evidence; a refusal
+/// then, or anything seen through a failing port-forward, is not.
+#[test]
+fn baseline_judge() {
+    let accepted = attempt(
+        V13,
+        None,
+        Outcome::Accepted,
+        None,
+        Some(AcceptanceBasis::H2Settings),
+    );
+    let refused = attempt(
+        V13,
+        None,
+        Outcome::Rejected,
+        Some("certificate_required"),
+        None,
+    );
+    let cases = [
+        (&accepted, false, true, false),
+        (&refused, false, false, false),
+        (&accepted, true, false, true),
+    ];
+    for (outcome, relay_failed, ok, inconclusive) in cases {
+        let f = super::baseline_finding(outcome, "pod/x", relay_failed);
+        assert_eq!((f.ok, f.inconclusive), (ok, inconclusive), "{}", f.detail);
+    }
+}

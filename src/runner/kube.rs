@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use kube::Client;
 
 use crate::checks::{self, ProbeSettings, ScopedFindings};
-use crate::kubernetes::audit::{Finding, MtlsWorkload};
+use crate::kubernetes::audit::MtlsWorkload;
 use crate::kubernetes::cluster::{self, ClusterError};
 use crate::kubernetes::connect::client_from_kubeconfig;
 use crate::kubernetes::install;
@@ -20,7 +20,7 @@ use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
 use crate::kubernetes::session::{KubeFacts, Session, window_since};
 use crate::pki::ProbePki;
-use crate::probe::{self, AcceptanceProof, Outcome, ProbeRequest, TlsVersion};
+use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
 use crate::runner::{self, PhaseClock};
 use crate::suite::kube_ids as ids;
@@ -404,7 +404,6 @@ async fn baseline(
     server_name: &str,
     settings: &ProbeSettings,
 ) -> Result<Vec<ScopedFindings>, ClusterError> {
-    const ID: &str = ids::BASELINE_NO_CERT_ACCEPTED;
     let mut out = Vec::new();
     for r in session.open_replicas().await? {
         let outcome = probe::attempt(&ProbeRequest {
@@ -430,20 +429,8 @@ async fn baseline(
                 .map(|a| format!(" (alert {a})"))
                 .unwrap_or_default()
         );
-        let (failures, _) = r.grpc.failures();
-        let finding = match outcome.outcome {
-            _ if failures > 0 => {
-                Finding::inconclusive(ID, format!("{what}; the port-forward failed"))
-            }
-            Outcome::Accepted => Finding::pass(ID, what),
-            Outcome::Rejected => Finding::fail(
-                ID,
-                format!(
-                    "{what}: already refused before mTLS was configured, so later refusals cannot be attributed to it"
-                ),
-            ),
-            _ => Finding::inconclusive(ID, what),
-        };
+        let relay_failed = r.grpc.failures().0 > 0;
+        let finding = checks::baseline_finding(&outcome, &what, relay_failed);
         say(&finding.detail);
         out.push(ScopedFindings {
             scope: r.pod.name.clone(),
