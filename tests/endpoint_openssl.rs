@@ -7,60 +7,22 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-struct Run {
-    code: Option<i32>,
-    failing: BTreeSet<String>,
-    report: serde_json::Value,
-    said: String,
-}
-
-fn run_cli(pki: &Path, port: u16, reports: &Path) -> Run {
-    let out = std::process::Command::new(common::bin())
-        .args([
-            "run",
-            "--target",
-            "endpoint",
-            "--protocol",
-            "tls",
-            // s_server has no health port or log: those checks are left out on purpose.
-            "--partial",
-            "--timeout-ms",
-            "4000",
-        ])
-        .args([
-            "--addr",
-            &format!("127.0.0.1:{port}"),
-            "--pki",
-            pki.to_str().unwrap(),
-        ])
-        .args(["--report-dir", reports.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// The CLI with `--protocol tls` against `s_server` on `port`; and the required checks that failed.
+fn run_cli(pki: &Path, port: u16) -> (common::Run, BTreeSet<String>) {
+    let run = common::run_endpoint(
+        &format!("127.0.0.1:{port}"),
+        pki,
+        // s_server has no health port or log: those checks are left out on purpose.
+        &["--protocol", "tls", "--partial", "--timeout-ms", "4000"],
     );
-    let dir = said
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap_or_else(|| panic!("no report path in output:\n{said}"));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(dir).join("report.json")).unwrap())
-            .unwrap();
-    let failing = report["checks"]
+    let failing = run.report["checks"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
         .map(|c| c["id"].as_str().unwrap().to_owned())
         .collect();
-    Run {
-        code: out.status.code(),
-        failing,
-        report,
-        said,
-    }
+    (run, failing)
 }
 
 fn both(ids: &[&str]) -> BTreeSet<String> {
@@ -73,7 +35,6 @@ fn both(ids: &[&str]) -> BTreeSet<String> {
 fn openssl_s_server_correct_and_wrong() {
     let fx = common::fixture();
     let dir = fx.dir.path();
-    let reports = common::tempdir();
     let cases: Vec<(&str, Vec<&str>, BTreeSet<String>, i32)> = vec![
         (
             "requires and verifies client certificates",
@@ -153,9 +114,9 @@ fn openssl_s_server_correct_and_wrong() {
     ];
     for (name, flags, want_failing, want_code) in cases {
         let server = common::s_server(dir, &flags);
-        let run = run_cli(dir, server.port, reports.path());
+        let (run, failing) = run_cli(dir, server.port);
         assert_eq!(
-            run.failing, want_failing,
+            failing, want_failing,
             "{name}: failing required checks\n{}",
             run.said
         );

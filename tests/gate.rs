@@ -14,12 +14,7 @@ use common::{Run, pki_init, run_endpoint};
 
 /// The status of junit.xml's `run/verdict` testcase: `success`, `failure` or `error`.
 fn junit_gate(run: &Run) -> &'static str {
-    let dir = run
-        .said
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap();
-    let xml = std::fs::read_to_string(Path::new(dir).join("junit.xml")).unwrap();
+    let xml = std::fs::read_to_string(common::report_dir(run).join("junit.xml")).unwrap();
     let case = &xml[xml
         .find("name=\"run/verdict\"")
         .expect("run/verdict testcase")..];
@@ -69,26 +64,7 @@ fn bundle_with_client(bundle: &Path, a: Adversary) -> tempfile::TempDir {
 #[test]
 fn the_exit_code_rule_row_by_row() {
     // A full run: every check judged (the embedded reference server has a health port and a log).
-    let reports = common::tempdir();
-    let out = Command::new(common::bin())
-        .args(["demo", "--report-dir"])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&out.stdout).into_owned();
-    let dir = said
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap();
-    let report =
-        serde_json::from_slice(&std::fs::read(Path::new(dir).join("report.json")).unwrap())
-            .unwrap();
-    let full = Run {
-        code: out.status.code(),
-        report,
-        said,
-        _reports: reports,
-    };
+    let full = common::run_cli(&["demo"]);
     assert_agree(&full, 0, "full run");
     assert_eq!(full.report["run"]["scope"]["partial"], false);
 
@@ -214,29 +190,12 @@ fn an_interrupted_run_is_an_error_everywhere() {
             .success()
     );
     let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = said
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap()
-        .to_owned();
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(Path::new(&dir).join("report.json")).unwrap())
-            .unwrap();
-    let run = Run {
-        code: out.status.code(),
-        report,
-        said,
-        _reports: common::tempdir(),
-    };
+    let run = common::run_from_output(out, reports);
+    let dir = common::report_dir(&run);
     assert_agree(&run, 2, "interrupted");
     assert_eq!(run.report["run"]["incomplete"], true);
     assert!(run.said.contains("INCOMPLETE"), "{}", run.said);
-    let xml = std::fs::read_to_string(Path::new(&dir).join("junit.xml")).unwrap();
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(xml.contains("INCOMPLETE"), "{xml}");
 }
 
@@ -323,12 +282,8 @@ fn the_evidence_names_what_an_auditor_asks_first() {
     for key in ["harness_version", "source_commit", "host", "os"] {
         assert!(!r[key].as_str().unwrap_or_default().is_empty(), "run.{key}");
     }
-    let dir = run
-        .said
-        .lines()
-        .find_map(|l| l.strip_prefix("report: "))
-        .unwrap();
-    let xml = std::fs::read_to_string(Path::new(dir).join("junit.xml")).unwrap();
+    let dir = common::report_dir(&run);
+    let xml = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
     assert!(
         xml.contains("timestamp=\"") && xml.contains("hostname=\""),
         "{xml}"
@@ -339,7 +294,7 @@ fn the_evidence_names_what_an_auditor_asks_first() {
         pass.contains("<system-out>") && pass.contains("observed:"),
         "{pass}"
     );
-    let md = std::fs::read_to_string(Path::new(dir).join("report.md")).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
         md.contains("Valid from") && md.contains("Gate rule"),
         "{md}"
@@ -366,13 +321,7 @@ fn the_evidence_names_what_an_auditor_asks_first() {
 fn diff_lists_what_changed_between_two_runs() {
     let pki = pki_init("ecdsa-p256");
     let flags = ["--server-name", "localhost", "--partial"];
-    let report_of = |run: &Run| {
-        run.said
-            .lines()
-            .find_map(|l| l.strip_prefix("report: "))
-            .unwrap()
-            .to_owned()
-    };
+    let report_of = |run: &Run| common::report_dir(run).display().to_string();
     let diff = |old: &str, new: &str, json: bool| {
         let mut cmd = Command::new(common::bin());
         cmd.args(["diff", old, new]);
@@ -443,20 +392,9 @@ fn readme_sample_rows_match_a_real_report() {
         })
         .collect();
     assert!(rows.len() >= 3, "{rows:?}");
-    let reports = common::tempdir();
-    let out = Command::new(common::bin())
-        .args(["demo", "--report-dir"])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let run = std::fs::read_dir(reports.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let md = std::fs::read_to_string(run.join("report.md")).unwrap();
+    let run = common::run_cli(&["demo"]);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    let md = std::fs::read_to_string(common::report_dir(&run).join("report.md")).unwrap();
     for row in rows {
         let real = md
             .lines()

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use argocd_mtls_verify::report::diff::mask;
 
 /// The masked reason. How many refusals the server had logged when the log was read races with
@@ -60,26 +58,9 @@ fn canonical(report: &serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn demo_report_matches_the_golden_file() {
-    let reports = common::tempdir();
-    let out = Command::new(common::bin())
-        .args(["demo", "--report-dir"])
-        .arg(reports.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let run = std::fs::read_dir(reports.path())
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    let run = common::run_cli(&["demo"]);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    let report = run.report;
     let got = serde_json::to_string_pretty(&canonical(&report)).unwrap() + "\n";
     let golden = common::rig::root().join("tests/golden/demo-report.json");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

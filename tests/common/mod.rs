@@ -232,17 +232,20 @@ impl Run {
     }
 }
 
-/// Runs `argocd-mtls-verify run --target endpoint --addr ADDR --pki PKI EXTRA...`.
-pub fn run_endpoint(addr: &str, pki: &Path, extra: &[&str]) -> Run {
+/// Runs the CLI with `args` and a fresh `--report-dir`, and reads the report it names.
+pub fn run_cli(args: &[&str]) -> Run {
     let reports = tempdir();
     let out = Command::new(bin())
-        .args(["run", "--target", "endpoint", "--addr", addr, "--pki"])
-        .arg(pki)
+        .args(args)
         .arg("--report-dir")
         .arg(reports.path())
-        .args(extra)
         .output()
         .unwrap();
+    run_from_output(out, reports)
+}
+
+/// A finished CLI process as a [`Run`]: its output, exit code and the report it names.
+pub fn run_from_output(out: Output, reports: tempfile::TempDir) -> Run {
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -261,6 +264,25 @@ pub fn run_endpoint(addr: &str, pki: &Path, extra: &[&str]) -> Run {
         said,
         _reports: reports,
     }
+}
+
+/// Runs `argocd-mtls-verify run --target endpoint --addr ADDR --pki PKI EXTRA...`.
+pub fn run_endpoint(addr: &str, pki: &Path, extra: &[&str]) -> Run {
+    let mut args = vec!["run", "--target", "endpoint", "--addr", addr, "--pki"];
+    let pki = pki.to_str().unwrap();
+    args.push(pki);
+    args.extend_from_slice(extra);
+    run_cli(&args)
+}
+
+/// The folder of a run's report.
+pub fn report_dir(run: &Run) -> PathBuf {
+    PathBuf::from(
+        run.said
+            .lines()
+            .find_map(|l| l.strip_prefix("report: "))
+            .expect("a report path"),
+    )
 }
 
 /// `pki init --out DIR [--key-type KEY_TYPE]` through the CLI, as a user would ("default": no flag).
