@@ -317,13 +317,7 @@ fn check_row(row: &Row, pki: &Path) -> Run {
         run.said
     );
     if let Some(prefixes) = row.fails {
-        let failing: std::collections::BTreeSet<String> = run.report["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
-            .map(|c| c["id"].as_str().unwrap().to_owned())
-            .collect();
+        let failing = run.failing_required();
         let want: std::collections::BTreeSet<String> = run.report["checks"]
             .as_array()
             .unwrap()

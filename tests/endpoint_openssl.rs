@@ -7,22 +7,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-/// The CLI with `--protocol tls` against `s_server` on `port`; and the required checks that failed.
-fn run_cli(pki: &Path, port: u16) -> (common::Run, BTreeSet<String>) {
-    let run = common::run_endpoint(
+/// The CLI with `--protocol tls` against `s_server` on `port`.
+fn run_cli(pki: &Path, port: u16) -> common::Run {
+    common::run_endpoint(
         &format!("127.0.0.1:{port}"),
         pki,
         // s_server has no health port or log: those checks are left out on purpose.
         &["--protocol", "tls", "--partial", "--timeout-ms", "4000"],
-    );
-    let failing = run.report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
-        .map(|c| c["id"].as_str().unwrap().to_owned())
-        .collect();
-    (run, failing)
+    )
 }
 
 fn both(ids: &[&str]) -> BTreeSet<String> {
@@ -114,9 +106,10 @@ fn openssl_s_server_correct_and_wrong() {
     ];
     for (name, flags, want_failing, want_code) in cases {
         let server = common::s_server(dir, &flags);
-        let (run, failing) = run_cli(dir, server.port);
+        let run = run_cli(dir, server.port);
         assert_eq!(
-            failing, want_failing,
+            run.failing_required(),
+            want_failing,
             "{name}: failing required checks\n{}",
             run.said
         );

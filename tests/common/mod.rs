@@ -221,6 +221,17 @@ impl Run {
             .collect()
     }
 
+    /// Ids of the required checks that failed.
+    pub fn failing_required(&self) -> std::collections::BTreeSet<String> {
+        self.report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
+            .map(|c| c["id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// Asserts the exit code, showing the output when it differs.
     pub fn assert_exit(&self, code: i32) {
         assert_eq!(
