@@ -54,11 +54,8 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
     if !relay_failures.is_empty() && j.verdict != Verdict::Skip {
         // A relay that drops a connection looks like a server refusing it: nothing seen through
         // a failing port-forward is evidence either way.
-        j.evidence.push(format!(
-            "observed as {}: {}",
-            format!("{:?}", j.verdict).to_lowercase(),
-            j.reason
-        ));
+        j.evidence
+            .push(format!("observed as {}: {}", j.verdict, j.reason));
         j.verdict = Verdict::Error;
         j.reason = format!(
             "no verdict: the port-forward failed while probing ({}); a refusal seen through it may be the relay's",

@@ -242,7 +242,6 @@ pub fn render_text(d: &Diff) -> String {
         word(d.verdicts.0),
         word(d.verdicts.1)
     );
-    let v = |v: Verdict| format!("{v:?}").to_lowercase();
     for c in &d.changes {
         match c {
             Change::Verdict {
@@ -252,12 +251,7 @@ pub fn render_text(d: &Diff) -> String {
                 reasons,
             } => out.push_str(&format!(
                 "verdict  {id} [{} -> {}]: {} -> {}\n  was: {}\n  now: {}\n",
-                endpoints.0,
-                endpoints.1,
-                v(verdicts.0),
-                v(verdicts.1),
-                reasons.0,
-                reasons.1
+                endpoints.0, endpoints.1, verdicts.0, verdicts.1, reasons.0, reasons.1
             )),
             Change::Evidence {
                 id,
@@ -268,9 +262,7 @@ pub fn render_text(d: &Diff) -> String {
             } => {
                 out.push_str(&format!(
                     "evidence {id} [{} -> {}] ({} both times)\n",
-                    endpoints.0,
-                    endpoints.1,
-                    v(*verdict)
+                    endpoints.0, endpoints.1, verdict
                 ));
                 if mask(&reasons.0) != mask(&reasons.1) {
                     out.push_str(&format!("  was: {}\n  now: {}\n", reasons.0, reasons.1));
@@ -286,15 +278,12 @@ pub fn render_text(d: &Diff) -> String {
                 id,
                 endpoint,
                 verdict,
-            } => out.push_str(&format!(
-                "removed  {id} [{endpoint}] (was {})\n",
-                v(*verdict)
-            )),
+            } => out.push_str(&format!("removed  {id} [{endpoint}] (was {})\n", verdict)),
             Change::Added {
                 id,
                 endpoint,
                 verdict,
-            } => out.push_str(&format!("added    {id} [{endpoint}] ({})\n", v(*verdict))),
+            } => out.push_str(&format!("added    {id} [{endpoint}] ({})\n", verdict)),
         }
     }
     out.push_str(&format!(

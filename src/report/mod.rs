@@ -40,6 +40,18 @@ pub enum Verdict {
     Error,
 }
 
+impl std::fmt::Display for Verdict {
+    /// The name report.json uses (`pass`, `fail`, `skip`, `error`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Skip => "skip",
+            Verdict::Error => "error",
+        })
+    }
+}
+
 /// Why a check was skipped. The difference decides the gate: a case that does not apply to this
 /// server is no gap in the evidence, a case not judged for want of input is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -534,6 +546,13 @@ mod tests {
                 (verdict, code),
                 "{checks:?} incomplete={incomplete} partial={partial}"
             );
+        }
+    }
+
+    #[test]
+    fn verdicts_print_as_report_json_names_them() {
+        for v in [Verdict::Pass, Verdict::Fail, Verdict::Skip, Verdict::Error] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.to_string());
         }
     }
 
