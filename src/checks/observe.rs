@@ -152,8 +152,8 @@ pub async fn observe(
     let mut wanted: BTreeSet<AttemptKey> = BTreeSet::new();
     let mut presented_by_label: HashMap<String, Presented> = HashMap::new();
     let controls = control_versions(checks);
-    for &v in &controls {
-        wanted.insert(control_key(v));
+    wanted.extend(controls.iter().map(|&v| control_key(v)));
+    if !controls.is_empty() {
         presented_by_label.insert("client".into(), Presented::Client);
     }
     let variants = sni_variants(&endpoint.server_name);

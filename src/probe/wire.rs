@@ -89,7 +89,7 @@ pub(crate) async fn read_h2_answer_after<S: tokio::io::AsyncRead + Unpin>(
 }
 
 /// The first bytes of `seen`, as hex, for evidence.
-pub(crate) fn first_bytes(seen: &[u8]) -> String {
+fn first_bytes(seen: &[u8]) -> String {
     hex::encode(&seen[..seen.len().min(16)])
 }
 
