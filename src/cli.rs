@@ -251,7 +251,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Kubernetes targets")]
 pub struct KubeArgs {
-    /// Argo CD version to install (kind); must be v3.5.0 or later and pinned in kind/argocd-versions.toml.
+    /// Argo CD version to install (kind, cluster --install); must be v3.5.0 or later and pinned in
+    /// kind/argocd-versions.toml.
     #[arg(long, default_value = "v3.5.1", value_name = "TAG")]
     pub argocd_version: String,
     /// kind: one control plane and three workers, and the HA install (two repo-server replicas).
@@ -266,9 +267,15 @@ pub struct KubeArgs {
     /// kind: use an existing cluster named by --cluster-name instead of creating one (never deleted).
     #[arg(long, requires = "cluster_name")]
     pub reuse_cluster: bool,
-    /// kind: install this manifest (path or URL) instead of the pinned one; its digest is printed.
+    /// kind, cluster --install: install this manifest (path or URL) instead of the pinned one; its
+    /// digest is printed.
     #[arg(long, value_name = "PATH|URL")]
     pub install_manifest: Option<String>,
+    /// cluster: install Argo CD first (--argocd-version, or --install-manifest), then do what the
+    /// kind target does: record the no-mTLS baseline, provision the Secrets (from --pki DIR, or a
+    /// fresh in-memory bundle), restart what mounts them and verify every replica.
+    #[arg(long)]
+    pub install: bool,
     /// cluster: kubeconfig context (default: the current context).
     #[arg(long, value_name = "CONTEXT")]
     pub context: Option<String>,

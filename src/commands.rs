@@ -220,14 +220,14 @@ fn suite_names(args: &RunArgs) -> Vec<String> {
     }
 }
 
-/// Probe material and the Secrets to provision for the kind target: from `--pki DIR`, or a fresh
-/// in-memory bundle for the namespace (never written to disk).
+/// Probe material and the Secrets to provision when the run installs (kind, cluster --install):
+/// from `--pki DIR`, or a fresh in-memory bundle for the namespace (never written to disk).
 fn kind_material(args: &RunArgs) -> anyhow::Result<(ProbePki, Provisioning)> {
     let ns = &args.kube.namespace;
     let (profile, grpc) = (args.kube.profile.into(), args.kube.grpc_log_info);
     if args.ca_cert.is_some() {
         bail!(
-            "--target kind provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
+            "a run that installs provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
         );
     }
     match &args.pki {
@@ -263,8 +263,12 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         "cluster"
     };
+    let installs = args.target == TargetKind::Kind || args.kube.install;
+    if args.kube.install && args.target != TargetKind::Cluster {
+        bail!("--install belongs to --target cluster (--target kind always installs)");
+    }
     // Cheap refusals first: an unsupported version needs no Docker to be refused.
-    let source = if args.target == TargetKind::Kind {
+    let source = if installs {
         Some(argocd_mtls_verify::kubernetes::manifest::gate(
             &args.kube.argocd_version,
             args.kube.ha,
@@ -294,6 +298,17 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
     let run_id = report::new_run_id(started_at);
     let mut run = KubeRun::new(&args.kube.namespace);
     let outcome = match source {
+        Some(manifest) if args.target == TargetKind::Cluster => {
+            let (material, provisioning) = kind_material(&args)?;
+            run.material = Some(material);
+            let (client, label) =
+                argocd_mtls_verify::kubernetes::connect::connect(args.kube.context.as_deref())
+                    .await?;
+            tokio::select! {
+                r = run.cluster(client, &label, Some(&manifest), Some(&provisioning), &checks, &settings, &limits) => Some(r),
+                _ = tokio::signal::ctrl_c() => None,
+            }
+        }
         Some(manifest) => {
             let toolchain = kind::preflight().await.context("--target kind preflight")?;
             let (material, provisioning) = kind_material(&args)?;
@@ -332,7 +347,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
                 argocd_mtls_verify::kubernetes::connect::connect(args.kube.context.as_deref())
                     .await?;
             tokio::select! {
-                r = run.cluster(client, &label, provisioning.as_ref(), &checks, &settings, &limits) => Some(r),
+                r = run.cluster(client, &label, None, provisioning.as_ref(), &checks, &settings, &limits) => Some(r),
                 _ = tokio::signal::ctrl_c() => None,
             }
         }

@@ -87,7 +87,8 @@ pub enum LogSource {
     },
 }
 
-/// Where a pod's repo-server log is read from, and since when.
+/// Where a pod's repo-server log is read from: the running container's whole log, so the lines it
+/// printed at startup (mTLS enabled, health certificate) are read however long ago it started.
 #[derive(Clone)]
 pub struct PodLog {
     /// The API client.
@@ -96,17 +97,11 @@ pub struct PodLog {
     pub namespace: String,
     /// The pod.
     pub pod: String,
-    /// Lines from this moment on (e.g. the pod's start, or the rollout's).
-    pub since: time::OffsetDateTime,
 }
 
 impl std::fmt::Debug for PodLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "PodLog({}/{} since {})",
-            self.namespace, self.pod, self.since
-        )
+        write!(f, "PodLog({}/{})", self.namespace, self.pod)
     }
 }
 
@@ -135,7 +130,7 @@ impl LogSource {
                 &p.namespace,
                 &p.pod,
                 Some("argocd-repo-server"),
-                crate::kubernetes::session::window_since(p.since),
+                None,
             )
             .await
             .map_err(|e| e.to_string()),

@@ -56,10 +56,16 @@ pub(super) fn positive_control(
     let basis = match (o.outcome, o.accepted_by) {
         (Outcome::Accepted, Some(basis)) => basis,
         _ => {
-            return Err(format!(
-                "the valid client was not admitted under {v} ({}: {})",
-                o.outcome, o.detail
-            ));
+            return Err(match &obs.stand_in {
+                Some(why) => format!(
+                    "the stand-in client was not admitted under {v} ({}: {}): {why}",
+                    o.outcome, o.detail
+                ),
+                None => format!(
+                    "the valid client was not admitted under {v} ({}: {})",
+                    o.outcome, o.detail
+                ),
+            });
         }
     };
     if grpc {
@@ -225,6 +231,11 @@ pub(super) fn judge_admission(
     obs: &Observations,
     grpc: bool,
 ) -> Judgement {
+    if let Some(why) = &obs.stand_in {
+        return Judgement::not_judged(format!(
+            "no client identity of this installation to present: {why}"
+        ));
+    }
     let Some(o) = obs.handshakes.get(&(label.to_owned(), v, Sni::Configured)) else {
         return Judgement::new(Verdict::Error, "attempt was not run");
     };

@@ -65,6 +65,8 @@ pub struct Observations {
     pub protocol_mismatch: Option<String>,
     /// Wall time of the observation phase, ms.
     pub elapsed_ms: f64,
+    /// Why the client identity presented as "valid" is a stand-in (see [`ProbePki::stand_in`]).
+    pub stand_in: Option<String>,
 }
 
 /// The key of the valid client's attempt under `v` (configured SNI): the positive control.
@@ -143,7 +145,10 @@ pub async fn observe(
     settings: &ProbeSettings,
 ) -> Observations {
     let started = std::time::Instant::now();
-    let mut obs = Observations::default();
+    let mut obs = Observations {
+        stand_in: pki.stand_in.clone(),
+        ..Observations::default()
+    };
     let grpc = endpoint.protocol == Protocol::Grpc;
     let proof = proof_for(endpoint.protocol);
 

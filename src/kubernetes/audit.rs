@@ -134,19 +134,40 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
             format!("Secret `{MTLS_SECRET}` has `{}`", mtls_keys::CLIENT_CA),
         ));
     }
-    for key in [mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY] {
-        if !keys.contains(&key) {
-            out.push(Finding::fail(ids::MTLS_CLIENT_PAIR, format!(
-                "Secret `{MTLS_SECRET}` has no `{key}`: the components connect without a certificate and an mTLS repo-server refuses them"
-            )));
-        }
-    }
-    if !keys.contains(&mtls_keys::SERVER_CA) {
-        out.push(Finding::advise(ids::SERVER_CA_PRESENT, false, format!(
+    let missing_pair: Vec<&str> = [mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY]
+        .into_iter()
+        .filter(|key| !keys.contains(key))
+        .collect();
+    out.push(if missing_pair.is_empty() {
+        Finding::pass(
+            ids::MTLS_CLIENT_PAIR,
+            format!(
+                "Secret `{MTLS_SECRET}` has `{}` and `{}`",
+                mtls_keys::CLIENT_CERT,
+                mtls_keys::CLIENT_KEY
+            ),
+        )
+    } else {
+        Finding::fail(ids::MTLS_CLIENT_PAIR, format!(
+            "Secret `{MTLS_SECRET}` has no `{}`: the components connect without a certificate and an mTLS repo-server refuses them",
+            missing_pair.join("` or `")
+        ))
+    });
+    out.push(if keys.contains(&mtls_keys::SERVER_CA) {
+        Finding::advise(
+            ids::SERVER_CA_PRESENT,
+            true,
+            format!(
+                "Secret `{MTLS_SECRET}` has `{}`: the components can verify the repo-server",
+                mtls_keys::SERVER_CA
+            ),
+        )
+    } else {
+        Finding::advise(ids::SERVER_CA_PRESENT, false, format!(
             "Secret `{MTLS_SECRET}` has no `{}`: the components cannot verify the repo-server (one-way authentication)",
             mtls_keys::SERVER_CA
-        )));
-    }
+        ))
+    });
     let known = [
         mtls_keys::CLIENT_CA,
         mtls_keys::CLIENT_CERT,
@@ -158,25 +179,40 @@ pub fn audit_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
         .copied()
         .filter(|k| !known.contains(k))
         .collect();
-    if !extra.is_empty() {
-        out.push(Finding::advise(
+    out.push(if extra.is_empty() {
+        Finding::advise(
+            ids::MTLS_SECRET_EXTRA_KEYS,
+            true,
+            format!("Secret `{MTLS_SECRET}` has only keys the components read"),
+        )
+    } else {
+        Finding::advise(
             ids::MTLS_SECRET_EXTRA_KEYS,
             false,
             format!(
                 "Secret `{MTLS_SECRET}` has keys no component reads: {}",
                 extra.join(", ")
             ),
-        ));
-    }
+        )
+    });
 
     // The client pair must chain to the client CA and belong together.
     let ca = certs_in(secret, mtls_keys::CLIENT_CA);
     let client = certs_in(secret, mtls_keys::CLIENT_CERT);
-    if let Some(Err(e)) = &ca {
-        out.push(Finding::fail(
+    match &ca {
+        Some(Err(e)) => out.push(Finding::fail(
             ids::CLIENT_CA_PARSES,
             format!("Secret `{MTLS_SECRET}`: {e}"),
-        ));
+        )),
+        Some(Ok(certs)) => out.push(Finding::pass(
+            ids::CLIENT_CA_PARSES,
+            format!(
+                "Secret `{MTLS_SECRET}`: `{}` holds {} certificate(s)",
+                mtls_keys::CLIENT_CA,
+                certs.len()
+            ),
+        )),
+        None => {}
     }
     if let (Some(Ok(ca)), Some(Ok(client))) = (&ca, &client) {
         let chains = ca

@@ -4,6 +4,11 @@
 //! A forward that fails must never be mistaken for the repo-server refusing a client: to the
 //! prober, a relay that closes looks exactly like a reset. So every relay failure is counted, and
 //! the endpoint carries the count ([`RelayHealth`]) to the checks, which judge with it.
+//!
+//! The converse matters as much: when the repo-server refuses a handshake it closes its end, and
+//! the kubelet, still copying the client's bytes to it, reports the stream as failed (`write:
+//! broken pipe`, `connection reset by peer`). That is the server's close seen through the relay,
+//! which the prober already sees on its own connection, not a broken forward ([`classify`]).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -32,6 +37,33 @@ pub struct Connected<S> {
 struct Failures {
     count: usize,
     first: Option<String>,
+    /// Streams the remote server closed while the relay still wrote to it (not failures).
+    peer_closed: usize,
+}
+
+/// What a stream's error report says happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamFailure {
+    /// The remote server closed or reset its connection while the relay was still writing to it:
+    /// what a server that refuses a handshake does. The prober sees the same close itself.
+    PeerClosed,
+    /// The forward itself failed (the port is not listening, the pod is gone, the API server or
+    /// kubelet dropped the stream): nothing the server did can be read through it.
+    Broken,
+}
+
+/// Sorts a port-forward stream's error message (kubelet's text, passed on by the API server).
+pub fn classify(message: &str) -> StreamFailure {
+    let lower = message.to_ascii_lowercase();
+    // Refused connections ("connect: connection refused") mean nothing listens: broken.
+    if lower.contains("connection refused") {
+        return StreamFailure::Broken;
+    }
+    if lower.contains("broken pipe") || lower.contains("connection reset by peer") {
+        StreamFailure::PeerClosed
+    } else {
+        StreamFailure::Broken
+    }
 }
 
 /// A running forward; stops when dropped.
@@ -93,11 +125,21 @@ impl LocalForward {
     pub fn failure_summary(&self) -> Option<String> {
         self.health().failure_summary()
     }
+
+    /// How many streams the remote server closed under the relay (refusals do that).
+    pub fn peer_closed(&self) -> usize {
+        self.failures.lock().expect("not poisoned").peer_closed
+    }
 }
 
-fn record(failures: &Mutex<Failures>, label: &str, why: String) {
-    tracing::warn!("port-forward {label}: {why}");
+fn record(failures: &Mutex<Failures>, label: &str, why: String, failure: StreamFailure) {
     let mut f = failures.lock().expect("not poisoned");
+    if failure == StreamFailure::PeerClosed {
+        tracing::debug!("port-forward {label}: the server closed the stream: {why}");
+        f.peer_closed += 1;
+        return;
+    }
+    tracing::warn!("port-forward {label}: {why}");
     f.count += 1;
     f.first.get_or_insert(why);
 }
@@ -127,14 +169,19 @@ where
                         late_error,
                     } = match connect().await {
                         Ok(c) => c,
-                        Err(why) => return record(&failures, &label, why),
+                        Err(why) => {
+                            return record(&failures, &label, why, StreamFailure::Broken);
+                        }
                     };
+                    // Only a stream that never opened is the forward's own failure for sure; a
+                    // late error is sorted by what it says (`classify`).
                     if let Some(late) = late_error {
                         let failures = failures.clone();
                         let label = label.clone();
                         tokio::spawn(async move {
                             if let Some(why) = late.await {
-                                record(&failures, &label, why);
+                                let failure = classify(&why);
+                                record(&failures, &label, why, failure);
                             }
                         });
                     }
@@ -197,4 +244,35 @@ pub async fn to_tcp(target: SocketAddr) -> std::io::Result<LocalForward> {
             .map_err(|e| format!("connect {target}: {e}"))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{StreamFailure, classify};
+
+    #[test]
+    fn a_server_close_seen_through_the_kubelet_is_not_a_broken_forward() {
+        let pod = "error forwarding port 8081 to pod 1f0c, uid : failed to execute portforward in network namespace \"/var/run/netns/cni-1\": ";
+        for (tail, want) in [
+            (
+                "write tcp4 127.0.0.1:41234->127.0.0.1:8081: write: broken pipe",
+                StreamFailure::PeerClosed,
+            ),
+            (
+                "read tcp4 127.0.0.1:41234->127.0.0.1:8081: read: connection reset by peer",
+                StreamFailure::PeerClosed,
+            ),
+            (
+                "dial tcp4 127.0.0.1:8081: connect: connection refused",
+                StreamFailure::Broken,
+            ),
+            (
+                "pod not found (\"argocd-repo-server-x\")",
+                StreamFailure::Broken,
+            ),
+            ("", StreamFailure::Broken),
+        ] {
+            assert_eq!(classify(&format!("{pod}{tail}")), want, "{tail}");
+        }
+    }
 }

@@ -170,18 +170,12 @@ impl Session {
         Ok(out)
     }
 
-    /// The endpoint the checks probe for `replica`: the forwards, and the pod's log since `since`.
-    pub async fn endpoint(
-        &self,
-        replica: &Replica,
-        server_name: &str,
-        since: time::OffsetDateTime,
-    ) -> Endpoint {
+    /// The endpoint the checks probe for `replica`: the forwards, and the pod's log.
+    pub fn endpoint(&self, replica: &Replica, server_name: &str) -> Endpoint {
         let logs = Some(LogSource::Pod(PodLog {
             client: self.client.clone(),
             namespace: self.namespace.clone(),
             pod: replica.pod.name.clone(),
-            since,
         }));
         Endpoint {
             label: replica.pod.name.clone(),
@@ -252,7 +246,13 @@ impl Session {
             out.push(match forward.failure_summary() {
                 None => Finding::pass(
                     ids::PORT_FORWARD,
-                    format!("{}: every connection was relayed", forward.label),
+                    match forward.peer_closed() {
+                        0 => format!("{}: every connection was relayed", forward.label),
+                        n => format!(
+                            "{}: every connection was relayed ({n} closed by the server under the relay, as refusals are)",
+                            forward.label
+                        ),
+                    },
                 ),
                 Some(failed) => Finding::inconclusive(
                     ids::PORT_FORWARD,
@@ -264,8 +264,9 @@ impl Session {
     }
 
     /// Namespace-level findings: the Secret audit (when it was read), mounts, server verification,
-    /// and each client component's log since `since`.
-    pub async fn namespace_findings(&self, snapshot: &Snapshot, since: Duration) -> Vec<Finding> {
+    /// and each client component's log (its running container's whole log: the certificate is
+    /// loaded at startup).
+    pub async fn namespace_findings(&self, snapshot: &Snapshot) -> Vec<Finding> {
         let mut out = Vec::new();
         if snapshot.secret_read {
             out.extend(audit::audit_mtls_secret(snapshot.mtls_secret.as_ref()));
@@ -289,7 +290,7 @@ impl Session {
             let mut lines = Vec::new();
             let mut failed = None;
             for pod in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
-                match cluster::pod_log(&self.client, &self.namespace, pod, None, since).await {
+                match cluster::pod_log(&self.client, &self.namespace, pod, None, None).await {
                     Ok(l) => lines.extend(l),
                     Err(e) => failed = Some(e.to_string()),
                 }

@@ -163,6 +163,10 @@ pub struct ProbePki {
     pub server_ca: Vec<CertificateDer<'static>>,
     /// Where the material was read from.
     pub paths: PkiPaths,
+    /// Set when no real client identity was available and this one is a throwaway the server
+    /// has no reason to trust: why. Probes that need no identity (no certificate, the open
+    /// server's acceptance of anyone) still prove something; the valid-client case cannot.
+    pub stand_in: Option<String>,
 }
 
 impl fmt::Debug for ProbePki {
@@ -203,7 +207,17 @@ impl ProbePki {
             client,
             server_ca,
             paths: paths.clone(),
+            stand_in: None,
         })
+    }
+
+    /// A throwaway identity from a fresh in-memory CA, for a cluster whose own client identity is
+    /// unknown (no Secret yet, and no `--pki`): `why` says so in every result that depends on it.
+    pub fn stand_in(why: impl Into<String>) -> Result<Self, PkiError> {
+        let bundle = super::generate(&super::InitOptions::default())?;
+        let mut pki = Self::from_generated(&bundle, Path::new("<stand-in: generated in memory>"))?;
+        pki.stand_in = Some(why.into());
+        Ok(pki)
     }
 
     /// Builds probe material from an in-memory bundle (used by `demo` and tests).
@@ -249,6 +263,7 @@ impl ProbePki {
                 client_key: dir_hint.join(files::CLIENT_KEY),
                 server_ca: None,
             },
+            stand_in: None,
         })
     }
 
@@ -308,6 +323,7 @@ impl ProbePki {
                 client_key: at("client.key"),
                 server_ca: server_ca_given.then(|| at("server-ca.crt")),
             },
+            stand_in: None,
         })
     }
 

@@ -18,7 +18,7 @@ use crate::kubernetes::install;
 use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
-use crate::kubernetes::session::{KubeFacts, Session, window_since};
+use crate::kubernetes::session::{KubeFacts, Session};
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
@@ -175,10 +175,37 @@ impl KubeRun {
         let cluster = self.cluster.as_ref().expect("just set");
         self.facts.cluster = format!("kind-{}", cluster.name);
         let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
+        self.record_api_server(&client).await;
         self.clock.record("cluster", start);
 
+        self.install_and_verify(
+            &client,
+            &plan.manifest,
+            plan.preload_images,
+            provisioning,
+            checks,
+            settings,
+            limits,
+        )
+        .await
+    }
+
+    /// What `--target kind` does once it has a cluster, and `--target cluster --install` does in
+    /// an existing one: install the manifest, wait for the workloads that matter, record the
+    /// no-mTLS baseline, provision, restart what mounts the Secret, verify every replica.
+    #[allow(clippy::too_many_arguments)]
+    async fn install_and_verify(
+        &mut self,
+        client: &Client,
+        manifest_source: &ManifestSource,
+        preload_images: bool,
+        provisioning: &Provisioning,
+        checks: &[Check],
+        settings: &ProbeSettings,
+        limits: &Limits,
+    ) -> anyhow::Result<()> {
         let start = self.phase("install");
-        let (bytes, facts) = plan.manifest.fetch(limits.download).await?;
+        let (bytes, facts) = manifest_source.fetch(limits.download).await?;
         eprintln!(
             "  manifest {} ({} bytes) sha256 {}{}",
             facts.origin,
@@ -206,26 +233,32 @@ impl KubeRun {
             .insert("manifest_pinned".into(), facts.pinned.to_string());
         let text = String::from_utf8_lossy(&bytes);
         let objects = install::parse_manifest(&text, &facts.origin)?;
-        if plan.preload_images {
-            let images = manifest::images(&objects);
-            self.cluster
-                .as_ref()
-                .expect("set")
-                .preload(&images, say)
-                .await?;
+        if let (true, Some(kind)) = (preload_images, self.cluster.as_ref()) {
+            kind.preload(&manifest::images(&objects), say).await?;
         }
-        cluster::ensure_namespace(&client, &self.namespace).await?;
-        install::apply_all(&client, objects, &self.namespace, limits.rollout, say).await?;
+        cluster::ensure_namespace(client, &self.namespace).await?;
+        install::apply_all(client, objects, &self.namespace, limits.rollout, say).await?;
         let session = Session {
             client: client.clone(),
             namespace: self.namespace.clone(),
         };
-        let all = session.workloads().await?;
+        // Only what repo-server mTLS involves is waited for: the repo-server and the workloads
+        // that mount its Secret. Others (Dex, whose image may be missing) are not waited for.
+        let involved = cluster::read_snapshot(client, &self.namespace, false)
+            .await?
+            .workloads;
         say(&format!(
-            "waiting for {} workloads to become available",
-            all.len()
+            "waiting for {} workloads to become available: {}",
+            involved.len(),
+            involved
+                .iter()
+                .map(|w| w.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ));
-        session.wait_all(&all, limits.rollout, &mut say).await?;
+        session
+            .wait_all(&involved, limits.rollout, &mut say)
+            .await?;
         self.clock.record("install", start);
 
         let start = self.phase("baseline");
@@ -239,11 +272,15 @@ impl KubeRun {
     }
 
     /// `run --target cluster`: verify an existing installation through `client` (labelled
-    /// `cluster_label` in the report). Nothing is written unless `provisioning` is given.
+    /// `cluster_label` in the report). Nothing is written unless `provisioning` is given. With
+    /// `install`, Argo CD is installed first from that manifest (then `provisioning` is required),
+    /// exactly as the kind target does it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn cluster(
         &mut self,
         client: Client,
         cluster_label: &str,
+        install: Option<&ManifestSource>,
         provisioning: Option<&Provisioning>,
         checks: &[Check],
         settings: &ProbeSettings,
@@ -251,22 +288,48 @@ impl KubeRun {
     ) -> anyhow::Result<()> {
         let start = self.phase("connect");
         self.facts.cluster = cluster_label.to_owned();
+        self.record_api_server(&client).await;
+        self.clock.record("connect", start);
+        if let Some(manifest) = install {
+            let provisioning = provisioning.ok_or_else(|| {
+                anyhow::anyhow!("--install provisions the Secrets: it needs a bundle")
+            })?;
+            return self
+                .install_and_verify(
+                    &client,
+                    manifest,
+                    false,
+                    provisioning,
+                    checks,
+                    settings,
+                    limits,
+                )
+                .await;
+        }
         let session = Session {
             client,
             namespace: self.namespace.clone(),
         };
         self.not_observed.insert(
             ids::BASELINE_NO_CERT_ACCEPTED.into(),
-            "existing installation: there is no 'before' state to record (the kind target records it)"
+            "existing installation: there is no 'before' state to record (--install and the kind target record it)"
                 .into(),
         );
-        self.clock.record("connect", start);
         let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         if let Some(p) = provisioning {
             self.provision_and_restart(&session, p, limits).await?;
             since = time::OffsetDateTime::now_utc();
         }
         self.verify(&session, checks, settings, since).await
+    }
+
+    /// The API server's version, recorded as soon as there is a client: a run that stops early
+    /// still says which cluster it talked to.
+    async fn record_api_server(&mut self, client: &Client) {
+        self.facts.server_version = cluster::server_version(client)
+            .await
+            .unwrap_or_else(|e| format!("unknown ({e})"));
+        say(&format!("API server {}", self.facts.server_version));
     }
 
     async fn provision_and_restart(
@@ -346,14 +409,25 @@ impl KubeRun {
             }
         }
         if self.material.is_none() {
-            self.material = Some(material_from_secret(&snapshot, &session.namespace)?);
+            self.material = Some(match material_from_secret(&snapshot, &session.namespace) {
+                Ok(m) => m,
+                // The no-certificate attempts need no identity, and an open repo-server admits
+                // anyone: a throwaway client still proves that. The valid-client case is not judged.
+                Err(why) => {
+                    let why = format!("{why:#}");
+                    say(&format!(
+                        "{why}; probing with a stand-in client identity (the valid-client case is not judged)"
+                    ));
+                    ProbePki::stand_in(why)?
+                }
+            });
         }
         let material = self.material.as_ref().expect("set above");
 
         let replicas = session.open_replicas().await?;
         let mut endpoints = Vec::new();
         for r in &replicas {
-            endpoints.push(session.endpoint(r, &self.server_name, since).await);
+            endpoints.push(session.endpoint(r, &self.server_name));
         }
         self.addresses = endpoints
             .iter()
@@ -377,9 +451,7 @@ impl KubeRun {
         let namespace_scope = format!("namespace/{}", session.namespace);
         scopes.push(ScopedFindings {
             scope: namespace_scope.clone(),
-            findings: session
-                .namespace_findings(&snapshot, window_since(since))
-                .await,
+            findings: session.namespace_findings(&snapshot).await,
         });
         self.results.extend(checks::evaluate_findings(
             &finding_checks,

@@ -25,9 +25,17 @@ async fn cluster_mode_end_to_end_is_read_only() {
         rollout: Duration::from_secs(5),
         download: Duration::from_secs(5),
     };
-    run.cluster(client, "mock", None, &all_checks(), &settings, &limits)
-        .await
-        .unwrap();
+    run.cluster(
+        client,
+        "mock",
+        None,
+        None,
+        &all_checks(),
+        &settings,
+        &limits,
+    )
+    .await
+    .unwrap();
 
     let writes: Vec<String> = seen
         .lock()
@@ -148,6 +156,7 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
             .cluster(
                 client,
                 "mock",
+                None,
                 Some(&provisioning),
                 &all_checks(),
                 &Default::default(),

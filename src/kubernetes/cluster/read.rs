@@ -245,7 +245,7 @@ pub async fn wait_rollout(
     }
 }
 
-/// The pods of a component (`app.kubernetes.io/name=<component>`), by name.
+/// The pods of a component (`app.kubernetes.io/name=<component>`) that are not being deleted, by name.
 pub async fn component_pods(
     client: &Client,
     namespace: &str,
@@ -257,6 +257,9 @@ pub async fn component_pods(
         .await
         .map_err(|e| api_error("list", "pods", namespace, e))?
         .items;
+    // A pod being deleted (a rollout's old replica, still Ready while it terminates) is not a
+    // replica to judge: it is gone in seconds and nothing will route to it.
+    list.retain(|p| p.metadata.deletion_timestamp.is_none());
     list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(list)
 }
@@ -273,18 +276,19 @@ pub async fn repo_server_pods(
         .collect())
 }
 
-/// A pod's log lines from its first container (or `container`), the last `since` only.
+/// A pod's log lines from its first container (or `container`): the last `since` only, or with
+/// `None` everything the running container logged since it started (its startup lines included).
 pub async fn pod_log(
     client: &Client,
     namespace: &str,
     pod: &str,
     container: Option<&str>,
-    since: Duration,
+    since: Option<Duration>,
 ) -> Result<Vec<String>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = kube::api::LogParams {
         container: container.map(str::to_owned),
-        since_seconds: Some(since.as_secs().max(1) as i64),
+        since_seconds: since.map(|since| since.as_secs().max(1) as i64),
         ..Default::default()
     };
     let text = pods
