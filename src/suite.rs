@@ -359,6 +359,8 @@ pub mod kube_ids {
     pub const MTLS_SECRET_EXTRA_KEYS: &str = "config/mtls-secret-extra-keys";
     /// `config/mount`.
     pub const MOUNT: &str = "config/mount";
+    /// `config/restarted-after-secret`.
+    pub const RESTARTED_AFTER_SECRET: &str = "config/restarted-after-secret";
     /// `config/client-verifies-server`.
     pub const CLIENT_VERIFIES_SERVER: &str = "config/client-verifies-server";
     /// `log/client-cert-loaded`.
@@ -375,7 +377,7 @@ pub mod kube_ids {
     pub const PORT_FORWARD: &str = "transport/port-forward";
 
     /// Every id above.
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         BASELINE_NO_CERT_ACCEPTED,
         MTLS_SECRET_KEYS,
         MTLS_CLIENT_PAIR,
@@ -386,6 +388,7 @@ pub mod kube_ids {
         SERVER_CA_PRESENT,
         MTLS_SECRET_EXTRA_KEYS,
         MOUNT,
+        RESTARTED_AFTER_SECRET,
         CLIENT_VERIFIES_SERVER,
         CLIENT_CERT_LOADED,
         CLIENT_HANDSHAKE_ERRORS,

@@ -369,6 +369,80 @@ pub fn discover_mtls_workloads(
     out
 }
 
+/// When the Secret last changed: its creation or its latest managed-fields update.
+pub fn secret_changed_at(secret: &Secret) -> Option<time::OffsetDateTime> {
+    let meta = &secret.metadata;
+    meta.creation_timestamp
+        .iter()
+        .map(|t| t.0)
+        .chain(
+            meta.managed_fields
+                .iter()
+                .flatten()
+                .filter_map(|f| f.time.as_ref().map(|t| t.0)),
+        )
+        .max()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.as_second()).ok())
+}
+
+/// Whether every pod that mounts the Secret started after its last change. The repo-server
+/// reads its client CA once at startup, so one started before is still open: a failure. A client
+/// reloads its certificate when the file changes, so there it is advice to restart.
+pub fn audit_restarts(
+    secret: &Secret,
+    workloads: &[MtlsWorkload],
+    pods: &BTreeMap<String, Vec<crate::kubernetes::cluster::PodStart>>,
+    namespace: &str,
+) -> Vec<Finding> {
+    let Some(changed) = secret_changed_at(secret) else {
+        return vec![];
+    };
+    let mut out = Vec::new();
+    for w in workloads {
+        let id = format!("{}/{}", ids::RESTARTED_AFTER_SECRET, w.name);
+        let started = pods.get(&w.name).map(Vec::as_slice).unwrap_or_default();
+        let stale: Vec<String> = started
+            .iter()
+            .filter(|p| p.started.is_some_and(|t| t < changed))
+            .map(|p| {
+                format!(
+                    "pod/{} started {}",
+                    p.pod,
+                    p.started.map(|t| t.to_string()).unwrap_or_default()
+                )
+            })
+            .collect();
+        let kind = match w.kind {
+            WorkloadKind::Deployment => "deployment",
+            WorkloadKind::StatefulSet => "statefulset",
+        };
+        let restart = format!("kubectl -n {namespace} rollout restart {kind}/{}", w.name);
+        out.push(if stale.is_empty() {
+            Finding::pass(
+                &id,
+                format!(
+                    "{kind}/{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
+                    w.name,
+                    started.len()
+                ),
+            )
+        } else if w.name.ends_with("argocd-repo-server") {
+            Finding::fail(&id, format!(
+                "RESTART NEEDED: {kind}/{}: {} before Secret `{MTLS_SECRET}` last changed ({changed}); the repo-server loads its client CA only at startup, so these pods still run without mTLS: {restart}",
+                w.name,
+                stale.join(", ")
+            ))
+        } else {
+            Finding::advise(&id, false, format!(
+                "restart advised: {kind}/{}: {} before Secret `{MTLS_SECRET}` last changed ({changed}); a client reloads its certificate when the file changes, restarting makes sure: {restart}",
+                w.name,
+                stale.join(", ")
+            ))
+        });
+    }
+    out
+}
+
 /// Checks each component's mount: the repo-server must project `client-ca.crt`; clients must
 /// project `client.crt` and `client.key`.
 pub fn audit_mounts(workloads: &[MtlsWorkload]) -> Vec<Finding> {

@@ -271,6 +271,14 @@ impl Session {
         if snapshot.secret_read {
             out.extend(audit::audit_mtls_secret(snapshot.mtls_secret.as_ref()));
         }
+        if let Some(secret) = &snapshot.mtls_secret {
+            out.extend(audit::audit_restarts(
+                secret,
+                &snapshot.workloads,
+                &snapshot.mounting_pods,
+                &self.namespace,
+            ));
+        }
         out.extend(audit::audit_mounts(&snapshot.workloads));
         out.extend(audit::audit_server_verification(
             snapshot.cmd_params.as_ref(),

@@ -404,6 +404,7 @@ impl KubeRun {
                 ids::CERT_EXPIRY_HORIZON,
                 ids::SERVER_CA_PRESENT,
                 ids::MTLS_SECRET_EXTRA_KEYS,
+                ids::RESTARTED_AFTER_SECRET,
             ] {
                 self.not_observed.insert(id.into(), why.clone());
             }

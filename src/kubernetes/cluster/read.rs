@@ -1,6 +1,7 @@
 //! The read path: only ever GET (and the watch-free polling of rollouts). Cluster mode is read-only
 //! by default, and a test fails if any other verb leaves it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -30,6 +31,59 @@ pub struct Snapshot {
     pub workloads: Vec<MtlsWorkload>,
     /// Repo-server pods (one per replica).
     pub repo_server_pods: Vec<PodFacts>,
+    /// For each workload in `workloads` (by name), its pods and when their containers started.
+    pub mounting_pods: BTreeMap<String, Vec<PodStart>>,
+}
+
+/// When a pod's containers last started: the moment it last read its mounted files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodStart {
+    /// Pod name.
+    pub pod: String,
+    /// The latest `startedAt` of its running containers; `None` when none runs.
+    pub started: Option<time::OffsetDateTime>,
+}
+
+fn pod_start(pod: &Pod) -> PodStart {
+    let started = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|cs| {
+            cs.iter()
+                .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+                .map(|t| t.0)
+                .max()
+        })
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.as_second()).ok());
+    PodStart {
+        pod: pod.metadata.name.clone().unwrap_or_default(),
+        started,
+    }
+}
+
+/// The live pods a workload's selector matches (terminating ones excluded).
+async fn selected_pods(
+    client: &Client,
+    namespace: &str,
+    selector: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<Pod>, ClusterError> {
+    let Some(labels) = selector.filter(|l| !l.is_empty()) else {
+        return Ok(vec![]);
+    };
+    let selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let mut list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(|e| api_error("list", "pods", namespace, e))?
+        .items;
+    list.retain(|p| p.metadata.deletion_timestamp.is_none());
+    Ok(list)
 }
 
 /// The facts of a repo-server pod the report records.
@@ -102,6 +156,26 @@ pub async fn read_snapshot(
         .await
         .map_err(|e| api_error("list", "statefulsets.apps", namespace, e))?;
     snap.workloads = discover_mtls_workloads(&deployments.items, &statefulsets.items);
+    let selectors = deployments
+        .items
+        .iter()
+        .map(|d| (&d.metadata.name, d.spec.as_ref().map(|s| &s.selector)))
+        .chain(
+            statefulsets
+                .items
+                .iter()
+                .map(|s| (&s.metadata.name, s.spec.as_ref().map(|s| &s.selector))),
+        );
+    for (name, selector) in selectors {
+        let Some(name) = name.as_ref() else { continue };
+        if !snap.workloads.iter().any(|w| &w.name == name) {
+            continue;
+        }
+        let labels = selector.and_then(|s| s.match_labels.as_ref());
+        let pods = selected_pods(client, namespace, labels).await?;
+        snap.mounting_pods
+            .insert(name.clone(), pods.iter().map(pod_start).collect());
+    }
     snap.repo_server_pods = repo_server_pods(client, namespace).await?;
     Ok(snap)
 }

@@ -1,0 +1,638 @@
+//! The Kubernetes half of the product on a real node: Kubernetes v1.34.4 built from its Go module,
+//! Debian's containerd and runc, real pods of Argo CD v3.5.1 (the `argocd` binary built from
+//! Argo CD's Go module) from the UNMODIFIED pinned install.yaml, all brought up by
+//! `tests/rig/node/up.sh` (the README's test command does it). No mock anywhere in this file.
+//!
+//! Each scenario of the node rig is one test. They share the node and the `argocd` namespace, so
+//! they run one at a time (a lock) and each sets up the state it needs from scratch.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::{Run, pki_init, run_from_output, tempdir};
+
+const NS: &str = "argocd";
+const REPO_SERVER: &str = "app.kubernetes.io/name=argocd-repo-server";
+/// Every workload of the pinned install that mounts argocd-repo-server-mtls.
+const MOUNTING: [&str; 5] = [
+    "deployment/argocd-repo-server",
+    "deployment/argocd-server",
+    "deployment/argocd-applicationset-controller",
+    "deployment/argocd-notifications-controller",
+    "statefulset/argocd-application-controller",
+];
+
+static NODE: Mutex<()> = Mutex::new(());
+
+/// The running node, and the right to change it until dropped.
+struct Node {
+    _turn: MutexGuard<'static, ()>,
+    kubeconfig: PathBuf,
+    kubectl: PathBuf,
+    audit_log: PathBuf,
+}
+
+fn node() -> Node {
+    let turn = NODE.lock().unwrap_or_else(|e| e.into_inner());
+    let out = common::rig::root().join("target/rig/node");
+    let node = Node {
+        _turn: turn,
+        kubeconfig: out.join("state/kubeconfig"),
+        kubectl: out.join("bin/kubectl"),
+        audit_log: out.join("state/log/audit.log"),
+    };
+    let ready =
+        node.kubeconfig.exists() && node.kubectl(&["get", "--raw", "/readyz"]).status.success();
+    assert!(
+        ready,
+        "no running node at {}: build and start it with `tests/rig/node/build.sh && tests/rig/node/up.sh` \
+         (tests/run does both, as root, after .ci/run installed the Debian packages)",
+        node.kubeconfig.display()
+    );
+    node
+}
+
+/// The pinned manifest, from the Go module cache the argocd build filled (the product checks its
+/// digest against the pinned one).
+fn manifest() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go is required");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
+    assert!(
+        path.exists(),
+        "{} is missing: tests/rig/build.sh fetches Argo CD's module",
+        path.display()
+    );
+    path
+}
+
+impl Node {
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(args)
+            .output()
+            .expect("the rig's kubectl")
+    }
+
+    fn k(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, yaml: &str) {
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args(["apply", "-n", NS, "-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// No Argo CD: the namespace and everything in it deleted (cluster-scoped objects stay; the
+    /// next install applies them again).
+    fn reset(&self) {
+        self.k(&[
+            "delete",
+            "namespace",
+            NS,
+            "--ignore-not-found",
+            "--wait",
+            "--timeout=300s",
+        ]);
+    }
+
+    /// The pinned manifest applied as an operator would, no mTLS Secret; waits for the workloads
+    /// that matter (Dex has no image on the node and is never waited for).
+    fn install_without_mtls(&self) {
+        self.reset();
+        self.k(&["create", "namespace", NS]);
+        let manifest = manifest();
+        self.k(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-n",
+            NS,
+            "-f",
+            manifest.to_str().unwrap(),
+        ]);
+        self.wait_rollouts();
+    }
+
+    fn wait_rollouts(&self) {
+        for w in MOUNTING {
+            self.k(&["rollout", "status", "-n", NS, w, "--timeout=300s"]);
+        }
+    }
+
+    fn restart_all(&self) {
+        for w in MOUNTING {
+            self.k(&["rollout", "restart", "-n", NS, w]);
+        }
+        self.wait_rollouts();
+        self.wait_no_terminating();
+    }
+
+    /// Old pods of a rollout linger while they terminate; scenarios that count pods wait them out.
+    fn wait_no_terminating(&self) {
+        for _ in 0..120 {
+            let pods = self.k(&[
+                "get",
+                "pods",
+                "-n",
+                NS,
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{\"\\n\"}{end}",
+            ]);
+            if pods.lines().all(|l| l.trim().is_empty()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("pods still terminating after 60 s");
+    }
+
+    /// The install with the bundle's two Secrets (as `pki init` wrote them) and every mounting
+    /// workload restarted: mTLS on, set up by hand as an operator would.
+    fn install_with_mtls(&self, pki: &Path) {
+        self.install_without_mtls();
+        self.apply_bundle_secrets(pki);
+        self.restart_all();
+    }
+
+    fn apply_bundle_secrets(&self, pki: &Path) {
+        for file in [
+            "argocd-repo-server-tls.yaml",
+            "argocd-repo-server-mtls.yaml",
+        ] {
+            self.apply(&std::fs::read_to_string(pki.join(file)).unwrap());
+        }
+    }
+
+    /// `argocd-mtls-verify ARGS... --report-dir <fresh>` with this node's kubeconfig.
+    fn product(&self, args: &[&str]) -> Run {
+        self.product_as(&self.kubeconfig, args)
+    }
+
+    fn product_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
+        let reports = tempdir();
+        let out = Command::new(common::bin())
+            .args(args)
+            .arg("--report-dir")
+            .arg(reports.path())
+            .env("KUBECONFIG", kubeconfig)
+            .output()
+            .unwrap();
+        run_from_output(out, reports)
+    }
+
+    fn repo_server_pods(&self) -> Vec<String> {
+        self.k(&[
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            REPO_SERVER,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
+        ])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+    }
+}
+
+/// The results of one check id, by the endpoint (pod or scope) they were judged on.
+fn verdicts(run: &Run, id: &str) -> Vec<(String, String)> {
+    run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| {
+            (
+                c["endpoint"].as_str().unwrap_or_default().to_owned(),
+                c["verdict"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn reason_on(run: &Run, id: &str, endpoint: &str) -> String {
+    run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id && c["endpoint"] == endpoint)
+        .unwrap_or_else(|| panic!("no {id} on {endpoint}; the run said:\n{}", run.said))["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The handshake cases a repo-server without mTLS fails: it admits whoever connects.
+const OPEN_SERVER_FAILS: [&str; 4] = [
+    "handshake/no-client-cert/tls1.3",
+    "handshake/no-client-cert/tls1.2",
+    "handshake/wrong-ca/tls1.3",
+    "grpc/no-cert-rpc-denied",
+];
+
+/// Scenario 1: fresh install, baseline before the Secret, the seed's Secrets provisioned, every
+/// mounting workload restarted (the StatefulSet included), every replica verified through real
+/// port-forwards: exit 0 with before and after in one report.
+#[test]
+fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
+    let node = node();
+    node.reset();
+    let pki = pki_init("default");
+    let manifest = manifest();
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--install",
+        "--install-manifest",
+        manifest.to_str().unwrap(),
+        "--pki",
+        pki.path().to_str().unwrap(),
+        "--grpc-log-info",
+    ]);
+    run.assert_exit(0);
+    let pods = node.repo_server_pods();
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    let after = &pods[0];
+    // Before: the replica that existed before the Secret admitted a client with no certificate.
+    let before = verdicts(&run, "baseline/no-cert-accepted-before-mtls");
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].1, "pass");
+    assert_ne!(
+        &before[0].0, after,
+        "the baseline is the pod from before the restart"
+    );
+    // After: the restarted replica refuses it, and everything required passes on it.
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(
+            verdicts(&run, id),
+            vec![(after.clone(), "pass".into())],
+            "{id}"
+        );
+    }
+    assert_eq!(
+        verdicts(&run, "log/rejections-logged"),
+        vec![(after.clone(), "pass".into())]
+    );
+    for id in [
+        "config/mtls-client-pair",
+        "config/client-ca-parses",
+        "config/server-ca-present",
+        "config/mtls-secret-extra-keys",
+    ] {
+        assert_eq!(
+            verdicts(&run, id),
+            vec![(format!("namespace/{NS}"), "pass".into())],
+            "{id}"
+        );
+    }
+    for id in [
+        "config/restarted-after-secret/argocd-repo-server",
+        "config/restarted-after-secret/argocd-application-controller",
+    ] {
+        assert_eq!(
+            verdicts(&run, id).first().map(|v| v.1.as_str()),
+            Some("pass"),
+            "{id}"
+        );
+    }
+    let kube = &run.report["subject"]["kubernetes"];
+    assert_eq!(kube["server_version"], "v1.34.4");
+    let changes = kube["changes"].to_string();
+    assert!(
+        changes.contains("restarted StatefulSet/argocd-application-controller"),
+        "{changes}"
+    );
+    assert_eq!(
+        kube["provenance"]["manifest_matches"],
+        "v3.5.1 manifests/install.yaml"
+    );
+}
+
+/// Scenario 2: the Secret carries `ca.crt` instead of `client-ca.crt`: the repo-server stays
+/// silently open. Exit 1, the audit names the key, the probes show the no-certificate client in.
+#[test]
+fn s2_misnamed_client_ca_key_leaves_the_server_open() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_without_mtls();
+    let dir = pki.path();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    node.apply(&std::fs::read_to_string(dir.join("argocd-repo-server-tls.yaml")).unwrap());
+    node.k(&[
+        "create",
+        "secret",
+        "generic",
+        "argocd-repo-server-mtls",
+        "-n",
+        NS,
+        &format!("--from-file=ca.crt={}", file("ca.crt")),
+        &format!("--from-file=client.crt={}", file("client.crt")),
+        &format!("--from-file=client.key={}", file("client.key")),
+    ]);
+    node.restart_all();
+    let run = node.product(&["run", "--target", "cluster", "--pki", dir.to_str().unwrap()]);
+    run.assert_exit(1);
+    assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
+    let why = run.reason("config/mtls-secret-keys");
+    assert!(
+        why.contains("`ca.crt`") && why.contains("client-ca.crt"),
+        "{why}"
+    );
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "fail", "{id}");
+    }
+}
+
+/// Scenario 3: the Secret created, nothing restarted: the running pods are still open. Exit 1,
+/// and the report says a restart is needed, and of which workloads.
+#[test]
+fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_without_mtls();
+    // Start times have a one-second grain: the Secret's change must fall in a later second.
+    std::thread::sleep(Duration::from_millis(1100));
+    node.apply_bundle_secrets(pki.path());
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--pki",
+        pki.path().to_str().unwrap(),
+    ]);
+    run.assert_exit(1);
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "fail", "{id}");
+    }
+    let scope = format!("namespace/{NS}");
+    let repo = reason_on(
+        &run,
+        "config/restarted-after-secret/argocd-repo-server",
+        &scope,
+    );
+    assert!(
+        repo.contains("RESTART NEEDED")
+            && repo.contains("kubectl -n argocd rollout restart deployment/argocd-repo-server"),
+        "{repo}"
+    );
+    assert_eq!(
+        verdicts(&run, "config/restarted-after-secret/argocd-repo-server"),
+        vec![(scope.clone(), "fail".into())]
+    );
+    let controller = reason_on(
+        &run,
+        "config/restarted-after-secret/argocd-application-controller",
+        &scope,
+    );
+    assert!(
+        controller.contains("rollout restart statefulset/argocd-application-controller"),
+        "{controller}"
+    );
+}
+
+/// Scenario 5: two repo-server pods behind the same Service, one without the client CA (a
+/// hand-made pod with the repo-server's labels): only that pod fails, by name.
+#[test]
+fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    let good = node.repo_server_pods();
+    assert_eq!(good.len(), 1, "{good:?}");
+    // The running pod's spec, as a bare pod with the same labels, minus the mTLS Secret volume.
+    let mut pod: serde_json::Value =
+        serde_json::from_str(&node.k(&["get", "pod", "-n", NS, &good[0], "-o", "json"])).unwrap();
+    let leftover = "argocd-repo-server-leftover";
+    // Without `pod-template-hash` the ReplicaSet does not adopt (and delete) it; the Service and
+    // the harness select by app.kubernetes.io/name, which it keeps.
+    let mut labels = pod["metadata"]["labels"].clone();
+    labels.as_object_mut().unwrap().remove("pod-template-hash");
+    pod["metadata"] = serde_json::json!({ "name": leftover, "namespace": NS, "labels": labels });
+    pod.as_object_mut().unwrap().remove("status");
+    let spec = pod["spec"].as_object_mut().unwrap();
+    let volumes = spec["volumes"].as_array_mut().unwrap();
+    let mtls_volume: Vec<String> = volumes
+        .iter()
+        .filter(|v| v["secret"]["secretName"] == "argocd-repo-server-mtls")
+        .map(|v| v["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        mtls_volume.len(),
+        1,
+        "the repo-server mounts the mTLS Secret"
+    );
+    volumes.retain(|v| v["secret"]["secretName"] != "argocd-repo-server-mtls");
+    for c in spec["containers"].as_array_mut().unwrap() {
+        if let Some(mounts) = c["volumeMounts"].as_array_mut() {
+            mounts.retain(|m| m["name"] != mtls_volume[0].as_str());
+        }
+    }
+    node.apply(&pod.to_string());
+    node.k(&[
+        "wait",
+        "-n",
+        NS,
+        "--for=condition=Ready",
+        &format!("pod/{leftover}"),
+        "--timeout=180s",
+    ]);
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--pki",
+        pki.path().to_str().unwrap(),
+    ]);
+    node.k(&["delete", "pod", "-n", NS, leftover, "--wait=false"]);
+    run.assert_exit(1);
+    for id in OPEN_SERVER_FAILS {
+        let mut got = verdicts(&run, id);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                (good[0].clone(), "pass".to_owned()),
+                (leftover.to_owned(), "fail".to_owned())
+            ],
+            "{id}"
+        );
+    }
+    let failing_endpoints: std::collections::BTreeSet<String> = run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["verdict"] == "fail" && c["severity"] == "required")
+        .map(|c| c["endpoint"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        failing_endpoints,
+        [leftover.to_owned()].into_iter().collect(),
+        "only the leftover pod fails"
+    );
+}
+
+/// The README's read-only Role, as the README prints it.
+fn readme_role() -> String {
+    let readme = std::fs::read_to_string(common::rig::root().join("README.md")).unwrap();
+    let start = readme
+        .find("kind: Role\n")
+        .expect("README shows the read-only Role");
+    let block_start = readme[..start].rfind("```yaml\n").unwrap() + "```yaml\n".len();
+    let end = block_start + readme[block_start..].find("```").unwrap();
+    readme[block_start..end].to_owned()
+}
+
+/// Scenario 6: read-only mode as a ServiceAccount that may not read Secrets (the README's Role
+/// without its optional Secret rule): the Secret checks are skipped with the reason, everything
+/// else is judged, and the API server's audit log shows no write request from that identity.
+#[test]
+fn s6_read_only_without_secret_access_writes_nothing() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    let role: String = readme_role()
+        .lines()
+        .filter(|l| !l.contains("resources: [secrets]"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(role.contains("pods/portforward"), "{role}");
+    node.apply(&role);
+    node.k(&["create", "serviceaccount", "-n", NS, "auditor"]);
+    node.k(&[
+        "create",
+        "rolebinding",
+        "-n",
+        NS,
+        "auditor",
+        "--role=argocd-mtls-verify-readonly",
+        "--serviceaccount=argocd:auditor",
+    ]);
+    let token = node.k(&["create", "token", "-n", NS, "auditor", "--duration=1h"]);
+    let server = node.k(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.server}",
+    ]);
+    let ca = node.k(&[
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.clusters[0].cluster.certificate-authority}",
+    ]);
+    let dir = tempdir();
+    let kubeconfig = dir.path().join("auditor.kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: rig\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\n\
+             users:\n- name: auditor\n  user: {{token: \"{}\"}}\ncontexts:\n- name: rig\n  context: {{cluster: rig, user: auditor, namespace: {NS}}}\ncurrent-context: rig\n",
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let audit_before = std::fs::metadata(&node.audit_log)
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let run = node.product_as(
+        &kubeconfig,
+        &[
+            "run",
+            "--target",
+            "cluster",
+            "--pki",
+            pki.path().to_str().unwrap(),
+            // The auditor's role leaves the Secret out on purpose: the narrowing is declared.
+            "--partial",
+        ],
+    );
+    run.assert_exit(0);
+    for id in [
+        "config/mtls-secret-keys",
+        "config/mtls-client-pair",
+        "config/restarted-after-secret",
+    ] {
+        assert_eq!(run.verdict(id), "skip", "{id}");
+        assert!(
+            run.reason(id).contains("secrets"),
+            "{id}: {}",
+            run.reason(id)
+        );
+    }
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "pass", "{id}");
+    }
+    assert_eq!(run.ids("pass", "config/mount/").len(), 5);
+
+    // The audit log, from where it stood before the run: this identity's requests.
+    let log = std::fs::read(&node.audit_log).unwrap();
+    let who = format!("system:serviceaccount:{NS}:auditor");
+    let mut reads = 0;
+    let mut writes = Vec::new();
+    for line in log[audit_before as usize..].split(|b| *b == b'\n') {
+        let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
+            continue;
+        };
+        if event["user"]["username"] != who.as_str() {
+            continue;
+        }
+        let verb = event["verb"].as_str().unwrap_or_default();
+        let object = &event["objectRef"];
+        // Opening a port-forward is a `create` on pods/portforward in RBAC terms; it changes nothing.
+        let connect = object["resource"] == "pods" && object["subresource"] == "portforward";
+        if matches!(
+            verb,
+            "create" | "update" | "patch" | "delete" | "deletecollection"
+        ) && !connect
+        {
+            writes.push(format!(
+                "{verb} {} {}",
+                object["resource"], event["requestURI"]
+            ));
+        } else {
+            reads += 1;
+        }
+    }
+    assert!(reads > 10, "the audit log shows the run's reads ({reads})");
+    assert_eq!(writes, Vec::<String>::new(), "write requests from {who}");
+}
