@@ -359,6 +359,8 @@ pub mod kube_ids {
     pub const MTLS_SECRET_EXTRA_KEYS: &str = "config/mtls-secret-extra-keys";
     /// `config/mount`.
     pub const MOUNT: &str = "config/mount";
+    /// `config/repo-server-tls`.
+    pub const REPO_SERVER_TLS: &str = "config/repo-server-tls";
     /// `config/restarted-after-secret`.
     pub const RESTARTED_AFTER_SECRET: &str = "config/restarted-after-secret";
     /// `config/client-verifies-server`.
@@ -377,7 +379,7 @@ pub mod kube_ids {
     pub const PORT_FORWARD: &str = "transport/port-forward";
 
     /// Every id above.
-    pub const ALL: [&str; 18] = [
+    pub const ALL: [&str; 19] = [
         BASELINE_NO_CERT_ACCEPTED,
         MTLS_SECRET_KEYS,
         MTLS_CLIENT_PAIR,
@@ -388,6 +390,7 @@ pub mod kube_ids {
         SERVER_CA_PRESENT,
         MTLS_SECRET_EXTRA_KEYS,
         MOUNT,
+        REPO_SERVER_TLS,
         RESTARTED_AFTER_SECRET,
         CLIENT_VERIFIES_SERVER,
         CLIENT_CERT_LOADED,

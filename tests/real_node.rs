@@ -636,3 +636,78 @@ fn s6_read_only_without_secret_access_writes_nothing() {
     assert!(reads > 10, "the audit log shows the run's reads ({reads})");
     assert_eq!(writes, Vec::<String>::new(), "write requests from {who}");
 }
+
+/// Scenario 7: the upgrade hazard. `reposerver.disable.tls: "true"` (kept from a mesh setup) makes
+/// the 3.5 repo-server exit at startup; the report says why and what to change, not just
+/// "not ready".
+#[test]
+fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    node.k(&[
+        "patch",
+        "configmap",
+        "argocd-cmd-params-cm",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"reposerver.disable.tls":"true"}}"#,
+    ]);
+    let before = node.repo_server_pods();
+    node.k(&[
+        "rollout",
+        "restart",
+        "-n",
+        NS,
+        "deployment/argocd-repo-server",
+    ]);
+    // The new pod crashes at once; wait until the kubelet has restarted it at least once.
+    let mut crashed = None;
+    for _ in 0..120 {
+        let pods = node.k(&[
+            "get",
+            "pods",
+            "-n",
+            NS,
+            "-l",
+            REPO_SERVER,
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
+        ]);
+        crashed = pods.lines().find_map(|l| {
+            let (name, restarts) = l.split_once(' ')?;
+            (!before.contains(&name.to_owned()) && restarts.trim().parse::<u32>().ok()? >= 1)
+                .then(|| name.to_owned())
+        });
+        if crashed.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let crashed = crashed.expect("the new repo-server pod restarts within 60 s");
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--pki",
+        pki.path().to_str().unwrap(),
+    ]);
+    run.assert_exit(1);
+    let why = reason_on(&run, "pod/ready", &crashed);
+    for words in [
+        "--client-ca-path cannot be used when --disable-tls is enabled",
+        "reposerver.disable.tls",
+        "ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\"",
+    ] {
+        assert!(why.contains(words), "`{words}` in: {why}");
+    }
+    assert_eq!(run.verdict("config/repo-server-tls"), "fail");
+    // The old replica, still serving while the rollout is stuck, is judged as before.
+    assert_eq!(
+        verdicts(&run, "handshake/no-client-cert/tls1.3"),
+        vec![(before[0].clone(), "pass".to_owned())]
+    );
+}

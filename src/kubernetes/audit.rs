@@ -531,6 +531,30 @@ pub const SERVER_VERIFICATION_KEYS: [(&str, &str, &str); 4] = [
     ),
 ];
 
+/// Whether the repo-server serves TLS at all: `reposerver.disable.tls: "true"` means no mTLS, and on
+/// 3.5.x a repo-server that cannot start (DOMAIN: the upgrade hazard) unless its client CA path
+/// is also emptied. A pre-migration check.
+pub fn audit_repo_server_tls(cmd_params: Option<&ConfigMap>) -> Finding {
+    let id = ids::REPO_SERVER_TLS;
+    let disabled = cmd_params
+        .and_then(|c| c.data.as_ref())
+        .and_then(|d| d.get("reposerver.disable.tls"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if disabled {
+        Finding::fail(
+            id,
+            "argocd-cmd-params-cm sets reposerver.disable.tls: \"true\": the repo-server serves no TLS, so there is no mTLS; \
+             on 3.5.x it also exits at startup (--client-ca-path cannot be used with --disable-tls) unless \
+             ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" is set. Remove the key to migrate to native mTLS",
+        )
+    } else {
+        Finding::pass(
+            id,
+            "argocd-cmd-params-cm does not disable the repo-server's TLS (reposerver.disable.tls unset or false)",
+        )
+    }
+}
+
 /// Whether each client verifies the repo-server's certificate (off unless a CA path or strict TLS is set).
 pub fn audit_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding> {
     let data = cmd_params.and_then(|c| c.data.clone()).unwrap_or_default();
@@ -605,4 +629,76 @@ pub fn audit_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
         ),
     };
     vec![loaded, handshakes]
+}
+
+/// The line of a crashed run that says why: the last logrus error/fatal line, or cobra's `Error:`
+/// line.
+pub fn last_error_line(lines: &[String]) -> Option<String> {
+    let message =
+        |l: &String| crate::endpoint::logrus_message(l).unwrap_or_else(|| l.trim().to_owned());
+    lines
+        .iter()
+        .rev()
+        .find(|l| {
+            let lower = l.to_ascii_lowercase();
+            lower.contains("level=fatal")
+                || lower.contains("level=error")
+                || lower.contains("\"level\":\"fatal\"")
+                || lower.contains("\"level\":\"error\"")
+                || l.starts_with("Error:")
+        })
+        .map(message)
+}
+
+/// What to change for a startup failure the repo-server is known for.
+pub fn startup_failure_fix(message: &str) -> Option<&'static str> {
+    // Argo CD 3.5 gives --client-ca-path a default, so a repo-server that had TLS turned off
+    // (reposerver.disable.tls, common behind a mesh) refuses to start after the upgrade.
+    message
+        .contains("--client-ca-path cannot be used when --disable-tls is enabled")
+        .then_some(
+            "This is the Argo CD 3.5 upgrade hazard: reposerver.disable.tls is \"true\" and 3.5 sets a client CA path by default. \
+             Either remove reposerver.disable.tls from argocd-cmd-params-cm (mTLS needs TLS), or, to keep TLS off behind a mesh, \
+             set ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" on the repo-server; then restart it",
+        )
+}
+
+#[cfg(test)]
+mod crash_tests {
+    use super::{last_error_line, startup_failure_fix};
+
+    #[test]
+    fn the_line_that_says_why_a_run_ended_and_its_fix() {
+        let lines = |text: &str| text.lines().map(str::to_owned).collect::<Vec<_>>();
+        // v3.5.1 with reposerver.disable.tls, as the real pod logged it: cobra's usage follows.
+        let crashed = lines(
+            "{\"level\":\"info\",\"msg\":\"ArgoCD Repository Server is starting\"}\n\
+             Error: --client-ca-path cannot be used when --disable-tls is enabled\nUsage:\n  argocd-repo-server [flags]\n",
+        );
+        let why = last_error_line(&crashed).unwrap();
+        assert_eq!(
+            why,
+            "Error: --client-ca-path cannot be used when --disable-tls is enabled"
+        );
+        assert!(
+            startup_failure_fix(&why)
+                .unwrap()
+                .contains("ARGOCD_REPO_SERVER_CLIENT_CA_PATH")
+        );
+        let fatal = lines(
+            "{\"level\":\"fatal\",\"msg\":\"open /app/config/tls/tls.crt: permission denied\"}",
+        );
+        assert_eq!(
+            last_error_line(&fatal).unwrap(),
+            "open /app/config/tls/tls.crt: permission denied"
+        );
+        assert_eq!(
+            startup_failure_fix("open /app/config/tls/tls.crt: permission denied"),
+            None
+        );
+        assert_eq!(
+            last_error_line(&lines("{\"level\":\"info\",\"msg\":\"starting\"}")),
+            None
+        );
+    }
 }

@@ -138,10 +138,15 @@ impl Session {
     }
 
     /// Opens port-forwards to 8081 and 8084 of every repo-server pod.
-    pub async fn open_replicas(&self) -> Result<Vec<Replica>, ClusterError> {
+    pub async fn open_replicas(&self) -> Result<(Vec<Replica>, Vec<PodFacts>), ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut out = Vec::new();
+        let mut down = Vec::new();
         for pod in cluster::repo_server_pods(&self.client, &self.namespace).await? {
+            if !pod.running {
+                down.push(pod);
+                continue;
+            }
             let io = |e: std::io::Error| ClusterError::Timeout {
                 what: format!(
                     "a local listener for the port-forward to pod/{}: {e}",
@@ -157,7 +162,7 @@ impl Session {
                 .map_err(io)?;
             out.push(Replica { pod, grpc, health });
         }
-        if out.is_empty() {
+        if out.is_empty() && down.is_empty() {
             return Err(ClusterError::Rollout {
                 kind: WorkloadKind::Deployment,
                 name: "argocd-repo-server".into(),
@@ -167,7 +172,49 @@ impl Session {
                 ),
             });
         }
-        Ok(out)
+        Ok((out, down))
+    }
+
+    /// Why a repo-server pod whose containers do not run cannot serve, in words an operator can
+    /// act on: the containers' state, the last lines its previous run logged, and for a known
+    /// startup failure what to change.
+    pub async fn not_running(&self, pod: &PodFacts) -> Finding {
+        let mut words = format!(
+            "pod/{} cannot serve: {}",
+            pod.name,
+            if pod.state.is_empty() {
+                "its containers are not running"
+            } else {
+                &pod.state
+            }
+        );
+        // The newest container's log is the crashed run's while the pod waits to restart or
+        // has just exited; the previous one's when a new run has started meanwhile.
+        let mut said = None;
+        for previous in [false, true] {
+            if let Ok(lines) = cluster::log_tail(
+                &self.client,
+                &self.namespace,
+                &pod.name,
+                "argocd-repo-server",
+                previous,
+                // cobra prints its usage after the error: the error line is ~50 lines from the end.
+                200,
+            )
+            .await
+                && let Some(last) = audit::last_error_line(&lines)
+            {
+                said = Some(last);
+                break;
+            }
+        }
+        if let Some(last) = said {
+            words.push_str(&format!("; its last run logged: {last}"));
+            if let Some(fix) = audit::startup_failure_fix(&last) {
+                words.push_str(&format!(". {fix}"));
+            }
+        }
+        Finding::fail(ids::POD_READY, words)
     }
 
     /// The endpoint the checks probe for `replica`: the forwards, and the pod's log.
@@ -280,6 +327,7 @@ impl Session {
             ));
         }
         out.extend(audit::audit_mounts(&snapshot.workloads));
+        out.push(audit::audit_repo_server_tls(snapshot.cmd_params.as_ref()));
         out.extend(audit::audit_server_verification(
             snapshot.cmd_params.as_ref(),
         ));

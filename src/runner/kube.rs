@@ -425,7 +425,7 @@ impl KubeRun {
         }
         let material = self.material.as_ref().expect("set above");
 
-        let replicas = session.open_replicas().await?;
+        let (replicas, not_running) = session.open_replicas().await?;
         let mut endpoints = Vec::new();
         for r in &replicas {
             endpoints.push(session.endpoint(r, &self.server_name));
@@ -442,6 +442,14 @@ impl KubeRun {
             self.server_certificates = executed.server_certificates;
         }
         let mut scopes = self.baseline.clone();
+        for pod in &not_running {
+            let finding = session.not_running(pod).await;
+            say(&finding.detail);
+            scopes.push(ScopedFindings {
+                scope: pod.name.clone(),
+                findings: vec![finding],
+            });
+        }
         for r in &replicas {
             scopes.push(ScopedFindings {
                 scope: r.pod.name.clone(),
@@ -478,7 +486,14 @@ async fn baseline(
     settings: &ProbeSettings,
 ) -> Result<Vec<ScopedFindings>, ClusterError> {
     let mut out = Vec::new();
-    for r in session.open_replicas().await? {
+    let (replicas, not_running) = session.open_replicas().await?;
+    for pod in not_running {
+        say(&format!(
+            "pod/{} is not running before provisioning ({}): no baseline for it",
+            pod.name, pod.state
+        ));
+    }
+    for r in replicas {
         let outcome = probe::attempt(&ProbeRequest {
             addr: r.grpc.addr,
             server_name: server_name.to_owned(),

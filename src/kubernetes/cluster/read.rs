@@ -97,6 +97,12 @@ pub struct PodFacts {
     pub restarts: i32,
     /// Image digests of the containers (`imageID`).
     pub image_ids: Vec<String>,
+    /// Whether every container is running (a crash-looping or pulling pod cannot be probed).
+    pub running: bool,
+    /// What the containers that do not run are doing (`waiting: CrashLoopBackOff`), and how the
+    /// last run of each ended (`last exit 1 (Error)`); empty when all run.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub state: String,
 }
 
 fn pod_facts(pod: &Pod) -> PodFacts {
@@ -114,7 +120,61 @@ fn pod_facts(pod: &Pod) -> PodFacts {
             .and_then(|s| s.container_statuses.as_ref())
             .map(|cs| cs.iter().map(|c| c.image_id.clone()).collect())
             .unwrap_or_default(),
+        running: status
+            .and_then(|s| s.container_statuses.as_ref())
+            .is_some_and(|cs| {
+                !cs.is_empty()
+                    && cs
+                        .iter()
+                        .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
+            }),
+        state: container_state_words(pod),
     }
+}
+
+fn container_state_words(pod: &Pod) -> String {
+    let mut words = Vec::new();
+    let statuses = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.container_statuses.as_ref());
+    for c in statuses.into_iter().flatten() {
+        if c.state.as_ref().is_some_and(|s| s.running.is_some()) {
+            continue;
+        }
+        let mut w = format!("container {}", c.name);
+        if let Some(waiting) = c.state.as_ref().and_then(|s| s.waiting.as_ref()) {
+            w.push_str(&format!(
+                ": waiting ({})",
+                waiting.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        if let Some(t) = c.state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            w.push_str(&format!(
+                ": exited {} ({})",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        if let Some(t) = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()) {
+            w.push_str(&format!(
+                "; its last run exited {} ({})",
+                t.exit_code,
+                t.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+        words.push(w);
+    }
+    if words.is_empty() && statuses.is_none() {
+        words.push(format!(
+            "no container has started (phase {})",
+            pod.status
+                .as_ref()
+                .and_then(|s| s.phase.as_deref())
+                .unwrap_or("unknown")
+        ));
+    }
+    words.join("; ")
 }
 
 /// Reads everything the audit needs. Only GET requests (get and list).
@@ -363,6 +423,30 @@ pub async fn pod_log(
     let params = kube::api::LogParams {
         container: container.map(str::to_owned),
         since_seconds: since.map(|since| since.as_secs().max(1) as i64),
+        ..Default::default()
+    };
+    let text = pods
+        .logs(pod, &params)
+        .await
+        .map_err(|e| api_error("get", "pods/log", namespace, e))?;
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// The last `lines` lines of `container`'s newest run, or with `previous` of the run before it:
+/// why a crash-looping container stopped.
+pub async fn log_tail(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    previous: bool,
+    lines: i64,
+) -> Result<Vec<String>, ClusterError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    let params = kube::api::LogParams {
+        container: Some(container.to_owned()),
+        previous,
+        tail_lines: Some(lines),
         ..Default::default()
     };
     let text = pods
