@@ -190,7 +190,8 @@ pub(crate) fn pod(name: &str, component: &str, ready: bool, restarts: i64) -> Va
         "status": {
             "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
             "containerStatuses": [{"name": component, "image": "quay.io/argoproj/argocd:v3.5.1",
-                "imageID": "quay.io/argoproj/argocd@sha256:0123456789abcdef", "ready": ready, "restartCount": restarts}]
+                "imageID": "quay.io/argoproj/argocd@sha256:0123456789abcdef", "ready": ready, "restartCount": restarts,
+                "state": {"running": {"startedAt": "2026-11-01T00:00:00Z"}}}]
         }
     })
 }
