@@ -258,7 +258,8 @@ pub struct KubeArgs {
     /// kind: one control plane and three workers, and the HA install (two repo-server replicas).
     #[arg(long)]
     pub ha: bool,
-    /// kind: keep the cluster after the run.
+    /// kind: keep the cluster after the run. cluster: keep what a run that stopped early (Ctrl-C,
+    /// a failed step) created, instead of deleting it (namespace, manifest objects, Secrets).
     #[arg(long)]
     pub keep_cluster: bool,
     /// kind: cluster name (default: a fresh amv-<run id> name, so no existing cluster is ever touched).

@@ -365,7 +365,8 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
             "the run stopped early: cleaning up, then writing a partial report marked incomplete"
         );
     }
-    run.teardown(args.kube.keep_cluster).await;
+    run.teardown(args.kube.keep_cluster, stopped.is_some())
+        .await;
     run.facts.run_cluster_name = run.cluster.as_ref().map(|c| c.name.clone());
     let kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
     let subject = report::Subject {

@@ -711,3 +711,103 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         vec![(before[0].clone(), "pass".to_owned())]
     );
 }
+
+/// Scenario 8: Ctrl-C in the middle of `run --target cluster --install`: what the run created (the
+/// namespace with everything in it, the manifest's cluster-scoped objects, the Secrets) is
+/// deleted again, the partial report is marked incomplete, exit 2.
+#[test]
+fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
+    use std::io::{BufRead, BufReader};
+    let node = node();
+    let manifest = manifest();
+    let manifest = manifest.to_str().unwrap();
+    // Nothing of Argo CD on the node: every object the run applies is one it creates.
+    node.reset();
+    node.k(&[
+        "delete",
+        "-n",
+        NS,
+        "-f",
+        manifest,
+        "--ignore-not-found",
+        "--wait",
+        "--timeout=120s",
+    ]);
+    let pki = pki_init("default");
+    let reports = tempdir();
+    let mut child = Command::new(common::bin())
+        .args([
+            "run",
+            "--target",
+            "cluster",
+            "--install",
+            "--install-manifest",
+            manifest,
+            "--pki",
+        ])
+        .arg(pki.path())
+        .arg("--report-dir")
+        .arg(reports.path())
+        .env("KUBECONFIG", &node.kubeconfig)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the install is in and the run is recording the baseline or provisioning.
+    let stderr = child.stderr.take().unwrap();
+    let mut said = String::new();
+    let mut lines = BufReader::new(stderr).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        said.push_str(&line);
+        said.push('\n');
+        if line.starts_with("== baseline") || line.starts_with("== provision") {
+            break;
+        }
+    }
+    assert!(
+        said.contains("== baseline") || said.contains("== provision"),
+        "{said}"
+    );
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for line in lines {
+        said.push_str(&line.unwrap());
+        said.push('\n');
+    }
+    let out = child.wait_with_output().unwrap();
+    let mut run = run_from_output(out, reports);
+    run.said = format!("{said}{}", run.said);
+    run.assert_exit(2);
+    assert_eq!(run.report["run"]["incomplete"], true);
+    let changes = run.report["subject"]["kubernetes"]["changes"].to_string();
+    assert!(
+        changes.contains("stopped early: deleted"),
+        "{changes}\n{}",
+        run.said
+    );
+    // Gone: the namespace (the API server finishes deleting it in the background) and the
+    // manifest's cluster-scoped objects.
+    node.k(&[
+        "wait",
+        "--for=delete",
+        &format!("namespace/{NS}"),
+        "--timeout=300s",
+    ]);
+    for object in [
+        "customresourcedefinition/applications.argoproj.io",
+        "clusterrole/argocd-server",
+        "clusterrolebinding/argocd-application-controller",
+    ] {
+        let out = node.kubectl(&["get", object]);
+        assert!(
+            !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("NotFound"),
+            "{object} is still there"
+        );
+    }
+}

@@ -99,13 +99,14 @@ pub async fn apply_all(
     namespace: &str,
     crd_timeout: Duration,
     mut progress: impl FnMut(&str),
+    created: &mut Vec<Created>,
 ) -> Result<usize, ClusterError> {
     let (first, rest) = apply_order(objects);
     let mut resolved: HashMap<String, (ApiResource, ApiCapabilities)> = HashMap::new();
     let total = first.len() + rest.len();
     let mut applied = 0;
     for obj in &first {
-        apply_one(client, obj, namespace, &mut resolved).await?;
+        apply_one(client, obj, namespace, &mut resolved, created).await?;
         applied += 1;
     }
     let crds: Vec<String> = first
@@ -123,7 +124,7 @@ pub async fn apply_all(
         wait_established(client, name, crd_timeout).await?;
     }
     for (i, obj) in rest.iter().enumerate() {
-        apply_one(client, obj, namespace, &mut resolved).await?;
+        apply_one(client, obj, namespace, &mut resolved, created).await?;
         applied += 1;
         if (i + 1) % 20 == 0 {
             progress(&format!("applied {applied} of {total} objects"));
@@ -133,11 +134,53 @@ pub async fn apply_all(
     Ok(applied)
 }
 
+/// An object a run created (it did not exist before the run applied it), so a run that stops
+/// early can delete exactly what it added and nothing that was there before.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its API resource (for the delete call).
+    pub resource: ApiResource,
+    /// Its name.
+    pub name: String,
+    /// Its namespace; `None` for cluster-scoped objects.
+    pub namespace: Option<String>,
+}
+
+impl Created {
+    /// `kind/name` (and ` in namespace`), for messages.
+    pub fn label(&self) -> String {
+        match &self.namespace {
+            Some(ns) => format!("{}/{} in {ns}", self.resource.kind, self.name),
+            None => format!("{}/{}", self.resource.kind, self.name),
+        }
+    }
+
+    /// Deletes it (foreground for nothing: the API server finishes it in the background). Gone
+    /// already counts as deleted.
+    pub async fn delete(&self, client: &Client) -> Result<(), ClusterError> {
+        let api: Api<DynamicObject> = match &self.namespace {
+            Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
+            None => Api::all_with(client.clone(), &self.resource),
+        };
+        match api.delete(&self.name, &Default::default()).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(ClusterError::Api {
+                verb: "delete".into(),
+                resource: format!("{}/{}", self.resource.plural, self.name),
+                namespace: self.namespace.clone().unwrap_or_default(),
+                source: e,
+            }),
+        }
+    }
+}
+
 async fn apply_one(
     client: &Client,
     obj: &DynamicObject,
     namespace: &str,
     resolved: &mut HashMap<String, (ApiResource, ApiCapabilities)>,
+    created: &mut Vec<Created>,
 ) -> Result<(), ClusterError> {
     let gvk = gvk(obj);
     let key = format!("{}/{}/{}", gvk.group, gvk.version, gvk.kind);
@@ -158,15 +201,28 @@ async fn apply_one(
         .name
         .clone()
         .expect("checked in parse_manifest");
-    let api: Api<DynamicObject> = match caps.scope {
-        Scope::Namespaced => {
-            let ns = obj.metadata.namespace.as_deref().unwrap_or(namespace);
-            Api::namespaced_with(client.clone(), ns, ar)
-        }
-        Scope::Cluster => Api::all_with(client.clone(), ar),
+    let object_namespace = match caps.scope {
+        Scope::Namespaced => Some(obj.metadata.namespace.as_deref().unwrap_or(namespace)),
+        Scope::Cluster => None,
     };
+    let api: Api<DynamicObject> = match object_namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, ar),
+        None => Api::all_with(client.clone(), ar),
+    };
+    // Whether it exists decides whether this run created it (and may delete it if it stops).
+    let existed = api
+        .get_metadata_opt(&name)
+        .await
+        .map_err(|e| ClusterError::Api {
+            verb: "get".into(),
+            resource: format!("{}/{name}", ar.plural),
+            namespace: namespace.into(),
+            source: e,
+        })?
+        .is_some();
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(obj))
+    let applied = api
+        .patch(&name, &params, &Patch::Apply(obj))
         .await
         .map(|_| ())
         .map_err(|e| {
@@ -185,7 +241,15 @@ async fn apply_one(
                     source: e,
                 },
             }
-        })
+        });
+    if applied.is_ok() && !existed {
+        created.push(Created {
+            resource: ar.clone(),
+            name: name.clone(),
+            namespace: object_namespace.map(str::to_owned),
+        });
+    }
+    applied
 }
 
 /// Whether a CRD reports condition Established=True.

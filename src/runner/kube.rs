@@ -14,7 +14,7 @@ use crate::checks::{self, ProbeSettings, ScopedFindings};
 use crate::kubernetes::audit::MtlsWorkload;
 use crate::kubernetes::cluster::{self, ClusterError};
 use crate::kubernetes::connect::client_from_kubeconfig;
-use crate::kubernetes::install;
+use crate::kubernetes::install::{self, Created};
 use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
@@ -74,6 +74,10 @@ pub struct KubeRun {
     namespace: String,
     baseline: Vec<ScopedFindings>,
     not_observed: BTreeMap<String, String>,
+    /// What this run created in an existing cluster (namespace, manifest objects, Secrets): a
+    /// run that stops early deletes exactly these.
+    created: Vec<Created>,
+    client: Option<Client>,
 }
 
 fn say(msg: &str) {
@@ -99,6 +103,8 @@ impl KubeRun {
             namespace: namespace.to_owned(),
             baseline: vec![],
             not_observed: BTreeMap::new(),
+            created: vec![],
+            client: None,
         }
     }
 
@@ -107,8 +113,70 @@ impl KubeRun {
         Instant::now()
     }
 
-    /// Deletes the kind cluster if this run created it and `keep` is false; says what it did.
-    pub async fn teardown(&mut self, keep: bool) {
+    /// After a run that stopped early (`stopped`) in an existing cluster, deletes what it created
+    /// there, unless `keep`; says what it did. The changes list records it.
+    async fn remove_created(&mut self, keep: bool, stopped: bool) {
+        if !stopped || self.created.is_empty() || self.cluster.is_some() {
+            return;
+        }
+        let Some(client) = self.client.clone() else {
+            return;
+        };
+        let start = self.phase("clean up");
+        if keep {
+            say(&format!(
+                "kept what this run created (--keep-cluster): {}",
+                self.created
+                    .iter()
+                    .map(Created::label)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+            return;
+        }
+        // A namespace this run created takes everything in it along; otherwise each object goes.
+        let namespace_created = self
+            .created
+            .iter()
+            .any(|c| c.resource.kind == "Namespace" && c.name == self.namespace);
+        let doomed: Vec<Created> = self
+            .created
+            .iter()
+            .rev()
+            .filter(|c| !namespace_created || c.namespace.is_none())
+            .cloned()
+            .collect();
+        let mut removed = 0;
+        for c in &doomed {
+            match c.delete(&client).await {
+                Ok(()) => removed += 1,
+                Err(e) => eprintln!("  could not delete {}: {e}; delete it by hand", c.label()),
+            }
+        }
+        say(&format!(
+            "deleted {removed} of the {} objects this run created{}",
+            doomed.len(),
+            if namespace_created {
+                format!(" (namespace `{}` with everything in it)", self.namespace)
+            } else {
+                String::new()
+            }
+        ));
+        self.facts.changes.push(format!(
+            "stopped early: deleted what this run created ({removed} objects{})",
+            if namespace_created {
+                format!(", namespace {} included", self.namespace)
+            } else {
+                String::new()
+            }
+        ));
+        self.clock.record("clean up", start);
+    }
+
+    /// Undoes what a run that stopped early created ([`Self::remove_created`]), and deletes the
+    /// kind cluster if this run created it and `keep` is false; says what it did.
+    pub async fn teardown(&mut self, keep: bool, stopped: bool) {
+        self.remove_created(keep, stopped).await;
         let Some(cluster) = &self.cluster else {
             return;
         };
@@ -176,6 +244,7 @@ impl KubeRun {
         self.facts.cluster = format!("kind-{}", cluster.name);
         let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
         self.record_api_server(&client).await;
+        self.client = Some(client.clone());
         self.clock.record("cluster", start);
 
         self.install_and_verify(
@@ -236,8 +305,18 @@ impl KubeRun {
         if let (true, Some(kind)) = (preload_images, self.cluster.as_ref()) {
             kind.preload(&manifest::images(&objects), say).await?;
         }
-        cluster::ensure_namespace(client, &self.namespace).await?;
-        install::apply_all(client, objects, &self.namespace, limits.rollout, say).await?;
+        if let Some(created) = cluster::ensure_namespace(client, &self.namespace).await? {
+            self.created.push(created);
+        }
+        install::apply_all(
+            client,
+            objects,
+            &self.namespace,
+            limits.rollout,
+            say,
+            &mut self.created,
+        )
+        .await?;
         let session = Session {
             client: client.clone(),
             namespace: self.namespace.clone(),
@@ -289,6 +368,7 @@ impl KubeRun {
         let start = self.phase("connect");
         self.facts.cluster = cluster_label.to_owned();
         self.record_api_server(&client).await;
+        self.client = Some(client.clone());
         self.clock.record("connect", start);
         if let Some(manifest) = install {
             let provisioning = provisioning.ok_or_else(|| {
@@ -340,7 +420,8 @@ impl KubeRun {
     ) -> Result<(), ClusterError> {
         let start = self.phase("provision");
         let (client, ns) = (&session.client, &session.namespace);
-        cluster::provision_secrets(client, ns, &p.secrets).await?;
+        let created = cluster::provision_secrets(client, ns, &p.secrets).await?;
+        self.created.extend(created);
         for s in &p.secrets {
             let name = s.metadata.name.clone().unwrap_or_default();
             let keys: Vec<String> = s.data.iter().flatten().map(|(k, _)| k.clone()).collect();

@@ -110,13 +110,30 @@ async fn install_applies_crds_first_and_waits_for_established() {
         _ => not_found(path),
     });
     let mut progress = Vec::new();
-    let applied = install::apply_all(&client, objects, "argocd", Duration::from_secs(5), |m| {
-        progress.push(m.to_owned())
-    })
+    let mut created = Vec::new();
+    let applied = install::apply_all(
+        &client,
+        objects,
+        "argocd",
+        Duration::from_secs(5),
+        |m| progress.push(m.to_owned()),
+        &mut created,
+    )
     .await
     .unwrap();
     assert_eq!(applied, 4);
+    // One look before applying (it exists), then until Established.
     assert_eq!(*crd_gets.lock().unwrap(), 2, "waited for Established");
+    // What answered 404 before the apply is what this run created; the CRD was already there.
+    let created: Vec<String> = created.iter().map(|c| c.label()).collect();
+    assert_eq!(
+        created,
+        [
+            "ServiceAccount/argocd-repo-server in argocd",
+            "Deployment/argocd-repo-server in argocd",
+            "ClusterRole/argocd-server",
+        ]
+    );
     let seen = seen.lock().unwrap();
     let writes: Vec<&str> = seen
         .iter()

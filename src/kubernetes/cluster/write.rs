@@ -63,8 +63,9 @@ pub async fn provision_secrets(
     client: &Client,
     namespace: &str,
     secrets: &[Secret],
-) -> Result<(), ClusterError> {
+) -> Result<Vec<crate::kubernetes::install::Created>, ClusterError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let mut created = Vec::new();
     // Every Secret is checked before any is written, so a refusal leaves nothing half-provisioned.
     for secret in secrets {
         let name = secret.metadata.name.clone().unwrap_or_default();
@@ -72,6 +73,13 @@ pub async fn provision_secrets(
             .get_metadata_opt(&name)
             .await
             .map_err(|e| api_error("get", "secrets", namespace, e))?;
+        if existing.is_none() {
+            created.push(crate::kubernetes::install::Created {
+                resource: kube::discovery::ApiResource::erase::<Secret>(&()),
+                name: name.clone(),
+                namespace: Some(namespace.to_owned()),
+            });
+        }
         if let Some(existing) = existing {
             let ours = existing
                 .metadata
@@ -101,7 +109,7 @@ pub async fn provision_secrets(
         .await
         .map_err(|e| api_error("patch", "secrets", namespace, e))?;
     }
-    Ok(())
+    Ok(created)
 }
 
 /// The argocd-cmd-params-cm patch of the `strict` profile: every client verifies the repo-server
@@ -160,9 +168,17 @@ pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), C
 }
 
 /// Creates the namespace (server-side apply) if it is not there.
-pub async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), ClusterError> {
+pub async fn ensure_namespace(
+    client: &Client,
+    namespace: &str,
+) -> Result<Option<crate::kubernetes::install::Created>, ClusterError> {
     use k8s_openapi::api::core::v1::Namespace;
     let api: kube::Api<Namespace> = kube::Api::all(client.clone());
+    let existed = api
+        .get_metadata_opt(namespace)
+        .await
+        .map_err(|e| api_error("get", "namespaces", namespace, e))?
+        .is_some();
     let body = serde_json::json!({
         "apiVersion": "v1", "kind": "Namespace", "metadata": { "name": namespace }
     });
@@ -172,6 +188,10 @@ pub async fn ensure_namespace(client: &Client, namespace: &str) -> Result<(), Cl
         &kube::api::Patch::Apply(body),
     )
     .await
-    .map(|_| ())
-    .map_err(|e| api_error("patch", "namespaces", namespace, e))
+    .map_err(|e| api_error("patch", "namespaces", namespace, e))?;
+    Ok((!existed).then(|| crate::kubernetes::install::Created {
+        resource: kube::discovery::ApiResource::erase::<Namespace>(&()),
+        name: namespace.to_owned(),
+        namespace: None,
+    }))
 }
