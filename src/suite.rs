@@ -367,6 +367,8 @@ pub mod kube_ids {
     pub const CLIENT_VERIFIES_SERVER: &str = "config/client-verifies-server";
     /// `log/client-cert-loaded`.
     pub const CLIENT_CERT_LOADED: &str = "log/client-cert-loaded";
+    /// `client/reaches-repo-server`.
+    pub const CLIENT_REACHES_REPO_SERVER: &str = "client/reaches-repo-server";
     /// `log/client-handshake-errors`.
     pub const CLIENT_HANDSHAKE_ERRORS: &str = "log/client-handshake-errors";
     /// `pod/ready`.
@@ -379,7 +381,7 @@ pub mod kube_ids {
     pub const PORT_FORWARD: &str = "transport/port-forward";
 
     /// Every id above.
-    pub const ALL: [&str; 19] = [
+    pub const ALL: [&str; 20] = [
         BASELINE_NO_CERT_ACCEPTED,
         MTLS_SECRET_KEYS,
         MTLS_CLIENT_PAIR,
@@ -395,6 +397,7 @@ pub mod kube_ids {
         CLIENT_VERIFIES_SERVER,
         CLIENT_CERT_LOADED,
         CLIENT_HANDSHAKE_ERRORS,
+        CLIENT_REACHES_REPO_SERVER,
         POD_READY,
         POD_RESTARTS_UNCHANGED,
         POD_NO_PROBE_FAILURES,

@@ -811,3 +811,119 @@ fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
         );
     }
 }
+
+/// An Application whose source the repo-server must try to fetch (from the rig's own bridge
+/// address, where nothing listens): the application controller has to call the repo-server.
+const DIAL_APPLICATION: &str = r#"
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata: {name: mtls-dial, namespace: argocd}
+spec:
+  project: default
+  source: {repoURL: "https://10.88.0.1:9/none.git", path: ".", targetRevision: HEAD}
+  destination: {server: "https://kubernetes.default.svc", namespace: default}
+"#;
+
+impl Node {
+    /// Waits (bounded) until the controller has reconciled the Application, and returns its
+    /// condition messages.
+    fn reconciled(&self) -> String {
+        for _ in 0..120 {
+            let status = self.k(&[
+                "get",
+                "application",
+                "-n",
+                NS,
+                "mtls-dial",
+                "-o",
+                "jsonpath={.status.reconciledAt} {.status.conditions[*].message}",
+            ]);
+            if !status.trim().is_empty() && !status.starts_with(' ') {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("the application controller did not reconcile mtls-dial within 60 s");
+    }
+}
+
+/// Scenario 4: a client component really dials the repo-server after the restart. With the right
+/// certificate its log shows the certificate loaded and no handshake error; with a client
+/// certificate from another CA its call is refused, and the harness names that component.
+#[test]
+fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    node.apply(DIAL_APPLICATION);
+    let status = node.reconciled();
+    assert!(!status.contains("Unavailable"), "{status}");
+    let pki_arg = pki.path().to_str().unwrap();
+    let run = node.product(&["run", "--target", "cluster", "--pki", pki_arg]);
+    run.assert_exit(0);
+    let scope = format!("namespace/{NS}");
+    for id in [
+        "log/client-cert-loaded/argocd-application-controller",
+        "log/client-handshake-errors/argocd-application-controller",
+        "client/reaches-repo-server/argocd-application-controller",
+    ] {
+        assert_eq!(
+            verdicts(&run, id),
+            vec![(scope.clone(), "pass".into())],
+            "{id}"
+        );
+    }
+
+    // The components' pair replaced by one from another CA; the controller restarted with it.
+    let foreign = pki_init("default");
+    let b64 = |name: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(foreign.path().join(name)).unwrap())
+    };
+    node.k(&[
+        "patch",
+        "secret",
+        "argocd-repo-server-mtls",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"client.crt": b64("client.crt"), "client.key": b64("client.key")}})
+            .to_string(),
+    ]);
+    node.k(&[
+        "rollout",
+        "restart",
+        "-n",
+        NS,
+        "statefulset/argocd-application-controller",
+    ]);
+    node.k(&[
+        "rollout",
+        "status",
+        "-n",
+        NS,
+        "statefulset/argocd-application-controller",
+        "--timeout=300s",
+    ]);
+    node.k(&["delete", "application", "-n", NS, "mtls-dial", "--wait"]);
+    node.apply(DIAL_APPLICATION);
+    let status = node.reconciled();
+    assert!(
+        status.contains("Unavailable"),
+        "the refusal reaches the Application: {status}"
+    );
+    let run = node.product(&["run", "--target", "cluster", "--pki", pki_arg]);
+    run.assert_exit(1);
+    let id = "client/reaches-repo-server/argocd-application-controller";
+    assert_eq!(verdicts(&run, id), vec![(scope.clone(), "fail".into())]);
+    let why = reason_on(&run, id, &scope);
+    assert!(
+        why.contains("application controller") && why.contains("mtls-dial"),
+        "{why}"
+    );
+    // The probes with the right identity still pass: the server is fine, the client is not.
+    assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
+}

@@ -41,31 +41,35 @@ pub fn evaluate_findings(
         .iter()
         .filter(|c| matches!(c.case.kind, CaseKind::Finding))
     {
-        let result =
-            |id: String, endpoint: &str, verdict: Verdict, reason: String, evidence, advisory| {
-                CheckResult {
-                    id,
-                    title: check.case.title.clone(),
-                    suite: check.suite.clone(),
-                    action: check.case.action.clone(),
-                    requirement: check.case.requirement.clone(),
-                    spec: check.case.spec.clone(),
-                    severity: if advisory {
-                        crate::suite::Severity::Advisory
-                    } else {
-                        check.case.severity
-                    },
-                    controls: check.case.controls.clone(),
-                    verdict,
-                    skip_kind: (verdict == Verdict::Skip).then_some(SkipKind::MissingInput),
-                    expected: expected_text(&check.case.kind, Protocol::Grpc),
-                    observed: json!({ "findings": evidence }),
-                    reason,
-                    evidence,
-                    duration_ms: 0.0,
-                    endpoint: endpoint.to_owned(),
-                }
-            };
+        let result = |id: String,
+                      endpoint: &str,
+                      (verdict, skip): (Verdict, Option<SkipKind>),
+                      reason: String,
+                      evidence,
+                      advisory| {
+            CheckResult {
+                id,
+                title: check.case.title.clone(),
+                suite: check.suite.clone(),
+                action: check.case.action.clone(),
+                requirement: check.case.requirement.clone(),
+                spec: check.case.spec.clone(),
+                severity: if advisory {
+                    crate::suite::Severity::Advisory
+                } else {
+                    check.case.severity
+                },
+                controls: check.case.controls.clone(),
+                verdict,
+                skip_kind: skip,
+                expected: expected_text(&check.case.kind, Protocol::Grpc),
+                observed: json!({ "findings": evidence }),
+                reason,
+                evidence,
+                duration_ms: 0.0,
+                endpoint: endpoint.to_owned(),
+            }
+        };
         let mut answered = false;
         for scoped in scopes {
             let mut ids: Vec<&str> = scoped
@@ -81,6 +85,8 @@ pub fn evaluate_findings(
                 let group: Vec<&Finding> = scoped.findings.iter().filter(|f| f.id == id).collect();
                 let verdict = if group.iter().any(|f| f.inconclusive) {
                     Verdict::Error
+                } else if group.iter().all(|f| f.not_applicable) {
+                    Verdict::Skip
                 } else if group.iter().all(|f| f.ok) {
                     Verdict::Pass
                 } else {
@@ -89,7 +95,7 @@ pub fn evaluate_findings(
                 // A group is advisory only if every finding that decides it is.
                 let deciding: Vec<&&Finding> = group
                     .iter()
-                    .filter(|f| verdict == Verdict::Pass || !f.ok)
+                    .filter(|f| matches!(verdict, Verdict::Pass | Verdict::Skip) || !f.ok)
                     .collect();
                 let advisory = deciding.iter().all(|f| f.advisory);
                 let reason = deciding
@@ -98,10 +104,11 @@ pub fn evaluate_findings(
                     .collect::<Vec<_>>()
                     .join("; ");
                 let evidence = group.iter().map(|f| f.detail.clone()).collect();
+                let skip = (verdict == Verdict::Skip).then_some(SkipKind::NotApplicable);
                 out.push(result(
                     id.to_owned(),
                     &scoped.scope,
-                    verdict,
+                    (verdict, skip),
                     reason,
                     evidence,
                     advisory,
@@ -116,7 +123,7 @@ pub fn evaluate_findings(
             out.push(result(
                 check.id.clone(),
                 skip_scope,
-                Verdict::Skip,
+                (Verdict::Skip, Some(SkipKind::MissingInput)),
                 reason,
                 vec![],
                 false,

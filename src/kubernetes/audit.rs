@@ -27,6 +27,10 @@ pub struct Finding {
     /// Nothing could be concluded (e.g. the transport to the pod failed): no verdict.
     #[serde(default)]
     pub inconclusive: bool,
+    /// The case does not arise on this target (e.g. no Application has asked the controller to
+    /// call the repo-server): skipped as not applicable, which does not hold the gate.
+    #[serde(default)]
+    pub not_applicable: bool,
 }
 
 impl Finding {
@@ -38,6 +42,7 @@ impl Finding {
             advisory: false,
             detail: detail.into(),
             inconclusive: false,
+            not_applicable: false,
         }
     }
     /// The configuration is wrong in this respect; fails the run.
@@ -48,6 +53,7 @@ impl Finding {
             advisory: false,
             detail: detail.into(),
             inconclusive: false,
+            not_applicable: false,
         }
     }
     /// Reported, never failing the run.
@@ -58,6 +64,7 @@ impl Finding {
             advisory: true,
             detail: detail.into(),
             inconclusive: false,
+            not_applicable: false,
         }
     }
     /// Nothing could be concluded; the run gets no verdict.
@@ -68,6 +75,18 @@ impl Finding {
             advisory: false,
             detail: detail.into(),
             inconclusive: true,
+            not_applicable: false,
+        }
+    }
+    /// The case does not arise here; skipped as not applicable.
+    pub fn not_applicable(id: &str, detail: impl Into<String>) -> Self {
+        Finding {
+            id: id.into(),
+            ok: true,
+            advisory: false,
+            detail: detail.into(),
+            inconclusive: false,
+            not_applicable: true,
         }
     }
 }
@@ -581,6 +600,51 @@ pub const CLIENT_CERT_LOADED: &str = "Client certificate reloaded from ";
 /// Text a client logs when the repo-server refuses its handshake.
 pub const CLIENT_HANDSHAKE_ERRORS: [&str; 2] =
     ["authentication handshake failed", "remote error: tls:"];
+
+/// Whether the application controller's calls to the repo-server went through, as the
+/// Applications it reconciled report them. A refused client certificate does not always reach the
+/// controller's log (under TLS 1.3 the refusal arrives on the first write, as a reset), but the
+/// Application's ComparisonError always carries the failed call (`rpc error: code = Unavailable`).
+pub fn audit_repo_server_calls(
+    applications: usize,
+    conditions: &[crate::kubernetes::cluster::AppCondition],
+) -> Finding {
+    let id = format!(
+        "{}/argocd-application-controller",
+        ids::CLIENT_REACHES_REPO_SERVER
+    );
+    if applications == 0 {
+        return Finding::not_applicable(
+            &id,
+            "no Application exists, so the application controller has had no reason to call the repo-server",
+        );
+    }
+    let failed: Vec<String> = conditions
+        .iter()
+        .filter(|c| c.message.contains("rpc error: code = Unavailable"))
+        .map(|c| {
+            format!(
+                "Application `{}` ({}): {}",
+                c.application, c.kind, c.message
+            )
+        })
+        .collect();
+    match failed.first() {
+        None => Finding::pass(
+            &id,
+            format!(
+                "{applications} Application(s) report no failed call from the application controller to the repo-server"
+            ),
+        ),
+        Some(first) => Finding::fail(
+            &id,
+            format!(
+                "the application controller could not call the repo-server for {} Application(s) (a client certificate the repo-server does not trust is refused exactly like this); first: {first}",
+                failed.len()
+            ),
+        ),
+    }
+}
 
 /// Audits one client component's log: it loaded its certificate, and no handshake with the
 /// repo-server failed.

@@ -331,6 +331,19 @@ impl Session {
         out.extend(audit::audit_server_verification(
             snapshot.cmd_params.as_ref(),
         ));
+        match cluster::application_conditions(&self.client, &self.namespace).await {
+            Ok(Some((applications, conditions))) => {
+                out.push(audit::audit_repo_server_calls(applications, &conditions))
+            }
+            Ok(None) => {}
+            Err(e) => out.push(Finding::inconclusive(
+                &format!(
+                    "{}/argocd-application-controller",
+                    ids::CLIENT_REACHES_REPO_SERVER
+                ),
+                e.to_string(),
+            )),
+        }
         for component in CLIENT_COMPONENTS {
             let pods = match cluster::component_pods(&self.client, &self.namespace, component).await
             {

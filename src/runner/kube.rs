@@ -390,11 +390,14 @@ impl KubeRun {
             client,
             namespace: self.namespace.clone(),
         };
-        self.not_observed.insert(
-            ids::BASELINE_NO_CERT_ACCEPTED.into(),
-            "existing installation: there is no 'before' state to record (--install and the kind target record it)"
-                .into(),
-        );
+        // Not missing input: an installation found running has no 'before' this run could see.
+        self.baseline = vec![ScopedFindings {
+            scope: format!("namespace/{}", self.namespace),
+            findings: vec![crate::kubernetes::audit::Finding::not_applicable(
+                ids::BASELINE_NO_CERT_ACCEPTED,
+                "existing installation: there is no 'before' state to record (--install and the kind target record it)",
+            )],
+        }];
         let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         if let Some(p) = provisioning {
             self.provision_and_restart(&session, p, limits).await?;

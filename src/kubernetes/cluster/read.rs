@@ -432,6 +432,53 @@ pub async fn pod_log(
     Ok(text.lines().map(str::to_owned).collect())
 }
 
+/// One condition an Application reports (where the application controller says a call to the
+/// repo-server failed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppCondition {
+    /// The Application.
+    pub application: String,
+    /// `ComparisonError`, `SyncError`, ...
+    pub kind: String,
+    /// The controller's message.
+    pub message: String,
+}
+
+/// The conditions of every Application in `namespace`, or `None` when Argo CD's Application
+/// resource is not installed. GET only.
+pub async fn application_conditions(
+    client: &Client,
+    namespace: &str,
+) -> Result<Option<(usize, Vec<AppCondition>)>, ClusterError> {
+    use kube::api::DynamicObject;
+    use kube::core::GroupVersionKind;
+    use kube::discovery::ApiResource;
+    let gvk = GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Application");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "applications");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let list = match api.list(&ListParams::default()).await {
+        Ok(list) => list,
+        Err(kube::Error::Api(s)) if s.code == 404 => return Ok(None),
+        Err(e) => return Err(api_error("list", "applications.argoproj.io", namespace, e)),
+    };
+    let mut out = Vec::new();
+    for app in &list.items {
+        let name = app.metadata.name.clone().unwrap_or_default();
+        for c in app.data["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            out.push(AppCondition {
+                application: name.clone(),
+                kind: c["type"].as_str().unwrap_or_default().to_owned(),
+                message: c["message"].as_str().unwrap_or_default().to_owned(),
+            });
+        }
+    }
+    Ok(Some((list.items.len(), out)))
+}
+
 /// The last `lines` lines of `container`'s newest run, or with `previous` of the run before it:
 /// why a crash-looping container stopped.
 pub async fn log_tail(
