@@ -36,7 +36,7 @@ for init in "$S"/containerd/state/io.containerd.runtime.v2.task/*/*/init.pid; do
 done
 
 step "mounts under $S, CNI network namespaces"
-grep -o " $S[^ ]*" /proc/self/mounts | sort -r | while read -r mnt; do
+{ grep -o " $S[^ ]*" /proc/self/mounts || true; } | sort -r | while read -r mnt; do
   umount -l "$mnt" 2>/dev/null || true
 done
 for ns in $(ip netns list 2>/dev/null | awk '/^cni-/ {print $1}'); do
@@ -52,7 +52,7 @@ step "iptables KUBE-* chains, bridge $RIG_BRIDGE"
 for table in filter nat mangle; do
   iptables-save -t "$table" 2>/dev/null | grep -q KUBE- || continue
   for builtin in INPUT OUTPUT FORWARD PREROUTING POSTROUTING; do
-    iptables -t "$table" -S "$builtin" 2>/dev/null | grep -- '-j KUBE-' | sed "s/^-A /-D /" | while read -r rule; do
+    { iptables -t "$table" -S "$builtin" 2>/dev/null || true; } | { grep -- '-j KUBE-' || true; } | sed "s/^-A /-D /" | while read -r rule; do
       eval "iptables -t $table $rule" 2>/dev/null || true
     done
   done
@@ -64,6 +64,10 @@ for table in filter nat mangle; do
   done
 done
 ip link delete "$RIG_BRIDGE" 2>/dev/null || true
+if [ -f "$S/sysctl.before" ]; then
+  read -r forward bridge_nf <"$S/sysctl.before"
+  sysctl -qw "net.ipv4.ip_forward=$forward" "net.bridge.bridge-nf-call-iptables=$bridge_nf" || true
+fi
 
 step "state"
 rm -rf "$RIG_OUT/last-logs"

@@ -79,6 +79,8 @@ if ! ip link show "$RIG_BRIDGE" >/dev/null 2>&1; then
 fi
 ip link set "$RIG_BRIDGE" up
 modprobe br_netfilter 2>/dev/null || true
+# Routing between the pods and Services needs forwarding; down.sh puts back what was there.
+[ -f "$S/sysctl.before" ] || sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables | paste -sd' ' >"$S/sysctl.before"
 sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 cat >"$S/cni/net.d/10-rig.conflist" <<EOF
 {
