@@ -97,6 +97,9 @@ pub struct PodLog {
     pub namespace: String,
     /// The pod.
     pub pod: String,
+    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it (`None`: unset), so a missing line
+    /// can be explained by what is configured, not guessed.
+    pub grpc_log_level: Option<String>,
 }
 
 impl std::fmt::Debug for PodLog {

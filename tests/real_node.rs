@@ -390,6 +390,16 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
     let node = node();
     let pki = pki_init("default");
     node.install_without_mtls();
+    // Before the Secret, and with no --pki: nothing to present as the valid client, yet the open
+    // server is caught (a stand-in identity probes; the valid-client case is not judged).
+    let before = node.product(&["run", "--target", "cluster"]);
+    before.assert_exit(1);
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(before.verdict(id), "fail", "{id}");
+    }
+    assert_eq!(before.verdict("handshake/valid-client-cert/tls1.3"), "skip");
+    let why = before.reason("handshake/valid-client-cert/tls1.3");
+    assert!(why.contains("no client identity"), "{why}");
     // Start times have a one-second grain: the Secret's change must fall in a later second.
     std::thread::sleep(Duration::from_millis(1100));
     node.apply_bundle_secrets(pki.path());

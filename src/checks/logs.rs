@@ -79,10 +79,13 @@ pub(super) fn judge_log(prefix: &str, lines: &[String], origin: &str) -> Judgeme
 
 /// grpc-go (v1.81, in Argo CD 3.5.1) logs one `ServerHandshake(...) failed: <cause>` line per
 /// refused handshake, and only at INFO: passes when the refusals this run caused left lines.
+/// `configured_grpc_log_level`: what the pod spec sets (`Some(None)`: unset), when the log comes
+/// from a pod; `None` when unknown (a file, a bare endpoint).
 pub(super) fn judge_rejections_logged(
     obs: &Observations,
     lines: &[String],
     origin: &str,
+    configured_grpc_log_level: Option<Option<&str>>,
 ) -> Judgement {
     let refused = obs
         .handshakes
@@ -109,9 +112,19 @@ pub(super) fn judge_rejections_logged(
         .evidence(evidence);
     }
     if logged.is_empty() {
+        let setting = match configured_grpc_log_level {
+            Some(Some(level)) if level.eq_ignore_ascii_case("info") => {
+                "although GRPC_GO_LOG_SEVERITY_LEVEL=info is set on the repo-server".to_owned()
+            }
+            Some(Some(level)) => format!(
+                "the repo-server sets GRPC_GO_LOG_SEVERITY_LEVEL={level}; grpc-go logs refused handshakes only at info (warning is not enough)"
+            ),
+            Some(None) => "GRPC_GO_LOG_SEVERITY_LEVEL is not set on the repo-server; grpc-go logs refused handshakes only at info (--grpc-log-info sets it)".to_owned(),
+            None => "grpc-go logs refused handshakes only with GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server (warning is not enough)".to_owned(),
+        };
         return Judgement::new(
             Verdict::Fail,
-            format!("the server refused {refused} attempts and logged none: grpc-go logs refused handshakes only with GRPC_GO_LOG_SEVERITY_LEVEL=info on the repo-server (warning is not enough)"),
+            format!("the server refused {refused} attempts and logged none: {setting}"),
         )
         .observed(observed)
         .evidence(evidence);

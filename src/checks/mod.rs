@@ -149,7 +149,13 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
             Err(j) => *j,
         },
         CaseKind::LogRejections => match logs::log_lines(endpoint, obs) {
-            Ok((lines, origin)) => logs::judge_rejections_logged(obs, lines, &origin),
+            Ok((lines, origin)) => {
+                let configured = match &endpoint.logs {
+                    Some(crate::endpoint::LogSource::Pod(p)) => Some(p.grpc_log_level.as_deref()),
+                    _ => None,
+                };
+                logs::judge_rejections_logged(obs, lines, &origin, configured)
+            }
             Err(j) => *j,
         },
     }

@@ -474,6 +474,28 @@ fn health_and_log_judges() {
             want
         );
     }
+    // No refusal logged: the reason says what the pod spec sets, not a guess.
+    for (configured, says) in [
+        (
+            Some(Some("info")),
+            "although GRPC_GO_LOG_SEVERITY_LEVEL=info is set",
+        ),
+        (
+            Some(Some("warning")),
+            "sets GRPC_GO_LOG_SEVERITY_LEVEL=warning",
+        ),
+        (Some(None), "is not set on the repo-server"),
+        (None, "only with GRPC_GO_LOG_SEVERITY_LEVEL=info"),
+    ] {
+        let j = super::logs::judge_rejections_logged(
+            &obs,
+            &["unrelated".to_owned()],
+            "pod",
+            configured,
+        );
+        assert_eq!(j.verdict, Verdict::Fail);
+        assert!(j.reason.contains(says), "{configured:?}: {}", j.reason);
+    }
     obs.logs = Some(Err("permission denied".into()));
     assert_eq!(
         verdict("log/mtls-enabled", &obs, Protocol::Grpc).0,

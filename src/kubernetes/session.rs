@@ -223,6 +223,7 @@ impl Session {
             client: self.client.clone(),
             namespace: self.namespace.clone(),
             pod: replica.pod.name.clone(),
+            grpc_log_level: replica.pod.grpc_log_level.clone(),
         }));
         Endpoint {
             label: replica.pod.name.clone(),

@@ -103,6 +103,10 @@ pub struct PodFacts {
     /// last run of each ended (`last exit 1 (Error)`); empty when all run.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub state: String,
+    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it on its containers (unset: `None`):
+    /// whether grpc-go may log refused handshakes at all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grpc_log_level: Option<String>,
 }
 
 fn pod_facts(pod: &Pod) -> PodFacts {
@@ -129,6 +133,13 @@ fn pod_facts(pod: &Pod) -> PodFacts {
                         .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
             }),
         state: container_state_words(pod),
+        grpc_log_level: pod
+            .spec
+            .iter()
+            .flat_map(|s| s.containers.iter())
+            .flat_map(|c| c.env.iter().flatten())
+            .find(|e| e.name == "GRPC_GO_LOG_SEVERITY_LEVEL")
+            .and_then(|e| e.value.clone()),
     }
 }
 
