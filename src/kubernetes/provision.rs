@@ -3,7 +3,43 @@
 //! `argocd-repo-server-mtls` Secret holds.
 
 use crate::kubernetes::cluster;
-use crate::pki::{ProbePki, secrets};
+use crate::pki::{PkiError, ProbePki, secrets};
+
+/// Why a bundle cannot be provisioned, or a cluster's Secret cannot serve as the probe's identity.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    /// The bundle lacks one of the Secret manifests `pki init` writes.
+    #[error("{origin}: no {file} (a bundle from `argocd-mtls-verify pki init` has it)")]
+    MissingBundleFile {
+        /// `--pki DIR`, or "generated bundle".
+        origin: String,
+        /// The file.
+        file: &'static str,
+    },
+    /// The cluster has no `argocd-repo-server-mtls`, or it may not be read.
+    #[error(
+        "no client identity: {origin} {why}; give --pki DIR (or --ca-cert/--client-cert/--client-key)"
+    )]
+    NoIdentity {
+        /// `secret/<ns>/argocd-repo-server-mtls`.
+        origin: String,
+        /// "does not exist", or the refusal.
+        why: String,
+    },
+    /// The cluster's Secret lacks a key the identity needs.
+    #[error(
+        "{origin} has no `{key}`, so it cannot serve as the probe's client identity; give --pki DIR"
+    )]
+    MissingKey {
+        /// `secret/<ns>/argocd-repo-server-mtls`.
+        origin: String,
+        /// The key.
+        key: &'static str,
+    },
+    /// A manifest or certificate of the material is unusable.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
 
 /// How the Secrets are set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,13 +68,12 @@ impl Provisioning {
         namespace: &str,
         profile: Profile,
         grpc_info_log: bool,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ProvisionError> {
         let mut out = Vec::new();
         for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
-            let bytes = file(name).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "{origin}: no {name} (a bundle from `argocd-mtls-verify pki init` has it)"
-                )
+            let bytes = file(name).ok_or_else(|| ProvisionError::MissingBundleFile {
+                origin: origin.to_owned(),
+                file: name,
             })?;
             out.push(secrets::from_yaml(
                 &bytes,
@@ -61,7 +96,7 @@ impl Provisioning {
         namespace: &str,
         profile: Profile,
         grpc_info_log: bool,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, ProvisionError> {
         Self::from_bundle(
             |name| std::fs::read(dir.join(name)).ok(),
             &format!("--pki {}", dir.display()),
@@ -77,17 +112,23 @@ impl Provisioning {
 pub fn material_from_secret(
     snapshot: &cluster::Snapshot,
     namespace: &str,
-) -> anyhow::Result<ProbePki> {
+) -> Result<ProbePki, ProvisionError> {
     use secrets::mtls_keys;
     let origin = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
     let secret = match (&snapshot.mtls_secret, &snapshot.secret_unreadable) {
         (Some(s), _) => s,
-        (None, Some(why)) => anyhow::bail!(
-            "no client identity: give --pki DIR (or --ca-cert/--client-cert/--client-key), or allow reading the Secret ({why})"
-        ),
-        (None, None) => anyhow::bail!(
-            "no client identity: {origin} does not exist; give --pki DIR (or --ca-cert/--client-cert/--client-key)"
-        ),
+        (None, Some(why)) => {
+            return Err(ProvisionError::NoIdentity {
+                origin,
+                why: format!("may not be read ({why})"),
+            });
+        }
+        (None, None) => {
+            return Err(ProvisionError::NoIdentity {
+                origin,
+                why: "does not exist".into(),
+            });
+        }
     };
     let get = |key: &str| {
         secret
@@ -96,11 +137,10 @@ pub fn material_from_secret(
             .and_then(|d| d.get(key))
             .map(|b| b.0.as_slice())
     };
-    let need = |key: &str| {
-        get(key).ok_or_else(|| {
-            anyhow::anyhow!(
-                "{origin} has no `{key}`, so it cannot serve as the probe's client identity; give --pki DIR"
-            )
+    let need = |key: &'static str| {
+        get(key).ok_or_else(|| ProvisionError::MissingKey {
+            origin: origin.clone(),
+            key,
         })
     };
     Ok(ProbePki::from_pem(
