@@ -34,12 +34,25 @@ struct Node {
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     audit_log: PathBuf,
+    started: std::time::Instant,
+}
+
+/// Each scenario's wall time, for the record (tests/run shows it with --nocapture).
+impl Drop for Node {
+    fn drop(&mut self) {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        eprintln!(
+            "[scenario] {name}: {:.0} s",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
 }
 
 fn node() -> Node {
     let turn = NODE.lock().unwrap_or_else(|e| e.into_inner());
     let out = common::rig::root().join("target/rig/node");
     let node = Node {
+        started: std::time::Instant::now(),
         _turn: turn,
         kubeconfig: out.join("state/kubeconfig"),
         kubectl: out.join("bin/kubectl"),
