@@ -594,7 +594,7 @@ fn kind_target_deletes_only_what_it_created() {
     assert_eq!(report["run"]["incomplete"], true);
     let stopped = report["run"]["stopped"].as_str().unwrap();
     assert!(
-        stopped.starts_with("patch namespaces in `argocd`"),
+        stopped.starts_with("get namespaces in `argocd`"),
         "the first API call names what failed: {stopped}"
     );
     assert_eq!(report["summary"]["verdict"], "error");
