@@ -454,7 +454,9 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
 }
 
 /// Scenario 5: two repo-server pods behind the same Service, one without the client CA (a
-/// hand-made pod with the repo-server's labels): only that pod fails, by name.
+/// hand-made pod with the repo-server's labels): only that pod fails, by name. A third one, being
+/// deleted (held in Terminating by a finalizer, as a rollout's old pod is for its grace period),
+/// is no replica: it is not judged at all.
 #[test]
 fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
     let node = node();
@@ -462,16 +464,35 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
     node.install_with_mtls(pki.path());
     let good = node.repo_server_pods();
     assert_eq!(good.len(), 1, "{good:?}");
-    // The running pod's spec, as a bare pod with the same labels, minus the mTLS Secret volume.
-    let mut pod: serde_json::Value =
+    let template: serde_json::Value =
         serde_json::from_str(&node.k(&["get", "pod", "-n", NS, &good[0], "-o", "json"])).unwrap();
+    // The running pod as a bare pod with the same labels, but no ReplicaSet would adopt it.
+    let bare = |name: &str| {
+        let mut pod = template.clone();
+        // Without `pod-template-hash` the ReplicaSet does not adopt (and delete) it; the Service
+        // and the harness select by app.kubernetes.io/name, which it keeps.
+        let mut labels = pod["metadata"]["labels"].clone();
+        labels.as_object_mut().unwrap().remove("pod-template-hash");
+        pod["metadata"] = serde_json::json!({ "name": name, "namespace": NS, "labels": labels });
+        pod.as_object_mut().unwrap().remove("status");
+        pod
+    };
+    let terminating = "argocd-repo-server-terminating";
+    let mut held = bare(terminating);
+    held["metadata"]["finalizers"] = serde_json::json!(["argocd-mtls-verify.test/hold"]);
+    node.apply(&held.to_string());
+    node.k(&[
+        "wait",
+        "-n",
+        NS,
+        "--for=condition=Ready",
+        &format!("pod/{terminating}"),
+        "--timeout=180s",
+    ]);
+    node.k(&["delete", "pod", "-n", NS, terminating, "--wait=false"]);
+    // The leftover: minus the mTLS Secret volume, so it has no client CA.
+    let mut pod = bare("argocd-repo-server-leftover");
     let leftover = "argocd-repo-server-leftover";
-    // Without `pod-template-hash` the ReplicaSet does not adopt (and delete) it; the Service and
-    // the harness select by app.kubernetes.io/name, which it keeps.
-    let mut labels = pod["metadata"]["labels"].clone();
-    labels.as_object_mut().unwrap().remove("pod-template-hash");
-    pod["metadata"] = serde_json::json!({ "name": leftover, "namespace": NS, "labels": labels });
-    pod.as_object_mut().unwrap().remove("status");
     let spec = pod["spec"].as_object_mut().unwrap();
     let volumes = spec["volumes"].as_array_mut().unwrap();
     let mtls_volume: Vec<String> = volumes
@@ -507,7 +528,28 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
         pki.path().to_str().unwrap(),
     ]);
     node.k(&["delete", "pod", "-n", NS, leftover, "--wait=false"]);
+    node.k(&[
+        "patch",
+        "pod",
+        "-n",
+        NS,
+        terminating,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
     run.assert_exit(1);
+    let judged_terminating = run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["endpoint"] == terminating)
+        .count();
+    assert_eq!(
+        judged_terminating, 0,
+        "a pod being deleted is not a replica"
+    );
     for id in OPEN_SERVER_FAILS {
         let mut got = verdicts(&run, id);
         got.sort();
