@@ -229,20 +229,23 @@ impl Node {
         run_from_output(out, reports)
     }
 
+    /// `run --target cluster --pki DIR`: the read-only verification of what is installed.
+    fn verify(&self, pki: &Path) -> Run {
+        self.product(&["run", "--target", "cluster", "--pki", pki.to_str().unwrap()])
+    }
+
     fn repo_server_pods(&self) -> Vec<String> {
-        self.k(&[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            REPO_SERVER,
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name}{\"\\n\"}{end}",
-        ])
-        .lines()
-        .map(str::to_owned)
-        .collect()
+        self.repo_server_pods_with("")
+    }
+
+    /// One line per repo-server pod: its name, then `fields` (a jsonpath fragment).
+    fn repo_server_pods_with(&self, fields: &str) -> Vec<String> {
+        let jsonpath =
+            format!("jsonpath={{range .items[*]}}{{.metadata.name}}{fields}{{\"\\n\"}}{{end}}");
+        self.k(&["get", "pods", "-n", NS, "-l", REPO_SERVER, "-o", &jsonpath])
+            .lines()
+            .map(str::to_owned)
+            .collect()
     }
 }
 
@@ -383,7 +386,7 @@ fn s2_misnamed_client_ca_key_leaves_the_server_open() {
         &format!("--from-file=client.key={}", file("client.key")),
     ]);
     node.restart_all();
-    let run = node.product(&["run", "--target", "cluster", "--pki", dir.to_str().unwrap()]);
+    let run = node.verify(dir);
     run.assert_exit(1);
     assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
     let why = run.reason("config/mtls-secret-keys");
@@ -416,13 +419,7 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
     // Start times have a one-second grain: the Secret's change must fall in a later second.
     std::thread::sleep(Duration::from_millis(1100));
     node.apply_bundle_secrets(pki.path());
-    let run = node.product(&[
-        "run",
-        "--target",
-        "cluster",
-        "--pki",
-        pki.path().to_str().unwrap(),
-    ]);
+    let run = node.verify(pki.path());
     run.assert_exit(1);
     for id in OPEN_SERVER_FAILS {
         assert_eq!(run.verdict(id), "fail", "{id}");
@@ -520,13 +517,7 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
         &format!("pod/{leftover}"),
         "--timeout=180s",
     ]);
-    let run = node.product(&[
-        "run",
-        "--target",
-        "cluster",
-        "--pki",
-        pki.path().to_str().unwrap(),
-    ]);
+    let run = node.verify(pki.path());
     node.k(&["delete", "pod", "-n", NS, leftover, "--wait=false"]);
     node.k(&[
         "patch",
@@ -732,17 +723,8 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
     // The new pod crashes at once; wait until the kubelet has restarted it at least once.
     let mut crashed = None;
     for _ in 0..120 {
-        let pods = node.k(&[
-            "get",
-            "pods",
-            "-n",
-            NS,
-            "-l",
-            REPO_SERVER,
-            "-o",
-            "jsonpath={range .items[*]}{.metadata.name} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
-        ]);
-        crashed = pods.lines().find_map(|l| {
+        let pods = node.repo_server_pods_with(" {.status.containerStatuses[0].restartCount}");
+        crashed = pods.iter().find_map(|l| {
             let (name, restarts) = l.split_once(' ')?;
             (!before.contains(&name.to_owned()) && restarts.trim().parse::<u32>().ok()? >= 1)
                 .then(|| name.to_owned())
@@ -753,13 +735,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let crashed = crashed.expect("the new repo-server pod restarts within 60 s");
-    let run = node.product(&[
-        "run",
-        "--target",
-        "cluster",
-        "--pki",
-        pki.path().to_str().unwrap(),
-    ]);
+    let run = node.verify(pki.path());
     run.assert_exit(1);
     let why = reason_on(&run, "pod/ready", &crashed);
     for words in [
@@ -923,8 +899,7 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
     node.apply(DIAL_APPLICATION);
     let status = node.reconciled();
     assert!(!status.contains("Unavailable"), "{status}");
-    let pki_arg = pki.path().to_str().unwrap();
-    let run = node.product(&["run", "--target", "cluster", "--pki", pki_arg]);
+    let run = node.verify(pki.path());
     run.assert_exit(0);
     let scope = format!("namespace/{NS}");
     for id in [
@@ -980,7 +955,7 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
         status.contains("Unavailable"),
         "the refusal reaches the Application: {status}"
     );
-    let run = node.product(&["run", "--target", "cluster", "--pki", pki_arg]);
+    let run = node.verify(pki.path());
     run.assert_exit(1);
     let id = "client/reaches-repo-server/argocd-application-controller";
     assert_eq!(verdicts(&run, id), vec![(scope.clone(), "fail".into())]);

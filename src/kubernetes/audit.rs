@@ -34,59 +34,40 @@ pub struct Finding {
 }
 
 impl Finding {
-    /// The configuration is right in this respect.
-    pub fn pass(id: &str, detail: impl Into<String>) -> Self {
-        Finding {
-            id: id.into(),
-            ok: true,
-            advisory: false,
-            detail: detail.into(),
-            inconclusive: false,
-            not_applicable: false,
-        }
-    }
-    /// The configuration is wrong in this respect; fails the run.
-    pub fn fail(id: &str, detail: impl Into<String>) -> Self {
-        Finding {
-            id: id.into(),
-            ok: false,
-            advisory: false,
-            detail: detail.into(),
-            inconclusive: false,
-            not_applicable: false,
-        }
-    }
-    /// Reported, never failing the run.
-    pub fn advise(id: &str, ok: bool, detail: impl Into<String>) -> Self {
+    fn new(id: &str, ok: bool, advisory: bool, detail: impl Into<String>) -> Self {
         Finding {
             id: id.into(),
             ok,
-            advisory: true,
+            advisory,
             detail: detail.into(),
             inconclusive: false,
             not_applicable: false,
         }
+    }
+    /// The configuration is right in this respect.
+    pub fn pass(id: &str, detail: impl Into<String>) -> Self {
+        Self::new(id, true, false, detail)
+    }
+    /// The configuration is wrong in this respect; fails the run.
+    pub fn fail(id: &str, detail: impl Into<String>) -> Self {
+        Self::new(id, false, false, detail)
+    }
+    /// Reported, never failing the run.
+    pub fn advise(id: &str, ok: bool, detail: impl Into<String>) -> Self {
+        Self::new(id, ok, true, detail)
     }
     /// Nothing could be concluded; the run gets no verdict.
     pub fn inconclusive(id: &str, detail: impl Into<String>) -> Self {
         Finding {
-            id: id.into(),
-            ok: false,
-            advisory: false,
-            detail: detail.into(),
             inconclusive: true,
-            not_applicable: false,
+            ..Self::new(id, false, false, detail)
         }
     }
     /// The case does not arise here; skipped as not applicable.
     pub fn not_applicable(id: &str, detail: impl Into<String>) -> Self {
         Finding {
-            id: id.into(),
-            ok: true,
-            advisory: false,
-            detail: detail.into(),
-            inconclusive: false,
             not_applicable: true,
+            ..Self::new(id, true, false, detail)
         }
     }
 }

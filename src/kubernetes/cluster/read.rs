@@ -430,14 +430,23 @@ pub async fn pod_log(
     container: Option<&str>,
     since: Option<Duration>,
 ) -> Result<Vec<String>, ClusterError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = kube::api::LogParams {
         container: container.map(str::to_owned),
         since_seconds: since.map(|since| since.as_secs().max(1) as i64),
         ..Default::default()
     };
+    log_lines(client, namespace, pod, &params).await
+}
+
+async fn log_lines(
+    client: &Client,
+    namespace: &str,
+    pod: &str,
+    params: &kube::api::LogParams,
+) -> Result<Vec<String>, ClusterError> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let text = pods
-        .logs(pod, &params)
+        .logs(pod, params)
         .await
         .map_err(|e| api_error("get", "pods/log", namespace, e))?;
     Ok(text.lines().map(str::to_owned).collect())
@@ -500,18 +509,13 @@ pub async fn log_tail(
     previous: bool,
     lines: i64,
 ) -> Result<Vec<String>, ClusterError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let params = kube::api::LogParams {
         container: Some(container.to_owned()),
         previous,
         tail_lines: Some(lines),
         ..Default::default()
     };
-    let text = pods
-        .logs(pod, &params)
-        .await
-        .map_err(|e| api_error("get", "pods/log", namespace, e))?;
-    Ok(text.lines().map(str::to_owned).collect())
+    log_lines(client, namespace, pod, &params).await
 }
 
 /// Messages of probe-failure events (`Unhealthy`) of `pod` that happened at or after `since`.

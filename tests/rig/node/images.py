@@ -49,12 +49,19 @@ class Layer:
         info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, uid
         self.tar.addfile(info)
 
-    def data(self, path, content, mode=0o644):
+    def _claim(self, path):
+        """The entry's name with its parent directories added, or None when it is already in."""
         path = path.strip("/")
         self._dirs(path)
         if path in self.seen:
-            return
+            return None
         self.seen.add(path)
+        return path
+
+    def data(self, path, content, mode=0o644):
+        path = self._claim(path)
+        if path is None:
+            return
         info = tarfile.TarInfo(path)
         info.size, info.mode = len(content), mode
         self.tar.addfile(info, io.BytesIO(content))
@@ -65,11 +72,9 @@ class Layer:
         self.data(path, content, mode if mode is not None else (os.stat(source).st_mode & 0o777))
 
     def link(self, path, target):
-        path = path.strip("/")
-        self._dirs(path)
-        if path in self.seen:
+        path = self._claim(path)
+        if path is None:
             return
-        self.seen.add(path)
         info = tarfile.TarInfo(path)
         info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
         self.tar.addfile(info)
