@@ -7,6 +7,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::{NEGATIVES, both};
+
 /// The CLI with `--protocol tls` against `s_server` on `port`.
 fn run_cli(pki: &Path, port: u16) -> common::Run {
     common::run_endpoint(
@@ -15,12 +17,6 @@ fn run_cli(pki: &Path, port: u16) -> common::Run {
         // s_server has no health port or log: those checks are left out on purpose.
         &["--protocol", "tls", "--partial", "--timeout-ms", "4000"],
     )
-}
-
-fn both(ids: &[&str]) -> BTreeSet<String> {
-    ids.iter()
-        .flat_map(|id| [format!("{id}/tls1.2"), format!("{id}/tls1.3")])
-        .collect()
 }
 
 #[test]
@@ -34,21 +30,7 @@ fn openssl_s_server_correct_and_wrong() {
             BTreeSet::new(),
             0,
         ),
-        (
-            "no client auth",
-            vec![],
-            both(&[
-                "handshake/no-client-cert",
-                "handshake/wrong-ca",
-                "handshake/lookalike-ca",
-                "handshake/expired-client-cert",
-                "handshake/not-yet-valid-client-cert",
-                "handshake/server-auth-only-eku",
-                "handshake/health-check-impostor",
-                "handshake/stolen-cert-without-key",
-            ]),
-            1,
-        ),
+        ("no client auth", vec![], both(&NEGATIVES), 1),
         (
             "optional client auth",
             vec!["-CAfile", "ca.crt", "-verify", "1", "-verify_return_error"],

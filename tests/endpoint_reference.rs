@@ -7,18 +7,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use common::{NEGATIVES, both};
+
 use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::endpoint::{Endpoint, LogSource, Protocol};
 use argocd_mtls_verify::reference::{self, ClientAuthPolicy, ReferenceConfig};
 use argocd_mtls_verify::report::{CheckResult, Report, Summary, Verdict};
 use argocd_mtls_verify::runner::{self, Selection};
 use argocd_mtls_verify::suite::{Severity, Suite};
-
-fn both(ids: &[&str]) -> Vec<String> {
-    ids.iter()
-        .flat_map(|id| [format!("{id}/tls1.2"), format!("{id}/tls1.3")])
-        .collect()
-}
 
 async fn run_against(
     config: ReferenceConfig,
@@ -58,22 +54,13 @@ struct Row {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_wrong_server_fails_exactly_its_checks() {
     let fx = common::fixture();
-    let mut no_auth = both(&[
-        "handshake/no-client-cert",
-        "handshake/wrong-ca",
-        "handshake/lookalike-ca",
-        "handshake/expired-client-cert",
-        "handshake/not-yet-valid-client-cert",
-        "handshake/server-auth-only-eku",
-        "handshake/health-check-impostor",
-        "handshake/stolen-cert-without-key",
-    ]);
+    let mut no_auth: Vec<String> = both(&NEGATIVES);
     no_auth.extend([
         "grpc/no-cert-rpc-denied".into(),
         "log/mtls-enabled".into(),
         "log/health-cert-generated".into(),
     ]);
-    let mut optional = both(&["handshake/no-client-cert"]);
+    let mut optional: Vec<String> = both(&["handshake/no-client-cert"]);
     optional.push("grpc/no-cert-rpc-denied".into());
     let rows = vec![
         Row {
@@ -132,7 +119,7 @@ async fn each_wrong_server_fails_exactly_its_checks() {
             plaintext: true,
             trust_health_cert: true,
             fails: {
-                let mut f = both(&["handshake/valid-client-cert"]);
+                let mut f: Vec<String> = both(&["handshake/valid-client-cert"]);
                 f.extend([
                     "transport/plaintext-h2c".into(),
                     "grpc/health".into(),

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use common::rig::{RepoServer, RepoServerConfig};
-use common::{Run, pki_init, run_endpoint};
+use common::{NEGATIVES, Run, per_version, pki_init, run_endpoint};
 
 /// The repo-server with the bundle's server certificate and `client_ca`.
 fn server(pki: &Path, client_ca: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> RepoServer {
@@ -40,24 +40,6 @@ fn probe(s: &RepoServer, pki: &Path, extra: &[&str]) -> Run {
     run_endpoint(&s.addr(), pki, &args)
 }
 
-/// Every negative handshake case: ids without the version suffix.
-const NEGATIVES: [&str; 8] = [
-    "handshake/no-client-cert",
-    "handshake/wrong-ca",
-    "handshake/lookalike-ca",
-    "handshake/expired-client-cert",
-    "handshake/not-yet-valid-client-cert",
-    "handshake/server-auth-only-eku",
-    "handshake/health-check-impostor",
-    "handshake/stolen-cert-without-key",
-];
-
-fn per_version(ids: &[&str], versions: &[&str]) -> Vec<String> {
-    ids.iter()
-        .flat_map(|id| versions.iter().map(move |v| format!("{id}/{v}")))
-        .collect()
-}
-
 /// The alerts each attempt of a check received, all SNI variants.
 fn alerts(run: &Run, id: &str) -> Vec<String> {
     run.check(id)["observed"]["attempts"]
@@ -78,7 +60,7 @@ fn mtls_on_passes_and_records_what_the_server_did() {
     let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
-    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+    for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
         assert_eq!(run.verdict(&id), "pass", "{id}: {}", run.reason(&id));
         assert_eq!(
             alerts(&run, &id).len(),
@@ -171,7 +153,7 @@ fn missing_client_ca_is_silently_open_and_fails() {
     let s = server(pki.path(), None, &[], &[]);
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(1);
-    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+    for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
         assert_eq!(run.verdict(&id), "fail", "{id}: {}", run.reason(&id));
     }
     assert_eq!(run.verdict("grpc/no-cert-rpc-denied"), "fail");
@@ -192,7 +174,7 @@ fn client_ca_from_another_pki_refuses_the_valid_client() {
         assert_eq!(run.verdict(&id), "fail");
         assert!(run.reason(&id).contains("REFUSED"), "{}", run.reason(&id));
     }
-    for id in per_version(&NEGATIVES, &["tls1.2", "tls1.3"]) {
+    for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
         assert_eq!(run.verdict(&id), "error", "{id}: {}", run.reason(&id));
     }
     // The failed call names what the server did, as grpc/version does.
@@ -210,7 +192,7 @@ fn tls13_only_skips_tls12_with_the_reason() {
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
     let skipped = run.ids("skip", "handshake/");
-    for id in per_version(&NEGATIVES, &["tls1.2"]) {
+    for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2"]) {
         assert!(skipped.contains(&id), "{id}: {}", run.reason(&id));
         assert!(run.reason(&id).contains("does not offer tls1.2"));
     }
@@ -261,7 +243,7 @@ fn ecdsa_server_key_skips_tls12_with_the_cipher_finding() {
     let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
-    for id in per_version(&NEGATIVES, &["tls1.2"]) {
+    for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2"]) {
         assert_eq!(run.verdict(&id), "skip", "{id}");
     }
     let why = run.reason("handshake/valid-client-cert/tls1.2");

@@ -177,42 +177,28 @@ fn refusal_judge() {
 fn silence_is_judged_against_the_valid_clients_sign() {
     use Outcome::*;
     let silent = (Accepted, None, Some(AcceptanceBasis::Silence));
-    let mut ticket = Observations::default();
-    ticket.handshakes.insert(
-        key("client", V13, Sni::Configured),
-        attempt(
-            V13,
-            Some("localhost"),
-            Accepted,
-            None,
-            Some(AcceptanceBasis::SessionTicket),
+    // (the valid client's sign, the verdict on a silent wrong-CA client, what the reason says)
+    for (sign, want, says) in [
+        (
+            AcceptanceBasis::SessionTicket,
+            Verdict::Error,
+            "no sign of acceptance",
         ),
-    );
-    let (v, reason) = verdict(
-        "handshake/wrong-ca/tls1.3",
-        &with_wrong_ca(ticket, [silent; 3]),
-        Protocol::Tls,
-    );
-    assert_eq!(v, Verdict::Error, "{reason}");
-    assert!(reason.contains("no sign of acceptance"), "{reason}");
-
-    let mut quiet = Observations::default();
-    quiet.handshakes.insert(
-        key("client", V13, Sni::Configured),
-        attempt(
-            V13,
-            Some("localhost"),
-            Accepted,
-            None,
-            Some(AcceptanceBasis::Silence),
-        ),
-    );
-    let (v, reason) = verdict(
-        "handshake/wrong-ca/tls1.3",
-        &with_wrong_ca(quiet, [silent; 3]),
-        Protocol::Tls,
-    );
-    assert_eq!(v, Verdict::Fail, "{reason}");
+        (AcceptanceBasis::Silence, Verdict::Fail, ""),
+    ] {
+        let mut obs = Observations::default();
+        obs.handshakes.insert(
+            key("client", V13, Sni::Configured),
+            attempt(V13, Some("localhost"), Accepted, None, Some(sign)),
+        );
+        let (v, reason) = verdict(
+            "handshake/wrong-ca/tls1.3",
+            &with_wrong_ca(obs, [silent; 3]),
+            Protocol::Tls,
+        );
+        assert_eq!(v, want, "{sign:?}: {reason}");
+        assert!(reason.contains(says), "{sign:?}: {reason}");
+    }
 }
 
 #[test]

@@ -376,20 +376,4 @@ impl Session {
         }
         out
     }
-
-    /// The report's Kubernetes facts.
-    pub async fn facts(&self, cluster_label: &str, snapshot: &Snapshot) -> KubeFacts {
-        KubeFacts {
-            cluster: cluster_label.to_owned(),
-            server_version: cluster::server_version(&self.client)
-                .await
-                .unwrap_or_else(|e| format!("unknown ({e})")),
-            namespace: self.namespace.clone(),
-            repo_server_pods: snapshot.repo_server_pods.clone(),
-            mtls_workloads: snapshot.workloads.clone(),
-            changes: vec![],
-            provenance: BTreeMap::new(),
-            run_cluster_name: None,
-        }
-    }
 }

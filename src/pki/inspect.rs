@@ -70,15 +70,7 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
         files::CLIENT_CERT,
         files::CLIENT_KEY,
     ];
-    for file in required {
-        if !dir.join(file).is_file() {
-            return Err(PkiError::MissingBundleFile {
-                dir: dir.to_owned(),
-                file: file.into(),
-                expected: required.iter().map(|s| s.to_string()).collect(),
-            });
-        }
-    }
+    super::material::require_bundle_files(dir, &required)?;
     let ca = read_certificates(&dir.join(files::CA_CERT))?.remove(0);
     let mut pairs: Vec<(String, String, String)> = vec![
         ("ca".into(), files::CA_CERT.into(), files::CA_KEY.into()),

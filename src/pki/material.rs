@@ -117,6 +117,18 @@ pub struct PkiPaths {
     pub server_ca: Option<PathBuf>,
 }
 
+/// Fails naming the first of `required` that `dir` lacks, and every file a bundle needs here.
+pub(crate) fn require_bundle_files(dir: &Path, required: &[&str]) -> Result<(), PkiError> {
+    match required.iter().find(|file| !dir.join(file).is_file()) {
+        Some(file) => Err(PkiError::MissingBundleFile {
+            dir: dir.to_owned(),
+            file: (*file).into(),
+            expected: required.iter().map(|s| s.to_string()).collect(),
+        }),
+        None => Ok(()),
+    }
+}
+
 impl PkiPaths {
     /// The paths of a bundle directory written by `pki init`; fails naming the first missing file.
     pub fn from_dir(dir: &Path) -> Result<Self, PkiError> {
@@ -130,15 +142,7 @@ impl PkiPaths {
                 ),
             });
         }
-        for file in required {
-            if !dir.join(file).is_file() {
-                return Err(PkiError::MissingBundleFile {
-                    dir: dir.to_owned(),
-                    file: file.into(),
-                    expected: required.iter().map(|s| s.to_string()).collect(),
-                });
-            }
-        }
+        require_bundle_files(dir, &required)?;
         let ca_key = dir.join(files::CA_KEY);
         Ok(PkiPaths {
             ca_cert: dir.join(files::CA_CERT),

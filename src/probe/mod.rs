@@ -79,14 +79,10 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
                             "server sent its HTTP/2 SETTINGS frame: the client was admitted".into(),
                         );
                     }
-                    H2Answer::Other(seen) => {
-                        outcome.outcome = Outcome::Error;
-                        outcome.stage = Stage::Application;
-                        outcome.detail = format!(
-                            "server sent application data that is not HTTP/2 SETTINGS ({})",
-                            describe_bytes(&seen)
-                        );
-                    }
+                    H2Answer::Other(seen) => outcome.other_protocol(
+                        "server sent application data that is not HTTP/2 SETTINGS",
+                        &seen,
+                    ),
                     H2Answer::Closed(_) => closed_after_handshake(&mut outcome),
                     H2Answer::Silent(_) => {
                         outcome.outcome = Outcome::Inconclusive;
@@ -244,14 +240,10 @@ fn judge_http_answer(outcome: &mut ProbeOutcome, answer: HttpStatus) {
                 );
             }
         }
-        HttpStatus::NotHttp(seen) => {
-            outcome.outcome = Outcome::Error;
-            outcome.stage = Stage::Application;
-            outcome.detail = format!(
-                "server answered GET / with something that is not HTTP/1.x ({})",
-                describe_bytes(&seen)
-            );
-        }
+        HttpStatus::NotHttp(seen) => outcome.other_protocol(
+            "server answered GET / with something that is not HTTP/1.x",
+            &seen,
+        ),
         HttpStatus::Closed => closed_after_handshake(outcome),
         HttpStatus::Silent => {
             outcome.outcome = Outcome::Inconclusive;

@@ -316,6 +316,15 @@ impl ProbeOutcome {
         self.detail = detail;
     }
 
+    /// Marks the attempt an error: after the handshake the server answered in another protocol
+    /// than the one probed (`what` says so; the bytes seen follow), which is no verdict on
+    /// client authentication.
+    pub(crate) fn other_protocol(&mut self, what: &str, seen: &[u8]) {
+        self.outcome = Outcome::Error;
+        self.stage = Stage::Application;
+        self.detail = format!("{what} ({})", super::wire::describe_bytes(seen));
+    }
+
     /// A record for an attempt that has not connected yet.
     pub(crate) fn blank(requested_version: TlsVersion, presented: Option<String>) -> Self {
         ProbeOutcome {

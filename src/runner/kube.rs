@@ -552,12 +552,10 @@ impl KubeRun {
             &self.not_observed,
             &namespace_scope,
         ));
-        let label = self.facts.cluster.clone();
-        let changes = std::mem::take(&mut self.facts.changes);
-        let provenance = std::mem::take(&mut self.facts.provenance);
-        self.facts = session.facts(&label, &snapshot).await;
-        self.facts.changes = changes;
-        self.facts.provenance = provenance;
+        // The cluster, API server, changes and provenance were recorded as they happened.
+        self.facts.namespace = session.namespace.clone();
+        self.facts.repo_server_pods = snapshot.repo_server_pods.clone();
+        self.facts.mtls_workloads = snapshot.workloads.clone();
         self.clock.record("verify", start);
         Ok(())
     }

@@ -47,6 +47,30 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
 }
 
 /// A fresh temporary directory that lives as long as the returned guard.
+/// Every required negative handshake case: ids without the version suffix.
+pub const NEGATIVES: [&str; 8] = [
+    "handshake/no-client-cert",
+    "handshake/wrong-ca",
+    "handshake/lookalike-ca",
+    "handshake/expired-client-cert",
+    "handshake/not-yet-valid-client-cert",
+    "handshake/server-auth-only-eku",
+    "handshake/health-check-impostor",
+    "handshake/stolen-cert-without-key",
+];
+
+/// `id/version` for each id and version (`tls1.2`, `tls1.3`).
+pub fn per_version<C: FromIterator<String>>(ids: &[&str], versions: &[&str]) -> C {
+    ids.iter()
+        .flat_map(|id| versions.iter().map(move |v| format!("{id}/{v}")))
+        .collect()
+}
+
+/// `id/tls1.2` and `id/tls1.3` for each id.
+pub fn both<C: FromIterator<String>>(ids: &[&str]) -> C {
+    per_version(ids, &["tls1.2", "tls1.3"])
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }

@@ -95,16 +95,24 @@ func main() {
 	open := base.Clone()
 	open.ClientAuth = tls.NoClientCert
 
-	cfg := strict
-	switch *mode {
-	case "issuer-name-only":
-		cfg = base.Clone()
+	// A server that demands a certificate but judges it with `check` instead of Go's verifier.
+	ownCheck := func(check func(certs []*x509.Certificate) error) *tls.Config {
+		cfg := base.Clone()
 		cfg.ClientAuth = tls.RequireAnyClientCert
 		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
 			certs := parse(raw)
 			if len(certs) == 0 {
 				return errors.New("no client certificate")
 			}
+			return check(certs)
+		}
+		return cfg
+	}
+
+	cfg := strict
+	switch *mode {
+	case "issuer-name-only":
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
 			leaf, now := certs[0], time.Now()
 			if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 				return errors.New("certificate expired or not yet valid")
@@ -123,17 +131,11 @@ func main() {
 				}
 			}
 			return errors.New("issuer name unknown")
-		}
+		})
 	case "validity-window":
-		cfg = base.Clone()
-		cfg.ClientAuth = tls.RequireAnyClientCert
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-			certs := parse(raw)
-			if len(certs) == 0 {
-				return errors.New("no client certificate")
-			}
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
 			return verify(certs, certs[0].NotBefore.Add(time.Second))
-		}
+		})
 	case "sni-named", "sni-present":
 		cfg = base.Clone()
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
