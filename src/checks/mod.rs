@@ -6,15 +6,16 @@
 //! - [`transport`]: legacy ClientHellos, plaintext HTTP/2, server identity, TLS policy;
 //! - [`grpc`]: Health/Check, VersionService, the unauthenticated RPC;
 //! - [`logs`]: health endpoints and log lines;
-//! - [`findings`]: the Kubernetes cases, on a Kubernetes target's findings.
+//! - [`kubernetes`]: the Kubernetes cases, on what a Kubernetes target observed (one file per
+//!   subject: the Secret, the workloads, the client components, the pods).
 //!
 //! A negative handshake proves nothing without the positive control on the same endpoint and TLS
 //! version, so the valid client is always observed, even when its own check is filtered out.
 
-mod findings;
 mod grpc;
 mod handshake;
 mod judgement;
+pub mod kubernetes;
 mod logs;
 mod observe;
 mod transport;
@@ -22,7 +23,6 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use findings::{ScopedFindings, baseline_finding, evaluate_findings};
 pub use handshake::version_refusal;
 pub use observe::{AttemptKey, Observations, ProbeSettings, observe, sni_variants};
 

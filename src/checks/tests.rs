@@ -522,8 +522,25 @@ fn baseline_judge() {
         (&refused, false, false, false),
         (&accepted, true, false, true),
     ];
+    use super::kubernetes::{Status, pods::judge_baseline};
+    use crate::kubernetes::observed::{Baseline, BaselineAttempt};
     for (outcome, relay_failed, ok, inconclusive) in cases {
-        let f = super::baseline_finding(outcome, "pod/x", relay_failed);
-        assert_eq!((f.ok, f.inconclusive), (ok, inconclusive), "{}", f.detail);
+        let baseline = Baseline::Attempts(vec![BaselineAttempt {
+            pod: "x".into(),
+            outcome: outcome.clone(),
+            relay_failed,
+        }]);
+        let judged = judge_baseline(&baseline);
+        let (pod, f) = &judged[0];
+        assert_eq!(*pod, Some("x"));
+        assert_eq!(
+            (f.ok(), f.status == Status::Inconclusive),
+            (ok, inconclusive),
+            "{}",
+            f.detail
+        );
     }
+    let existing = judge_baseline(&Baseline::ExistingInstallation);
+    assert_eq!(existing[0].0, None, "reported on the namespace");
+    assert_eq!(existing[0].1.status, Status::NotApplicable);
 }

@@ -6,17 +6,20 @@
 //! - [`connect`]: an API client, from a kubeconfig or the way kubectl picks one;
 //! - [`cluster`]: API reads (snapshot, pods, logs, events) and the writes `--provision` makes;
 //! - [`provision`]: the Secrets to provision, and the identity in a cluster's own Secret;
-//! - [`session`]: one connected cluster: discovery, port-forwards per replica, pod findings;
+//! - [`session`]: one connected cluster: discovery, port-forwards per replica, and what the
+//!   finding checks judge ([`observed`]);
 //! - [`forward`]: the local relay behind each port-forward;
-//! - [`audit`]: the configuration audit (Secret keys, mounts, client settings, client logs).
+//! - [`workloads`]: what mounts the mTLS Secret, when it changed, why a crashed run stopped;
+//! - [`observed`]: the typed facts a Kubernetes run hands to `checks::kubernetes`.
 
-pub mod audit;
 pub mod cluster;
 pub mod connect;
 pub mod forward;
 pub mod install;
 pub mod kind;
 pub mod manifest;
+pub mod observed;
 pub mod provision;
 pub mod session;
 pub mod versions;
+pub mod workloads;

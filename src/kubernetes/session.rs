@@ -1,6 +1,7 @@
 //! The Kubernetes target as the checks see it: every repo-server replica as an [`Endpoint`] (gRPC
 //! and health ports port-forwarded through the API server, the pod's log as the log source), and
-//! the namespace and pod state as [`Finding`]s. Nothing here judges a handshake; reads are GET only.
+//! the namespace and pod state as typed observations ([`super::observed`]). Nothing here judges;
+//! reads are GET only.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,11 +12,13 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use super::audit::{self, Finding, MtlsWorkload, WorkloadKind};
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
+use super::observed::{
+    ComponentLog, NamespaceObservation, RelayObservation, ReplicaObservation, StoppedReplica,
+};
+use super::workloads::{self, MtlsWorkload, WorkloadKind};
 use crate::endpoint::{Endpoint, LogSource, PodLog, Protocol};
-use crate::suite::kube_ids as ids;
 
 /// The client components whose logs show whether they present their certificate.
 pub const CLIENT_COMPONENTS: [&str; 4] = [
@@ -175,22 +178,12 @@ impl Session {
         Ok((out, down))
     }
 
-    /// Why a repo-server pod whose containers do not run cannot serve, in words an operator can
-    /// act on: the containers' state, the last lines its previous run logged, and for a known
-    /// startup failure what to change.
-    pub async fn not_running(&self, pod: &PodFacts) -> Finding {
-        let mut words = format!(
-            "pod/{} cannot serve: {}",
-            pod.name,
-            if pod.state.is_empty() {
-                "its containers are not running"
-            } else {
-                &pod.state
-            }
-        );
+    /// A repo-server pod whose containers do not run, with the last error line its crashed run
+    /// logged.
+    pub async fn stopped(&self, pod: PodFacts) -> StoppedReplica {
         // The newest container's log is the crashed run's while the pod waits to restart or
         // has just exited; the previous one's when a new run has started meanwhile.
-        let mut said = None;
+        let mut last_error = None;
         for previous in [false, true] {
             if let Ok(lines) = cluster::log_tail(
                 &self.client,
@@ -202,19 +195,13 @@ impl Session {
                 200,
             )
             .await
-                && let Some(last) = audit::last_error_line(&lines)
+                && let Some(last) = workloads::last_error_line(&lines)
             {
-                said = Some(last);
+                last_error = Some(last);
                 break;
             }
         }
-        if let Some(last) = said {
-            words.push_str(&format!("; its last run logged: {last}"));
-            if let Some(fix) = audit::startup_failure_fix(&last) {
-                words.push_str(&format!(". {fix}"));
-            }
-        }
-        Finding::fail(ids::POD_READY, words)
+        StoppedReplica { pod, last_error }
     }
 
     /// The endpoint the checks probe for `replica`: the forwards, and the pod's log.
@@ -236,144 +223,69 @@ impl Session {
         }
     }
 
-    /// Pod-level findings after the checks: still Ready, no restarts since `before`, no probe
-    /// failures since `since`, no relay failures.
-    pub async fn replica_findings(
+    /// A probed replica after the checks: the pod now, its `Unhealthy` events since `since`, and
+    /// how its port-forwards fared.
+    pub async fn observe_replica(
         &self,
         replica: &Replica,
         since: time::OffsetDateTime,
-    ) -> Vec<Finding> {
-        let mut out = Vec::new();
+    ) -> ReplicaObservation {
         let name = &replica.pod.name;
-        let now = cluster::repo_server_pods(&self.client, &self.namespace)
+        let after = cluster::repo_server_pods(&self.client, &self.namespace)
             .await
             .map(|pods| pods.into_iter().find(|p| &p.name == name));
-        match now {
-            Ok(Some(now)) => {
-                out.push(if now.ready {
-                    Finding::pass(ids::POD_READY, format!("pod/{name} is Ready"))
-                } else {
-                    Finding::fail(ids::POD_READY, format!("pod/{name} is not Ready"))
-                });
-                out.push(if now.restarts == replica.pod.restarts {
-                    Finding::pass(
-                        ids::POD_RESTARTS_UNCHANGED,
-                        format!("pod/{name}: {} restarts before and after", now.restarts),
-                    )
-                } else {
-                    Finding::fail(
-                        ids::POD_RESTARTS_UNCHANGED,
-                        format!(
-                            "pod/{name} restarted during the run ({} -> {} restarts): a failing liveness probe (GET /healthz?full=true) shows up exactly like this",
-                            replica.pod.restarts, now.restarts
-                        ),
-                    )
-                });
-            }
-            Ok(None) => out.push(Finding::fail(
-                ids::POD_READY,
-                format!("pod/{name} is gone: it was replaced during the run"),
-            )),
-            Err(e) => out.push(Finding::inconclusive(ids::POD_READY, e.to_string())),
+        let probe_failures =
+            cluster::probe_failures(&self.client, &self.namespace, name, since).await;
+        let relays = [&replica.grpc, &replica.health]
+            .into_iter()
+            .map(|forward| RelayObservation {
+                label: forward.label.clone(),
+                failure: forward.failure_summary(),
+                peer_closed: forward.peer_closed(),
+            })
+            .collect();
+        ReplicaObservation {
+            before: replica.pod.clone(),
+            after,
+            probe_failures,
+            relays,
         }
-        match cluster::probe_failures(&self.client, &self.namespace, name, since).await {
-            Ok(events) if events.is_empty() => out.push(Finding::pass(
-                ids::POD_NO_PROBE_FAILURES,
-                format!("pod/{name}: no Unhealthy events since the rollout"),
-            )),
-            Ok(events) => out.push(Finding::fail(
-                ids::POD_NO_PROBE_FAILURES,
-                format!("pod/{name}: {}", events.join("; ")),
-            )),
-            Err(e) => out.push(Finding::inconclusive(
-                ids::POD_NO_PROBE_FAILURES,
-                e.to_string(),
-            )),
-        }
-        for forward in [&replica.grpc, &replica.health] {
-            out.push(match forward.failure_summary() {
-                None => Finding::pass(
-                    ids::PORT_FORWARD,
-                    match forward.peer_closed() {
-                        0 => format!("{}: every connection was relayed", forward.label),
-                        n => format!(
-                            "{}: every connection was relayed ({n} closed by the server under the relay, as refusals are)",
-                            forward.label
-                        ),
-                    },
-                ),
-                Some(failed) => Finding::inconclusive(
-                    ids::PORT_FORWARD,
-                    format!("{failed}; a refusal seen through it may be the relay's"),
-                ),
-            });
-        }
-        out
     }
 
-    /// Namespace-level findings: the Secret audit (when it was read), mounts, server verification,
-    /// and each client component's log (its running container's whole log: the certificate is
-    /// loaded at startup).
-    pub async fn namespace_findings(&self, snapshot: &Snapshot) -> Vec<Finding> {
-        let mut out = Vec::new();
-        if snapshot.secret_read {
-            out.extend(audit::audit_mtls_secret(snapshot.mtls_secret.as_ref()));
-        }
-        if let Some(secret) = &snapshot.mtls_secret {
-            out.extend(audit::audit_restarts(
-                secret,
-                &snapshot.workloads,
-                &snapshot.mounting_pods,
-                &self.namespace,
-            ));
-        }
-        out.extend(audit::audit_mounts(&snapshot.workloads));
-        out.push(audit::audit_repo_server_tls(snapshot.cmd_params.as_ref()));
-        out.extend(audit::audit_server_verification(
-            snapshot.cmd_params.as_ref(),
-        ));
-        match cluster::application_conditions(&self.client, &self.namespace).await {
-            Ok(Some((applications, conditions))) => {
-                out.push(audit::audit_repo_server_calls(applications, &conditions))
-            }
-            Ok(None) => {}
-            Err(e) => out.push(Finding::inconclusive(
-                &format!(
-                    "{}/argocd-application-controller",
-                    ids::CLIENT_REACHES_REPO_SERVER
-                ),
-                e.to_string(),
-            )),
-        }
+    /// The namespace as the finding checks need it: the snapshot's Secret, workloads and
+    /// settings, the Applications' conditions, and each client component's log (its running
+    /// containers' whole log: the certificate is loaded at startup).
+    pub async fn observe_namespace(&self, snapshot: Snapshot) -> NamespaceObservation {
+        let applications = cluster::application_conditions(&self.client, &self.namespace).await;
+        let mut client_logs = Vec::new();
         for component in CLIENT_COMPONENTS {
-            let pods = match cluster::component_pods(&self.client, &self.namespace, component).await
-            {
-                Ok(p) => p,
-                Err(e) => {
-                    out.push(Finding::inconclusive(
-                        &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
-                        e.to_string(),
-                    ));
-                    continue;
-                }
-            };
-            let mut lines = Vec::new();
-            let mut failed = None;
-            for pod in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
-                match cluster::pod_log(&self.client, &self.namespace, pod, None, None).await {
-                    Ok(l) => lines.extend(l),
-                    Err(e) => failed = Some(e.to_string()),
-                }
-            }
-            match failed {
-                Some(e) => out.push(Finding::inconclusive(
-                    &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
-                    e,
-                )),
-                None if pods.is_empty() => {}
-                None => out.extend(audit::audit_client_log(component, &lines)),
-            }
+            client_logs.push(ComponentLog {
+                component: component.to_owned(),
+                lines: self.component_log(component).await,
+            });
         }
-        out
+        NamespaceObservation {
+            secret_read: snapshot.secret_read,
+            secret_unreadable: snapshot.secret_unreadable,
+            mtls_secret: snapshot.mtls_secret,
+            workloads: snapshot.workloads,
+            mounting_pods: snapshot.mounting_pods,
+            cmd_params: snapshot.cmd_params,
+            applications,
+            client_logs,
+        }
+    }
+
+    /// Every line of `component`'s pods, `None` when it has no pods.
+    async fn component_log(&self, component: &str) -> Result<Option<Vec<String>>, ClusterError> {
+        let pods = cluster::component_pods(&self.client, &self.namespace, component).await?;
+        if pods.is_empty() {
+            return Ok(None);
+        }
+        let mut lines = Vec::new();
+        for pod in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
+            lines.extend(cluster::pod_log(&self.client, &self.namespace, pod, None, None).await?);
+        }
+        Ok(Some(lines))
     }
 }

@@ -5,25 +5,24 @@
 //! (Ctrl-C, a setup failure) still knows what it created, tears exactly that down, and reports
 //! what it had so far, marked incomplete.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kube::Client;
 
-use crate::checks::{self, ProbeSettings, ScopedFindings};
-use crate::kubernetes::audit::MtlsWorkload;
+use crate::checks::{self, ProbeSettings};
 use crate::kubernetes::cluster::{self, ClusterError};
 use crate::kubernetes::connect::client_from_kubeconfig;
 use crate::kubernetes::install::{self, Created};
 use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
+use crate::kubernetes::observed::{Baseline, BaselineAttempt, KubernetesObservations};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
 use crate::kubernetes::session::{KubeFacts, Session};
+use crate::kubernetes::workloads::MtlsWorkload;
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
 use crate::runner::{self, PhaseClock};
-use crate::suite::kube_ids as ids;
 use crate::suite::{CaseKind, Check};
 
 /// Options of the kind target.
@@ -72,8 +71,7 @@ pub struct KubeRun {
     /// The replicas probed, as the report names them.
     pub addresses: Vec<String>,
     namespace: String,
-    baseline: Vec<ScopedFindings>,
-    not_observed: BTreeMap<String, String>,
+    baseline: Option<Baseline>,
     /// What this run created in an existing cluster (namespace, manifest objects, Secrets): a
     /// run that stops early deletes exactly these.
     created: Vec<Created>,
@@ -101,8 +99,7 @@ impl KubeRun {
             server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
             addresses: vec![],
             namespace: namespace.to_owned(),
-            baseline: vec![],
-            not_observed: BTreeMap::new(),
+            baseline: None,
             created: vec![],
             client: None,
         }
@@ -341,7 +338,7 @@ impl KubeRun {
         self.clock.record("install", start);
 
         let start = self.phase("baseline");
-        self.baseline = baseline(&session, &self.server_name, settings).await?;
+        self.baseline = Some(baseline(&session, &self.server_name, settings).await?);
         self.clock.record("baseline", start);
 
         self.provision_and_restart(&session, provisioning, limits)
@@ -391,13 +388,7 @@ impl KubeRun {
             namespace: self.namespace.clone(),
         };
         // Not missing input: an installation found running has no 'before' this run could see.
-        self.baseline = vec![ScopedFindings {
-            scope: format!("namespace/{}", self.namespace),
-            findings: vec![crate::kubernetes::audit::Finding::not_applicable(
-                ids::BASELINE_NO_CERT_ACCEPTED,
-                "existing installation: there is no 'before' state to record (--install and the kind target record it)",
-            )],
-        }];
+        self.baseline = Some(Baseline::ExistingInstallation);
         let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         if let Some(p) = provisioning {
             self.provision_and_restart(&session, p, limits).await?;
@@ -478,21 +469,6 @@ impl KubeRun {
             .cloned()
             .partition(|c| matches!(c.case.kind, CaseKind::Finding));
         let snapshot = cluster::read_snapshot(&session.client, &session.namespace, true).await?;
-        if let Some(why) = &snapshot.secret_unreadable {
-            for id in [
-                ids::MTLS_SECRET_KEYS,
-                ids::MTLS_CLIENT_PAIR,
-                ids::CLIENT_CA_PARSES,
-                ids::CLIENT_CERT_CHAINS,
-                ids::CLIENT_KEY_MATCHES,
-                ids::CERT_EXPIRY_HORIZON,
-                ids::SERVER_CA_PRESENT,
-                ids::MTLS_SECRET_EXTRA_KEYS,
-                ids::RESTARTED_AFTER_SECRET,
-            ] {
-                self.not_observed.insert(id.into(), why.clone());
-            }
-        }
         if self.material.is_none() {
             self.material = Some(match material_from_secret(&snapshot, &session.namespace) {
                 Ok(m) => m,
@@ -525,48 +501,51 @@ impl KubeRun {
             self.argocd_version = executed.argocd_version;
             self.server_certificates = executed.server_certificates;
         }
-        let mut scopes = self.baseline.clone();
-        for pod in &not_running {
-            let finding = session.not_running(pod).await;
-            say(&finding.detail);
-            scopes.push(ScopedFindings {
-                scope: pod.name.clone(),
-                findings: vec![finding],
-            });
+        let mut stopped = Vec::new();
+        for pod in not_running {
+            let pod = session.stopped(pod).await;
+            say(&format!(
+                "pod/{} cannot serve: {}{}",
+                pod.pod.name,
+                pod.pod.state,
+                pod.last_error
+                    .as_deref()
+                    .map(|e| format!("; its last run logged: {e}"))
+                    .unwrap_or_default()
+            ));
+            stopped.push(pod);
         }
+        let mut observed_replicas = Vec::new();
         for r in &replicas {
-            scopes.push(ScopedFindings {
-                scope: r.pod.name.clone(),
-                findings: session.replica_findings(r, since).await,
-            });
+            observed_replicas.push(session.observe_replica(r, since).await);
         }
-
-        let namespace_scope = format!("namespace/{}", session.namespace);
-        scopes.push(ScopedFindings {
-            scope: namespace_scope.clone(),
-            findings: session.namespace_findings(&snapshot).await,
-        });
-        self.results.extend(checks::evaluate_findings(
-            &finding_checks,
-            &scopes,
-            &self.not_observed,
-            &namespace_scope,
-        ));
-        // The cluster, API server, changes and provenance were recorded as they happened.
-        self.facts.namespace = session.namespace.clone();
         self.facts.repo_server_pods = snapshot.repo_server_pods.clone();
         self.facts.mtls_workloads = snapshot.workloads.clone();
+        let observed = KubernetesObservations {
+            namespace: session.namespace.clone(),
+            baseline: self
+                .baseline
+                .take()
+                .unwrap_or(Baseline::ExistingInstallation),
+            stopped,
+            replicas: observed_replicas,
+            config: session.observe_namespace(snapshot).await,
+        };
+        self.results
+            .extend(checks::kubernetes::evaluate(&finding_checks, &observed));
+        // The cluster, API server, changes and provenance were recorded as they happened.
+        self.facts.namespace = session.namespace.clone();
         self.clock.record("verify", start);
         Ok(())
     }
 }
 
-/// The "before" half of migration evidence: each replica accepted a client without a certificate.
+/// The "before" half of migration evidence: each running replica tried without a certificate.
 async fn baseline(
     session: &Session,
     server_name: &str,
     settings: &ProbeSettings,
-) -> Result<Vec<ScopedFindings>, ClusterError> {
+) -> Result<Baseline, ClusterError> {
     let mut out = Vec::new();
     let (replicas, not_running) = session.open_replicas().await?;
     for pod in not_running {
@@ -588,24 +567,13 @@ async fn baseline(
             silence: settings.silence,
         })
         .await;
-        let what = format!(
-            "pod/{} before provisioning, no client certificate, TLS 1.3: {} {}{}",
-            r.pod.name,
-            outcome.outcome,
-            outcome.stage,
-            outcome
-                .alert
-                .as_deref()
-                .map(|a| format!(" (alert {a})"))
-                .unwrap_or_default()
-        );
-        let relay_failed = r.grpc.failures().0 > 0;
-        let finding = checks::baseline_finding(&outcome, &what, relay_failed);
-        say(&finding.detail);
-        out.push(ScopedFindings {
-            scope: r.pod.name.clone(),
-            findings: vec![finding],
-        });
+        let attempt = BaselineAttempt {
+            pod: r.pod.name.clone(),
+            outcome,
+            relay_failed: r.grpc.failures().0 > 0,
+        };
+        say(&attempt.describe());
+        out.push(attempt);
     }
-    Ok(out)
+    Ok(Baseline::Attempts(out))
 }

@@ -1,6 +1,6 @@
 //! The configuration audit of the Secret and the components, and the client log audit.
 
-use argocd_mtls_verify::kubernetes::audit::{self};
+use argocd_mtls_verify::checks::kubernetes::{Finding, components, secret};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::common;
@@ -92,9 +92,11 @@ fn config_audit_on_correct_and_broken_secrets() {
         .filter(|l| !l.starts_with("-----"))
         .collect();
     for (name, secret, want_failure) in cases {
-        let findings = audit::audit_mtls_secret(Some(&secret));
-        let required_failures: Vec<&audit::Finding> =
-            findings.iter().filter(|f| !f.ok && !f.advisory).collect();
+        let findings = secret::judge_mtls_secret(Some(&secret));
+        let required_failures: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| !f.ok() && !f.advisory())
+            .collect();
         match want_failure {
             None => assert!(
                 required_failures.is_empty(),
@@ -114,14 +116,14 @@ fn config_audit_on_correct_and_broken_secrets() {
                 );
             }
         }
-        let all = serde_json::to_string(&findings).unwrap();
+        let all = format!("{findings:?}");
         assert!(
             key_body.iter().all(|l| !all.contains(l)) && !all.contains("PRIVATE KEY"),
             "{name}: a finding leaks Secret data"
         );
     }
     // The advisory side: no server-ca.crt, and a key nobody reads.
-    let findings = audit::audit_mtls_secret(Some(&secret_with(&[
+    let findings = secret::judge_mtls_secret(Some(&secret_with(&[
         ("client-ca.crt", &ca),
         ("client.crt", &crt),
         ("client.key", &key),
@@ -129,7 +131,7 @@ fn config_audit_on_correct_and_broken_secrets() {
     ])));
     let advisories: Vec<&str> = findings
         .iter()
-        .filter(|f| f.advisory && !f.ok)
+        .filter(|f| f.advisory() && !f.ok())
         .map(|f| f.id.as_str())
         .collect();
     assert_eq!(
@@ -169,16 +171,16 @@ fn client_log_audit_on_real_format_lines() {
         (&refused, true, false, "1 lines report failed handshakes"),
     ];
     for (log, loaded_ok, handshakes_ok, needle) in cases {
-        let findings = audit::audit_client_log("argocd-server", log);
-        assert_eq!(findings[0].ok, loaded_ok, "{findings:?}");
-        assert_eq!(findings[1].ok, handshakes_ok, "{findings:?}");
+        let findings = components::judge_client_log("argocd-server", log);
+        assert_eq!(findings[0].ok(), loaded_ok, "{findings:?}");
+        assert_eq!(findings[1].ok(), handshakes_ok, "{findings:?}");
         assert!(
             findings.iter().any(|f| f.detail.contains(needle)),
             "`{needle}` in {findings:?}"
         );
         assert_eq!(findings[0].id, "log/client-cert-loaded/argocd-server");
         // A missing line is advisory (the certificate loads on the first dial); refused handshakes fail the run.
-        assert_eq!(findings[0].advisory, !loaded_ok, "{findings:?}");
-        assert!(!findings[1].advisory);
+        assert_eq!(findings[0].advisory(), !loaded_ok, "{findings:?}");
+        assert!(!findings[1].advisory());
     }
 }

@@ -1,8 +1,9 @@
 //! Workload discovery on the plain and HA layouts, the Secret read only when allowed, RBAC errors
 //! that name what to grant, and the exact restart patch.
 
-use argocd_mtls_verify::kubernetes::audit::{self, MtlsWorkload, WorkloadKind};
+use argocd_mtls_verify::checks::kubernetes::{secret, workloads};
 use argocd_mtls_verify::kubernetes::cluster::{self, ClusterError};
+use argocd_mtls_verify::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
 use http::{Method, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -43,14 +44,18 @@ async fn discovery_on_plain_and_ha_layouts_is_read_only() {
             "read path sent a write: {methods:?}"
         );
         // The audit of that snapshot: no Secret = mTLS off; mounts fine; one client verifies the server.
-        let findings = audit::audit_mtls_secret(snap.mtls_secret.as_ref());
+        let findings = secret::judge_mtls_secret(snap.mtls_secret.as_ref());
         assert!(
-            !findings[0].ok && findings[0].detail.contains("mTLS is OFF"),
+            !findings[0].ok() && findings[0].detail.contains("mTLS is OFF"),
             "{findings:?}"
         );
-        assert!(audit::audit_mounts(&snap.workloads).iter().all(|f| f.ok));
-        let verification = audit::audit_server_verification(snap.cmd_params.as_ref());
-        let verifying: Vec<bool> = verification.iter().map(|f| f.ok).collect();
+        assert!(
+            workloads::judge_mounts(&snap.workloads)
+                .iter()
+                .all(|f| f.ok())
+        );
+        let verification = workloads::judge_server_verification(snap.cmd_params.as_ref());
+        let verifying: Vec<bool> = verification.iter().map(|f| f.ok()).collect();
         assert_eq!(verifying, [false, true, false, false], "{verification:?}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use argocd_mtls_verify::kubernetes::audit::WorkloadKind;
+use argocd_mtls_verify::kubernetes::workloads::WorkloadKind;
 use http::{Method, Request, Response};
 use k8s_openapi::api::core::v1::Secret;
 use kube::client::Body;

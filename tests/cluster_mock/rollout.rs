@@ -3,8 +3,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use argocd_mtls_verify::kubernetes::audit::{MtlsWorkload, WorkloadKind};
 use argocd_mtls_verify::kubernetes::cluster::{self, RolloutState};
+use argocd_mtls_verify::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use serde_json::{Value, json};
 

@@ -8,7 +8,7 @@ mod write;
 pub use read::*;
 pub use write::*;
 
-use crate::kubernetes::audit::WorkloadKind;
+use crate::kubernetes::workloads::WorkloadKind;
 
 /// Why a Kubernetes call failed, with the permission to grant when that is the reason.
 #[derive(Debug, thiserror::Error)]

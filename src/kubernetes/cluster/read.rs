@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::Serialize;
 
-use crate::kubernetes::audit::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
+use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
 use crate::pki::secrets::MTLS_SECRET;
 
 use super::{ClusterError, api_error};

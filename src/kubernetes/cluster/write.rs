@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::kubernetes::audit::{MtlsWorkload, WorkloadKind};
+use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
 
 use super::{ClusterError, api_error};
 
@@ -116,7 +116,7 @@ pub async fn provision_secrets(
 /// against the `server-ca.crt` it already mounts.
 pub fn strict_verification_patch() -> serde_json::Value {
     let data: serde_json::Map<String, serde_json::Value> =
-        crate::kubernetes::audit::SERVER_VERIFICATION_KEYS
+        crate::kubernetes::workloads::SERVER_VERIFICATION_KEYS
             .iter()
             .map(|(_, ca_key, _)| {
                 (

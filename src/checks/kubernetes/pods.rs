@@ -1,0 +1,151 @@
+//! `pod/*`, `transport/port-forward` and `baseline/*` cases on the repo-server replicas: still
+//! Ready and not restarted after the probes, no failed health probes, every port-forward
+//! relayed, why a replica that cannot run stopped, and the no-mTLS baseline.
+
+use super::Finding;
+use crate::kubernetes::observed::{Baseline, BaselineAttempt, ReplicaObservation, StoppedReplica};
+use crate::probe::Outcome;
+use crate::suite::kube_ids as ids;
+
+/// A probed replica after the probes: still Ready, no restarts, no `Unhealthy` events, and every
+/// connection relayed by its port-forwards.
+pub fn judge_replica(replica: &ReplicaObservation) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let name = &replica.before.name;
+    match &replica.after {
+        Ok(Some(now)) => {
+            out.push(if now.ready {
+                Finding::pass(ids::POD_READY, format!("pod/{name} is Ready"))
+            } else {
+                Finding::fail(ids::POD_READY, format!("pod/{name} is not Ready"))
+            });
+            out.push(if now.restarts == replica.before.restarts {
+                Finding::pass(
+                    ids::POD_RESTARTS_UNCHANGED,
+                    format!("pod/{name}: {} restarts before and after", now.restarts),
+                )
+            } else {
+                Finding::fail(
+                    ids::POD_RESTARTS_UNCHANGED,
+                    format!(
+                        "pod/{name} restarted during the run ({} -> {} restarts): a failing liveness probe (GET /healthz?full=true) shows up exactly like this",
+                        replica.before.restarts, now.restarts
+                    ),
+                )
+            });
+        }
+        Ok(None) => out.push(Finding::fail(
+            ids::POD_READY,
+            format!("pod/{name} is gone: it was replaced during the run"),
+        )),
+        Err(e) => out.push(Finding::inconclusive(ids::POD_READY, e.to_string())),
+    }
+    match &replica.probe_failures {
+        Ok(events) if events.is_empty() => out.push(Finding::pass(
+            ids::POD_NO_PROBE_FAILURES,
+            format!("pod/{name}: no Unhealthy events since the rollout"),
+        )),
+        Ok(events) => out.push(Finding::fail(
+            ids::POD_NO_PROBE_FAILURES,
+            format!("pod/{name}: {}", events.join("; ")),
+        )),
+        Err(e) => out.push(Finding::inconclusive(
+            ids::POD_NO_PROBE_FAILURES,
+            e.to_string(),
+        )),
+    }
+    for relay in &replica.relays {
+        out.push(match &relay.failure {
+            None => Finding::pass(
+                ids::PORT_FORWARD,
+                match relay.peer_closed {
+                    0 => format!("{}: every connection was relayed", relay.label),
+                    n => format!(
+                        "{}: every connection was relayed ({n} closed by the server under the relay, as refusals are)",
+                        relay.label
+                    ),
+                },
+            ),
+            Some(failed) => Finding::inconclusive(
+                ids::PORT_FORWARD,
+                format!("{failed}; a refusal seen through it may be the relay's"),
+            ),
+        });
+    }
+    out
+}
+
+/// A replica whose containers do not run cannot serve: `pod/ready` fails, in words an operator
+/// can act on: the containers' state, the last error its previous run logged, and for a known
+/// startup failure what to change.
+pub fn judge_stopped(stopped: &StoppedReplica) -> Finding {
+    let pod = &stopped.pod;
+    let mut words = format!(
+        "pod/{} cannot serve: {}",
+        pod.name,
+        if pod.state.is_empty() {
+            "its containers are not running"
+        } else {
+            &pod.state
+        }
+    );
+    if let Some(last) = &stopped.last_error {
+        words.push_str(&format!("; its last run logged: {last}"));
+        if let Some(fix) = startup_failure_fix(last) {
+            words.push_str(&format!(". {fix}"));
+        }
+    }
+    Finding::fail(ids::POD_READY, words)
+}
+
+/// What to change for a startup failure the repo-server is known for.
+pub fn startup_failure_fix(message: &str) -> Option<&'static str> {
+    // Argo CD 3.5 gives --client-ca-path a default, so a repo-server that had TLS turned off
+    // (reposerver.disable.tls, common behind a mesh) refuses to start after the upgrade.
+    message
+        .contains("--client-ca-path cannot be used when --disable-tls is enabled")
+        .then_some(
+            "This is the Argo CD 3.5 upgrade hazard: reposerver.disable.tls is \"true\" and 3.5 sets a client CA path by default. \
+             Either remove reposerver.disable.tls from argocd-cmd-params-cm (mTLS needs TLS), or, to keep TLS off behind a mesh, \
+             set ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" on the repo-server; then restart it",
+        )
+}
+
+/// The migration baseline (`baseline/no-cert-accepted-before-mtls`), per pod: each must have
+/// admitted a client without a certificate before mTLS was configured, or later refusals cannot
+/// be credited to mTLS. Nothing seen through a failing port-forward counts. An installation found
+/// running has no "before": not applicable, which does not hold the gate.
+pub fn judge_baseline(baseline: &Baseline) -> Vec<(Option<&str>, Finding)> {
+    use crate::suite::kube_ids::BASELINE_NO_CERT_ACCEPTED as ID;
+    match baseline {
+        Baseline::ExistingInstallation => vec![(
+            None,
+            Finding::not_applicable(
+                ID,
+                "existing installation: there is no 'before' state to record (--install and the kind target record it)",
+            ),
+        )],
+        Baseline::Attempts(attempts) => attempts
+            .iter()
+            .map(|a| (Some(a.pod.as_str()), judge_baseline_attempt(a)))
+            .collect(),
+    }
+}
+
+fn judge_baseline_attempt(attempt: &BaselineAttempt) -> Finding {
+    use crate::suite::kube_ids::BASELINE_NO_CERT_ACCEPTED as ID;
+    let what = attempt.describe();
+    match attempt.outcome.outcome {
+        _ if attempt.relay_failed => {
+            Finding::inconclusive(ID, format!("{what}; the port-forward failed"))
+        }
+        Outcome::Accepted => Finding::pass(ID, what),
+        Outcome::Rejected => Finding::fail(
+            ID,
+            format!(
+                "{what}: already refused before mTLS was configured, so later refusals cannot be attributed to it"
+            ),
+        ),
+        _ => Finding::inconclusive(ID, what),
+    }
+}
