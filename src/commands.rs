@@ -14,12 +14,19 @@ use argocd_mtls_verify::kubernetes::kind;
 use argocd_mtls_verify::kubernetes::provision::Provisioning;
 use argocd_mtls_verify::pki::{self, PkiPaths, ProbePki};
 use argocd_mtls_verify::reference;
+use argocd_mtls_verify::report::progress::ConsoleProgress;
 use argocd_mtls_verify::report::{self, Formats, Report};
+use argocd_mtls_verify::runner::events::Events;
 use argocd_mtls_verify::runner::kube::{KindPlan, KubeRun, Limits};
-use argocd_mtls_verify::runner::{self, PhaseClock, Selection};
+use argocd_mtls_verify::runner::{self, Selection};
 use argocd_mtls_verify::suite::Suite;
 
 use crate::cli::{DemoArgs, DiffArgs, ListArgs, OutputArgs, RunArgs, TargetKind};
+
+/// The run's events, shown as progress lines on stderr.
+fn console_events() -> Events {
+    Events::to(vec![Box::new(ConsoleProgress)])
+}
 
 fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
     if out.timeout_ms == 0 || out.concurrency == 0 {
@@ -75,7 +82,7 @@ async fn run_and_report(
     material: &ProbePki,
     suites: &[Suite],
     out: &OutputArgs,
-    mut clock: PhaseClock,
+    events: Events,
     started_at: time::OffsetDateTime,
 ) -> anyhow::Result<ExitCode> {
     let formats = Formats::parse(&out.format).map_err(|e| anyhow!(e))?;
@@ -87,16 +94,16 @@ async fn run_and_report(
             out.filters
         );
     }
-    let probing = Instant::now();
+    let probing = events.start("probe");
     let executed = tokio::select! {
-        r = runner::execute(&endpoints, material, &checks, &settings, true) => Some(r),
+        r = runner::execute(&endpoints, material, &checks, &settings, &events) => Some(r),
         _ = tokio::signal::ctrl_c() => None,
     };
-    clock.record("probe", probing);
+    events.finish("probe", probing);
     let incomplete = executed.is_none();
     let executed = executed.unwrap_or_default();
     if incomplete {
-        eprintln!("interrupted: writing a partial report marked incomplete");
+        events.problem("interrupted: writing a partial report marked incomplete");
     }
     let finished = Finished {
         run_id: report::new_run_id(started_at),
@@ -111,7 +118,7 @@ async fn run_and_report(
         results: executed.results,
         stopped: incomplete.then(|| "interrupted (Ctrl-C)".to_owned()),
     };
-    finished.write(clock, out, formats)
+    finished.write(&events, out, formats)
 }
 
 /// A run's outcome, ready to be written.
@@ -130,12 +137,12 @@ impl Finished<'_> {
     /// Builds the report (timing its own phase), writes it, prints the summary; returns the exit code.
     fn write(
         self,
-        clock: PhaseClock,
+        events: &Events,
         out: &OutputArgs,
         formats: Formats,
     ) -> anyhow::Result<ExitCode> {
         let report_start = Instant::now();
-        let mut phases = clock.into_phases();
+        let mut phases = events.phases();
         phases.push(report::Phase {
             name: "report".into(),
             ms: 0.0,
@@ -296,7 +303,7 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         download: Duration::from_secs(120),
     };
     let run_id = report::new_run_id(started_at);
-    let mut run = KubeRun::new(&args.kube.namespace);
+    let mut run = KubeRun::new(&args.kube.namespace, console_events());
     let outcome = match source {
         Some(manifest) if args.target == TargetKind::Cluster => {
             let (material, provisioning) = kind_material(&args)?;
@@ -355,14 +362,14 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
     let stopped = match outcome {
         None => Some("interrupted (Ctrl-C)".to_owned()),
         Some(Err(e)) => {
-            eprintln!("error: {e:#}");
+            run.events.problem(&format!("error: {e:#}"));
             Some(format!("{e:#}"))
         }
         Some(Ok(())) => None,
     };
     if stopped.is_some() {
-        eprintln!(
-            "the run stopped early: cleaning up, then writing a partial report marked incomplete"
+        run.events.problem(
+            "the run stopped early: cleaning up, then writing a partial report marked incomplete",
         );
     }
     run.teardown(args.kube.keep_cluster, stopped.is_some())
@@ -385,7 +392,6 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .chain(std::mem::take(&mut run.server_certificates))
         .collect();
-    let clock = std::mem::take(&mut run.clock);
     let finished = Finished {
         run_id,
         target,
@@ -395,12 +401,12 @@ async fn run_kube(args: RunArgs) -> anyhow::Result<ExitCode> {
         results: std::mem::take(&mut run.results),
         stopped,
     };
-    finished.write(clock, &args.output, formats)
+    finished.write(&run.events, &args.output, formats)
 }
 
 async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started_at = time::OffsetDateTime::now_utc();
-    let mut clock = PhaseClock::default();
+    let events = console_events();
     let setup = Instant::now();
     let suites = load_suites(&suite_names(&args))?;
     if args.output.list {
@@ -439,14 +445,14 @@ async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
         health,
         logs: args.log_file.clone().map(LogSource::File),
     };
-    clock.record("setup", setup);
+    events.finish("setup", setup);
     run_and_report(
         "endpoint",
         vec![endpoint],
         &material,
         &suites,
         &args.output,
-        clock,
+        events,
         started_at,
     )
     .await
@@ -455,34 +461,34 @@ async fn run_endpoint(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// `demo`.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let started_at = time::OffsetDateTime::now_utc();
-    let mut clock = PhaseClock::default();
+    let events = console_events();
     let setup = Instant::now();
     let suites = load_suites(&["endpoint".to_owned()])?;
     if args.output.list {
         runner::print_list(&runner::select(&suites, &selection(&args.output)));
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("generating a fresh PKI and starting the reference repo-server on 127.0.0.1 ...");
+    events.note("generating a fresh PKI and starting the reference repo-server on 127.0.0.1 ...");
     let bundle = pki::generate(&pki::InitOptions::default())?;
     let material = ProbePki::from_generated(&bundle, Path::new("<demo: in memory>"))?;
     let server = reference::start(reference::ReferenceConfig::from_bundle(&bundle)?).await?;
     let endpoint = server.endpoint(format!("reference@{}", server.grpc_addr));
-    eprintln!(
+    events.note(&format!(
         "reference repo-server: gRPC {} , health http://{}",
         server.grpc_addr,
         server
             .health_addr
             .map(|a| a.to_string())
             .unwrap_or_default()
-    );
-    clock.record("setup", setup);
+    ));
+    events.finish("setup", setup);
     run_and_report(
         "demo",
         vec![endpoint],
         &material,
         &suites,
         &args.output,
-        clock,
+        events,
         started_at,
     )
     .await

@@ -1,9 +1,9 @@
 //! The runner: selects checks from suites (cargo-test-style filters), observes every endpoint,
-//! evaluates. Reporting is separate: the console and the report files are all rendered from the
-//! one [`Report`](crate::report::Report) the results make.
+//! evaluates, and says what it does as [`events`]. Reporting is separate: the progress lines are a
+//! reporter of those events, and the console table and the report files are all rendered from
+//! the one [`Report`](crate::report::Report) the results make.
 
-use std::time::Instant;
-
+pub mod events;
 pub mod kube;
 
 use crate::checks::{self, ProbeSettings};
@@ -11,6 +11,7 @@ use crate::endpoint::Endpoint;
 use crate::pki::ProbePki;
 use crate::report::{CheckResult, Phase, RunInfo, Subject};
 use crate::suite::{Check, Suite};
+use events::{Event, Events};
 
 /// Which checks to run: libtest-style substring filters (any may match), or exact ids with `exact`.
 #[derive(Debug, Clone, Default)]
@@ -47,35 +48,6 @@ pub fn select(suites: &[Suite], selection: &Selection) -> Vec<Check> {
         .collect()
 }
 
-/// Times phases.
-#[derive(Debug, Default)]
-pub struct PhaseClock {
-    phases: Vec<Phase>,
-}
-
-impl PhaseClock {
-    /// Runs `f` as phase `name`.
-    pub fn time<T>(&mut self, name: &str, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let out = f();
-        self.record(name, start);
-        out
-    }
-
-    /// Records a phase that started at `start` and ends now.
-    pub fn record(&mut self, name: &str, start: Instant) {
-        self.phases.push(Phase {
-            name: name.to_owned(),
-            ms: start.elapsed().as_secs_f64() * 1000.0,
-        });
-    }
-
-    /// The phases so far.
-    pub fn into_phases(self) -> Vec<Phase> {
-        self.phases
-    }
-}
-
 /// What executing the checks produced.
 #[derive(Debug, Default)]
 pub struct Executed {
@@ -87,28 +59,27 @@ pub struct Executed {
     pub server_certificates: Vec<crate::x509::CertFacts>,
 }
 
-/// Observes and evaluates `checks` on every endpoint (one replica after another, each concurrent inside).
+/// Observes and evaluates `checks` on every endpoint (one replica after another, each concurrent
+/// inside), telling `events` as each endpoint starts, is observed, and each check is judged.
 pub async fn execute(
     endpoints: &[Endpoint],
     pki: &ProbePki,
     checks: &[Check],
     settings: &ProbeSettings,
-    progress: bool,
+    events: &Events,
 ) -> Executed {
     let mut out = Executed::default();
     for endpoint in endpoints {
-        if progress {
-            eprintln!(
-                "probing {} ({}) with {} checks ...",
-                endpoint.label,
-                endpoint.addr,
-                checks.len()
-            );
-        }
+        events.emit(Event::EndpointStarted {
+            label: &endpoint.label,
+            addr: endpoint.addr,
+            checks: checks.len(),
+        });
         let obs = checks::observe(endpoint, pki, checks, settings).await;
-        if progress {
-            eprintln!("  observed in {:.0} ms", obs.elapsed_ms);
-        }
+        events.emit(Event::EndpointObserved {
+            label: &endpoint.label,
+            ms: obs.elapsed_ms,
+        });
         if out.argocd_version.is_none() {
             out.argocd_version = obs.grpc_version.clone().and_then(Result::ok);
         }
@@ -125,8 +96,11 @@ pub async fn execute(
                     .with_source(format!("{} ({})", endpoint.label, endpoint.addr)),
             );
         }
-        out.results
-            .extend(checks.iter().map(|c| checks::evaluate(c, &obs, endpoint)));
+        for check in checks {
+            let result = checks::evaluate(check, &obs, endpoint);
+            events.emit(Event::CheckJudged(&result));
+            out.results.push(result);
+        }
     }
     out
 }

@@ -28,9 +28,15 @@ async fn run_against(
         timeout: Duration::from_secs(3),
         ..ProbeSettings::default()
     };
-    runner::execute(&[endpoint], pki, &checks, &settings, false)
-        .await
-        .results
+    runner::execute(
+        &[endpoint],
+        pki,
+        &checks,
+        &settings,
+        &runner::events::Events::silent(),
+    )
+    .await
+    .results
 }
 
 fn failing_required(results: &[CheckResult]) -> BTreeSet<String> {
@@ -400,12 +406,18 @@ async fn port_forward_relay_is_transparent_and_counts_failures() {
         let verdicts = |endpoint: Endpoint| {
             let (pki, checks, settings) = (&fx.pki, &checks, &settings);
             async move {
-                runner::execute(&[endpoint], pki, checks, settings, false)
-                    .await
-                    .results
-                    .into_iter()
-                    .map(|r| (r.id, r.verdict))
-                    .collect::<Vec<_>>()
+                runner::execute(
+                    &[endpoint],
+                    pki,
+                    checks,
+                    settings,
+                    &runner::events::Events::silent(),
+                )
+                .await
+                .results
+                .into_iter()
+                .map(|r| (r.id, r.verdict))
+                .collect::<Vec<_>>()
             }
         };
         let through_relay = verdicts(relayed).await;

@@ -6,6 +6,7 @@ pub mod console;
 pub mod diff;
 mod junit;
 mod markdown;
+pub mod progress;
 mod write;
 
 pub use write::{Formats, new_run_id, write};

@@ -5,7 +5,7 @@
 //! (Ctrl-C, a setup failure) still knows what it created, tears exactly that down, and reports
 //! what it had so far, marked incomplete.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::Client;
 
@@ -22,7 +22,8 @@ use crate::kubernetes::workloads::MtlsWorkload;
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
-use crate::runner::{self, PhaseClock};
+use crate::runner::events::{Event, Events};
+use crate::runner::{self};
 use crate::suite::{CaseKind, Check};
 
 /// Options of the kind target.
@@ -53,7 +54,8 @@ pub struct Limits {
 /// The state of a Kubernetes run, filled phase by phase.
 pub struct KubeRun {
     /// Phase timings.
-    pub clock: PhaseClock,
+    /// Where the run's progress and phase timings go.
+    pub events: Events,
     /// Results so far.
     pub results: Vec<CheckResult>,
     /// Kubernetes facts for the report.
@@ -78,15 +80,11 @@ pub struct KubeRun {
     client: Option<Client>,
 }
 
-fn say(msg: &str) {
-    eprintln!("  {msg}");
-}
-
 impl KubeRun {
     /// A fresh run against `namespace`.
-    pub fn new(namespace: &str) -> Self {
+    pub fn new(namespace: &str, events: Events) -> Self {
         KubeRun {
-            clock: PhaseClock::default(),
+            events,
             results: vec![],
             facts: KubeFacts {
                 namespace: namespace.to_owned(),
@@ -105,11 +103,6 @@ impl KubeRun {
         }
     }
 
-    fn phase(&self, name: &str) -> Instant {
-        eprintln!("== {name}");
-        Instant::now()
-    }
-
     /// After a run that stopped early (`stopped`) in an existing cluster, deletes what it created
     /// there, unless `keep`; says what it did. The changes list records it.
     async fn remove_created(&mut self, keep: bool, stopped: bool) {
@@ -119,9 +112,9 @@ impl KubeRun {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let start = self.phase("clean up");
+        let start = self.events.start("clean up");
         if keep {
-            say(&format!(
+            self.events.note(&format!(
                 "kept what this run created (--keep-cluster): {}",
                 self.created
                     .iter()
@@ -147,10 +140,13 @@ impl KubeRun {
         for c in &doomed {
             match c.delete(&client).await {
                 Ok(()) => removed += 1,
-                Err(e) => eprintln!("  could not delete {}: {e}; delete it by hand", c.label()),
+                Err(e) => self.events.problem(&format!(
+                    "could not delete {}: {e}; delete it by hand",
+                    c.label()
+                )),
             }
         }
-        say(&format!(
+        self.events.note(&format!(
             "deleted {removed} of the {} objects this run created{}",
             doomed.len(),
             if namespace_created {
@@ -167,7 +163,7 @@ impl KubeRun {
                 String::new()
             }
         ));
-        self.clock.record("clean up", start);
+        self.events.finish("clean up", start);
     }
 
     /// Undoes what a run that stopped early created ([`Self::remove_created`]), and deletes the
@@ -177,10 +173,10 @@ impl KubeRun {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let start = self.phase("teardown");
+        let start = self.events.start("teardown");
         if keep || !cluster.created {
-            eprintln!(
-                "  kept kind cluster `{}` ({}); delete it with: kind delete cluster --name {}",
+            self.events.note(&format!(
+                "kept kind cluster `{}` ({}); delete it with: kind delete cluster --name {}",
                 cluster.name,
                 if cluster.created {
                     "--keep-cluster"
@@ -188,17 +184,17 @@ impl KubeRun {
                     "not created by this run"
                 },
                 cluster.name
-            );
+            ));
         } else {
             match cluster.delete_if_created().await {
-                Ok(_) => say(&format!("deleted kind cluster `{}`", cluster.name)),
-                Err(e) => eprintln!(
-                    "  could not delete kind cluster `{}`: {e}; delete it with: kind delete cluster --name {}",
+                Ok(_) => self.events.note(&format!("deleted kind cluster `{}`", cluster.name)),
+                Err(e) => self.events.problem(&format!(
+                    "could not delete kind cluster `{}`: {e}; delete it with: kind delete cluster --name {}",
                     cluster.name, cluster.name
-                ),
+                )),
             }
         }
-        self.clock.record("teardown", start);
+        self.events.finish("teardown", start);
     }
 
     /// `run --target kind`, up to and including verification (teardown is separate).
@@ -210,7 +206,7 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> anyhow::Result<()> {
-        let start = self.phase("cluster");
+        let start = self.events.start("cluster");
         self.facts
             .provenance
             .insert("kind".into(), plan.toolchain.kind.clone());
@@ -219,10 +215,11 @@ impl KubeRun {
             .insert("container_runtime".into(), plan.toolchain.runtime.clone());
         if plan.reuse {
             self.cluster = Some(kind::reuse(&plan.cluster_name).await?);
-            say(&format!("reusing kind cluster `{}`", plan.cluster_name));
+            self.events
+                .note(&format!("reusing kind cluster `{}`", plan.cluster_name));
         } else {
             self.cluster = Some(kind::plan_create(&plan.cluster_name, plan.ha).await?);
-            say(&format!(
+            self.events.note(&format!(
                 "creating kind cluster `{}` ({})",
                 plan.cluster_name,
                 if plan.ha {
@@ -242,7 +239,7 @@ impl KubeRun {
         let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
         self.record_api_server(&client).await;
         self.client = Some(client.clone());
-        self.clock.record("cluster", start);
+        self.events.finish("cluster", start);
 
         self.install_and_verify(
             &client,
@@ -270,10 +267,10 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> anyhow::Result<()> {
-        let start = self.phase("install");
+        let start = self.events.start("install");
         let (bytes, facts) = manifest_source.fetch(limits.download).await?;
-        eprintln!(
-            "  manifest {} ({} bytes) sha256 {}{}",
+        self.events.note(&format!(
+            "manifest {} ({} bytes) sha256 {}{}",
             facts.origin,
             facts.bytes,
             facts.sha256,
@@ -282,7 +279,7 @@ impl KubeRun {
                 (None, true) => " (matches the pinned digest)".to_owned(),
                 (None, false) => " (not pinned: verify this digest yourself)".to_owned(),
             }
-        );
+        ));
         if let Some(entry) = &facts.matches {
             self.facts
                 .provenance
@@ -300,7 +297,8 @@ impl KubeRun {
         let text = String::from_utf8_lossy(&bytes);
         let objects = install::parse_manifest(&text, &facts.origin)?;
         if let (true, Some(kind)) = (preload_images, self.cluster.as_ref()) {
-            kind.preload(&manifest::images(&objects), say).await?;
+            kind.preload(&manifest::images(&objects), self.events.notes())
+                .await?;
         }
         if let Some(created) = cluster::ensure_namespace(client, &self.namespace).await? {
             self.created.push(created);
@@ -310,7 +308,7 @@ impl KubeRun {
             objects,
             &self.namespace,
             limits.rollout,
-            say,
+            self.events.notes(),
             &mut self.created,
         )
         .await?;
@@ -323,7 +321,7 @@ impl KubeRun {
         let involved = cluster::read_snapshot(client, &self.namespace, false)
             .await?
             .workloads;
-        say(&format!(
+        self.events.note(&format!(
             "waiting for {} workloads to become available: {}",
             involved.len(),
             involved
@@ -333,13 +331,13 @@ impl KubeRun {
                 .join(", ")
         ));
         session
-            .wait_all(&involved, limits.rollout, &mut say)
+            .wait_all(&involved, limits.rollout, &mut self.events.notes())
             .await?;
-        self.clock.record("install", start);
+        self.events.finish("install", start);
 
-        let start = self.phase("baseline");
-        self.baseline = Some(baseline(&session, &self.server_name, settings).await?);
-        self.clock.record("baseline", start);
+        let start = self.events.start("baseline");
+        self.baseline = Some(baseline(&session, &self.server_name, settings, &self.events).await?);
+        self.events.finish("baseline", start);
 
         self.provision_and_restart(&session, provisioning, limits)
             .await?;
@@ -362,11 +360,11 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> anyhow::Result<()> {
-        let start = self.phase("connect");
+        let start = self.events.start("connect");
         self.facts.cluster = cluster_label.to_owned();
         self.record_api_server(&client).await;
         self.client = Some(client.clone());
-        self.clock.record("connect", start);
+        self.events.finish("connect", start);
         if let Some(manifest) = install {
             let provisioning = provisioning.ok_or_else(|| {
                 anyhow::anyhow!("--install provisions the Secrets: it needs a bundle")
@@ -403,7 +401,8 @@ impl KubeRun {
         self.facts.server_version = cluster::server_version(client)
             .await
             .unwrap_or_else(|e| format!("unknown ({e})"));
-        say(&format!("API server {}", self.facts.server_version));
+        self.events
+            .note(&format!("API server {}", self.facts.server_version));
     }
 
     async fn provision_and_restart(
@@ -412,7 +411,7 @@ impl KubeRun {
         p: &Provisioning,
         limits: &Limits,
     ) -> Result<(), ClusterError> {
-        let start = self.phase("provision");
+        let start = self.events.start("provision");
         let (client, ns) = (&session.client, &session.namespace);
         let created = cluster::provision_secrets(client, ns, &p.secrets).await?;
         self.created.extend(created);
@@ -436,9 +435,9 @@ impl KubeRun {
                 .changes
                 .push("deployment/argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=info".into());
         }
-        self.clock.record("provision", start);
+        self.events.finish("provision", start);
 
-        let start = self.phase("restart");
+        let start = self.events.start("restart");
         let snapshot = cluster::read_snapshot(client, ns, false).await?;
         let at = time::OffsetDateTime::now_utc();
         for w in &snapshot.workloads {
@@ -446,13 +445,14 @@ impl KubeRun {
             self.facts
                 .changes
                 .push(format!("restarted {:?}/{}", w.kind, w.name));
-            say(&format!("restarted {:?}/{}", w.kind, w.name));
+            self.events
+                .note(&format!("restarted {:?}/{}", w.kind, w.name));
         }
         let restarted: Vec<MtlsWorkload> = snapshot.workloads.clone();
         session
-            .wait_all(&restarted, limits.rollout, &mut say)
+            .wait_all(&restarted, limits.rollout, &mut self.events.notes())
             .await?;
-        self.clock.record("restart", start);
+        self.events.finish("restart", start);
         Ok(())
     }
 
@@ -463,7 +463,7 @@ impl KubeRun {
         settings: &ProbeSettings,
         since: time::OffsetDateTime,
     ) -> anyhow::Result<()> {
-        let start = self.phase("verify");
+        let start = self.events.start("verify");
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
             .iter()
             .cloned()
@@ -476,7 +476,7 @@ impl KubeRun {
                 // anyone: a throwaway client still proves that. The valid-client case is not judged.
                 Err(why) => {
                     let why = format!("{why:#}");
-                    say(&format!(
+                    self.events.note(&format!(
                         "{why}; probing with a stand-in client identity (the valid-client case is not judged)"
                     ));
                     ProbePki::stand_in(why)?
@@ -496,7 +496,7 @@ impl KubeRun {
             .collect();
         if !probe_checks.is_empty() {
             let executed =
-                runner::execute(&endpoints, material, &probe_checks, settings, true).await;
+                runner::execute(&endpoints, material, &probe_checks, settings, &self.events).await;
             self.results.extend(executed.results);
             self.argocd_version = executed.argocd_version;
             self.server_certificates = executed.server_certificates;
@@ -504,7 +504,7 @@ impl KubeRun {
         let mut stopped = Vec::new();
         for pod in not_running {
             let pod = session.stopped(pod).await;
-            say(&format!(
+            self.events.note(&format!(
                 "pod/{} cannot serve: {}{}",
                 pod.pod.name,
                 pod.pod.state,
@@ -531,11 +531,13 @@ impl KubeRun {
             replicas: observed_replicas,
             config: session.observe_namespace(snapshot).await,
         };
-        self.results
-            .extend(checks::kubernetes::evaluate(&finding_checks, &observed));
+        for result in checks::kubernetes::evaluate(&finding_checks, &observed) {
+            self.events.emit(Event::CheckJudged(&result));
+            self.results.push(result);
+        }
         // The cluster, API server, changes and provenance were recorded as they happened.
         self.facts.namespace = session.namespace.clone();
-        self.clock.record("verify", start);
+        self.events.finish("verify", start);
         Ok(())
     }
 }
@@ -545,11 +547,12 @@ async fn baseline(
     session: &Session,
     server_name: &str,
     settings: &ProbeSettings,
+    events: &Events,
 ) -> Result<Baseline, ClusterError> {
     let mut out = Vec::new();
     let (replicas, not_running) = session.open_replicas().await?;
     for pod in not_running {
-        say(&format!(
+        events.note(&format!(
             "pod/{} is not running before provisioning ({}): no baseline for it",
             pod.name, pod.state
         ));
@@ -572,7 +575,7 @@ async fn baseline(
             outcome,
             relay_failed: r.grpc.failures().0 > 0,
         };
-        say(&attempt.describe());
+        events.note(&attempt.describe());
         out.push(attempt);
     }
     Ok(Baseline::Attempts(out))

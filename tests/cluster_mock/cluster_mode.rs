@@ -16,7 +16,11 @@ async fn cluster_mode_end_to_end_is_read_only() {
     use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
     argocd_mtls_verify::install_crypto_provider();
     let (client, seen) = mock_client(installed_cluster_api());
-    let mut run = KubeRun::new("argocd");
+    let judged = JudgedIds::default();
+    let mut run = KubeRun::new(
+        "argocd",
+        argocd_mtls_verify::runner::events::Events::to(vec![Box::new(judged.clone())]),
+    );
     let settings = argocd_mtls_verify::checks::ProbeSettings {
         timeout: Duration::from_millis(1500),
         ..Default::default()
@@ -53,6 +57,20 @@ async fn cluster_mode_end_to_end_is_read_only() {
             .map(|r| (r.verdict, r.reason.clone()))
             .unwrap_or_else(|| panic!("no result {id} [{endpoint}]"))
     };
+    // The runner emits one judged event per result, and the phases the report lists are the
+    // ones its events finished.
+    let mut emitted = judged.0.lock().unwrap().clone();
+    let mut reported: Vec<String> = run
+        .results
+        .iter()
+        .map(|r| format!("{} [{}]", r.id, r.endpoint))
+        .collect();
+    emitted.sort();
+    reported.sort();
+    assert_eq!(emitted, reported);
+    let phases: Vec<String> = run.events.phases().into_iter().map(|p| p.name).collect();
+    assert_eq!(phases, ["connect", "verify"]);
+
     use argocd_mtls_verify::report::Verdict::*;
     let ns = "namespace/argocd";
     assert_eq!(verdict("config/mtls-secret-keys", ns).0, Pass);
@@ -151,7 +169,10 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
             }
             response
         });
-        let mut run = KubeRun::new("argocd");
+        let mut run = KubeRun::new(
+            "argocd",
+            argocd_mtls_verify::runner::events::Events::silent(),
+        );
         let err = run
             .cluster(
                 client,
@@ -245,5 +266,20 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
             cm_patch["data"]["server.repo.server.ca.cert.path"],
             "/app/config/reposerver/mtls/server-ca.crt"
         );
+    }
+}
+
+/// A reporter that keeps the `id [endpoint]` of every judged check.
+#[derive(Clone, Default)]
+struct JudgedIds(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl argocd_mtls_verify::runner::events::Reporter for JudgedIds {
+    fn report(&mut self, event: &argocd_mtls_verify::runner::events::Event<'_>) {
+        if let argocd_mtls_verify::runner::events::Event::CheckJudged(r) = event {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{} [{}]", r.id, r.endpoint));
+        }
     }
 }
