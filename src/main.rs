@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod plan;
 
 use std::process::ExitCode;
 

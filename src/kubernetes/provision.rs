@@ -3,7 +3,7 @@
 //! `argocd-repo-server-mtls` Secret holds.
 
 use crate::kubernetes::cluster;
-use crate::pki::{PkiError, ProbePki, secrets};
+use crate::pki::{Bundle, PkiError, ProbePki, secrets};
 
 /// Why a bundle cannot be provisioned, or a cluster's Secret cannot serve as the probe's identity.
 #[derive(Debug, thiserror::Error)]
@@ -63,18 +63,20 @@ pub struct Provisioning {
 impl Provisioning {
     /// The Secrets of a `pki init` bundle: its two Secret manifests, placed in `namespace`.
     pub fn from_bundle(
-        file: impl Fn(&str) -> Option<Vec<u8>>,
-        origin: &str,
+        bundle: &Bundle,
         namespace: &str,
         profile: Profile,
         grpc_info_log: bool,
     ) -> Result<Self, ProvisionError> {
+        let origin = bundle.origin();
         let mut out = Vec::new();
         for name in [secrets::TLS_FILE, secrets::MTLS_FILE] {
-            let bytes = file(name).ok_or_else(|| ProvisionError::MissingBundleFile {
-                origin: origin.to_owned(),
-                file: name,
-            })?;
+            let bytes = bundle
+                .file(name)
+                .ok_or_else(|| ProvisionError::MissingBundleFile {
+                    origin: origin.clone(),
+                    file: name,
+                })?;
             out.push(secrets::from_yaml(
                 &bytes,
                 &format!("{origin}/{name}"),
@@ -86,24 +88,6 @@ impl Provisioning {
             profile,
             grpc_info_log,
         })
-    }
-}
-
-impl Provisioning {
-    /// The Secrets of a bundle directory written by `pki init` (the `--pki DIR` of the run).
-    pub fn from_dir(
-        dir: &std::path::Path,
-        namespace: &str,
-        profile: Profile,
-        grpc_info_log: bool,
-    ) -> Result<Self, ProvisionError> {
-        Self::from_bundle(
-            |name| std::fs::read(dir.join(name)).ok(),
-            &format!("--pki {}", dir.display()),
-            namespace,
-            profile,
-            grpc_info_log,
-        )
     }
 }
 

@@ -6,6 +6,7 @@
 //! certificates, so `client-ca.crt` and `server-ca.crt` in the Secret are the same certificate.
 
 mod adversarial;
+mod bundle;
 mod error;
 mod generate;
 pub mod inspect;
@@ -18,6 +19,7 @@ pub use adversarial::{
 };
 pub use keys::{public_key_spki, read_private_key};
 
+pub use bundle::Bundle;
 pub use error::PkiError;
 pub(crate) use error::read_file;
 pub use generate::*;

@@ -51,6 +51,33 @@ pub struct Limits {
     pub download: Duration,
 }
 
+/// Why a Kubernetes run stopped before its verification finished. The run's report is still
+/// written (marked incomplete) and what it created is cleaned up.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The kind cluster could not be created, reused or loaded with images.
+    #[error(transparent)]
+    Kind(#[from] crate::kubernetes::kind::KindError),
+    /// No API client could be built from the kubeconfig.
+    #[error(transparent)]
+    Connect(#[from] crate::kubernetes::connect::ConnectError),
+    /// The install manifest could not be fetched, or its digest did not match.
+    #[error(transparent)]
+    Fetch(#[from] crate::kubernetes::manifest::FetchError),
+    /// The install manifest did not parse.
+    #[error(transparent)]
+    Manifest(#[from] crate::kubernetes::install::ManifestError),
+    /// A Kubernetes call failed, or something did not become ready in time.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// No probe identity could be made.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// `--install` without the Secrets to provision.
+    #[error("--install provisions the Secrets: it needs a bundle")]
+    InstallNeedsBundle,
+}
+
 /// The state of a Kubernetes run, filled phase by phase.
 pub struct KubeRun {
     /// Phase timings.
@@ -205,7 +232,7 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         limits: &Limits,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), RunError> {
         let start = self.events.start("cluster");
         self.facts
             .provenance
@@ -266,7 +293,7 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         limits: &Limits,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), RunError> {
         let start = self.events.start("install");
         let (bytes, facts) = manifest_source.fetch(limits.download).await?;
         self.events.note(&format!(
@@ -359,16 +386,14 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         limits: &Limits,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), RunError> {
         let start = self.events.start("connect");
         self.facts.cluster = cluster_label.to_owned();
         self.record_api_server(&client).await;
         self.client = Some(client.clone());
         self.events.finish("connect", start);
         if let Some(manifest) = install {
-            let provisioning = provisioning.ok_or_else(|| {
-                anyhow::anyhow!("--install provisions the Secrets: it needs a bundle")
-            })?;
+            let provisioning = provisioning.ok_or(RunError::InstallNeedsBundle)?;
             return self
                 .install_and_verify(
                     &client,
@@ -462,7 +487,7 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         since: time::OffsetDateTime,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), RunError> {
         let start = self.events.start("verify");
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
             .iter()

@@ -133,15 +133,11 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
     use argocd_mtls_verify::kubernetes::provision::{Profile, Provisioning};
     use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
     argocd_mtls_verify::install_crypto_provider();
-    let bundle = argocd_mtls_verify::pki::generate(&Default::default()).unwrap();
-    let provisioning = Provisioning::from_bundle(
-        |n| bundle.file(n).map(<[u8]>::to_vec),
-        "bundle",
-        "argocd",
-        Profile::Strict,
-        true,
-    )
-    .unwrap();
+    let bundle = argocd_mtls_verify::pki::Bundle::Generated {
+        bundle: argocd_mtls_verify::pki::generate(&Default::default()).unwrap(),
+        origin: "bundle".into(),
+    };
+    let provisioning = Provisioning::from_bundle(&bundle, "argocd", Profile::Strict, true).unwrap();
     let limits = Limits {
         rollout: Duration::from_secs(1),
         download: Duration::from_secs(1),

@@ -1,0 +1,384 @@
+//! The command line of `run` and `demo`, resolved into one [`Plan`]: what to probe, with what
+//! material, which checks, where to write. Every flag and file is read here, once; bad input
+//! exits 2 naming the flag or file. Cheap refusals come first (an unsupported Argo CD version needs
+//! no Docker to be refused). Nothing after planning goes back to the arguments.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use argocd_mtls_verify::checks::ProbeSettings;
+use argocd_mtls_verify::endpoint::{Endpoint, LogSource, parse_health_url};
+use argocd_mtls_verify::kubernetes::kind;
+use argocd_mtls_verify::kubernetes::manifest::ManifestSource;
+use argocd_mtls_verify::kubernetes::provision::Provisioning;
+use argocd_mtls_verify::pki::{self, Bundle, PkiPaths, ProbePki};
+use argocd_mtls_verify::report::progress::ConsoleProgress;
+use argocd_mtls_verify::report::{self, Formats};
+use argocd_mtls_verify::runner::events::Events;
+use argocd_mtls_verify::runner::kube::{KindPlan, Limits};
+use argocd_mtls_verify::runner::{self, Selection};
+use argocd_mtls_verify::suite::{Check, Suite};
+
+use crate::cli::{OutputArgs, RunArgs, TargetKind};
+
+/// A `run` or `demo`, resolved from the command line.
+pub(crate) struct Plan {
+    /// Where the repo-server is, and the material to probe it with.
+    pub(crate) target: Target,
+    /// The selected checks (never empty).
+    pub(crate) checks: Vec<Check>,
+    /// Timeouts and concurrency.
+    pub(crate) settings: ProbeSettings,
+    /// Where and how the report is written.
+    pub(crate) output: Output,
+    /// When the run started (the report's `started_at`).
+    pub(crate) started_at: time::OffsetDateTime,
+    /// The report's run id (a kind cluster this run creates is named after it).
+    pub(crate) run_id: String,
+    /// The run's events, shown as progress lines on stderr.
+    pub(crate) events: Events,
+}
+
+/// Where the report goes.
+pub(crate) struct Output {
+    pub(crate) dir: PathBuf,
+    pub(crate) formats: Formats,
+    pub(crate) scope: report::Scope,
+}
+
+/// What a plan probes.
+pub(crate) enum Target {
+    /// One endpoint, with the user's bundle.
+    Endpoint {
+        endpoint: Endpoint,
+        material: ProbePki,
+    },
+    /// The embedded reference repo-server, with a bundle generated in memory.
+    Demo,
+    /// A cluster: an existing one (maybe installing into it), or a kind cluster.
+    Kube(KubePlan),
+}
+
+/// A Kubernetes run, resolved.
+pub(crate) struct KubePlan {
+    /// `kind` or `cluster`, as the report names the target.
+    pub(crate) target: &'static str,
+    pub(crate) namespace: String,
+    /// The probe identity; `None` in an existing cluster without a bundle (the cluster's own
+    /// Secret is used, or a stand-in).
+    pub(crate) material: Option<ProbePki>,
+    /// What to write into the cluster (installs always; an existing cluster with --provision).
+    pub(crate) provisioning: Option<Provisioning>,
+    pub(crate) limits: Limits,
+    pub(crate) keep_cluster: bool,
+    pub(crate) how: KubeHow,
+}
+
+/// How the cluster is reached.
+pub(crate) enum KubeHow {
+    /// The kubeconfig's (or `--context`'s) cluster; with a manifest, Argo CD is installed first.
+    Existing {
+        context: Option<String>,
+        install: Option<ManifestSource>,
+    },
+    /// A kind cluster this run creates or reuses.
+    Kind(KindPlan),
+}
+
+/// The run's events, shown as progress lines on stderr.
+pub(crate) fn console_events() -> Events {
+    Events::to(vec![Box::new(ConsoleProgress)])
+}
+
+fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
+    if out.timeout_ms == 0 || out.concurrency == 0 {
+        bail!("--timeout-ms and --concurrency must be at least 1");
+    }
+    Ok(ProbeSettings {
+        timeout: Duration::from_millis(out.timeout_ms),
+        silence: out.silence_ms.map(Duration::from_millis),
+        concurrency: out.concurrency,
+    })
+}
+
+/// What the user narrowed on purpose, for the report.
+fn scope(out: &OutputArgs) -> report::Scope {
+    let mut filters = out.filters.clone();
+    filters.extend(out.skip.iter().map(|s| format!("--skip {s}")));
+    if out.exact && !out.filters.is_empty() {
+        filters.push("--exact".into());
+    }
+    report::Scope {
+        filters,
+        partial: out.partial,
+    }
+}
+
+fn selection(out: &OutputArgs) -> Selection {
+    Selection {
+        filters: out.filters.clone(),
+        exact: out.exact,
+        skip: out.skip.clone(),
+    }
+}
+
+pub(crate) fn load_suites(names: &[String]) -> anyhow::Result<Vec<Suite>> {
+    names
+        .iter()
+        .map(|n| Suite::load(n).with_context(|| format!("--suite {n}")))
+        .collect()
+}
+
+async fn resolve(addr: &str) -> anyhow::Result<SocketAddr> {
+    tokio::net::lookup_host(addr)
+        .await
+        .with_context(|| format!("--addr `{addr}`: cannot resolve (expected HOST:PORT)"))?
+        .next()
+        .ok_or_else(|| anyhow!("--addr `{addr}`: resolves to no address"))
+}
+
+/// The checks `out` selects from `suites`, or `None` after printing them for `--list`.
+pub(crate) fn checks_or_list(
+    suites: &[Suite],
+    out: &OutputArgs,
+) -> anyhow::Result<Option<Vec<Check>>> {
+    let checks = runner::select(suites, &selection(out));
+    if out.list {
+        runner::print_list(&checks);
+        return Ok(None);
+    }
+    if checks.is_empty() {
+        bail!(
+            "no check matches the filters {:?}; `--list` shows the ids",
+            out.filters
+        );
+    }
+    Ok(Some(checks))
+}
+
+/// The output half of a plan.
+pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)> {
+    let formats = Formats::parse(&out.format).map_err(|e| anyhow!(e))?;
+    Ok((
+        Output {
+            dir: out.report_dir.clone(),
+            formats,
+            scope: scope(out),
+        },
+        settings(out)?,
+    ))
+}
+
+fn suite_names(args: &RunArgs) -> Vec<String> {
+    if !args.suite.is_empty() {
+        return args.suite.clone();
+    }
+    match args.target {
+        TargetKind::Endpoint => vec!["endpoint".into()],
+        _ => vec!["endpoint".into(), "kubernetes".into()],
+    }
+}
+
+/// Resolves `run`'s arguments into a plan; `None` when `--list` printed the checks instead.
+/// Cheap refusals come first: an unsupported Argo CD version needs no Docker to be refused.
+pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
+    let started_at = time::OffsetDateTime::now_utc();
+    let run_id = report::new_run_id(started_at);
+    let events = console_events();
+    let setup = Instant::now();
+    let installs = args.target == TargetKind::Kind || args.kube.install;
+    if args.kube.install && args.target != TargetKind::Cluster {
+        bail!("--install belongs to --target cluster (--target kind always installs)");
+    }
+    let manifest = if installs {
+        Some(argocd_mtls_verify::kubernetes::manifest::gate(
+            &args.kube.argocd_version,
+            args.kube.ha,
+            args.kube.install_manifest.as_deref(),
+        )?)
+    } else {
+        None
+    };
+    let suites = load_suites(&suite_names(args))?;
+    let Some(checks) = checks_or_list(&suites, &args.output)? else {
+        return Ok(None);
+    };
+    let (output, settings) = output(&args.output)?;
+    let target = match args.target {
+        TargetKind::Endpoint => plan_endpoint(args).await?,
+        TargetKind::Kind | TargetKind::Cluster => {
+            Target::Kube(plan_kube(args, manifest, &run_id).await?)
+        }
+    };
+    if matches!(target, Target::Endpoint { .. }) {
+        events.finish("setup", setup);
+    }
+    Ok(Some(Plan {
+        target,
+        checks,
+        settings,
+        output,
+        started_at,
+        run_id,
+        events,
+    }))
+}
+
+/// The bundle named on the command line: `--pki DIR`, or the PEM flags; `None` without either.
+fn user_bundle(args: &RunArgs) -> anyhow::Result<Option<Bundle>> {
+    let mut bundle = match (&args.pki, &args.ca_cert) {
+        (Some(dir), _) => Bundle::from_dir(dir).context("--pki")?,
+        (None, Some(ca)) => Bundle::Files {
+            paths: PkiPaths {
+                ca_cert: ca.clone(),
+                ca_key: args.ca_key.clone(),
+                client_cert: args
+                    .client_cert
+                    .clone()
+                    .ok_or_else(|| anyhow!("--client-cert is required with --ca-cert"))?,
+                client_key: args
+                    .client_key
+                    .clone()
+                    .ok_or_else(|| anyhow!("--client-key is required with --ca-cert"))?,
+                server_ca: None,
+            },
+            dir: None,
+        },
+        (None, None) => return Ok(None),
+    };
+    if let (Some(server_ca), Bundle::Files { paths, .. }) = (&args.server_ca, &mut bundle) {
+        paths.server_ca = Some(server_ca.clone());
+    }
+    Ok(Some(bundle))
+}
+
+/// The user's material, loaded and checked before anything is probed.
+fn material(bundle: &Bundle) -> anyhow::Result<ProbePki> {
+    Ok(bundle.probe_material(time::OffsetDateTime::now_utc())?)
+}
+
+async fn plan_endpoint(args: &RunArgs) -> anyhow::Result<Target> {
+    let addr_text = args
+        .addr
+        .clone()
+        .ok_or_else(|| anyhow!("--addr HOST:PORT is required with --target endpoint"))?;
+    let addr = resolve(&addr_text).await?;
+    let bundle = user_bundle(args)?.ok_or_else(|| {
+        anyhow!(
+            "give the client material: --pki DIR (from `pki init`), or --ca-cert, --client-cert and --client-key"
+        )
+    })?;
+    let material = material(&bundle)?;
+    let server_name = args.server_name.clone().unwrap_or_else(|| {
+        addr_text
+            .rsplit_once(':')
+            .map(|(h, _)| h.trim_matches(['[', ']']).to_owned())
+            .unwrap_or(addr_text.clone())
+    });
+    let health = args
+        .health_url
+        .as_deref()
+        .map(parse_health_url)
+        .transpose()
+        .map_err(|e| anyhow!(e))?;
+    if let Some(log) = &args.log_file
+        && !log.is_file()
+    {
+        bail!("--log-file {}: no such file", log.display());
+    }
+    let endpoint = Endpoint {
+        relays: vec![],
+        label: addr_text.clone(),
+        addr,
+        server_name,
+        protocol: args.protocol.into(),
+        health,
+        logs: args.log_file.clone().map(LogSource::File),
+    };
+    Ok(Target::Endpoint { endpoint, material })
+}
+
+async fn plan_kube(
+    args: &RunArgs,
+    manifest: Option<ManifestSource>,
+    run_id: &str,
+) -> anyhow::Result<KubePlan> {
+    let ns = &args.kube.namespace;
+    let (profile, grpc) = (args.kube.profile.into(), args.kube.grpc_log_info);
+    let limits = Limits {
+        rollout: Duration::from_secs(args.kube.rollout_timeout.max(1)),
+        download: Duration::from_secs(120),
+    };
+    let toolchain = if args.target == TargetKind::Kind {
+        Some(kind::preflight().await.context("--target kind preflight")?)
+    } else {
+        None
+    };
+    let (material, provisioning) = if manifest.is_some() {
+        // A run that installs provisions the cluster from a bundle: `--pki DIR`, or a fresh one
+        // generated in memory for the namespace (never written to disk).
+        if args.ca_cert.is_some() {
+            bail!(
+                "a run that installs provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
+            );
+        }
+        let bundle = match user_bundle(args)? {
+            Some(bundle) => bundle,
+            None => Bundle::Generated {
+                bundle: pki::generate(&pki::InitOptions {
+                    namespace: ns.clone(),
+                    ..Default::default()
+                })?,
+                origin: "<kind run: generated in memory>".into(),
+            },
+        };
+        (
+            Some(material(&bundle)?),
+            Some(Provisioning::from_bundle(&bundle, ns, profile, grpc)?),
+        )
+    } else {
+        let bundle = user_bundle(args)?;
+        let material = bundle.as_ref().map(material).transpose()?;
+        let provisioning = match (&bundle, args.kube.provision) {
+            (Some(bundle @ Bundle::Files { dir: Some(_), .. }), true) => {
+                Some(Provisioning::from_bundle(bundle, ns, profile, grpc)?)
+            }
+            _ => None,
+        };
+        (material, provisioning)
+    };
+    let how = match (toolchain, manifest) {
+        (Some(toolchain), Some(manifest)) => KubeHow::Kind(KindPlan {
+            cluster_name: args
+                .kube
+                .cluster_name
+                .clone()
+                .unwrap_or_else(|| kind::cluster_name_for_run(run_id)),
+            reuse: args.kube.reuse_cluster,
+            ha: args.kube.ha,
+            manifest,
+            preload_images: args.kube.preload_images,
+            toolchain,
+        }),
+        (_, install) => KubeHow::Existing {
+            context: args.kube.context.clone(),
+            install,
+        },
+    };
+    Ok(KubePlan {
+        target: if args.target == TargetKind::Kind {
+            "kind"
+        } else {
+            "cluster"
+        },
+        namespace: ns.clone(),
+        material,
+        provisioning,
+        limits,
+        keep_cluster: args.kube.keep_cluster,
+        how,
+    })
+}
