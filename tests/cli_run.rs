@@ -1,4 +1,7 @@
 //! `run`, `demo` and `list` as a CI job uses them: exit codes, report files, filters, errors.
+//!
+//! Over 500 lines on purpose: it is the CLI contract (exit codes, files, errors) as one table-ish
+//! file a CI owner can read top to bottom.
 
 mod common;
 

@@ -1,5 +1,8 @@
 //! The PKI toolkit checked against openssl: every fact we state about a certificate must be what
 //! openssl says about it.
+//!
+//! Over 500 lines on purpose: one file per peer (openssl) keeps every certificate fact and its
+//! openssl counterpart side by side.
 
 mod common;
 

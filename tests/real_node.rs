@@ -5,6 +5,9 @@
 //!
 //! Each scenario of the node rig is one test. They share the node and the `argocd` namespace, so
 //! they run one at a time (a lock) and each sets up the state it needs from scratch.
+//!
+//! Over 500 lines on purpose: the scenarios share one node, one lock and one set of helpers
+//! (install, verify, read the report); one file keeps them serial and their setup visible.
 
 mod common;
 

@@ -112,23 +112,25 @@ pub(super) fn judge_handshake(
     grpc: bool,
 ) -> Judgement {
     let v = check.version.expect("handshake checks are per version");
-    let label = present.label();
-    if let Some(reason) = obs.unavailable.get(label) {
-        return Judgement::not_judged(format!("identity `{label}` not available: {reason}"));
+    if let Some(reason) = obs.unavailable.get(&present) {
+        return Judgement::not_judged(format!(
+            "identity `{}` not available: {reason}",
+            present.label()
+        ));
     }
     if let Some(reason) = version_refusal(obs, v) {
         return Judgement::not_applicable(reason);
     }
     match expect {
-        Expect::Rejected => judge_refusal(check, label, v, obs, grpc),
-        Expect::Accepted => judge_admission(label, v, obs, grpc),
+        Expect::Rejected => judge_refusal(check, present, v, obs, grpc),
+        Expect::Accepted => judge_admission(present, v, obs, grpc),
     }
 }
 
 /// A negative case: every SNI variant must be refused, and the valid client admitted.
 pub(super) fn judge_refusal(
     check: &Check,
-    label: &str,
+    present: Presented,
     v: TlsVersion,
     obs: &Observations,
     grpc: bool,
@@ -136,7 +138,7 @@ pub(super) fn judge_refusal(
     let mut attempts: Vec<&ProbeOutcome> = obs
         .handshakes
         .iter()
-        .filter(|(k, _)| k.0 == label && k.1 == v)
+        .filter(|(k, _)| k.0 == present && k.1 == v)
         .map(|(_, o)| o)
         .collect();
     if attempts.is_empty() {
@@ -218,7 +220,9 @@ pub(super) fn judge_refusal(
         hows.into_iter().collect::<Vec<_>>().join(" / "),
         snis.join(", ")
     );
-    if let Some(caveat) = obs.caveats.get(label) {
+    if let Presented::Adversary(adversary) = present
+        && let Some(caveat) = obs.caveats.get(&adversary)
+    {
         reason.push_str(&format!(". WEAKER EVIDENCE: {caveat}"));
     }
     done(Judgement::new(Verdict::Pass, reason))
@@ -226,7 +230,7 @@ pub(super) fn judge_refusal(
 
 /// The valid client's case: admitted, and for gRPC served by Health/Check.
 pub(super) fn judge_admission(
-    label: &str,
+    present: Presented,
     v: TlsVersion,
     obs: &Observations,
     grpc: bool,
@@ -236,7 +240,7 @@ pub(super) fn judge_admission(
             "no client identity of this installation to present: {why}"
         ));
     }
-    let Some(o) = obs.handshakes.get(&(label.to_owned(), v, Sni::Configured)) else {
+    let Some(o) = obs.handshakes.get(&(present, v, Sni::Configured)) else {
         return Judgement::new(Verdict::Error, "attempt was not run");
     };
     let mut evidence = attempt_evidence(o);

@@ -35,17 +35,17 @@ impl Default for ProbeSettings {
 }
 
 /// Which handshake attempt: the identity presented, the TLS version, the SNI sent.
-pub type AttemptKey = (String, TlsVersion, Sni);
+pub type AttemptKey = (Presented, TlsVersion, Sni);
 
 /// Everything observed at one endpoint.
 #[derive(Debug, Default)]
 pub struct Observations {
-    /// Handshake attempts by (presented label, version, SNI).
+    /// Handshake attempts by (identity presented, version, SNI).
     pub handshakes: HashMap<AttemptKey, ProbeOutcome>,
     /// Identities that could not be minted, with the reason.
-    pub unavailable: HashMap<String, String>,
+    pub unavailable: HashMap<Presented, String>,
     /// Identities that were minted, but prove less than intended, with the reason.
-    pub caveats: HashMap<String, String>,
+    pub caveats: HashMap<Adversary, String>,
     /// Legacy ClientHello attempts.
     pub legacy: HashMap<TlsVersion, ProbeOutcome>,
     /// Plaintext h2c attempt.
@@ -71,7 +71,7 @@ pub struct Observations {
 
 /// The key of the valid client's attempt under `v` (configured SNI): the positive control.
 pub(super) fn control_key(v: TlsVersion) -> AttemptKey {
-    ("client".to_owned(), v, Sni::Configured)
+    (Presented::Client, v, Sni::Configured)
 }
 
 impl Observations {
@@ -155,29 +155,28 @@ pub async fn observe(
     // Which (identity, version, SNI) handshakes: the checks' own, plus the positive controls.
     // Refusals must hold under every SNI variant; the valid client uses the configured name.
     let mut wanted: BTreeSet<AttemptKey> = BTreeSet::new();
-    let mut presented_by_label: HashMap<String, Presented> = HashMap::new();
+    let mut presented: BTreeSet<Presented> = BTreeSet::new();
     let controls = control_versions(checks);
     wanted.extend(controls.iter().map(|&v| control_key(v)));
     if !controls.is_empty() {
-        presented_by_label.insert("client".into(), Presented::Client);
+        presented.insert(Presented::Client);
     }
     let variants = sni_variants(&endpoint.server_name);
     for c in checks {
         if let (CaseKind::Handshake { present, expect }, Some(v)) = (&c.case.kind, c.version) {
-            let label = present.label().to_owned();
-            presented_by_label.insert(label.clone(), *present);
+            presented.insert(*present);
             match expect {
                 Expect::Rejected => {
-                    wanted.extend(variants.iter().map(|sni| (label.clone(), v, sni.clone())))
+                    wanted.extend(variants.iter().map(|sni| (*present, v, sni.clone())))
                 }
                 Expect::Accepted => {
-                    wanted.insert((label, v, Sni::Configured));
+                    wanted.insert((*present, v, Sni::Configured));
                 }
             }
         }
     }
-    let adversaries: BTreeSet<Adversary> = presented_by_label
-        .values()
+    let adversaries: BTreeSet<Adversary> = presented
+        .iter()
         .filter_map(|p| match p {
             Presented::Adversary(a) => Some(*a),
             _ => None,
@@ -209,14 +208,14 @@ pub async fn observe(
             caveat: Some(why), ..
         }) = m
         {
-            obs.caveats.insert(adversary.name().to_owned(), why.clone());
+            obs.caveats.insert(*adversary, why.clone());
         }
     }
     let mut requests = Vec::new();
     let mut keys = Vec::new();
     for key in &wanted {
-        let (label, version, sni) = key;
-        match identity_for(presented_by_label[label], pki, &minted) {
+        let (present, version, sni) = key;
+        match identity_for(*present, pki, &minted) {
             Ok(identity) => {
                 keys.push(key.clone());
                 requests.push(ProbeRequest {
@@ -232,7 +231,7 @@ pub async fn observe(
                 });
             }
             Err(reason) => {
-                obs.unavailable.insert(label.clone(), reason);
+                obs.unavailable.insert(*present, reason);
             }
         }
     }
@@ -384,14 +383,13 @@ fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
     let mut controls = obs
         .handshakes
         .iter()
-        .filter(|(k, _)| k.0 == "client" && k.2 == Sni::Configured)
+        .filter(|(k, _)| k.0 == Presented::Client && k.2 == Sni::Configured)
         .map(|(_, o)| o);
     let other_speech =
         |o: &&ProbeOutcome| o.outcome == Outcome::Error && o.stage == probe::Stage::Application;
-    let alpn_refused = obs
-        .handshakes
-        .iter()
-        .any(|(k, o)| k.0 == "client" && o.alert.as_deref() == Some("no_application_protocol"));
+    let alpn_refused = obs.handshakes.iter().any(|(k, o)| {
+        k.0 == Presented::Client && o.alert.as_deref() == Some("no_application_protocol")
+    });
     if alpn_refused && protocol != Protocol::Tls {
         let (offered, instead) = if protocol == Protocol::Grpc {
             (

@@ -9,6 +9,9 @@
 //!
 //! One deviation from Argo CD: the ephemeral certificate is not a CA certificate here, because
 //! webpki (rightly) refuses a CA certificate as an end entity, where Go's verifier does not.
+//!
+//! Over 500 lines on purpose: it is one double, and its TLS policies, gRPC services and health port
+//! all read the same config; split, each part would re-export the others.
 
 use std::net::SocketAddr;
 use std::pin::Pin;

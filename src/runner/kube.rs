@@ -4,6 +4,9 @@
 //! All state lives in [`KubeRun`], outside the phase futures, so a run interrupted at any phase
 //! (Ctrl-C, a setup failure) still knows what it created, tears exactly that down, and reports
 //! what it had so far, marked incomplete.
+//!
+//! Over 500 lines on purpose: the phases share one `KubeRun` (what was created, the facts so far),
+//! and a stopped run's clean-up must see all of it; the judging and the reporting live elsewhere.
 
 use std::time::Duration;
 
