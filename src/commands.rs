@@ -255,14 +255,13 @@ async fn execute_kube(
     }
     run.teardown(plan.keep_cluster, stopped.is_some()).await;
     run.facts.run_cluster_name = run.cluster.as_ref().map(|c| c.name.clone());
-    let kubernetes = serde_json::to_value(&run.facts).unwrap_or_default();
     let subject = report::Subject {
         addresses: run.addresses.clone(),
         server_name: run.server_name.clone(),
         protocol: "grpc".into(),
         argocd_version_unknown: runner::version_unknown(run.argocd_version.is_some(), None),
         argocd_version: run.argocd_version.clone(),
-        kubernetes: Some(kubernetes),
+        kubernetes: Some(run.facts.clone()),
     };
     let certificates = run
         .material

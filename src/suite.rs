@@ -173,12 +173,13 @@ pub struct Case {
     /// Required or advisory.
     #[serde(default)]
     pub severity: Severity,
-    /// TLS versions to run it under (`1.2`, `1.3`; `1.0`/`1.1` for legacy hellos).
-    #[serde(default)]
-    pub versions: Vec<String>,
+    /// TLS versions to run it under (`1.2`, `1.3`; `1.0`/`1.1` for legacy hellos), parsed once
+    /// when the suite is read (any of the spellings [`TlsVersion::parse`] knows).
+    #[serde(default, deserialize_with = "tls_versions")]
+    pub versions: Vec<TlsVersion>,
     /// Alerts a strict profile pins, per version (`"1.3" = "certificate_required"`).
-    #[serde(default)]
-    pub alerts: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "pinned_alerts")]
+    pub alerts: BTreeMap<TlsVersion, String>,
     /// Only for the gRPC protocol (skipped with `--protocol tls`).
     #[serde(default)]
     pub grpc_only: bool,
@@ -187,13 +188,30 @@ pub struct Case {
     pub kind: CaseKind,
 }
 
+fn tls_version<E: serde::de::Error>(text: &str) -> Result<TlsVersion, E> {
+    TlsVersion::parse(text).ok_or_else(|| E::custom(format!("unknown TLS version `{text}`")))
+}
+
+fn tls_versions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TlsVersion>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|v| tls_version(v))
+        .collect()
+}
+
+fn pinned_alerts<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<TlsVersion, String>, D::Error> {
+    BTreeMap::<String, String>::deserialize(d)?
+        .into_iter()
+        .map(|(v, alert)| Ok((tls_version(&v)?, alert)))
+        .collect()
+}
+
 impl Case {
     /// The alert a strict profile pins for `version`, whichever spelling the suite used (`1.3`, `tls1.3`).
     pub fn pinned_alert(&self, version: TlsVersion) -> Option<&str> {
-        self.alerts
-            .iter()
-            .find(|(v, _)| TlsVersion::parse(v) == Some(version))
-            .map(|(_, alert)| alert.as_str())
+        self.alerts.get(&version).map(String::as_str)
     }
 }
 
@@ -250,7 +268,15 @@ impl Suite {
         }
         let suite: Suite = toml::from_str(text).map_err(|e| SuiteError::Invalid {
             suite: origin.to_owned(),
-            detail: e.to_string(),
+            // Name the case at fault, when it is one case's value (an unknown TLS version, ...).
+            detail: raw_cases
+                .iter()
+                .find_map(|case| {
+                    let id = case.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+                    let error = case.clone().try_into::<Case>().err()?;
+                    Some(format!("case `{id}`: {}", error.to_string().trim_end()))
+                })
+                .unwrap_or_else(|| e.to_string()),
         })?;
         let mut seen = std::collections::HashSet::new();
         for case in &suite.cases {
@@ -262,10 +288,8 @@ impl Suite {
                 return Err(bad("duplicate id".into()));
             }
             for v in &case.versions {
-                let parsed = TlsVersion::parse(v)
-                    .ok_or_else(|| bad(format!("unknown TLS version `{v}`")))?;
                 let legacy = matches!(case.kind, CaseKind::LegacyHello);
-                let modern = matches!(parsed, TlsVersion::Tls12 | TlsVersion::Tls13);
+                let modern = matches!(v, TlsVersion::Tls12 | TlsVersion::Tls13);
                 if legacy == modern {
                     return Err(bad(format!("version `{v}` does not fit this kind of case")));
                 }
@@ -278,13 +302,7 @@ impl Suite {
                 return Err(bad("needs `versions`".into()));
             }
             for v in case.alerts.keys() {
-                let pinned = TlsVersion::parse(v)
-                    .ok_or_else(|| bad(format!("alert pinned for unknown TLS version `{v}`")))?;
-                if !case
-                    .versions
-                    .iter()
-                    .any(|cv| TlsVersion::parse(cv) == Some(pinned))
-                {
+                if !case.versions.contains(v) {
                     return Err(bad(format!(
                         "alert pinned for version `{v}` that the case does not run"
                     )));
@@ -324,8 +342,7 @@ impl Suite {
                     version: None,
                 });
             }
-            for v in &case.versions {
-                let version = TlsVersion::parse(v).expect("validated in parse");
+            for &version in &case.versions {
                 out.push(Check {
                     id: format!("{}/{}", case.id, version.id()),
                     suite: self.name.clone(),
@@ -505,7 +522,32 @@ present = "wrong-ca"
 expect = "rejected"
 versions = ["1.3"]
 alerts = { "1.2" = "unknown_ca" }"#,
-                "alert pinned for version `1.2`",
+                "alert pinned for version `tls1.2`",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "wrong-ca"
+expect = "rejected"
+versions = ["1.3", "1.4"]"#,
+                "unknown TLS version `1.4`",
+            ),
+            (
+                r#"[[case]]
+id = "a"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "handshake"
+present = "wrong-ca"
+expect = "rejected"
+versions = ["1.3"]
+alerts = { "1.5" = "unknown_ca" }"#,
+                "unknown TLS version `1.5`",
             ),
         ];
         for (text, needle) in cases {

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, ListParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
@@ -54,7 +54,8 @@ pub struct Replica {
 }
 
 /// Kubernetes facts for the report (no Secret data).
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(default)]
 pub struct KubeFacts {
     /// kubeconfig context, or the kind cluster.
     pub cluster: String,

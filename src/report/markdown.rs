@@ -2,6 +2,7 @@
 //! the certificates, and the control mapping.
 
 use super::{Report, Verdict};
+use crate::kubernetes::session::KubeFacts;
 use crate::suite::Severity;
 
 fn verdict_word(v: Verdict, severity: Severity) -> &'static str {
@@ -76,17 +77,11 @@ pub(super) fn render(r: &Report) -> String {
         (None, None) => {}
     }
     if let Some(k) = &r.subject.kubernetes {
-        let text = |key: &str| {
-            k.get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or("?")
-                .to_owned()
-        };
         md.push_str(&format!(
             "| Kubernetes | {} (API server {}), namespace `{}` |\n",
-            cell(&text("cluster")),
-            cell(&text("server_version")),
-            cell(&text("namespace"))
+            cell(&k.cluster),
+            cell(&k.server_version),
+            cell(&k.namespace)
         ));
     }
     md.push_str(&format!("| Checks | {} |\n", super::console::counts(r)));
@@ -188,23 +183,17 @@ pub(super) fn render(r: &Report) -> String {
     md
 }
 
-fn kubernetes_section(md: &mut String, k: &serde_json::Value) {
+fn kubernetes_section(md: &mut String, k: &KubeFacts) {
     md.push_str(
         "## Kubernetes\n\n| Repo-server pod | Ready | Restarts | Images |\n|---|---|---|---|\n",
     );
-    for pod in k["repo_server_pods"].as_array().into_iter().flatten() {
-        let images: Vec<&str> = pod["image_ids"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.as_str())
-            .collect();
+    for pod in &k.repo_server_pods {
         md.push_str(&format!(
             "| `{}` | {} | {} | {} |\n",
-            cell(pod["name"].as_str().unwrap_or("?")),
-            pod["ready"],
-            pod["restarts"],
-            cell(&images.join(", "))
+            cell(&pod.name),
+            pod.ready,
+            pod.restarts,
+            cell(&pod.image_ids.join(", "))
         ));
     }
     let list = |md: &mut String, title: &str, items: Vec<String>| {
@@ -218,37 +207,18 @@ fn kubernetes_section(md: &mut String, k: &serde_json::Value) {
     list(
         md,
         "Workloads mounting argocd-repo-server-mtls*",
-        k["mtls_workloads"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|w| {
-                format!(
-                    "{}/{}",
-                    w["kind"].as_str().unwrap_or("?"),
-                    w["name"].as_str().unwrap_or("?")
-                )
-            })
+        k.mtls_workloads
+            .iter()
+            .map(|w| format!("{:?}/{}", w.kind, w.name))
             .collect(),
     );
-    list(
-        md,
-        "Changes the harness made",
-        k["changes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c.as_str().map(str::to_owned))
-            .collect(),
-    );
+    list(md, "Changes the harness made", k.changes.clone());
     list(
         md,
         "Provenance",
-        k["provenance"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(key, v)| format!("{key}: `{}`", v.as_str().unwrap_or_default()))
+        k.provenance
+            .iter()
+            .map(|(key, v)| format!("{key}: `{v}`"))
             .collect(),
     );
     md.push('\n');

@@ -211,7 +211,7 @@ pub struct Subject {
     pub argocd_version_unknown: Option<String>,
     /// Kubernetes facts (server version, namespace, pods, image digests), for cluster targets.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kubernetes: Option<serde_json::Value>,
+    pub kubernetes: Option<crate::kubernetes::session::KubeFacts>,
 }
 
 /// Totals and the overall verdict.

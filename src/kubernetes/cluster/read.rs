@@ -11,7 +11,7 @@ use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Client;
 use kube::api::{Api, ListParams};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
 use crate::pki::secrets::MTLS_SECRET;
@@ -90,7 +90,8 @@ async fn selected_pods(
 }
 
 /// The facts of a repo-server pod the report records.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct PodFacts {
     /// Pod name.
     pub name: String,
