@@ -60,29 +60,9 @@ fn canonical(report: &serde_json::Value) -> serde_json::Value {
 fn demo_report_matches_the_golden_file() {
     let run = common::run_cli(&["demo"]);
     assert_eq!(run.code, Some(0), "{}", run.said);
-    let report = run.report;
-    let got = serde_json::to_string_pretty(&canonical(&report)).unwrap() + "\n";
-    let golden = common::rig::root().join("tests/golden/demo-report.json");
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &got).unwrap();
-    }
-    let want = std::fs::read_to_string(&golden)
-        .unwrap_or_else(|e| panic!("{}: {e} (create it with UPDATE_GOLDEN=1)", golden.display()));
-    if got != want {
-        let diff: Vec<String> = want
-            .lines()
-            .zip(got.lines())
-            .enumerate()
-            .filter(|(_, (w, g))| w != g)
-            .take(20)
-            .map(|(i, (w, g))| format!("line {}:\n  golden: {w}\n  now:    {g}", i + 1))
-            .collect();
-        panic!(
-            "demo's report.json differs from {} ({} vs {} lines); first differences:\n{}\nIf the change is intended: UPDATE_GOLDEN=1 cargo test --test golden",
-            golden.display(),
-            want.lines().count(),
-            got.lines().count(),
-            diff.join("\n")
-        );
-    }
+    common::golden::assert_matches(
+        "demo-report.json",
+        &canonical(&run.report),
+        "UPDATE_GOLDEN=1 cargo test --test golden",
+    );
 }

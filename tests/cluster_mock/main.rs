@@ -9,5 +9,6 @@ mod audit;
 mod cluster_mode;
 mod discovery;
 mod fixtures;
+mod golden;
 mod install;
 mod rollout;

@@ -193,6 +193,7 @@ pub fn blackhole() -> Blackhole {
     });
     Blackhole { addr, stop }
 }
+pub mod golden;
 pub mod rig;
 
 /// One `run --target endpoint` of the CLI, with its report.

@@ -1,0 +1,57 @@
+//! The Kubernetes judges' golden file: every verdict and reason the `kubernetes` suite gives on
+//! the mock installation (one Secret, both client-verification states, a replica with a failed
+//! probe), kept in tests/golden/cluster-mock-findings.json and compared on every run, as the demo
+//! report is for the endpoint suite. After an intended change:
+//! `UPDATE_GOLDEN=1 cargo test --test cluster_mock golden`.
+
+use std::time::Duration;
+
+use super::common;
+use super::fixtures::*;
+
+#[tokio::test]
+async fn kubernetes_findings_match_the_golden_file() {
+    use argocd_mtls_verify::report::diff::mask;
+    use argocd_mtls_verify::runner::events::Events;
+    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
+    argocd_mtls_verify::install_crypto_provider();
+    let (client, _) = mock_client(installed_cluster_api());
+    let mut run = KubeRun::new("argocd", Events::silent());
+    let checks = argocd_mtls_verify::suite::Suite::load("kubernetes")
+        .unwrap()
+        .checks();
+    let limits = Limits {
+        rollout: Duration::from_secs(5),
+        download: Duration::from_secs(5),
+    };
+    run.cluster(
+        client,
+        "mock",
+        None,
+        None,
+        &checks,
+        &Default::default(),
+        &limits,
+    )
+    .await
+    .unwrap();
+    let findings: Vec<serde_json::Value> = run
+        .results
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "endpoint": r.endpoint,
+                "severity": r.severity,
+                "verdict": r.verdict,
+                "skip_kind": r.skip_kind,
+                "reason": mask(&r.reason),
+            })
+        })
+        .collect();
+    common::golden::assert_matches(
+        "cluster-mock-findings.json",
+        &serde_json::Value::Array(findings),
+        "UPDATE_GOLDEN=1 cargo test --test cluster_mock golden",
+    );
+}
