@@ -119,11 +119,14 @@ impl LogSource {
     }
 
     /// All lines.
-    pub async fn read(&self) -> Result<Vec<String>, String> {
+    pub async fn read(&self) -> Result<Vec<String>, LogReadError> {
         match self {
             LogSource::File(path) => std::fs::read_to_string(path)
                 .map(|t| t.lines().map(str::to_owned).collect())
-                .map_err(|e| format!("{}: {e}", path.display())),
+                .map_err(|source| LogReadError::File {
+                    path: path.clone(),
+                    source,
+                }),
             LogSource::Lines { lines, .. } => Ok(lines.clone()),
             LogSource::Live { lines, .. } => {
                 Ok(lines.lock().unwrap_or_else(|e| e.into_inner()).clone())
@@ -136,9 +139,54 @@ impl LogSource {
                 None,
             )
             .await
-            .map_err(|e| e.to_string()),
+            .map_err(LogReadError::Pod),
         }
     }
+}
+
+/// Why the repo-server's log could not be read: the log checks then give no verdict.
+#[derive(Debug, thiserror::Error)]
+pub enum LogReadError {
+    /// `--log-file` could not be read.
+    #[error("{}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The read error.
+        source: std::io::Error,
+    },
+    /// The pod's log could not be fetched through the API server.
+    #[error(transparent)]
+    Pod(crate::kubernetes::cluster::ClusterError),
+}
+
+/// Why the health port gave no HTTP answer: the probe checks then give no verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// No TCP connection.
+    #[error("connect {authority}: {reason}")]
+    Connect {
+        /// `host:port`.
+        authority: String,
+        /// The OS's words.
+        reason: String,
+    },
+    /// Connected, but the HTTP exchange failed.
+    #[error("GET {url}: {reason}")]
+    Exchange {
+        /// The URL.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+    /// No answer in time.
+    #[error("GET {url}: no answer within {ms} ms")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The limit.
+        ms: u128,
+    },
 }
 
 /// The `msg` of a logrus line, text (`msg="..."`) or JSON (`{"msg": ...}`) format.
@@ -230,27 +278,34 @@ pub async fn http_get(
     authority: &str,
     path: &str,
     timeout: Duration,
-) -> Result<HttpAnswer, String> {
+) -> Result<HttpAnswer, HttpError> {
     use http_body_util::{BodyExt, Empty};
     let url = format!("http://{authority}{path}");
     let started = Instant::now();
+    let exchange = |reason: String| HttpError::Exchange {
+        url: url.clone(),
+        reason,
+    };
     let work = async {
         let tcp = tokio::net::TcpStream::connect(authority)
             .await
-            .map_err(|e| format!("connect {authority}: {e}"))?;
+            .map_err(|e| HttpError::Connect {
+                authority: authority.to_owned(),
+                reason: e.to_string(),
+            })?;
         let (mut sender, conn) =
             hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
                 .await
-                .map_err(|e| format!("HTTP handshake: {e}"))?;
+                .map_err(|e| exchange(format!("HTTP handshake: {e}")))?;
         tokio::spawn(conn);
         let req = hyper::Request::get(path)
             .header(hyper::header::HOST, authority)
             .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| exchange(e.to_string()))?;
         let resp = sender
             .send_request(req)
             .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
+            .map_err(|e| exchange(e.to_string()))?;
         let status = resp.status().as_u16();
         let body = resp
             .into_body()
@@ -258,7 +313,7 @@ pub async fn http_get(
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        Ok::<_, String>(HttpAnswer {
+        Ok::<_, HttpError>(HttpAnswer {
             url: url.clone(),
             status,
             body: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
@@ -267,7 +322,10 @@ pub async fn http_get(
     };
     tokio::time::timeout(timeout, work)
         .await
-        .map_err(|_| format!("GET {url}: no answer within {} ms", timeout.as_millis()))?
+        .map_err(|_| HttpError::Timeout {
+            url: url.clone(),
+            ms: timeout.as_millis(),
+        })?
 }
 
 #[cfg(test)]

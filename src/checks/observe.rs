@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::endpoint::{Endpoint, HttpAnswer, Protocol};
+use crate::endpoint::{Endpoint, HttpAnswer, HttpError, LogReadError, Protocol};
 use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
 use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion};
@@ -57,9 +57,9 @@ pub struct Observations {
     /// RPC without a certificate.
     pub no_cert_rpc: Option<NoCertRpc>,
     /// HTTP answers by path.
-    pub http: HashMap<String, Result<HttpAnswer, String>>,
+    pub http: HashMap<String, Result<HttpAnswer, HttpError>>,
     /// The log lines, or why they could not be read.
-    pub logs: Option<Result<Vec<String>, String>>,
+    pub logs: Option<Result<Vec<String>, LogReadError>>,
     /// Set when the endpoint speaks something other than `--protocol` says: then no check can
     /// be judged, and the reason says what was seen.
     pub protocol_mismatch: Option<String>,

@@ -486,7 +486,10 @@ fn health_and_log_judges() {
         assert_eq!(j.verdict, Verdict::Fail);
         assert!(j.reason.contains(says), "{configured:?}: {}", j.reason);
     }
-    obs.logs = Some(Err("permission denied".into()));
+    obs.logs = Some(Err(crate::endpoint::LogReadError::File {
+        path: "/var/log/repo-server.log".into(),
+        source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+    }));
     assert_eq!(
         verdict("log/mtls-enabled", &obs, Protocol::Grpc).0,
         Verdict::Error
