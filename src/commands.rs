@@ -62,19 +62,10 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
         run_id,
         events,
     } = plan;
-    match target {
-        Target::Endpoint { endpoint, material } => {
-            let probe = Probe {
-                target: "endpoint",
-                checks: &checks,
-                settings: &settings,
-                started_at,
-                run_id,
-            };
-            probe
-                .run_and_report(vec![endpoint], &material, &output, events)
-                .await
-        }
+    // The reference server (demo) must outlive the probes.
+    let mut _reference = None;
+    let (name, endpoint, material) = match target {
+        Target::Endpoint { endpoint, material } => ("endpoint", endpoint, material),
         Target::Demo => {
             let setup = Instant::now();
             events.note(
@@ -94,22 +85,24 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
                     .unwrap_or_default()
             ));
             events.finish("setup", setup);
-            let probe = Probe {
-                target: "demo",
-                checks: &checks,
-                settings: &settings,
-                started_at,
-                run_id,
-            };
-            probe
-                .run_and_report(vec![endpoint], &material, &output, events)
-                .await
+            _reference = Some(server);
+            ("demo", endpoint, material)
         }
         Target::Kube(kube) => {
             let stamp = (started_at, run_id);
-            execute_kube(kube, &checks, &settings, &output, stamp, events).await
+            return execute_kube(kube, &checks, &settings, &output, stamp, events).await;
         }
-    }
+    };
+    let probe = Probe {
+        target: name,
+        checks: &checks,
+        settings: &settings,
+        started_at,
+        run_id,
+    };
+    probe
+        .run_and_report(vec![endpoint], &material, &output, events)
+        .await
 }
 
 /// Probing endpoints, the same for `--target endpoint` and `demo`.

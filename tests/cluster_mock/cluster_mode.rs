@@ -13,33 +13,9 @@ use super::fixtures::*;
 /// anything a pass that went through a failing port-forward.
 #[tokio::test]
 async fn cluster_mode_end_to_end_is_read_only() {
-    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
-    argocd_mtls_verify::install_crypto_provider();
-    let (client, seen) = mock_client(installed_cluster_api());
     let judged = JudgedIds::default();
-    let mut run = KubeRun::new(
-        "argocd",
-        argocd_mtls_verify::runner::events::Events::to(vec![Box::new(judged.clone())]),
-    );
-    let settings = argocd_mtls_verify::checks::ProbeSettings {
-        timeout: Duration::from_millis(1500),
-        ..Default::default()
-    };
-    let limits = Limits {
-        rollout: Duration::from_secs(5),
-        download: Duration::from_secs(5),
-    };
-    run.cluster(
-        client,
-        "mock",
-        None,
-        None,
-        &all_checks(),
-        &settings,
-        &limits,
-    )
-    .await
-    .unwrap();
+    let events = argocd_mtls_verify::runner::events::Events::to(vec![Box::new(judged.clone())]);
+    let (run, seen) = verify_mock_installation(&all_checks(), events).await;
 
     let writes: Vec<String> = seen
         .lock()

@@ -294,3 +294,27 @@ pub(crate) fn all_checks() -> Vec<argocd_mtls_verify::suite::Check> {
         .collect();
     argocd_mtls_verify::runner::select(&suites, &Default::default())
 }
+
+/// `run --target cluster`, read-only, on the mock installation: the run (its results and events)
+/// and every request it sent.
+pub(crate) async fn verify_mock_installation(
+    checks: &[argocd_mtls_verify::suite::Check],
+    events: argocd_mtls_verify::runner::events::Events,
+) -> (argocd_mtls_verify::runner::kube::KubeRun, Seen) {
+    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
+    argocd_mtls_verify::install_crypto_provider();
+    let (client, seen) = mock_client(installed_cluster_api());
+    let mut run = KubeRun::new("argocd", events);
+    let settings = argocd_mtls_verify::checks::ProbeSettings {
+        timeout: std::time::Duration::from_millis(1500),
+        ..Default::default()
+    };
+    let limits = Limits {
+        rollout: std::time::Duration::from_secs(5),
+        download: std::time::Duration::from_secs(5),
+    };
+    run.cluster(client, "mock", None, None, checks, &settings, &limits)
+        .await
+        .unwrap();
+    (run, seen)
+}

@@ -4,8 +4,6 @@
 //! report is for the endpoint suite. After an intended change:
 //! `UPDATE_GOLDEN=1 cargo test --test cluster_mock golden`.
 
-use std::time::Duration;
-
 use super::common;
 use super::fixtures::*;
 
@@ -13,28 +11,10 @@ use super::fixtures::*;
 async fn kubernetes_findings_match_the_golden_file() {
     use argocd_mtls_verify::report::diff::mask;
     use argocd_mtls_verify::runner::events::Events;
-    use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
-    argocd_mtls_verify::install_crypto_provider();
-    let (client, _) = mock_client(installed_cluster_api());
-    let mut run = KubeRun::new("argocd", Events::silent());
     let checks = argocd_mtls_verify::suite::Suite::load("kubernetes")
         .unwrap()
         .checks();
-    let limits = Limits {
-        rollout: Duration::from_secs(5),
-        download: Duration::from_secs(5),
-    };
-    run.cluster(
-        client,
-        "mock",
-        None,
-        None,
-        &checks,
-        &Default::default(),
-        &limits,
-    )
-    .await
-    .unwrap();
+    let (run, _) = verify_mock_installation(&checks, Events::silent()).await;
     let findings: Vec<serde_json::Value> = run
         .results
         .iter()
