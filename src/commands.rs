@@ -236,8 +236,9 @@ async fn execute_kube(
         None => Some("interrupted (Ctrl-C)".to_owned()),
         Some(Err(e)) => {
             let e = anyhow::Error::from(e);
-            run.events.problem(&format!("error: {e:#}"));
-            Some(format!("{e:#}"))
+            let text = crate::error_text(&e);
+            run.events.problem(&format!("error: {text}"));
+            Some(text)
         }
         Some(Ok(())) => None,
     };

@@ -34,10 +34,24 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", error_text(&err));
             ExitCode::from(EXIT_NO_VERDICT)
         }
     }
+}
+
+/// An error and its causes in one line. Many of our errors already quote their cause (`{path}:
+/// {source}`), so a cause whose words are already there is not repeated.
+pub(crate) fn error_text(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let words = cause.to_string();
+        if !text.contains(&words) {
+            text.push_str(": ");
+            text.push_str(&words);
+        }
+    }
+    text
 }
 
 fn init_logging(verbose: u8) {
@@ -108,5 +122,23 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 ExitCode::from(EXIT_NO_VERDICT)
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A cause the message already quotes is said once; one it does not is appended.
+    #[test]
+    fn error_text_says_each_cause_once() {
+        let quoted = argocd_mtls_verify::pki::PkiError::Io {
+            path: "/nonexistent".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        let err = anyhow::Error::from(quoted).context("--pki");
+        let text = super::error_text(&err);
+        assert_eq!(text.matches("entity not found").count(), 1, "{text}");
+        assert!(text.starts_with("--pki: /nonexistent: "), "{text}");
+        let plain = anyhow::anyhow!("inner cause").context("outer");
+        assert_eq!(super::error_text(&plain), "outer: inner cause");
     }
 }
