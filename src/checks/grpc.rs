@@ -1,13 +1,11 @@
 //! The gRPC cases: Health/Check and VersionService over an authenticated connection, and an RPC
 //! without a certificate that must die before any response.
 
-use serde_json::json;
-
 use super::handshake::{positive_control, preferred_version};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use crate::grpc::NoCertRpc;
-use crate::report::Verdict;
+use crate::report::{Observed, Verdict};
 
 /// `grpc/health`: SERVING under the preferred TLS version.
 pub(super) fn judge_health(obs: &Observations) -> Judgement {
@@ -17,16 +15,15 @@ pub(super) fn judge_health(obs: &Observations) -> Judgement {
             Verdict::Pass,
             format!("SERVING under {v} in {} µs", a.rpc_us),
         )
-        .observed(json!(a)),
-        Some(Ok(a)) => {
-            Judgement::new(Verdict::Fail, format!("answered {}", a.status)).observed(json!(a))
-        }
+        .observed(Observed::Health(a.clone())),
+        Some(Ok(a)) => Judgement::new(Verdict::Fail, format!("answered {}", a.status))
+            .observed(Observed::Health(a.clone())),
         Some(Err(e)) if e.inconclusive => {
             Judgement::new(Verdict::Error, format!("inconclusive: {e}"))
         }
         Some(Err(e)) => {
             Judgement::new(Verdict::Fail, format!("the authenticated call failed: {e}"))
-                .observed(json!({ "error": e }))
+                .observed(Observed::CallFailed { error: e.clone() })
         }
         None => Judgement::new(Verdict::Error, "Health/Check was not run"),
     }
@@ -42,7 +39,7 @@ pub(super) fn judge_version(obs: &Observations) -> Judgement {
                 v.get("version").and_then(|s| s.as_str()).unwrap_or("?")
             ),
         )
-        .observed(v.clone()),
+        .observed(Observed::Payload(v.clone())),
         Some(Err(e)) if e.message.contains("UNIMPLEMENTED") || e.message.contains("(12)") => {
             Judgement::not_applicable("the server has no version.VersionService")
         }
@@ -50,7 +47,7 @@ pub(super) fn judge_version(obs: &Observations) -> Judgement {
             Judgement::new(Verdict::Error, format!("inconclusive: {e}"))
         }
         Some(Err(e)) => Judgement::new(Verdict::Fail, format!("VersionService call failed: {e}"))
-            .observed(json!({ "error": e })),
+            .observed(Observed::CallFailed { error: e.clone() }),
         None => Judgement::new(Verdict::Error, "VersionService was not called"),
     }
 }
@@ -62,7 +59,9 @@ pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
             Verdict::Fail,
             format!("the server ANSWERED an unauthenticated RPC: {answer}"),
         )
-        .observed(json!(obs.no_cert_rpc)),
+        .observed(Observed::NoCertRpc(
+            obs.no_cert_rpc.clone().expect("matched Some"),
+        )),
         (Some(NoCertRpc::Inconclusive { reason }), _) => {
             Judgement::new(Verdict::Error, format!("inconclusive: {reason}"))
         }
@@ -73,11 +72,11 @@ pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
                 refusal_words(connection)
             ),
         )
-        .observed(json!(r))
+        .observed(Observed::NoCertRpc(r.clone()))
         .evidence(attempt_evidence(connection)),
         (Some(r @ NoCertRpc::DiedBeforeResponse { connection, error }), Ok(_)) => {
             Judgement::new(Verdict::Pass, format!("no response: {error}"))
-                .observed(json!(r))
+                .observed(Observed::NoCertRpc(r.clone()))
                 .evidence(attempt_evidence(connection))
         }
         (Some(_), Err(why)) => Judgement::new(

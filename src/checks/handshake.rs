@@ -4,12 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
-
 use super::judgement::{Judgement, attempt_evidence, refusal_words, sni_words};
 use super::observe::Observations;
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, TlsVersion};
-use crate::report::Verdict;
+use crate::report::{HealthSeen, Observed, Verdict};
 use crate::suite::{Check, Expect, Presented};
 
 /// Why TLS version `v` cannot carry the mTLS checks at this endpoint, from the valid client's
@@ -148,7 +146,9 @@ pub(super) fn judge_refusal(
     let control = positive_control(obs, v, grpc);
     let control_basis = control.as_ref().ok().copied();
     let evidence: Vec<String> = attempts.iter().flat_map(|o| attempt_evidence(o)).collect();
-    let observed = json!({ "attempts": attempts });
+    let observed = Observed::Attempts {
+        attempts: attempts.iter().map(|o| (*o).clone()).collect(),
+    };
     let duration_ms = attempts
         .iter()
         .map(|o| o.timings.total_us as f64 / 1000.0)
@@ -245,10 +245,16 @@ pub(super) fn judge_admission(
     };
     let mut evidence = attempt_evidence(o);
     let health = obs.grpc_health.get(&v);
-    let observed = json!({ "attempt": o, "grpc_health": health.map(|r| match r {
-        Ok(a) => json!({"status": a.status, "rpc_us": a.rpc_us}),
-        Err(e) => json!({"error": e}),
-    })});
+    let observed = Observed::Admission {
+        attempt: o.clone(),
+        grpc_health: health.map(|r| match r {
+            Ok(a) => HealthSeen::Answer {
+                status: a.status.clone(),
+                rpc_us: a.rpc_us,
+            },
+            Err(e) => HealthSeen::Failed { error: e.clone() },
+        }),
+    };
     let mut j = match o.outcome {
         Outcome::Accepted if !grpc => {
             let basis = o.accepted_by.unwrap_or(AcceptanceBasis::Silence);

@@ -2,7 +2,7 @@
 //! observation and the evidence lines the report prints; and the words evidence is written in.
 
 use crate::probe::{self, ProbeOutcome};
-use crate::report::{SkipKind, Verdict};
+use crate::report::{Observed, SkipKind, Verdict};
 
 /// A verdict with its one-line reason, observation and evidence.
 pub(super) struct Judgement {
@@ -10,7 +10,7 @@ pub(super) struct Judgement {
     /// For a skip: whether the case does not apply here, or was not judged for want of input.
     pub(super) skip: Option<SkipKind>,
     pub(super) reason: String,
-    pub(super) observed: serde_json::Value,
+    pub(super) observed: Observed,
     pub(super) evidence: Vec<String>,
     pub(super) duration_ms: f64,
 }
@@ -21,7 +21,7 @@ impl Judgement {
             verdict,
             skip: None,
             reason: reason.into(),
-            observed: serde_json::Value::Null,
+            observed: Observed::Nothing,
             evidence: vec![],
             duration_ms: 0.0,
         }
@@ -38,7 +38,7 @@ impl Judgement {
         j.skip = Some(SkipKind::MissingInput);
         j
     }
-    pub(super) fn observed(mut self, v: serde_json::Value) -> Self {
+    pub(super) fn observed(mut self, v: Observed) -> Self {
         self.observed = v;
         self
     }

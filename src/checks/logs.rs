@@ -1,13 +1,11 @@
 //! The repo-server's own word: its health endpoints, the log lines it prints when mTLS is on, and
 //! the lines grpc-go prints for each refused handshake.
 
-use serde_json::json;
-
 use super::judgement::Judgement;
 use super::observe::Observations;
 use crate::endpoint::{Endpoint, grpc_refusal_lines, logrus_message};
 use crate::probe::Outcome;
-use crate::report::Verdict;
+use crate::report::{Observed, Verdict};
 
 /// `probe/*`: `GET path` on the health port answers 200.
 pub(super) fn judge_http(endpoint: &Endpoint, obs: &Observations, path: &str) -> Judgement {
@@ -17,12 +15,12 @@ pub(super) fn judge_http(endpoint: &Endpoint, obs: &Observations, path: &str) ->
             Verdict::Pass,
             format!("{} answered 200 in {} µs", a.url, a.us),
         )
-        .observed(json!(a)),
+        .observed(Observed::Http(a.clone())),
         (Some(_), Some(Ok(a))) => Judgement::new(
             Verdict::Fail,
             format!("{} answered {}: {}", a.url, a.status, a.body),
         )
-        .observed(json!(a)),
+        .observed(Observed::Http(a.clone())),
         (Some(_), Some(Err(e))) => Judgement::new(Verdict::Error, format!("inconclusive: {e}")),
         (Some(_), None) => Judgement::new(Verdict::Error, "the probe was not run"),
     }
@@ -65,14 +63,17 @@ pub(super) fn judge_log(prefix: &str, lines: &[String], origin: &str) -> Judgeme
             let mut evidence = evidence;
             evidence.push(format!("line: {line}"));
             Judgement::new(Verdict::Pass, printed)
-                .observed(json!({ "line": line, "value": value }))
+                .observed(Observed::LogLine {
+                    line: line.clone(),
+                    value: value.clone(),
+                })
                 .evidence(evidence)
         }
         None => Judgement::new(
             Verdict::Fail,
             format!("no log line starting `{prefix}` in {origin}: the repo-server did not report this at startup"),
         )
-        .observed(json!({ "lines": lines.len() }))
+        .observed(Observed::LogSearched { lines: lines.len() })
         .evidence(evidence),
     }
 }
@@ -102,8 +103,11 @@ pub(super) fn judge_rejections_logged(
         lines.len()
     )];
     evidence.extend(causes.iter().map(|(c, n)| format!("{n} × `{c}`")));
-    let observed =
-        json!({ "refused_attempts": refused, "logged_refusals": logged.len(), "causes": causes });
+    let observed = Observed::LoggedRefusals {
+        refused_attempts: refused,
+        logged_refusals: logged.len(),
+        causes: causes.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect(),
+    };
     if refused == 0 {
         return Judgement::not_applicable(
             "the server refused no attempt of this run, so there was nothing to log",

@@ -1,14 +1,12 @@
 //! The transport around the handshakes: legacy ClientHellos and plaintext HTTP/2 must be refused,
 //! the server must prove its identity, and what each TLS version did for the valid client.
 
-use serde_json::json;
-
 use super::handshake::{preferred_version, version_refusal};
 use super::judgement::{Judgement, attempt_evidence};
 use super::observe::Observations;
 use crate::endpoint::Endpoint;
 use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
-use crate::report::Verdict;
+use crate::report::{Observed, PolicyLine, Verdict};
 
 pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
     let verdict = match o.outcome {
@@ -22,7 +20,7 @@ pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
         _ => format!("inconclusive: {}", o.detail),
     };
     let mut j = Judgement::new(verdict, reason)
-        .observed(json!({ "attempt": o }))
+        .observed(Observed::Attempt { attempt: o.clone() })
         .evidence(attempt_evidence(o));
     j.duration_ms = o.timings.total_us as f64 / 1000.0;
     j
@@ -57,8 +55,11 @@ pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> 
                 ),
                 None => Judgement::not_judged("no server CA configured"),
             };
-            j.observed(json!({ "server_chain": chain, "tls_version": o.tls_version }))
-                .evidence(evidence)
+            j.observed(Observed::ServerIdentity {
+                server_chain: chain.clone(),
+                tls_version: o.tls_version.clone(),
+            })
+            .evidence(evidence)
         }
         None => Judgement::new(Verdict::Error, "no valid-client handshake was run"),
     }
@@ -68,7 +69,7 @@ pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> 
 /// neither version can carry the checks.
 pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
     let mut lines = Vec::new();
-    let mut observed = serde_json::Map::new();
+    let mut observed = std::collections::BTreeMap::new();
     let mut usable = 0;
     for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
         let Some(o) = obs.control(v) else { continue };
@@ -90,7 +91,11 @@ pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
         };
         observed.insert(
             v.id().to_owned(),
-            json!({ "line": line, "alert": o.alert, "cipher_suite": o.cipher_suite }),
+            PolicyLine {
+                line: line.clone(),
+                alert: o.alert.clone(),
+                cipher_suite: o.cipher_suite.clone(),
+            },
         );
         lines.push(line);
     }
@@ -103,6 +108,6 @@ pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
         Verdict::Error
     };
     Judgement::new(verdict, lines.join("; "))
-        .observed(serde_json::Value::Object(observed))
+        .observed(Observed::TlsPolicy(observed))
         .evidence(lines)
 }

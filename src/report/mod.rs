@@ -9,9 +9,11 @@ pub mod console;
 pub mod diff;
 mod junit;
 mod markdown;
+mod observed;
 pub mod progress;
 mod write;
 
+pub use observed::{HealthSeen, Observed, PolicyLine};
 pub use write::{Formats, new_run_id, write};
 
 use std::path::Path;
@@ -99,7 +101,7 @@ pub struct CheckResult {
     /// One line: what was observed, and why the verdict follows.
     pub reason: String,
     /// Structured observation (probe outcomes, HTTP answers, log lines).
-    pub observed: serde_json::Value,
+    pub observed: Observed,
     /// Supporting facts, one per line.
     pub evidence: Vec<String>,
     /// Time spent observing, in milliseconds.
@@ -451,7 +453,7 @@ mod tests {
             skip_kind,
             expected: String::new(),
             reason: String::new(),
-            observed: serde_json::Value::Null,
+            observed: Observed::Nothing,
             evidence: vec![],
             duration_ms: 0.0,
             endpoint: "e".into(),

@@ -19,12 +19,10 @@ mod tests;
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
-
 use super::expected_text;
 use crate::endpoint::Protocol;
 use crate::kubernetes::observed::{KubernetesObservations, NamespaceObservation};
-use crate::report::{CheckResult, SkipKind, Verdict};
+use crate::report::{CheckResult, Observed, SkipKind, Verdict};
 use crate::suite::{CaseKind, Check, kube_ids as ids};
 
 /// How one finding came out.
@@ -227,7 +225,7 @@ fn fold(
                       endpoint: &str,
                       (verdict, skip): (Verdict, Option<SkipKind>),
                       reason: String,
-                      evidence,
+                      evidence: Vec<String>,
                       advisory| {
             CheckResult {
                 id,
@@ -245,7 +243,9 @@ fn fold(
                 verdict,
                 skip_kind: skip,
                 expected: expected_text(&check.case.kind, Protocol::Grpc),
-                observed: json!({ "findings": evidence }),
+                observed: Observed::Findings {
+                    findings: evidence.clone(),
+                },
                 reason,
                 evidence,
                 duration_ms: 0.0,

@@ -1,0 +1,163 @@
+//! What a check saw, as report.json records it under `observed`: one typed shape per kind of
+//! case, serialized only here (untagged, so each keeps the JSON it always had).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::endpoint::HttpAnswer;
+use crate::grpc::{CallError, HealthAnswer, NoCertRpc};
+use crate::probe::{ProbeOutcome, ServerChain};
+
+/// A check's observation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Observed {
+    /// Nothing was observed (a check not judged, or skipped): `null`.
+    #[default]
+    Nothing,
+    /// Every attempt of a refusal case, one per SNI variant.
+    Attempts {
+        /// The attempts, by SNI.
+        attempts: Vec<ProbeOutcome>,
+    },
+    /// The valid client's attempt, and the Health/Check made on it.
+    Admission {
+        /// The handshake.
+        attempt: ProbeOutcome,
+        /// Health/Check under the same version, when it was called.
+        grpc_health: Option<HealthSeen>,
+    },
+    /// One attempt (plaintext HTTP/2, a legacy ClientHello).
+    Attempt {
+        /// The attempt.
+        attempt: ProbeOutcome,
+    },
+    /// The certificate chain the server presented to the valid client.
+    ServerIdentity {
+        /// The chain and whether it verified.
+        server_chain: ServerChain,
+        /// The version it was seen under.
+        tls_version: Option<String>,
+    },
+    /// What each TLS version did for the valid client, by version id (`tls1.2`).
+    TlsPolicy(BTreeMap<String, PolicyLine>),
+    /// A Health/Check answer.
+    Health(HealthAnswer),
+    /// An authenticated call that failed.
+    CallFailed {
+        /// Why.
+        error: CallError,
+    },
+    /// What happened to the RPC sent without a certificate.
+    NoCertRpc(NoCertRpc),
+    /// An HTTP answer from the health port.
+    Http(HttpAnswer),
+    /// A log line found, and the value after its prefix.
+    LogLine {
+        /// The line.
+        line: String,
+        /// The value after the prefix.
+        value: String,
+    },
+    /// How many log lines were searched without finding the line.
+    LogSearched {
+        /// Lines searched.
+        lines: usize,
+    },
+    /// Refused attempts against the refusal lines the server logged.
+    LoggedRefusals {
+        /// Attempts this run saw refused.
+        refused_attempts: usize,
+        /// Refusal lines in the log.
+        logged_refusals: usize,
+        /// Lines per cause.
+        causes: BTreeMap<String, usize>,
+    },
+    /// The findings a Kubernetes case folded, in words.
+    Findings {
+        /// One per finding.
+        findings: Vec<String>,
+    },
+    /// The VersionService's answer, as the server gave it (or, read back from an older report,
+    /// whatever that report recorded).
+    Payload(serde_json::Value),
+}
+
+/// Health/Check as the valid client's case records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum HealthSeen {
+    /// It answered.
+    Answer {
+        /// `SERVING`, ...
+        status: String,
+        /// Round trip, microseconds.
+        rpc_us: u64,
+    },
+    /// It failed.
+    Failed {
+        /// Why.
+        error: CallError,
+    },
+}
+
+/// One TLS version's line of `tls/policy`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyLine {
+    /// What the version did, in words.
+    pub line: String,
+    /// The alert, if the server sent one.
+    pub alert: Option<String>,
+    /// The cipher suite, if one was negotiated.
+    pub cipher_suite: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// The JSON each shape writes is the report.json contract; what an older report recorded in a
+    /// shape we no longer write still reads back.
+    #[test]
+    fn shapes_serialize_as_the_report_contract_says() {
+        let cases = [
+            (Observed::Nothing, json!(null)),
+            (Observed::LogSearched { lines: 3 }, json!({ "lines": 3 })),
+            (
+                Observed::LoggedRefusals {
+                    refused_attempts: 2,
+                    logged_refusals: 1,
+                    causes: BTreeMap::from([("tls: bad certificate".to_owned(), 1)]),
+                },
+                json!({ "refused_attempts": 2, "logged_refusals": 1, "causes": { "tls: bad certificate": 1 } }),
+            ),
+            (
+                Observed::TlsPolicy(BTreeMap::from([(
+                    "tls1.3".to_owned(),
+                    PolicyLine {
+                        line: "tls1.3 negotiated".into(),
+                        alert: None,
+                        cipher_suite: Some("TLS13_AES_128_GCM_SHA256".into()),
+                    },
+                )])),
+                json!({ "tls1.3": { "line": "tls1.3 negotiated", "alert": null, "cipher_suite": "TLS13_AES_128_GCM_SHA256" } }),
+            ),
+            (
+                Observed::Findings {
+                    findings: vec!["a".into()],
+                },
+                json!({ "findings": ["a"] }),
+            ),
+        ];
+        for (observed, want) in cases {
+            assert_eq!(serde_json::to_value(&observed).unwrap(), want);
+            let back: Observed = serde_json::from_value(want.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&back).unwrap(), want);
+        }
+        let older = json!({ "something": "else" });
+        let read: Observed = serde_json::from_value(older.clone()).unwrap();
+        assert_eq!(read, Observed::Payload(older));
+    }
+}
