@@ -6,10 +6,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use serde::{Deserialize, Serialize};
 
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
@@ -76,49 +75,7 @@ pub struct KubeFacts {
     pub run_cluster_name: Option<String>,
 }
 
-/// Time since `since` (at least one second): the window of log lines and events to read.
-pub fn window_since(since: time::OffsetDateTime) -> Duration {
-    let secs = (time::OffsetDateTime::now_utc() - since)
-        .whole_seconds()
-        .max(1);
-    Duration::from_secs(secs as u64)
-}
-
 impl Session {
-    /// Every Deployment and StatefulSet in the namespace (to wait for an install to settle).
-    pub async fn workloads(&self) -> Result<Vec<MtlsWorkload>, ClusterError> {
-        let ns = &self.namespace;
-        let forbidden = |verb: &str, resource: &str, e| cluster::api_error(verb, resource, ns, e);
-        let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), ns);
-        let statefulsets: Api<StatefulSet> = Api::namespaced(self.client.clone(), ns);
-        let mut out: Vec<MtlsWorkload> = deployments
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| forbidden("list", "deployments.apps", e))?
-            .items
-            .into_iter()
-            .map(|d| (WorkloadKind::Deployment, d.metadata.name))
-            .chain(
-                statefulsets
-                    .list(&ListParams::default())
-                    .await
-                    .map_err(|e| forbidden("list", "statefulsets.apps", e))?
-                    .items
-                    .into_iter()
-                    .map(|s| (WorkloadKind::StatefulSet, s.metadata.name)),
-            )
-            .filter_map(|(kind, name)| {
-                name.map(|name| MtlsWorkload {
-                    kind,
-                    name,
-                    secrets: BTreeMap::new(),
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        Ok(out)
-    }
-
     /// Waits for each workload's rollout, one after another, each within `timeout`.
     pub async fn wait_all(
         &self,
