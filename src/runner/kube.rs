@@ -21,7 +21,6 @@ use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::observed::{Baseline, BaselineAttempt, KubernetesObservations};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
 use crate::kubernetes::session::{KubeFacts, Session};
-use crate::kubernetes::workloads::MtlsWorkload;
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
@@ -83,7 +82,6 @@ pub enum RunError {
 
 /// The state of a Kubernetes run, filled phase by phase.
 pub struct KubeRun {
-    /// Phase timings.
     /// Where the run's progress and phase timings go.
     pub events: Events,
     /// Results so far.
@@ -102,8 +100,6 @@ pub struct KubeRun {
     pub server_name: String,
     /// The replicas probed, as the report names them.
     pub addresses: Vec<String>,
-    namespace: String,
-    baseline: Option<Baseline>,
     /// What this run created in an existing cluster (namespace, manifest objects, Secrets): a
     /// run that stops early deletes exactly these.
     created: Vec<Created>,
@@ -126,8 +122,6 @@ impl KubeRun {
             server_certificates: Vec::new(),
             server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
             addresses: vec![],
-            namespace: namespace.to_owned(),
-            baseline: None,
             created: vec![],
             client: None,
         }
@@ -158,7 +152,7 @@ impl KubeRun {
         let namespace_created = self
             .created
             .iter()
-            .any(|c| c.resource.kind == "Namespace" && c.name == self.namespace);
+            .any(|c| c.resource.kind == "Namespace" && c.name == self.facts.namespace);
         let doomed: Vec<Created> = self
             .created
             .iter()
@@ -180,7 +174,10 @@ impl KubeRun {
             "deleted {removed} of the {} objects this run created{}",
             doomed.len(),
             if namespace_created {
-                format!(" (namespace `{}` with everything in it)", self.namespace)
+                format!(
+                    " (namespace `{}` with everything in it)",
+                    self.facts.namespace
+                )
             } else {
                 String::new()
             }
@@ -188,7 +185,7 @@ impl KubeRun {
         self.facts.changes.push(format!(
             "stopped early: deleted what this run created ({removed} objects{})",
             if namespace_created {
-                format!(", namespace {} included", self.namespace)
+                format!(", namespace {} included", self.facts.namespace)
             } else {
                 String::new()
             }
@@ -330,13 +327,13 @@ impl KubeRun {
             kind.preload(&manifest::images(&objects), self.events.notes())
                 .await?;
         }
-        if let Some(created) = cluster::ensure_namespace(client, &self.namespace).await? {
+        if let Some(created) = cluster::ensure_namespace(client, &self.facts.namespace).await? {
             self.created.push(created);
         }
         install::apply_all(
             client,
             objects,
-            &self.namespace,
+            &self.facts.namespace,
             limits.rollout,
             self.events.notes(),
             &mut self.created,
@@ -344,11 +341,11 @@ impl KubeRun {
         .await?;
         let session = Session {
             client: client.clone(),
-            namespace: self.namespace.clone(),
+            namespace: self.facts.namespace.clone(),
         };
         // Only what repo-server mTLS involves is waited for: the repo-server and the workloads
         // that mount its Secret. Others (Dex, whose image may be missing) are not waited for.
-        let involved = cluster::read_snapshot(client, &self.namespace, false)
+        let involved = cluster::read_snapshot(client, &self.facts.namespace, false)
             .await?
             .workloads;
         self.events.note(&format!(
@@ -366,13 +363,13 @@ impl KubeRun {
         self.events.finish("install", start);
 
         let start = self.events.start("baseline");
-        self.baseline = Some(baseline(&session, &self.server_name, settings, &self.events).await?);
+        let before = baseline(&session, &self.server_name, settings, &self.events).await?;
         self.events.finish("baseline", start);
 
         self.provision_and_restart(&session, provisioning, limits)
             .await?;
         let since = time::OffsetDateTime::now_utc();
-        self.verify(&session, checks, settings, since).await
+        self.verify(&session, checks, settings, since, before).await
     }
 
     /// `run --target cluster`: verify an existing installation through `client` (labelled
@@ -411,16 +408,16 @@ impl KubeRun {
         }
         let session = Session {
             client,
-            namespace: self.namespace.clone(),
+            namespace: self.facts.namespace.clone(),
         };
-        // Not missing input: an installation found running has no 'before' this run could see.
-        self.baseline = Some(Baseline::ExistingInstallation);
         let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         if let Some(p) = provisioning {
             self.provision_and_restart(&session, p, limits).await?;
             since = time::OffsetDateTime::now_utc();
         }
-        self.verify(&session, checks, settings, since).await
+        // Not missing input: an installation found running has no 'before' this run could see.
+        let before = Baseline::ExistingInstallation;
+        self.verify(&session, checks, settings, since, before).await
     }
 
     /// The API server's version, recorded as soon as there is a client: a run that stops early
@@ -476,9 +473,12 @@ impl KubeRun {
             self.events
                 .note(&format!("restarted {:?}/{}", w.kind, w.name));
         }
-        let restarted: Vec<MtlsWorkload> = snapshot.workloads.clone();
         session
-            .wait_all(&restarted, limits.rollout, &mut self.events.notes())
+            .wait_all(
+                &snapshot.workloads,
+                limits.rollout,
+                &mut self.events.notes(),
+            )
             .await?;
         self.events.finish("restart", start);
         Ok(())
@@ -490,6 +490,7 @@ impl KubeRun {
         checks: &[Check],
         settings: &ProbeSettings,
         since: time::OffsetDateTime,
+        baseline: Baseline,
     ) -> Result<(), RunError> {
         let start = self.events.start("verify");
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
@@ -551,10 +552,7 @@ impl KubeRun {
         self.facts.mtls_workloads = snapshot.workloads.clone();
         let observed = KubernetesObservations {
             namespace: session.namespace.clone(),
-            baseline: self
-                .baseline
-                .take()
-                .unwrap_or(Baseline::ExistingInstallation),
+            baseline,
             stopped,
             replicas: observed_replicas,
             config: session.observe_namespace(snapshot).await,
@@ -564,7 +562,6 @@ impl KubeRun {
             self.results.push(result);
         }
         // The cluster, API server, changes and provenance were recorded as they happened.
-        self.facts.namespace = session.namespace.clone();
         self.events.finish("verify", start);
         Ok(())
     }
