@@ -459,14 +459,16 @@ mod tests {
         let base = r#"name = "t"
 title = "t"
 "#;
-        let cases = [
-            (
-                r#"[[case]]
+        // Every row's first case starts so; the row adds what is wrong with it.
+        let case_a = r#"[[case]]
 id = "a"
 title = "t"
 action = "a"
 requirement = "r"
-kind = "handshake"
+"#;
+        let cases = [
+            (
+                r#"kind = "handshake"
 present = "none"
 expect = "rejected"
 versions = ["1.2"]
@@ -474,35 +476,20 @@ expct = "typo""#,
                 "unknown key `expct`",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "handshake"
+                r#"kind = "handshake"
 present = "none"
 expect = "rejected"
 versions = ["1.1"]"#,
                 "does not fit",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "handshake"
+                r#"kind = "handshake"
 present = "none"
 expect = "rejected""#,
                 "needs `versions`",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "plaintext-h2c"
+                r#"kind = "plaintext-h2c"
 [[case]]
 id = "a"
 title = "t"
@@ -512,12 +499,7 @@ kind = "plaintext-h2c""#,
                 "duplicate id",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "handshake"
+                r#"kind = "handshake"
 present = "wrong-ca"
 expect = "rejected"
 versions = ["1.3"]
@@ -525,24 +507,14 @@ alerts = { "1.2" = "unknown_ca" }"#,
                 "alert pinned for version `tls1.2`",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "handshake"
+                r#"kind = "handshake"
 present = "wrong-ca"
 expect = "rejected"
 versions = ["1.3", "1.4"]"#,
                 "unknown TLS version `1.4`",
             ),
             (
-                r#"[[case]]
-id = "a"
-title = "t"
-action = "a"
-requirement = "r"
-kind = "handshake"
+                r#"kind = "handshake"
 present = "wrong-ca"
 expect = "rejected"
 versions = ["1.3"]
@@ -551,7 +523,7 @@ alerts = { "1.5" = "unknown_ca" }"#,
             ),
         ];
         for (text, needle) in cases {
-            let err = Suite::parse(&format!("{base}{text}"), "t.toml")
+            let err = Suite::parse(&format!("{base}{case_a}{text}"), "t.toml")
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{NEGATIVES, both};
+use common::{ADMITTED_WHEN_VERIFICATION_IS_IGNORED, NEGATIVES, both};
 
 use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::endpoint::{Endpoint, LogSource, Protocol};
@@ -98,14 +98,7 @@ async fn each_wrong_server_fails_exactly_its_checks() {
             policy: ClientAuthPolicy::IgnoreVerifyErrors,
             plaintext: false,
             trust_health_cert: true,
-            fails: both(&[
-                "handshake/wrong-ca",
-                "handshake/lookalike-ca",
-                "handshake/expired-client-cert",
-                "handshake/not-yet-valid-client-cert",
-                "handshake/server-auth-only-eku",
-                "handshake/health-check-impostor",
-            ]),
+            fails: both(&ADMITTED_WHEN_VERIFICATION_IS_IGNORED),
             exit: 1,
         },
         Row {

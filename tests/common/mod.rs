@@ -46,7 +46,6 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// A fresh temporary directory that lives as long as the returned guard.
 /// Every required negative handshake case: ids without the version suffix.
 pub const NEGATIVES: [&str; 8] = [
     "handshake/no-client-cert",
@@ -57,6 +56,18 @@ pub const NEGATIVES: [&str; 8] = [
     "handshake/server-auth-only-eku",
     "handshake/health-check-impostor",
     "handshake/stolen-cert-without-key",
+];
+
+/// The negative cases a server admits when it asks for a client certificate but ignores
+/// verification errors: all but sending none, and the stolen certificate without its key (whose
+/// CertificateVerify signature still fails).
+pub const ADMITTED_WHEN_VERIFICATION_IS_IGNORED: [&str; 6] = [
+    "handshake/wrong-ca",
+    "handshake/lookalike-ca",
+    "handshake/expired-client-cert",
+    "handshake/not-yet-valid-client-cert",
+    "handshake/server-auth-only-eku",
+    "handshake/health-check-impostor",
 ];
 
 /// `id/version` for each id and version (`tls1.2`, `tls1.3`).
@@ -71,6 +82,7 @@ pub fn both<C: FromIterator<String>>(ids: &[&str]) -> C {
     per_version(ids, &["tls1.2", "tls1.3"])
 }
 
+/// A fresh temporary directory that lives as long as the returned guard.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
