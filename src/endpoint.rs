@@ -136,7 +136,6 @@ impl LogSource {
                 &p.namespace,
                 &p.pod,
                 Some("argocd-repo-server"),
-                None,
             )
             .await
             .map_err(LogReadError::Pod),

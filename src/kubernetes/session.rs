@@ -242,7 +242,7 @@ impl Session {
         }
         let mut lines = Vec::new();
         for pod in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
-            lines.extend(cluster::pod_log(&self.client, &self.namespace, pod, None, None).await?);
+            lines.extend(cluster::pod_log(&self.client, &self.namespace, pod, None).await?);
         }
         Ok(Some(lines))
     }

@@ -79,13 +79,25 @@ async fn selected_pods(
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
+    live_pods(client, namespace, &selector).await
+}
+
+/// The pods `selector` matches that are not being deleted, by name. A pod being deleted (a
+/// rollout's old replica, still Ready while it terminates) is not a replica to judge: it is gone
+/// in seconds and nothing will route to it.
+async fn live_pods(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<Pod>, ClusterError> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut list = pods
-        .list(&ListParams::default().labels(&selector))
+        .list(&ListParams::default().labels(selector))
         .await
         .map_err(|e| api_error("list", "pods", namespace, e))?
         .items;
     list.retain(|p| p.metadata.deletion_timestamp.is_none());
+    list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(list)
 }
 
@@ -400,17 +412,12 @@ pub async fn component_pods(
     namespace: &str,
     component: &str,
 ) -> Result<Vec<Pod>, ClusterError> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
-    let mut list = pods
-        .list(&ListParams::default().labels(&format!("app.kubernetes.io/name={component}")))
-        .await
-        .map_err(|e| api_error("list", "pods", namespace, e))?
-        .items;
-    // A pod being deleted (a rollout's old replica, still Ready while it terminates) is not a
-    // replica to judge: it is gone in seconds and nothing will route to it.
-    list.retain(|p| p.metadata.deletion_timestamp.is_none());
-    list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
-    Ok(list)
+    live_pods(
+        client,
+        namespace,
+        &format!("app.kubernetes.io/name={component}"),
+    )
+    .await
 }
 
 /// The facts of each repo-server pod.
@@ -425,18 +432,16 @@ pub async fn repo_server_pods(
         .collect())
 }
 
-/// A pod's log lines from its first container (or `container`): the last `since` only, or with
-/// `None` everything the running container logged since it started (its startup lines included).
+/// A pod's log lines from its first container (or `container`): everything the running
+/// container logged since it started, its startup lines included.
 pub async fn pod_log(
     client: &Client,
     namespace: &str,
     pod: &str,
     container: Option<&str>,
-    since: Option<Duration>,
 ) -> Result<Vec<String>, ClusterError> {
     let params = kube::api::LogParams {
         container: container.map(str::to_owned),
-        since_seconds: since.map(|since| since.as_secs().max(1) as i64),
         ..Default::default()
     };
     log_lines(client, namespace, pod, &params).await
