@@ -11,7 +11,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::GroupVersionKind;
 use kube::discovery::{self, ApiCapabilities, ApiResource, Scope};
 
-use super::cluster::ClusterError;
+use super::cluster::{ClusterError, api_error};
 
 /// The field manager the harness applies as.
 pub const FIELD_MANAGER: &str = "argocd-mtls-verify";
@@ -165,12 +165,12 @@ impl Created {
         match api.delete(&self.name, &Default::default()).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-            Err(e) => Err(ClusterError::Api {
-                verb: "delete".into(),
-                resource: format!("{}/{}", self.resource.plural, self.name),
-                namespace: self.namespace.clone().unwrap_or_default(),
-                source: e,
-            }),
+            Err(e) => Err(api_error(
+                "delete",
+                &format!("{}/{}", self.resource.plural, self.name),
+                self.namespace.as_deref().unwrap_or_default(),
+                e,
+            )),
         }
     }
 }
@@ -187,12 +187,7 @@ async fn apply_one(
     if !resolved.contains_key(&key) {
         let found = discovery::pinned_kind(client, &gvk)
             .await
-            .map_err(|e| ClusterError::Api {
-                verb: "discover".into(),
-                resource: key.clone(),
-                namespace: namespace.into(),
-                source: e,
-            })?;
+            .map_err(|e| api_error("discover", &key, namespace, e))?;
         resolved.insert(key.clone(), found);
     }
     let (ar, caps) = &resolved[&key];
@@ -213,12 +208,7 @@ async fn apply_one(
     let existed = api
         .get_metadata_opt(&name)
         .await
-        .map_err(|e| ClusterError::Api {
-            verb: "get".into(),
-            resource: format!("{}/{name}", ar.plural),
-            namespace: namespace.into(),
-            source: e,
-        })?
+        .map_err(|e| api_error("get", &format!("{}/{name}", ar.plural), namespace, e))?
         .is_some();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let applied = api
@@ -271,12 +261,10 @@ async fn wait_established(
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let crd = api.get(name).await.map_err(|e| ClusterError::Api {
-            verb: "get".into(),
-            resource: format!("customresourcedefinitions/{name}"),
-            namespace: String::new(),
-            source: e,
-        })?;
+        let crd = api
+            .get(name)
+            .await
+            .map_err(|e| api_error("get", &format!("customresourcedefinitions/{name}"), "", e))?;
         if is_established(&crd) {
             return Ok(());
         }
