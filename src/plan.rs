@@ -97,11 +97,46 @@ fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
     if out.timeout_ms == 0 || out.concurrency == 0 {
         bail!("--timeout-ms and --concurrency must be at least 1");
     }
+    if let Some(silence) = out.silence_ms
+        && silence < MIN_SILENCE_MS
+    {
+        bail!(
+            "--silence-ms {silence}: silence shorter than {MIN_SILENCE_MS} ms is no sign of acceptance (a refusal takes longer than that to arrive); leave it out to wait the whole --timeout-ms"
+        );
+    }
     Ok(ProbeSettings {
         timeout: Duration::from_millis(out.timeout_ms),
         silence: out.silence_ms.map(Duration::from_millis),
         concurrency: out.concurrency,
     })
+}
+
+/// The shortest silence `--silence-ms` may call acceptance: below it, a server's refusal in
+/// flight is taken for admission.
+const MIN_SILENCE_MS: u64 = 100;
+
+/// Fails unless `dir` can take the report: it is created if missing, and a file is written and
+/// removed in it, before anything is probed, so a run never loses its results at the end.
+fn writable_report_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("--report-dir {}: cannot create it", dir.display()))?;
+    tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("--report-dir {}: cannot write in it", dir.display()))?;
+    Ok(())
+}
+
+/// Fails unless `name` can be sent as SNI and matched against a certificate: a DNS name (or an
+/// IP address), not empty, no spaces, no scheme or port.
+fn valid_server_name(name: &str) -> anyhow::Result<()> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if rustls::pki_types::ServerName::try_from(name).is_err() || name.contains(':') {
+        bail!(
+            "--server-name `{name}`: not a DNS name or IP address (give the name the repo-server's certificate carries, e.g. argocd-repo-server.argocd.svc)"
+        );
+    }
+    Ok(())
 }
 
 /// What the user narrowed on purpose, for the report.
@@ -162,6 +197,7 @@ pub(crate) fn checks_or_list(
 /// The output half of a plan.
 pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)> {
     let formats = Formats::parse(&out.format).map_err(|e| anyhow!(e))?;
+    writable_report_dir(&out.report_dir)?;
     Ok((
         Output {
             dir: out.report_dir.clone(),
@@ -266,6 +302,9 @@ async fn plan_endpoint(args: &RunArgs) -> anyhow::Result<Target> {
         .clone()
         .ok_or_else(|| anyhow!("--addr HOST:PORT is required with --target endpoint"))?;
     let addr = resolve(&addr_text).await?;
+    if addr.port() == 0 {
+        bail!("--addr `{addr_text}`: port 0 is no port a server listens on");
+    }
     let bundle = user_bundle(args)?.ok_or_else(|| {
         anyhow!(
             "give the client material: --pki DIR (from `pki init`), or --ca-cert, --client-cert and --client-key"
@@ -278,6 +317,7 @@ async fn plan_endpoint(args: &RunArgs) -> anyhow::Result<Target> {
             .map(|(h, _)| h.trim_matches(['[', ']']).to_owned())
             .unwrap_or(addr_text.clone())
     });
+    valid_server_name(&server_name)?;
     let health = args
         .health_url
         .as_deref()

@@ -54,6 +54,9 @@ pub enum Presented {
     None,
     /// The configured legitimate client.
     Client,
+    /// A valid client leaf minted with the CA key the run was given, sent with the same chain as
+    /// the identities minted with that key: their positive control.
+    MintedClient,
     /// An adversarial identity.
     #[serde(untagged)]
     Adversary(Adversary),
@@ -65,6 +68,7 @@ impl Presented {
         match self {
             Presented::None => "none",
             Presented::Client => "client",
+            Presented::MintedClient => crate::pki::MINTED_CONTROL,
             Presented::Adversary(a) => a.name(),
         }
     }
@@ -99,6 +103,8 @@ pub enum CaseKind {
     ServerIdentity,
     /// What each TLS version did for the valid client (negotiated, not offered, no shared cipher).
     TlsPolicy,
+    /// The CA names the server's CertificateRequest advertises are all approved ones.
+    TrustStore,
     /// `grpc.health.v1.Health/Check` over the authenticated connection returns SERVING.
     GrpcHealth,
     /// `version.VersionService/Version` answers; the build is recorded.
@@ -577,6 +583,6 @@ alerts = { "TLSv1.3" = "unknown_ca" }
         assert!(ids.contains(&"handshake/no-client-cert/tls1.2".to_owned()));
         assert!(ids.contains(&"tls/versions/tls1.0".to_owned()));
         assert!(ids.contains(&"server/identity".to_owned()));
-        assert_eq!(ids.len(), 33);
+        assert_eq!(ids.len(), 40);
     }
 }

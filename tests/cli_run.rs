@@ -243,7 +243,7 @@ fn list_and_filters_select_checks_without_probing() {
     );
     assert_eq!(
         text.lines().filter(|l| l.ends_with(": test")).count(),
-        33,
+        40,
         "{text}"
     );
     let reports = common::tempdir();
@@ -349,6 +349,56 @@ fn run_input_errors_name_the_flag_or_file() {
             ],
             "unknown format `pdf`",
         ),
+        // Issue 16.6: input is never a verdict on the server.
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--server-name",
+                "",
+            ],
+            "--server-name ``",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--server-name",
+                "https://argocd-repo-server:8081",
+            ],
+            "--server-name `https://argocd-repo-server:8081`: not a DNS name",
+        ),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--silence-ms",
+                "0",
+            ],
+            "--silence-ms 0",
+        ),
+        (vec!["run", "--addr", "127.0.0.1:0", "--pki", pki], "port 0"),
+        (
+            vec![
+                "run",
+                "--addr",
+                "127.0.0.1:1",
+                "--pki",
+                pki,
+                "--report-dir",
+                "/proc/no-report-here",
+            ],
+            "--report-dir /proc/no-report-here",
+        ),
     ];
     for (args, needle) in cases {
         let out = cli(&args);
@@ -358,6 +408,65 @@ fn run_input_errors_name_the_flag_or_file() {
             "{args:?}: expected `{needle}` in:\n{}",
             said(&out)
         );
+    }
+}
+
+/// Issue 16.1: the bundle is checked for what it claims before anything is probed. A client
+/// certificate that does not chain to the given CA, and a CA key that belongs to no CA of the
+/// file (nor to an intermediate the client sends), exit 2 naming the files; nothing is probed
+/// (the address is a closed port: a probe would have said "inconclusive", not this).
+#[test]
+fn a_bundle_that_does_not_hold_together_is_refused_before_probing() {
+    let real = common::fixture();
+    let other = common::fixture();
+    let (r, o) = (real.dir.path(), other.dir.path());
+    let path = |dir: &Path, file: &str| dir.join(file).to_str().unwrap().to_owned();
+    let cases = [
+        (
+            vec![
+                "--ca-cert".to_owned(),
+                path(o, "ca.crt"),
+                "--client-cert".into(),
+                path(r, "client.crt"),
+                "--client-key".into(),
+                path(r, "client.key"),
+            ],
+            format!(
+                "{}: the client certificate does not chain to the CA in {}",
+                path(r, "client.crt"),
+                path(o, "ca.crt")
+            ),
+        ),
+        (
+            vec![
+                "--ca-cert".to_owned(),
+                path(r, "ca.crt"),
+                "--ca-key".into(),
+                path(o, "ca.key"),
+                "--client-cert".into(),
+                path(r, "client.crt"),
+                "--client-key".into(),
+                path(r, "client.key"),
+            ],
+            format!(
+                "{}: this CA key belongs to no certificate in {} and to no intermediate in {}",
+                path(o, "ca.key"),
+                path(r, "ca.crt"),
+                path(r, "client.crt")
+            ),
+        ),
+    ];
+    for (flags, needle) in cases {
+        let mut args = vec!["run", "--addr", "127.0.0.1:1"];
+        args.extend(flags.iter().map(String::as_str));
+        let out = cli(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", said(&out));
+        assert!(
+            said(&out).contains(&needle),
+            "{args:?}: expected `{needle}` in:\n{}",
+            said(&out)
+        );
+        assert!(!said(&out).contains("inconclusive"), "nothing was probed");
     }
 }
 

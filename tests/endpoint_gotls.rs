@@ -63,6 +63,17 @@ const ROWS: &[Row] = &[
             ),
             ("handshake/no-client-cert/tls1.3", "pass", "no SNI"),
             ("grpc/no-cert-rpc-denied", "pass", "certificate_required"),
+            ("handshake/forged-issuer-serial/tls1.3", "pass", "rejected"),
+            (
+                "handshake/untrusted-leaf-with-trusted-ca/tls1.2",
+                "pass",
+                "unknown_ca",
+            ),
+            (
+                "tls/advertised-client-cas",
+                "pass",
+                "advertises only approved client CAs",
+            ),
         ],
         fails: Some(&[]),
     },
@@ -78,7 +89,8 @@ const ROWS: &[Row] = &[
             ("handshake/lookalike-ca/tls1.3", "fail", "ACCEPTED"),
             ("handshake/wrong-ca/tls1.3", "pass", "rejected"),
         ],
-        fails: Some(&["handshake/lookalike-ca"]),
+        // The forgery of the valid client names the CA as its issuer too.
+        fails: Some(&["handshake/lookalike-ca", "handshake/forged-issuer-serial"]),
     },
     // 2. The chain checked at a time inside the validity windows: with the backdated `pki init`
     //    CA, the expired certificate lies inside its CA's validity and gets in.
@@ -275,6 +287,89 @@ const ROWS: &[Row] = &[
         expect: &[("handshake/no-client-cert/tls1.3", "fail", "ACCEPTED")],
         fails: None,
     },
+    // Issue 16.1: a verifier that ignores the extended key usage admits the serverAuth-only
+    // certificate minted with the CA key, and nothing else.
+    Row {
+        name: "extended key usage ignored",
+        mode: "eku-ignored",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            ("handshake/server-auth-only-eku/tls1.3", "fail", "ACCEPTED"),
+            ("handshake/server-auth-only-eku/tls1.2", "fail", "ACCEPTED"),
+        ],
+        fails: Some(&["handshake/server-auth-only-eku"]),
+    },
+    // Issue 16.2: chain confusion. A verifier that admits a client when any certificate it sends
+    // chains to the pool, or when the last one is the trusted CA, admits an untrusted leaf sent
+    // with the trusted CA's certificate (or the valid client's chain); one that remembers verified
+    // certificates by issuer and serial admits a forgery of the valid client.
+    Row {
+        name: "any certificate of the chain trusted",
+        mode: "any-in-chain",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/untrusted-leaf-with-trusted-ca/tls1.3",
+                "fail",
+                "ACCEPTED",
+            ),
+            (
+                "handshake/untrusted-leaf-with-client-chain/tls1.2",
+                "fail",
+                "ACCEPTED",
+            ),
+        ],
+        fails: Some(&[
+            "handshake/untrusted-leaf-with-trusted-ca",
+            "handshake/untrusted-leaf-with-client-chain",
+        ]),
+    },
+    Row {
+        name: "the last certificate of the chain trusted",
+        mode: "last-is-ca",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/untrusted-leaf-with-trusted-ca/tls1.2",
+            "fail",
+            "ACCEPTED",
+        )],
+        fails: Some(&[
+            "handshake/untrusted-leaf-with-trusted-ca",
+            "handshake/untrusted-leaf-with-client-chain",
+        ]),
+    },
+    Row {
+        name: "verified certificates remembered by issuer and serial",
+        mode: "issuer-serial-cache",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            ("handshake/forged-issuer-serial/tls1.3", "fail", "ACCEPTED"),
+            ("handshake/forged-issuer-serial/tls1.2", "fail", "ACCEPTED"),
+        ],
+        fails: Some(&["handshake/forged-issuer-serial"]),
+    },
+    // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
+    Row {
+        name: "a client CA nobody approved in the pool",
+        mode: "extra-ca",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "tls/advertised-client-cas",
+            "fail",
+            "`O=Example Trust Services, CN=Example Public Root CA`",
+        )],
+        fails: Some(&["tls/advertised-client-cas"]),
+    },
     // 10. The wrong --protocol: named, never judged.
     Row {
         name: "plain HTTPS server probed as gRPC",
@@ -314,9 +409,10 @@ fn check_row(row: &Row, pki: &Path) -> Run {
             .iter()
             .filter_map(|c| c["id"].as_str())
             .filter(|id| {
-                cases
-                    .iter()
-                    .any(|case| id.strip_prefix(case).is_some_and(|v| v.starts_with('/')))
+                cases.iter().any(|case| {
+                    id.strip_prefix(case)
+                        .is_some_and(|v| v.is_empty() || v.starts_with('/'))
+                })
             })
             .map(str::to_owned)
             .collect();
@@ -436,4 +532,199 @@ fn young_bundle(dir: &Path) {
             &format!("{name}.ext"),
         ]);
     }
+}
+
+/// Issue 16.1: the identities minted with the CA key prove something only next to their own
+/// positive control. A rotation bundle whose `ca.key` is the key of the OTHER CA in `ca.crt` (one
+/// the server does not trust) mints certificates the server refuses for their issuer; against a
+/// server that ignores the extended key usage, the serverAuth-only case would then pass without
+/// proving anything. With the control it has no verdict, and says why; the cases that need no CA
+/// key are still judged, and the report lists both CAs of the file.
+#[test]
+fn minted_identities_need_their_own_positive_control() {
+    let real = pki_init("rsa2048");
+    let other = pki_init("rsa2048");
+    let rotation = common::tempdir();
+    let (r, o, x) = (real.path(), other.path(), rotation.path());
+    let both_cas = [
+        std::fs::read_to_string(o.join("ca.crt")).unwrap(),
+        std::fs::read_to_string(r.join("ca.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(x.join("ca.crt"), both_cas).unwrap();
+    std::fs::copy(o.join("ca.key"), x.join("ca.key")).unwrap();
+    for file in ["client.crt", "client.key", "server.crt", "server.key"] {
+        std::fs::copy(r.join(file), x.join(file)).unwrap();
+    }
+    let trusts_only_real = ["-client-ca", r.join("ca.crt").to_str().unwrap()].map(str::to_owned);
+    let flags: Vec<&str> = trusts_only_real.iter().map(String::as_str).collect();
+
+    let server = GoTls::start(x, "eku-ignored", &flags);
+    let run = run_endpoint(&server.addr(), x, GRPC);
+    assert_eq!(run.code, Some(2), "{}", run.said);
+    for case in [
+        "handshake/server-auth-only-eku",
+        "handshake/expired-client-cert",
+        "handshake/not-yet-valid-client-cert",
+        "handshake/ca-cert-as-client-cert",
+    ] {
+        for v in ["tls1.2", "tls1.3"] {
+            let id = format!("{case}/{v}");
+            assert_eq!(run.verdict(&id), "error", "{id}: {}", run.reason(&id));
+            assert!(
+                run.reason(&id).contains(
+                    "minted with the same CA key and sent with the same chain was not admitted"
+                ),
+                "{id}: {}",
+                run.reason(&id)
+            );
+        }
+    }
+    assert_eq!(run.verdict("handshake/wrong-ca/tls1.3"), "pass");
+    let cas: Vec<&str> = run.report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "client-ca")
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    assert_eq!(cas.len(), 2, "both CAs of ca.crt are listed: {cas:?}");
+
+    // The same server with the key of the CA it trusts: the case is judged, and fails.
+    let run = run_endpoint(&server.addr(), r, GRPC);
+    assert_eq!(run.code, Some(1), "{}", run.said);
+    assert_eq!(run.verdict("handshake/server-auth-only-eku/tls1.3"), "fail");
+}
+
+/// Issue 16.1: root -> intermediate -> leaves, the server trusting the root and `--ca-key` the
+/// intermediate's key. The minted certificates are sent with the intermediate, as the real client
+/// sends its own: a correct server passes everything, and a server that ignores the extended key
+/// usage is caught (sent without the intermediate, the leaf would be refused as unknown and the
+/// case would pass for the wrong reason).
+#[test]
+fn an_intermediate_ca_key_mints_leaves_that_carry_its_chain() {
+    let pki = common::tempdir();
+    intermediate_bundle(pki.path());
+    let server = GoTls::start(pki.path(), "strict", &[]);
+    let run = run_endpoint(&server.addr(), pki.path(), GRPC);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    for v in ["tls1.2", "tls1.3"] {
+        for case in [
+            "handshake/server-auth-only-eku",
+            "handshake/expired-client-cert",
+            "handshake/forged-issuer-serial",
+        ] {
+            let id = format!("{case}/{v}");
+            assert_eq!(run.verdict(&id), "pass", "{id}: {}", run.reason(&id));
+        }
+    }
+    let chain: Vec<&str> = run.report["certificates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "client-chain")
+        .filter_map(|c| c["subject"].as_str())
+        .collect();
+    assert_eq!(
+        chain,
+        ["CN=test intermediate CA"],
+        "the chain the client presents"
+    );
+
+    let server = GoTls::start(pki.path(), "eku-ignored", &[]);
+    let run = run_endpoint(&server.addr(), pki.path(), GRPC);
+    assert_eq!(run.code, Some(1), "{}", run.said);
+    for v in ["tls1.2", "tls1.3"] {
+        let id = format!("handshake/server-auth-only-eku/{v}");
+        assert_eq!(run.verdict(&id), "fail", "{id}: {}", run.reason(&id));
+        assert!(run.reason(&id).contains("ACCEPTED"), "{}", run.reason(&id));
+    }
+}
+
+/// A bundle made by openssl: a root CA (`ca.crt`, the server's client CA and server CA), an
+/// intermediate CA under it whose key is `ca.key`, a client leaf from the intermediate sent with
+/// it (`client.crt` = leaf + intermediate), and a server certificate from the root.
+pub fn intermediate_bundle(dir: &Path) {
+    let ok = |args: &[&str]| {
+        common::openssl_ok(dir, args);
+    };
+    ok(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "root.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "3650",
+        "-subj",
+        "/CN=test root CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    let sign = |name: &str, cn: &str, ext: &str, ca: &str, ca_key: &str| {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        ok(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
+        ]);
+        ok(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-out",
+            &format!("{name}.crt"),
+            "-days",
+            "365",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    };
+    sign(
+        "inter",
+        "test intermediate CA",
+        "basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign\n",
+        "ca.crt",
+        "root.key",
+    );
+    sign(
+        "server",
+        "localhost",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        "ca.crt",
+        "root.key",
+    );
+    sign(
+        "leaf",
+        "argocd-core-clients",
+        "extendedKeyUsage=clientAuth\n",
+        "inter.crt",
+        "inter.key",
+    );
+    let chain = [
+        std::fs::read_to_string(dir.join("leaf.crt")).unwrap(),
+        std::fs::read_to_string(dir.join("inter.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(dir.join("client.crt"), chain).unwrap();
+    std::fs::copy(dir.join("leaf.key"), dir.join("client.key")).unwrap();
+    std::fs::copy(dir.join("inter.key"), dir.join("ca.key")).unwrap();
 }

@@ -361,7 +361,12 @@ fn diff_lists_what_changed_between_two_runs() {
         changed,
         [
             "handshake/lookalike-ca/tls1.2",
-            "handshake/lookalike-ca/tls1.3"
+            "handshake/lookalike-ca/tls1.3",
+            // The forgery of the valid client names the CA as its issuer too.
+            "handshake/forged-issuer-serial/tls1.2",
+            "handshake/forged-issuer-serial/tls1.3",
+            // A server that judges certificates itself names no CA in its CertificateRequest.
+            "tls/advertised-client-cas",
         ],
         "{json}"
     );

@@ -181,6 +181,23 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
             verify_error: None,
             valid_now: true,
         },
+        // The certificates sent after the leaf are offered to openssl as untrusted
+        // intermediates, as a server would use them: they do not make the leaf verify.
+        AdversaryExpectation {
+            adversary: Adversary::UntrustedLeafWithCa,
+            verify_error: Some("unable to get local issuer certificate"),
+            valid_now: true,
+        },
+        AdversaryExpectation {
+            adversary: Adversary::UntrustedLeafWithClientChain,
+            verify_error: Some("unable to get local issuer certificate"),
+            valid_now: true,
+        },
+        AdversaryExpectation {
+            adversary: Adversary::ForgedIssuerSerial,
+            verify_error: Some("certificate signature failure"),
+            valid_now: true,
+        },
     ];
     let now = OffsetDateTime::now_utc();
     let ca = CertFacts::from_der(&pki.ca_cert).unwrap();
@@ -195,17 +212,14 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
         write_cert_pem(&dir.path().join(&name), &id.chain);
         let facts = CertFacts::from_der(&id.chain[0]).unwrap();
 
-        let verify = openssl(
-            dir.path(),
-            &[
-                "verify",
-                "-CAfile",
-                "ca.crt",
-                "-purpose",
-                "sslclient",
-                &name,
-            ],
-        );
+        let mut args = vec!["verify", "-CAfile", "ca.crt", "-purpose", "sslclient"];
+        let rest = format!("{}.rest.crt", case.adversary.name());
+        if id.chain.len() > 1 {
+            write_cert_pem(&dir.path().join(&rest), &id.chain[1..]);
+            args.extend(["-untrusted", &rest]);
+        }
+        args.push(&name);
+        let verify = openssl(dir.path(), &args);
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&verify.stdout),
@@ -281,6 +295,31 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
                 assert_eq!(facts.key.to_string(), "ECDSA P-256");
             }
             Adversary::CaAsClient => assert!(facts.basic_constraints.as_ref().unwrap().ca),
+            Adversary::UntrustedLeafWithCa => {
+                assert_eq!(id.chain[1..], *std::slice::from_ref(&pki.ca_cert));
+                assert_ne!(facts.issuer, ca.subject);
+            }
+            Adversary::UntrustedLeafWithClientChain => {
+                assert_eq!(
+                    id.chain[1..],
+                    [pki.client.chain[0].clone(), pki.ca_cert.clone()]
+                );
+                assert_ne!(facts.issuer, ca.subject);
+                let key_spki = pki::public_key_spki(&id.key).unwrap();
+                assert_eq!(
+                    key_spki,
+                    argocd_mtls_verify::x509::spki_der(&id.chain[0]).unwrap(),
+                    "the handshake is signed by the untrusted leaf's own key"
+                );
+            }
+            Adversary::ForgedIssuerSerial => {
+                let real = CertFacts::from_der(&pki.client.chain[0]).unwrap();
+                assert_eq!(
+                    (&facts.subject, &facts.serial, &facts.issuer),
+                    (&real.subject, &real.serial, &real.issuer)
+                );
+                assert_ne!(facts.sha256, real.sha256);
+            }
             Adversary::StolenWithoutKey => {
                 assert_eq!(id.chain, pki.client.chain);
                 let key_cert = argocd_mtls_verify::x509::CertFacts::from_der(
@@ -306,6 +345,9 @@ fn adversarial_certificates_are_wrong_in_exactly_one_respect() {
                 | Adversary::NotYetValid
                 | Adversary::ServerAuthOnly
                 | Adversary::StolenWithoutKey
+                | Adversary::UntrustedLeafWithCa
+                | Adversary::UntrustedLeafWithClientChain
+                | Adversary::ForgedIssuerSerial
         ) {
             assert_eq!(
                 facts.subject, client_subject,

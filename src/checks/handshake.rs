@@ -77,6 +77,26 @@ pub(super) fn positive_control(
     Ok(basis)
 }
 
+/// The minted positive control under `v`: `Ok` if a valid leaf minted with the CA key (sent with
+/// the same chain as the minted identities) was admitted.
+pub(super) fn minted_control(obs: &Observations, v: TlsVersion) -> Result<(), String> {
+    if let Some(why) = obs.unavailable.get(&Presented::MintedClient) {
+        return Err(format!(
+            "no valid certificate could be minted with the CA key ({why})"
+        ));
+    }
+    match obs.handshakes.get(&super::observe::minted_control_key(v)) {
+        Some(o) if o.outcome == Outcome::Accepted => Ok(()),
+        Some(o) => Err(format!(
+            "a valid client certificate minted with the same CA key and sent with the same chain was not admitted under {v} ({}: {})",
+            o.outcome, o.detail
+        )),
+        None => Err(format!(
+            "the certificate minted with the CA key was not tried under {v}"
+        )),
+    }
+}
+
 /// The version to judge connection-level checks on: 1.3 when the server speaks it, else 1.2.
 pub(super) fn preferred_version(obs: &Observations) -> TlsVersion {
     if version_refusal(obs, TlsVersion::Tls13).is_some() {
@@ -197,6 +217,17 @@ pub(super) fn judge_refusal(
             Verdict::Error,
             format!(
                 "inconclusive: rejected, but the positive control failed ({why}), so the refusal proves nothing"
+            ),
+        ));
+    }
+    if let Presented::Adversary(adversary) = present
+        && adversary.needs_ca_key()
+        && let Err(why) = minted_control(obs, v)
+    {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!(
+                "no verdict: rejected, but {why}; the CA key given is then not one the server trusts for clients, so this refusal may be for the issuer, not for what the case tests (give the key of the CA or intermediate that issued the client certificate)"
             ),
         ));
     }

@@ -104,6 +104,9 @@ pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
         CaseKind::ServerIdentity => {
             "the server chain verifies against the server CA for the server name".into()
         }
+        CaseKind::TrustStore => {
+            "every CA name the CertificateRequest advertises is one of the client CA file's CAs or Argo CD's health-check issuer".into()
+        }
         CaseKind::TlsPolicy => {
             "the valid client negotiates at least one of TLS 1.2 and 1.3; what each version did is recorded".into()
         }
@@ -140,6 +143,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
         },
         CaseKind::ServerIdentity => transport::judge_server_identity(obs, endpoint),
         CaseKind::TlsPolicy => transport::judge_tls_policy(obs),
+        CaseKind::TrustStore => transport::judge_trust_store(obs),
         CaseKind::GrpcHealth => grpc::judge_health(obs),
         CaseKind::GrpcVersion => grpc::judge_version(obs),
         CaseKind::GrpcNoCertRpc => grpc::judge_no_cert_rpc(obs),

@@ -67,11 +67,18 @@ pub struct Observations {
     pub elapsed_ms: f64,
     /// Why the client identity presented as "valid" is a stand-in (see [`ProbePki::stand_in`]).
     pub stand_in: Option<String>,
+    /// Subjects of the client CAs the run was given: the names the server may advertise.
+    pub operator_cas: Vec<String>,
 }
 
 /// The key of the valid client's attempt under `v` (configured SNI): the positive control.
 pub(super) fn control_key(v: TlsVersion) -> AttemptKey {
     (Presented::Client, v, Sni::Configured)
+}
+
+/// The key of the minted positive control under `v`: a valid leaf minted with the CA key.
+pub(super) fn minted_control_key(v: TlsVersion) -> AttemptKey {
+    (Presented::MintedClient, v, Sni::Configured)
 }
 
 impl Observations {
@@ -97,10 +104,12 @@ fn identity_for(
     presented: Presented,
     pki: &ProbePki,
     minted: &HashMap<Adversary, Result<Minted, String>>,
+    minted_control: &Result<Identity, String>,
 ) -> Result<Option<Identity>, String> {
     match presented {
         Presented::None => Ok(None),
         Presented::Client => Ok(Some(pki.client.clone())),
+        Presented::MintedClient => minted_control.clone().map(Some),
         Presented::Adversary(a) => match minted.get(&a) {
             Some(Ok(m)) => Ok(Some(m.identity.clone())),
             Some(Err(e)) => Err(e.clone()),
@@ -119,6 +128,7 @@ fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
             // Judged on an authenticated TLS 1.3 (fallback 1.2) connection.
             CaseKind::ServerIdentity
             | CaseKind::TlsPolicy
+            | CaseKind::TrustStore
             | CaseKind::GrpcHealth
             | CaseKind::GrpcVersion
             | CaseKind::GrpcNoCertRpc => versions.extend([TlsVersion::Tls12, TlsVersion::Tls13]),
@@ -147,6 +157,11 @@ pub async fn observe(
     let started = std::time::Instant::now();
     let mut obs = Observations {
         stand_in: pki.stand_in.clone(),
+        operator_cas: pki
+            .client_cas
+            .iter()
+            .filter_map(|c| crate::x509::CertFacts::from_der(c).ok().map(|f| f.subject))
+            .collect(),
         ..Observations::default()
     };
     let grpc = endpoint.protocol == Protocol::Grpc;
@@ -182,8 +197,20 @@ pub async fn observe(
             _ => None,
         })
         .collect();
+    // Every identity minted with the CA key needs its own positive control, per version.
+    for key in wanted.clone() {
+        if let (Presented::Adversary(a), v, _) = key
+            && a.needs_ca_key()
+        {
+            wanted.insert(minted_control_key(v));
+        }
+    }
     // Key generation (RSA above all) dominates a run's CPU time: one thread per identity.
-    let minted: HashMap<Adversary, Result<Minted, String>> = std::thread::scope(|scope| {
+    let (minted, minted_control) = std::thread::scope(|scope| {
+        let control = wanted
+            .iter()
+            .any(|k| k.0 == Presented::MintedClient)
+            .then(|| scope.spawn(|| pki::mint_control(pki).map_err(|e| e.to_string())));
         let handles: Vec<_> = adversaries
             .iter()
             .map(|&a| {
@@ -193,7 +220,7 @@ pub async fn observe(
                 )
             })
             .collect();
-        handles
+        let minted: HashMap<Adversary, Result<Minted, String>> = handles
             .into_iter()
             .map(|(a, h)| {
                 let minted = h
@@ -201,7 +228,14 @@ pub async fn observe(
                     .unwrap_or_else(|_| Err(format!("minting `{}` panicked", a.name())));
                 (a, minted)
             })
-            .collect()
+            .collect();
+        let control = match control {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| Err("minting the control panicked".to_owned())),
+            None => Err("not minted".to_owned()),
+        };
+        (minted, control)
     });
     for (adversary, m) in &minted {
         if let Ok(Minted {
@@ -211,24 +245,35 @@ pub async fn observe(
             obs.caveats.insert(*adversary, why.clone());
         }
     }
-    let mut requests = Vec::new();
-    let mut keys = Vec::new();
+    // Two waves: the positive controls first, then every other attempt. A control's answer is
+    // the premise of each refusal, and a server that remembers what it verified (by issuer and
+    // serial, say) must have met the legitimate client before the forgery of it arrives.
+    let (mut controls_wave, mut others_wave) = (Vec::new(), Vec::new());
     for key in &wanted {
         let (present, version, sni) = key;
-        match identity_for(*present, pki, &minted) {
+        match identity_for(*present, pki, &minted, &minted_control) {
             Ok(identity) => {
-                keys.push(key.clone());
-                requests.push(ProbeRequest {
-                    addr: endpoint.addr,
-                    server_name: endpoint.server_name.clone(),
-                    sni: sni.clone(),
-                    version: *version,
-                    identity,
-                    server_roots: pki.server_ca.clone(),
-                    proof,
-                    timeout: settings.timeout,
-                    silence: settings.silence,
-                });
+                let wave = if matches!(present, Presented::Client | Presented::MintedClient)
+                    && *sni == Sni::Configured
+                {
+                    &mut controls_wave
+                } else {
+                    &mut others_wave
+                };
+                wave.push((
+                    key.clone(),
+                    ProbeRequest {
+                        addr: endpoint.addr,
+                        server_name: endpoint.server_name.clone(),
+                        sni: sni.clone(),
+                        version: *version,
+                        identity,
+                        server_roots: pki.server_ca.clone(),
+                        proof,
+                        timeout: settings.timeout,
+                        silence: settings.silence,
+                    },
+                ));
             }
             Err(reason) => {
                 obs.unavailable.insert(*present, reason);
@@ -268,7 +313,15 @@ pub async fn observe(
         .into_iter()
         .collect();
 
-    let handshakes = probe::attempt_all(requests, settings.concurrency);
+    let handshakes = async {
+        let mut done = Vec::new();
+        for wave in [controls_wave, others_wave] {
+            let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = wave.into_iter().unzip();
+            let outcomes = probe::attempt_all(requests, settings.concurrency).await;
+            done.extend(keys.into_iter().zip(outcomes));
+        }
+        done
+    };
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
         probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)
     }));
@@ -349,7 +402,7 @@ pub async fn observe(
         http
     );
 
-    obs.handshakes = keys.into_iter().zip(handshakes).collect();
+    obs.handshakes = handshakes.into_iter().collect();
     obs.legacy = legacy_versions.into_iter().zip(legacy).collect();
     obs.plaintext = plaintext;
     obs.grpc_health = health_versions.into_iter().zip(health).collect();

@@ -111,3 +111,71 @@ pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
         .observed(Observed::TlsPolicy(observed))
         .evidence(lines)
 }
+
+/// The CA names the server announced in its CertificateRequests (Go sends its whole client-CA
+/// pool) against the operator's: any other name is a trust anchor nobody approved.
+pub(super) fn judge_trust_store(obs: &Observations) -> Judgement {
+    if let Some(why) = &obs.stand_in {
+        return Judgement::not_judged(format!(
+            "the operator's client CAs are not known to this run: {why}"
+        ));
+    }
+    let requests: Vec<&ProbeOutcome> = obs
+        .handshakes
+        .values()
+        .filter(|o| o.client_cert_requested)
+        .collect();
+    let advertised: std::collections::BTreeSet<String> = requests
+        .iter()
+        .flat_map(|o| o.acceptable_ca_names.iter().cloned())
+        .collect();
+    let mut approved = obs.operator_cas.clone();
+    approved.push(format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION));
+    let observed = Observed::TrustStore {
+        advertised_ca_names: advertised.iter().cloned().collect(),
+        approved_ca_names: approved.clone(),
+    };
+    if requests.is_empty() {
+        return Judgement::not_applicable(
+            "the server sent no CertificateRequest: it announced no client CAs (the handshake checks judge a server that asks for no certificate)",
+        )
+        .observed(observed);
+    }
+    if advertised.is_empty() {
+        return Judgement::not_applicable(
+            "not advertised: the server's CertificateRequest names no CA, so its trust store cannot be read from the handshake",
+        )
+        .observed(observed);
+    }
+    let evidence: Vec<String> = advertised
+        .iter()
+        .map(|n| format!("advertised: {n}"))
+        .collect();
+    let unapproved: Vec<&String> = advertised
+        .iter()
+        .filter(|n| !approved.contains(n))
+        .collect();
+    let j = if unapproved.is_empty() {
+        Judgement::new(
+            Verdict::Pass,
+            format!(
+                "the server advertises only approved client CAs: {}",
+                advertised.iter().cloned().collect::<Vec<_>>().join("; ")
+            ),
+        )
+    } else {
+        Judgement::new(
+            Verdict::Fail,
+            format!(
+                "the server trusts client CAs nobody approved: {} (approved: {}); a client holding a certificate from any of them gets in",
+                unapproved
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                approved.join("; ")
+            ),
+        )
+    };
+    j.observed(observed).evidence(evidence)
+}

@@ -35,11 +35,21 @@ pub enum Adversary {
     CaAsClient,
     /// The real client certificate, with a private key that is not its own.
     StolenWithoutKey,
+    /// A leaf from an unrelated CA, sent followed by the trusted CA's own certificate: a verifier
+    /// that accepts when any certificate presented (or the last one) is trusted admits it.
+    UntrustedLeafWithCa,
+    /// A leaf from an unrelated CA, sent followed by the legitimate client's certificate (and its
+    /// chain) and the trusted CA: only the leaf must be judged, not what follows it.
+    UntrustedLeafWithClientChain,
+    /// A forgery of the legitimate client's certificate: its exact subject and serial, issued
+    /// under its issuer's name, signed with another key. A verifier that remembers certificates
+    /// it verified by issuer and serial admits it.
+    ForgedIssuerSerial,
 }
 
 impl Adversary {
     /// Every kind, in a stable order.
-    pub const ALL: [Adversary; 8] = [
+    pub const ALL: [Adversary; 11] = [
         Adversary::WrongCa,
         Adversary::LookalikeCa,
         Adversary::Expired,
@@ -48,6 +58,9 @@ impl Adversary {
         Adversary::HealthCheckImpostor,
         Adversary::CaAsClient,
         Adversary::StolenWithoutKey,
+        Adversary::UntrustedLeafWithCa,
+        Adversary::UntrustedLeafWithClientChain,
+        Adversary::ForgedIssuerSerial,
     ];
 
     /// Stable name, used as the identity label and in reports.
@@ -61,10 +74,16 @@ impl Adversary {
             Adversary::HealthCheckImpostor => "health-check-impostor",
             Adversary::CaAsClient => "ca-as-client",
             Adversary::StolenWithoutKey => "stolen-without-key",
+            Adversary::UntrustedLeafWithCa => "untrusted-leaf-with-ca",
+            Adversary::UntrustedLeafWithClientChain => "untrusted-leaf-with-client-chain",
+            Adversary::ForgedIssuerSerial => "forged-issuer-serial",
         }
     }
 
-    /// Whether minting it needs the trusted CA's private key.
+    /// Whether minting it needs the trusted CA's private key. Such an identity proves something
+    /// only next to its own positive control: a valid leaf minted with the same key and sent with
+    /// the same chain ([`mint_control`]) must be admitted, else the key is not one the server
+    /// trusts and a refusal may be for the issuer, not for what the case tests.
     pub fn needs_ca_key(self) -> bool {
         matches!(
             self,
@@ -136,12 +155,75 @@ fn identity(
     cert: &rcgen::Certificate,
     key: &rcgen::KeyPair,
 ) -> Result<Identity, PkiError> {
+    identity_with_chain(adversary.name(), cert, &[], key)
+}
+
+/// An identity presenting `cert` followed by `above`, signing with `key`.
+fn identity_with_chain(
+    label: &str,
+    cert: &rcgen::Certificate,
+    above: &[rustls_pki_types::CertificateDer<'static>],
+    key: &rcgen::KeyPair,
+) -> Result<Identity, PkiError> {
+    let mut chain = vec![cert.der().clone()];
+    chain.extend(above.iter().cloned());
     Ok(Identity {
-        label: adversary.name().to_owned(),
-        chain: vec![cert.der().clone()],
-        key: rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der())
-            .map_err(|e| PkiError::Generate(e.to_owned()))?,
+        label: label.to_owned(),
+        chain,
+        key: private_key(key)?,
     })
+}
+
+fn private_key(key: &rcgen::KeyPair) -> Result<rustls_pki_types::PrivateKeyDer<'static>, PkiError> {
+    rustls_pki_types::PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| PkiError::Generate(e.to_owned()))
+}
+
+/// A leaf with the client's subject from a CA made for the occasion, which no server trusts.
+fn untrusted_leaf(pki: &ProbePki) -> Result<(rcgen::Certificate, rcgen::KeyPair), PkiError> {
+    let key = keys::generate(KeyType::EcdsaP256)?;
+    let ca_key = keys::generate(KeyType::EcdsaP256)?;
+    let mut ca = CertificateParams::default();
+    ca.distinguished_name = DistinguishedName::new();
+    ca.distinguished_name
+        .push(DnType::CommonName, "argocd-mtls-verify unrelated CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = backdated_now();
+    ca.not_after = ca.not_before + Duration::days(1);
+    ca.serial_number = Some(random_serial()?);
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+    let cert = client_like_params(pki)?.signed_by(&key, &issuer)?;
+    Ok((cert, key))
+}
+
+/// A client-like leaf for the CA key at hand, its validity inside the issuer's: only what a case
+/// changes afterwards is wrong with it.
+fn minted_params(pki: &ProbePki) -> Result<CertificateParams, PkiError> {
+    let minter = pki.minter(MINTED_CONTROL)?;
+    let issuer = CertFacts::from_der(&minter.cert)
+        .map_err(|e| PkiError::Generate(format!("issuing CA certificate: {e}")))?;
+    let mut params = client_like_params(pki)?;
+    params.not_before = params.not_before.max(issuer.not_before);
+    params.not_after = params.not_after.min(issuer.not_after);
+    Ok(params)
+}
+
+/// Label of the minted positive control.
+pub const MINTED_CONTROL: &str = "minted-client";
+
+/// The positive control of every identity minted with the CA key: a valid client leaf signed by
+/// the same key and sent with the same chain as the minted adversaries. If the server does not
+/// admit it, the key is not one it trusts, and their refusals prove nothing.
+pub fn mint_control(pki: &ProbePki) -> Result<Identity, PkiError> {
+    let minter = pki.minter(MINTED_CONTROL)?;
+    let issuer = pki.ca_issuer(MINTED_CONTROL)?;
+    let key = keys::generate(KeyType::EcdsaP256)?;
+    let cert = minted_params(pki)?.signed_by(&key, &issuer)?;
+    identity_with_chain(MINTED_CONTROL, &cert, &minter.chain_above, &key)
 }
 
 /// A minted adversarial identity, and why it proves less than it should when it does.
@@ -230,22 +312,40 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Minted, PkiError> {
     let what = adversary.name();
     match adversary {
         Adversary::WrongCa => {
-            let ca_key = keys::generate(KeyType::EcdsaP256)?;
-            let mut ca = CertificateParams::default();
-            ca.distinguished_name = DistinguishedName::new();
-            ca.distinguished_name
-                .push(DnType::CommonName, "argocd-mtls-verify unrelated CA");
-            ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            ca.key_usages = vec![
-                KeyUsagePurpose::KeyCertSign,
-                KeyUsagePurpose::DigitalSignature,
-            ];
-            ca.not_before = backdated_now();
-            ca.not_after = ca.not_before + Duration::days(1);
-            ca.serial_number = Some(random_serial()?);
-            let issuer = rcgen::Issuer::new(ca, &ca_key);
-            let cert = client_like_params(pki)?.signed_by(&key, &issuer)?;
+            let (cert, key) = untrusted_leaf(pki)?;
             identity(adversary, &cert, &key).map(Minted::exact)
+        }
+        Adversary::UntrustedLeafWithCa => {
+            let (cert, key) = untrusted_leaf(pki)?;
+            identity_with_chain(what, &cert, std::slice::from_ref(&pki.ca_cert), &key)
+                .map(Minted::exact)
+        }
+        Adversary::UntrustedLeafWithClientChain => {
+            let (cert, key) = untrusted_leaf(pki)?;
+            let mut above = pki.client.chain.clone();
+            if !above.contains(&pki.ca_cert) {
+                above.push(pki.ca_cert.clone());
+            }
+            identity_with_chain(what, &cert, &above, &key).map(Minted::exact)
+        }
+        Adversary::ForgedIssuerSerial => {
+            // The client's issuer: an intermediate it sends, or the CA it chains to.
+            let client = &pki.client.chain[0];
+            let issuer_der = pki.client.chain[1..]
+                .iter()
+                .chain(std::iter::once(&pki.ca_cert))
+                .find(|c| crate::x509::is_signed_by(client, c).unwrap_or(false))
+                .unwrap_or(&pki.ca_cert);
+            let issuer_facts = CertFacts::from_der(issuer_der)
+                .map_err(|e| PkiError::Generate(format!("client's issuer: {e}")))?;
+            let forged_key = keys::generate_like(&issuer_facts.key)?;
+            let issuer = rcgen::Issuer::from_ca_cert_der(issuer_der, &forged_key)?;
+            let (_, leaf) = X509Certificate::from_der(client)
+                .map_err(|e| PkiError::Generate(format!("client certificate: {e}")))?;
+            let mut params = client_like_params(pki)?;
+            params.serial_number = Some(rcgen::SerialNumber::from_slice(leaf.raw_serial()));
+            let cert = params.signed_by(&key, &issuer)?;
+            identity_with_chain(what, &cert, &pki.client.chain[1..], &key).map(Minted::exact)
         }
         Adversary::LookalikeCa => {
             // The trusted CA's own name and key identifier, read from its certificate, with a key
@@ -267,13 +367,15 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Minted, PkiError> {
             identity(adversary, &cert, &key).map(Minted::exact)
         }
         Adversary::Expired | Adversary::NotYetValid | Adversary::ServerAuthOnly => {
+            let minter = pki.minter(what)?;
             let issuer = pki.ca_issuer(what)?;
-            let mut params = client_like_params(pki)?;
+            let mut params = minted_params(pki)?;
             let mut caveat = None;
             if adversary == Adversary::ServerAuthOnly {
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
             } else {
-                let ca = ca_facts(pki)?;
+                let ca = CertFacts::from_der(&minter.cert)
+                    .map_err(|e| PkiError::Generate(format!("issuing CA certificate: {e}")))?;
                 let (from, until, why) = window_inside_ca(
                     adversary == Adversary::Expired,
                     OffsetDateTime::now_utc(),
@@ -286,7 +388,7 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Minted, PkiError> {
             }
             let cert = params.signed_by(&key, &issuer)?;
             Ok(Minted {
-                identity: identity(adversary, &cert, &key)?,
+                identity: identity_with_chain(what, &cert, &minter.chain_above, &key)?,
                 caveat,
             })
         }
@@ -295,15 +397,17 @@ pub fn mint(pki: &ProbePki, adversary: Adversary) -> Result<Minted, PkiError> {
             identity(adversary, &cert, &key).map(Minted::exact)
         }
         Adversary::CaAsClient => {
-            pki.ca_issuer(what)?;
-            let ca_key = pki.ca_key.as_ref().ok_or_else(|| PkiError::NeedsCaKey {
-                what: what.to_owned(),
-            })?;
+            // The certificate of the key at hand, with what the client sends above it.
+            let minter = pki.minter(what)?;
+            let chain = if minter.chain_above.is_empty() {
+                vec![minter.cert.clone()]
+            } else {
+                minter.chain_above.clone()
+            };
             Ok(Minted::exact(Identity {
                 label: what.to_owned(),
-                chain: vec![pki.ca_cert.clone()],
-                key: rustls_pki_types::PrivateKeyDer::try_from(ca_key.serialize_der())
-                    .map_err(|e| PkiError::Generate(e.to_owned()))?,
+                chain,
+                key: private_key(&minter.key)?,
             }))
         }
         Adversary::StolenWithoutKey => {

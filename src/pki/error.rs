@@ -109,6 +109,33 @@ pub enum PkiError {
         /// What is wrong with it.
         fault: String,
     },
+    /// The CA key given to mint identities belongs to no certificate of the client CA file and
+    /// to no intermediate the client presents.
+    #[error(
+        "{key}: this CA key belongs to no certificate in {ca_cert} and to no intermediate in {client_cert}; give the key of the CA (or intermediate) that issues client certificates"
+    )]
+    CaKeyMatchesNoCertificate {
+        /// The key file.
+        key: PathBuf,
+        /// The client CA file.
+        ca_cert: PathBuf,
+        /// The client certificate file.
+        client_cert: PathBuf,
+    },
+    /// The legitimate client certificate does not chain to any CA of the client CA file: a
+    /// correct repo-server must refuse it, so it cannot be the positive control.
+    #[error(
+        "{client_cert}: the client certificate does not chain to the CA in {ca_cert} ({}); a correct repo-server must refuse it, so the run could not tell a correct server from a broken one: give the CA that issued it, or a client certificate from this CA",
+        cas.join("; ")
+    )]
+    ClientNotFromCa {
+        /// The client certificate file.
+        client_cert: PathBuf,
+        /// The client CA file.
+        ca_cert: PathBuf,
+        /// The subjects of the CAs in that file.
+        cas: Vec<String>,
+    },
     /// Certificate or key generation failed.
     #[error("certificate generation failed: {0}")]
     Generate(String),

@@ -157,10 +157,13 @@ impl PkiPaths {
 /// Everything a probe run needs: the legitimate client identity, the client CA (and its key when
 /// available, to mint adversarial certificates), and the anchors that verify the server.
 pub struct ProbePki {
-    /// The CA the repo-server is expected to trust for clients.
+    /// The CA the legitimate client chains to: the anchor lookalikes copy.
     pub ca_cert: CertificateDer<'static>,
-    /// The CA key, when provided: cases that mint certificates from the trusted CA need it.
-    pub(crate) ca_key: Option<KeyPair>,
+    /// Every certificate of the client CA file (a rotation bundle holds the old and the new CA):
+    /// the CAs the repo-server is expected to trust for clients.
+    pub client_cas: Vec<CertificateDer<'static>>,
+    /// The key that mints the derived identities, with the certificate it belongs to.
+    pub(crate) minter: Option<Minter>,
     /// The legitimate client.
     pub client: Identity,
     /// Trust anchors for the repo-server certificate.
@@ -173,11 +176,75 @@ pub struct ProbePki {
     pub stand_in: Option<String>,
 }
 
+/// The CA key given to the run and the certificate it belongs to: one of the client CA file's
+/// CAs, or an intermediate of the client's chain. Leaves minted with it are sent with
+/// `chain_above`, so that they reach the trusted anchor the way the legitimate client's do.
+pub(crate) struct Minter {
+    pub(crate) key: KeyPair,
+    pub(crate) cert: CertificateDer<'static>,
+    /// What the client sends above a leaf this key signed: the intermediates from `cert` up
+    /// (empty when `cert` is a CA of the client CA file).
+    pub(crate) chain_above: Vec<CertificateDer<'static>>,
+}
+
+impl Minter {
+    /// Finds the certificate `key` belongs to among `cas` and the client's intermediates.
+    fn find(
+        key: KeyPair,
+        spki: Vec<u8>,
+        key_path: &Path,
+        cas: &[CertificateDer<'static>],
+        client_chain: &[CertificateDer<'static>],
+        paths: &PkiPaths,
+    ) -> Result<Minter, PkiError> {
+        let matches = |der: &CertificateDer<'_>| x509::spki_der(der).is_ok_and(|s| s == spki);
+        if let Some(cert) = cas.iter().find(|c| matches(c)) {
+            return Ok(Minter {
+                key,
+                cert: cert.clone(),
+                chain_above: vec![],
+            });
+        }
+        if let Some(i) = client_chain.iter().skip(1).position(matches) {
+            return Ok(Minter {
+                key,
+                cert: client_chain[i + 1].clone(),
+                chain_above: client_chain[i + 1..].to_vec(),
+            });
+        }
+        Err(PkiError::CaKeyMatchesNoCertificate {
+            key: key_path.to_owned(),
+            ca_cert: paths.ca_cert.clone(),
+            client_cert: paths.client_cert.clone(),
+        })
+    }
+}
+
+/// The index in `cas` of the CA `chain` (leaf first, then what the client sends above it)
+/// leads to, through signatures: the leaf is signed by a CA, or by an intermediate of the
+/// chain that is, and so on. `None`: it reaches none of them.
+pub fn chain_anchor(chain: &[CertificateDer<'_>], cas: &[CertificateDer<'_>]) -> Option<usize> {
+    let signed_by =
+        |a: &CertificateDer<'_>, b: &CertificateDer<'_>| x509::is_signed_by(a, b).unwrap_or(false);
+    let mut current = chain.first()?;
+    // Each step moves one certificate up; a chain longer than itself would loop.
+    for _ in 0..chain.len() {
+        if let Some(i) = cas.iter().position(|ca| signed_by(current, ca)) {
+            return Some(i);
+        }
+        current = chain
+            .iter()
+            .skip(1)
+            .find(|c| *c != current && signed_by(current, c))?;
+    }
+    None
+}
+
 impl fmt::Debug for ProbePki {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProbePki")
             .field("paths", &self.paths)
-            .field("has_ca_key", &self.ca_key.is_some())
+            .field("has_ca_key", &self.minter.is_some())
             .finish()
     }
 }
@@ -186,28 +253,46 @@ impl ProbePki {
     /// Loads and cross-checks the material: keys match their certificates, the client certificate
     /// chains to the CA.
     pub fn load(paths: &PkiPaths) -> Result<Self, PkiError> {
-        let ca_chain = read_certificates(&paths.ca_cert)?;
-        let ca_cert = ca_chain[0].clone();
-        let ca_key = match &paths.ca_key {
+        let client_cas = read_certificates(&paths.ca_cert)?;
+        let client = read_identity(&paths.client_cert, &paths.client_key, "client")?;
+        let Some(anchor) = chain_anchor(&client.chain, &client_cas) else {
+            return Err(PkiError::ClientNotFromCa {
+                client_cert: paths.client_cert.clone(),
+                ca_cert: paths.ca_cert.clone(),
+                cas: client_cas
+                    .iter()
+                    .filter_map(|c| CertFacts::from_der(c).ok().map(|f| f.subject))
+                    .collect(),
+            });
+        };
+        let minter = match &paths.ca_key {
             Some(key_path) => {
-                let ca = read_identity(&paths.ca_cert, key_path, "ca")?;
-                Some(
-                    keys::to_key_pair(&ca.key).map_err(|detail| PkiError::UnsupportedKey {
-                        path: key_path.clone(),
-                        detail,
-                    })?,
-                )
+                let key = read_private_key(key_path)?;
+                let unsupported = |detail| PkiError::UnsupportedKey {
+                    path: key_path.clone(),
+                    detail,
+                };
+                let spki = public_key_spki(&key).map_err(unsupported)?;
+                let key = keys::to_key_pair(&key).map_err(unsupported)?;
+                Some(Minter::find(
+                    key,
+                    spki,
+                    key_path,
+                    &client_cas,
+                    &client.chain,
+                    paths,
+                )?)
             }
             None => None,
         };
-        let client = read_identity(&paths.client_cert, &paths.client_key, "client")?;
         let server_ca = match &paths.server_ca {
             Some(p) => read_certificates(p)?,
-            None => ca_chain,
+            None => client_cas.clone(),
         };
         Ok(ProbePki {
-            ca_cert,
-            ca_key,
+            ca_cert: client_cas[anchor].clone(),
+            client_cas,
+            minter,
             client,
             server_ca,
             paths: paths.clone(),
@@ -253,8 +338,13 @@ impl ProbePki {
         let ca_key = keys::to_key_pair(&key(files::CA_KEY)?).map_err(PkiError::Generate)?;
         Ok(ProbePki {
             server_ca: vec![ca_cert.clone()],
+            client_cas: vec![ca_cert.clone()],
+            minter: Some(Minter {
+                key: ca_key,
+                cert: ca_cert.clone(),
+                chain_above: vec![],
+            }),
             ca_cert,
-            ca_key: Some(ca_key),
             client: Identity {
                 label: "client".into(),
                 chain: vec![cert(files::CLIENT_CERT)?],
@@ -313,7 +403,8 @@ impl ProbePki {
         };
         Ok(ProbePki {
             ca_cert: ca_chain[0].clone(),
-            ca_key: None,
+            client_cas: ca_chain.clone(),
+            minter: None,
             client: Identity {
                 label: "client".into(),
                 chain: certs(client_cert, "client.crt")?,
@@ -384,14 +475,18 @@ impl ProbePki {
 
     /// Whether the CA private key is available.
     pub fn has_ca_key(&self) -> bool {
-        self.ca_key.is_some()
+        self.minter.is_some()
+    }
+
+    pub(crate) fn minter(&self, what: &str) -> Result<&Minter, PkiError> {
+        self.minter.as_ref().ok_or_else(|| PkiError::NeedsCaKey {
+            what: what.to_owned(),
+        })
     }
 
     pub(crate) fn ca_issuer(&self, what: &str) -> Result<Issuer<'_, &KeyPair>, PkiError> {
-        let key = self.ca_key.as_ref().ok_or_else(|| PkiError::NeedsCaKey {
-            what: what.to_owned(),
-        })?;
-        Ok(Issuer::from_ca_cert_der(&self.ca_cert, key)?)
+        let minter = self.minter(what)?;
+        Ok(Issuer::from_ca_cert_der(&minter.cert, &minter.key)?)
     }
 
     /// Facts of the CA, the client certificate and the server anchors, for the report.
@@ -402,8 +497,14 @@ impl ProbePki {
                 out.push(f.with_role(role).with_source(source.display().to_string()));
             }
         };
-        push(&self.ca_cert, "client-ca", &self.paths.ca_cert);
+        for der in &self.client_cas {
+            push(der, "client-ca", &self.paths.ca_cert);
+        }
         push(&self.client.chain[0], "client", &self.paths.client_cert);
+        // What the client sends above its leaf: the chain it presents, not CAs it trusts.
+        for der in &self.client.chain[1..] {
+            push(der, "client-chain", &self.paths.client_cert);
+        }
         if let Some(p) = &self.paths.server_ca {
             for der in &self.server_ca {
                 push(der, "server-ca", p);

@@ -15,7 +15,8 @@ mod material;
 pub mod secrets;
 
 pub use adversarial::{
-    Adversary, HEALTH_CHECK_ORGANIZATION, HEALTH_CHECK_SAN, Minted, health_check_params, mint,
+    Adversary, HEALTH_CHECK_ORGANIZATION, HEALTH_CHECK_SAN, MINTED_CONTROL, Minted,
+    health_check_params, mint, mint_control,
 };
 pub use keys::{public_key_spki, read_private_key};
 

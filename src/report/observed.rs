@@ -79,6 +79,13 @@ pub enum Observed {
         /// One per finding.
         findings: Vec<String>,
     },
+    /// The client CAs the server announced against those the operator approved.
+    TrustStore {
+        /// The acceptable CA names of its CertificateRequests, sorted.
+        advertised_ca_names: Vec<String>,
+        /// The names the run approves: the client CA file's CAs and Argo CD's health-check issuer.
+        approved_ca_names: Vec<String>,
+    },
     /// The VersionService's answer, as the server gave it (or, read back from an older report,
     /// whatever that report recorded).
     Payload(serde_json::Value),

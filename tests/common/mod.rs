@@ -47,7 +47,7 @@ pub fn pem_block(label: &str, der: &[u8]) -> String {
 }
 
 /// Every required negative handshake case: ids without the version suffix.
-pub const NEGATIVES: [&str; 8] = [
+pub const NEGATIVES: [&str; 11] = [
     "handshake/no-client-cert",
     "handshake/wrong-ca",
     "handshake/lookalike-ca",
@@ -56,18 +56,24 @@ pub const NEGATIVES: [&str; 8] = [
     "handshake/server-auth-only-eku",
     "handshake/health-check-impostor",
     "handshake/stolen-cert-without-key",
+    "handshake/untrusted-leaf-with-trusted-ca",
+    "handshake/untrusted-leaf-with-client-chain",
+    "handshake/forged-issuer-serial",
 ];
 
 /// The negative cases a server admits when it asks for a client certificate but ignores
 /// verification errors: all but sending none, and the stolen certificate without its key (whose
 /// CertificateVerify signature still fails).
-pub const ADMITTED_WHEN_VERIFICATION_IS_IGNORED: [&str; 6] = [
+pub const ADMITTED_WHEN_VERIFICATION_IS_IGNORED: [&str; 9] = [
     "handshake/wrong-ca",
     "handshake/lookalike-ca",
     "handshake/expired-client-cert",
     "handshake/not-yet-valid-client-cert",
     "handshake/server-auth-only-eku",
     "handshake/health-check-impostor",
+    "handshake/untrusted-leaf-with-trusted-ca",
+    "handshake/untrusted-leaf-with-client-chain",
+    "handshake/forged-issuer-serial",
 ];
 
 /// `id/version` for each id and version (`tls1.2`, `tls1.3`).

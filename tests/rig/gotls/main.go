@@ -8,29 +8,40 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"time"
 )
 
 var modes = map[string]string{
-	"strict":           "RequireAndVerifyClientCert against the client CA (what Argo CD does)",
-	"issuer-name-only": "a certificate is required and checked for validity and clientAuth, but its issuer is matched by NAME: the signature is never checked",
-	"validity-window":  "the chain is verified at the leaf's own notBefore instead of now (ignores expiry)",
-	"sni-named":        "client certificates are required only when SNI is argocd-repo-server",
-	"sni-present":      "client certificates are required only when SNI is present",
-	"slow-reject":      "verifies correctly, but refuses a bad client 2 s after the handshake",
-	"hang-rpc":         "no client authentication, and RPCs from clients without a certificate never get an answer",
-	"http-reject":      "the handshake never requires a certificate; a request without a verified one gets HTTP 400 (nginx's ssl_verify_client)",
+	"strict":              "RequireAndVerifyClientCert against the client CA (what Argo CD does)",
+	"issuer-name-only":    "a certificate is required and checked for validity and clientAuth, but its issuer is matched by NAME: the signature is never checked",
+	"validity-window":     "the chain is verified at the leaf's own notBefore instead of now (ignores expiry)",
+	"sni-named":           "client certificates are required only when SNI is argocd-repo-server",
+	"sni-present":         "client certificates are required only when SNI is present",
+	"slow-reject":         "verifies correctly, but refuses a bad client 2 s after the handshake",
+	"hang-rpc":            "no client authentication, and RPCs from clients without a certificate never get an answer",
+	"http-reject":         "the handshake never requires a certificate; a request without a verified one gets HTTP 400 (nginx's ssl_verify_client)",
+	"eku-ignored":         "the chain is verified, but any extended key usage is accepted (serverAuth-only certificates get in)",
+	"any-in-chain":        "a client is admitted when ANY certificate it sends chains to the client CA (the rest serving as intermediates)",
+	"last-is-ca":          "a client is admitted when the LAST certificate it sends is a certificate of the client CA file",
+	"issuer-serial-cache": "verifies correctly, but remembers each verified certificate by issuer and serial and admits any later certificate with the same pair unverified",
+	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
 func main() {
@@ -155,6 +166,60 @@ func main() {
 			}
 			return nil
 		}
+	case "eku-ignored":
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
+			inter := x509.NewCertPool()
+			for _, c := range certs[1:] {
+				inter.AddCert(c)
+			}
+			_, err := certs[0].Verify(x509.VerifyOptions{
+				Roots: pool, Intermediates: inter,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			})
+			return err
+		})
+	case "any-in-chain":
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
+			for i := range certs {
+				rest := append(append([]*x509.Certificate{certs[i]}, certs[:i]...), certs[i+1:]...)
+				if verify(rest, time.Now()) == nil {
+					return nil
+				}
+			}
+			return errors.New("no certificate chains to the client CA")
+		})
+	case "last-is-ca":
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
+			last := certs[len(certs)-1]
+			for _, ca := range caCerts {
+				if last.Equal(ca) {
+					return nil
+				}
+			}
+			return verify(certs, time.Now())
+		})
+	case "issuer-serial-cache":
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		cfg = ownCheck(func(certs []*x509.Certificate) error {
+			key := string(certs[0].RawIssuer) + "/" + certs[0].SerialNumber.String()
+			mu.Lock()
+			defer mu.Unlock()
+			if seen[key] {
+				return nil
+			}
+			if err := verify(certs, time.Now()); err != nil {
+				return err
+			}
+			seen[key] = true
+			return nil
+		})
+	case "extra-ca":
+		extra := unapprovedCA()
+		wider := pool.Clone()
+		wider.AddCert(extra)
+		cfg = strict.Clone()
+		cfg.ClientCAs = wider
 	case "hang-rpc", "http-reject":
 		cfg = base.Clone()
 		cfg.ClientAuth = tls.RequestClientCert
@@ -223,4 +288,30 @@ func loadPool(path string) (*x509.CertPool, []*x509.Certificate) {
 		log.Fatalf("client CA %s: no certificate", path)
 	}
 	return pool, certs
+}
+
+// unapprovedCA makes a self-signed CA no operator gave the server, standing for a public root.
+func unapprovedCA() *x509.Certificate {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		log.Fatalf("extra CA key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "Example Public Root CA", Organization: []string{"Example Trust Services"}},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		log.Fatalf("extra CA: %v", err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		log.Fatalf("extra CA: %v", err)
+	}
+	return c
 }
