@@ -423,3 +423,75 @@ fn readme_sample_rows_match_a_real_report() {
         );
     }
 }
+
+/// Issue 16.9: two runs against an unchanged correct server compare equal, so a gate that diffs
+/// baselines trips only on a real change: the demo's reference server (its log carries
+/// timestamps and Unix times), the real argocd-repo-server with its health port and log
+/// (logrus JSON lines, grpc-go's dated refusal lines), and openssl s_server.
+#[test]
+fn unchanged_servers_compare_equal() {
+    let equal = |what: &str, first: &Run, second: &Run| {
+        let out = Command::new(common::bin())
+            .args(["diff"])
+            .arg(common::report_dir(first))
+            .arg(common::report_dir(second))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{what}: {text}");
+        assert!(text.contains("0 change(s)"), "{what}: {text}");
+    };
+
+    let (first, second) = (common::run_cli(&["demo"]), common::run_cli(&["demo"]));
+    assert_eq!(
+        (first.code, second.code),
+        (Some(0), Some(0)),
+        "{}",
+        first.said
+    );
+    equal("demo", &first, &second);
+
+    let pki = pki_init("default");
+    let server = common::rig::RepoServer::start(&common::rig::RepoServerConfig {
+        server_pair: Some((pki.path().join("server.crt"), pki.path().join("server.key"))),
+        client_ca: Some(pki.path().join("ca.crt")),
+        env: vec![("GRPC_GO_LOG_SEVERITY_LEVEL".into(), "info".into())],
+        ..Default::default()
+    });
+    let log = server.process.log.to_str().unwrap().to_owned();
+    let health = server.health_url();
+    let flags = [
+        "--server-name",
+        "localhost",
+        "--health-url",
+        &health,
+        "--log-file",
+        &log,
+    ];
+    let first = run_endpoint(&server.addr(), pki.path(), &flags);
+    let second = run_endpoint(&server.addr(), pki.path(), &flags);
+    assert_eq!(
+        (first.code, second.code),
+        (Some(0), Some(0)),
+        "{}",
+        first.said
+    );
+    equal("the real argocd-repo-server", &first, &second);
+
+    let fx = common::fixture();
+    let s = common::s_server(
+        fx.dir.path(),
+        &["-CAfile", "ca.crt", "-Verify", "1", "-verify_return_error"],
+    );
+    let addr = format!("127.0.0.1:{}", s.port);
+    let flags = ["--protocol", "tls", "--partial", "--timeout-ms", "4000"];
+    let first = run_endpoint(&addr, fx.dir.path(), &flags);
+    let second = run_endpoint(&addr, fx.dir.path(), &flags);
+    assert_eq!(
+        (first.code, second.code),
+        (Some(0), Some(0)),
+        "{}",
+        first.said
+    );
+    equal("openssl s_server", &first, &second);
+}

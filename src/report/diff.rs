@@ -166,19 +166,41 @@ fn change(o: &CheckResult, n: &CheckResult) -> Option<Change> {
     })
 }
 
-/// Masks what differs on every run: a number before a time unit, a port after a host, an RFC 3339
-/// timestamp, a long hex run (fingerprints, serials), the endpoint's own address.
+/// Timestamps inside words and log lines: RFC 3339 (`time="2026-12-02T15:02:28.96Z"`, JSON
+/// `"time":"..."`), grpc-go's `2026/11/24 19:25:05`, and Unix times (`1796223749`).
+fn volatile_times() -> &'static regex::Regex {
+    static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    RE.get_or_init(|| {
+        regex::Regex::new(concat!(
+            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?",
+            r"|\d{4}/\d{2}/\d{2}( \d{2}:\d{2}:\d{2}(\.\d+)?)?",
+            r"|\b\d{9,}\b",
+        ))
+        .expect("a valid pattern")
+    })
+}
+
+/// Masks what differs on every run: a number before a time unit, a port after a host, a
+/// timestamp (RFC 3339, grpc-go's, Unix seconds) wherever it stands, a long hex run
+/// (fingerprints, serials), the endpoint's own address.
 pub fn mask(text: &str) -> String {
+    let text = volatile_times().replace_all(text, "TIME");
     let words: Vec<&str> = text.split(' ').collect();
     let mut out = Vec::with_capacity(words.len());
     for (i, w) in words.iter().enumerate() {
         let next = words.get(i + 1).copied().unwrap_or("");
         let unit = ["µs", "ms", "s", "µs,", "ms,", "ms)", "µs)", "ms;", "µs;"].contains(&next)
             || next.starts_with("µs")
-            || next.starts_with("ms");
+            || next.starts_with("ms")
+            || next.starts_with("second")
+            // A log read whole grows between runs of a server that keeps running: how many lines
+            // were searched and how often each refusal cause was logged are not the server's
+            // change (which causes were logged still is).
+            || ["lines", "refused", "×"].contains(&next);
         let numeric = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit() || c == '.');
-        let masked = if unit && numeric(w.trim_matches(['(', ')', ','])) {
-            "N".to_owned()
+        let core = w.trim_matches(['(', ')', ',']);
+        let masked = if unit && numeric(core) {
+            w.replacen(core, "N", 1)
         } else {
             mask_word(w)
         };
@@ -311,7 +333,33 @@ mod tests {
             ),
             ("sha256 AB:CD:EF:01:23:45:67:89:AB:CD", "sha256 HEX"),
             ("at 2026-11-24T21:58:16Z", "at TIME"),
+            // Inside log lines: logrus text and JSON, grpc-go, Go's x509 errors.
+            (
+                "line: time=\"2026-12-02T15:02:28.964926065Z\" level=info msg=\"mTLS enabled\"",
+                "line: time=\"TIME\" level=info msg=\"mTLS enabled\"",
+            ),
+            (
+                "{\"level\":\"info\",\"time\":\"2026-12-02T15:02:28+01:00\"}",
+                "{\"level\":\"info\",\"time\":\"TIME\"}",
+            ),
+            (
+                "2026/11/24 19:25:05 INFO: [core] [Server #1] grpc: Server.Serve failed",
+                "TIME INFO: [core] [Server #1] grpc: Server.Serve failed",
+            ),
+            (
+                "verification time 1796223749 (UNIX), but certificate is not valid after 1796137348 (86401 seconds ago)",
+                "verification time TIME (UNIX), but certificate is not valid after TIME (N seconds ago)",
+            ),
             ("HTTP status 400", "HTTP status 400"),
+            (
+                "searched 139 lines of /tmp/x/repo-server.log",
+                "searched N lines of /tmp/x/repo-server.log",
+            ),
+            (
+                "70 refused handshakes logged (this run caused 66)",
+                "N refused handshakes logged (this run caused 66)",
+            ),
+            ("7 × `tls: bad certificate`", "N × `tls: bad certificate`"),
             ("alert `unknown_ca`", "alert `unknown_ca`"),
             ("tls1.3 negotiated", "tls1.3 negotiated"),
             (
