@@ -356,6 +356,24 @@ const ROWS: &[Row] = &[
         ],
         fails: Some(&["handshake/forged-issuer-serial"]),
     },
+    // Issue 16.3: an RPC without a certificate is tried under every version the server speaks.
+    Row {
+        name: "client authentication under TLS 1.3 only",
+        mode: "open-tls12",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "grpc/no-cert-rpc-denied",
+                "fail",
+                "ANSWERED an unauthenticated RPC under tls1.2",
+            ),
+            ("handshake/no-client-cert/tls1.2", "fail", "ACCEPTED"),
+            ("handshake/no-client-cert/tls1.3", "pass", "rejected"),
+        ],
+        fails: None,
+    },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {
         name: "a client CA nobody approved in the pool",

@@ -1,7 +1,7 @@
 //! The gRPC cases: Health/Check and VersionService over an authenticated connection, and an RPC
 //! without a certificate that must die before any response.
 
-use super::handshake::{positive_control, preferred_version};
+use super::handshake::{positive_control, preferred_version, version_refusal};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use crate::grpc::NoCertRpc;
@@ -52,37 +52,78 @@ pub(super) fn judge_version(obs: &Observations) -> Judgement {
     }
 }
 
+/// The RPC without a certificate must die before any response under every TLS version the
+/// server negotiates; a version it does not offer (or cannot negotiate) is left out, by the
+/// server's own word.
 pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
-    let control = positive_control(obs, preferred_version(obs), true);
-    match (&obs.no_cert_rpc, control) {
-        (Some(NoCertRpc::Answered { answer }), _) => Judgement::new(
-            Verdict::Fail,
-            format!("the server ANSWERED an unauthenticated RPC: {answer}"),
-        )
-        .observed(Observed::NoCertRpc(
-            obs.no_cert_rpc.clone().expect("matched Some"),
-        )),
-        (Some(NoCertRpc::Inconclusive { reason }), _) => {
-            Judgement::new(Verdict::Error, format!("inconclusive: {reason}"))
-        }
-        (Some(r @ NoCertRpc::RefusedInHandshake { connection }), Ok(_)) => Judgement::new(
-            Verdict::Pass,
-            format!(
-                "refused during the handshake ({}); the RPC was never sent",
-                refusal_words(connection)
-            ),
-        )
-        .observed(Observed::NoCertRpc(r.clone()))
-        .evidence(attempt_evidence(connection)),
-        (Some(r @ NoCertRpc::DiedBeforeResponse { connection, error }), Ok(_)) => {
-            Judgement::new(Verdict::Pass, format!("no response: {error}"))
-                .observed(Observed::NoCertRpc(r.clone()))
-                .evidence(attempt_evidence(connection))
-        }
-        (Some(_), Err(why)) => Judgement::new(
-            Verdict::Error,
-            format!("inconclusive: the RPC failed, but so does the positive control ({why})"),
-        ),
-        (None, _) => Judgement::new(Verdict::Error, "the RPC was not attempted"),
+    if obs.no_cert_rpc.is_empty() {
+        return Judgement::new(Verdict::Error, "the RPC was not attempted");
     }
+    let observed = Observed::NoCertRpc(
+        obs.no_cert_rpc
+            .iter()
+            .map(|(v, r)| (v.id().to_owned(), r.clone()))
+            .collect(),
+    );
+    let mut lines = Vec::new();
+    let mut evidence = Vec::new();
+    let mut denied = Vec::new();
+    for (&v, rpc) in &obs.no_cert_rpc {
+        match rpc {
+            NoCertRpc::Answered { answer } => {
+                return Judgement::new(
+                    Verdict::Fail,
+                    format!("the server ANSWERED an unauthenticated RPC under {v}: {answer}"),
+                )
+                .observed(observed);
+            }
+            NoCertRpc::Inconclusive { reason } => {
+                return Judgement::new(Verdict::Error, format!("inconclusive under {v}: {reason}"))
+                    .observed(observed);
+            }
+            NoCertRpc::RefusedInHandshake { connection }
+                if connection.alert.as_deref() == Some("protocol_version")
+                    || version_refusal(obs, v).is_some() =>
+            {
+                lines.push(format!(
+                    "{v} not negotiated ({})",
+                    refusal_words(connection)
+                ));
+            }
+            NoCertRpc::RefusedInHandshake { connection } => {
+                lines.push(format!(
+                    "{v}: refused during the handshake ({}); the RPC was never sent",
+                    refusal_words(connection)
+                ));
+                evidence.extend(attempt_evidence(connection));
+                denied.push(v);
+            }
+            NoCertRpc::DiedBeforeResponse { connection, error } => {
+                lines.push(format!("{v}: no response: {error}"));
+                evidence.extend(attempt_evidence(connection));
+                denied.push(v);
+            }
+        }
+    }
+    if denied.is_empty() {
+        return Judgement::new(
+            Verdict::Error,
+            format!("no TLS version carried the RPC: {}", lines.join("; ")),
+        )
+        .observed(observed);
+    }
+    for &v in &denied {
+        if let Err(why) = positive_control(obs, v, true) {
+            return Judgement::new(
+                Verdict::Error,
+                format!(
+                    "inconclusive: the RPC failed under {v}, but so does the positive control ({why})"
+                ),
+            )
+            .observed(observed);
+        }
+    }
+    Judgement::new(Verdict::Pass, lines.join("; "))
+        .observed(observed)
+        .evidence(evidence)
 }

@@ -1,7 +1,7 @@
 //! Observation: every probe the selected checks need, run concurrently (bounded) against one
 //! endpoint. Facts only; [`super`]'s judges turn them into verdicts.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use serde_json::json;
@@ -54,8 +54,8 @@ pub struct Observations {
     pub grpc_health: HashMap<TlsVersion, Result<HealthAnswer, CallError>>,
     /// VersionService answer.
     pub grpc_version: Option<Result<serde_json::Value, CallError>>,
-    /// RPC without a certificate.
-    pub no_cert_rpc: Option<NoCertRpc>,
+    /// The RPC without a certificate, under each TLS version it was tried.
+    pub no_cert_rpc: BTreeMap<TlsVersion, NoCertRpc>,
     /// HTTP answers by path.
     pub http: HashMap<String, Result<HttpAnswer, HttpError>>,
     /// The log lines, or why they could not be read.
@@ -349,21 +349,17 @@ pub async fn observe(
         }
         last
     };
-    let no_cert = async {
-        if !want_no_cert {
-            return None;
-        }
-        let first = grpc::no_cert_rpc(&grpc_target(TlsVersion::Tls13)).await;
-        match &first {
-            // A server without TLS 1.3 refuses the version, not the client: retry under 1.2.
-            NoCertRpc::RefusedInHandshake { connection }
-                if connection.alert.as_deref() == Some("protocol_version") =>
-            {
-                Some(grpc::no_cert_rpc(&grpc_target(TlsVersion::Tls12)).await)
-            }
-            _ => Some(first),
-        }
+    // Under every version: a server may authenticate clients under one and not the other.
+    let no_cert_versions: Vec<TlsVersion> = if want_no_cert {
+        vec![TlsVersion::Tls12, TlsVersion::Tls13]
+    } else {
+        vec![]
     };
+    let no_cert = futures::future::join_all(
+        no_cert_versions
+            .iter()
+            .map(|v| async move { grpc::no_cert_rpc(&grpc_target(*v)).await }),
+    );
     // Probed as plain TLS or HTTPS, a gRPC server gives wrong verdicts both ways: find out.
     let speaks_grpc = async {
         if grpc {
@@ -407,7 +403,7 @@ pub async fn observe(
     obs.plaintext = plaintext;
     obs.grpc_health = health_versions.into_iter().zip(health).collect();
     obs.grpc_version = version;
-    obs.no_cert_rpc = no_cert;
+    obs.no_cert_rpc = no_cert_versions.into_iter().zip(no_cert).collect();
     obs.http = http_paths
         .into_iter()
         .zip(http)

@@ -389,14 +389,19 @@ fn grpc_judges() {
             Verdict::Error,
         ),
     ];
-    for (rpc, want) in cases {
-        let mut obs = admitted();
-        obs.no_cert_rpc = Some(rpc.clone());
-        assert_eq!(
-            verdict("grpc/no-cert-rpc-denied", &obs, Protocol::Grpc).0,
-            want,
-            "{rpc:?}"
-        );
+    for (rpc, want) in &cases {
+        // The same answer under each version, and under one version while the other denies it:
+        // a server open under one version is open.
+        let denied = cases[1].0.clone();
+        for (v12, v13) in [(rpc, rpc), (&denied, rpc), (rpc, &denied)] {
+            let mut obs = admitted();
+            obs.no_cert_rpc = [(V12, v12.clone()), (V13, v13.clone())].into();
+            assert_eq!(
+                verdict("grpc/no-cert-rpc-denied", &obs, Protocol::Grpc).0,
+                *want,
+                "{v12:?} / {v13:?}"
+            );
+        }
     }
     // gRPC checks do not apply to a plain TLS endpoint.
     let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Tls));

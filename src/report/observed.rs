@@ -49,8 +49,8 @@ pub enum Observed {
         /// Why.
         error: CallError,
     },
-    /// What happened to the RPC sent without a certificate.
-    NoCertRpc(NoCertRpc),
+    /// What happened to the RPC sent without a certificate, by TLS version id (`tls1.3`).
+    NoCertRpc(BTreeMap<String, NoCertRpc>),
     /// An HTTP answer from the health port.
     Http(HttpAnswer),
     /// A log line found, and the value after its prefix.

@@ -41,6 +41,7 @@ var modes = map[string]string{
 	"any-in-chain":        "a client is admitted when ANY certificate it sends chains to the client CA (the rest serving as intermediates)",
 	"last-is-ca":          "a client is admitted when the LAST certificate it sends is a certificate of the client CA file",
 	"issuer-serial-cache": "verifies correctly, but remembers each verified certificate by issuer and serial and admits any later certificate with the same pair unverified",
+	"open-tls12":          "RequireAndVerifyClientCert under TLS 1.3, no client authentication under TLS 1.2",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -214,6 +215,16 @@ func main() {
 			seen[key] = true
 			return nil
 		})
+	case "open-tls12":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, v := range hello.SupportedVersions {
+				if v == tls.VersionTLS13 {
+					return strict, nil
+				}
+			}
+			return open, nil
+		}
 	case "extra-ca":
 		extra := unapprovedCA()
 		wider := pool.Clone()
