@@ -81,6 +81,7 @@ fn main() {
                         server_name: "localhost".into(),
                         sni: probe::Sni::Configured,
                         version,
+                        alpn: AcceptanceProof::H2Settings.front_alpn(),
                         identity: id.clone(),
                         server_roots: material.server_ca.clone(),
                         proof: AcceptanceProof::H2Settings,

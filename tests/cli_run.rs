@@ -118,6 +118,7 @@ async fn tls13_rejections_are_seen_after_the_handshake() {
                 server_name: "localhost".into(),
                 sni: probe::Sni::Configured,
                 version: TlsVersion::Tls13,
+                alpn: proof.front_alpn(),
                 identity: identity.clone(),
                 server_roots: fx.pki.server_ca.clone(),
                 proof,

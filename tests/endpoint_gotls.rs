@@ -151,12 +151,15 @@ const ROWS: &[Row] = &[
         name: "unauthenticated RPCs hang",
         mode: "hang-rpc",
         server_flags: &[],
+        // Every attempt that meets the hanging handler waits out its timeout: more at once.
         harness: &[
             "--server-name",
             "localhost",
             "--timeout-ms",
             "3000",
             "--partial",
+            "--concurrency",
+            "80",
         ],
         exit: 1,
         expect: &[
@@ -355,6 +358,47 @@ const ROWS: &[Row] = &[
             ("handshake/forged-issuer-serial/tls1.2", "fail", "ACCEPTED"),
         ],
         fails: Some(&["handshake/forged-issuer-serial"]),
+    },
+    // Issue 16.3: every door. A server that skips client authentication when no ALPN is
+    // offered, when http/1.1 is offered without h2, or for one of the names of its own
+    // certificate, is open to an intruder who knocks there.
+    Row {
+        name: "no client authentication without ALPN",
+        mode: "alpn-absent",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, no ALPN",
+            ),
+            ("handshake/valid-client-cert/tls1.3", "pass", "SERVING"),
+        ],
+        fails: Some(&NEGATIVES),
+    },
+    Row {
+        name: "no client authentication for http/1.1",
+        mode: "alpn-http11",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[("handshake/wrong-ca/tls1.2", "fail", "ALPN `http/1.1`")],
+        fails: Some(&NEGATIVES),
+    },
+    Row {
+        name: "no client authentication for a name of the server's own certificate",
+        mode: "sni-san",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/no-client-cert/tls1.3",
+            "fail",
+            "ACCEPTED with SNI `argocd-repo-server.argocd.svc`, ALPN `h2`",
+        )],
+        fails: Some(&NEGATIVES),
     },
     // Issue 16.3: an RPC without a certificate is tried under every version the server speaks.
     Row {

@@ -4,9 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use super::judgement::{Judgement, attempt_evidence, refusal_words, sni_words};
+use super::judgement::{Judgement, attempt_evidence, door_words, refusal_words, sni_words};
 use super::observe::Observations;
-use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, TlsVersion};
+use super::observe::{AlpnOffer, Door};
+use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, TlsVersion};
 use crate::report::{HealthSeen, Observed, Verdict};
 use crate::suite::{Check, Expect, Presented};
 
@@ -153,16 +154,17 @@ pub(super) fn judge_refusal(
     obs: &Observations,
     grpc: bool,
 ) -> Judgement {
-    let mut attempts: Vec<&ProbeOutcome> = obs
+    let mut at_doors: Vec<(&Door, &ProbeOutcome)> = obs
         .handshakes
         .iter()
         .filter(|(k, _)| k.0 == present && k.1 == v)
-        .map(|(_, o)| o)
+        .map(|(k, o)| (&k.2, o))
         .collect();
-    if attempts.is_empty() {
+    if at_doors.is_empty() {
         return Judgement::new(Verdict::Error, "attempt was not run");
     }
-    attempts.sort_by_key(|o| o.sni.clone());
+    at_doors.sort_by(|a, b| a.0.cmp(b.0));
+    let attempts: Vec<&ProbeOutcome> = at_doors.iter().map(|(_, o)| *o).collect();
     let control = positive_control(obs, v, grpc);
     let control_basis = control.as_ref().ok().copied();
     let evidence: Vec<String> = attempts.iter().flat_map(|o| attempt_evidence(o)).collect();
@@ -185,11 +187,11 @@ pub(super) fn judge_refusal(
             Ok(true) => {
                 return done(Judgement::new(
                     Verdict::Fail,
-                    format!("ACCEPTED with {}: {}", sni_words(o), o.detail),
+                    format!("ACCEPTED with {}: {}", door_words(o), o.detail),
                 ));
             }
             Ok(false) => {}
-            Err(why) => unseen.push(format!("with {}: {why}", sni_words(o))),
+            Err(why) => unseen.push(format!("with {}: {why}", door_words(o))),
         }
     }
     if let Some(o) = attempts
@@ -203,7 +205,7 @@ pub(super) fn judge_refusal(
         };
         return done(Judgement::new(
             Verdict::Error,
-            format!("{what} with {}: {}", sni_words(o), o.detail),
+            format!("{what} with {}: {}", door_words(o), o.detail),
         ));
     }
     if !unseen.is_empty() {
@@ -231,25 +233,42 @@ pub(super) fn judge_refusal(
             ),
         ));
     }
+    // A pinned alert is the reason the case tests: it holds where legitimate clients come in
+    // (another ALPN may be refused for the protocol alone, before the certificate is looked at).
     if let Some(want) = check.case.pinned_alert(v)
-        && let Some(o) = attempts.iter().find(|o| o.alert.as_deref() != Some(want))
+        && let Some((_, o)) = at_doors
+            .iter()
+            .find(|(d, o)| d.alpn == AlpnOffer::Front && o.alert.as_deref() != Some(want))
     {
         return done(Judgement::new(
             Verdict::Fail,
             format!(
                 "rejected with {} under {}, but the suite pins alert `{want}`",
                 refusal_words(o),
-                sni_words(o)
+                door_words(o)
             ),
         ));
     }
     let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
-    let snis: Vec<String> = attempts.iter().map(|o| sni_words(o)).collect();
+    // The doors, grouped by ALPN offer: `ALPN `h2`: no SNI, SNI `localhost`, ...`.
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for o in &attempts {
+        let alpn = super::judgement::alpn_words(o);
+        match groups.iter_mut().find(|(a, _)| *a == alpn) {
+            Some((_, snis)) => snis.push(sni_words(o)),
+            None => groups.push((alpn, vec![sni_words(o)])),
+        }
+    }
+    let doors: Vec<String> = groups
+        .iter()
+        .map(|(alpn, snis)| format!("{alpn}: {}", snis.join(", ")))
+        .collect();
     let mut reason = format!(
-        "rejected {} with {} under each of {}; the valid client was admitted on the same endpoint",
+        "rejected {} with {} at each of {} doors ({}); the valid client was admitted on the same endpoint",
         attempts[0].stage,
         hows.into_iter().collect::<Vec<_>>().join(" / "),
-        snis.join(", ")
+        attempts.len(),
+        doors.join("; ")
     );
     if let Presented::Adversary(adversary) = present
         && let Some(caveat) = obs.caveats.get(&adversary)
@@ -271,7 +290,7 @@ pub(super) fn judge_admission(
             "no client identity of this installation to present: {why}"
         ));
     }
-    let Some(o) = obs.handshakes.get(&(present, v, Sni::Configured)) else {
+    let Some(o) = obs.handshakes.get(&(present, v, Door::FRONT)) else {
         return Judgement::new(Verdict::Error, "attempt was not run");
     };
     let mut evidence = attempt_evidence(o);

@@ -56,12 +56,26 @@ pub(super) fn sni_words(o: &ProbeOutcome) -> String {
     }
 }
 
+/// How an attempt's ALPN offer reads in evidence.
+pub(super) fn alpn_words(o: &ProbeOutcome) -> String {
+    if o.alpn_offered.is_empty() {
+        "no ALPN".to_owned()
+    } else {
+        format!("ALPN `{}`", o.alpn_offered.join(","))
+    }
+}
+
+/// The door an attempt knocked on: its SNI and its ALPN offer.
+pub(super) fn door_words(o: &ProbeOutcome) -> String {
+    format!("{}, {}", sni_words(o), alpn_words(o))
+}
+
 pub(super) fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
     let mut e = vec![format!(
         "{} presenting `{}` with {}: {} {} ({})",
         o.requested_version,
         o.presented.as_deref().unwrap_or("no certificate"),
-        sni_words(o),
+        door_words(o),
         o.outcome,
         o.stage,
         o.detail

@@ -24,7 +24,9 @@ mod transport;
 mod tests;
 
 pub use handshake::version_refusal;
-pub use observe::{AttemptKey, Observations, ProbeSettings, observe, sni_variants};
+pub use observe::{
+    AlpnOffer, AttemptKey, Door, Observations, ProbeSettings, doors, observe, sni_variants,
+};
 
 use judgement::Judgement;
 

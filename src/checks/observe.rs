@@ -34,8 +34,86 @@ impl Default for ProbeSettings {
     }
 }
 
-/// Which handshake attempt: the identity presented, the TLS version, the SNI sent.
-pub type AttemptKey = (Presented, TlsVersion, Sni);
+/// Which handshake attempt: the identity presented, the TLS version, the door knocked on.
+pub type AttemptKey = (Presented, TlsVersion, Door);
+
+/// The ALPN an attempt offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlpnOffer {
+    /// What the endpoint's own clients offer: `h2` for gRPC, `http/1.1` for HTTPS, none for TLS.
+    Front,
+    /// No ALPN extension.
+    Absent,
+    /// `h2` alone.
+    H2,
+    /// `http/1.1` alone.
+    Http11,
+}
+
+impl AlpnOffer {
+    /// The protocols offered at an endpoint proven with `proof`.
+    pub fn protocols(self, proof: AcceptanceProof) -> Vec<&'static str> {
+        match self {
+            AlpnOffer::Front => proof.front_alpn(),
+            AlpnOffer::Absent => vec![],
+            AlpnOffer::H2 => vec!["h2"],
+            AlpnOffer::Http11 => vec!["http/1.1"],
+        }
+    }
+}
+
+/// A way in: the SNI a ClientHello sends and the ALPN it offers. A server may key its client
+/// authentication on either, so a refusal must hold at every door.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Door {
+    /// The server name indication.
+    pub sni: Sni,
+    /// The ALPN offer.
+    pub alpn: AlpnOffer,
+}
+
+impl Door {
+    /// The front door: the configured name and the endpoint's own ALPN, as legitimate clients
+    /// come in. Positive controls knock here.
+    pub const FRONT: Door = Door {
+        sni: Sni::Configured,
+        alpn: AlpnOffer::Front,
+    };
+}
+
+/// Every door a refusal is tried at: each SNI (see [`sni_variants`], plus every DNS name of the
+/// certificate the server presented) with the endpoint's own ALPN, and each other ALPN a server
+/// could key on (none, `h2`, `http/1.1`) with the three base SNIs. An HTTPS endpoint is not
+/// offered `h2` alone (its refusal would be an HTTP/2 status this prober does not read).
+pub fn doors(server_name: &str, protocol: Protocol, server_dns_names: &[String]) -> Vec<Door> {
+    let base = sni_variants(server_name);
+    let mut snis = base.clone();
+    for name in server_dns_names {
+        let sni = Sni::Other(name.clone());
+        if name != server_name && !snis.contains(&sni) {
+            snis.push(sni);
+        }
+    }
+    let others: &[AlpnOffer] = match protocol {
+        Protocol::Grpc => &[AlpnOffer::Absent, AlpnOffer::Http11],
+        Protocol::Https => &[AlpnOffer::Absent],
+        Protocol::Tls => &[AlpnOffer::H2, AlpnOffer::Http11],
+    };
+    let mut doors: Vec<Door> = snis
+        .into_iter()
+        .map(|sni| Door {
+            sni,
+            alpn: AlpnOffer::Front,
+        })
+        .collect();
+    for &alpn in others {
+        doors.extend(base.iter().map(|sni| Door {
+            sni: sni.clone(),
+            alpn,
+        }));
+    }
+    doors
+}
 
 /// Everything observed at one endpoint.
 #[derive(Debug, Default)]
@@ -71,14 +149,14 @@ pub struct Observations {
     pub operator_cas: Vec<String>,
 }
 
-/// The key of the valid client's attempt under `v` (configured SNI): the positive control.
+/// The key of the valid client's attempt under `v` (the front door): the positive control.
 pub(super) fn control_key(v: TlsVersion) -> AttemptKey {
-    (Presented::Client, v, Sni::Configured)
+    (Presented::Client, v, Door::FRONT)
 }
 
 /// The key of the minted positive control under `v`: a valid leaf minted with the CA key.
 pub(super) fn minted_control_key(v: TlsVersion) -> AttemptKey {
-    (Presented::MintedClient, v, Sni::Configured)
+    (Presented::MintedClient, v, Door::FRONT)
 }
 
 impl Observations {
@@ -167,47 +245,38 @@ pub async fn observe(
     let grpc = endpoint.protocol == Protocol::Grpc;
     let proof = proof_for(endpoint.protocol);
 
-    // Which (identity, version, SNI) handshakes: the checks' own, plus the positive controls.
-    // Refusals must hold under every SNI variant; the valid client uses the configured name.
-    let mut wanted: BTreeSet<AttemptKey> = BTreeSet::new();
-    let mut presented: BTreeSet<Presented> = BTreeSet::new();
+    // The handshakes: the positive controls and the admissions at the front door (first
+    // wave), then every refusal at every door (second wave, once the server's certificate has
+    // named the names it answers to).
+    let mut front: BTreeSet<(Presented, TlsVersion)> = BTreeSet::new();
+    let mut refusals: BTreeSet<(Presented, TlsVersion)> = BTreeSet::new();
     let controls = control_versions(checks);
-    wanted.extend(controls.iter().map(|&v| control_key(v)));
-    if !controls.is_empty() {
-        presented.insert(Presented::Client);
-    }
-    let variants = sni_variants(&endpoint.server_name);
+    front.extend(controls.iter().map(|&v| (Presented::Client, v)));
     for c in checks {
         if let (CaseKind::Handshake { present, expect }, Some(v)) = (&c.case.kind, c.version) {
-            presented.insert(*present);
             match expect {
-                Expect::Rejected => {
-                    wanted.extend(variants.iter().map(|sni| (*present, v, sni.clone())))
-                }
-                Expect::Accepted => {
-                    wanted.insert((*present, v, Sni::Configured));
-                }
+                Expect::Rejected => refusals.insert((*present, v)),
+                Expect::Accepted => front.insert((*present, v)),
+            };
+            // Every identity minted with the CA key needs its own positive control, per version.
+            if let Presented::Adversary(a) = present
+                && a.needs_ca_key()
+            {
+                front.insert((Presented::MintedClient, v));
             }
         }
     }
-    let adversaries: BTreeSet<Adversary> = presented
+    let adversaries: BTreeSet<Adversary> = front
         .iter()
-        .filter_map(|p| match p {
+        .chain(&refusals)
+        .filter_map(|(p, _)| match p {
             Presented::Adversary(a) => Some(*a),
             _ => None,
         })
         .collect();
-    // Every identity minted with the CA key needs its own positive control, per version.
-    for key in wanted.clone() {
-        if let (Presented::Adversary(a), v, _) = key
-            && a.needs_ca_key()
-        {
-            wanted.insert(minted_control_key(v));
-        }
-    }
     // Key generation (RSA above all) dominates a run's CPU time: one thread per identity.
     let (minted, minted_control) = std::thread::scope(|scope| {
-        let control = wanted
+        let control = front
             .iter()
             .any(|k| k.0 == Presented::MintedClient)
             .then(|| scope.spawn(|| pki::mint_control(pki).map_err(|e| e.to_string())));
@@ -245,41 +314,32 @@ pub async fn observe(
             obs.caveats.insert(*adversary, why.clone());
         }
     }
-    // Two waves: the positive controls first, then every other attempt. A control's answer is
-    // the premise of each refusal, and a server that remembers what it verified (by issuer and
-    // serial, say) must have met the legitimate client before the forgery of it arrives.
-    let (mut controls_wave, mut others_wave) = (Vec::new(), Vec::new());
-    for key in &wanted {
-        let (present, version, sni) = key;
+    let mut identities: HashMap<Presented, Option<Identity>> = HashMap::new();
+    for (present, _) in front.iter().chain(&refusals) {
         match identity_for(*present, pki, &minted, &minted_control) {
             Ok(identity) => {
-                let wave = if matches!(present, Presented::Client | Presented::MintedClient)
-                    && *sni == Sni::Configured
-                {
-                    &mut controls_wave
-                } else {
-                    &mut others_wave
-                };
-                wave.push((
-                    key.clone(),
-                    ProbeRequest {
-                        addr: endpoint.addr,
-                        server_name: endpoint.server_name.clone(),
-                        sni: sni.clone(),
-                        version: *version,
-                        identity,
-                        server_roots: pki.server_ca.clone(),
-                        proof,
-                        timeout: settings.timeout,
-                        silence: settings.silence,
-                    },
-                ));
+                identities.insert(*present, identity);
             }
             Err(reason) => {
                 obs.unavailable.insert(*present, reason);
             }
         }
     }
+    let request = |key: &AttemptKey| -> Option<ProbeRequest> {
+        let (present, version, door) = key;
+        Some(ProbeRequest {
+            addr: endpoint.addr,
+            server_name: endpoint.server_name.clone(),
+            sni: door.sni.clone(),
+            version: *version,
+            alpn: door.alpn.protocols(proof),
+            identity: identities.get(present)?.clone(),
+            server_roots: pki.server_ca.clone(),
+            proof,
+            timeout: settings.timeout,
+            silence: settings.silence,
+        })
+    };
 
     let wants = |f: &dyn Fn(&CaseKind) -> bool| checks.iter().any(|c| f(&c.case.kind));
     let legacy_versions: Vec<TlsVersion> = checks
@@ -314,12 +374,37 @@ pub async fn observe(
         .collect();
 
     let handshakes = async {
-        let mut done = Vec::new();
-        for wave in [controls_wave, others_wave] {
-            let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = wave.into_iter().unzip();
+        let run = |keys: Vec<AttemptKey>| async {
+            let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = keys
+                .into_iter()
+                .filter_map(|k| request(&k).map(|r| (k, r)))
+                .unzip();
             let outcomes = probe::attempt_all(requests, settings.concurrency).await;
-            done.extend(keys.into_iter().zip(outcomes));
-        }
+            keys.into_iter().zip(outcomes).collect::<Vec<_>>()
+        };
+        // First the front door: a control's answer is the premise of each refusal, and a server
+        // that remembers what it verified (by issuer and serial, say) must have met the
+        // legitimate client before the forgery of it arrives.
+        let mut done = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect()).await;
+        let names: Vec<String> = done
+            .iter()
+            .find_map(|(_, o)| o.server_chain.leaf_der.as_deref())
+            .and_then(|der| crate::x509::CertFacts::from_der(der).ok())
+            .map(|facts| {
+                facts
+                    .san
+                    .iter()
+                    .filter_map(|n| n.strip_prefix("DNS:"))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let doors = doors(&endpoint.server_name, endpoint.protocol, &names);
+        let second: Vec<AttemptKey> = refusals
+            .iter()
+            .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
+            .collect();
+        done.extend(run(second).await);
         done
     };
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
@@ -432,12 +517,14 @@ fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
     let mut controls = obs
         .handshakes
         .iter()
-        .filter(|(k, _)| k.0 == Presented::Client && k.2 == Sni::Configured)
+        .filter(|(k, _)| k.0 == Presented::Client && k.2 == Door::FRONT)
         .map(|(_, o)| o);
     let other_speech =
         |o: &&ProbeOutcome| o.outcome == Outcome::Error && o.stage == probe::Stage::Application;
     let alpn_refused = obs.handshakes.iter().any(|(k, o)| {
-        k.0 == Presented::Client && o.alert.as_deref() == Some("no_application_protocol")
+        k.0 == Presented::Client
+            && k.2 == Door::FRONT
+            && o.alert.as_deref() == Some("no_application_protocol")
     });
     if alpn_refused && protocol != Protocol::Tls {
         let (offered, instead) = if protocol == Protocol::Grpc {

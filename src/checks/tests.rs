@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::evaluate;
-use super::observe::{AttemptKey, Observations};
+use super::observe::{AlpnOffer, AttemptKey, Door, Observations};
 use crate::endpoint::{Endpoint, HttpAnswer, LogSource, Protocol};
 use crate::grpc::{CallError, HealthAnswer, NoCertRpc};
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, Sni, Stage, TlsVersion};
@@ -66,7 +66,14 @@ fn attempt(
 
 fn key(label: &str, v: TlsVersion, sni: Sni) -> AttemptKey {
     let present: Presented = serde_json::from_value(serde_json::json!(label)).expect("a label");
-    (present, v, sni)
+    (
+        present,
+        v,
+        Door {
+            sni,
+            alpn: AlpnOffer::Front,
+        },
+    )
 }
 
 /// Observations where the valid client is admitted under both versions (gRPC: SERVING).

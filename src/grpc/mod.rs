@@ -137,6 +137,7 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
         server_name: target.server_name.clone(),
         sni: Sni::Configured,
         version: target.version,
+        alpn: AcceptanceProof::H2Settings.front_alpn(),
         identity: target.identity.clone(),
         server_roots: target.server_roots.clone(),
         proof: AcceptanceProof::H2Settings,

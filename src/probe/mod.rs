@@ -31,16 +31,79 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs one attempt end to end: handshake, then the acceptance proof.
 pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
-    let alpn: &[&[u8]] = match req.proof {
-        AcceptanceProof::H2Settings => &[b"h2"],
-        AcceptanceProof::Https => &[b"http/1.1"],
-        AcceptanceProof::Tls => &[],
-    };
-    let connected = match connect(req, alpn).await {
+    let alpn: Vec<&[u8]> = req.alpn.iter().map(|p| p.as_bytes()).collect();
+    let connected = match connect(req, &alpn).await {
         Ok(c) => c,
         Err(out) => return out,
     };
+    // A gRPC server met without `h2` (another door) may speak anything past TLS: its first
+    // answer of any kind is the admission, an HTTP refusal status or a close its refusal.
+    if req.proof == AcceptanceProof::H2Settings && req.alpn != ["h2"] {
+        return prove_any_answer(req, connected).await;
+    }
     prove_acceptance(req, connected).await
+}
+
+/// Acceptance past TLS under an ALPN the endpoint's clients do not offer: whatever the server
+/// says first (HTTP/2 SETTINGS, an HTTP/1.1 status that is not a refusal, any other data) shows
+/// it admitted the client; if it waits, an HTTP/1.1 request asks it.
+async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutcome {
+    let Connected {
+        mut stream,
+        mut outcome,
+        started,
+        tickets: _,
+    } = connected;
+    let deadline = started + req.timeout;
+    let first_word = (Instant::now() + FIRST_WORD_WINDOW).min(deadline);
+    match read_h2_answer(&mut stream, first_word).await {
+        H2Answer::Settings => {
+            outcome.stage = Stage::Application;
+            outcome.accept(
+                AcceptanceBasis::H2Settings,
+                "server sent its HTTP/2 SETTINGS frame: the client was admitted".into(),
+            );
+        }
+        H2Answer::Other(seen) => {
+            outcome.stage = Stage::Application;
+            outcome.accept(
+                AcceptanceBasis::ApplicationData,
+                format!(
+                    "server sent application data: {}",
+                    wire::describe_bytes(&seen)
+                ),
+            );
+        }
+        H2Answer::Closed(_) => closed_after_handshake(&mut outcome),
+        H2Answer::Failed(e) => apply_post_handshake_error(&mut outcome, &e),
+        H2Answer::Silent(_) => {
+            let request = format!(
+                "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: argocd-mtls-verify\r\nConnection: close\r\n\r\n",
+                req.server_name
+            );
+            if let Err(e) = stream.write_all(request.as_bytes()).await {
+                let e = read_after_failed_write(&mut stream, e).await;
+                apply_post_handshake_error(&mut outcome, &e);
+            } else {
+                match read_http_status(&mut stream, deadline).await {
+                    HttpStatus::NotHttp(seen) => {
+                        outcome.stage = Stage::Application;
+                        outcome.accept(
+                            AcceptanceBasis::ApplicationData,
+                            format!(
+                                "server answered GET / with application data: {}",
+                                wire::describe_bytes(&seen)
+                            ),
+                        );
+                    }
+                    answer => judge_http_answer(&mut outcome, answer),
+                }
+            }
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
+    outcome.timings.total_us = micros(started);
+    outcome
 }
 
 async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutcome {

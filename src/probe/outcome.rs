@@ -57,7 +57,8 @@ impl std::fmt::Display for TlsVersion {
     }
 }
 
-/// How an attempt proves the server accepted it.
+/// How an attempt proves the server accepted it (under the ALPN its protocol offers; under
+/// another offer, any answer past TLS is the server's admission).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AcceptanceProof {
@@ -69,6 +70,18 @@ pub enum AcceptanceProof {
     /// Plain TLS: under TLS 1.3, application data or a session ticket, else silence for the
     /// whole silence window.
     Tls,
+}
+
+impl AcceptanceProof {
+    /// The ALPN protocols the endpoint's own clients offer: `h2` for gRPC, `http/1.1` for HTTPS,
+    /// none for plain TLS.
+    pub fn front_alpn(self) -> Vec<&'static str> {
+        match self {
+            AcceptanceProof::H2Settings => vec!["h2"],
+            AcceptanceProof::Https => vec!["http/1.1"],
+            AcceptanceProof::Tls => vec![],
+        }
+    }
 }
 
 /// What the server did that made an attempt count as accepted. Reports print it, so a reader can
@@ -197,6 +210,9 @@ pub struct ProbeRequest {
     pub sni: Sni,
     /// Forced protocol version (1.2 or 1.3; older versions go through [`legacy`]).
     pub version: TlsVersion,
+    /// The ALPN protocols offered (empty: no ALPN extension). Usually
+    /// [`AcceptanceProof::front_alpn`]; another offer tries another door of the server.
+    pub alpn: Vec<&'static str>,
     /// Client certificate and key to present, if any.
     pub identity: Option<Identity>,
     /// Trust anchors for verifying the server; the result is recorded, never fatal.
@@ -279,6 +295,9 @@ pub struct ProbeOutcome {
     pub cipher_suite: Option<String>,
     /// ALPN protocol negotiated.
     pub alpn: Option<String>,
+    /// ALPN protocols offered (empty: no ALPN extension).
+    #[serde(default)]
+    pub alpn_offered: Vec<String>,
     /// The server's certificate chain.
     pub server_chain: ServerChain,
     /// Whether the server sent a CertificateRequest at all.
@@ -306,6 +325,7 @@ impl ProbeOutcome {
     pub(crate) fn new(req: &ProbeRequest) -> Self {
         let mut out = Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()));
         out.sni = req.sni_sent();
+        out.alpn_offered = req.alpn.iter().map(|p| (*p).to_owned()).collect();
         out
     }
 
@@ -337,6 +357,7 @@ impl ProbeOutcome {
             tls_version: None,
             cipher_suite: None,
             alpn: None,
+            alpn_offered: vec![],
             server_chain: ServerChain::default(),
             client_cert_requested: false,
             acceptable_ca_names: vec![],

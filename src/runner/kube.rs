@@ -588,6 +588,7 @@ async fn baseline(
             server_name: server_name.to_owned(),
             sni: probe::Sni::Configured,
             version: TlsVersion::Tls13,
+            alpn: AcceptanceProof::H2Settings.front_alpn(),
             identity: None,
             server_roots: vec![],
             proof: AcceptanceProof::H2Settings,

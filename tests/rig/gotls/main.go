@@ -41,6 +41,9 @@ var modes = map[string]string{
 	"any-in-chain":        "a client is admitted when ANY certificate it sends chains to the client CA (the rest serving as intermediates)",
 	"last-is-ca":          "a client is admitted when the LAST certificate it sends is a certificate of the client CA file",
 	"issuer-serial-cache": "verifies correctly, but remembers each verified certificate by issuer and serial and admits any later certificate with the same pair unverified",
+	"alpn-absent":         "client certificates are required only when the client offers ALPN",
+	"alpn-http11":         "client certificates are required unless the client offers http/1.1 without h2",
+	"sni-san":             "client certificates are required unless SNI is argocd-repo-server.argocd.svc (a name in the server's own certificate)",
 	"open-tls12":          "RequireAndVerifyClientCert under TLS 1.3, no client authentication under TLS 1.2",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
@@ -215,6 +218,22 @@ func main() {
 			seen[key] = true
 			return nil
 		})
+	case "alpn-absent", "alpn-http11", "sni-san":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			offersH2, offersHTTP11 := false, false
+			for _, p := range hello.SupportedProtos {
+				offersH2 = offersH2 || p == "h2"
+				offersHTTP11 = offersHTTP11 || p == "http/1.1"
+			}
+			open := (*mode == "alpn-absent" && len(hello.SupportedProtos) == 0) ||
+				(*mode == "alpn-http11" && offersHTTP11 && !offersH2) ||
+				(*mode == "sni-san" && hello.ServerName == "argocd-repo-server.argocd.svc")
+			if open {
+				return withoutClientAuth(base), nil
+			}
+			return strict, nil
+		}
 	case "open-tls12":
 		cfg = base.Clone()
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
@@ -273,6 +292,13 @@ func main() {
 	srv := &http.Server{Handler: handler, TLSConfig: cfg, ErrorLog: log.New(os.Stderr, "", log.LstdFlags)}
 	fmt.Printf("listening on %s\n", ln.Addr())
 	log.Fatal(srv.ServeTLS(ln, "", ""))
+}
+
+// withoutClientAuth is cfg with client authentication off.
+func withoutClientAuth(cfg *tls.Config) *tls.Config {
+	c := cfg.Clone()
+	c.ClientAuth = tls.NoClientCert
+	return c
 }
 
 func loadPool(path string) (*x509.CertPool, []*x509.Certificate) {
