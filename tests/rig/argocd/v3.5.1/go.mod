@@ -1,7 +1,7 @@
 // Wrapper module that builds the real Argo CD binary from its published Go module.
 // Argo CD's own go.mod has `replace` directives, so `go install .../cmd@vX` is refused;
-// a wrapper that copies those replaces works. See ../../../README.md ("The real repo-server").
-module argocd-mtls-verify/rig/argocd
+// a wrapper that copies those replaces works. See ../../../../README.md ("The real repo-server").
+module argocd-mtls-verify/rig/argocd-3.5.1
 
 go 1.26.3
 
