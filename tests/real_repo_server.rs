@@ -1,18 +1,56 @@
-//! The endpoint suite against the real argocd-repo-server (v3.5.1, built from Argo CD's Go module
-//! by `tests/rig/argocd/build.sh`), started on 127.0.0.1 in each configuration an operator can end
-//! up with. What the server did in each is in ../shared/DOMAIN.md; these tests hold the harness's
-//! verdicts to it.
+//! The endpoint suite against the real argocd-repo-server at every version the rig builds (v3.5.1,
+//! v3.5.7 and v3.6.1, each from Argo CD's Go module by `tests/rig/argocd/build.sh`), started on
+//! 127.0.0.1 in each configuration an operator can end up with. Every case runs once per version,
+//! as `v3_5_1::<case>`, `v3_5_7::<case>` and `v3_6_1::<case>`. What the server did in each is in
+//! ../shared/DOMAIN.md; these tests hold the harness's verdicts to it.
 
 mod common;
 
 use std::path::Path;
 
-use common::rig::{RepoServer, RepoServerConfig};
+use common::rig::{ArgoCd, RepoServer, RepoServerConfig};
 use common::{NEGATIVES, Run, per_version, pki_init, run_endpoint};
 
-/// The repo-server with the bundle's server certificate and `client_ca`.
-fn server(pki: &Path, client_ca: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> RepoServer {
+/// One `#[test]` per case and version: module `v3_6_1` holds `fn <case>() { <case>(V3_6_1) }`.
+macro_rules! on_every_version {
+    ($($case:ident),+ $(,)?) => {
+        on_every_version!(@version v3_5_1 V3_5_1 $($case)+);
+        on_every_version!(@version v3_5_7 V3_5_7 $($case)+);
+        on_every_version!(@version v3_6_1 V3_6_1 $($case)+);
+    };
+    (@version $module:ident $version:ident $($case:ident)+) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(super::ArgoCd::$version)
+                }
+            )+
+        }
+    };
+}
+
+on_every_version!(
+    mtls_on_passes_and_records_what_the_server_did,
+    missing_client_ca_is_silently_open_and_fails,
+    client_ca_from_another_pki_refuses_the_valid_client,
+    tls13_only_skips_tls12_with_the_reason,
+    text_logs_and_grpc_info_logging_record_the_refusals,
+    ecdsa_server_key_skips_tls12_with_the_cipher_finding,
+    disabled_tls_is_detected_as_plaintext,
+    grpc_server_probed_as_plain_tls_is_named_not_judged,
+);
+
+/// The repo-server of `argocd` with the bundle's server certificate and `client_ca`.
+fn server(
+    argocd: ArgoCd,
+    pki: &Path,
+    client_ca: Option<&Path>,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> RepoServer {
     RepoServer::start(&RepoServerConfig {
+        argocd,
         server_pair: Some((pki.join("server.crt"), pki.join("server.key"))),
         client_ca: client_ca.map(Path::to_owned),
         args: args.iter().map(|s| s.to_string()).collect(),
@@ -51,13 +89,18 @@ fn alerts(run: &Run, id: &str) -> Vec<String> {
 }
 
 /// mTLS on, bundle from `pki init` with its defaults (RSA 2048, which Argo CD's default TLS 1.2
-/// cipher needs): everything passes under both versions; the CA certificate presented as a client
+/// cipher needs): everything passes under TLS 1.2 and 1.3; the CA certificate presented as a client
 /// is accepted by Go's verifier (recorded as an advisory failure); the refusals carry the alerts
 /// DOMAIN.md lists; the build is recorded.
-#[test]
-fn mtls_on_passes_and_records_what_the_server_did() {
+fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
     let pki = pki_init("default");
-    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let s = server(
+        argocd,
+        pki.path(),
+        Some(&pki.path().join("ca.crt")),
+        &[],
+        &[],
+    );
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
     for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
@@ -73,7 +116,7 @@ fn mtls_on_passes_and_records_what_the_server_did() {
         assert_eq!(run.verdict(&id), "fail", "Go accepts a pool CA as a leaf");
         assert_eq!(run.check(&id)["severity"], "advisory");
     }
-    // The alerts DOMAIN.md records for v3.5.1, under every SNI.
+    // The alerts DOMAIN.md records for v3.5.1, under every SNI; v3.5.7 and v3.6.1 send the same.
     let table = [
         (
             "handshake/no-client-cert",
@@ -124,7 +167,8 @@ fn mtls_on_passes_and_records_what_the_server_did() {
     assert!(no_cert.contains("certificate_required"), "{no_cert}");
     assert!(!run.said.contains("used once"));
     assert!(
-        run.reason("grpc/version").contains("v3.5.1"),
+        run.reason("grpc/version")
+            .contains(&format!("v{}", argocd.version())),
         "{}",
         run.reason("grpc/version")
     );
@@ -134,7 +178,7 @@ fn mtls_on_passes_and_records_what_the_server_did() {
         "{}",
         run.reason("tls/policy")
     );
-    // JSON logs (the v3.5.1 default): both startup lines; the empty CN said in words.
+    // JSON logs (the default of all three versions): both startup lines; the empty CN said in words.
     assert_eq!(run.verdict("log/mtls-enabled"), "pass");
     assert!(run.reason("log/health-cert-generated").contains("empty"));
     // Without gRPC INFO logging the refusals leave no line: an advisory failure that says why.
@@ -147,10 +191,9 @@ fn mtls_on_passes_and_records_what_the_server_did() {
 }
 
 /// The client CA file is missing (a misnamed Secret key): the server silently accepts any client.
-#[test]
-fn missing_client_ca_is_silently_open_and_fails() {
+fn missing_client_ca_is_silently_open_and_fails(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
-    let s = server(pki.path(), None, &[], &[]);
+    let s = server(argocd, pki.path(), None, &[], &[]);
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(1);
     for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
@@ -162,11 +205,16 @@ fn missing_client_ca_is_silently_open_and_fails() {
 
 /// The server trusts another PKI's CA: the legitimate client is refused, and without that positive
 /// control no refusal proves anything.
-#[test]
-fn client_ca_from_another_pki_refuses_the_valid_client() {
+fn client_ca_from_another_pki_refuses_the_valid_client(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
     let other = pki_init("rsa2048");
-    let s = server(pki.path(), Some(&other.path().join("ca.crt")), &[], &[]);
+    let s = server(
+        argocd,
+        pki.path(),
+        Some(&other.path().join("ca.crt")),
+        &[],
+        &[],
+    );
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(1);
     for v in ["tls1.2", "tls1.3"] {
@@ -184,11 +232,16 @@ fn client_ca_from_another_pki_refuses_the_valid_client() {
 }
 
 /// `--tlsminversion 1.3`: the TLS 1.2 checks do not apply, and say why.
-#[test]
-fn tls13_only_skips_tls12_with_the_reason() {
+fn tls13_only_skips_tls12_with_the_reason(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
     let ca = pki.path().join("ca.crt");
-    let s = server(pki.path(), Some(&ca), &["--tlsminversion", "1.3"], &[]);
+    let s = server(
+        argocd,
+        pki.path(),
+        Some(&ca),
+        &["--tlsminversion", "1.3"],
+        &[],
+    );
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
     let skipped = run.ids("skip", "handshake/");
@@ -200,11 +253,11 @@ fn tls13_only_skips_tls12_with_the_reason() {
 }
 
 /// Text logs, and grpc-go INFO logging: every refused handshake leaves a line.
-#[test]
-fn text_logs_and_grpc_info_logging_record_the_refusals() {
+fn text_logs_and_grpc_info_logging_record_the_refusals(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
     let ca = pki.path().join("ca.crt");
     let s = server(
+        argocd,
         pki.path(),
         Some(&ca),
         &["--logformat", "text"],
@@ -237,10 +290,15 @@ fn text_logs_and_grpc_info_logging_record_the_refusals() {
 
 /// An ECDSA server key with Argo CD's default ciphers: TLS 1.2 cannot be negotiated at all. That is
 /// a policy fact, reported with its cause; the TLS 1.2 mTLS checks are skipped, not failed.
-#[test]
-fn ecdsa_server_key_skips_tls12_with_the_cipher_finding() {
+fn ecdsa_server_key_skips_tls12_with_the_cipher_finding(argocd: ArgoCd) {
     let pki = pki_init("ecdsa-p256");
-    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let s = server(
+        argocd,
+        pki.path(),
+        Some(&pki.path().join("ca.crt")),
+        &[],
+        &[],
+    );
     let run = probe(&s, pki.path(), &[]);
     run.assert_exit(0);
     for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2"]) {
@@ -262,10 +320,10 @@ fn ecdsa_server_key_skips_tls12_with_the_cipher_finding() {
 }
 
 /// `--disable-tls` with an empty client CA path (the upgrade workaround): plaintext gRPC.
-#[test]
-fn disabled_tls_is_detected_as_plaintext() {
+fn disabled_tls_is_detected_as_plaintext(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
     let s = RepoServer::start(&RepoServerConfig {
+        argocd,
         args: ["--disable-tls", "--client-ca-path", ""]
             .map(String::from)
             .to_vec(),
@@ -283,10 +341,15 @@ fn disabled_tls_is_detected_as_plaintext() {
 }
 
 /// Probed as plain TLS, the gRPC repo-server is recognised and no verdict is given.
-#[test]
-fn grpc_server_probed_as_plain_tls_is_named_not_judged() {
+fn grpc_server_probed_as_plain_tls_is_named_not_judged(argocd: ArgoCd) {
     let pki = pki_init("rsa2048");
-    let s = server(pki.path(), Some(&pki.path().join("ca.crt")), &[], &[]);
+    let s = server(
+        argocd,
+        pki.path(),
+        Some(&pki.path().join("ca.crt")),
+        &[],
+        &[],
+    );
     let run = probe(&s, pki.path(), &["--protocol", "tls"]);
     run.assert_exit(2);
     let why = run.reason("handshake/valid-client-cert/tls1.3");
@@ -297,8 +360,8 @@ fn grpc_server_probed_as_plain_tls_is_named_not_judged() {
     assert!(run.ids("pass", "handshake/").is_empty() && run.ids("fail", "").is_empty());
 }
 
-/// An offline machine has the pinned manifest in the Go module cache (the fixture build put it
-/// there): a local copy with the pinned digest counts as pinned, other bytes do not.
+/// An offline machine has the pinned manifest in the Go module cache (the fixture build put each
+/// version's module there): a local copy with the pinned digest counts as pinned, other bytes do not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
     use argocd_mtls_verify::kubernetes::manifest::ManifestSource;
@@ -307,30 +370,35 @@ async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
         .output()
         .unwrap();
     let cache = String::from_utf8(out.stdout).unwrap();
-    let local = Path::new(cache.trim())
-        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
-    assert!(
-        local.is_file(),
-        "{} is missing: tests/rig/build.sh downloads the module",
-        local.display()
-    );
     let timeout = std::time::Duration::from_secs(5);
-    let source =
-        ManifestSource::resolve("v3.5.1", "manifests/install.yaml", local.to_str()).unwrap();
-    let (_, facts) = source.fetch(timeout).await.unwrap();
-    assert!(facts.pinned, "{facts:?}");
-    assert_eq!(
-        facts.matches.as_deref(),
-        Some("v3.5.1 manifests/install.yaml")
-    );
+    for argocd in ArgoCd::ALL {
+        let tag = format!("v{}", argocd.version());
+        let local = Path::new(cache.trim()).join(format!(
+            "github.com/argoproj/argo-cd/v3@{tag}/manifests/install.yaml"
+        ));
+        assert!(
+            local.is_file(),
+            "{} is missing: tests/rig/build.sh downloads the module",
+            local.display()
+        );
+        let source =
+            ManifestSource::resolve(&tag, "manifests/install.yaml", local.to_str()).unwrap();
+        let (_, facts) = source.fetch(timeout).await.unwrap();
+        assert!(facts.pinned, "{tag}: {facts:?}");
+        assert_eq!(
+            facts.matches,
+            Some(format!("{tag} manifests/install.yaml")),
+            "{tag}"
+        );
 
-    let dir = common::tempdir();
-    let edited = dir.path().join("install.yaml");
-    let mut bytes = std::fs::read(&local).unwrap();
-    bytes.extend_from_slice(b"\n# edited\n");
-    std::fs::write(&edited, bytes).unwrap();
-    let source =
-        ManifestSource::resolve("v3.5.1", "manifests/install.yaml", edited.to_str()).unwrap();
-    let (_, facts) = source.fetch(timeout).await.unwrap();
-    assert!(!facts.pinned && facts.matches.is_none(), "{facts:?}");
+        let dir = common::tempdir();
+        let edited = dir.path().join("install.yaml");
+        let mut bytes = std::fs::read(&local).unwrap();
+        bytes.extend_from_slice(b"\n# edited\n");
+        std::fs::write(&edited, bytes).unwrap();
+        let source =
+            ManifestSource::resolve(&tag, "manifests/install.yaml", edited.to_str()).unwrap();
+        let (_, facts) = source.fetch(timeout).await.unwrap();
+        assert!(!facts.pinned && facts.matches.is_none(), "{tag}: {facts:?}");
+    }
 }

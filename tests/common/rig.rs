@@ -1,7 +1,7 @@
-//! The real peers of the tests: argocd-repo-server built from Argo CD's Go module, and `gotls`, a
-//! Go crypto/tls server with one mode per way of being wrong. Both are built by `tests/run` (which
-//! README names as the test command); a test that needs one and does not find it fails with the
-//! command that builds it, and never skips.
+//! The real peers of the tests: argocd-repo-server (v3.5.1, v3.5.7, v3.6.1) built from Argo CD's Go
+//! module, and `gotls`, a Go crypto/tls server with one mode per way of being wrong. Both are built by
+//! `tests/run` (which README names as the test command); a test that needs one and does not find it
+//! fails with the command that builds it, and never skips.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -56,9 +56,54 @@ impl Running {
     }
 }
 
+/// An Argo CD release the rig builds from Argo CD's Go module (`tests/rig/argocd/v<version>`, one
+/// wrapper module each, all built by `tests/rig/build.sh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ArgoCd {
+    /// The default: the version DOMAIN.md was read from, and the one the node rig runs.
+    #[default]
+    V3_5_1,
+    /// The newest 3.5 release (grpc-go v1.84).
+    V3_5_7,
+    /// The newest 3.6 release (Go 1.27, grpc-go v1.84).
+    V3_6_1,
+}
+
+impl ArgoCd {
+    /// Every version the rig builds.
+    pub const ALL: [ArgoCd; 3] = [ArgoCd::V3_5_1, ArgoCd::V3_5_7, ArgoCd::V3_6_1];
+
+    /// `3.5.1`, `3.5.7`, `3.6.1`.
+    pub fn version(self) -> &'static str {
+        match self {
+            ArgoCd::V3_5_1 => "3.5.1",
+            ArgoCd::V3_5_7 => "3.5.7",
+            ArgoCd::V3_6_1 => "3.6.1",
+        }
+    }
+
+    /// Its argocd-repo-server: `$ARGOCD_REPO_SERVER_BIN` or `target/rig/argocd-repo-server` for
+    /// v3.5.1, `$ARGOCD_REPO_SERVER_BIN_3_5_7` or `target/rig/v3.5.7/argocd-repo-server` for the
+    /// others. Fails (never skips) when missing.
+    pub fn repo_server_binary(self) -> PathBuf {
+        match self {
+            ArgoCd::V3_5_1 => fixture_binary("ARGOCD_REPO_SERVER_BIN", "argocd-repo-server"),
+            other => fixture_binary(
+                &format!(
+                    "ARGOCD_REPO_SERVER_BIN_{}",
+                    other.version().replace('.', "_")
+                ),
+                &format!("v{}/argocd-repo-server", other.version()),
+            ),
+        }
+    }
+}
+
 /// How to run the real repo-server.
 #[derive(Debug, Clone, Default)]
 pub struct RepoServerConfig {
+    /// Which build of it to start (default v3.5.1).
+    pub argocd: ArgoCd,
     /// `server.crt`/`server.key` to install as `reposerver/tls/tls.crt|key`; `None`: the server
     /// makes its own self-signed certificate.
     pub server_pair: Option<(PathBuf, PathBuf)>,
@@ -83,7 +128,7 @@ pub struct RepoServer {
 impl RepoServer {
     /// Starts it and waits (bounded) until `/healthz` answers 200.
     pub fn start(config: &RepoServerConfig) -> RepoServer {
-        let bin = fixture_binary("ARGOCD_REPO_SERVER_BIN", "argocd-repo-server");
+        let bin = config.argocd.repo_server_binary();
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("app-config");
         let tls_dir = conf.join("reposerver/tls");

@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
-# Builds the real `argocd` binary (every component, chosen by the name it runs under) from Argo CD's
-# published Go module (pinned in go.mod) into $OUT (default: <repo>/target/rig/argocd), and links
-# argocd-repo-server to it beside it. Idempotent: go's own caches make a rebuild cheap. Prints the
-# binary's path on its last line.
+# Builds the real `argocd` binary (every component, chosen by the name it runs under) of one Argo CD
+# version from its published Go module, and links argocd-repo-server to it beside it.
+#   tests/rig/argocd/build.sh [VERSION]     VERSION: a directory here (3.5.1, 3.5.7, 3.6.1; default 3.5.1)
+# Each version is its own wrapper module (v<VERSION>/go.mod, go.sum: Argo CD's `replace`s copied,
+# gitops-engine from the proxy); v<VERSION>/main.go links to the shared ./main.go. Output: $OUT if
+# set, else target/rig/argocd for 3.5.1 (the default every other rig and test uses) and
+# target/rig/v<VERSION>/argocd for the others. A `toolchain` line in the wrapper's go.mod (3.6 needs
+# Go >= 1.27) runs that build, and only it, under GOTOOLCHAIN=<that toolchain>, which Go fetches
+# from the module proxy. Idempotent: go's own caches make a rebuild cheap. Prints the binary's path
+# on its last line.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-out=${OUT:-$root/target/rig/argocd}
-version=$(sed -n "s#^[[:space:]]*\(require \)\?github.com/argoproj/argo-cd/v3 v\([0-9.]*\).*#\2#p" "$here/go.mod" | head -n1)
-[ -n "$version" ] || { echo "build.sh: no Argo CD version in $here/go.mod" >&2; exit 2; }
+version=${1:-3.5.1}
+version=${version#v}
+module="$here/v$version"
+[ -f "$module/go.mod" ] || { echo "build.sh: no wrapper module for Argo CD v$version ($module/go.mod)" >&2; exit 2; }
+pinned=$(sed -n "s#^[[:space:]]*\(require \)\?github.com/argoproj/argo-cd/v3 v\([0-9.]*\).*#\2#p" "$module/go.mod" | head -n1)
+[ "$pinned" = "$version" ] || { echo "build.sh: $module/go.mod requires Argo CD v$pinned, not v$version" >&2; exit 2; }
+if [ "$version" = 3.5.1 ]; then default_out=$root/target/rig/argocd; else default_out=$root/target/rig/v$version/argocd; fi
+out=${OUT:-$default_out}
 command -v go >/dev/null || { echo "build.sh: go is required (Go >= 1.26)" >&2; exit 2; }
+toolchain=$(sed -n 's/^toolchain \(go[0-9.]*\)$/\1/p' "$module/go.mod")
+if [ -n "$toolchain" ]; then export GOTOOLCHAIN=$toolchain; fi
 mkdir -p "$(dirname "$out")"
 pkg=github.com/argoproj/argo-cd/v3/common
 # The source commit of the tag (DOMAIN.md), so VersionService reports `v3.5.1+109ca7c` like upstream.
+# The proxy's .info of v3.5.7 and v3.6.1 names no commit, so theirs stays empty.
 case "$version" in
   3.5.1) commit=109ca7ca71139e514114499d294a492e7910a965 ;;
   *) commit="" ;;
 esac
+# buildDate: the version's commit time as the module proxy records it (not the time of this build),
+# so a rebuild links the same binary and Go's up-to-date check of $out makes a warm run seconds.
+cd "$module"
+date=$(GOFLAGS=-mod=mod go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' github.com/argoproj/argo-cd/v3)
 started=$(date +%s)
-echo "building argocd v$version from the Go module proxy (cold: ~13 min on 2 cores, ~2 GB of modules)" >&2
-cd "$here"
-GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$out.tmp" \
+echo "building argocd v$version${toolchain:+ with $toolchain} from the Go module proxy (cold: ~13 min on 2 cores, ~2 GB of modules)" >&2
+# Straight to $out: go leaves an up-to-date binary alone, and rebuilds one an interrupted copy truncated.
+GOFLAGS=-mod=mod CGO_ENABLED=0 go build -trimpath -o "$out" \
   -ldflags "-s -w -X $pkg.version=$version -X $pkg.gitTag=v$version -X $pkg.gitTreeState=clean -X $pkg.gitCommit=$commit \
-            -X $pkg.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
-mv "$out.tmp" "$out"
+            -X $pkg.buildDate=$date" .
 ln -sfn "$(basename "$out")" "$(dirname "$out")/argocd-repo-server"
 echo "built $out in $(( $(date +%s) - started ))s" >&2
 echo "$out"

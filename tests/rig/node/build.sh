@@ -31,8 +31,8 @@ step "coredns $RIG_COREDNS_VERSION (cold: ~2 min)"
 GOBIN="$RIG_BIN" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$RIG_COREDNS_VERSION"
 
 step "argocd (tests/rig/argocd; cold: ~13 min)"
-argocd=$(OUT="$rig_root/target/rig/argocd" "$rig_root/tests/rig/argocd/build.sh")
-version=$(sed -n "s#^[[:space:]]*\(require \)\?github.com/argoproj/argo-cd/v3 v\([0-9.]*\).*#\2#p" "$rig_root/tests/rig/argocd/go.mod" | head -n1)
+version=3.5.1
+argocd=$(OUT="$rig_root/target/rig/argocd" "$rig_root/tests/rig/argocd/build.sh" "$version")
 hack="$(go env GOMODCACHE)/github.com/argoproj/argo-cd/v3@v$version/hack"
 [ -f "$hack/gpg-wrapper.sh" ] || die "no $hack/gpg-wrapper.sh: the argocd build did not leave Argo CD's module in the cache"
 
