@@ -78,12 +78,24 @@ fn probe(s: &RepoServer, pki: &Path, extra: &[&str]) -> Run {
     run_endpoint(&s.addr(), pki, &args)
 }
 
-/// The alerts each attempt of a check received, all SNI variants.
+/// The alerts each attempt of a check received, at every door.
 fn alerts(run: &Run, id: &str) -> Vec<String> {
+    alerts_where(run, id, |_| true)
+}
+
+/// The alerts of the attempts of a check whose ALPN offer `keep` accepts (`[]`: none offered).
+fn alerts_where(run: &Run, id: &str, keep: impl Fn(&[&str]) -> bool) -> Vec<String> {
     run.check(id)["observed"]["attempts"]
         .as_array()
         .unwrap_or_else(|| panic!("{id} has no attempts"))
         .iter()
+        .filter(|a| {
+            let offered: Vec<&str> = a["alpn_offered"]
+                .as_array()
+                .map(|o| o.iter().filter_map(|p| p.as_str()).collect())
+                .unwrap_or_default();
+            keep(&offered)
+        })
         .map(|a| a["alert"].as_str().unwrap_or("none").to_owned())
         .collect()
 }
@@ -105,12 +117,25 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
     run.assert_exit(0);
     for id in per_version::<Vec<String>>(&NEGATIVES, &["tls1.2", "tls1.3"]) {
         assert_eq!(run.verdict(&id), "pass", "{id}: {}", run.reason(&id));
-        assert_eq!(
-            alerts(&run, &id).len(),
-            3,
-            "{id}: configured SNI, none, unexpected"
+        // The three SNIs (configured, none, unexpected) and the four other DNS names of the
+        // `pki init` server certificate with `h2`; no ALPN and `http/1.1` under the three SNIs.
+        assert_eq!(alerts(&run, &id).len(), 13, "{id}: every door");
+        // grpc-go's server offers only h2: an http/1.1-only ClientHello is refused for that alone.
+        let http11 = alerts_where(&run, &id, |o| o == ["http/1.1"]);
+        assert_eq!(http11.len(), 3, "{id}");
+        assert!(
+            http11.iter().all(|a| a == "no_application_protocol"),
+            "{id}: {http11:?}"
         );
     }
+    // The server's announced trust store is the operator's CA and its health-check issuer.
+    assert_eq!(run.verdict("tls/advertised-client-cas"), "pass");
+    assert!(
+        run.reason("tls/advertised-client-cas")
+            .contains("O=Argo CD Health Check"),
+        "{}",
+        run.reason("tls/advertised-client-cas")
+    );
     for v in ["tls1.2", "tls1.3"] {
         let id = format!("handshake/ca-cert-as-client-cert/{v}");
         assert_eq!(run.verdict(&id), "fail", "Go accepts a pool CA as a leaf");
@@ -151,11 +176,9 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
     for (id, tls12, tls13) in table {
         for (v, alert) in [("tls1.2", tls12), ("tls1.3", tls13)] {
             let id = format!("{id}/{v}");
-            assert!(
-                alerts(&run, &id).iter().all(|a| a == alert),
-                "{id}: {:?}",
-                alerts(&run, &id)
-            );
+            // With h2 and with no ALPN at all, the certificate is what is judged.
+            let judged = alerts_where(&run, &id, |o| o != ["http/1.1"]);
+            assert!(judged.iter().all(|a| a == alert), "{id}: {judged:?}");
         }
     }
     // TLS 1.2 refusals still record the version the ServerHello chose.
@@ -165,6 +188,11 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
     let no_cert = run.reason("grpc/no-cert-rpc-denied");
     assert_eq!(run.verdict("grpc/no-cert-rpc-denied"), "pass");
     assert!(no_cert.contains("certificate_required"), "{no_cert}");
+    // ... under both versions the server speaks.
+    assert!(
+        no_cert.contains("tls1.2:") && no_cert.contains("tls1.3:"),
+        "{no_cert}"
+    );
     assert!(!run.said.contains("used once"));
     assert!(
         run.reason("grpc/version")

@@ -1,4 +1,4 @@
-//! The handshake cases: a refusal must hold under every SNI tried and only counts next to the
+//! The handshake cases: a refusal must hold at every door tried (SNI and ALPN) and only counts next to the
 //! valid client's admission (the positive control); the valid client must be admitted, and for
 //! gRPC served. A TLS version the server cannot carry skips its cases with the cause.
 

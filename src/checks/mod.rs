@@ -90,8 +90,8 @@ pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
             expect: Expect::Rejected,
             ..
         } => match protocol {
-            Protocol::Https => "refused (alert, reset, or an HTTP refusal status) before any protected content, under every SNI tried".into(),
-            _ => "rejected (alert or reset) before any application data, under every SNI tried".into(),
+            Protocol::Https => "refused (alert, reset, or an HTTP refusal status) before any protected content, at every door tried (each SNI and ALPN offer)".into(),
+            _ => "rejected (alert or reset) before any application data, at every door tried (each SNI and ALPN offer)".into(),
         },
         CaseKind::Handshake {
             expect: Expect::Accepted,
