@@ -124,14 +124,17 @@ impl Probe<'_> {
     ) -> anyhow::Result<ExitCode> {
         let probing = events.start("probe");
         let executed = tokio::select! {
-            r = runner::execute(&endpoints, material, self.checks, self.settings, &events) => Some(r),
-            _ = tokio::signal::ctrl_c() => None,
+            biased;
+            which = crate::stop::requested() => Err(which),
+            r = runner::execute(&endpoints, material, self.checks, self.settings, &events) => Ok(r),
         };
         events.finish("probe", probing);
-        let incomplete = executed.is_none();
+        let stopped = executed.as_ref().err().map(|which| which.to_string());
         let executed = executed.unwrap_or_default();
-        if incomplete {
-            events.problem("interrupted: writing a partial report marked incomplete");
+        if let Some(which) = &stopped {
+            events.problem(&format!(
+                "{which}: writing a partial report marked incomplete"
+            ));
         }
         let finished = Finished {
             run_id: self.run_id,
@@ -144,7 +147,8 @@ impl Probe<'_> {
                 .chain(executed.server_certificates)
                 .collect(),
             results: executed.results,
-            stopped: incomplete.then(|| "interrupted (Ctrl-C)".to_owned()),
+            stopped,
+            selected: self.checks,
         };
         finished.write(&events, output)
     }
@@ -160,6 +164,8 @@ struct Finished<'a> {
     results: Vec<report::CheckResult>,
     /// Why the run stopped early; makes it incomplete.
     stopped: Option<String>,
+    /// The checks the run set out to judge: those without a result are listed as not judged.
+    selected: &'a [Check],
 }
 
 impl Finished<'_> {
@@ -180,6 +186,9 @@ impl Finished<'_> {
         );
         run.stopped = self.stopped;
         run.scope = output.scope.clone();
+        if run.incomplete {
+            run.not_judged = runner::not_judged(self.selected, &self.results);
+        }
         let mut report = Report::new(run, self.subject, self.certificates, self.results);
         if let Some(p) = report.run.phases.last_mut() {
             p.ms = report_start.elapsed().as_secs_f64() * 1000.0;
@@ -219,28 +228,30 @@ async fn execute_kube(
                 .as_ref()
                 .context("a kind run provisions the Secrets")?;
             tokio::select! {
-                r = run.kind(kind_plan, provisioning, checks, settings, limits) => Some(r),
-                _ = tokio::signal::ctrl_c() => None,
+                biased;
+                which = crate::stop::requested() => Err(which),
+                r = run.kind(kind_plan, provisioning, checks, settings, limits) => Ok(r),
             }
         }
         KubeHow::Existing { context, install } => {
             let (client, label) =
                 argocd_mtls_verify::kubernetes::connect::connect(context.as_deref()).await?;
             tokio::select! {
-                r = run.cluster(client, &label, install.as_ref(), plan.provisioning.as_ref(), checks, settings, limits) => Some(r),
-                _ = tokio::signal::ctrl_c() => None,
+                biased;
+                which = crate::stop::requested() => Err(which),
+                r = run.cluster(client, &label, install.as_ref(), plan.provisioning.as_ref(), checks, settings, limits) => Ok(r),
             }
         }
     };
     let stopped = match outcome {
-        None => Some("interrupted (Ctrl-C)".to_owned()),
-        Some(Err(e)) => {
+        Err(which) => Some(which.to_owned()),
+        Ok(Err(e)) => {
             let e = anyhow::Error::from(e);
             let text = crate::error_text(&e);
             run.events.problem(&format!("error: {text}"));
             Some(text)
         }
-        Some(Ok(())) => None,
+        Ok(Ok(())) => None,
     };
     if stopped.is_some() {
         run.events.problem(
@@ -273,6 +284,7 @@ async fn execute_kube(
         certificates,
         results: std::mem::take(&mut run.results),
         stopped,
+        selected: checks,
     };
     finished.write(&run.events, output)
 }

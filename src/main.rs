@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod plan;
+mod stop;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_NO_VERDICT);
         }
     };
+    // A run or demo listens for SIGINT and SIGTERM before anything else it does, so a signal at
+    // any moment ends in its incomplete report (the other commands keep the default action).
+    if matches!(cli.command, Command::Run(_) | Command::Demo(_))
+        && let Err(e) = runtime.block_on(async { stop::install() })
+    {
+        eprintln!("error: cannot listen for signals: {e}");
+        return ExitCode::from(EXIT_NO_VERDICT);
+    }
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(err) => {

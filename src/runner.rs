@@ -137,6 +137,7 @@ pub fn run_info(
         phases,
         incomplete,
         stopped: None,
+        not_judged: vec![],
     }
 }
 
@@ -206,4 +207,21 @@ pub fn version_unknown(known: bool, protocol: Option<crate::endpoint::Protocol>)
                 .into(),
         ),
     }
+}
+
+/// The ids of the selected checks that got no result: what an interrupted run did not judge. A
+/// Kubernetes case is judged when any of its findings (`<case id>/<subject>`) has a result.
+pub fn not_judged(selected: &[Check], results: &[CheckResult]) -> Vec<String> {
+    selected
+        .iter()
+        .filter(|c| {
+            !results.iter().any(|r| {
+                r.id == c.id
+                    || r.id
+                        .strip_prefix(&c.id)
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+        })
+        .map(|c| c.id.clone())
+        .collect()
 }

@@ -784,3 +784,94 @@ fn kind_target_ctrl_c_cleans_up_and_reports_incomplete() {
     assert_eq!(report["run"]["incomplete"], true);
     assert_eq!(report["run"]["stopped"], "interrupted (Ctrl-C)");
 }
+
+/// Issue 16.7: SIGINT (Ctrl-C) and SIGTERM (CI cancellation) at any moment of a run end in the
+/// incomplete report and exit 2, listing the checks that were not judged: right after start
+/// (while the command line is resolved and the identities are minted), during the controls, and
+/// deep into the refusals. The server is a port that accepts and never answers, so every attempt
+/// lasts the whole timeout and the run is still going when the signal arrives.
+#[test]
+fn signals_at_any_moment_end_in_an_incomplete_report() {
+    let fx = common::fixture();
+    let hole = common::blackhole();
+    let addr = hole.addr.to_string();
+    for (signal, after_ms, said_as) in [
+        ("INT", 30, "interrupted (Ctrl-C)"),
+        ("TERM", 30, "terminated (SIGTERM)"),
+        ("INT", 400, "interrupted (Ctrl-C)"),
+        ("TERM", 1500, "terminated (SIGTERM)"),
+        ("INT", 3000, "interrupted (Ctrl-C)"),
+    ] {
+        let reports = common::tempdir();
+        let child = std::process::Command::new(common::bin())
+            .args(["run", "--addr", &addr, "--pki"])
+            .arg(fx.dir.path())
+            .args(["--timeout-ms", "6000", "--report-dir"])
+            .arg(reports.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let out = child.wait_with_output().unwrap();
+        let what = format!("SIG{signal} after {after_ms} ms");
+        assert_eq!(out.status.code(), Some(2), "{what}: {}", said(&out));
+        let report = read_report(&out);
+        assert_eq!(report["run"]["incomplete"], true, "{what}");
+        assert_eq!(report["run"]["stopped"], said_as, "{what}");
+        let not_judged = report["run"]["not_judged"].as_array().unwrap();
+        assert!(
+            not_judged
+                .iter()
+                .any(|id| id == "handshake/no-client-cert/tls1.3"),
+            "{what}: {not_judged:?}"
+        );
+        assert!(
+            said(&out).contains("not judged ("),
+            "{what}: {}",
+            said(&out)
+        );
+        assert!(said(&out).contains("verdict: NO VERDICT"), "{what}");
+    }
+}
+
+/// The demo, signalled at several moments (key generation, the reference server's start, the
+/// probes): never killed without a report, and never a pass for a run that was cut short.
+#[test]
+fn demo_signalled_is_never_a_pass_of_a_partial_run() {
+    for after_ms in [5, 60, 200, 500] {
+        let reports = common::tempdir();
+        let child = std::process::Command::new(common::bin())
+            .args(["demo", "--report-dir"])
+            .arg(reports.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(after_ms));
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output().unwrap();
+        let code = out.status.code();
+        assert!(
+            code.is_some(),
+            "SIGTERM after {after_ms} ms killed the demo: {}",
+            said(&out)
+        );
+        let report = read_report(&out);
+        match code {
+            // It had finished before the signal arrived: a whole report.
+            Some(0) => assert_eq!(report["run"]["incomplete"], false),
+            _ => {
+                assert_eq!(code, Some(2), "{}", said(&out));
+                assert_eq!(report["run"]["incomplete"], true);
+            }
+        }
+    }
+}

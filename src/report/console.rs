@@ -93,6 +93,13 @@ pub fn render(report: &Report) -> String {
                 .as_deref()
                 .unwrap_or("the run did not finish")
         ));
+        if !report.run.not_judged.is_empty() {
+            out.push_str(&format!(
+                "not judged ({}): {}\n",
+                report.run.not_judged.len(),
+                report.run.not_judged.join(", ")
+            ));
+        }
     }
     if report.run.scope.narrowed() {
         out.push_str(&format!("scope: {}\n", report.run.scope.describe()));

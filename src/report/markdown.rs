@@ -95,6 +95,19 @@ pub(super) fn render(r: &Report) -> String {
                     .unwrap_or("the run was interrupted or a phase did not finish")
             )
         ));
+        if !r.run.not_judged.is_empty() {
+            md.push_str(&format!(
+                "| Not judged | {} |\n",
+                cell(
+                    &r.run
+                        .not_judged
+                        .iter()
+                        .map(|id| format!("`{id}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            ));
+        }
     }
     md.push_str("\nA passing check is evidence toward the mapped controls, not a certification of them.\n\n");
     if let Some(k) = &r.subject.kubernetes {

@@ -153,6 +153,9 @@ pub struct RunInfo {
     /// Why an incomplete run stopped (interrupted, or the error of the phase that failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// The selected checks an incomplete run did not judge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_judged: Vec<String>,
 }
 
 /// What the user asked to leave out, on purpose. A run narrowed this way may pass without the
