@@ -268,3 +268,150 @@ fn help_lists_every_subcommand() {
     let said = text(&out);
     assert!(said.contains("init") && said.contains("inspect"), "{said}");
 }
+
+/// Issue 16.8: `pki init --force` swaps a complete new bundle in for the old one in one step.
+/// Switching layout leaves no file of the previous generation beside the new CA; a directory
+/// that also holds the user's own files is not replaced (they would be lost), and its bundle is
+/// kept byte for byte; a failure before the swap changes nothing; the result holds together
+/// (`pki inspect` exits 0) and keeps its modes.
+#[test]
+fn init_force_replaces_the_bundle_whole_or_not_at_all() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("bundle");
+    let d = dir.to_str().unwrap();
+    let out = run(&["pki", "init", "--out", d, "--layout", "per-component"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(dir.join("client-server.crt").is_file());
+    let snapshot = |dir: &Path| -> Vec<(String, Vec<u8>)> {
+        let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                (
+                    e.file_name().to_string_lossy().into_owned(),
+                    std::fs::read(e.path()).unwrap(),
+                )
+            })
+            .collect();
+        files.sort();
+        files
+    };
+
+    // A failure before the swap (an invalid namespace) changes nothing.
+    let before = snapshot(&dir);
+    let bad = run(&[
+        "pki",
+        "init",
+        "--out",
+        d,
+        "--force",
+        "--namespace",
+        "Bad_NS",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert_eq!(snapshot(&dir), before);
+
+    // The user's own file in the directory: refused, named, the bundle untouched.
+    std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+    let refused = run(&["pki", "init", "--out", d, "--force"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(text(&refused).contains("notes.txt"), "{}", text(&refused));
+    let mut with_notes = before.clone();
+    with_notes.push(("notes.txt".into(), b"mine".to_vec()));
+    with_notes.sort();
+    assert_eq!(snapshot(&dir), with_notes);
+    std::fs::remove_file(dir.join("notes.txt")).unwrap();
+
+    // Per-component -> shared: exactly the shared bundle's files, a new CA, all consistent.
+    let old_ca = std::fs::read(dir.join("ca.crt")).unwrap();
+    let forced = run(&["pki", "init", "--out", d, "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    let names: Vec<String> = snapshot(&dir).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "argocd-repo-server-mtls.yaml",
+            "argocd-repo-server-tls.yaml",
+            "ca.crt",
+            "ca.key",
+            "client.crt",
+            "client.key",
+            "server.crt",
+            "server.key"
+        ],
+        "no per-component file of the previous generation is left"
+    );
+    assert_ne!(std::fs::read(dir.join("ca.crt")).unwrap(), old_ca);
+    let mode = std::fs::metadata(dir.join("ca.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    let inspect = run(&["pki", "inspect", d]);
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect));
+    // Nothing is left beside it.
+    let beside: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, ["bundle"]);
+}
+
+/// Issue 16.8: leaves valid longer than ten years get a CA that outlives them; `pki inspect`
+/// flags a leaf that outlives its CA (an openssl-made one), and exits 2.
+#[test]
+fn leaves_never_outlive_their_ca() {
+    let tmp = common::tempdir();
+    let dir = tmp.path().join("long");
+    let d = dir.to_str().unwrap();
+    let out = run(&["pki", "init", "--out", d, "--days", "5000"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let inspect = run(&["pki", "inspect", d]);
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect));
+    assert!(
+        text(&inspect).contains("server.crt expires no later than ca.crt"),
+        "{}",
+        text(&inspect)
+    );
+
+    // A server certificate openssl signs for longer than the CA lives.
+    openssl_ok(
+        &dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "server.key",
+            "-subj",
+            "/CN=argocd-repo-server",
+            "-out",
+            "server.csr",
+        ],
+    );
+    openssl_ok(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-days",
+            "9000",
+            "-out",
+            "server.crt",
+        ],
+    );
+    std::fs::remove_file(dir.join("server.csr")).unwrap();
+    let inspect = run(&["pki", "inspect", d]);
+    assert_eq!(inspect.status.code(), Some(2), "{}", text(&inspect));
+    assert!(
+        text(&inspect).contains("outlives its CA"),
+        "{}",
+        text(&inspect)
+    );
+}

@@ -107,7 +107,12 @@ fn ca_params(days: u32) -> Result<CertificateParams, PkiError> {
     // Valid since well before any leaf, so that the expired client certificate the probes mint
     // lies inside the CA's validity: a verifier that ignores expiry must then accept it.
     params.not_before = OffsetDateTime::now_utc() - CA_BACKDATE;
-    params.not_after = after_days(params.not_before, days.max(3650))?;
+    // Ten years at least, and always past the leaves it signs (`--days` from now).
+    let backdate_days = CA_BACKDATE.whole_days() as u32;
+    params.not_after = after_days(
+        params.not_before,
+        3650.max(days.saturating_add(backdate_days + 1)),
+    )?;
     params.serial_number = Some(random_serial()?);
     Ok(params)
 }
@@ -268,8 +273,35 @@ fn validate_namespace(ns: &str) -> Result<(), PkiError> {
     }
 }
 
+/// Every file name a bundle of any layout has: what `--force` may replace.
+pub fn bundle_file_names() -> Vec<String> {
+    let mut names: Vec<String> = [
+        files::CA_CERT,
+        files::CA_KEY,
+        files::SERVER_CERT,
+        files::SERVER_KEY,
+        files::CLIENT_CERT,
+        files::CLIENT_KEY,
+        secrets::MTLS_FILE,
+        secrets::TLS_FILE,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    for component in Component::ALL {
+        let (crt, key) = component.file_names();
+        names.extend([crt, key, format!("{}.yaml", component.secret_name())]);
+    }
+    names
+}
+
 /// Writes a generated bundle into `dir` (created if needed). Refuses to replace any existing bundle
-/// file unless `force`. All files are written under temporary names first, then renamed.
+/// file unless `force`. A new directory gets its files under temporary names first, renamed in
+/// once all are complete. An existing bundle (`force`) is replaced whole: the new bundle is written
+/// completely into a directory beside it, and the two directories are exchanged in one atomic
+/// step (`renameat2(RENAME_EXCHANGE)`), so the old bundle stays as it was if anything fails, and
+/// no file of the previous generation (another layout's per-component files) survives next to the
+/// new CA. A directory that holds files of its own besides a bundle is not replaced (they would
+/// be lost with it): the error names them.
 pub fn write_bundle(
     dir: &Path,
     bundle: &GeneratedBundle,
@@ -285,19 +317,86 @@ pub fn write_bundle(
             dir.display()
         )));
     }
-    let existing: Vec<String> = bundle
-        .files
+    let known = bundle_file_names();
+    let present: Vec<String> = if dir.is_dir() {
+        std::fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    } else {
+        vec![]
+    };
+    let mut existing: Vec<String> = present
         .iter()
-        .filter(|f| dir.join(&f.name).exists())
-        .map(|f| f.name.clone())
+        .filter(|n| known.contains(n))
+        .cloned()
         .collect();
-    if !existing.is_empty() && !force {
+    existing.sort();
+    if existing.is_empty() {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        return stage_into(dir, bundle, None);
+    }
+    if !force {
         return Err(PkiError::BundleExists {
             dir: dir.to_owned(),
             existing,
         });
     }
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut foreign: Vec<&String> = present.iter().filter(|n| !known.contains(n)).collect();
+    foreign.sort();
+    if !foreign.is_empty() {
+        return Err(PkiError::Invalid(format!(
+            "{}: --force replaces the bundle directory whole, and it also holds files that are not part of a bundle ({}); move them elsewhere or choose another --out",
+            dir.display(),
+            foreign
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    // The new generation, complete, beside the old one (same filesystem, so it can be exchanged).
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".argocd-mtls-verify-bundle-")
+        .tempdir_in(&parent)
+        .map_err(io_err(&parent))?;
+    let mode = std::fs::metadata(dir).map_err(io_err(dir))?.permissions();
+    std::fs::set_permissions(staging.path(), mode).map_err(io_err(staging.path()))?;
+    let written = stage_into(staging.path(), bundle, Some(dir))?;
+    // One step: the new bundle takes the old one's place; the old one moves into the staging
+    // name, and is removed when `staging` is dropped.
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        staging.path(),
+        rustix::fs::CWD,
+        dir,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| PkiError::Io {
+        path: dir.to_owned(),
+        source: std::io::Error::other(format!(
+            "cannot swap the new bundle in for the old one (left unchanged): {e}"
+        )),
+    })?;
+    Ok(written)
+}
+
+/// Writes `bundle` into `dir` under temporary names, then renames each into place; the paths are
+/// reported as under `named` (the directory the files will end up in) when given.
+fn stage_into(
+    dir: &Path,
+    bundle: &GeneratedBundle,
+    named: Option<&Path>,
+) -> Result<Vec<PathBuf>, PkiError> {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PkiError::Io { path, source }
+    };
     let mut staged = crate::fsio::StagedFiles::default();
     for file in &bundle.files {
         let path = dir.join(&file.name);
@@ -310,5 +409,13 @@ pub fn write_bundle(
             .stage(&path, &file.contents, mode)
             .map_err(io_err(&path))?;
     }
-    staged.commit().map_err(io_err(dir))
+    let written = staged.commit().map_err(io_err(dir))?;
+    Ok(match named {
+        Some(final_dir) => written
+            .iter()
+            .filter_map(|p| p.file_name())
+            .map(|n| final_dir.join(n))
+            .collect(),
+        None => written,
+    })
 }

@@ -94,9 +94,11 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
 
     let mut certificates = Vec::new();
     let mut checks = Vec::new();
+    let ca_not_after = CertFacts::from_der(&ca).ok().map(|f| f.not_after);
     for (role, crt_name, key_name) in &pairs {
         let crt_path = dir.join(crt_name);
-        let der = read_certificates(&crt_path)?.remove(0);
+        let mut ders = read_certificates(&crt_path)?;
+        let der = ders.remove(0);
         let facts = CertFacts::from_der(&der)
             .map_err(|e| PkiError::BadCertificate {
                 path: crt_path.clone(),
@@ -105,6 +107,47 @@ fn inspect_bundle(dir: &Path) -> Result<Inspection, PkiError> {
             })?
             .with_role(role.clone())
             .with_source(crt_path.display().to_string());
+        // What follows the leaf in the file is the chain this party presents, not CAs it trusts.
+        if !ders.is_empty() {
+            let chain: Vec<CertFacts> = ders
+                .iter()
+                .filter_map(|d| CertFacts::from_der(d).ok())
+                .map(|f| {
+                    f.with_role(format!("{role}-chain"))
+                        .with_source(crt_path.display().to_string())
+                })
+                .collect();
+            checks.push(BundleCheck {
+                statement: format!(
+                    "{crt_name}: the {} certificate(s) after the leaf are the chain it presents",
+                    chain.len()
+                ),
+                ok: true,
+                detail: Some(
+                    chain
+                        .iter()
+                        .map(|f| f.subject.clone())
+                        .collect::<Vec<_>>()
+                        .join(" <- "),
+                ),
+            });
+            certificates.extend(chain);
+        }
+        if role != "ca"
+            && let Some(ca_until) = ca_not_after
+        {
+            let inside = facts.not_after <= ca_until;
+            checks.push(BundleCheck {
+                statement: format!("{crt_name} expires no later than {}", files::CA_CERT),
+                ok: inside,
+                detail: (!inside).then(|| {
+                    format!(
+                        "it outlives its CA by {} days: after the CA expires no verifier accepts it",
+                        (facts.not_after - ca_until).whole_days()
+                    )
+                }),
+            });
+        }
         if role != "ca" {
             let chains = x509::is_signed_by(&der, &ca).unwrap_or(false);
             checks.push(BundleCheck {
