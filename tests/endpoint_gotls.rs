@@ -418,6 +418,35 @@ const ROWS: &[Row] = &[
         ],
         fails: None,
     },
+    // Issue 16.4: under TLS 1.2 the server speaks only a suite rustls cannot (AES-CBC) and asks
+    // for no certificate: any ordinary TLS 1.2 client gets in. That version is no verdict (never
+    // a not-applicable skip that lets the run pass), and the reason names the suite.
+    Row {
+        name: "TLS 1.2 open with a CBC suite only",
+        mode: "tls12-cbc-open",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 2,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.2",
+                "error",
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            ),
+            (
+                "handshake/wrong-ca/tls1.2",
+                "error",
+                "asked for NO client certificate",
+            ),
+            ("handshake/no-client-cert/tls1.3", "pass", "rejected"),
+            (
+                "grpc/no-cert-rpc-denied",
+                "error",
+                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+            ),
+        ],
+        fails: Some(&[]),
+    },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {
         name: "a client CA nobody approved in the pool",

@@ -1,7 +1,7 @@
 //! The gRPC cases: Health/Check and VersionService over an authenticated connection, and an RPC
 //! without a certificate that must die before any response.
 
-use super::handshake::{positive_control, preferred_version, version_refusal};
+use super::handshake::{positive_control, preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use crate::grpc::NoCertRpc;
@@ -69,6 +69,9 @@ pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
     let mut evidence = Vec::new();
     let mut denied = Vec::new();
     for (&v, rpc) in &obs.no_cert_rpc {
+        if let Some(why) = version_unspeakable(obs, v) {
+            return Judgement::new(Verdict::Error, why).observed(observed);
+        }
         match rpc {
             NoCertRpc::Answered { answer } => {
                 return Judgement::new(

@@ -43,6 +43,36 @@ pub fn version_refusal(obs: &Observations, v: TlsVersion) -> Option<String> {
     }
 }
 
+/// Why TLS version `v` has no verdict at this endpoint: the prober's own client found no suite in
+/// common with the server, yet a ClientHello offering every suite any client could use got a
+/// ServerHello. The server speaks `v` to clients this prober cannot imitate, so nothing it does
+/// under `v` can be judged here, and a run must not pass as if nobody could speak it.
+pub fn version_unspeakable(obs: &Observations, v: TlsVersion) -> Option<String> {
+    version_refusal(obs, v)?;
+    if v != TlsVersion::Tls12 {
+        return None;
+    }
+    match obs.tls12_suites.as_ref()? {
+        crate::probe::suites::SuiteOffer::Chosen {
+            suite,
+            certificate_request,
+            ..
+        } => {
+            let asks = match certificate_request {
+                Some(true) => "it asked for a client certificate under it",
+                Some(false) => {
+                    "it asked for NO client certificate under it: any client speaking this suite may be let in without one"
+                }
+                None => "whether it asks for a client certificate under it was not seen",
+            };
+            Some(format!(
+                "no verdict under {v}: the server negotiates {v} with {suite}, a suite this prober's TLS engine (rustls: ECDHE with AES-GCM or ChaCha20-Poly1305 only) cannot speak; {asks}. Restrict the repo-server's TLS 1.2 suites to AEAD ones (reposerver.tls.ciphers) or its minimum version to 1.3 (reposerver.tls.minversion)"
+            ))
+        }
+        _ => None,
+    }
+}
+
 /// The valid client's positive control under `v`: `Ok(basis)` if it was admitted.
 pub(super) fn positive_control(
     obs: &Observations,
@@ -136,6 +166,9 @@ pub(super) fn judge_handshake(
             "identity `{}` not available: {reason}",
             present.label()
         ));
+    }
+    if let Some(reason) = version_unspeakable(obs, v) {
+        return Judgement::new(Verdict::Error, reason);
     }
     if let Some(reason) = version_refusal(obs, v) {
         return Judgement::not_applicable(reason);

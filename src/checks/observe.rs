@@ -147,6 +147,9 @@ pub struct Observations {
     pub stand_in: Option<String>,
     /// Subjects of the client CAs the run was given: the names the server may advertise.
     pub operator_cas: Vec<String>,
+    /// What the server answered to a TLS 1.2 ClientHello offering every suite any client could
+    /// use (tried whenever TLS 1.2 is judged): whether it speaks TLS 1.2 to someone.
+    pub tls12_suites: Option<probe::suites::SuiteOffer>,
 }
 
 /// The key of the valid client's attempt under `v` (the front door): the positive control.
@@ -410,6 +413,16 @@ pub async fn observe(
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
         probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)
     }));
+    let all_suites = async {
+        if controls.contains(&TlsVersion::Tls12) {
+            Some(
+                probe::suites::offer_all(endpoint.addr, &endpoint.server_name, settings.timeout)
+                    .await,
+            )
+        } else {
+            None
+        }
+    };
     let plaintext = async {
         if want_plaintext {
             Some(probe::plaintext::attempt(endpoint.addr, settings.timeout).await)
@@ -472,7 +485,7 @@ pub async fn observe(
             }
         }
     }));
-    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, http) = tokio::join!(
+    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, http, all_suites) = tokio::join!(
         handshakes,
         legacy,
         plaintext,
@@ -480,8 +493,10 @@ pub async fn observe(
         version,
         no_cert,
         speaks_grpc,
-        http
+        http,
+        all_suites
     );
+    obs.tls12_suites = all_suites;
 
     obs.handshakes = handshakes.into_iter().collect();
     obs.legacy = legacy_versions.into_iter().zip(legacy).collect();

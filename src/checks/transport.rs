@@ -1,7 +1,7 @@
 //! The transport around the handshakes: legacy ClientHellos and plaintext HTTP/2 must be refused,
 //! the server must prove its identity, and what each TLS version did for the valid client.
 
-use super::handshake::{preferred_version, version_refusal};
+use super::handshake::{preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence};
 use super::observe::Observations;
 use crate::endpoint::Endpoint;
@@ -74,6 +74,7 @@ pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
     for v in [TlsVersion::Tls12, TlsVersion::Tls13] {
         let Some(o) = obs.control(v) else { continue };
         let line = match (version_refusal(obs, v), &o.cipher_suite, &o.tls_version) {
+            (Some(_), _, _) if let Some(why) = version_unspeakable(obs, v) => why,
             (Some(why), _, _) => why,
             (None, Some(cipher), _) => {
                 usable += 1;

@@ -112,7 +112,8 @@ fn ca_params(days: u32) -> Result<CertificateParams, PkiError> {
     params.not_after = after_days(
         params.not_before,
         3650.max(days.saturating_add(backdate_days + 1)),
-    )?;
+    )
+    .map_err(|_| too_far(days))?;
     params.serial_number = Some(random_serial()?);
     Ok(params)
 }
@@ -152,11 +153,14 @@ fn leaf_params(
 fn after_days(from: OffsetDateTime, days: u32) -> Result<OffsetDateTime, PkiError> {
     from.checked_add(Duration::days(i64::from(days)))
         .filter(|t| t.year() <= 9999)
-        .ok_or_else(|| {
-            PkiError::Invalid(format!(
-                "--days {days}: the certificates would end after the year 9999, which X.509 cannot express"
-            ))
-        })
+        .ok_or_else(|| too_far(days))
+}
+
+/// `--days` that would end a certificate (or the CA that must outlive it) after 9999.
+fn too_far(days: u32) -> PkiError {
+    PkiError::Invalid(format!(
+        "--days {days}: the certificates would end after the year 9999, which X.509 cannot express"
+    ))
 }
 
 /// The DNS names and IPs the repo-server certificate must carry for namespace `ns`.

@@ -44,6 +44,7 @@ var modes = map[string]string{
 	"alpn-absent":         "client certificates are required only when the client offers ALPN",
 	"alpn-http11":         "client certificates are required unless the client offers http/1.1 without h2",
 	"sni-san":             "client certificates are required unless SNI is argocd-repo-server.argocd.svc (a name in the server's own certificate)",
+	"tls12-cbc-open":      "TLS 1.3 as strict; TLS 1.2 only with TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (a suite rustls cannot speak) and no client authentication",
 	"open-tls12":          "RequireAndVerifyClientCert under TLS 1.3, no client authentication under TLS 1.2",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
@@ -233,6 +234,19 @@ func main() {
 				return withoutClientAuth(base), nil
 			}
 			return strict, nil
+		}
+	case "tls12-cbc-open":
+		cbc := withoutClientAuth(base)
+		cbc.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
+		cbc.MaxVersion = tls.VersionTLS12
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, v := range hello.SupportedVersions {
+				if v == tls.VersionTLS13 {
+					return strict, nil
+				}
+			}
+			return cbc, nil
 		}
 	case "open-tls12":
 		cfg = base.Clone()
