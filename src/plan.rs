@@ -90,7 +90,7 @@ pub(crate) enum KubeHow {
 
 /// The run's events, shown as progress lines on stderr.
 pub(crate) fn console_events() -> Events {
-    Events::to(vec![Box::new(ConsoleProgress)])
+    Events::to(vec![Box::new(ConsoleProgress::default())])
 }
 
 fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {

@@ -75,7 +75,14 @@ pub async fn execute(
             addr: endpoint.addr,
             checks: checks.len(),
         });
-        let obs = checks::observe(endpoint, pki, checks, settings).await;
+        let progress = |done, planned| {
+            events.emit(Event::Attempts {
+                label: &endpoint.label,
+                done,
+                planned,
+            })
+        };
+        let obs = checks::observe(endpoint, pki, checks, settings, &progress).await;
         events.emit(Event::EndpointObserved {
             label: &endpoint.label,
             ms: obs.elapsed_ms,

@@ -819,3 +819,40 @@ pub fn intermediate_bundle(dir: &Path) {
     std::fs::copy(dir.join("leaf.key"), dir.join("client.key")).unwrap();
     std::fs::copy(dir.join("inter.key"), dir.join("ca.key")).unwrap();
 }
+
+/// Issue 16.10: a slow server is not 15 s of silence: stderr says how many attempts are done of
+/// those planned while probing (plain lines when stderr is not a terminal); an advisory check
+/// that fails is printed as advisory, never as FAIL, in a run that passes.
+#[test]
+fn progress_is_shown_and_advisories_are_advisory() {
+    let pki = pki_init("rsa2048");
+    let server = GoTls::start(pki.path(), "slow-reject", &["-no-grpc"]);
+    let run = run_endpoint(&server.addr(), pki.path(), SLOW_TLS);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    let counts: Vec<(usize, usize)> = run
+        .said
+        .lines()
+        .filter_map(|l| l.trim().rsplit_once(": ")?.1.strip_suffix(" attempts"))
+        .filter_map(|c| c.split_once('/'))
+        .map(|(d, p)| (d.parse().unwrap(), p.parse().unwrap()))
+        .collect();
+    assert!(counts.len() >= 3, "{}", run.said);
+    let (done, planned) = *counts.last().unwrap();
+    assert_eq!(done, planned, "the last line says all are done");
+    assert!(planned > 100, "every door of every refusal: {planned}");
+    assert!(
+        counts.iter().any(|&(d, p)| d < p && p == planned),
+        "a line while the refusals were under way: {counts:?}"
+    );
+
+    let strict = GoTls::start(pki.path(), "strict", &[]);
+    let run = run_endpoint(&strict.addr(), pki.path(), GRPC);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    assert!(
+        run.said
+            .contains("ADVISORY handshake/ca-cert-as-client-cert/tls1.3"),
+        "{}",
+        run.said
+    );
+    assert!(!run.said.contains("FAIL handshake/ca-cert-as-client-cert"));
+}

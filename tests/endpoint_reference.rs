@@ -349,7 +349,14 @@ async fn log_formats_and_unhealthy_health_port() {
                 lines,
             }),
         };
-        let obs = checks::observe(&endpoint, &fx.pki, &checks, &ProbeSettings::default()).await;
+        let obs = checks::observe(
+            &endpoint,
+            &fx.pki,
+            &checks,
+            &ProbeSettings::default(),
+            &|_, _| {},
+        )
+        .await;
         for (id, verdict, needle) in want {
             let check = checks.iter().find(|c| c.id == id).unwrap();
             let r = checks::evaluate(check, &obs, &endpoint);

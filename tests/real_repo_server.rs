@@ -122,7 +122,11 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
         assert_eq!(alerts(&run, &id).len(), 13, "{id}: every door");
         // Go lets an http/1.1-only ClientHello into an h2-only server as if it offered no ALPN
         // (crypto/tls's http/1.1 fallback): those doors are judged on the certificate too.
-        assert_eq!(alerts_where(&run, &id, |o| o == ["http/1.1"]).len(), 3, "{id}");
+        assert_eq!(
+            alerts_where(&run, &id, |o| o == ["http/1.1"]).len(),
+            3,
+            "{id}"
+        );
     }
     // The server's announced trust store is the operator's CA and its health-check issuer.
     assert_eq!(run.verdict("tls/advertised-client-cas"), "pass");

@@ -228,12 +228,14 @@ fn proof_for(protocol: Protocol) -> AcceptanceProof {
     }
 }
 
-/// Runs every probe the checks need against `endpoint`.
+/// Runs every probe the checks need against `endpoint`, telling `progress` (attempts done,
+/// attempts planned so far) as handshake attempts finish.
 pub async fn observe(
     endpoint: &Endpoint,
     pki: &ProbePki,
     checks: &[Check],
     settings: &ProbeSettings,
+    progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Observations {
     let started = std::time::Instant::now();
     let mut obs = Observations {
@@ -376,13 +378,20 @@ pub async fn observe(
         .into_iter()
         .collect();
 
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let planned = std::sync::atomic::AtomicUsize::new(0);
+    let tick = || {
+        use std::sync::atomic::Ordering::SeqCst;
+        progress(done.fetch_add(1, SeqCst) + 1, planned.load(SeqCst));
+    };
     let handshakes = async {
         let run = |keys: Vec<AttemptKey>| async {
             let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = keys
                 .into_iter()
                 .filter_map(|k| request(&k).map(|r| (k, r)))
                 .unzip();
-            let outcomes = probe::attempt_all(requests, settings.concurrency).await;
+            planned.fetch_add(requests.len(), std::sync::atomic::Ordering::SeqCst);
+            let outcomes = probe::attempt_all_counted(requests, settings.concurrency, &tick).await;
             keys.into_iter().zip(outcomes).collect::<Vec<_>>()
         };
         // First the front door: a control's answer is the premise of each refusal, and a server

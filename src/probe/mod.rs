@@ -341,9 +341,22 @@ fn apply_post_handshake_error(outcome: &mut ProbeOutcome, e: &std::io::Error) {
 
 /// Runs attempts concurrently, at most `limit` at a time, preserving input order in the output.
 pub async fn attempt_all(requests: Vec<ProbeRequest>, limit: usize) -> Vec<ProbeOutcome> {
+    attempt_all_counted(requests, limit, &|| {}).await
+}
+
+/// [`attempt_all`], calling `finished` as each attempt ends.
+pub async fn attempt_all_counted(
+    requests: Vec<ProbeRequest>,
+    limit: usize,
+    finished: &(dyn Fn() + Sync),
+) -> Vec<ProbeOutcome> {
     use futures::StreamExt;
     futures::stream::iter(requests)
-        .map(|req| async move { attempt(&req).await })
+        .map(|req| async move {
+            let outcome = attempt(&req).await;
+            finished();
+            outcome
+        })
         .buffered(limit.max(1))
         .collect()
         .await

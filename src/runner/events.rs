@@ -39,6 +39,16 @@ pub enum Event<'a> {
         /// How many checks are judged on it.
         checks: usize,
     },
+    /// Handshake attempts at one endpoint: `done` of `planned` so far (the plan grows once the
+    /// server's certificate has named the doors to try).
+    Attempts {
+        /// The endpoint's label.
+        label: &'a str,
+        /// Attempts finished.
+        done: usize,
+        /// Attempts planned so far.
+        planned: usize,
+    },
     /// Every probe of one endpoint ran.
     EndpointObserved {
         /// The endpoint's label.
