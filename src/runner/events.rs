@@ -164,6 +164,11 @@ pub(crate) mod tests {
                     format!("endpoint {label} {checks}")
                 }
                 Event::EndpointObserved { label, .. } => format!("observed {label}"),
+                Event::Attempts {
+                    label,
+                    done,
+                    planned,
+                } => format!("attempts {label} {done}/{planned}"),
                 Event::CheckJudged(r) => format!("judged {} {}", r.id, r.verdict),
             };
             self.0.lock().unwrap().push(line);
