@@ -875,3 +875,33 @@ fn demo_signalled_is_never_a_pass_of_a_partial_run() {
         }
     }
 }
+
+/// Issue 16.10: on a terminal the attempts are a progress bar (indicatif), not lines. `script`
+/// (util-linux) gives the demo a pseudo-terminal.
+#[test]
+fn on_a_terminal_progress_is_a_bar() {
+    let reports = common::tempdir();
+    let command = format!(
+        "{} demo --report-dir {}",
+        common::bin().display(),
+        reports.path().display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .expect("script (util-linux) runs the demo on a pseudo-terminal");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{screen}");
+    assert!(screen.contains("attempts ("), "{screen}");
+    assert!(screen.contains("[="), "a bar is drawn: {screen}");
+    let plain_line = |l: &str| {
+        l.trim_end()
+            .strip_suffix(" attempts")
+            .and_then(|l| l.rsplit_once(": "))
+            .is_some_and(|(_, count)| count.split_once('/').is_some())
+    };
+    assert!(
+        !screen.lines().any(plain_line),
+        "no plain attempts lines on a terminal: {screen}"
+    );
+}

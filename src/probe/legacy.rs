@@ -21,14 +21,37 @@ fn wire_version(version: TlsVersion) -> [u8; 2] {
     }
 }
 
-fn push_u16(out: &mut Vec<u8>, v: usize) {
+pub(super) fn push_u16(out: &mut Vec<u8>, v: usize) {
     out.extend_from_slice(&(v as u16).to_be_bytes());
 }
 
-fn extension(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+pub(super) fn extension(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
     out.extend_from_slice(&kind.to_be_bytes());
     push_u16(out, body.len());
     out.extend_from_slice(body);
+}
+
+/// The server_name extension for `server_name` (none for an IP address, as TLS requires).
+pub(super) fn sni_extension(exts: &mut Vec<u8>, server_name: &str) {
+    if server_name.parse::<std::net::IpAddr>().is_err() {
+        let mut sni = Vec::new();
+        push_u16(&mut sni, server_name.len() + 3);
+        sni.push(0); // host_name
+        push_u16(&mut sni, server_name.len());
+        sni.extend_from_slice(server_name.as_bytes());
+        extension(exts, 0x0000, &sni);
+    }
+}
+
+/// The handshake record around a ClientHello body.
+pub(super) fn hello_record(hello: &[u8]) -> Vec<u8> {
+    let mut handshake = vec![1]; // client_hello
+    handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend_from_slice(hello);
+    let mut record = vec![0x16, 3, 1]; // handshake record, TLS 1.0 record version (as clients send)
+    push_u16(&mut record, handshake.len());
+    record.extend_from_slice(&handshake);
+    record
 }
 
 /// The full record (header + ClientHello) offering at most `version`.
@@ -46,14 +69,7 @@ pub fn client_hello(version: TlsVersion, server_name: &str) -> Vec<u8> {
     hello.extend_from_slice(&[1, 0]); // compression: null only
 
     let mut exts = Vec::new();
-    if server_name.parse::<std::net::IpAddr>().is_err() {
-        let mut sni = Vec::new();
-        push_u16(&mut sni, server_name.len() + 3);
-        sni.push(0); // host_name
-        push_u16(&mut sni, server_name.len());
-        sni.extend_from_slice(server_name.as_bytes());
-        extension(&mut exts, 0x0000, &sni);
-    }
+    sni_extension(&mut exts, server_name);
     // supported_groups: x25519, secp256r1, secp384r1
     extension(&mut exts, 0x000a, &[0, 6, 0, 0x1d, 0, 0x17, 0, 0x18]);
     // ec_point_formats: uncompressed
@@ -62,16 +78,7 @@ pub fn client_hello(version: TlsVersion, server_name: &str) -> Vec<u8> {
     extension(&mut exts, 0xff01, &[0]);
     push_u16(&mut hello, exts.len());
     hello.extend_from_slice(&exts);
-
-    let mut handshake = vec![1]; // client_hello
-    let len = hello.len() as u32;
-    handshake.extend_from_slice(&len.to_be_bytes()[1..]);
-    handshake.extend_from_slice(&hello);
-
-    let mut record = vec![0x16, 3, 1]; // handshake record, TLS 1.0 record version (as clients send)
-    push_u16(&mut record, handshake.len());
-    record.extend_from_slice(&handshake);
-    record
+    hello_record(&hello)
 }
 
 /// Offers only `version` (1.0 or 1.1) and classifies the server's first answer.

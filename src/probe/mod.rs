@@ -77,30 +77,20 @@ async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutc
         }
         H2Answer::Closed(_) => closed_after_handshake(&mut outcome),
         H2Answer::Failed(e) => apply_post_handshake_error(&mut outcome, &e),
-        H2Answer::Silent(_) => {
-            let request = format!(
-                "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: argocd-mtls-verify\r\nConnection: close\r\n\r\n",
-                req.server_name
-            );
-            if let Err(e) = stream.write_all(request.as_bytes()).await {
-                let e = read_after_failed_write(&mut stream, e).await;
-                apply_post_handshake_error(&mut outcome, &e);
-            } else {
-                match read_http_status(&mut stream, deadline).await {
-                    HttpStatus::NotHttp(seen) => {
-                        outcome.stage = Stage::Application;
-                        outcome.accept(
-                            AcceptanceBasis::ApplicationData,
-                            format!(
-                                "server answered GET / with application data: {}",
-                                wire::describe_bytes(&seen)
-                            ),
-                        );
-                    }
-                    answer => judge_http_answer(&mut outcome, answer),
-                }
+        H2Answer::Silent(_) => match ask_http(&mut stream, &req.server_name, deadline).await {
+            Ok(HttpStatus::NotHttp(seen)) => {
+                outcome.stage = Stage::Application;
+                outcome.accept(
+                    AcceptanceBasis::ApplicationData,
+                    format!(
+                        "server answered GET / with application data: {}",
+                        wire::describe_bytes(&seen)
+                    ),
+                );
             }
-        }
+            Ok(answer) => judge_http_answer(&mut outcome, answer),
+            Err(e) => apply_post_handshake_error(&mut outcome, &e),
+        },
     }
     let _ = tokio::time::timeout(Duration::from_millis(50), stream.shutdown()).await;
     outcome.timings.total_us = micros(started);
@@ -159,18 +149,10 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
                 }
             }
         }
-        AcceptanceProof::Https => {
-            let request = format!(
-                "GET / HTTP/1.1\r\nHost: {}\r\nUser-Agent: argocd-mtls-verify\r\nConnection: close\r\n\r\n",
-                req.server_name
-            );
-            if let Err(e) = stream.write_all(request.as_bytes()).await {
-                let e = read_after_failed_write(&mut stream, e).await;
-                apply_post_handshake_error(&mut outcome, &e);
-            } else {
-                judge_http_answer(&mut outcome, read_http_status(&mut stream, deadline).await);
-            }
-        }
+        AcceptanceProof::Https => match ask_http(&mut stream, &req.server_name, deadline).await {
+            Ok(answer) => judge_http_answer(&mut outcome, answer),
+            Err(e) => apply_post_handshake_error(&mut outcome, &e),
+        },
         AcceptanceProof::Tls if req.version == TlsVersion::Tls12 => {
             // In TLS 1.2 the server's Finished comes after it judged the client certificate: a
             // completed client handshake is the server's acceptance.
@@ -240,6 +222,22 @@ fn closed_after_handshake(outcome: &mut ProbeOutcome) {
     outcome.reset = true;
     outcome.detail =
         "server closed the connection after the handshake, before any application data".into();
+}
+
+/// Sends `GET /` and reads the status line. A write the server cut short gives its alert when
+/// one is waiting (see [`read_after_failed_write`]).
+async fn ask_http<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: &mut S,
+    server_name: &str,
+    deadline: Instant,
+) -> std::io::Result<HttpStatus> {
+    let request = format!(
+        "GET / HTTP/1.1\r\nHost: {server_name}\r\nUser-Agent: argocd-mtls-verify\r\nConnection: close\r\n\r\n"
+    );
+    match stream.write_all(request.as_bytes()).await {
+        Ok(()) => Ok(read_http_status(stream, deadline).await),
+        Err(e) => Err(read_after_failed_write(stream, e).await),
+    }
 }
 
 /// What came back for the HTTPS probe's request.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::legacy::{extension, hello_record, push_u16, sni_extension};
 use super::{ProbeOutcome, TlsVersion, alert_name, tcp_connect};
 
 /// Every TLS 1.2 suite offered, by IANA value and name, and whether this prober can speak it.
@@ -75,16 +76,6 @@ pub enum SuiteOffer {
     },
 }
 
-fn push_u16(out: &mut Vec<u8>, v: usize) {
-    out.extend_from_slice(&(v as u16).to_be_bytes());
-}
-
-fn extension(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
-    out.extend_from_slice(&kind.to_be_bytes());
-    push_u16(out, body.len());
-    out.extend_from_slice(body);
-}
-
 /// The full record (header + ClientHello) offering TLS 1.2 with every suite of [`OFFERED`].
 pub fn client_hello(server_name: &str) -> Vec<u8> {
     let mut random = [0u8; 32];
@@ -98,14 +89,7 @@ pub fn client_hello(server_name: &str) -> Vec<u8> {
     }
     hello.extend_from_slice(&[1, 0]); // compression: null only
     let mut exts = Vec::new();
-    if server_name.parse::<std::net::IpAddr>().is_err() {
-        let mut sni = Vec::new();
-        push_u16(&mut sni, server_name.len() + 3);
-        sni.push(0);
-        push_u16(&mut sni, server_name.len());
-        sni.extend_from_slice(server_name.as_bytes());
-        extension(&mut exts, 0x0000, &sni);
-    }
+    sni_extension(&mut exts, server_name);
     // supported_groups: x25519, secp256r1, secp384r1, secp521r1, ffdhe2048
     extension(
         &mut exts,
@@ -127,13 +111,7 @@ pub fn client_hello(server_name: &str) -> Vec<u8> {
     extension(&mut exts, 0xff01, &[0]); // renegotiation_info
     push_u16(&mut hello, exts.len());
     hello.extend_from_slice(&exts);
-    let mut handshake = vec![1];
-    handshake.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
-    handshake.extend_from_slice(&hello);
-    let mut record = vec![0x16, 3, 1];
-    push_u16(&mut record, handshake.len());
-    record.extend_from_slice(&handshake);
-    record
+    hello_record(&hello)
 }
 
 /// Offers every TLS 1.2 suite and reads the server's flight up to ServerHelloDone.
