@@ -754,6 +754,45 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         verdicts(&run, "handshake/no-client-cert/tls1.3"),
         vec![(before[0].clone(), "pass".to_owned())]
     );
+
+    // The remedy the report prints, applied exactly as printed (the JSON patch between the
+    // quotes, on the repo-server Deployment): the new repo-server starts and stays up. (The empty
+    // env var the earlier advice gave does not: Argo CD falls back to the default path.)
+    let patch = why
+        .split_once("--type json -p '")
+        .and_then(|(_, rest)| rest.split_once('\''))
+        .map(|(patch, _)| patch.to_owned())
+        .unwrap_or_else(|| panic!("a JSON patch in: {why}"));
+    node.k(&[
+        "patch",
+        "deployment",
+        "argocd-repo-server",
+        "-n",
+        NS,
+        "--type",
+        "json",
+        "-p",
+        &patch,
+    ]);
+    node.k(&[
+        "rollout",
+        "status",
+        "-n",
+        NS,
+        "deployment/argocd-repo-server",
+        "--timeout=180s",
+    ]);
+    let running = node.repo_server_pods_with(
+        " {.status.containerStatuses[0].ready} {.status.containerStatuses[0].restartCount}",
+    );
+    // A pod of the patched template: neither the replica from before nor the one that crashed.
+    assert!(
+        running.iter().any(|l| {
+            let name = l.split(' ').next().unwrap_or_default();
+            name != crashed && !before.iter().any(|b| b == name) && l.ends_with(" true 0")
+        }),
+        "a new repo-server runs with the printed fix: {running:?}"
+    );
 }
 
 /// Scenario 8: Ctrl-C in the middle of `run --target cluster --install`: what the run created (the

@@ -186,6 +186,9 @@ fn repo_server_tls() {
     )])));
     assert_eq!(off.status, Status::Fails);
     assert!(off.detail.contains("ARGOCD_REPO_SERVER_CLIENT_CA_PATH"));
+    // The remedy that works is the container argument; the empty env var is named as not working.
+    assert!(off.detail.contains("argument `--client-ca-path=`"));
+    assert!(off.detail.contains("does NOT do it"));
 }
 
 /// `config/client-verifies-server/*` (advisory): a CA path or the deprecated strict flag holds;
@@ -373,6 +376,8 @@ fn replica_that_cannot_run() {
             .contains("its last run logged: Error: --client-ca-path")
     );
     assert!(hazard.detail.contains("ARGOCD_REPO_SERVER_CLIENT_CA_PATH"));
+    assert!(hazard.detail.contains("\"value\":\"--client-ca-path=\""));
+    assert!(hazard.detail.contains("does NOT work"));
     let other = pods::judge_stopped(&stopped(Some(
         "open /app/config/tls/tls.crt: permission denied",
     )));

@@ -149,8 +149,9 @@ pub fn judge_repo_server_tls(cmd_params: Option<&ConfigMap>) -> Finding {
         Finding::fail(
             id,
             "argocd-cmd-params-cm sets reposerver.disable.tls: \"true\": the repo-server serves no TLS, so there is no mTLS; \
-             on 3.5.x it also exits at startup (--client-ca-path cannot be used with --disable-tls) unless \
-             ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" is set. Remove the key to migrate to native mTLS",
+             on 3.5.x it also exits at startup (--client-ca-path cannot be used with --disable-tls) unless the repo-server \
+             container gets the argument `--client-ca-path=` (ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" does NOT do it: an empty value \
+             falls back to the default). Remove the key to migrate to native mTLS",
         )
     } else {
         Finding::pass(
