@@ -7,8 +7,15 @@ use super::observe::Observations;
 use crate::grpc::NoCertRpc;
 use crate::report::{Observed, Verdict};
 
-/// `grpc/health`: SERVING under the preferred TLS version.
+/// `grpc/health`: SERVING under the preferred TLS version. With a stand-in identity there is no
+/// legitimate client to call with: no verdict either way (an open server answers anyone, a closed
+/// one refuses the stand-in).
 pub(super) fn judge_health(obs: &Observations) -> Judgement {
+    if let Some(why) = &obs.stand_in {
+        return Judgement::not_judged(format!(
+            "no client identity of this installation to call with: {why}"
+        ));
+    }
     let v = preferred_version(obs);
     match obs.grpc_health.get(&v) {
         Some(Ok(a)) if a.status == "SERVING" => Judgement::new(

@@ -563,3 +563,25 @@ fn baseline_judge() {
     assert_eq!(existing[0].0, None, "reported on the namespace");
     assert_eq!(existing[0].1.status, Status::NotApplicable);
 }
+
+/// Without an identity of the installation (a stand-in), neither the server's identity nor
+/// Health/Check is judged: the stand-in's CA is nobody's server CA, and its admission or refusal
+/// says nothing about legitimate clients (issue 17.4).
+#[test]
+fn a_stand_in_identity_judges_neither_server_identity_nor_health() {
+    let mut obs = admitted();
+    obs.stand_in = Some("no Secret could be read".into());
+    for id in ["server/identity", "grpc/health"] {
+        let r = evaluate(&check(id), &obs, &endpoint(Protocol::Grpc));
+        assert_eq!(r.verdict, Verdict::Skip, "{id}: {}", r.reason);
+        assert_eq!(r.skip_kind, Some(SkipKind::MissingInput), "{id}");
+        assert!(
+            r.reason.contains("no Secret could be read"),
+            "{id}: {}",
+            r.reason
+        );
+    }
+    obs.stand_in = None;
+    let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Grpc));
+    assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
+}

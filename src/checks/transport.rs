@@ -27,6 +27,12 @@ pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
 }
 
 pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> Judgement {
+    // The stand-in's CA is nobody's server CA: verifying against it would blame the server.
+    if let Some(why) = &obs.stand_in {
+        return Judgement::not_judged(format!(
+            "no server CA of this installation to verify against (give --server-ca or --pki): {why}"
+        ));
+    }
     let v = preferred_version(obs);
     match obs.control(v) {
         Some(o) if o.server_chain.sha256.is_empty() => Judgement::new(
