@@ -581,48 +581,46 @@ fn young_bundle(dir: &Path) {
         "-addext",
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
-    for (name, cn, ext) in [
-        (
-            "server",
-            "localhost",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
-        ),
-        (
-            "client",
-            "argocd-core-clients",
-            "extendedKeyUsage=clientAuth\n",
-        ),
-    ] {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        ok(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        ok(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "30",
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
-    }
+    openssl_leaf(
+        dir,
+        ("server", "localhost"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        ("ca.crt", "ca.key"),
+        "30",
+    );
+    openssl_leaf(
+        dir,
+        ("client", "argocd-core-clients"),
+        "extendedKeyUsage=clientAuth\n",
+        ("ca.crt", "ca.key"),
+        "30",
+    );
+}
+
+/// openssl makes `<name>.key` (RSA 2048) and `<name>.crt` for `/CN=<cn>` with the extensions `ext`,
+/// signed by the CA certificate and key `ca`, valid `days`.
+fn openssl_leaf(dir: &Path, (name, cn): (&str, &str), ext: &str, ca: (&str, &str), days: &str) {
+    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+    let (key, csr, crt, extfile, subj) = (
+        format!("{name}.key"),
+        format!("{name}.csr"),
+        format!("{name}.crt"),
+        format!("{name}.ext"),
+        format!("/CN={cn}"),
+    );
+    common::openssl_ok(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subj,
+        ],
+    );
+    common::openssl_ok(
+        dir,
+        &[
+            "x509", "-req", "-in", &csr, "-CA", ca.0, "-CAkey", ca.1, "-out", &crt, "-days", days,
+            "-extfile", &extfile,
+        ],
+    );
 }
 
 /// Issue 16.1: the identities minted with the CA key prove something only next to their own
@@ -759,35 +757,7 @@ pub fn intermediate_bundle(dir: &Path) {
         "keyUsage=critical,keyCertSign,cRLSign",
     ]);
     let sign = |name: &str, cn: &str, ext: &str, ca: &str, ca_key: &str| {
-        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
-        ok(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            &format!("/CN={cn}"),
-        ]);
-        ok(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            ca,
-            "-CAkey",
-            ca_key,
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "365",
-            "-extfile",
-            &format!("{name}.ext"),
-        ]);
+        openssl_leaf(dir, (name, cn), ext, (ca, ca_key), "365");
     };
     sign(
         "inter",

@@ -453,16 +453,8 @@ fn unchanged_servers_compare_equal() {
         env: vec![("GRPC_GO_LOG_SEVERITY_LEVEL".into(), "info".into())],
         ..Default::default()
     });
-    let log = server.process.log.to_str().unwrap().to_owned();
-    let health = server.health_url();
-    let flags = [
-        "--server-name",
-        "localhost",
-        "--health-url",
-        &health,
-        "--log-file",
-        &log,
-    ];
+    let flags = server.harness_flags();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let first = run_endpoint(&server.addr(), pki.path(), &flags);
     let second = run_endpoint(&server.addr(), pki.path(), &flags);
     assert_eq!(

@@ -64,16 +64,8 @@ fn server(
 
 /// The whole endpoint suite against `s`, with its health port and log.
 fn probe(s: &RepoServer, pki: &Path, extra: &[&str]) -> Run {
-    let log = s.process.log.to_str().unwrap().to_owned();
-    let health = s.health_url();
-    let mut args = vec![
-        "--server-name",
-        "localhost",
-        "--health-url",
-        &health,
-        "--log-file",
-        &log,
-    ];
+    let flags = s.harness_flags();
+    let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
     args.extend_from_slice(extra);
     run_endpoint(&s.addr(), pki, &args)
 }

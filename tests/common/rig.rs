@@ -208,6 +208,18 @@ impl RepoServer {
     pub fn health_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.health_port)
     }
+
+    /// The harness flags that give it this server's name, health port and log.
+    pub fn harness_flags(&self) -> Vec<String> {
+        vec![
+            "--server-name".into(),
+            "localhost".into(),
+            "--health-url".into(),
+            self.health_url(),
+            "--log-file".into(),
+            self.process.log.display().to_string(),
+        ]
+    }
 }
 
 /// `GET path` on 127.0.0.1:port with plain std I/O; the status code, if any answer came.
