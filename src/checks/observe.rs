@@ -397,8 +397,8 @@ pub async fn observe(
         // First the front door: a control's answer is the premise of each refusal, and a server
         // that remembers what it verified (by issuer and serial, say) must have met the
         // legitimate client before the forgery of it arrives.
-        let mut done = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect()).await;
-        let names: Vec<String> = done
+        let mut outcomes = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect()).await;
+        let names: Vec<String> = outcomes
             .iter()
             .find_map(|(_, o)| o.server_chain.leaf_der.as_deref())
             .and_then(|der| crate::x509::CertFacts::from_der(der).ok())
@@ -416,8 +416,8 @@ pub async fn observe(
             .iter()
             .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
             .collect();
-        done.extend(run(second).await);
-        done
+        outcomes.extend(run(second).await);
+        outcomes
     };
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
         probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)

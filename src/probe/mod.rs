@@ -59,15 +59,10 @@ async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     let first_word = (Instant::now() + FIRST_WORD_WINDOW).min(deadline);
     match read_h2_answer(&mut stream, first_word).await {
         H2Answer::Settings => {
-            outcome.stage = Stage::Application;
-            outcome.accept(
-                AcceptanceBasis::H2Settings,
-                "server sent its HTTP/2 SETTINGS frame: the client was admitted".into(),
-            );
+            outcome.accept_answer(AcceptanceBasis::H2Settings, H2_ADMITTED.into());
         }
         H2Answer::Other(seen) => {
-            outcome.stage = Stage::Application;
-            outcome.accept(
+            outcome.accept_answer(
                 AcceptanceBasis::ApplicationData,
                 format!(
                     "server sent application data: {}",
@@ -79,8 +74,7 @@ async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutc
         H2Answer::Failed(e) => apply_post_handshake_error(&mut outcome, &e),
         H2Answer::Silent(_) => match ask_http(&mut stream, &req.server_name, deadline).await {
             Ok(HttpStatus::NotHttp(seen)) => {
-                outcome.stage = Stage::Application;
-                outcome.accept(
+                outcome.accept_answer(
                     AcceptanceBasis::ApplicationData,
                     format!(
                         "server answered GET / with application data: {}",
@@ -127,11 +121,7 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
             {
                 match answer {
                     H2Answer::Settings => {
-                        outcome.stage = Stage::Application;
-                        outcome.accept(
-                            AcceptanceBasis::H2Settings,
-                            "server sent its HTTP/2 SETTINGS frame: the client was admitted".into(),
-                        );
+                        outcome.accept_answer(AcceptanceBasis::H2Settings, H2_ADMITTED.into());
                     }
                     H2Answer::Other(seen) => outcome.other_protocol(
                         "server sent application data that is not HTTP/2 SETTINGS",
@@ -181,8 +171,7 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
                     ),
                     Ok(Ok(0)) => closed_after_handshake(&mut outcome),
                     Ok(Ok(n)) => {
-                        outcome.stage = Stage::Application;
-                        outcome.accept(
+                        outcome.accept_answer(
                             AcceptanceBasis::ApplicationData,
                             format!("server sent {n} bytes of application data"),
                         );
@@ -198,6 +187,9 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     outcome.timings.total_us = micros(started);
     outcome
 }
+
+/// The server's SETTINGS frame after the handshake, in words.
+const H2_ADMITTED: &str = "server sent its HTTP/2 SETTINGS frame: the client was admitted";
 
 /// How long to let the server speak first after the handshake before writing to it.
 pub(crate) const FIRST_WORD_WINDOW: Duration = Duration::from_millis(300);

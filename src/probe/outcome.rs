@@ -336,6 +336,12 @@ impl ProbeOutcome {
         self.detail = detail;
     }
 
+    /// Marks the attempt accepted because the server answered at the application layer.
+    pub(crate) fn accept_answer(&mut self, basis: AcceptanceBasis, detail: String) {
+        self.stage = Stage::Application;
+        self.accept(basis, detail);
+    }
+
     /// Marks the attempt an error: after the handshake the server answered in another protocol
     /// than the one probed (`what` says so; the bytes seen follow), which is no verdict on
     /// client authentication.
