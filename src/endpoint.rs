@@ -97,6 +97,9 @@ pub struct PodLog {
     pub namespace: String,
     /// The pod.
     pub pod: String,
+    /// The container that runs the repo-server, as discovery found it (Helm calls it
+    /// `repo-server`, the upstream manifest `argocd-repo-server`).
+    pub container: String,
     /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it (`None`: unset), so a missing line
     /// can be explained by what is configured, not guessed.
     pub grpc_log_level: Option<String>,
@@ -135,7 +138,7 @@ impl LogSource {
                 &p.client,
                 &p.namespace,
                 &p.pod,
-                Some("argocd-repo-server"),
+                Some(&p.container),
             )
             .await
             .map_err(LogReadError::Pod),
@@ -186,6 +189,23 @@ pub enum HttpError {
         /// The limit.
         ms: u128,
     },
+}
+
+/// The `time` of a logrus line, text (`time="..."`) or JSON (`{"time": ...}`) format (RFC 3339).
+pub fn logrus_time(line: &str) -> Option<time::OffsetDateTime> {
+    let trimmed = line.trim();
+    let text = if trimmed.starts_with('{') {
+        serde_json::from_str::<serde_json::Value>(trimmed)
+            .ok()?
+            .get("time")?
+            .as_str()?
+            .to_owned()
+    } else {
+        let start = trimmed.find("time=\"")? + 6;
+        let rest = &trimmed[start..];
+        rest[..rest.find('"')?].to_owned()
+    };
+    time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).ok()
 }
 
 /// The `msg` of a logrus line, text (`msg="..."`) or JSON (`{"msg": ...}`) format.

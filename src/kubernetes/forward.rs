@@ -206,10 +206,12 @@ pub async fn to_pod(pods: Api<Pod>, pod: &str, port: u16) -> std::io::Result<Loc
         let pods = pods.clone();
         let name = name.clone();
         async move {
-            let mut pf = pods
-                .portforward(&name, &[port])
-                .await
-                .map_err(|e| format!("cannot open a port-forward to pod/{name}:{port}: {e}"))?;
+            let mut pf = pods.portforward(&name, &[port]).await.map_err(|e| {
+                format!(
+                    "cannot open a port-forward to pod/{name}:{port}: {}",
+                    super::cluster::describe(&e)
+                )
+            })?;
             let stream = pf
                 .take_stream(port)
                 .ok_or_else(|| format!("port-forward to pod/{name}:{port} gave no stream"))?;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::cluster::{AppCondition, ClusterError, PodFacts, PodStart};
-use super::workloads::MtlsWorkload;
+use super::workloads::Workload;
 use crate::probe::ProbeOutcome;
 
 /// Everything a Kubernetes run observed that the finding checks judge.
@@ -83,6 +83,11 @@ pub struct ReplicaObservation {
     pub probe_failures: Result<Vec<String>, ClusterError>,
     /// The port-forwards the probes went through.
     pub relays: Vec<RelayObservation>,
+    /// A TLS 1.3 handshake without a certificate, made after the probes (when a case needs it;
+    /// else a blank record) to read what the running server announces: whether it asks for a client certificate, and the CA names of its
+    /// client-CA pool (what it loaded at startup, so no timestamp is needed to tell whether it
+    /// runs with the Secret's CA).
+    pub announcement: ProbeOutcome,
 }
 
 /// How one port-forward fared.
@@ -106,7 +111,7 @@ pub struct NamespaceObservation {
     /// `argocd-repo-server-mtls`, when it exists and was read. Its data is judged, never reported.
     pub mtls_secret: Option<Secret>,
     /// Workloads mounting `argocd-repo-server-mtls*`.
-    pub workloads: Vec<MtlsWorkload>,
+    pub workloads: Vec<Workload>,
     /// For each of `workloads`, its pods and when their containers started.
     pub mounting_pods: BTreeMap<String, Vec<PodStart>>,
     /// `argocd-cmd-params-cm`, when it exists.

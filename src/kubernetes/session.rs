@@ -16,16 +16,8 @@ use super::forward::{self, LocalForward};
 use super::observed::{
     ComponentLog, NamespaceObservation, RelayObservation, ReplicaObservation, StoppedReplica,
 };
-use super::workloads::{self, MtlsWorkload, WorkloadKind};
+use super::workloads::{self, Role, Workload};
 use crate::endpoint::{Endpoint, LogSource, PodLog, Protocol};
-
-/// The client components whose logs show whether they present their certificate.
-pub const CLIENT_COMPONENTS: [&str; 4] = [
-    "argocd-server",
-    "argocd-application-controller",
-    "argocd-applicationset-controller",
-    "argocd-notifications-controller",
-];
 
 /// The repo-server's gRPC and health ports.
 pub const GRPC_PORT: u16 = 8081;
@@ -39,6 +31,9 @@ pub struct Session {
     pub client: Client,
     /// Namespace Argo CD runs in.
     pub namespace: String,
+    /// What discovery found there ([`Session::discover`]): every later step uses these
+    /// workloads, their selectors and containers, never an upstream name.
+    pub workloads: Vec<Workload>,
 }
 
 /// One repo-server replica, reachable on loopback.
@@ -64,8 +59,9 @@ pub struct KubeFacts {
     pub namespace: String,
     /// Repo-server pods with readiness, restarts and image digests.
     pub repo_server_pods: Vec<PodFacts>,
-    /// Workloads mounting `argocd-repo-server-mtls*`, with their projected keys.
-    pub mtls_workloads: Vec<MtlsWorkload>,
+    /// The workloads discovery found (each with its role, container and the
+    /// `argocd-repo-server-mtls*` Secrets it mounts, with their projected keys).
+    pub mtls_workloads: Vec<Workload>,
     /// What the harness changed (empty in read-only mode).
     pub changes: Vec<String>,
     /// Tools and manifest, for the kind target.
@@ -76,10 +72,48 @@ pub struct KubeFacts {
 }
 
 impl Session {
+    /// A session on `namespace` with its workloads discovered by role.
+    pub async fn discover(client: Client, namespace: &str) -> Result<Session, ClusterError> {
+        let workloads = cluster::read_workloads(&client, namespace).await?;
+        Ok(Session {
+            client,
+            namespace: namespace.to_owned(),
+            workloads,
+        })
+    }
+
+    /// Discovers the workloads again (after a patch or restart changed their templates).
+    pub async fn rediscover(&mut self) -> Result<(), ClusterError> {
+        self.workloads = cluster::read_workloads(&self.client, &self.namespace).await?;
+        Ok(())
+    }
+
+    /// The workloads discovery found with `role`.
+    pub fn with_role(&self, role: Role) -> impl Iterator<Item = &Workload> {
+        self.workloads.iter().filter(move |w| w.role == Some(role))
+    }
+
+    /// The container that runs `role` (the first workload's with that role), else its upstream name.
+    pub fn container_of(&self, role: Role) -> String {
+        self.with_role(role)
+            .find_map(|w| w.container.clone())
+            .unwrap_or_else(|| role.upstream().to_owned())
+    }
+
+    /// The workloads that mount an `argocd-repo-server-mtls*` Secret: the set to restart, and the
+    /// repo-server's (it reads the Secret).
+    pub fn involved(&self) -> Vec<Workload> {
+        self.workloads
+            .iter()
+            .filter(|w| w.mounts_mtls() || w.role == Some(Role::RepoServer))
+            .cloned()
+            .collect()
+    }
+
     /// Waits for each workload's rollout, one after another, each within `timeout`.
     pub async fn wait_all(
         &self,
-        workloads: &[MtlsWorkload],
+        workloads: &[Workload],
         timeout: Duration,
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> Result<(), ClusterError> {
@@ -103,7 +137,11 @@ impl Session {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut out = Vec::new();
         let mut down = Vec::new();
-        for pod in cluster::repo_server_pods(&self.client, &self.namespace).await? {
+        if self.with_role(Role::RepoServer).next().is_none() {
+            return Err(no_role(Role::RepoServer, &self.namespace));
+        }
+        for pod in cluster::repo_server_pods(&self.client, &self.namespace, &self.workloads).await?
+        {
             if !pod.running {
                 down.push(pod);
                 continue;
@@ -124,11 +162,20 @@ impl Session {
             out.push(Replica { pod, grpc, health });
         }
         if out.is_empty() && down.is_empty() {
+            let w = self
+                .with_role(Role::RepoServer)
+                .next()
+                .expect("checked above");
             return Err(ClusterError::Rollout {
-                kind: WorkloadKind::Deployment,
-                name: "argocd-repo-server".into(),
+                kind: w.kind,
+                name: w.name.clone(),
                 state: format!(
-                    "has no pods labelled app.kubernetes.io/name=argocd-repo-server in `{}`",
+                    "has no pods (selector {}) in `{}`",
+                    w.selector
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
                     self.namespace
                 ),
             });
@@ -147,7 +194,7 @@ impl Session {
                 &self.client,
                 &self.namespace,
                 &pod.name,
-                "argocd-repo-server",
+                &self.container_of(Role::RepoServer),
                 previous,
                 // cobra prints its usage after the error: the error line is ~50 lines from the end.
                 200,
@@ -168,6 +215,7 @@ impl Session {
             client: self.client.clone(),
             namespace: self.namespace.clone(),
             pod: replica.pod.name.clone(),
+            container: self.container_of(Role::RepoServer),
             grpc_log_level: replica.pod.grpc_log_level.clone(),
         }));
         Endpoint {
@@ -189,7 +237,7 @@ impl Session {
         since: time::OffsetDateTime,
     ) -> ReplicaObservation {
         let name = &replica.pod.name;
-        let after = cluster::repo_server_pods(&self.client, &self.namespace)
+        let after = cluster::repo_server_pods(&self.client, &self.namespace, &self.workloads)
             .await
             .map(|pods| pods.into_iter().find(|p| &p.name == name));
         let probe_failures =
@@ -207,6 +255,7 @@ impl Session {
             after,
             probe_failures,
             relays,
+            announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
         }
     }
 
@@ -216,10 +265,10 @@ impl Session {
     pub async fn observe_namespace(&self, snapshot: Snapshot) -> NamespaceObservation {
         let applications = cluster::application_conditions(&self.client, &self.namespace).await;
         let mut client_logs = Vec::new();
-        for component in CLIENT_COMPONENTS {
+        for role in Role::CLIENTS {
             client_logs.push(ComponentLog {
-                component: component.to_owned(),
-                lines: self.component_log(component).await,
+                component: role.upstream().to_owned(),
+                lines: self.component_log(role).await,
             });
         }
         NamespaceObservation {
@@ -234,16 +283,29 @@ impl Session {
         }
     }
 
-    /// Every line of `component`'s pods, `None` when it has no pods.
-    async fn component_log(&self, component: &str) -> Result<Option<Vec<String>>, ClusterError> {
-        let pods = cluster::component_pods(&self.client, &self.namespace, component).await?;
+    /// Every line of the pods of `role`'s workloads (its container's), `None` when it has no pods.
+    async fn component_log(&self, role: Role) -> Result<Option<Vec<String>>, ClusterError> {
+        let pods = cluster::role_pods(&self.client, &self.namespace, &self.workloads, role).await?;
         if pods.is_empty() {
             return Ok(None);
         }
         let mut lines = Vec::new();
         for pod in pods.iter().filter_map(|p| p.metadata.name.as_deref()) {
-            lines.extend(cluster::pod_log(&self.client, &self.namespace, pod, None).await?);
+            let container = self.container_of(role);
+            lines.extend(
+                cluster::pod_log(&self.client, &self.namespace, pod, Some(&container)).await?,
+            );
         }
         Ok(Some(lines))
+    }
+}
+
+/// The error for a role discovery did not find.
+pub fn no_role(role: Role, namespace: &str) -> ClusterError {
+    ClusterError::NoRole {
+        role: role.upstream(),
+        component: role.component(),
+        binary: role.binary(),
+        namespace: namespace.to_owned(),
     }
 }

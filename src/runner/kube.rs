@@ -20,7 +20,8 @@ use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::observed::{Baseline, BaselineAttempt, KubernetesObservations};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
-use crate::kubernetes::session::{KubeFacts, Session};
+use crate::kubernetes::session::{KubeFacts, Session, no_role};
+use crate::kubernetes::workloads::Role;
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
@@ -339,15 +340,10 @@ impl KubeRun {
             &mut self.created,
         )
         .await?;
-        let session = Session {
-            client: client.clone(),
-            namespace: self.facts.namespace.clone(),
-        };
+        let mut session = Session::discover(client.clone(), &self.facts.namespace).await?;
         // Only what repo-server mTLS involves is waited for: the repo-server and the workloads
         // that mount its Secret. Others (Dex, whose image may be missing) are not waited for.
-        let involved = cluster::read_snapshot(client, &self.facts.namespace, false)
-            .await?
-            .workloads;
+        let involved = session.involved();
         self.events.note(&format!(
             "waiting for {} workloads to become available: {}",
             involved.len(),
@@ -366,10 +362,11 @@ impl KubeRun {
         let before = baseline(&session, &self.server_name, settings, &self.events).await?;
         self.events.finish("baseline", start);
 
-        self.provision_and_restart(&session, provisioning, limits)
+        self.provision_and_restart(&mut session, provisioning, limits)
             .await?;
         let since = time::OffsetDateTime::now_utc();
-        self.verify(&session, checks, settings, since, before).await
+        self.verify(&mut session, checks, settings, since, before)
+            .await
     }
 
     /// `run --target cluster`: verify an existing installation through `client` (labelled
@@ -406,18 +403,16 @@ impl KubeRun {
                 )
                 .await;
         }
-        let session = Session {
-            client,
-            namespace: self.facts.namespace.clone(),
-        };
+        let mut session = Session::discover(client, &self.facts.namespace).await?;
         let mut since = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         if let Some(p) = provisioning {
-            self.provision_and_restart(&session, p, limits).await?;
+            self.provision_and_restart(&mut session, p, limits).await?;
             since = time::OffsetDateTime::now_utc();
         }
         // Not missing input: an installation found running has no 'before' this run could see.
         let before = Baseline::ExistingInstallation;
-        self.verify(&session, checks, settings, since, before).await
+        self.verify(&mut session, checks, settings, since, before)
+            .await
     }
 
     /// The API server's version, recorded as soon as there is a client: a run that stops early
@@ -432,12 +427,12 @@ impl KubeRun {
 
     async fn provision_and_restart(
         &mut self,
-        session: &Session,
+        session: &mut Session,
         p: &Provisioning,
         limits: &Limits,
     ) -> Result<(), ClusterError> {
         let start = self.events.start("provision");
-        let (client, ns) = (&session.client, &session.namespace);
+        let (client, ns) = (&session.client.clone(), &session.namespace.clone());
         let created = cluster::provision_secrets(client, ns, &p.secrets).await?;
         self.created.extend(created);
         for s in &p.secrets {
@@ -455,17 +450,31 @@ impl KubeRun {
             );
         }
         if p.grpc_info_log {
-            cluster::set_grpc_info_log(client, ns).await?;
-            self.facts
-                .changes
-                .push("deployment/argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=info".into());
+            let repo_servers: Vec<_> = session.with_role(Role::RepoServer).cloned().collect();
+            if repo_servers.is_empty() {
+                return Err(no_role(Role::RepoServer, ns));
+            }
+            for w in &repo_servers {
+                cluster::set_grpc_info_log(client, ns, w).await?;
+                self.facts.changes.push(format!(
+                    "{}: GRPC_GO_LOG_SEVERITY_LEVEL=info on container {}",
+                    w.reference(),
+                    w.container.as_deref().unwrap_or_default()
+                ));
+            }
         }
         self.events.finish("provision", start);
 
         let start = self.events.start("restart");
-        let snapshot = cluster::read_snapshot(client, ns, false).await?;
+        session.rediscover().await?;
+        let restart: Vec<_> = session
+            .workloads
+            .iter()
+            .filter(|w| w.mounts_mtls())
+            .cloned()
+            .collect();
         let at = time::OffsetDateTime::now_utc();
-        for w in &snapshot.workloads {
+        for w in &restart {
             cluster::restart(client, ns, w, at).await?;
             self.facts
                 .changes
@@ -474,11 +483,7 @@ impl KubeRun {
                 .note(&format!("restarted {:?}/{}", w.kind, w.name));
         }
         session
-            .wait_all(
-                &snapshot.workloads,
-                limits.rollout,
-                &mut self.events.notes(),
-            )
+            .wait_all(&restart, limits.rollout, &mut self.events.notes())
             .await?;
         self.events.finish("restart", start);
         Ok(())
@@ -486,7 +491,7 @@ impl KubeRun {
 
     async fn verify(
         &mut self,
-        session: &Session,
+        session: &mut Session,
         checks: &[Check],
         settings: &ProbeSettings,
         since: time::OffsetDateTime,
@@ -498,6 +503,9 @@ impl KubeRun {
             .cloned()
             .partition(|c| matches!(c.case.kind, CaseKind::Finding));
         let snapshot = cluster::read_snapshot(&session.client, &session.namespace, true).await?;
+        // The snapshot's discovery is the session's from here on: the probes, logs and judges
+        // use the same workloads.
+        session.workloads = snapshot.workloads.clone();
         if self.material.is_none() {
             self.material = Some(match material_from_secret(&snapshot, &session.namespace) {
                 Ok(m) => m,
@@ -545,8 +553,18 @@ impl KubeRun {
             stopped.push(pod);
         }
         let mut observed_replicas = Vec::new();
+        // What each replica announces is read only when a case judges it, and after its relays
+        // were observed (the extra connection is not the probes' evidence).
+        let announce = finding_checks
+            .iter()
+            .any(|c| c.case.id == crate::suite::kube_ids::RESTARTED_AFTER_SECRET);
         for r in &replicas {
-            observed_replicas.push(session.observe_replica(r, since).await);
+            let mut observed = session.observe_replica(r, since).await;
+            if announce {
+                observed.announcement =
+                    no_certificate_attempt(r.grpc.addr, &self.server_name, settings).await;
+            }
+            observed_replicas.push(observed);
         }
         self.facts.repo_server_pods = snapshot.repo_server_pods.clone();
         self.facts.mtls_workloads = snapshot.workloads.clone();
@@ -583,19 +601,7 @@ async fn baseline(
         ));
     }
     for r in replicas {
-        let outcome = probe::attempt(&ProbeRequest {
-            addr: r.grpc.addr,
-            server_name: server_name.to_owned(),
-            sni: probe::Sni::Configured,
-            version: TlsVersion::Tls13,
-            alpn: AcceptanceProof::H2Settings.front_alpn(),
-            identity: None,
-            server_roots: vec![],
-            proof: AcceptanceProof::H2Settings,
-            timeout: settings.timeout,
-            silence: settings.silence,
-        })
-        .await;
+        let outcome = no_certificate_attempt(r.grpc.addr, server_name, settings).await;
         let attempt = BaselineAttempt {
             pod: r.pod.name.clone(),
             outcome,
@@ -605,4 +611,26 @@ async fn baseline(
         out.push(attempt);
     }
     Ok(Baseline::Attempts(out))
+}
+
+/// One TLS 1.3 attempt without a client certificate at the front door: the baseline's evidence,
+/// and after the probes the reading of what the running server announces (its CertificateRequest).
+async fn no_certificate_attempt(
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    settings: &ProbeSettings,
+) -> probe::ProbeOutcome {
+    probe::attempt(&ProbeRequest {
+        addr,
+        server_name: server_name.to_owned(),
+        sni: probe::Sni::Configured,
+        version: TlsVersion::Tls13,
+        alpn: AcceptanceProof::H2Settings.front_alpn(),
+        identity: None,
+        server_roots: vec![],
+        proof: AcceptanceProof::H2Settings,
+        timeout: settings.timeout,
+        silence: settings.silence,
+    })
+    .await
 }

@@ -3,7 +3,7 @@
 
 use argocd_mtls_verify::checks::kubernetes::{secret, workloads};
 use argocd_mtls_verify::kubernetes::cluster::{self, ClusterError};
-use argocd_mtls_verify::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
+use argocd_mtls_verify::kubernetes::workloads::{Workload, WorkloadKind};
 use http::{Method, Response};
 use kube::client::Body;
 use serde_json::{Value, json};
@@ -50,7 +50,7 @@ async fn discovery_on_plain_and_ha_layouts_is_read_only() {
             "{findings:?}"
         );
         assert!(
-            workloads::judge_mounts(&snap.workloads)
+            workloads::judge_mounts(&snap.workloads, snap.cmd_params.as_ref(), "argocd")
                 .iter()
                 .all(|f| f.ok())
         );
@@ -130,10 +130,11 @@ async fn restart_sends_the_kubectl_patch() {
             1,
         );
         let (client, seen) = mock_client(move |_, _, _| ok(&object));
-        let w = MtlsWorkload {
+        let w = Workload {
             kind,
             name: name.into(),
             secrets: Default::default(),
+            ..Default::default()
         };
         cluster::restart(&client, "argocd", &w, at).await.unwrap();
         let seen = seen.lock().unwrap();

@@ -37,13 +37,36 @@ pub(crate) fn volumes(name: &str) -> Value {
     json!(v)
 }
 
+/// The container of a workload: Argo CD's run the `argocd` binary under their role's name and
+/// mount the mTLS Secret where the manifests do.
+pub(crate) fn container(name: &str) -> Value {
+    let binary = match name {
+        "argocd-notifications-controller" => "argocd-notifications",
+        "argocd-dex-server" => "/shared/argocd-dex",
+        other => other,
+    };
+    let mut mounts = vec![];
+    if volumes(name)
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v["name"] == "argocd-repo-server-mtls")
+    {
+        mounts.push(
+            json!({"name": "argocd-repo-server-mtls", "mountPath": "/app/config/reposerver/mtls"}),
+        );
+    }
+    json!({"name": name, "image": "quay.io/argoproj/argocd:v3.5.1",
+        "args": [format!("/usr/local/bin/{binary}")], "volumeMounts": mounts})
+}
+
 pub(crate) fn workload(kind: &str, name: &str, replicas: i64) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": kind,
         "metadata": {"name": name, "namespace": "argocd", "generation": 1, "labels": {"app.kubernetes.io/name": name}},
         "spec": {"replicas": replicas, "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
             "template": {"metadata": {"labels": {"app.kubernetes.io/name": name}},
-                "spec": {"containers": [{"name": name, "image": "quay.io/argoproj/argocd:v3.5.1"}], "volumes": volumes(name)}}}
+                "spec": {"containers": [container(name)], "volumes": volumes(name)}}}
     })
 }
 

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use argocd_mtls_verify::kubernetes::cluster::{self, RolloutState};
-use argocd_mtls_verify::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
+use argocd_mtls_verify::kubernetes::workloads::{Workload, WorkloadKind};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use serde_json::{Value, json};
 
@@ -87,10 +87,11 @@ async fn wait_rollout_progress_completion_and_timeout() {
             status,
         ))
     });
-    let w = MtlsWorkload {
+    let w = Workload {
         kind: WorkloadKind::StatefulSet,
         name: "argocd-application-controller".into(),
         secrets: Default::default(),
+        ..Default::default()
     };
     let mut messages = Vec::new();
     cluster::wait_rollout(
@@ -116,10 +117,11 @@ async fn wait_rollout_progress_completion_and_timeout() {
             json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 0}),
         ))
     });
-    let w = MtlsWorkload {
+    let w = Workload {
         kind: WorkloadKind::Deployment,
         name: "argocd-server".into(),
         secrets: Default::default(),
+        ..Default::default()
     };
     let err = cluster::wait_rollout(
         &client,

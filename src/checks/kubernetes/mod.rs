@@ -142,9 +142,18 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
             findings: pods::judge_replica(replica),
         });
     }
+    let mut namespace_findings = judge_namespace(&observed.namespace, &observed.config);
+    if let Some(secret) = &observed.config.mtls_secret {
+        namespace_findings.extend(workloads::judge_repo_server_restart(
+            secret,
+            &observed.replicas,
+            &observed.config.workloads,
+            &observed.namespace,
+        ));
+    }
     scopes.push(ScopedFindings {
         scope: namespace_scope.clone(),
-        findings: judge_namespace(&observed.namespace, &observed.config),
+        findings: namespace_findings,
     });
     let not_observed: BTreeMap<String, String> = observed
         .config
@@ -163,14 +172,20 @@ pub fn judge_namespace(namespace: &str, config: &NamespaceObservation) -> Vec<Fi
         out.extend(secret::judge_mtls_secret(config.mtls_secret.as_ref()));
     }
     if let Some(secret) = &config.mtls_secret {
-        out.extend(workloads::judge_restarts(
+        out.extend(workloads::judge_client_restarts(
             secret,
             &config.workloads,
             &config.mounting_pods,
+            &config.client_logs,
+            config.cmd_params.as_ref(),
             namespace,
         ));
     }
-    out.extend(workloads::judge_mounts(&config.workloads));
+    out.extend(workloads::judge_mounts(
+        &config.workloads,
+        config.cmd_params.as_ref(),
+        namespace,
+    ));
     out.push(workloads::judge_repo_server_tls(config.cmd_params.as_ref()));
     out.extend(workloads::judge_server_verification(
         config.cmd_params.as_ref(),

@@ -10,7 +10,7 @@ use crate::suite::kube_ids as ids;
 use crate::x509::{self, CertFacts};
 
 /// Certificates of one Secret key, or why they are unusable.
-fn certs_in(secret: &Secret, key: &str) -> Option<Result<Vec<Vec<u8>>, String>> {
+pub(super) fn certs_in(secret: &Secret, key: &str) -> Option<Result<Vec<Vec<u8>>, String>> {
     let bytes = &secret.data.as_ref()?.get(key)?.0;
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;

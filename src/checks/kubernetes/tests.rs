@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Finding, Status, components, pods, workloads};
 use crate::kubernetes::cluster::{AppCondition, ClusterError, PodFacts, PodStart};
 use crate::kubernetes::observed::{RelayObservation, ReplicaObservation, StoppedReplica};
-use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
+use crate::kubernetes::workloads::{EnvValue, FoundBy, Role, Workload, discover};
 
 fn status(findings: &[Finding], id: &str) -> Status {
     findings
@@ -28,66 +28,286 @@ fn detail<'a>(findings: &'a [Finding], id: &str) -> &'a str {
         .detail
 }
 
-fn workload(kind: WorkloadKind, name: &str, keys: &[&str]) -> MtlsWorkload {
-    MtlsWorkload {
-        kind,
-        name: name.into(),
-        secrets: BTreeMap::from([(
-            "argocd-repo-server-mtls".to_owned(),
-            keys.iter().map(|k| (*k).to_owned()).collect(),
-        )]),
+/// A pod template as an installer writes it: `args[0]` is the role's binary, the mTLS Secret
+/// mounted at the default path with `items` (key, path).
+fn template(
+    container: &str,
+    binary: &str,
+    labels: serde_json::Value,
+    items: &[(&str, &str)],
+) -> serde_json::Value {
+    let items: Vec<serde_json::Value> = items
+        .iter()
+        .map(|(k, p)| json!({ "key": k, "path": p }))
+        .collect();
+    json!({
+        "metadata": { "labels": labels },
+        "spec": {
+            "containers": [{
+                "name": container,
+                "args": [format!("/usr/local/bin/{binary}")],
+                "volumeMounts": [{ "name": "mtls", "mountPath": "/app/config/reposerver/mtls" }]
+            }],
+            "volumes": [{ "name": "mtls", "secret": {
+                "secretName": "argocd-repo-server-mtls", "optional": true, "items": items
+            } }]
+        }
+    })
+}
+
+/// Discovery over one workload per role, named and labelled as `name(role)` and
+/// `container(role)` say, mounting what `items(role)` gives.
+fn layout(
+    name: impl Fn(Role) -> String,
+    container: impl Fn(Role) -> String,
+    items: impl Fn(Role) -> Vec<(&'static str, &'static str)>,
+) -> Vec<Workload> {
+    let mut deployments = Vec::new();
+    let mut statefulsets = Vec::new();
+    for role in Role::ALL {
+        let labels = json!({ "app.kubernetes.io/name": role.upstream() });
+        let body = json!({
+            "metadata": { "name": name(role) },
+            "spec": {
+                "selector": { "matchLabels": labels },
+                "template": template(&container(role), role.binary(), labels.clone(), &items(role))
+            }
+        });
+        if role == Role::ApplicationController {
+            statefulsets.push(serde_json::from_value(body).unwrap());
+        } else {
+            deployments.push(serde_json::from_value(body).unwrap());
+        }
+    }
+    discover(&deployments, &statefulsets)
+}
+
+fn upstream_items(role: Role) -> Vec<(&'static str, &'static str)> {
+    if role == Role::RepoServer {
+        vec![("client-ca.crt", "client-ca.crt")]
+    } else {
+        vec![
+            ("client.crt", "client.crt"),
+            ("client.key", "client.key"),
+            ("server-ca.crt", "server-ca.crt"),
+        ]
     }
 }
 
-fn correct_mounts() -> Vec<MtlsWorkload> {
-    let client = ["client.crt", "client.key"];
-    vec![
-        workload(
-            WorkloadKind::Deployment,
-            "argocd-repo-server",
-            &["client-ca.crt"],
-        ),
-        workload(WorkloadKind::Deployment, "argocd-server", &client),
-        workload(
-            WorkloadKind::StatefulSet,
-            "argocd-application-controller",
-            &client,
-        ),
-        workload(
-            WorkloadKind::Deployment,
-            "argocd-applicationset-controller",
-            &client,
-        ),
-        workload(
-            WorkloadKind::Deployment,
-            "argocd-notifications-controller",
-            // No items: the whole Secret is projected, which includes the pair.
-            &[],
-        ),
-    ]
+fn correct_mounts() -> Vec<Workload> {
+    layout(
+        |r| r.upstream().to_owned(),
+        |r| r.upstream().to_owned(),
+        upstream_items,
+    )
 }
 
-/// `config/mount/*`: every component projects what it reads; a missing projection or a
-/// component that mounts nothing fails, naming it.
+/// `config/mount/*`: each role is found whatever the installer named it, and its mTLS files are
+/// followed to Secret keys: the upstream layout, Helm's names and Argo CD's Option A (each
+/// client's own keys mapped onto `client.crt`/`client.key` by `items`) pass; a repo-server without
+/// `client-ca.crt` at its path, a client whose pair is not mounted, a client whose cert path
+/// points at a file nothing provides, fail naming the workload and the fix; a role nobody runs is
+/// not applicable.
 #[test]
 fn mounts() {
-    let ok = workloads::judge_mounts(&correct_mounts());
+    let ok = workloads::judge_mounts(&correct_mounts(), None, "argocd");
     assert_eq!(ok.len(), 5);
     assert!(ok.iter().all(|f| f.status == Status::Holds), "{ok:#?}");
+    assert!(
+        detail(&ok, "config/mount/argocd-server")
+            .contains("Secret `argocd-repo-server-mtls` key `client.crt`")
+    );
 
-    let mut wrong = correct_mounts();
-    wrong[0] = workload(WorkloadKind::Deployment, "argocd-repo-server", &["ca.crt"]);
-    wrong.retain(|w| w.name != "argocd-server");
-    let judged = workloads::judge_mounts(&wrong);
+    // Helm: `<release>-argocd-<component>` workloads, containers named by component.
+    let helm = layout(
+        |r| format!("prod-argocd-{}", r.component()),
+        |r| r.component().to_owned(),
+        upstream_items,
+    );
+    assert!(helm.iter().all(|w| w.role.is_some()), "{helm:#?}");
+    let judged = workloads::judge_mounts(&helm, None, "gitops");
+    assert!(
+        judged.iter().all(|f| f.status == Status::Holds),
+        "{judged:#?}"
+    );
+    assert!(
+        detail(&judged, "config/mount/argocd-repo-server")
+            .contains("deployment/prod-argocd-repo-server (container repo-server)")
+    );
+
+    // Option A: one Secret, per-component keys, each client's items map its own pair.
+    let option_a = layout(
+        |r| r.upstream().to_owned(),
+        |r| r.upstream().to_owned(),
+        |r| match r {
+            Role::RepoServer => vec![("client-ca.crt", "client-ca.crt")],
+            Role::Server => vec![
+                ("server-client.crt", "client.crt"),
+                ("server-client.key", "client.key"),
+            ],
+            _ => vec![
+                ("controller-client.crt", "client.crt"),
+                ("controller-client.key", "client.key"),
+            ],
+        },
+    );
+    let judged = workloads::judge_mounts(&option_a, None, "argocd");
+    assert!(
+        judged.iter().all(|f| f.status == Status::Holds),
+        "{judged:#?}"
+    );
+    assert!(detail(&judged, "config/mount/argocd-server").contains("key `server-client.crt`"));
+
+    // Wrong in one respect each.
+    let mut wrong = layout(
+        |r| r.upstream().to_owned(),
+        |r| r.upstream().to_owned(),
+        |r| match r {
+            Role::RepoServer => vec![("ca.crt", "ca.crt")],
+            Role::Server => vec![("server-ca.crt", "server-ca.crt")],
+            other => upstream_items(other),
+        },
+    );
+    wrong.retain(|w| w.role != Some(Role::NotificationsController));
+    let appset = wrong
+        .iter_mut()
+        .find(|w| w.role == Some(Role::ApplicationSetController))
+        .unwrap();
+    appset.env.insert(
+        "ARGOCD_APPLICATIONSET_CONTROLLER_REPO_SERVER_CLIENT_CERT_PATH".into(),
+        EnvValue::Literal("/app/config/other/client.crt".into()),
+    );
+    let judged = workloads::judge_mounts(&wrong, None, "argocd");
+    let repo = detail(&judged, "config/mount/argocd-repo-server");
     assert_eq!(
         status(&judged, "config/mount/argocd-repo-server"),
         Status::Fails
     );
-    assert!(detail(&judged, "config/mount/argocd-repo-server").contains("client-ca.crt"));
+    assert!(
+        repo.contains("/app/config/reposerver/mtls/client-ca.crt (the default)")
+            && repo.contains("admits any TLS client"),
+        "{repo}"
+    );
+    let server = detail(&judged, "config/mount/argocd-server");
     assert_eq!(status(&judged, "config/mount/argocd-server"), Status::Fails);
+    assert!(
+        server.contains("WITHOUT a client certificate") && server.contains("Fix: mount Secret"),
+        "{server}"
+    );
+    let appset = detail(&judged, "config/mount/argocd-applicationset-controller");
+    assert!(appset.contains("/app/config/other/client.crt (env ARGOCD_APPLICATIONSET_CONTROLLER_REPO_SERVER_CLIENT_CERT_PATH)"), "{appset}");
     assert_eq!(
         status(&judged, "config/mount/argocd-application-controller"),
         Status::Holds
+    );
+    assert_eq!(
+        status(&judged, "config/mount/argocd-notifications-controller"),
+        Status::NotApplicable
+    );
+
+    // The cmd-params key through configMapKeyRef, and an empty value falling back to the default.
+    let mut via_params = correct_mounts();
+    let server = via_params
+        .iter_mut()
+        .find(|w| w.role == Some(Role::Server))
+        .unwrap();
+    server.env.insert(
+        "ARGOCD_SERVER_REPO_SERVER_CLIENT_CERT_PATH".into(),
+        EnvValue::ConfigMapKey {
+            config_map: "argocd-cmd-params-cm".into(),
+            key: "server.repo.server.client.cert.path".into(),
+        },
+    );
+    let params = cmd_params(&[("server.repo.server.client.cert.path", "/tmp/missing.crt")]);
+    let judged = workloads::judge_mounts(&via_params, Some(&params), "argocd");
+    assert_eq!(status(&judged, "config/mount/argocd-server"), Status::Fails);
+    let empty = cmd_params(&[("server.repo.server.client.cert.path", "")]);
+    let judged = workloads::judge_mounts(&via_params, Some(&empty), "argocd");
+    assert_eq!(status(&judged, "config/mount/argocd-server"), Status::Holds);
+}
+
+/// Discovery by role: the container's binary first, then the name and component labels, then the
+/// workload's name; `-server` never claims a repo-server, Dex or Redis HA.
+#[test]
+fn roles_are_found_by_binary_labels_and_name() {
+    let pod = |container: &str, args: serde_json::Value, labels: serde_json::Value| json!({ "metadata": { "labels": labels }, "spec": { "containers": [{ "name": container, "args": args }] } });
+    let deployment =
+        |name: &str, template: serde_json::Value| -> k8s_openapi::api::apps::v1::Deployment {
+            serde_json::from_value(json!({ "metadata": { "name": name }, "spec": {
+            "selector": { "matchLabels": { "x": name } }, "template": template } }))
+            .unwrap()
+        };
+    let found = discover(
+        &[
+            // The Operator: a wrapper script before the binary.
+            deployment(
+                "example-repo-server",
+                pod(
+                    "argocd-repo-server",
+                    json!(["uid_entrypoint.sh", "argocd-repo-server"]),
+                    json!({}),
+                ),
+            ),
+            deployment(
+                "a",
+                pod(
+                    "x",
+                    json!([]),
+                    json!({ "app.kubernetes.io/name": "cr-server" }),
+                ),
+            ),
+            deployment(
+                "b",
+                pod(
+                    "x",
+                    json!([]),
+                    json!({ "app.kubernetes.io/component": "notifications-controller" }),
+                ),
+            ),
+            deployment(
+                "c-applicationset-controller",
+                pod("x", json!([]), json!({})),
+            ),
+            deployment(
+                "argocd-dex-server",
+                pod(
+                    "dex",
+                    json!(["/shared/argocd-dex", "rundex"]),
+                    json!({ "app.kubernetes.io/name": "argocd-dex-server" }),
+                ),
+            ),
+            deployment("argocd-redis-ha-server", pod("redis", json!([]), json!({}))),
+        ],
+        &[],
+    );
+    type Found<'a> = (&'a str, Option<Role>, Option<FoundBy>, Option<&'a str>);
+    let got: Vec<Found> = found
+        .iter()
+        .map(|w| (w.name.as_str(), w.role, w.found_by, w.container.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a", Some(Role::Server), Some(FoundBy::NameLabel), Some("x")),
+            (
+                "b",
+                Some(Role::NotificationsController),
+                Some(FoundBy::ComponentLabel),
+                Some("x")
+            ),
+            (
+                "c-applicationset-controller",
+                Some(Role::ApplicationSetController),
+                Some(FoundBy::WorkloadName),
+                Some("x")
+            ),
+            (
+                "example-repo-server",
+                Some(Role::RepoServer),
+                Some(FoundBy::Command),
+                Some("argocd-repo-server")
+            ),
+        ]
     );
 }
 
@@ -108,50 +328,219 @@ fn started(pod: &str, rfc3339: &str) -> PodStart {
     }
 }
 
-/// `config/restarted-after-secret/*`: pods started after the Secret changed pass; a repo-server
-/// started before it still runs without mTLS (a required failure with the restart command); a
-/// client started before it is advised to restart.
-#[test]
-fn restarts_after_the_secret() {
-    let secret = secret_changed_at("2026-11-20T10:00:00Z");
-    let mounts = correct_mounts();
-    let pods = |repo: &str, server: &str| {
-        BTreeMap::from([
-            (
-                "argocd-repo-server".to_owned(),
-                vec![started("argocd-repo-server-1", repo)],
-            ),
-            (
-                "argocd-server".to_owned(),
-                vec![started("argocd-server-1", server)],
-            ),
-        ])
-    };
-    let repo = "config/restarted-after-secret/argocd-repo-server";
-    let server = "config/restarted-after-secret/argocd-server";
+/// A self-signed CA's PEM with `CN=<cn>`.
+fn ca_pem(cn: &str) -> String {
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().pem()
+}
 
-    let after = pods("2026-11-20T10:05:00Z", "2026-11-20T10:05:00Z");
-    let judged = workloads::judge_restarts(&secret, &mounts, &after, "argocd");
-    assert_eq!(judged.len(), mounts.len());
+fn secret_with_client_ca(changed: &str, pem: &str) -> Secret {
+    use base64::Engine;
+    serde_json::from_value(json!({
+        "metadata": { "name": "argocd-repo-server-mtls", "creationTimestamp": changed },
+        "data": { "client-ca.crt": base64::engine::general_purpose::STANDARD.encode(pem) }
+    }))
+    .unwrap()
+}
+
+/// What a replica announced: whether it asked for a certificate, and the CA names.
+fn announcing(pod_name: &str, requested: bool, names: &[&str]) -> ReplicaObservation {
+    let mut a = crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None);
+    a.tls_version = Some("TLSv1_3".into());
+    a.client_cert_requested = requested;
+    a.acceptable_ca_names = names.iter().map(|n| (*n).to_owned()).collect();
+    ReplicaObservation {
+        before: pod(pod_name, true, 0),
+        after: Ok(Some(pod(pod_name, true, 0))),
+        probe_failures: Ok(vec![]),
+        relays: vec![],
+        announcement: a,
+    }
+}
+
+/// `config/restarted-after-secret/argocd-repo-server` is judged from what each running replica
+/// announces, never from timestamps: the Secret's CA(s) announced (plus the health-check name)
+/// pass however recently the Secret changed (a client-pair renewal); other CAs, or no
+/// CertificateRequest at all, fail with the restart command of the workload discovery found.
+#[test]
+fn repo_server_restart_from_what_it_announces() {
+    let secret = secret_with_client_ca("2026-11-20T10:00:00Z", &ca_pem("ops-ca"));
+    let w = layout(
+        |r| format!("prod-{}", r.component()),
+        |r| r.component().to_owned(),
+        upstream_items,
+    );
+    let id = "config/restarted-after-secret/argocd-repo-server";
+    let health = "O=Argo CD Health Check";
+    let judged = workloads::judge_repo_server_restart(
+        &secret,
+        &[
+            announcing("r-1", true, &["CN=ops-ca", health]),
+            announcing("r-2", true, &[health, "CN=ops-ca"]),
+        ],
+        &w,
+        "gitops",
+    );
+    assert_eq!(judged.len(), 2);
     assert!(
         judged.iter().all(|f| f.status == Status::Holds),
         "{judged:#?}"
     );
 
-    let before = pods("2026-11-20T09:00:00Z", "2026-11-20T09:00:00Z");
-    let judged = workloads::judge_restarts(&secret, &mounts, &before, "argocd");
-    assert_eq!(status(&judged, repo), Status::Fails);
-    let words = detail(&judged, repo);
-    assert!(words.starts_with("RESTART NEEDED"), "{words}");
-    assert!(words.contains("kubectl -n argocd rollout restart deployment/argocd-repo-server"));
-    assert_eq!(status(&judged, server), Status::Advice { holds: false });
+    let judged = workloads::judge_repo_server_restart(
+        &secret,
+        &[
+            announcing("r-1", true, &["CN=old-ca", health]),
+            announcing("r-2", false, &[]),
+        ],
+        &w,
+        "gitops",
+    );
+    assert!(
+        judged.iter().all(|f| f.status == Status::Fails),
+        "{judged:#?}"
+    );
+    assert!(
+        judged[0]
+            .detail
+            .contains("runs with client CA(s) `CN=old-ca`")
+            && judged[0].detail.contains("`CN=ops-ca`"),
+        "{}",
+        judged[0].detail
+    );
+    assert!(judged[1].detail.contains("still runs without mTLS"));
+    assert!(judged.iter().all(|f| {
+        f.detail.starts_with("RESTART NEEDED")
+            && f.detail
+                .contains("kubectl -n gitops rollout restart deployment/prod-repo-server")
+    }));
+    assert!(judged.iter().all(|f| f.id == id));
+
+    // A bundle of two CAs must be announced whole; a handshake that never happened is no verdict.
+    let two = secret_with_client_ca(
+        "2026-11-20T10:00:00Z",
+        &(ca_pem("old-ca") + &ca_pem("new-ca")),
+    );
+    let judged = workloads::judge_repo_server_restart(
+        &two,
+        &[announcing("r-1", true, &["CN=old-ca", health])],
+        &w,
+        "gitops",
+    );
+    assert_eq!(judged[0].status, Status::Fails);
+    let mut silent = announcing("r-1", false, &[]);
+    silent.announcement.tls_version = None;
+    let judged = workloads::judge_repo_server_restart(&two, &[silent], &w, "gitops");
+    assert_eq!(judged[0].status, Status::Inconclusive);
+    // Without client-ca.crt no restart helps: not applicable (the Secret checks fail it).
+    let judged = workloads::judge_repo_server_restart(
+        &secret_changed_at("2026-11-20T10:00:00Z"),
+        &[announcing("r-1", false, &[])],
+        &w,
+        "gitops",
+    );
+    assert_eq!(judged[0].status, Status::NotApplicable);
+}
+
+/// `config/restarted-after-secret/<client>` (advice): started after the change holds; started
+/// before holds when a `Client certificate reloaded` line after the change proves the reload, and
+/// says "not yet proven" without one; a client that verifies the repo-server (its CA path is read
+/// once) is advised to restart.
+#[test]
+fn client_restarts_after_the_secret() {
+    use crate::kubernetes::observed::ComponentLog;
+    let secret = secret_changed_at("2026-11-20T10:00:00Z");
+    let w = correct_mounts();
+    let pods = |at: &str| {
+        BTreeMap::from([(
+            "argocd-server".to_owned(),
+            vec![started("argocd-server-1", at)],
+        )])
+    };
+    let id = "config/restarted-after-secret/argocd-server";
+    let log = |line: &str| {
+        vec![ComponentLog {
+            component: "argocd-server".into(),
+            lines: Ok(Some(vec![line.to_owned()])),
+        }]
+    };
+    let reloaded = |at: &str| {
+        log(&format!(
+            r#"{{"level":"info","msg":"Client certificate reloaded from /app/config/reposerver/mtls/client.crt (mtime changed)","time":"{at}"}}"#
+        ))
+    };
+
+    let judged = workloads::judge_client_restarts(
+        &secret,
+        &w,
+        &pods("2026-11-20T10:05:00Z"),
+        &[],
+        None,
+        "argocd",
+    );
+    assert_eq!(status(&judged, id), Status::Advice { holds: true });
+    assert!(
+        !judged.iter().any(|f| f.id.ends_with("argocd-repo-server")),
+        "the repo-server is judged from its handshake"
+    );
+
+    let before = pods("2026-11-20T09:00:00Z");
+    let judged = workloads::judge_client_restarts(
+        &secret,
+        &w,
+        &before,
+        &reloaded("2026-11-20T10:01:00Z"),
+        None,
+        "argocd",
+    );
+    assert_eq!(status(&judged, id), Status::Advice { holds: true });
+    assert!(detail(&judged, id).contains("reloaded its client certificate at"));
+    let judged = workloads::judge_client_restarts(
+        &secret,
+        &w,
+        &before,
+        &reloaded("2026-11-20T09:30:00Z"),
+        None,
+        "argocd",
+    );
+    assert!(
+        detail(&judged, id).contains("not yet proven"),
+        "a reload before the change proves nothing"
+    );
+
+    let mut verifying = correct_mounts();
+    verifying
+        .iter_mut()
+        .find(|w| w.role == Some(Role::Server))
+        .unwrap()
+        .env
+        .insert(
+            "ARGOCD_SERVER_REPO_SERVER_CA_CERT_PATH".into(),
+            EnvValue::Literal("/app/config/reposerver/mtls/server-ca.crt".into()),
+        );
+    let judged = workloads::judge_client_restarts(
+        &secret,
+        &verifying,
+        &before,
+        &reloaded("2026-11-20T10:01:00Z"),
+        None,
+        "argocd",
+    );
+    assert_eq!(status(&judged, id), Status::Advice { holds: false });
+    assert!(
+        detail(&judged, id).contains("kubectl -n argocd rollout restart deployment/argocd-server")
+    );
 
     let no_time: Secret =
         serde_json::from_value(json!({ "metadata": { "name": "argocd-repo-server-mtls" } }))
             .unwrap();
     assert!(
-        workloads::judge_restarts(&no_time, &mounts, &before, "argocd").is_empty(),
-        "a Secret with no timestamp gives nothing to compare with"
+        workloads::judge_client_restarts(&no_time, &w, &before, &[], None, "argocd").is_empty()
     );
 }
 
@@ -283,6 +672,7 @@ fn replica_after_the_probes() {
         after: Ok(Some(pod("argocd-repo-server-1", true, 0))),
         probe_failures: Ok(vec![]),
         relays: vec![relay(None, 0), relay(None, 12)],
+        announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
     };
     let judged = pods::judge_replica(&healthy());
     assert_eq!(judged.len(), 5);
@@ -401,6 +791,7 @@ fn evaluate_a_run_whose_secret_could_not_be_read() {
             after: Ok(Some(pod("argocd-repo-server-1", true, 0))),
             probe_failures: Ok(vec![]),
             relays: vec![relay(None, 0)],
+            announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
         }],
         config: NamespaceObservation {
             secret_read: false,

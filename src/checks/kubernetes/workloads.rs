@@ -8,129 +8,340 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::Finding;
 use crate::kubernetes::cluster::PodStart;
+use crate::kubernetes::observed::{ComponentLog, ReplicaObservation};
 use crate::kubernetes::workloads::{
-    MtlsWorkload, SERVER_VERIFICATION_KEYS, WorkloadKind, secret_changed_at,
+    CLIENT_CA_PATH, CLIENT_PAIR_PATHS, FileSource, Role, SERVER_VERIFICATION_KEYS, Setting,
+    Workload, secret_changed_at,
 };
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 use crate::suite::kube_ids as ids;
 
-/// Checks each component's mount: the repo-server must project `client-ca.crt`; clients must
-/// project `client.crt` and `client.key`.
-pub fn judge_mounts(workloads: &[MtlsWorkload]) -> Vec<Finding> {
+/// Whether each component reads its mTLS files from a Secret, found by role (whatever the
+/// installation calls the workload or container): the file the repo-server takes its client CA
+/// from, and the certificate and key each client presents, are each followed from the effective
+/// path setting (flag, env, argocd-cmd-params-cm, default) through the container's volume mounts
+/// and `items` to a Secret key. A path no Secret volume provides means the file does not exist:
+/// the repo-server then runs without mTLS, a client connects without a certificate (logged only at
+/// Debug) and is refused on every call. A role nobody runs is not applicable.
+pub fn judge_mounts(
+    workloads: &[Workload],
+    cmd_params: Option<&ConfigMap>,
+    namespace: &str,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    let expect: [(&str, &[&str]); 5] = [
-        ("argocd-repo-server", &[mtls_keys::CLIENT_CA]),
-        (
-            "argocd-server",
-            &[mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY],
-        ),
-        (
-            "argocd-application-controller",
-            &[mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY],
-        ),
-        (
-            "argocd-applicationset-controller",
-            &[mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY],
-        ),
-        (
-            "argocd-notifications-controller",
-            &[mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY],
-        ),
-    ];
-    for (name, keys) in expect {
-        let id = format!("{}/{}", ids::MOUNT, name);
-        match workloads.iter().find(|w| w.name == name) {
-            None => out.push(Finding::fail(
+    for role in Role::ALL {
+        let id = format!("{}/{}", ids::MOUNT, role.upstream());
+        let found: Vec<&Workload> = workloads.iter().filter(|w| w.role == Some(role)).collect();
+        if found.is_empty() {
+            out.push(Finding::not_applicable(
                 &id,
-                format!("{name} does not mount any `{MTLS_SECRET}*` Secret"),
-            )),
-            Some(w) => {
-                let missing: Vec<&str> = keys
-                    .iter()
-                    .copied()
-                    .filter(|k| {
-                        !w.secrets
-                            .values()
-                            .any(|items| items.is_empty() || items.iter().any(|i| i == k))
-                    })
-                    .collect();
-                out.push(if missing.is_empty() {
-                    Finding::pass(
-                        &id,
-                        format!(
-                            "{name} mounts {}",
-                            w.secrets.keys().cloned().collect::<Vec<_>>().join(", ")
-                        ),
-                    )
-                } else {
-                    Finding::fail(
-                        &id,
-                        format!(
-                            "{name} mounts {} but does not project {}",
-                            w.secrets.keys().cloned().collect::<Vec<_>>().join(", "),
-                            missing.join(", ")
-                        ),
-                    )
-                });
-            }
+                format!(
+                    "no workload in namespace `{namespace}` runs {} (looked by container binary, app.kubernetes.io/name|component, name)",
+                    role.binary()
+                ),
+            ));
+            continue;
+        }
+        for w in found {
+            out.push(judge_mount(role, w, cmd_params, namespace, &id));
         }
     }
     out
 }
 
-/// Whether every pod that mounts the Secret started after its last change. The repo-server
-/// reads its client CA once at startup, so one started before is still open: a failure. A client
-/// reloads its certificate when the file changes, so there it is advice to restart.
-pub fn judge_restarts(
+fn judge_mount(
+    role: Role,
+    w: &Workload,
+    cmd_params: Option<&ConfigMap>,
+    namespace: &str,
+    id: &str,
+) -> Finding {
+    let container = w.container.as_deref().unwrap_or(role.upstream());
+    let at = format!("{} (container {container})", w.reference());
+    if w.replicas == Some(0) {
+        return Finding::not_applicable(id, format!("{at} is scaled to 0 replicas"));
+    }
+    let paths: Vec<(&str, Setting)> = match role.client_settings() {
+        None => {
+            let (flag, env, default) = CLIENT_CA_PATH;
+            vec![("client CA", w.setting(flag, env, default, cmd_params))]
+        }
+        Some((env_prefix, _)) => CLIENT_PAIR_PATHS
+            .iter()
+            .zip(["client certificate", "client key"])
+            .map(|((flag, env, _, default), what)| {
+                let env = format!("ARGOCD_{env_prefix}{env}");
+                (what, w.setting(flag, &env, default, cmd_params))
+            })
+            .collect(),
+    };
+    let mut read = Vec::new();
+    let mut missing = Vec::new();
+    for (what, setting) in &paths {
+        if setting.value.is_empty() {
+            missing.push(format!(
+                "its {what} path is empty ({}): {}",
+                setting.from,
+                if role == Role::RepoServer {
+                    "mTLS is switched off"
+                } else {
+                    "it presents no certificate"
+                }
+            ));
+            continue;
+        }
+        match w.file_source(&setting.value) {
+            FileSource::SecretKey { secret, key } => read.push(format!(
+                "{what} {} ({}) from Secret `{secret}` key `{key}`",
+                setting.value, setting.from
+            )),
+            FileSource::NotMounted => missing.push(format!(
+                "its {what} path {} ({}) is not provided by any Secret volume mounted in container {container}",
+                setting.value, setting.from
+            )),
+        }
+    }
+    if missing.is_empty() {
+        return Finding::pass(id, format!("{at} reads {}", read.join("; ")));
+    }
+    let consequence = if role == Role::RepoServer {
+        "the file does not exist, so the repo-server skips mTLS and admits any TLS client"
+    } else {
+        "the file does not exist, so it connects WITHOUT a client certificate (Argo CD logs that only at Debug) and the repo-server refuses every call it makes"
+    };
+    let fix = match role.client_settings() {
+        None => format!(
+            "mount Secret `{MTLS_SECRET}` (item `{}`) at /app/config/reposerver/mtls in container {container} of {}, or point --client-ca-path / reposerver.client.ca.path at a mounted file",
+            mtls_keys::CLIENT_CA,
+            w.reference()
+        ),
+        Some((_, params_prefix)) => format!(
+            "mount Secret `{MTLS_SECRET}` (items `{}`, `{}`) at /app/config/reposerver/mtls in container {container} of {} (kubectl -n {namespace} edit {}), or point {params_prefix}.repo.server.client.cert.path and .key.path in argocd-cmd-params-cm at mounted files",
+            mtls_keys::CLIENT_CERT,
+            mtls_keys::CLIENT_KEY,
+            w.reference(),
+            w.reference()
+        ),
+    };
+    Finding::fail(
+        id,
+        format!("{at}: {}; {consequence}. Fix: {fix}", missing.join("; ")),
+    )
+}
+
+/// Whether each running repo-server replica runs with the Secret's client CA, judged from what it
+/// announces (the CA names of its CertificateRequest are its client-CA pool: the CAs it loaded at
+/// startup plus `O=Argo CD Health Check`), never from timestamps: a routine renewal of the client
+/// pair changes the Secret but needs no repo-server restart. A replica that asks for no
+/// certificate while the Secret holds `client-ca.crt` still runs open; one that announces other CAs
+/// than `client-ca.crt` holds runs with an old bundle: both need a restart.
+pub fn judge_repo_server_restart(
     secret: &Secret,
-    workloads: &[MtlsWorkload],
+    replicas: &[ReplicaObservation],
+    workloads: &[Workload],
+    namespace: &str,
+) -> Vec<Finding> {
+    let id = format!(
+        "{}/{}",
+        ids::RESTARTED_AFTER_SECRET,
+        Role::RepoServer.upstream()
+    );
+    let bundle = match super::secret::certs_in(secret, mtls_keys::CLIENT_CA) {
+        Some(Ok(ders)) => ders,
+        // No usable client-ca.crt: a restart would not help; config/mtls-secret-keys and
+        // config/client-ca-parses judge the Secret itself.
+        _ => {
+            return vec![Finding::not_applicable(
+                &id,
+                format!(
+                    "Secret `{MTLS_SECRET}` holds no usable `{}`: no restart makes the repo-server enforce mTLS (the Secret's own checks say why)",
+                    mtls_keys::CLIENT_CA
+                ),
+            )];
+        }
+    };
+    let mut expected: Vec<String> = bundle
+        .iter()
+        .filter_map(|der| {
+            crate::x509::CertFacts::from_der(der)
+                .ok()
+                .map(|f| f.subject)
+        })
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let health = format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION);
+    let restart = workloads
+        .iter()
+        .filter(|w| w.role == Some(Role::RepoServer))
+        .map(|w| format!("kubectl -n {namespace} rollout restart {}", w.reference()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut out = Vec::new();
+    for replica in replicas {
+        let pod = &replica.before.name;
+        let a = &replica.announcement;
+        if a.tls_version.is_none() {
+            out.push(Finding::inconclusive(
+                &id,
+                format!(
+                    "could not read what pod/{pod} announces (no TLS handshake): {}",
+                    a.detail
+                ),
+            ));
+            continue;
+        }
+        if !a.client_cert_requested {
+            out.push(Finding::fail(
+                &id,
+                format!(
+                    "RESTART NEEDED: pod/{pod} asks for no client certificate although Secret `{MTLS_SECRET}` holds `{}`: it still runs without mTLS (the repo-server reads its client CA only at startup): {restart} (if it still asks for none after the restart, see config/mount/argocd-repo-server)",
+                    mtls_keys::CLIENT_CA
+                ),
+            ));
+            continue;
+        }
+        let mut announced: Vec<String> = a
+            .acceptable_ca_names
+            .iter()
+            .filter(|n| **n != health)
+            .cloned()
+            .collect();
+        announced.sort();
+        announced.dedup();
+        if a.acceptable_ca_names.is_empty() {
+            out.push(Finding::inconclusive(
+                &id,
+                format!(
+                    "pod/{pod} asks for a client certificate but names no acceptable CA, so what it loaded cannot be read from the handshake"
+                ),
+            ));
+        } else if announced == expected {
+            out.push(Finding::pass(
+                &id,
+                format!(
+                    "pod/{pod} runs with the client CA(s) of `{}`: it announces {}",
+                    mtls_keys::CLIENT_CA,
+                    announced.join("; ")
+                ),
+            ));
+        } else {
+            out.push(Finding::fail(
+                &id,
+                format!(
+                    "RESTART NEEDED: pod/{pod} runs with client CA(s) {} but `{}` now holds {}; the repo-server reads its client CA only at startup: {restart}",
+                    list_or_none(&announced),
+                    mtls_keys::CLIENT_CA,
+                    list_or_none(&expected)
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Whether each client's pods need a restart after the Secret changed (advice: a client reloads
+/// its certificate and key when the file's mtime changes, at its next handshake, so a new client
+/// pair needs none; the server CA it verifies the repo-server with is read once, so a client that
+/// verifies the repo-server and started before the change is advised to restart). A reload is
+/// proven by a `Client certificate reloaded` line logged at or after the change.
+pub fn judge_client_restarts(
+    secret: &Secret,
+    workloads: &[Workload],
     pods: &BTreeMap<String, Vec<PodStart>>,
+    logs: &[ComponentLog],
+    cmd_params: Option<&ConfigMap>,
     namespace: &str,
 ) -> Vec<Finding> {
     let Some(changed) = secret_changed_at(secret) else {
         return vec![];
     };
     let mut out = Vec::new();
-    for w in workloads {
-        let id = format!("{}/{}", ids::RESTARTED_AFTER_SECRET, w.name);
+    for w in workloads.iter().filter(|w| w.mounts_mtls()) {
+        let Some(role) = w.role.filter(|r| *r != Role::RepoServer) else {
+            continue;
+        };
+        let id = format!("{}/{}", ids::RESTARTED_AFTER_SECRET, role.upstream());
         let started = pods.get(&w.name).map(Vec::as_slice).unwrap_or_default();
         let stale: Vec<String> = started
             .iter()
             .filter(|p| p.started.is_some_and(|t| t < changed))
-            .map(|p| {
-                format!(
-                    "pod/{} started {}",
-                    p.pod,
-                    p.started.map(|t| t.to_string()).unwrap_or_default()
-                )
-            })
+            .map(|p| format!("pod/{}", p.pod))
             .collect();
-        let kind = match w.kind {
-            WorkloadKind::Deployment => "deployment",
-            WorkloadKind::StatefulSet => "statefulset",
-        };
-        let restart = format!("kubectl -n {namespace} rollout restart {kind}/{}", w.name);
-        out.push(if stale.is_empty() {
-            Finding::pass(
+        if stale.is_empty() {
+            out.push(Finding::advise(
                 &id,
+                true,
                 format!(
-                    "{kind}/{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
-                    w.name,
+                    "{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
+                    w.reference(),
                     started.len()
                 ),
-            )
-        } else if w.name.ends_with("argocd-repo-server") {
-            Finding::fail(&id, format!(
-                "RESTART NEEDED: {kind}/{}: {} before Secret `{MTLS_SECRET}` last changed ({changed}); the repo-server loads its client CA only at startup, so these pods still run without mTLS: {restart}",
-                w.name,
-                stale.join(", ")
-            ))
-        } else {
-            Finding::advise(&id, false, format!(
-                "restart advised: {kind}/{}: {} before Secret `{MTLS_SECRET}` last changed ({changed}); a client reloads its certificate when the file changes, restarting makes sure: {restart}",
-                w.name,
-                stale.join(", ")
-            ))
+            ));
+            continue;
+        }
+        let restart = format!("kubectl -n {namespace} rollout restart {}", w.reference());
+        let verifies = role.client_settings().and_then(|(env_prefix, _)| {
+            let s = w.setting(
+                "repo-server-ca-cert-path",
+                &format!("ARGOCD_{env_prefix}REPO_SERVER_CA_CERT_PATH"),
+                "",
+                cmd_params,
+            );
+            (!s.value.is_empty()).then_some(s)
+        });
+        let reloaded = logs
+            .iter()
+            .filter(|l| l.component == role.upstream())
+            .filter_map(|l| l.lines.as_ref().ok()?.as_ref())
+            .flatten()
+            .filter(|l| {
+                crate::endpoint::logrus_message(l)
+                    .is_some_and(|m| m.starts_with(super::components::CLIENT_CERT_LOADED))
+            })
+            .filter_map(|l| crate::endpoint::logrus_time(l))
+            .filter(|t| *t >= changed)
+            .max();
+        out.push(match (verifies, reloaded) {
+            (Some(ca), _) => Finding::advise(
+                &id,
+                false,
+                format!(
+                    "restart advised: {} ({}) started before Secret `{MTLS_SECRET}` last changed ({changed}) and verifies the repo-server with {} ({}), which it reads only at startup: if the server CA changed, {restart}",
+                    w.reference(),
+                    stale.join(", "),
+                    ca.value,
+                    ca.from
+                ),
+            ),
+            (None, Some(at)) => Finding::advise(
+                &id,
+                true,
+                format!(
+                    "no restart needed: {} reloaded its client certificate at {at}, after Secret `{MTLS_SECRET}` last changed ({changed})",
+                    w.reference()
+                ),
+            ),
+            (None, None) => Finding::advise(
+                &id,
+                true,
+                format!(
+                    "no restart needed for a new client pair ({} started before Secret `{MTLS_SECRET}` last changed ({changed}); a client reloads its certificate at its next handshake), but the reload is not yet proven: no `Client certificate reloaded` line since the change",
+                    w.reference()
+                ),
+            ),
         });
     }
     out

@@ -28,7 +28,7 @@ pub enum ClusterError {
         message: String,
     },
     /// Any other API error.
-    #[error("{verb} {resource} in `{namespace}`: {source}")]
+    #[error("{verb} {resource} in `{namespace}`: {}", describe(source))]
     Api {
         /// The verb.
         verb: String,
@@ -38,6 +38,20 @@ pub enum ClusterError {
         namespace: String,
         /// The error.
         source: kube::Error,
+    },
+    /// Discovery found no workload of a role the run needs.
+    #[error(
+        "no {role} found in namespace `{namespace}`: looked for a Deployment or StatefulSet whose container runs `{binary}`, labelled app.kubernetes.io/name={role} (or ending in -{component}) or app.kubernetes.io/component={component}, or named *-{component}; is Argo CD installed in this namespace (--namespace)?"
+    )]
+    NoRole {
+        /// The role's upstream name.
+        role: &'static str,
+        /// Its component label value.
+        component: &'static str,
+        /// Its binary.
+        binary: &'static str,
+        /// The namespace searched.
+        namespace: String,
     },
     /// Something did not become ready in time.
     #[error("{what} did not become ready within {seconds} s")]
@@ -67,6 +81,23 @@ pub enum ClusterError {
         /// What went wrong.
         state: String,
     },
+}
+
+/// An API error in words: the API server's own message and status, never a Debug dump.
+pub(crate) fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => format!(
+            "{} (HTTP {}{})",
+            status.message,
+            status.code,
+            if status.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" {}", status.reason)
+            }
+        ),
+        other => other.to_string(),
+    }
 }
 
 /// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).

@@ -13,7 +13,7 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde::{Deserialize, Serialize};
 
-use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind, discover_mtls_workloads};
+use crate::kubernetes::workloads::{Role, Workload, WorkloadKind, discover};
 use crate::pki::secrets::MTLS_SECRET;
 
 use super::{ClusterError, api_error};
@@ -30,8 +30,8 @@ pub struct Snapshot {
     pub secret_unreadable: Option<String>,
     /// `argocd-cmd-params-cm`.
     pub cmd_params: Option<ConfigMap>,
-    /// Workloads mounting `argocd-repo-server-mtls*`.
-    pub workloads: Vec<MtlsWorkload>,
+    /// The workloads discovery found: each role's, and any other mounting `argocd-repo-server-mtls*`.
+    pub workloads: Vec<Workload>,
     /// Repo-server pods (one per replica).
     pub repo_server_pods: Vec<PodFacts>,
     /// For each workload in `workloads` (by name), its pods and when their containers started.
@@ -204,6 +204,25 @@ fn container_state_words(pod: &Pod) -> String {
     words.join("; ")
 }
 
+/// Discovery: every Deployment and StatefulSet of the namespace, classified by role
+/// ([`discover`]). Every later step uses what this found, never an upstream name.
+pub async fn read_workloads(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<Workload>, ClusterError> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deployments = deployments
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("list", "deployments.apps", namespace, e))?;
+    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+    let statefulsets = statefulsets
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("list", "statefulsets.apps", namespace, e))?;
+    Ok(discover(&deployments.items, &statefulsets.items))
+}
+
 /// Reads everything the audit needs. Only GET requests (get and list).
 pub async fn read_snapshot(
     client: &Client,
@@ -232,38 +251,13 @@ pub async fn read_snapshot(
         .get_opt("argocd-cmd-params-cm")
         .await
         .map_err(|e| api_error("get", "configmaps", namespace, e))?;
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    let deployments = deployments
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| api_error("list", "deployments.apps", namespace, e))?;
-    let statefulsets: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
-    let statefulsets = statefulsets
-        .list(&ListParams::default())
-        .await
-        .map_err(|e| api_error("list", "statefulsets.apps", namespace, e))?;
-    snap.workloads = discover_mtls_workloads(&deployments.items, &statefulsets.items);
-    let selectors = deployments
-        .items
-        .iter()
-        .map(|d| (&d.metadata.name, d.spec.as_ref().map(|s| &s.selector)))
-        .chain(
-            statefulsets
-                .items
-                .iter()
-                .map(|s| (&s.metadata.name, s.spec.as_ref().map(|s| &s.selector))),
-        );
-    for (name, selector) in selectors {
-        let Some(name) = name.as_ref() else { continue };
-        if !snap.workloads.iter().any(|w| &w.name == name) {
-            continue;
-        }
-        let labels = selector.and_then(|s| s.match_labels.as_ref());
-        let pods = selected_pods(client, namespace, labels).await?;
+    snap.workloads = read_workloads(client, namespace).await?;
+    for w in &snap.workloads {
+        let pods = selected_pods(client, namespace, Some(&w.selector)).await?;
         snap.mounting_pods
-            .insert(name.clone(), pods.iter().map(pod_start).collect());
+            .insert(w.name.clone(), pods.iter().map(pod_start).collect());
     }
-    snap.repo_server_pods = repo_server_pods(client, namespace).await?;
+    snap.repo_server_pods = repo_server_pods(client, namespace, &snap.workloads).await?;
     Ok(snap)
 }
 
@@ -350,7 +344,7 @@ pub fn statefulset_rollout(s: &StatefulSet) -> RolloutState {
 pub async fn wait_rollout(
     client: &Client,
     namespace: &str,
-    w: &MtlsWorkload,
+    w: &Workload,
     timeout: Duration,
     poll: Duration,
     mut progress: impl FnMut(&str),
@@ -406,26 +400,34 @@ pub async fn wait_rollout(
     }
 }
 
-/// The pods of a component (`app.kubernetes.io/name=<component>`) that are not being deleted, by name.
-pub async fn component_pods(
+/// The live pods of every workload discovery found with `role` (their selectors' union), by
+/// name. Pods a selector matches but no workload owns (a hand-made replica behind the same labels)
+/// are included: the Service routes to them too.
+pub async fn role_pods(
     client: &Client,
     namespace: &str,
-    component: &str,
+    workloads: &[Workload],
+    role: Role,
 ) -> Result<Vec<Pod>, ClusterError> {
-    live_pods(
-        client,
-        namespace,
-        &format!("app.kubernetes.io/name={component}"),
-    )
-    .await
+    let mut out: Vec<Pod> = Vec::new();
+    for w in workloads.iter().filter(|w| w.role == Some(role)) {
+        for pod in selected_pods(client, namespace, Some(&w.selector)).await? {
+            if !out.iter().any(|p| p.metadata.name == pod.metadata.name) {
+                out.push(pod);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    Ok(out)
 }
 
-/// The facts of each repo-server pod.
+/// The facts of each repo-server pod (of the repo-server workloads discovery found).
 pub async fn repo_server_pods(
     client: &Client,
     namespace: &str,
+    workloads: &[Workload],
 ) -> Result<Vec<PodFacts>, ClusterError> {
-    Ok(component_pods(client, namespace, "argocd-repo-server")
+    Ok(role_pods(client, namespace, workloads, Role::RepoServer)
         .await?
         .iter()
         .map(pod_facts)

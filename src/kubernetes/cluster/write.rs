@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
-use crate::kubernetes::workloads::{MtlsWorkload, WorkloadKind};
+use crate::kubernetes::workloads::{Workload, WorkloadKind};
 
 use super::{ClusterError, api_error};
 
@@ -27,7 +27,7 @@ pub fn restart_patch(at: time::OffsetDateTime) -> serde_json::Value {
 pub async fn restart(
     client: &Client,
     namespace: &str,
-    w: &MtlsWorkload,
+    w: &Workload,
     at: time::OffsetDateTime,
 ) -> Result<(), ClusterError> {
     let patch = Patch::Strategic(restart_patch(at));
@@ -145,26 +145,41 @@ pub async fn set_strict_verification(client: &Client, namespace: &str) -> Result
     .map_err(|e| api_error("patch", "configmaps", namespace, e))
 }
 
-/// The repo-server Deployment patch that makes grpc-go log refused handshakes (v1.81 logs them
-/// only at INFO, which it hides by default). Strategic merge: containers and env merge by name.
-pub fn grpc_info_log_patch() -> serde_json::Value {
+/// The repo-server workload patch that makes grpc-go log refused handshakes (v1.81 logs them
+/// only at INFO, which it hides by default), on `container` (the one discovery found running the
+/// repo-server). Strategic merge: containers and env merge by name.
+pub fn grpc_info_log_patch(container: &str) -> serde_json::Value {
     serde_json::json!({ "spec": { "template": { "spec": { "containers": [{
-        "name": "argocd-repo-server",
+        "name": container,
         "env": [{ "name": "GRPC_GO_LOG_SEVERITY_LEVEL", "value": "info" }]
     }] } } } })
 }
 
-/// Applies [`grpc_info_log_patch`].
-pub async fn set_grpc_info_log(client: &Client, namespace: &str) -> Result<(), ClusterError> {
-    let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
-    api.patch(
-        "argocd-repo-server",
-        &PatchParams::default(),
-        &Patch::Strategic(grpc_info_log_patch()),
-    )
-    .await
-    .map(|_| ())
-    .map_err(|e| api_error("patch", "deployments.apps", namespace, e))
+/// Applies [`grpc_info_log_patch`] to the repo-server workload `w`, by its kind and name.
+pub async fn set_grpc_info_log(
+    client: &Client,
+    namespace: &str,
+    w: &Workload,
+) -> Result<(), ClusterError> {
+    let container = w.container.as_deref().ok_or_else(|| ClusterError::NoRole {
+        role: "argocd-repo-server",
+        component: "repo-server",
+        binary: "argocd-repo-server",
+        namespace: namespace.to_owned(),
+    })?;
+    let patch = Patch::Strategic(grpc_info_log_patch(container));
+    let params = PatchParams::default();
+    match w.kind {
+        WorkloadKind::Deployment => {
+            let api: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+            api.patch(&w.name, &params, &patch).await.map(|_| ())
+        }
+        WorkloadKind::StatefulSet => {
+            let api: Api<StatefulSet> = Api::namespaced(client.clone(), namespace);
+            api.patch(&w.name, &params, &patch).await.map(|_| ())
+        }
+    }
+    .map_err(|e| api_error("patch", w.kind.resource(), namespace, e))
 }
 
 /// Creates the namespace (server-side apply) if it is not there.
