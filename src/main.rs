@@ -102,10 +102,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     if secret { "  (0600)" } else { "" }
                 ));
             }
-            out.push_str(&format!(
-                "next: kubectl apply -n {ns} -f {dir}/argocd-repo-server-tls.yaml -f {dir}/argocd-repo-server-mtls.yaml,\n      then restart the workloads that mount argocd-repo-server-mtls\n",
-                ns = opts.namespace,
-                dir = args.out.display()
+            out.push_str(&pki::next_steps(
+                opts.layout,
+                &opts.namespace,
+                &args.out.display().to_string(),
             ));
             console::print(&out);
             Ok(ExitCode::SUCCESS)

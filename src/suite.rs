@@ -377,6 +377,8 @@ pub mod kube_ids {
     pub const CLIENT_CERT_CHAINS: &str = "config/client-cert-chains";
     /// `config/client-key-matches`.
     pub const CLIENT_KEY_MATCHES: &str = "config/client-key-matches";
+    /// `config/client-identities`.
+    pub const CLIENT_IDENTITIES: &str = "config/client-identities";
     /// `config/cert-expiry-horizon`.
     pub const CERT_EXPIRY_HORIZON: &str = "config/cert-expiry-horizon";
     /// `config/server-ca-present`.
@@ -407,13 +409,14 @@ pub mod kube_ids {
     pub const PORT_FORWARD: &str = "transport/port-forward";
 
     /// Every id above.
-    pub const ALL: [&str; 20] = [
+    pub const ALL: [&str; 21] = [
         BASELINE_NO_CERT_ACCEPTED,
         MTLS_SECRET_KEYS,
         MTLS_CLIENT_PAIR,
         CLIENT_CA_PARSES,
         CLIENT_CERT_CHAINS,
         CLIENT_KEY_MATCHES,
+        CLIENT_IDENTITIES,
         CERT_EXPIRY_HORIZON,
         SERVER_CA_PRESENT,
         MTLS_SECRET_EXTRA_KEYS,

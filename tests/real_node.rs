@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{Run, pki_init, run_from_output, tempdir};
+use common::{Run, pki_init, pki_init_with, run_from_output, tempdir};
 
 const NS: &str = "argocd";
 const REPO_SERVER: &str = "app.kubernetes.io/name=argocd-repo-server";
@@ -70,6 +70,24 @@ fn node() -> Node {
         node.kubeconfig.display()
     );
     node
+}
+
+/// The pinned manifest rewritten into another installer's layout by `tests/rig/node/layout.py`
+/// (`args` after the script: the mode and its arguments).
+fn relayout(args: &[&str]) -> String {
+    let script = common::rig::root().join("tests/rig/node/layout.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .stdin(std::fs::File::open(manifest()).unwrap())
+        .output()
+        .expect("python3 runs the layout script");
+    assert!(
+        out.status.success(),
+        "layout.py {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// The pinned manifest, from the Go module cache the argocd build filled (the product checks its
@@ -196,6 +214,58 @@ impl Node {
             std::thread::sleep(Duration::from_millis(500));
         }
         panic!("pods still terminating after 60 s");
+    }
+
+    /// `yaml` (a whole installation) applied from scratch into `ns`, every Deployment and
+    /// StatefulSet but Dex (no image on the node) waited for.
+    fn install_yaml_in(&self, ns: &str, yaml: &str) {
+        self.k(&[
+            "delete",
+            "namespace",
+            ns,
+            "--ignore-not-found",
+            "--wait",
+            "--timeout=300s",
+        ]);
+        self.k(&["create", "namespace", ns]);
+        let mut child = Command::new(&self.kubectl)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .args([
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-n",
+                ns,
+                "-f",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for w in self
+            .k(&["get", "deployments,statefulsets", "-n", ns, "-o", "name"])
+            .lines()
+        {
+            if !w.contains("dex") {
+                self.k(&["rollout", "status", "-n", ns, w, "--timeout=300s"]);
+            }
+        }
     }
 
     /// The install with the bundle's two Secrets (as `pki init` wrote them) and every mounting
@@ -333,7 +403,8 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
         vec![(after.clone(), "pass".into())]
     );
     for id in [
-        "config/mtls-client-pair",
+        "config/mtls-client-pair/argocd-server",
+        "config/client-cert-chains/argocd-application-controller",
         "config/client-ca-parses",
         "config/server-ca-present",
         "config/mtls-secret-extra-keys",
@@ -447,8 +518,11 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
         "config/restarted-after-secret/argocd-application-controller",
         &scope,
     );
+    // A client reloads its pair when the file changes: no restart is asked of it (advice), and
+    // until it logs the reload the report says that is not yet proven.
     assert!(
-        controller.contains("rollout restart statefulset/argocd-application-controller"),
+        controller.contains("no restart needed")
+            && controller.contains("statefulset/argocd-application-controller"),
         "{controller}"
     );
 }
@@ -1008,4 +1082,229 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
     );
     // The probes with the right identity still pass: the server is fine, the client is not.
     assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
+}
+
+/// Scenario 9: Argo CD laid out as the Helm chart lays it out, in namespace `gitops`: workloads
+/// `prod-argocd-<component>`, containers named by component, instance and component labels. The
+/// harness finds every component by role: `--provision --grpc-log-info` patches the renamed
+/// repo-server's `repo-server` container (no container added), restarts the renamed workloads,
+/// reads the log of the right container and passes the mount audit, exit 0.
+#[test]
+fn s9_helm_names_in_another_namespace_are_found_by_role() {
+    let node = node();
+    let ns = "gitops";
+    let pki = tempdir();
+    let out = Command::new(common::bin())
+        .args(["pki", "init", "--namespace", ns, "--out"])
+        .arg(pki.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.install_yaml_in(ns, &relayout(&["helm", ns, "prod"]));
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--namespace",
+        ns,
+        "--pki",
+        pki.path().to_str().unwrap(),
+        "--provision",
+        "--grpc-log-info",
+    ]);
+    let scope = format!("namespace/{ns}");
+    let mount = reason_on(&run, "config/mount/argocd-repo-server", &scope);
+    assert!(
+        mount.contains("deployment/prod-argocd-repo-server (container repo-server)"),
+        "{mount}"
+    );
+    run.assert_exit(0);
+    for role in [
+        "argocd-server",
+        "argocd-application-controller",
+        "argocd-applicationset-controller",
+        "argocd-notifications-controller",
+    ] {
+        assert_eq!(
+            verdicts(&run, &format!("config/mount/{role}")),
+            vec![(scope.clone(), "pass".into())],
+            "{role}"
+        );
+    }
+    let pods: Vec<String> = node
+        .k(&["get", "pods", "-n", ns, "-l", REPO_SERVER, "-o", "name"])
+        .lines()
+        .map(|l| l.trim_start_matches("pod/").to_owned())
+        .collect();
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(
+        verdicts(&run, "log/rejections-logged"),
+        vec![(pods[0].clone(), "pass".into())],
+        "the log of container repo-server was read"
+    );
+    let containers = node.k(&[
+        "get",
+        "deployment/prod-argocd-repo-server",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[*].name}",
+    ]);
+    assert_eq!(
+        containers.trim(),
+        "repo-server",
+        "the patch added no container"
+    );
+    let changes = run.report["subject"]["kubernetes"]["changes"].to_string();
+    assert!(
+        changes.contains("deployment/prod-argocd-repo-server: GRPC_GO_LOG_SEVERITY_LEVEL=info on container repo-server")
+            && changes.contains("restarted StatefulSet/prod-argocd-application-controller"),
+        "{changes}"
+    );
+    node.k(&["delete", "namespace", ns, "--wait", "--timeout=300s"]);
+}
+
+/// Scenario 10: the application controller shipped as a Deployment (Argo CD's own
+/// dynamic-cluster-distribution variant, which mounts no argocd-repo-server-mtls volume): once mTLS
+/// is on it presents no certificate. Discovery by role sees it although it mounts nothing, and
+/// `config/mount/argocd-application-controller` fails naming the Deployment and the fix; the
+/// other clients pass. Exit 1.
+#[test]
+fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
+    let node = node();
+    let pki = pki_init("default");
+    let variant = manifest().parent().unwrap().join(
+        "base/application-controller-deployment/argocd-application-controller-deployment.yaml",
+    );
+    node.install_yaml_in(
+        NS,
+        &relayout(&["controller-deployment", NS, variant.to_str().unwrap()]),
+    );
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--pki",
+        pki.path().to_str().unwrap(),
+        "--provision",
+    ]);
+    run.assert_exit(1);
+    let scope = format!("namespace/{NS}");
+    let id = "config/mount/argocd-application-controller";
+    assert_eq!(verdicts(&run, id), vec![(scope.clone(), "fail".into())]);
+    let why = reason_on(&run, id, &scope);
+    assert!(
+        why.contains("deployment/argocd-application-controller")
+            && why.contains("WITHOUT a client certificate")
+            && why.contains("Fix: mount Secret `argocd-repo-server-mtls`"),
+        "{why}"
+    );
+    assert_eq!(
+        verdicts(&run, "config/mount/argocd-server"),
+        vec![(scope.clone(), "pass".into())]
+    );
+    // The server itself is right: the valid client passes.
+    assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
+    node.reset();
+}
+
+/// Scenario 11: Option B, per-component Secrets (`pki init --layout per-component`), with
+/// argocd-server's volume pointed at its own Secret `argocd-repo-server-mtls-server`. The harness
+/// follows the volume: argocd-server's identity is read from its own Secret and judged, exit 0.
+/// Then that Secret gets a pair from ANOTHER CA (the server's calls are all refused): exit 1,
+/// `config/client-cert-chains/argocd-server` names the Deployment (the shared pair nobody mounts
+/// there no longer hides it).
+#[test]
+fn s11_option_b_per_component_secret_is_the_identity_judged() {
+    let node = node();
+    let pki = pki_init_with(&["--layout", "per-component"]);
+    node.install_with_mtls(pki.path());
+    node.apply(
+        &std::fs::read_to_string(pki.path().join("argocd-repo-server-mtls-server.yaml")).unwrap(),
+    );
+    let volumes = node.k(&[
+        "get",
+        "deployment/argocd-server",
+        "-n",
+        NS,
+        "-o",
+        "jsonpath={range .spec.template.spec.volumes[*]}{.name}{\"\\n\"}{end}",
+    ]);
+    let index = volumes
+        .lines()
+        .position(|v| v == "argocd-repo-server-mtls")
+        .expect("the manifest's volume");
+    node.k(&[
+        "patch",
+        "deployment/argocd-server",
+        "-n",
+        NS,
+        "--type",
+        "json",
+        "-p",
+        &format!(
+            r#"[{{"op":"replace","path":"/spec/template/spec/volumes/{index}/secret/secretName","value":"argocd-repo-server-mtls-server"}}]"#
+        ),
+    ]);
+    node.k(&[
+        "rollout",
+        "status",
+        "-n",
+        NS,
+        "deployment/argocd-server",
+        "--timeout=300s",
+    ]);
+    node.wait_no_terminating();
+    let scope = format!("namespace/{NS}");
+    let run = node.verify(pki.path());
+    let pair = reason_on(&run, "config/mtls-client-pair/argocd-server", &scope);
+    assert!(
+        pair.contains("Secret `argocd-repo-server-mtls-server`"),
+        "{pair}"
+    );
+    run.assert_exit(0);
+    let identities = reason_on(&run, "config/client-identities", &scope);
+    assert!(
+        identities.contains("authenticate but do not authorize"),
+        "{identities}"
+    );
+
+    let foreign = pki_init("default");
+    let b64 = |name: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(std::fs::read(foreign.path().join(name)).unwrap())
+    };
+    node.k(&[
+        "patch",
+        "secret",
+        "argocd-repo-server-mtls-server",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        &serde_json::json!({"data": {"client.crt": b64("client.crt"), "client.key": b64("client.key")}})
+            .to_string(),
+    ]);
+    let run = node.verify(pki.path());
+    run.assert_exit(1);
+    let id = "config/client-cert-chains/argocd-server";
+    assert_eq!(verdicts(&run, id), vec![(scope.clone(), "fail".into())]);
+    let why = reason_on(&run, id, &scope);
+    assert!(
+        why.contains("deployment/argocd-server") && why.contains("refuses every call"),
+        "{why}"
+    );
+    assert_eq!(
+        verdicts(
+            &run,
+            "config/client-cert-chains/argocd-application-controller"
+        ),
+        vec![(scope, "pass".into())]
+    );
 }

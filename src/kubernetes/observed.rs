@@ -110,6 +110,8 @@ pub struct NamespaceObservation {
     pub secret_unreadable: Option<String>,
     /// `argocd-repo-server-mtls`, when it exists and was read. Its data is judged, never reported.
     pub mtls_secret: Option<Secret>,
+    /// Every Secret a component's mTLS file comes from, by name (those that exist and were read).
+    pub secrets: BTreeMap<String, Secret>,
     /// Workloads mounting `argocd-repo-server-mtls*`.
     pub workloads: Vec<Workload>,
     /// For each of `workloads`, its pods and when their containers started.

@@ -91,47 +91,88 @@ impl Provisioning {
     }
 }
 
-/// Probe material from the cluster's own `argocd-repo-server-mtls` (no CA key: the cases that
-/// mint from the trusted CA are skipped with that reason).
+/// Probe material from the cluster's own Secrets, read where the components read them: the
+/// client CA from the file the repo-server's client CA path leads to, the client pair from the
+/// first client component (server, controller, applicationset, notifications) whose certificate
+/// and key paths lead to existing Secret keys (Option A's and B's per-component pairs included);
+/// `argocd-repo-server-mtls`'s own keys when no component leads anywhere. No CA key: the cases
+/// that mint from the trusted CA are skipped with that reason.
 pub fn material_from_secret(
     snapshot: &cluster::Snapshot,
     namespace: &str,
 ) -> Result<ProbePki, ProvisionError> {
+    use crate::kubernetes::workloads::{FileSource, MtlsFile, Role};
     use secrets::mtls_keys;
-    let origin = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
-    let secret = match (&snapshot.mtls_secret, &snapshot.secret_unreadable) {
-        (Some(s), _) => s,
-        (None, Some(why)) => {
-            return Err(ProvisionError::NoIdentity {
-                origin,
-                why: format!("may not be read ({why})"),
-            });
-        }
-        (None, None) => {
-            return Err(ProvisionError::NoIdentity {
-                origin,
-                why: "does not exist".into(),
-            });
-        }
+    let shared = format!("secret/{namespace}/{}", secrets::MTLS_SECRET);
+    if let Some(why) = &snapshot.secret_unreadable {
+        return Err(ProvisionError::NoIdentity {
+            origin: shared,
+            why: format!("may not be read ({why})"),
+        });
+    }
+    let cmd_params = snapshot.cmd_params.as_ref();
+    // (Secret, key) each file comes from, by role order.
+    let source = |roles: &[Role], file: MtlsFile| {
+        roles.iter().find_map(|role| {
+            snapshot
+                .workloads
+                .iter()
+                .filter(|w| w.role == Some(*role) && w.replicas != Some(0))
+                .flat_map(|w| w.mtls_reads(cmd_params))
+                .find_map(|r| match r.source {
+                    FileSource::SecretKey { secret, key } if r.file == file => Some((secret, key)),
+                    _ => None,
+                })
+        })
     };
-    let get = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
+    let get = |(secret, key): &(String, String)| {
+        snapshot
+            .secrets
+            .get(secret)
+            .and_then(|s| s.data.as_ref()?.get(key))
             .map(|b| b.0.as_slice())
     };
-    let need = |key: &'static str| {
-        get(key).ok_or_else(|| ProvisionError::MissingKey {
-            origin: origin.clone(),
+    let fallback = |key: &str| (secrets::MTLS_SECRET.to_owned(), key.to_owned());
+    let ca = source(&[Role::RepoServer], MtlsFile::ClientCa)
+        .unwrap_or_else(|| fallback(mtls_keys::CLIENT_CA));
+    let pair = Role::CLIENTS
+        .iter()
+        .find_map(|role| {
+            let cert = source(&[*role], MtlsFile::ClientCert)?;
+            let key = source(&[*role], MtlsFile::ClientKey)?;
+            (get(&cert).is_some() && get(&key).is_some()).then_some((cert, key))
+        })
+        .unwrap_or_else(|| {
+            (
+                fallback(mtls_keys::CLIENT_CERT),
+                fallback(mtls_keys::CLIENT_KEY),
+            )
+        });
+    if !snapshot.secrets.contains_key(&ca.0) && !snapshot.secrets.contains_key(&pair.0.0) {
+        return Err(ProvisionError::NoIdentity {
+            origin: shared,
+            why: "does not exist".into(),
+        });
+    }
+    let need = |at: &(String, String), key: &'static str| {
+        get(at).ok_or_else(|| ProvisionError::MissingKey {
+            origin: format!("secret/{namespace}/{}", at.0),
             key,
         })
     };
+    let origin = if pair.0.0 == ca.0 {
+        format!("secret/{namespace}/{}", ca.0)
+    } else {
+        format!(
+            "secret/{namespace}/{} and secret/{namespace}/{}",
+            ca.0, pair.0.0
+        )
+    };
     Ok(ProbePki::from_pem(
-        need(mtls_keys::CLIENT_CA)?,
-        need(mtls_keys::CLIENT_CERT)?,
-        need(mtls_keys::CLIENT_KEY)?,
-        get(mtls_keys::SERVER_CA),
+        need(&ca, mtls_keys::CLIENT_CA)?,
+        need(&pair.0, mtls_keys::CLIENT_CERT)?,
+        need(&pair.1, mtls_keys::CLIENT_KEY)?,
+        get(&fallback(mtls_keys::SERVER_CA)),
         &origin,
     )?)
 }

@@ -275,6 +275,7 @@ impl Session {
             secret_read: snapshot.secret_read,
             secret_unreadable: snapshot.secret_unreadable,
             mtls_secret: snapshot.mtls_secret,
+            secrets: snapshot.secrets,
             workloads: snapshot.workloads,
             mounting_pods: snapshot.mounting_pods,
             cmd_params: snapshot.cmd_params,

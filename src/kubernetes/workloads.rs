@@ -219,6 +219,39 @@ pub const CLIENT_PAIR_PATHS: [(&str, &str, &str, &str); 2] = [
     ),
 ];
 
+/// What an mTLS file is to the component that reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MtlsFile {
+    /// The repo-server's client CA bundle (`client-ca.crt` by default).
+    ClientCa,
+    /// A client's certificate (`client.crt` by default).
+    ClientCert,
+    /// A client's private key (`client.key` by default).
+    ClientKey,
+}
+
+impl MtlsFile {
+    /// In words: `client CA`, `client certificate`, `client key`.
+    pub fn words(self) -> &'static str {
+        match self {
+            MtlsFile::ClientCa => "client CA",
+            MtlsFile::ClientCert => "client certificate",
+            MtlsFile::ClientKey => "client key",
+        }
+    }
+}
+
+/// One mTLS file a component reads: the path it runs with and where that file comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsRead {
+    /// Which file.
+    pub file: MtlsFile,
+    /// The effective path setting.
+    pub setting: Setting,
+    /// The Secret key mounted there, or nothing.
+    pub source: FileSource,
+}
+
 /// Where a file path of a container comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileSource {
@@ -332,6 +365,44 @@ impl Workload {
                 from: "the default".to_owned(),
             },
         }
+    }
+
+    /// The mTLS files its role reads (the repo-server its client CA; a client its certificate
+    /// and key), each followed from its effective path to the Secret key mounted there. Empty
+    /// without a role.
+    pub fn mtls_reads(&self, cmd_params: Option<&ConfigMap>) -> Vec<MtlsRead> {
+        let Some(role) = self.role else {
+            return vec![];
+        };
+        let settings: Vec<(MtlsFile, Setting)> = match role.client_settings() {
+            None => {
+                let (flag, env, default) = CLIENT_CA_PATH;
+                vec![(
+                    MtlsFile::ClientCa,
+                    self.setting(flag, env, default, cmd_params),
+                )]
+            }
+            Some((env_prefix, _)) => CLIENT_PAIR_PATHS
+                .iter()
+                .zip([MtlsFile::ClientCert, MtlsFile::ClientKey])
+                .map(|((flag, env, _, default), file)| {
+                    let env = format!("ARGOCD_{env_prefix}{env}");
+                    (file, self.setting(flag, &env, default, cmd_params))
+                })
+                .collect(),
+        };
+        settings
+            .into_iter()
+            .map(|(file, setting)| MtlsRead {
+                file,
+                source: if setting.value.is_empty() {
+                    FileSource::NotMounted
+                } else {
+                    self.file_source(&setting.value)
+                },
+                setting,
+            })
+            .collect()
     }
 
     /// Where `path` in the role container comes from: the Secret key its mounts project there.

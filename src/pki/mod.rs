@@ -129,3 +129,55 @@ impl Component {
         )
     }
 }
+
+/// What to do with a bundle `pki init` wrote to `dir`: the commands, in order. With the
+/// per-component layout (Option B) each client's own Secret is applied too, and its workload's
+/// `argocd-repo-server-mtls` volume pointed at it (replacing the volume's Secret, not adding a
+/// second volume at the same path: two volumes may not share `/app/config/reposerver/mtls`).
+pub fn next_steps(layout: Layout, namespace: &str, dir: &str) -> String {
+    let mut out = format!(
+        "next: kubectl apply -n {namespace} -f {dir}/{} -f {dir}/{}\n",
+        secrets::TLS_FILE,
+        secrets::MTLS_FILE
+    );
+    if layout == Layout::PerComponent {
+        for c in Component::ALL {
+            out.push_str(&format!(
+                "      kubectl apply -n {namespace} -f {dir}/{}.yaml\n      then point the `argocd-repo-server-mtls` volume of {} at it: kubectl -n {namespace} edit <its Deployment or StatefulSet> and set that volume's secret.secretName to {} (Option B)\n",
+                c.secret_name(),
+                c.workload(),
+                c.secret_name()
+            ));
+        }
+    }
+    out.push_str("      then restart the workloads that mount argocd-repo-server-mtls* (the repo-server reads its client CA only at startup)\n");
+    out
+}
+
+#[cfg(test)]
+mod next_step_tests {
+    use super::*;
+
+    /// The shared layout names the two shared Secrets; the per-component layout also each
+    /// client's own Secret and the volume change that makes the client read it.
+    #[test]
+    fn next_steps_name_every_secret_of_the_layout() {
+        let shared = next_steps(Layout::Shared, "argocd", "/b");
+        assert!(
+            shared.contains("-f /b/argocd-repo-server-tls.yaml -f /b/argocd-repo-server-mtls.yaml")
+        );
+        assert!(!shared.contains("secretName"));
+        let per = next_steps(Layout::PerComponent, "gitops", "/b");
+        for c in Component::ALL {
+            assert!(
+                per.contains(&format!("-f /b/{}.yaml", c.secret_name())),
+                "{per}"
+            );
+            assert!(
+                per.contains(&format!("volume of {} at it", c.workload())),
+                "{per}"
+            );
+        }
+        assert!(per.contains("secret.secretName to argocd-repo-server-mtls-server"));
+    }
+}

@@ -1,13 +1,64 @@
 //! The configuration audit of the Secret and the components, and the client log audit.
 
-use argocd_mtls_verify::checks::kubernetes::{Finding, components, secret};
+use std::collections::{BTreeMap, BTreeSet};
+
+use argocd_mtls_verify::checks::kubernetes::{Finding, components, identities, secret};
+use argocd_mtls_verify::kubernetes::workloads::{Role, Workload, discover};
 use k8s_openapi::api::core::v1::Secret;
 
 use super::common;
 use super::fixtures::*;
 
-/// The config audit on a correct Secret and on Secrets broken one way each. `ca.crt` instead of
-/// `client-ca.crt` must be a failure that says mTLS is silently off. No finding echoes Secret data.
+/// The plain install's workloads, discovered by role from the fixture objects.
+fn upstream_workloads() -> Vec<Workload> {
+    let (deployments, statefulsets) = layout(false);
+    fn parse<T: serde::de::DeserializeOwned>(v: &[serde_json::Value]) -> Vec<T> {
+        v.iter()
+            .map(|d| serde_json::from_value(d.clone()).unwrap())
+            .collect()
+    }
+    discover(&parse(&deployments), &parse(&statefulsets))
+}
+
+/// `argocd-server` reading its pair from Secret `secret` (Option B: a Secret per component).
+fn option_b(mut workloads: Vec<Workload>, secret: &str) -> Vec<Workload> {
+    let server = workloads
+        .iter_mut()
+        .find(|w| w.role == Some(Role::Server))
+        .unwrap();
+    for m in &mut server.mounts {
+        for (name, _) in &mut m.sources {
+            if name == "argocd-repo-server-mtls" {
+                *name = secret.to_owned();
+            }
+        }
+    }
+    workloads
+}
+
+/// What the namespace audit says of these Secrets and workloads: the shared Secret's checks and
+/// each client's identity.
+fn audit(workloads: &[Workload], secrets: &[(&str, &Secret)]) -> Vec<Finding> {
+    let secrets: BTreeMap<String, Secret> = secrets
+        .iter()
+        .map(|(n, s)| ((*n).to_owned(), (*s).clone()))
+        .collect();
+    let read: BTreeSet<String> = ["client-ca.crt", "client.crt", "client.key", "server-ca.crt"]
+        .map(str::to_owned)
+        .into();
+    let mut out = secret::judge_mtls_secret(
+        secrets.get("argocd-repo-server-mtls"),
+        "client-ca.crt",
+        &read,
+    );
+    out.extend(identities::judge_identities(workloads, None, &secrets));
+    out
+}
+
+/// The config audit on a correct Secret and on Secrets broken one way each, and on Option B
+/// (per-component Secrets). `ca.crt` instead of `client-ca.crt` must be a failure that says mTLS
+/// is silently off; a component whose own Secret holds a pair from another CA fails by name. No
+/// finding echoes Secret data.
 #[test]
 fn config_audit_on_correct_and_broken_secrets() {
     let fx = common::fixture();
@@ -18,7 +69,7 @@ fn config_audit_on_correct_and_broken_secrets() {
     let key = f("client.key");
     let other_key = std::fs::read(other.dir.path().join("client.key")).unwrap();
     let other_crt = std::fs::read(other.dir.path().join("client.crt")).unwrap();
-    /// (case name, the Secret, the one required failure expected as (finding id, text))
+    /// (case name, the Secret, the required failure expected as (finding id prefix, text))
     type AuditCase<'a> = (&'a str, Secret, Option<(&'a str, &'a str)>);
     let cases: Vec<AuditCase> = vec![
         (
@@ -51,7 +102,10 @@ fn config_audit_on_correct_and_broken_secrets() {
                 ("client.crt", &crt),
                 ("server-ca.crt", &ca),
             ]),
-            Some(("config/mtls-client-pair", "has no `client.key`")),
+            Some((
+                "config/mtls-client-pair/",
+                "Secret `argocd-repo-server-mtls` has no key `client.key`: it connects WITHOUT a client certificate",
+            )),
         ),
         (
             "client from another CA",
@@ -62,8 +116,8 @@ fn config_audit_on_correct_and_broken_secrets() {
                 ("server-ca.crt", &ca),
             ]),
             Some((
-                "config/client-cert-chains",
-                "not issued by any CA in client-ca.crt",
+                "config/client-cert-chains/",
+                "which no CA in Secret `argocd-repo-server-mtls` key `client-ca.crt` issued",
             )),
         ),
         (
@@ -74,7 +128,10 @@ fn config_audit_on_correct_and_broken_secrets() {
                 ("client.key", &other_key),
                 ("server-ca.crt", &ca),
             ]),
-            Some(("config/client-key-matches", "does not belong to client.crt")),
+            Some((
+                "config/client-key-matches/",
+                "key `client.key` does not belong to its certificate `client.crt`",
+            )),
         ),
         (
             "CA not PEM",
@@ -92,7 +149,10 @@ fn config_audit_on_correct_and_broken_secrets() {
         .filter(|l| !l.starts_with("-----"))
         .collect();
     for (name, secret, want_failure) in cases {
-        let findings = secret::judge_mtls_secret(Some(&secret));
+        let findings = audit(
+            &upstream_workloads(),
+            &[("argocd-repo-server-mtls", &secret)],
+        );
         let required_failures: Vec<&Finding> = findings
             .iter()
             .filter(|f| !f.ok() && !f.advisory())
@@ -103,17 +163,12 @@ fn config_audit_on_correct_and_broken_secrets() {
                 "{name}: {required_failures:?}"
             ),
             Some((id, text)) => {
-                assert_eq!(
-                    required_failures.len(),
-                    1,
-                    "{name}: exactly one required failure, got {required_failures:?}"
-                );
-                assert_eq!(required_failures[0].id, id, "{name}");
-                assert!(
-                    required_failures[0].detail.contains(text),
-                    "{name}: {}",
-                    required_failures[0].detail
-                );
+                // Only the expected case fails (once per component for the shared pair).
+                assert!(!required_failures.is_empty(), "{name}: no failure");
+                for failure in &required_failures {
+                    assert!(failure.id.starts_with(id), "{name}: {failure:?}");
+                    assert!(failure.detail.contains(text), "{name}: {}", failure.detail);
+                }
             }
         }
         let all = format!("{findings:?}");
@@ -122,13 +177,91 @@ fn config_audit_on_correct_and_broken_secrets() {
             "{name}: a finding leaks Secret data"
         );
     }
+    // Option B: the shared Secret holds only the CA(s); argocd-server reads its own Secret.
+    let shared = secret_with(&[("client-ca.crt", &ca), ("server-ca.crt", &ca)]);
+    let own_good = secret_with(&[("client.crt", &crt), ("client.key", &key)]);
+    let own_foreign = secret_with(&[("client.crt", &other_crt), ("client.key", &other_key)]);
+    let b = option_b(upstream_workloads(), "argocd-repo-server-mtls-server");
+    let findings = audit(
+        &b,
+        &[
+            ("argocd-repo-server-mtls", &shared),
+            ("argocd-repo-server-mtls-server", &own_good),
+        ],
+    );
+    let failing: Vec<&str> = findings
+        .iter()
+        .filter(|f| !f.ok() && !f.advisory())
+        .map(|f| f.id.as_str())
+        .collect();
+    // The other three clients still read the shared Secret, which has no pair now.
+    assert_eq!(
+        failing,
+        [
+            "config/mtls-client-pair/argocd-applicationset-controller",
+            "config/mtls-client-pair/argocd-notifications-controller",
+            "config/mtls-client-pair/argocd-application-controller",
+        ],
+        "{findings:#?}"
+    );
+    let findings = audit(
+        &b,
+        &[
+            ("argocd-repo-server-mtls", &shared),
+            ("argocd-repo-server-mtls-server", &own_foreign),
+        ],
+    );
+    let chains = findings
+        .iter()
+        .find(|f| f.id == "config/client-cert-chains/argocd-server")
+        .unwrap();
+    assert!(
+        !chains.ok() && chains.detail.contains("deployment/argocd-server"),
+        "{chains:?}"
+    );
+    // Shared or unique, and what certificates do not buy.
+    let findings = audit(
+        &upstream_workloads(),
+        &[(
+            "argocd-repo-server-mtls",
+            &secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &crt),
+                ("client.key", &key),
+            ]),
+        )],
+    );
+    let identities = findings
+        .iter()
+        .find(|f| f.id == "config/client-identities")
+        .unwrap();
+    assert_eq!((identities.ok(), identities.advisory()), (false, true));
+    assert!(
+        identities.detail.starts_with(
+            "shared: one certificate is presented by argocd-server, argocd-application-controller"
+        ),
+        "{}",
+        identities.detail
+    );
+    assert!(
+        identities
+            .detail
+            .contains("authenticate but do not authorize")
+    );
+
     // The advisory side: no server-ca.crt, and a key nobody reads.
-    let findings = secret::judge_mtls_secret(Some(&secret_with(&[
-        ("client-ca.crt", &ca),
-        ("client.crt", &crt),
-        ("client.key", &key),
-        ("tls.crt", &crt),
-    ])));
+    let findings = audit(
+        &upstream_workloads(),
+        &[(
+            "argocd-repo-server-mtls",
+            &secret_with(&[
+                ("client-ca.crt", &ca),
+                ("client.crt", &crt),
+                ("client.key", &key),
+                ("tls.crt", &crt),
+            ]),
+        )],
+    );
     let advisories: Vec<&str> = findings
         .iter()
         .filter(|f| f.advisory() && !f.ok())
@@ -136,7 +269,30 @@ fn config_audit_on_correct_and_broken_secrets() {
         .collect();
     assert_eq!(
         advisories,
-        ["config/server-ca-present", "config/mtls-secret-extra-keys"]
+        [
+            "config/server-ca-present",
+            "config/mtls-secret-extra-keys",
+            "config/client-identities"
+        ]
+    );
+
+    // A cert-manager Certificate's Secret: named as such, with the remap.
+    let findings = audit(
+        &upstream_workloads(),
+        &[(
+            "argocd-repo-server-mtls",
+            &secret_with(&[("ca.crt", &ca), ("tls.crt", &crt), ("tls.key", &key)]),
+        )],
+    );
+    let keys = findings
+        .iter()
+        .find(|f| f.id == "config/mtls-secret-keys")
+        .unwrap();
+    assert!(
+        !keys.ok()
+            && keys.detail.contains("cert-manager")
+            && keys.detail.contains("`ca.crt` -> path `client-ca.crt`"),
+        "{keys:?}"
     );
 }
 

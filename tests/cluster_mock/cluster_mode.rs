@@ -50,7 +50,10 @@ async fn cluster_mode_end_to_end_is_read_only() {
     use argocd_mtls_verify::report::Verdict::*;
     let ns = "namespace/argocd";
     assert_eq!(verdict("config/mtls-secret-keys", ns).0, Pass);
-    assert_eq!(verdict("config/client-cert-chains", ns).0, Pass);
+    assert_eq!(
+        verdict("config/client-cert-chains/argocd-server", ns).0,
+        Pass
+    );
     assert_eq!(verdict("config/mount/argocd-repo-server", ns).0, Pass);
     assert_eq!(
         verdict("config/mount/argocd-application-controller", ns).0,

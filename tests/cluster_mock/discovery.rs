@@ -44,7 +44,11 @@ async fn discovery_on_plain_and_ha_layouts_is_read_only() {
             "read path sent a write: {methods:?}"
         );
         // The audit of that snapshot: no Secret = mTLS off; mounts fine; one client verifies the server.
-        let findings = secret::judge_mtls_secret(snap.mtls_secret.as_ref());
+        let findings = secret::judge_mtls_secret(
+            snap.mtls_secret.as_ref(),
+            "client-ca.crt",
+            &Default::default(),
+        );
         assert!(
             !findings[0].ok() && findings[0].detail.contains("mTLS is OFF"),
             "{findings:?}"

@@ -135,3 +135,72 @@ async fn wait_rollout_progress_completion_and_timeout() {
     .unwrap_err();
     assert!(err.to_string().contains("did not finish within"), "{err}");
 }
+
+/// A rollout whose new pod the scheduler keeps refusing (required anti-affinity on too few
+/// nodes) stops after 15 polls with the scheduler's own reason, long before the timeout; the
+/// pod's state words say it too. A pod that is merely pending is waited for.
+#[tokio::test]
+async fn an_unschedulable_pod_ends_the_wait_with_the_schedulers_reason() {
+    let reason = "0/1 nodes are available: 1 node(s) didn't match pod anti-affinity rules.";
+    let pod = |unschedulable: bool| {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "prod-argocd-repo-server-x", "namespace": "argocd",
+                "labels": {"app.kubernetes.io/name": "argocd-repo-server"}},
+            "status": {"phase": "Pending"}});
+        if unschedulable {
+            p["status"]["conditions"] = json!([{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": reason}]);
+        }
+        p
+    };
+    for unschedulable in [true, false] {
+        let listed = pod(unschedulable);
+        let (client, _) = mock_client(move |_, path, _| {
+            if path.ends_with("/pods") {
+                ok(&list("Pod", std::slice::from_ref(&listed)))
+            } else {
+                ok(&with_status(
+                    workload("Deployment", "argocd-repo-server", 2),
+                    2,
+                    json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1}),
+                ))
+            }
+        });
+        let w = Workload {
+            kind: WorkloadKind::Deployment,
+            name: "prod-argocd-repo-server".into(),
+            selector: [(
+                "app.kubernetes.io/name".to_owned(),
+                "argocd-repo-server".to_owned(),
+            )]
+            .into(),
+            ..Default::default()
+        };
+        let started = std::time::Instant::now();
+        let err = cluster::wait_rollout(
+            &client,
+            "argocd",
+            &w,
+            Duration::from_secs(2),
+            Duration::from_millis(10),
+            |_| {},
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        if unschedulable {
+            assert!(
+                err.contains("cannot be scheduled") && err.contains(reason),
+                "{err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "gave up before the timeout"
+            );
+        } else {
+            assert!(err.contains("did not finish within 2 s"), "{err}");
+        }
+    }
+    let words: k8s_openapi::api::core::v1::Pod = serde_json::from_value(pod(true)).unwrap();
+    assert_eq!(cluster::unschedulable(&words).as_deref(), Some(reason));
+}

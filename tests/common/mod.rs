@@ -339,6 +339,24 @@ pub fn report_dir(run: &Run) -> PathBuf {
     )
 }
 
+/// `pki init ARGS... --out DIR` through the CLI, as a user would.
+pub fn pki_init_with(args: &[&str]) -> tempfile::TempDir {
+    let dir = tempdir();
+    let out = Command::new(bin())
+        .args(["pki", "init"])
+        .args(args)
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "pki init {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
 /// `pki init --out DIR [--key-type KEY_TYPE]` through the CLI, as a user would ("default": no flag).
 pub fn pki_init(key_type: &str) -> tempfile::TempDir {
     let dir = tempdir();

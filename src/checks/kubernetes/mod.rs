@@ -1,7 +1,9 @@
 //! The Kubernetes cases: judged on what a Kubernetes target observed (its configuration, the
 //! pods and the client components' logs), one file per subject, each returning [`Finding`]s:
 //!
-//! - [`secret`]: the Secret `argocd-repo-server-mtls` (keys, parsing, chain, key match, expiry);
+//! - [`secret`]: the Secret `argocd-repo-server-mtls` (keys, the client CA's parsing and expiry);
+//! - [`identities`]: the pair each client presents, wherever it comes from (chain, key match,
+//!   expiry; shared or unique);
 //! - [`workloads`]: mounts, restarts after the Secret changed, the repo-server's TLS switch,
 //!   whether clients verify the repo-server;
 //! - [`components`]: client logs and the application controller's calls;
@@ -10,6 +12,7 @@
 //! [`evaluate`] folds the findings into one result per scope (the namespace, or a pod) and id.
 
 pub mod components;
+pub mod identities;
 pub mod pods;
 pub mod secret;
 pub mod workloads;
@@ -22,6 +25,8 @@ use std::collections::BTreeMap;
 use super::expected_text;
 use crate::endpoint::Protocol;
 use crate::kubernetes::observed::{KubernetesObservations, NamespaceObservation};
+use crate::kubernetes::workloads::{FileSource, MtlsFile};
+use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 use crate::report::{CheckResult, Observed, SkipKind, Verdict};
 use crate::suite::{CaseKind, Check, kube_ids as ids};
 
@@ -107,7 +112,8 @@ struct ScopedFindings {
 }
 
 /// The ids a Secret that could not be read leaves unobserved.
-const NEEDS_THE_SECRET: [&str; 9] = [
+const NEEDS_THE_SECRET: [&str; 10] = [
+    ids::CLIENT_IDENTITIES,
     ids::MTLS_SECRET_KEYS,
     ids::MTLS_CLIENT_PAIR,
     ids::CLIENT_CA_PARSES,
@@ -169,7 +175,31 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
 pub fn judge_namespace(namespace: &str, config: &NamespaceObservation) -> Vec<Finding> {
     let mut out = Vec::new();
     if config.secret_read {
-        out.extend(secret::judge_mtls_secret(config.mtls_secret.as_ref()));
+        let cmd_params = config.cmd_params.as_ref();
+        let mut read_keys = std::collections::BTreeSet::new();
+        let mut ca_key = None;
+        for w in &config.workloads {
+            for r in w.mtls_reads(cmd_params) {
+                if let FileSource::SecretKey { secret, key } = r.source
+                    && secret == MTLS_SECRET
+                {
+                    if r.file == MtlsFile::ClientCa {
+                        ca_key.get_or_insert(key.clone());
+                    }
+                    read_keys.insert(key);
+                }
+            }
+        }
+        out.extend(secret::judge_mtls_secret(
+            config.mtls_secret.as_ref(),
+            ca_key.as_deref().unwrap_or(mtls_keys::CLIENT_CA),
+            &read_keys,
+        ));
+        out.extend(identities::judge_identities(
+            &config.workloads,
+            cmd_params,
+            &config.secrets,
+        ));
     }
     if let Some(secret) = &config.mtls_secret {
         out.extend(workloads::judge_client_restarts(

@@ -7,28 +7,42 @@ use k8s_openapi::api::core::v1::Secret;
 use super::Finding;
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 use crate::suite::kube_ids as ids;
-use crate::x509::{self, CertFacts};
+use crate::x509::CertFacts;
 
 /// Certificates of one Secret key, or why they are unusable.
 pub(super) fn certs_in(secret: &Secret, key: &str) -> Option<Result<Vec<Vec<u8>>, String>> {
     let bytes = &secret.data.as_ref()?.get(key)?.0;
+    Some(certs_from(bytes, key))
+}
+
+/// The PEM certificates of `bytes` (the value of Secret key `key`), or why they are unusable.
+pub(super) fn certs_from(bytes: &[u8], key: &str) -> Result<Vec<Vec<u8>>, String> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
     let certs: Result<Vec<Vec<u8>>, String> = CertificateDer::pem_slice_iter(bytes)
         .map(|c| c.map(|c| c.to_vec()).map_err(|e| e.to_string()))
         .collect();
-    Some(match certs {
+    match certs {
         Ok(v) if v.is_empty() => Err(format!("key `{key}` holds no PEM certificate")),
         other => other,
-    })
+    }
 }
 
 /// Days below which a certificate's remaining validity is flagged.
 pub const EXPIRY_HORIZON_DAYS: i64 = 30;
 
-/// Audits `argocd-repo-server-mtls` (or its absence). `ca.crt` in place of `client-ca.crt` is the
-/// failure that matters most: the repo-server then finds no client CA and silently accepts anyone.
-pub fn judge_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
+/// Audits `argocd-repo-server-mtls` (or its absence): the client CA key, `server-ca.crt`, keys no
+/// component reads, the client CA's parsing and validity. `ca.crt` in place of `client-ca.crt` is
+/// the failure that matters most: the repo-server then finds no client CA and silently accepts
+/// anyone. `ca_key` is the key the repo-server's mount maps onto its client CA file (a remap by
+/// `items`; `client-ca.crt` when it reads none of this Secret); `read_keys` are the keys any
+/// discovered component's mTLS file comes from. The client pairs are judged per component
+/// (`identities`).
+pub fn judge_mtls_secret(
+    secret: Option<&Secret>,
+    ca_key: &str,
+    read_keys: &std::collections::BTreeSet<String>,
+) -> Vec<Finding> {
     const KEYS: &str = ids::MTLS_SECRET_KEYS;
     let Some(secret) = secret else {
         return vec![Finding::fail(
@@ -44,7 +58,10 @@ pub fn judge_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
         .map(|d| d.keys().map(String::as_str).collect())
         .unwrap_or_default();
     let mut out = Vec::new();
-    if !keys.contains(&mtls_keys::CLIENT_CA) {
+    if !keys.contains(&ca_key) {
+        let cert_manager = ["tls.crt", "tls.key", "ca.crt"]
+            .iter()
+            .all(|k| keys.contains(k));
         let misnamed = [
             "ca.crt",
             "client_ca.crt",
@@ -54,42 +71,30 @@ pub fn judge_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
         ]
         .into_iter()
         .find(|k| keys.contains(k));
-        out.push(Finding::fail(KEYS, match misnamed {
-            Some(k) => format!(
-                "Secret `{MTLS_SECRET}` has key `{k}` but no `{}`: the repo-server reads only `{}`, so mTLS is silently OFF and any TLS client is accepted",
-                mtls_keys::CLIENT_CA, mtls_keys::CLIENT_CA
+        out.push(Finding::fail(KEYS, match (cert_manager, misnamed) {
+            (true, _) => format!(
+                "Secret `{MTLS_SECRET}` has the keys a cert-manager Certificate writes (tls.crt, tls.key, ca.crt) but no `{ca_key}`: the repo-server finds no client CA, so mTLS is silently OFF, and the clients find no `client.crt`/`client.key`, so they present nothing. Remap with volume items: on the repo-server `ca.crt` -> path `client-ca.crt`; on each client `tls.crt` -> `client.crt` and `tls.key` -> `client.key` (or a projected volume / trust-manager bundle)"
             ),
-            None => format!(
-                "Secret `{MTLS_SECRET}` has no `{}` (keys: {}): mTLS is silently OFF",
-                mtls_keys::CLIENT_CA,
+            (false, Some(k)) => format!(
+                "Secret `{MTLS_SECRET}` has key `{k}` but no `{ca_key}`: the repo-server reads only `{ca_key}`, so mTLS is silently OFF and any TLS client is accepted"
+            ),
+            (false, None) => format!(
+                "Secret `{MTLS_SECRET}` has no `{ca_key}` (keys: {}): mTLS is silently OFF",
                 if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
             ),
         }));
     } else {
         out.push(Finding::pass(
             KEYS,
-            format!("Secret `{MTLS_SECRET}` has `{}`", mtls_keys::CLIENT_CA),
+            if ca_key == mtls_keys::CLIENT_CA {
+                format!("Secret `{MTLS_SECRET}` has `{ca_key}`")
+            } else {
+                format!(
+                    "Secret `{MTLS_SECRET}` has `{ca_key}`, which the repo-server's volume items map onto its client CA file"
+                )
+            },
         ));
     }
-    let missing_pair: Vec<&str> = [mtls_keys::CLIENT_CERT, mtls_keys::CLIENT_KEY]
-        .into_iter()
-        .filter(|key| !keys.contains(key))
-        .collect();
-    out.push(if missing_pair.is_empty() {
-        Finding::pass(
-            ids::MTLS_CLIENT_PAIR,
-            format!(
-                "Secret `{MTLS_SECRET}` has `{}` and `{}`",
-                mtls_keys::CLIENT_CERT,
-                mtls_keys::CLIENT_KEY
-            ),
-        )
-    } else {
-        Finding::fail(ids::MTLS_CLIENT_PAIR, format!(
-            "Secret `{MTLS_SECRET}` has no `{}`: the components connect without a certificate and an mTLS repo-server refuses them",
-            missing_pair.join("` or `")
-        ))
-    });
     out.push(if keys.contains(&mtls_keys::SERVER_CA) {
         Finding::advise(
             ids::SERVER_CA_PRESENT,
@@ -114,7 +119,7 @@ pub fn judge_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
     let extra: Vec<&str> = keys
         .iter()
         .copied()
-        .filter(|k| !known.contains(k))
+        .filter(|k| !known.contains(k) && *k != ca_key && !read_keys.contains(*k))
         .collect();
     out.push(if extra.is_empty() {
         Finding::advise(
@@ -133,72 +138,34 @@ pub fn judge_mtls_secret(secret: Option<&Secret>) -> Vec<Finding> {
         )
     });
 
-    // The client pair must chain to the client CA and belong together.
-    let ca = certs_in(secret, mtls_keys::CLIENT_CA);
-    let client = certs_in(secret, mtls_keys::CLIENT_CERT);
+    let ca = certs_in(secret, ca_key);
     match &ca {
         Some(Err(e)) => out.push(Finding::fail(
             ids::CLIENT_CA_PARSES,
-            format!("Secret `{MTLS_SECRET}`: {e}"),
+            format!(
+                "Secret `{MTLS_SECRET}`: {e}: the repo-server does not start with it (it fails at startup with \"invalid cert data\", it does not fall back to open)"
+            ),
         )),
         Some(Ok(certs)) => out.push(Finding::pass(
             ids::CLIENT_CA_PARSES,
             format!(
-                "Secret `{MTLS_SECRET}`: `{}` holds {} certificate(s)",
-                mtls_keys::CLIENT_CA,
+                "Secret `{MTLS_SECRET}`: `{ca_key}` holds {} certificate(s)",
                 certs.len()
             ),
         )),
         None => {}
     }
-    if let (Some(Ok(ca)), Some(Ok(client))) = (&ca, &client) {
-        let chains = ca
-            .iter()
-            .any(|c| x509::is_signed_by(&client[0], c).unwrap_or(false));
-        out.push(if chains {
-            Finding::pass(ids::CLIENT_CERT_CHAINS, "client.crt is issued by a CA in client-ca.crt")
-        } else {
-            Finding::fail(ids::CLIENT_CERT_CHAINS, format!(
-                "Secret `{MTLS_SECRET}`: client.crt is not issued by any CA in client-ca.crt: every component would be refused"
-            ))
-        });
-        if let Some(key_bytes) = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(mtls_keys::CLIENT_KEY))
-        {
-            use rustls_pki_types::PrivateKeyDer;
-            use rustls_pki_types::pem::PemObject;
-            let matches = PrivateKeyDer::from_pem_slice(&key_bytes.0)
-                .ok()
-                .and_then(|k| crate::pki::public_key_spki(&k).ok())
-                .zip(x509::spki_der(&client[0]).ok())
-                .is_some_and(|(a, b)| a == b);
-            out.push(if matches {
-                Finding::pass(ids::CLIENT_KEY_MATCHES, "client.key belongs to client.crt")
-            } else {
-                Finding::fail(ids::CLIENT_KEY_MATCHES, format!(
-                    "Secret `{MTLS_SECRET}`: client.key does not belong to client.crt (or does not parse)"
-                ))
-            });
-        }
-    }
-    for (key, certs) in [
-        (mtls_keys::CLIENT_CA, &ca),
-        (mtls_keys::CLIENT_CERT, &client),
-    ] {
-        if let Some(Ok(ders)) = certs {
-            for der in ders {
-                if let Ok(f) = CertFacts::from_der(der) {
-                    out.push(judge_expiry(key, &f));
-                }
+    if let Some(Ok(ders)) = &ca {
+        for der in ders {
+            if let Ok(f) = CertFacts::from_der(der) {
+                out.push(judge_expiry(ca_key, &f));
             }
         }
     }
     out
 }
 
-fn judge_expiry(key: &str, f: &CertFacts) -> Finding {
+pub(super) fn judge_expiry(key: &str, f: &CertFacts) -> Finding {
     let id = ids::CERT_EXPIRY_HORIZON;
     if f.days_left < 0 {
         Finding::fail(

@@ -10,8 +10,7 @@ use super::Finding;
 use crate::kubernetes::cluster::PodStart;
 use crate::kubernetes::observed::{ComponentLog, ReplicaObservation};
 use crate::kubernetes::workloads::{
-    CLIENT_CA_PATH, CLIENT_PAIR_PATHS, FileSource, Role, SERVER_VERIFICATION_KEYS, Setting,
-    Workload, secret_changed_at,
+    FileSource, Role, SERVER_VERIFICATION_KEYS, Workload, secret_changed_at,
 };
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 use crate::suite::kube_ids as ids;
@@ -61,23 +60,11 @@ fn judge_mount(
     if w.replicas == Some(0) {
         return Finding::not_applicable(id, format!("{at} is scaled to 0 replicas"));
     }
-    let paths: Vec<(&str, Setting)> = match role.client_settings() {
-        None => {
-            let (flag, env, default) = CLIENT_CA_PATH;
-            vec![("client CA", w.setting(flag, env, default, cmd_params))]
-        }
-        Some((env_prefix, _)) => CLIENT_PAIR_PATHS
-            .iter()
-            .zip(["client certificate", "client key"])
-            .map(|((flag, env, _, default), what)| {
-                let env = format!("ARGOCD_{env_prefix}{env}");
-                (what, w.setting(flag, &env, default, cmd_params))
-            })
-            .collect(),
-    };
     let mut read = Vec::new();
     let mut missing = Vec::new();
-    for (what, setting) in &paths {
+    for r in w.mtls_reads(cmd_params) {
+        let what = r.file.words();
+        let setting = &r.setting;
         if setting.value.is_empty() {
             missing.push(format!(
                 "its {what} path is empty ({}): {}",
@@ -90,7 +77,7 @@ fn judge_mount(
             ));
             continue;
         }
-        match w.file_source(&setting.value) {
+        match r.source {
             FileSource::SecretKey { secret, key } => read.push(format!(
                 "{what} {} ({}) from Secret `{secret}` key `{key}`",
                 setting.value, setting.from

@@ -24,6 +24,9 @@ use super::{ClusterError, api_error};
 pub struct Snapshot {
     /// `argocd-repo-server-mtls`, when it exists and reading Secrets is allowed.
     pub mtls_secret: Option<Secret>,
+    /// Every Secret a component's mTLS file comes from (and `argocd-repo-server-mtls`), by name,
+    /// those that exist, when reading Secrets is allowed.
+    pub secrets: BTreeMap<String, Secret>,
     /// Whether the Secret was read (false when not asked to, or when RBAC refused).
     pub secret_read: bool,
     /// Why the Secret could not be read, when RBAC refused it.
@@ -193,15 +196,36 @@ fn container_state_words(pod: &Pod) -> String {
         words.push(w);
     }
     if words.is_empty() && statuses.is_none() {
-        words.push(format!(
-            "no container has started (phase {})",
-            pod.status
-                .as_ref()
-                .and_then(|s| s.phase.as_deref())
-                .unwrap_or("unknown")
-        ));
+        words.push(match unschedulable(pod) {
+            Some(why) => format!("it cannot be scheduled: {why}"),
+            None => format!(
+                "no container has started (phase {})",
+                pod.status
+                    .as_ref()
+                    .and_then(|s| s.phase.as_deref())
+                    .unwrap_or("unknown")
+            ),
+        });
     }
     words.join("; ")
+}
+
+/// The scheduler's reason when it could not place `pod` (its `PodScheduled` condition is False
+/// with reason `Unschedulable`, e.g. "0/1 nodes are available: 1 node(s) didn't match pod
+/// anti-affinity rules").
+pub fn unschedulable(pod: &Pod) -> Option<String> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+        .filter(|c| c.reason.as_deref() == Some("Unschedulable"))
+        .map(|c| {
+            c.message
+                .clone()
+                .unwrap_or_else(|| "the scheduler gave no message".into())
+        })
 }
 
 /// Discovery: every Deployment and StatefulSet of the namespace, classified by role
@@ -230,28 +254,49 @@ pub async fn read_snapshot(
     read_secret: bool,
 ) -> Result<Snapshot, ClusterError> {
     let mut snap = Snapshot::default();
-    if read_secret {
-        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
-        // Reading Secrets is the one permission an auditor's role may lack; the rest still runs.
-        match secrets
-            .get_opt(MTLS_SECRET)
-            .await
-            .map_err(|e| api_error("get", "secrets", namespace, e))
-        {
-            Ok(secret) => {
-                snap.mtls_secret = secret;
-                snap.secret_read = true;
-            }
-            Err(e @ ClusterError::Forbidden { .. }) => snap.secret_unreadable = Some(e.to_string()),
-            Err(e) => return Err(e),
-        }
-    }
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
     snap.cmd_params = cms
         .get_opt("argocd-cmd-params-cm")
         .await
         .map_err(|e| api_error("get", "configmaps", namespace, e))?;
     snap.workloads = read_workloads(client, namespace).await?;
+    if read_secret {
+        // The Secret the manifests name, and every Secret a component's mTLS file comes from
+        // (Option B's per-component Secrets, a cert-manager Secret behind `items`).
+        let mut names = std::collections::BTreeSet::from([MTLS_SECRET.to_owned()]);
+        for w in &snap.workloads {
+            for r in w.mtls_reads(snap.cmd_params.as_ref()) {
+                if let crate::kubernetes::workloads::FileSource::SecretKey { secret, .. } = r.source
+                {
+                    names.insert(secret);
+                }
+            }
+        }
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        for name in names {
+            // Reading Secrets is the one permission an auditor's role may lack; the rest still runs.
+            match secrets
+                .get_opt(&name)
+                .await
+                .map_err(|e| api_error("get", "secrets", namespace, e))
+            {
+                Ok(secret) => {
+                    snap.secret_read = true;
+                    if let Some(secret) = secret {
+                        snap.secrets.insert(name, secret);
+                    }
+                }
+                Err(e @ ClusterError::Forbidden { .. }) => {
+                    snap.secret_read = false;
+                    snap.secret_unreadable = Some(e.to_string());
+                    snap.secrets.clear();
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        snap.mtls_secret = snap.secrets.get(MTLS_SECRET).cloned();
+    }
     for w in &snap.workloads {
         let pods = selected_pods(client, namespace, Some(&w.selector)).await?;
         snap.mounting_pods
@@ -351,6 +396,11 @@ pub async fn wait_rollout(
 ) -> Result<(), ClusterError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
+    // A pod the scheduler keeps refusing will not be placed by waiting: after 15 polls (30 s at
+    // the runs' 2 s) the rollout is reported failed with the scheduler's reason instead of
+    // running into `timeout` (10 minutes by default).
+    let give_up_unschedulable = (poll * 15).min(timeout);
+    let mut unschedulable_since: Option<tokio::time::Instant> = None;
     loop {
         let state = match w.kind {
             WorkloadKind::Deployment => {
@@ -383,6 +433,23 @@ pub async fn wait_rollout(
                 if msg != last {
                     progress(&format!("{:?}/{}: {msg}", w.kind, w.name));
                     last = msg;
+                }
+                let pods = selected_pods(client, namespace, Some(&w.selector)).await?;
+                match pods.iter().find_map(unschedulable) {
+                    Some(why) => {
+                        let since =
+                            *unschedulable_since.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() >= give_up_unschedulable {
+                            return Err(ClusterError::Rollout {
+                                kind: w.kind,
+                                name: w.name.clone(),
+                                state: format!(
+                                    "cannot finish: a pod cannot be scheduled ({why}); waiting does not change that (e.g. required anti-affinity with fewer nodes than replicas)"
+                                ),
+                            });
+                        }
+                    }
+                    None => unschedulable_since = None,
                 }
             }
         }
