@@ -407,9 +407,13 @@ pub mod kube_ids {
     pub const POD_NO_PROBE_FAILURES: &str = "pod/no-probe-failures";
     /// `transport/port-forward`.
     pub const PORT_FORWARD: &str = "transport/port-forward";
+    /// `transport/peer-is-repo-server`.
+    pub const PEER_IS_REPO_SERVER: &str = "transport/peer-is-repo-server";
+    /// `config/mesh`.
+    pub const MESH: &str = "config/mesh";
 
     /// Every id above.
-    pub const ALL: [&str; 21] = [
+    pub const ALL: [&str; 23] = [
         BASELINE_NO_CERT_ACCEPTED,
         MTLS_SECRET_KEYS,
         MTLS_CLIENT_PAIR,
@@ -431,6 +435,8 @@ pub mod kube_ids {
         POD_RESTARTS_UNCHANGED,
         POD_NO_PROBE_FAILURES,
         PORT_FORWARD,
+        PEER_IS_REPO_SERVER,
+        MESH,
     ];
 }
 

@@ -287,6 +287,10 @@ pub struct Workload {
     /// Secret name -> projected keys (empty = all keys), for the `argocd-repo-server-mtls*`
     /// Secrets the pod template mounts.
     pub secrets: BTreeMap<String, Vec<String>>,
+    /// What in its pod template enrols it in a service mesh (`sidecar.istio.io/inject=true`,
+    /// `istio.io/dataplane-mode=ambient`, `linkerd.io/inject=enabled`); empty when nothing does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mesh: Vec<String>,
     /// Desired replicas (`spec.replicas`; unset means 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
@@ -524,6 +528,33 @@ fn role_of(
     Some((role, FoundBy::WorkloadName, container(role)?))
 }
 
+/// The containers a service mesh injects beside the application (Istio's and Linkerd's proxies).
+pub const MESH_PROXIES: [&str; 2] = ["istio-proxy", "linkerd-proxy"];
+
+/// What in a pod template asks a mesh to take the pod's traffic: Istio's and Linkerd's
+/// injection switches and Istio's ambient enrolment, as `key=value` words.
+fn mesh_enrolment(
+    labels: Option<&BTreeMap<String, String>>,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> Vec<String> {
+    let wanted = [
+        ("sidecar.istio.io/inject", "true"),
+        ("istio.io/dataplane-mode", "ambient"),
+        ("linkerd.io/inject", "enabled"),
+    ];
+    let mut out = Vec::new();
+    for map in [labels, annotations].into_iter().flatten() {
+        for (k, v) in wanted {
+            if map.get(k).is_some_and(|x| x == v) {
+                out.push(format!("{k}={v}"));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Argo CD workloads whose names end like a role's but are none (`-dex-server`, Redis HA's server).
 const OTHER_SERVERS: [&str; 3] = ["-dex-server", "-redis-ha-server", "-commit-server"];
 
@@ -537,6 +568,7 @@ fn workload_of(
     let name = meta.name.clone()?;
     let spec = template?.spec.as_ref()?;
     let labels = template.and_then(|t| t.metadata.as_ref()?.labels.as_ref());
+    let annotations = template.and_then(|t| t.metadata.as_ref()?.annotations.as_ref());
     let found = role_of(&name, labels, spec);
     let secrets = mtls_mounts(spec);
     if found.is_none() && secrets.is_empty() {
@@ -599,6 +631,7 @@ fn workload_of(
         found_by: found.as_ref().map(|(_, b, _)| *b),
         container: found.map(|(_, _, c)| c),
         secrets,
+        mesh: mesh_enrolment(labels, annotations),
         replicas,
         selector: selector
             .and_then(|s| s.match_labels.clone())

@@ -555,9 +555,13 @@ impl KubeRun {
         let mut observed_replicas = Vec::new();
         // What each replica announces is read only when a case judges it, and after its relays
         // were observed (the extra connection is not the probes' evidence).
-        let announce = finding_checks
-            .iter()
-            .any(|c| c.case.id == crate::suite::kube_ids::RESTARTED_AFTER_SECRET);
+        let announce = finding_checks.iter().any(|c| {
+            [
+                crate::suite::kube_ids::RESTARTED_AFTER_SECRET,
+                crate::suite::kube_ids::PEER_IS_REPO_SERVER,
+            ]
+            .contains(&c.case.id.as_str())
+        });
         for r in &replicas {
             let mut observed = session.observe_replica(r, since).await;
             if announce {

@@ -143,9 +143,11 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
         });
     }
     for replica in &observed.replicas {
+        let mut findings = pods::judge_replica(replica);
+        findings.push(pods::judge_peer(replica));
         scopes.push(ScopedFindings {
             scope: replica.before.name.clone(),
-            findings: pods::judge_replica(replica),
+            findings,
         });
     }
     let mut namespace_findings = judge_namespace(&observed.namespace, &observed.config);
@@ -215,6 +217,10 @@ pub fn judge_namespace(namespace: &str, config: &NamespaceObservation) -> Vec<Fi
         &config.workloads,
         config.cmd_params.as_ref(),
         namespace,
+    ));
+    out.push(workloads::judge_mesh(
+        &config.workloads,
+        &config.mounting_pods,
     ));
     out.push(workloads::judge_repo_server_tls(config.cmd_params.as_ref()));
     out.extend(workloads::judge_server_verification(

@@ -151,3 +151,48 @@ fn judge_baseline_attempt(attempt: &BaselineAttempt) -> Finding {
         _ => Finding::inconclusive(ID, what),
     }
 }
+
+/// Whether the TLS peer on the replica's 8081 is the repo-server itself: it announces its own
+/// health-check certificate (`O=Argo CD Health Check`) among its acceptable client CAs; a mesh
+/// proxy or another TLS server there does not. A peer that asks for no certificate is not judged
+/// here (the handshake cases judge an open server); no handshake is no verdict.
+pub fn judge_peer(replica: &ReplicaObservation) -> Finding {
+    let id = ids::PEER_IS_REPO_SERVER;
+    let pod = &replica.before.name;
+    let a = &replica.announcement;
+    let health = format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION);
+    if a.tls_version.is_none() {
+        return Finding::inconclusive(
+            id,
+            format!("pod/{pod}: no TLS handshake on 8081 to read: {}", a.detail),
+        );
+    }
+    if !a.client_cert_requested {
+        return Finding::not_applicable(
+            id,
+            format!(
+                "pod/{pod} asks for no client certificate, so it announces no CA names to tell the repo-server from a proxy (the handshake cases judge a server that admits anyone)"
+            ),
+        );
+    }
+    if a.acceptable_ca_names.iter().any(|n| *n == health) {
+        Finding::pass(
+            id,
+            format!(
+                "pod/{pod}: the peer on 8081 announces `{health}`: it is the repo-server itself (reached through a port-forward, which enters the pod past any mesh proxy)"
+            ),
+        )
+    } else {
+        Finding::fail(
+            id,
+            format!(
+                "pod/{pod}: the peer on 8081 asks for a client certificate but does not announce `{health}` (it announces {}): it is not the repo-server itself (a mesh proxy or another TLS server in its place); the other verdicts on this pod are about that peer",
+                if a.acceptable_ca_names.is_empty() {
+                    "no CA names".to_owned()
+                } else {
+                    a.acceptable_ca_names.join("; ")
+                }
+            ),
+        )
+    }
+}

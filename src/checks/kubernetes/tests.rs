@@ -325,6 +325,7 @@ fn started(pod: &str, rfc3339: &str) -> PodStart {
             time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
                 .unwrap(),
         ),
+        mesh_proxies: vec![],
     }
 }
 
@@ -836,4 +837,57 @@ fn evaluate_a_run_whose_secret_could_not_be_read() {
         )
     );
     assert_eq!(find("pod/ready").endpoint, "argocd-repo-server-1");
+}
+
+/// `transport/peer-is-repo-server`: a peer announcing the health-check name is the repo-server;
+/// one asking for a certificate without it is something else (a mesh proxy); one asking for
+/// none is not judged here; no handshake is no verdict.
+#[test]
+fn the_peer_on_8081_is_the_repo_server() {
+    let health = "O=Argo CD Health Check";
+    assert_eq!(
+        pods::judge_peer(&announcing("r-1", true, &["CN=ops-ca", health])).status,
+        Status::Holds
+    );
+    let proxy = pods::judge_peer(&announcing("r-1", true, &["CN=istio-ca"]));
+    assert_eq!(proxy.status, Status::Fails);
+    assert!(
+        proxy.detail.contains("not the repo-server itself") && proxy.detail.contains("CN=istio-ca")
+    );
+    assert_eq!(
+        pods::judge_peer(&announcing("r-1", false, &[])).status,
+        Status::NotApplicable
+    );
+    let mut silent = announcing("r-1", false, &[]);
+    silent.announcement.tls_version = None;
+    assert_eq!(pods::judge_peer(&silent).status, Status::Inconclusive);
+}
+
+/// `config/mesh` (advice): nothing meshed holds; a proxy in a client's pod, or ambient
+/// enrolment in the repo-server's template, is named with what it means for the probes' path.
+#[test]
+fn a_mesh_in_the_path_is_named() {
+    let mut w = correct_mounts();
+    let none = workloads::judge_mesh(&w, &BTreeMap::new());
+    assert_eq!(none.status, Status::Advice { holds: true });
+    w.iter_mut()
+        .find(|w| w.role == Some(Role::RepoServer))
+        .unwrap()
+        .mesh = vec!["istio.io/dataplane-mode=ambient".into()];
+    let mut proxied = started("argocd-server-1", "2026-11-20T10:00:00Z");
+    proxied.mesh_proxies = vec!["istio-proxy".into()];
+    let pods = BTreeMap::from([("argocd-server".to_owned(), vec![proxied])]);
+    let meshed = workloads::judge_mesh(&w, &pods);
+    assert_eq!(meshed.status, Status::Advice { holds: false });
+    assert!(
+        meshed
+            .detail
+            .contains("deployment/argocd-repo-server: istio.io/dataplane-mode=ambient")
+            && meshed
+                .detail
+                .contains("deployment/argocd-server: istio-proxy in pod/argocd-server-1")
+            && meshed.detail.contains("past the proxy"),
+        "{}",
+        meshed.detail
+    );
 }

@@ -378,3 +378,38 @@ pub fn judge_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding>
         })
         .collect()
 }
+
+/// Whether a service mesh is in the path of the repo-server or its clients (advice): proxies in
+/// their pods, injection or ambient enrolment in their templates. The port-forward the probes
+/// take enters the pod past any proxy, so the probes judge the repo-server itself; an in-cluster
+/// client may reach the proxy instead.
+pub fn judge_mesh(workloads: &[Workload], pods: &BTreeMap<String, Vec<PodStart>>) -> Finding {
+    let mut seen = Vec::new();
+    for w in workloads.iter().filter(|w| w.role.is_some()) {
+        let mut what: Vec<String> = w.mesh.clone();
+        for p in pods.get(&w.name).into_iter().flatten() {
+            for proxy in &p.mesh_proxies {
+                what.push(format!("{proxy} in pod/{}", p.pod));
+            }
+        }
+        if !what.is_empty() {
+            seen.push(format!("{}: {}", w.reference(), what.join(", ")));
+        }
+    }
+    if seen.is_empty() {
+        Finding::advise(
+            ids::MESH,
+            true,
+            "no mesh proxy (istio-proxy, linkerd-proxy) in the pods of the repo-server and its clients, and no injection or ambient enrolment in their templates (a namespace-wide enrolment is not read)",
+        )
+    } else {
+        Finding::advise(
+            ids::MESH,
+            false,
+            format!(
+                "a service mesh is in the path: {}. An in-cluster client may reach the proxy rather than the repo-server, and the mesh's mTLS is not Argo CD's; the port-forward these probes take enters the pod past the proxy, so they judge the repo-server itself. During a migration to native mTLS let 8081 through the proxy (Istio: traffic.sidecar.istio.io/excludeInboundPorts: \"8081\") and keep the mesh's policy until every client presents its certificate",
+                seen.join("; ")
+            ),
+        )
+    }
+}

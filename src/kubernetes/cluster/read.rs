@@ -48,6 +48,9 @@ pub struct PodStart {
     pub pod: String,
     /// The latest `startedAt` of its running containers; `None` when none runs.
     pub started: Option<time::OffsetDateTime>,
+    /// Mesh proxies running in it (`istio-proxy`, `linkerd-proxy`: injected at admission, so
+    /// only the pod shows them, not its template).
+    pub mesh_proxies: Vec<String>,
 }
 
 fn pod_start(pod: &Pod) -> PodStart {
@@ -62,9 +65,20 @@ fn pod_start(pod: &Pod) -> PodStart {
                 .max()
         })
         .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t.as_second()).ok());
+    let spec = pod.spec.as_ref();
     PodStart {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         started,
+        mesh_proxies: spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .map(|c| c.name.clone())
+            .filter(|n| crate::kubernetes::workloads::MESH_PROXIES.contains(&n.as_str()))
+            .collect(),
     }
 }
 
