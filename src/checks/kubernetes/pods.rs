@@ -175,7 +175,7 @@ pub fn judge_peer(replica: &ReplicaObservation) -> Finding {
             ),
         );
     }
-    if a.acceptable_ca_names.iter().any(|n| *n == health) {
+    if a.acceptable_ca_names.contains(&health) {
         Finding::pass(
             id,
             format!(
