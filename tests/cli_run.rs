@@ -494,7 +494,7 @@ async fn server_identity_fails_for_the_wrong_name_or_ca() {
         .unwrap();
     let reports = common::tempdir();
     let other_ca = other.dir.path().join("ca.crt");
-    let cases: Vec<(Vec<String>, &str, i32)> = vec![
+    let cases: Vec<(Vec<String>, &str, i32, &str)> = vec![
         (
             vec![
                 "--server-name".into(),
@@ -502,19 +502,22 @@ async fn server_identity_fails_for_the_wrong_name_or_ca() {
             ],
             "pass",
             0,
+            "verifies",
         ),
         (
             vec!["--server-name".into(), "wrong.example".into()],
             "fail",
             1,
+            "not valid for name",
         ),
         (
             vec!["--server-ca".into(), other_ca.to_str().unwrap().into()],
             "fail",
             1,
+            "was not signed by the server CA this run verifies against",
         ),
     ];
-    for (extra, verdict, code) in cases {
+    for (extra, verdict, code, words) in cases {
         let mut args: Vec<String> = [
             "run",
             "--addr",
@@ -539,6 +542,13 @@ async fn server_identity_fails_for_the_wrong_name_or_ca() {
         let check = &report["checks"][0];
         assert_eq!(check["id"], "server/identity");
         assert_eq!(check["verdict"], verdict, "{extra:?}: {}", check["reason"]);
+        let reason = check["reason"].as_str().unwrap();
+        assert!(reason.contains(words), "{extra:?}: {reason}");
+        assert_eq!(
+            reason.contains("--server-ca"),
+            words.starts_with("was not signed"),
+            "only another CA names --server-ca: {reason}"
+        );
         assert_eq!(out.status.code(), Some(code), "{extra:?}: {}", said(&out));
     }
 }

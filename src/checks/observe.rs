@@ -147,6 +147,8 @@ pub struct Observations {
     pub stand_in: Option<String>,
     /// Subjects of the client CAs the run was given: the names the server may advertise.
     pub operator_cas: Vec<String>,
+    /// Subjects of the server CA(s) the run verifies the server's certificate against.
+    pub server_cas: Vec<String>,
     /// What the server answered to a TLS 1.2 ClientHello offering every suite any client could
     /// use (tried whenever TLS 1.2 is judged): whether it speaks TLS 1.2 to someone.
     pub tls12_suites: Option<probe::suites::SuiteOffer>,
@@ -242,6 +244,11 @@ pub async fn observe(
         stand_in: pki.stand_in.clone(),
         operator_cas: pki
             .client_cas
+            .iter()
+            .filter_map(|c| crate::x509::CertFacts::from_der(c).ok().map(|f| f.subject))
+            .collect(),
+        server_cas: pki
+            .server_ca
             .iter()
             .filter_map(|c| crate::x509::CertFacts::from_der(c).ok().map(|f| f.subject))
             .collect(),

@@ -51,14 +51,44 @@ pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> 
                     Verdict::Pass,
                     format!("the chain verifies for `{}`", endpoint.server_name),
                 ),
-                Some(false) => Judgement::new(
-                    Verdict::Fail,
-                    format!(
-                        "the chain does NOT verify for `{}`: {}",
-                        endpoint.server_name,
-                        chain.verify_error.clone().unwrap_or_default()
-                    ),
-                ),
+                Some(false) => {
+                    let error = chain.verify_error.clone().unwrap_or_default();
+                    let issuer = chain
+                        .leaf_der
+                        .as_deref()
+                        .and_then(|d| crate::x509::CertFacts::from_der(d).ok())
+                        .map(|f| f.issuer);
+                    // Another CA than the bundle's (a client-CA-only rotation leaves the server
+                    // certificate with its old CA): say so, and how to give the right one.
+                    let other_ca = match issuer {
+                        Some(issuer)
+                            if error.contains("UnknownIssuer")
+                                || error.contains("BadSignature") =>
+                        {
+                            format!(
+                                "; the server certificate (issuer `{issuer}`) was not signed by the server CA this run verifies against ({}{}): if the repo-server's certificate comes from another CA than the bundle's (e.g. only the client CA was rotated), give that CA with --server-ca",
+                                if obs.server_cas.contains(&issuer) {
+                                    "a CA of the same name but another key: "
+                                } else {
+                                    ""
+                                },
+                                obs.server_cas
+                                    .iter()
+                                    .map(|n| format!("`{n}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        }
+                        _ => String::new(),
+                    };
+                    Judgement::new(
+                        Verdict::Fail,
+                        format!(
+                            "the chain does NOT verify for `{}`: {error}{other_ca}",
+                            endpoint.server_name,
+                        ),
+                    )
+                }
                 None => Judgement::not_judged("no server CA configured"),
             };
             j.observed(Observed::ServerIdentity {
