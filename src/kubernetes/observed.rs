@@ -112,6 +112,8 @@ pub struct NamespaceObservation {
     pub mtls_secret: Option<Secret>,
     /// Every Secret a component's mTLS file comes from, by name (those that exist and were read).
     pub secrets: BTreeMap<String, Secret>,
+    /// Those of them RBAC would not let this run read, with why.
+    pub unreadable_secrets: BTreeMap<String, String>,
     /// Workloads mounting `argocd-repo-server-mtls*`.
     pub workloads: Vec<Workload>,
     /// For each of `workloads`, its pods and when their containers started.

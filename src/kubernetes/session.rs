@@ -276,6 +276,7 @@ impl Session {
             secret_unreadable: snapshot.secret_unreadable,
             mtls_secret: snapshot.mtls_secret,
             secrets: snapshot.secrets,
+            unreadable_secrets: snapshot.unreadable_secrets,
             workloads: snapshot.workloads,
             mounting_pods: snapshot.mounting_pods,
             cmd_params: snapshot.cmd_params,

@@ -51,7 +51,15 @@ fn audit(workloads: &[Workload], secrets: &[(&str, &Secret)]) -> Vec<Finding> {
         "client-ca.crt",
         &read,
     );
-    out.extend(identities::judge_identities(workloads, None, &secrets));
+    let refused = BTreeMap::new();
+    out.extend(identities::judge_identities(
+        workloads,
+        None,
+        &identities::SecretsRead {
+            found: &secrets,
+            refused: &refused,
+        },
+    ));
     out
 }
 
@@ -219,6 +227,36 @@ fn config_audit_on_correct_and_broken_secrets() {
         !chains.ok() && chains.detail.contains("deployment/argocd-server"),
         "{chains:?}"
     );
+    // A Role that names only the shared Secret: argocd-server's own is unknown, not "missing".
+    let found: BTreeMap<String, Secret> =
+        [("argocd-repo-server-mtls".to_owned(), shared.clone())].into();
+    let refused: BTreeMap<String, String> = [(
+        "argocd-repo-server-mtls-server".to_owned(),
+        "forbidden: get secrets".to_owned(),
+    )]
+    .into();
+    let findings = identities::judge_identities(
+        &b,
+        None,
+        &identities::SecretsRead {
+            found: &found,
+            refused: &refused,
+        },
+    );
+    let pair = findings
+        .iter()
+        .find(|f| f.id == "config/mtls-client-pair/argocd-server")
+        .unwrap();
+    assert_eq!(
+        pair.status,
+        argocd_mtls_verify::checks::kubernetes::Status::Inconclusive
+    );
+    assert!(
+        pair.detail
+            .contains("may not be read by this run (forbidden: get secrets)"),
+        "{pair:?}"
+    );
+
     // Shared or unique, and what certificates do not buy.
     let findings = audit(
         &upstream_workloads(),

@@ -35,15 +35,27 @@ struct Located<'a> {
     missing: Option<String>,
 }
 
-fn locate<'a>(read: &MtlsRead, secrets: &'a BTreeMap<String, Secret>) -> Option<Located<'a>> {
+/// The Secrets of the namespace as this run could read them.
+pub struct SecretsRead<'a> {
+    /// Those that exist and were read, by name.
+    pub found: &'a BTreeMap<String, Secret>,
+    /// Those RBAC refused, with why.
+    pub refused: &'a BTreeMap<String, String>,
+}
+
+fn locate<'a>(read: &MtlsRead, secrets: &SecretsRead<'a>) -> Option<Located<'a>> {
     let FileSource::SecretKey { secret, key } = &read.source else {
         return None;
     };
-    let found = secrets.get(secret);
+    let found = secrets.found.get(secret);
     let bytes = found
         .and_then(|s| s.data.as_ref()?.get(key))
         .map(|b| b.0.as_slice());
     let missing = match (found, bytes) {
+        (None, _) if secrets.refused.contains_key(secret) => Some(format!(
+            "Secret `{secret}` may not be read by this run ({})",
+            secrets.refused[secret]
+        )),
         (None, _) => Some(format!(
             "Secret `{secret}` does not exist (the volume is optional, so the file is simply absent)"
         )),
@@ -63,7 +75,7 @@ fn locate<'a>(read: &MtlsRead, secrets: &'a BTreeMap<String, Secret>) -> Option<
 fn trusted_cas(
     workloads: &[Workload],
     cmd_params: Option<&ConfigMap>,
-    secrets: &BTreeMap<String, Secret>,
+    secrets: &SecretsRead,
 ) -> Result<(String, Vec<Vec<u8>>), String> {
     let read = workloads
         .iter()
@@ -94,7 +106,7 @@ fn trusted_cas(
 pub fn judge_identities(
     workloads: &[Workload],
     cmd_params: Option<&ConfigMap>,
-    secrets: &BTreeMap<String, Secret>,
+    secrets: &SecretsRead,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let trusted = trusted_cas(workloads, cmd_params, secrets);
@@ -131,6 +143,16 @@ pub fn judge_identities(
             .iter()
             .filter_map(|l| l.missing.as_deref())
             .collect();
+        let refused = [&p.cert, &p.key]
+            .iter()
+            .any(|l| secrets.refused.contains_key(&l.secret));
+        if refused {
+            out.push(Finding::inconclusive(
+                &pair_id,
+                format!("{who}: {}", missing.join("; ")),
+            ));
+            continue;
+        }
         if !missing.is_empty() {
             out.push(Finding::fail(
                 &pair_id,

@@ -200,7 +200,10 @@ pub fn judge_namespace(namespace: &str, config: &NamespaceObservation) -> Vec<Fi
         out.extend(identities::judge_identities(
             &config.workloads,
             cmd_params,
-            &config.secrets,
+            &identities::SecretsRead {
+                found: &config.secrets,
+                refused: &config.unreadable_secrets,
+            },
         ));
     }
     if let Some(secret) = &config.mtls_secret {

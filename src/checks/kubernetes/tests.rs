@@ -799,6 +799,7 @@ fn evaluate_a_run_whose_secret_could_not_be_read() {
             secret_unreadable: Some("forbidden: get secrets".into()),
             mtls_secret: None,
             secrets: BTreeMap::new(),
+            unreadable_secrets: BTreeMap::new(),
             workloads: correct_mounts(),
             mounting_pods: BTreeMap::new(),
             cmd_params: None,

@@ -27,6 +27,8 @@ pub struct Snapshot {
     /// Every Secret a component's mTLS file comes from (and `argocd-repo-server-mtls`), by name,
     /// those that exist, when reading Secrets is allowed.
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets a component's file comes from that RBAC would not let this run read, with why.
+    pub unreadable_secrets: BTreeMap<String, String>,
     /// Whether the Secret was read (false when not asked to, or when RBAC refused).
     pub secret_read: bool,
     /// Why the Secret could not be read, when RBAC refused it.
@@ -300,11 +302,16 @@ pub async fn read_snapshot(
                         snap.secrets.insert(name, secret);
                     }
                 }
-                Err(e @ ClusterError::Forbidden { .. }) => {
+                // The shared Secret refused: the Secret checks are skipped with the reason. Another
+                // one refused (a Role naming only the shared Secret): that one is unknown, said
+                // where it matters.
+                Err(e @ ClusterError::Forbidden { .. }) if name == MTLS_SECRET => {
                     snap.secret_read = false;
                     snap.secret_unreadable = Some(e.to_string());
-                    snap.secrets.clear();
                     break;
+                }
+                Err(e @ ClusterError::Forbidden { .. }) => {
+                    snap.unreadable_secrets.insert(name, e.to_string());
                 }
                 Err(e) => return Err(e),
             }
