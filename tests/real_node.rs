@@ -471,6 +471,18 @@ fn s2_misnamed_client_ca_key_leaves_the_server_open() {
     for id in OPEN_SERVER_FAILS {
         assert_eq!(run.verdict(id), "fail", "{id}");
     }
+    // Without --pki the Secret's pair cannot serve (no client-ca.crt): a stand-in client probes,
+    // and the server's certificate is verified against the installation's own server CA
+    // (argocd-repo-server-tls's ca.crt), so server/identity is still judged, on the real server.
+    let run = node.product(&["run", "--target", "cluster"]);
+    run.assert_exit(1);
+    assert_eq!(
+        run.verdict("server/identity"),
+        "pass",
+        "{}",
+        run.reason("server/identity")
+    );
+    assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "skip");
 }
 
 /// Scenario 3: the Secret created, nothing restarted: the running pods are still open. Exit 1,

@@ -145,6 +145,9 @@ pub struct Observations {
     pub elapsed_ms: f64,
     /// Why the client identity presented as "valid" is a stand-in (see [`ProbePki::stand_in`]).
     pub stand_in: Option<String>,
+    /// With a stand-in: where the installation's server CA the server was verified against came
+    /// from (`None`: there was none, and the stand-in's CA is nobody's server CA).
+    pub stand_in_server_ca: Option<String>,
     /// Subjects of the client CAs the run was given: the names the server may advertise.
     pub operator_cas: Vec<String>,
     /// Subjects of the server CA(s) the run verifies the server's certificate against.
@@ -242,6 +245,7 @@ pub async fn observe(
     let started = std::time::Instant::now();
     let mut obs = Observations {
         stand_in: pki.stand_in.clone(),
+        stand_in_server_ca: pki.server_ca_origin.clone(),
         operator_cas: pki
             .client_cas
             .iter()

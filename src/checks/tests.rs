@@ -581,6 +581,13 @@ fn a_stand_in_identity_judges_neither_server_identity_nor_health() {
             r.reason
         );
     }
+    // The installation's own server CA (read from its Secrets) judges the server's identity
+    // without a client identity; Health/Check still needs one.
+    obs.stand_in_server_ca = Some("secret/argocd/argocd-repo-server-tls key ca.crt".into());
+    let r = evaluate(&check("server/identity"), &obs, &endpoint(Protocol::Grpc));
+    assert_ne!(r.verdict, Verdict::Skip, "{}", r.reason);
+    let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Grpc));
+    assert_eq!(r.verdict, Verdict::Skip, "{}", r.reason);
     obs.stand_in = None;
     let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Grpc));
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);

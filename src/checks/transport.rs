@@ -28,9 +28,10 @@ pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
 
 pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> Judgement {
     // The stand-in's CA is nobody's server CA: verifying against it would blame the server.
-    if let Some(why) = &obs.stand_in {
+    // The installation's own server CA (from its Secrets) verifies it without a client identity.
+    if let (Some(why), None) = (&obs.stand_in, &obs.stand_in_server_ca) {
         return Judgement::not_judged(format!(
-            "no server CA of this installation to verify against (give --server-ca or --pki): {why}"
+            "no server CA of this installation to verify against (give --server-ca or --pki; neither the Secret's server-ca.crt nor argocd-repo-server-tls's ca.crt could be read): {why}"
         ));
     }
     let v = preferred_version(obs);

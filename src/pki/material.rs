@@ -174,6 +174,10 @@ pub struct ProbePki {
     /// has no reason to trust: why. Probes that need no identity (no certificate, the open
     /// server's acceptance of anyone) still prove something; the valid-client case cannot.
     pub stand_in: Option<String>,
+    /// With a stand-in client identity: where the installation's own server CA was found (the
+    /// Secret's `server-ca.crt`, or `argocd-repo-server-tls`'s `ca.crt`), which then verifies the
+    /// server's certificate in place of the stand-in's CA. `None`: the server CA is the bundle's.
+    pub server_ca_origin: Option<String>,
 }
 
 /// The CA key given to the run and the certificate it belongs to: one of the client CA file's
@@ -297,6 +301,7 @@ impl ProbePki {
             server_ca,
             paths: paths.clone(),
             stand_in: None,
+            server_ca_origin: None,
         })
     }
 
@@ -306,6 +311,35 @@ impl ProbePki {
         let bundle = super::generate(&super::InitOptions::default())?;
         let mut pki = Self::from_generated(&bundle, Path::new("<stand-in: generated in memory>"))?;
         pki.stand_in = Some(why.into());
+        Ok(pki)
+    }
+
+    /// A stand-in identity ([`ProbePki::stand_in`]) that verifies the server against the
+    /// installation's own server CA (`pem`, read from `origin`): the server's identity is then
+    /// judged although no client identity of the installation is known.
+    pub fn stand_in_with_server_ca(
+        why: impl Into<String>,
+        pem: &[u8],
+        origin: &str,
+    ) -> Result<Self, PkiError> {
+        use rustls_pki_types::pem::PemObject;
+        let mut pki = Self::stand_in(why)?;
+        let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .collect::<Result<_, _>>()
+            .map_err(|e| PkiError::BadCertificate {
+                path: origin.into(),
+                index: 1,
+                detail: e.to_string(),
+            })?;
+        if cas.is_empty() {
+            return Err(PkiError::BadCertificate {
+                path: origin.into(),
+                index: 1,
+                detail: "no PEM certificate".into(),
+            });
+        }
+        pki.server_ca = cas;
+        pki.server_ca_origin = Some(origin.to_owned());
         Ok(pki)
     }
 
@@ -358,6 +392,7 @@ impl ProbePki {
                 server_ca: None,
             },
             stand_in: None,
+            server_ca_origin: None,
         })
     }
 
@@ -419,6 +454,7 @@ impl ProbePki {
                 server_ca: server_ca_given.then(|| at("server-ca.crt")),
             },
             stand_in: None,
+            server_ca_origin: None,
         })
     }
 

@@ -513,10 +513,42 @@ impl KubeRun {
                 // anyone: a throwaway client still proves that. The valid-client case is not judged.
                 Err(why) => {
                     let why = format!("{why:#}");
+                    // The server's identity still has a judge when the installation's server
+                    // CA can be read: the Secret's server-ca.crt, else argocd-repo-server-tls's ca.crt.
+                    let server_ca = [
+                        (
+                            crate::pki::secrets::MTLS_SECRET,
+                            crate::pki::secrets::mtls_keys::SERVER_CA,
+                        ),
+                        (crate::pki::secrets::TLS_SECRET, "ca.crt"),
+                    ]
+                    .into_iter()
+                    .find_map(|(secret, key)| {
+                        let pem = snapshot.secrets.get(secret)?.data.as_ref()?.get(key)?;
+                        Some((
+                            pem.0.clone(),
+                            format!("secret/{}/{secret} key {key}", session.namespace),
+                        ))
+                    });
                     self.events.note(&format!(
-                        "{why}; probing with a stand-in client identity (the valid-client case is not judged)"
+                        "{why}; probing with a stand-in client identity (the valid-client case is not judged){}",
+                        server_ca
+                            .as_ref()
+                            .map(|(_, o)| format!("; the server is verified against {o}"))
+                            .unwrap_or_default()
                     ));
-                    ProbePki::stand_in(why)?
+                    match server_ca {
+                        Some((pem, origin)) => {
+                            ProbePki::stand_in_with_server_ca(why.clone(), &pem, &origin).or_else(
+                                |e| {
+                                    ProbePki::stand_in(format!(
+                                        "{why}; the server CA in {origin} is unusable: {e}"
+                                    ))
+                                },
+                            )?
+                        }
+                        None => ProbePki::stand_in(why)?,
+                    }
                 }
             });
         }

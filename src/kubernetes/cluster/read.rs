@@ -279,7 +279,11 @@ pub async fn read_snapshot(
     if read_secret {
         // The Secret the manifests name, and every Secret a component's mTLS file comes from
         // (Option B's per-component Secrets, a cert-manager Secret behind `items`).
-        let mut names = std::collections::BTreeSet::from([MTLS_SECRET.to_owned()]);
+        let mut names = std::collections::BTreeSet::from([
+            MTLS_SECRET.to_owned(),
+            // Its `ca.crt` is the server CA when nothing else gives one.
+            crate::pki::secrets::TLS_SECRET.to_owned(),
+        ]);
         for w in &snap.workloads {
             for r in w.mtls_reads(snap.cmd_params.as_ref()) {
                 if let crate::kubernetes::workloads::FileSource::SecretKey { secret, .. } = r.source
