@@ -1320,3 +1320,68 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
         vec![(scope, "pass".into())]
     );
 }
+
+/// Scenario 12: `client-ca.crt` present but not PEM. The real repo-server refuses to start (it
+/// does not fall back to open): the report names the crash with its cause (the line the crashed
+/// run logged, and what it means) and the Secret's own check fails on the same key. Exit 1.
+#[test]
+fn s12_a_garbled_client_ca_is_a_named_startup_failure() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_without_mtls();
+    let dir = pki.path();
+    node.apply(&std::fs::read_to_string(dir.join("argocd-repo-server-tls.yaml")).unwrap());
+    let garbage = tempdir();
+    let garbled = garbage.path().join("client-ca.crt");
+    std::fs::write(&garbled, "not a certificate\n").unwrap();
+    let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    node.k(&[
+        "create",
+        "secret",
+        "generic",
+        "argocd-repo-server-mtls",
+        "-n",
+        NS,
+        &format!("--from-file=client-ca.crt={}", garbled.to_str().unwrap()),
+        &format!("--from-file=client.crt={}", file("client.crt")),
+        &format!("--from-file=client.key={}", file("client.key")),
+    ]);
+    node.k(&[
+        "rollout",
+        "restart",
+        "-n",
+        NS,
+        "deployment/argocd-repo-server",
+    ]);
+    // The new pod crashes; wait until it has (its last state is a terminated run).
+    let mut crashed = false;
+    for _ in 0..120 {
+        let states = node
+            .repo_server_pods_with(" {.status.containerStatuses[0].lastState.terminated.exitCode}");
+        if states.iter().any(|l| l.split_whitespace().nth(1).is_some()) {
+            crashed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        crashed,
+        "the repo-server did not crash: {:?}",
+        node.repo_server_pods()
+    );
+    let run = node.verify(dir);
+    run.assert_exit(1);
+    let ready: Vec<(String, String)> = verdicts(&run, "pod/ready")
+        .into_iter()
+        .filter(|(_, v)| v == "fail")
+        .collect();
+    assert!(!ready.is_empty(), "{}", run.said);
+    let why = reason_on(&run, "pod/ready", &ready[0].0);
+    assert!(
+        why.contains("invalid cert data in /app/config/reposerver/mtls/client-ca.crt")
+            && why.contains("refuses to start rather than run open"),
+        "{why}"
+    );
+    assert_eq!(run.verdict("config/client-ca-parses"), "fail");
+    node.reset();
+}

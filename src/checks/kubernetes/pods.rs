@@ -100,6 +100,14 @@ pub fn judge_stopped(stopped: &StoppedReplica) -> Finding {
 
 /// What to change for a startup failure the repo-server is known for.
 pub fn startup_failure_fix(message: &str) -> Option<&'static str> {
+    // An empty or non-PEM client CA file: Argo CD's LoadX509CertPool refuses it ("invalid cert
+    // data in <path>") and the repo-server exits; it does not fall back to open.
+    if message.contains("invalid cert data in") {
+        return Some(
+            "The client CA file exists but holds no PEM certificate (an empty or garbled `client-ca.crt` in Secret argocd-repo-server-mtls): \
+             the repo-server refuses to start rather than run open. Put the PEM of the client CA(s) in `client-ca.crt` (config/client-ca-parses names the Secret's problem)",
+        );
+    }
     // Argo CD 3.5 gives --client-ca-path a default, so a repo-server that had TLS turned off
     // (reposerver.disable.tls, common behind a mesh) refuses to start after the upgrade.
     message

@@ -773,6 +773,18 @@ fn replica_that_cannot_run() {
         "open /app/config/tls/tls.crt: permission denied",
     )));
     assert!(!other.detail.contains("upgrade hazard"));
+    assert!(!other.detail.contains("no PEM certificate"));
+    let empty_ca = pods::judge_stopped(&stopped(Some(
+        "invalid cert data in /app/config/reposerver/mtls/client-ca.crt",
+    )));
+    assert!(
+        empty_ca.detail.contains("holds no PEM certificate")
+            && empty_ca
+                .detail
+                .contains("refuses to start rather than run open"),
+        "{}",
+        empty_ca.detail
+    );
 }
 
 /// The whole fold on one canned run: a Secret RBAC would not let us read leaves its cases
