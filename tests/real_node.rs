@@ -1385,3 +1385,238 @@ fn s12_a_garbled_client_ca_is_a_named_startup_failure() {
     assert_eq!(run.verdict("config/client-ca-parses"), "fail");
     node.reset();
 }
+
+/// A process started by the test, killed by its PID when dropped.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        // SIGTERM first: the prober flushes and exits.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        for _ in 0..20 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A client leaf `client.crt`/`client.key` in `out`, issued by `ca` (a bundle directory with
+/// `ca.crt` and `ca.key`) with openssl: a routine renewal from the same CA.
+fn renew_leaf(ca: &Path, out: &Path) {
+    let ok = |args: &[&str]| {
+        common::openssl_ok(out, args);
+    };
+    std::fs::write(out.join("ext.cnf"), "extendedKeyUsage=clientAuth\n").unwrap();
+    ok(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+        "-subj",
+        "/CN=argocd-core-clients-renewed",
+    ]);
+    let (ca_crt, ca_key) = (ca.join("ca.crt"), ca.join("ca.key"));
+    ok(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        ca_crt.to_str().unwrap(),
+        "-CAkey",
+        ca_key.to_str().unwrap(),
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "client.crt",
+    ]);
+}
+
+/// Scenario 13: a whole rotation with a client calling the repo-server every 200 ms through its
+/// Service for all of it (`tests/rig/node/prober.py`, presenting whatever pair the rotation has
+/// reached). The harness judges every state from what the running server announces: (1) a leaf
+/// renewal from the same CA: no restart asked, exit 0; (2) client-ca.crt = old + new CA: RESTART
+/// NEEDED, exit 1; (3) repo-server restarted: exit 0; (4) new leaves from the new CA: exit 0;
+/// (5) old CA dropped: RESTART NEEDED, exit 1; (6) restarted: exit 0. The prober's failed calls
+/// are the measured error window, printed for the record.
+#[test]
+fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
+    let node = node();
+    let old = pki_init("default");
+    let new = pki_init("default");
+    node.install_with_mtls(old.path());
+    let ip = node.k(&[
+        "get",
+        "service",
+        "argocd-repo-server",
+        "-n",
+        NS,
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
+    // The prober's identity: the old pair now, replaced file by file as the rotation goes.
+    let identity = tempdir();
+    let install = |from: &Path| {
+        for f in ["client.key", "client.crt"] {
+            let staged = identity.path().join(format!(".{f}"));
+            std::fs::copy(from.join(f), &staged).unwrap();
+            std::fs::rename(&staged, identity.path().join(f)).unwrap();
+        }
+    };
+    install(old.path());
+    let log = tempdir();
+    let log_path = log.path().join("prober.jsonl");
+    let prober = Spawned(
+        Command::new("python3")
+            .arg(common::rig::root().join("tests/rig/node/prober.py"))
+            .args([ip.trim(), "8081", identity.path().to_str().unwrap(), "0.2"])
+            .stdout(std::fs::File::create(&log_path).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 runs the prober"),
+    );
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    };
+    let patch_secret = |data: serde_json::Value| {
+        node.k(&[
+            "patch",
+            "secret",
+            "argocd-repo-server-mtls",
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            &serde_json::json!({ "data": data }).to_string(),
+        ]);
+    };
+    let restart = || {
+        node.k(&[
+            "rollout",
+            "restart",
+            "-n",
+            NS,
+            "deployment/argocd-repo-server",
+        ]);
+        node.k(&[
+            "rollout",
+            "status",
+            "-n",
+            NS,
+            "deployment/argocd-repo-server",
+            "--timeout=300s",
+        ]);
+        node.wait_no_terminating();
+    };
+    let scope = format!("namespace/{NS}");
+    let id = "config/restarted-after-secret/argocd-repo-server";
+    let mut marks = vec![("installed", std::time::SystemTime::now())];
+    // Each state judged read-only from the cluster's own Secret (no --pki, so no CA key: the
+    // cases minted from it are skipped, a narrowing declared with --partial).
+    let judge = |state: &str, exit: i32, restart_needed: bool| {
+        let run = node.product(&["run", "--target", "cluster", "--partial"]);
+        let reason = reason_on(&run, id, &scope);
+        assert_eq!(
+            reason.contains("RESTART NEEDED"),
+            restart_needed,
+            "{state}: {reason}"
+        );
+        assert_eq!(run.code, Some(exit), "{state}: {}", run.said);
+    };
+    judge("start", 0, false);
+
+    // (1) A routine renewal: a new leaf from the same CA, the pair replaced in the Secret.
+    let renewed = tempdir();
+    renew_leaf(old.path(), renewed.path());
+    patch_secret(serde_json::json!({
+        "client.crt": b64(&std::fs::read(renewed.path().join("client.crt")).unwrap()),
+        "client.key": b64(&std::fs::read(renewed.path().join("client.key")).unwrap()),
+    }));
+    install(renewed.path());
+    marks.push(("leaf renewed", std::time::SystemTime::now()));
+    judge("leaf renewal", 0, false);
+
+    // (2) The bundle: old and new CA.
+    let old_ca = std::fs::read(old.path().join("ca.crt")).unwrap();
+    let new_ca = std::fs::read(new.path().join("ca.crt")).unwrap();
+    patch_secret(
+        serde_json::json!({ "client-ca.crt": b64(&[old_ca.clone(), new_ca.clone()].concat()) }),
+    );
+    marks.push(("bundle old+new", std::time::SystemTime::now()));
+    judge("bundle before restart", 1, true);
+    // (3) Restarted with the bundle.
+    restart();
+    marks.push(("restarted with the bundle", std::time::SystemTime::now()));
+    judge("bundle after restart", 0, false);
+    // (4) New leaves from the new CA.
+    patch_secret(serde_json::json!({
+        "client.crt": b64(&std::fs::read(new.path().join("client.crt")).unwrap()),
+        "client.key": b64(&std::fs::read(new.path().join("client.key")).unwrap()),
+    }));
+    install(new.path());
+    marks.push(("new leaves", std::time::SystemTime::now()));
+    judge("new leaves", 0, false);
+    // (5) The old CA dropped.
+    patch_secret(serde_json::json!({ "client-ca.crt": b64(&new_ca) }));
+    marks.push(("old CA dropped", std::time::SystemTime::now()));
+    judge("old CA dropped before restart", 1, true);
+    // (6) Restarted with the new CA only.
+    restart();
+    marks.push(("restarted with the new CA", std::time::SystemTime::now()));
+    judge("new CA after restart", 0, false);
+    drop(prober);
+
+    let lines = std::fs::read_to_string(&log_path).unwrap();
+    let attempts: Vec<serde_json::Value> = lines
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let failed: Vec<&serde_json::Value> = attempts.iter().filter(|a| a["ok"] != true).collect();
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let start = secs(marks[0].1);
+    eprintln!(
+        "[rotation] {} calls every 200 ms over {:.0} s, {} failed",
+        attempts.len(),
+        attempts
+            .last()
+            .map(|a| a["t"].as_f64().unwrap() - start)
+            .unwrap_or(0.0),
+        failed.len()
+    );
+    for (name, at) in &marks {
+        eprintln!("[rotation]   +{:>6.1} s {name}", secs(*at) - start);
+    }
+    for f in &failed {
+        eprintln!(
+            "[rotation]   failed at +{:.1} s: {}",
+            f["t"].as_f64().unwrap() - start,
+            f["why"].as_str().unwrap_or_default()
+        );
+    }
+    assert!(
+        attempts.len() > 50,
+        "the prober ran the whole rotation: {} calls",
+        attempts.len()
+    );
+    assert!(
+        attempts.iter().any(|a| a["ok"] == true),
+        "the prober's calls went through at all: {lines}"
+    );
+}

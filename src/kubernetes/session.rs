@@ -142,7 +142,9 @@ impl Session {
         }
         for pod in cluster::repo_server_pods(&self.client, &self.namespace, &self.workloads).await?
         {
-            if !pod.running {
+            // A crash loop caught in one of its brief runs cannot serve either: probing it would
+            // judge a server that is about to exit.
+            if !pod.running || pod.crash_looping {
                 down.push(pod);
                 continue;
             }

@@ -644,7 +644,7 @@ fn pod(name: &str, ready: bool, restarts: i32) -> PodFacts {
         image_ids: vec![],
         running: true,
         state: String::new(),
-        grpc_log_level: None,
+        ..PodFacts::default()
     }
 }
 

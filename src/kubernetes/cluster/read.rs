@@ -138,6 +138,10 @@ pub struct PodFacts {
     /// last run of each ended (`last exit 1 (Error)`); empty when all run.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub state: String,
+    /// Not Ready, and a container whose last run failed has been restarted: a crash loop
+    /// caught in one of its brief runs. It cannot serve, and is judged as a stopped replica.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub crash_looping: bool,
     /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it on its containers (unset: `None`):
     /// whether grpc-go may log refused handshakes at all.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -167,6 +171,20 @@ fn pod_facts(pod: &Pod) -> PodFacts {
                         .iter()
                         .all(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()))
             }),
+        crash_looping: !status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            && status
+                .and_then(|s| s.container_statuses.as_ref())
+                .is_some_and(|cs| {
+                    cs.iter().any(|c| {
+                        c.restart_count > 0
+                            && c.last_state
+                                .as_ref()
+                                .and_then(|s| s.terminated.as_ref())
+                                .is_some_and(|t| t.exit_code != 0)
+                    })
+                }),
         state: container_state_words(pod),
         grpc_log_level: pod
             .spec
@@ -185,7 +203,22 @@ fn container_state_words(pod: &Pod) -> String {
         .as_ref()
         .and_then(|s| s.container_statuses.as_ref());
     for c in statuses.into_iter().flatten() {
+        let failed_before = c
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+            .is_some_and(|t| t.exit_code != 0);
         if c.state.as_ref().is_some_and(|s| s.running.is_some()) {
+            if failed_before && c.restart_count > 0 && !c.ready {
+                let t = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+                words.push(format!(
+                    "container {}: running again after {} restarts, not ready; its last run exited {} ({})",
+                    c.name,
+                    c.restart_count,
+                    t.map(|t| t.exit_code).unwrap_or_default(),
+                    t.and_then(|t| t.reason.as_deref()).unwrap_or("no reason given")
+                ));
+            }
             continue;
         }
         let mut w = format!("container {}", c.name);
@@ -667,4 +700,49 @@ pub async fn server_version(client: &Client) -> Result<String, ClusterError> {
         .await
         .map(|v| v.git_version)
         .map_err(|e| api_error("get", "/version", "", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A crash loop caught in one of its brief runs (running, not Ready, restarted after a
+    /// failed run) is no replica to probe; a pod starting normally, or one that restarted after
+    /// a clean exit, is.
+    #[test]
+    fn a_crash_loop_in_a_brief_run_is_not_serving() {
+        let pod = |ready: &str, restarts: i32, last_exit: i32| -> Pod {
+            serde_json::from_value(serde_json::json!({
+                "metadata": { "name": "argocd-repo-server-x" },
+                "status": {
+                    "conditions": [{ "type": "Ready", "status": ready }],
+                    "containerStatuses": [{
+                        "name": "argocd-repo-server", "image": "i", "imageID": "d", "ready": ready == "True",
+                        "restartCount": restarts,
+                        "state": { "running": { "startedAt": "2026-12-03T07:00:00Z" } },
+                        "lastState": { "terminated": { "exitCode": last_exit, "reason": "Error" } }
+                    }]
+                }
+            }))
+            .unwrap()
+        };
+        let looping = pod_facts(&pod("False", 3, 1));
+        assert!(looping.running && looping.crash_looping);
+        assert!(
+            looping.state.contains(
+                "running again after 3 restarts, not ready; its last run exited 1 (Error)"
+            ),
+            "{}",
+            looping.state
+        );
+        assert!(
+            !pod_facts(&pod("False", 0, 1)).crash_looping,
+            "never restarted"
+        );
+        assert!(!pod_facts(&pod("True", 3, 1)).crash_looping, "ready again");
+        assert!(
+            !pod_facts(&pod("False", 1, 0)).crash_looping,
+            "a clean exit"
+        );
+    }
 }
