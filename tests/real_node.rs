@@ -511,19 +511,24 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
         assert_eq!(run.verdict(id), "fail", "{id}");
     }
     let scope = format!("namespace/{NS}");
+    // Judged per replica, from what each announces.
+    let pods = node.repo_server_pods();
+    assert_eq!(
+        verdicts(&run, "config/restarted-after-secret/argocd-repo-server"),
+        pods.iter()
+            .map(|p| (p.clone(), "fail".to_owned()))
+            .collect::<Vec<_>>()
+    );
     let repo = reason_on(
         &run,
         "config/restarted-after-secret/argocd-repo-server",
-        &scope,
+        &pods[0],
     );
     assert!(
         repo.contains("RESTART NEEDED")
+            && repo.contains("asks for no client certificate")
             && repo.contains("kubectl -n argocd rollout restart deployment/argocd-repo-server"),
         "{repo}"
-    );
-    assert_eq!(
-        verdicts(&run, "config/restarted-after-secret/argocd-repo-server"),
-        vec![(scope.clone(), "fail".into())]
     );
     let controller = reason_on(
         &run,
@@ -1521,14 +1526,14 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
         ]);
         node.wait_no_terminating();
     };
-    let scope = format!("namespace/{NS}");
     let id = "config/restarted-after-secret/argocd-repo-server";
     let mut marks = vec![("installed", std::time::SystemTime::now())];
     // Each state judged read-only from the cluster's own Secret (no --pki, so no CA key: the
     // cases minted from it are skipped, a narrowing declared with --partial).
     let judge = |state: &str, exit: i32, restart_needed: bool| {
         let run = node.product(&["run", "--target", "cluster", "--partial"]);
-        let reason = reason_on(&run, id, &scope);
+        let pods = node.repo_server_pods();
+        let reason = reason_on(&run, id, &pods[0]);
         assert_eq!(
             reason.contains("RESTART NEEDED"),
             restart_needed,

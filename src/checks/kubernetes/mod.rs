@@ -145,23 +145,22 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
     for replica in &observed.replicas {
         let mut findings = pods::judge_replica(replica);
         findings.push(pods::judge_peer(replica));
+        if let Some(secret) = &observed.config.mtls_secret {
+            findings.push(workloads::judge_repo_server_restart(
+                secret,
+                replica,
+                &observed.config.workloads,
+                &observed.namespace,
+            ));
+        }
         scopes.push(ScopedFindings {
             scope: replica.before.name.clone(),
             findings,
         });
     }
-    let mut namespace_findings = judge_namespace(&observed.namespace, &observed.config);
-    if let Some(secret) = &observed.config.mtls_secret {
-        namespace_findings.extend(workloads::judge_repo_server_restart(
-            secret,
-            &observed.replicas,
-            &observed.config.workloads,
-            &observed.namespace,
-        ));
-    }
     scopes.push(ScopedFindings {
         scope: namespace_scope.clone(),
-        findings: namespace_findings,
+        findings: judge_namespace(&observed.namespace, &observed.config),
     });
     let not_observed: BTreeMap<String, String> = observed
         .config

@@ -378,74 +378,58 @@ fn repo_server_restart_from_what_it_announces() {
     );
     let id = "config/restarted-after-secret/argocd-repo-server";
     let health = "O=Argo CD Health Check";
-    let judged = workloads::judge_repo_server_restart(
-        &secret,
-        &[
-            announcing("r-1", true, &["CN=ops-ca", health]),
-            announcing("r-2", true, &[health, "CN=ops-ca"]),
-        ],
-        &w,
-        "gitops",
-    );
-    assert_eq!(judged.len(), 2);
-    assert!(
-        judged.iter().all(|f| f.status == Status::Holds),
-        "{judged:#?}"
-    );
+    let judge = |secret: &Secret, replica: &ReplicaObservation| {
+        workloads::judge_repo_server_restart(secret, replica, &w, "gitops")
+    };
+    for replica in [
+        announcing("r-1", true, &["CN=ops-ca", health]),
+        announcing("r-2", true, &[health, "CN=ops-ca"]),
+    ] {
+        let f = judge(&secret, &replica);
+        assert_eq!((f.id.as_str(), f.status), (id, Status::Holds), "{f:?}");
+    }
 
-    let judged = workloads::judge_repo_server_restart(
-        &secret,
-        &[
-            announcing("r-1", true, &["CN=old-ca", health]),
-            announcing("r-2", false, &[]),
-        ],
-        &w,
-        "gitops",
-    );
+    let old = judge(&secret, &announcing("r-1", true, &["CN=old-ca", health]));
+    let open = judge(&secret, &announcing("r-2", false, &[]));
+    for f in [&old, &open] {
+        assert_eq!(f.status, Status::Fails, "{f:?}");
+        assert!(
+            f.detail.starts_with("RESTART NEEDED")
+                && f.detail
+                    .contains("kubectl -n gitops rollout restart deployment/prod-repo-server"),
+            "{}",
+            f.detail
+        );
+    }
     assert!(
-        judged.iter().all(|f| f.status == Status::Fails),
-        "{judged:#?}"
-    );
-    assert!(
-        judged[0]
-            .detail
-            .contains("runs with client CA(s) `CN=old-ca`")
-            && judged[0].detail.contains("`CN=ops-ca`"),
+        old.detail.contains("runs with client CA(s) `CN=old-ca`")
+            && old.detail.contains("`CN=ops-ca`"),
         "{}",
-        judged[0].detail
+        old.detail
     );
-    assert!(judged[1].detail.contains("still runs without mTLS"));
-    assert!(judged.iter().all(|f| {
-        f.detail.starts_with("RESTART NEEDED")
-            && f.detail
-                .contains("kubectl -n gitops rollout restart deployment/prod-repo-server")
-    }));
-    assert!(judged.iter().all(|f| f.id == id));
+    assert!(open.detail.contains("still runs without mTLS"));
 
     // A bundle of two CAs must be announced whole; a handshake that never happened is no verdict.
     let two = secret_with_client_ca(
         "2026-11-20T10:00:00Z",
         &(ca_pem("old-ca") + &ca_pem("new-ca")),
     );
-    let judged = workloads::judge_repo_server_restart(
-        &two,
-        &[announcing("r-1", true, &["CN=old-ca", health])],
-        &w,
-        "gitops",
+    assert_eq!(
+        judge(&two, &announcing("r-1", true, &["CN=old-ca", health])).status,
+        Status::Fails
     );
-    assert_eq!(judged[0].status, Status::Fails);
     let mut silent = announcing("r-1", false, &[]);
     silent.announcement.tls_version = None;
-    let judged = workloads::judge_repo_server_restart(&two, &[silent], &w, "gitops");
-    assert_eq!(judged[0].status, Status::Inconclusive);
+    assert_eq!(judge(&two, &silent).status, Status::Inconclusive);
     // Without client-ca.crt no restart helps: not applicable (the Secret checks fail it).
-    let judged = workloads::judge_repo_server_restart(
-        &secret_changed_at("2026-11-20T10:00:00Z"),
-        &[announcing("r-1", false, &[])],
-        &w,
-        "gitops",
+    assert_eq!(
+        judge(
+            &secret_changed_at("2026-11-20T10:00:00Z"),
+            &announcing("r-1", false, &[])
+        )
+        .status,
+        Status::NotApplicable
     );
-    assert_eq!(judged[0].status, Status::NotApplicable);
 }
 
 /// `config/restarted-after-secret/<client>` (advice): started after the change holds; started

@@ -116,7 +116,7 @@ fn judge_mount(
     )
 }
 
-/// Whether each running repo-server replica runs with the Secret's client CA, judged from what it
+/// Whether a running repo-server replica runs with the Secret's client CA, judged from what it
 /// announces (the CA names of its CertificateRequest are its client-CA pool: the CAs it loaded at
 /// startup plus `O=Argo CD Health Check`), never from timestamps: a routine renewal of the client
 /// pair changes the Secret but needs no repo-server restart. A replica that asks for no
@@ -124,10 +124,10 @@ fn judge_mount(
 /// than `client-ca.crt` holds runs with an old bundle: both need a restart.
 pub fn judge_repo_server_restart(
     secret: &Secret,
-    replicas: &[ReplicaObservation],
+    replica: &ReplicaObservation,
     workloads: &[Workload],
     namespace: &str,
-) -> Vec<Finding> {
+) -> Finding {
     let id = format!(
         "{}/{}",
         ids::RESTARTED_AFTER_SECRET,
@@ -138,13 +138,13 @@ pub fn judge_repo_server_restart(
         // No usable client-ca.crt: a restart would not help; config/mtls-secret-keys and
         // config/client-ca-parses judge the Secret itself.
         _ => {
-            return vec![Finding::not_applicable(
+            return Finding::not_applicable(
                 &id,
                 format!(
                     "Secret `{MTLS_SECRET}` holds no usable `{}`: no restart makes the repo-server enforce mTLS (the Secret's own checks say why)",
                     mtls_keys::CLIENT_CA
                 ),
-            )];
+            );
         }
     };
     let mut expected: Vec<String> = bundle
@@ -164,67 +164,61 @@ pub fn judge_repo_server_restart(
         .map(|w| format!("kubectl -n {namespace} rollout restart {}", w.reference()))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut out = Vec::new();
-    for replica in replicas {
-        let pod = &replica.before.name;
-        let a = &replica.announcement;
-        if a.tls_version.is_none() {
-            out.push(Finding::inconclusive(
-                &id,
-                format!(
-                    "could not read what pod/{pod} announces (no TLS handshake): {}",
-                    a.detail
-                ),
-            ));
-            continue;
-        }
-        if !a.client_cert_requested {
-            out.push(Finding::fail(
-                &id,
-                format!(
-                    "RESTART NEEDED: pod/{pod} asks for no client certificate although Secret `{MTLS_SECRET}` holds `{}`: it still runs without mTLS (the repo-server reads its client CA only at startup): {restart} (if it still asks for none after the restart, see config/mount/argocd-repo-server)",
-                    mtls_keys::CLIENT_CA
-                ),
-            ));
-            continue;
-        }
-        let mut announced: Vec<String> = a
-            .acceptable_ca_names
-            .iter()
-            .filter(|n| **n != health)
-            .cloned()
-            .collect();
-        announced.sort();
-        announced.dedup();
-        if a.acceptable_ca_names.is_empty() {
-            out.push(Finding::inconclusive(
-                &id,
-                format!(
-                    "pod/{pod} asks for a client certificate but names no acceptable CA, so what it loaded cannot be read from the handshake"
-                ),
-            ));
-        } else if announced == expected {
-            out.push(Finding::pass(
-                &id,
-                format!(
-                    "pod/{pod} runs with the client CA(s) of `{}`: it announces {}",
-                    mtls_keys::CLIENT_CA,
-                    announced.join("; ")
-                ),
-            ));
-        } else {
-            out.push(Finding::fail(
-                &id,
-                format!(
-                    "RESTART NEEDED: pod/{pod} runs with client CA(s) {} but `{}` now holds {}; the repo-server reads its client CA only at startup: {restart}",
-                    list_or_none(&announced),
-                    mtls_keys::CLIENT_CA,
-                    list_or_none(&expected)
-                ),
-            ));
-        }
+    let pod = &replica.before.name;
+    let a = &replica.announcement;
+    if a.tls_version.is_none() {
+        return Finding::inconclusive(
+            &id,
+            format!(
+                "could not read what pod/{pod} announces (no TLS handshake): {}",
+                a.detail
+            ),
+        );
     }
-    out
+    if !a.client_cert_requested {
+        return Finding::fail(
+            &id,
+            format!(
+                "RESTART NEEDED: pod/{pod} asks for no client certificate although Secret `{MTLS_SECRET}` holds `{}`: it still runs without mTLS (the repo-server reads its client CA only at startup): {restart} (if it still asks for none after the restart, see config/mount/argocd-repo-server)",
+                mtls_keys::CLIENT_CA
+            ),
+        );
+    }
+    let mut announced: Vec<String> = a
+        .acceptable_ca_names
+        .iter()
+        .filter(|n| **n != health)
+        .cloned()
+        .collect();
+    announced.sort();
+    announced.dedup();
+    if a.acceptable_ca_names.is_empty() {
+        Finding::inconclusive(
+            &id,
+            format!(
+                "pod/{pod} asks for a client certificate but names no acceptable CA, so what it loaded cannot be read from the handshake"
+            ),
+        )
+    } else if announced == expected {
+        Finding::pass(
+            &id,
+            format!(
+                "pod/{pod} runs with the client CA(s) of `{}`: it announces {}",
+                mtls_keys::CLIENT_CA,
+                announced.join("; ")
+            ),
+        )
+    } else {
+        Finding::fail(
+            &id,
+            format!(
+                "RESTART NEEDED: pod/{pod} runs with client CA(s) {} but `{}` now holds {}; the repo-server reads its client CA only at startup: {restart}",
+                list_or_none(&announced),
+                mtls_keys::CLIENT_CA,
+                list_or_none(&expected)
+            ),
+        )
+    }
 }
 
 fn list_or_none(names: &[String]) -> String {
