@@ -418,6 +418,23 @@ fn repo_server_restart_from_what_it_announces() {
         judge(&two, &announcing("r-1", true, &["CN=old-ca", health])).status,
         Status::Fails
     );
+    // Two CAs of one name (old and new of a rotation): told apart by count.
+    let same_name = secret_with_client_ca(
+        "2026-11-20T10:00:00Z",
+        &(ca_pem("ops-ca") + &ca_pem("ops-ca")),
+    );
+    assert_eq!(
+        judge(&same_name, &announcing("r-1", true, &["CN=ops-ca", health])).status,
+        Status::Fails
+    );
+    assert_eq!(
+        judge(
+            &same_name,
+            &announcing("r-1", true, &["CN=ops-ca", "CN=ops-ca", health])
+        )
+        .status,
+        Status::Holds
+    );
     let mut silent = announcing("r-1", false, &[]);
     silent.announcement.tls_version = None;
     assert_eq!(judge(&two, &silent).status, Status::Inconclusive);

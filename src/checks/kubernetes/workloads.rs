@@ -147,6 +147,8 @@ pub fn judge_repo_server_restart(
             );
         }
     };
+    // Compared as multisets: Go announces one name per CA of its pool, so an old and a new CA
+    // of the same name (a common rotation) still differ by count.
     let mut expected: Vec<String> = bundle
         .iter()
         .filter_map(|der| {
@@ -156,7 +158,6 @@ pub fn judge_repo_server_restart(
         })
         .collect();
     expected.sort();
-    expected.dedup();
     let health = format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION);
     let restart = workloads
         .iter()
@@ -191,7 +192,6 @@ pub fn judge_repo_server_restart(
         .cloned()
         .collect();
     announced.sort();
-    announced.dedup();
     if a.acceptable_ca_names.is_empty() {
         Finding::inconclusive(
             &id,
@@ -203,7 +203,7 @@ pub fn judge_repo_server_restart(
         Finding::pass(
             &id,
             format!(
-                "pod/{pod} runs with the client CA(s) of `{}`: it announces {}",
+                "pod/{pod} runs with the client CA(s) of `{}`: it announces {} (names only: a CA of the same name and another key would look the same; the valid client's admission proves the key)",
                 mtls_keys::CLIENT_CA,
                 announced.join("; ")
             ),
