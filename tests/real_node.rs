@@ -268,6 +268,43 @@ impl Node {
         }
     }
 
+    /// A merge patch of Secret `secret`'s `data` (values: raw bytes, base64-encoded here).
+    fn patch_secret_data(&self, secret: &str, data: &[(&str, Vec<u8>)]) {
+        use base64::Engine;
+        let data: serde_json::Map<String, serde_json::Value> = data
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    base64::engine::general_purpose::STANDARD.encode(v).into(),
+                )
+            })
+            .collect();
+        self.k(&[
+            "patch",
+            "secret",
+            secret,
+            "-n",
+            NS,
+            "--type",
+            "merge",
+            "-p",
+            &serde_json::json!({ "data": data }).to_string(),
+        ]);
+    }
+
+    /// Secret `secret`'s client pair replaced by `client.crt`/`client.key` of bundle `dir`.
+    fn patch_secret_pair(&self, secret: &str, dir: &Path) {
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        self.patch_secret_data(
+            secret,
+            &[
+                ("client.crt", read("client.crt")),
+                ("client.key", read("client.key")),
+            ],
+        );
+    }
+
     /// The install with the bundle's two Secrets (as `pki init` wrote them) and every mounting
     /// workload restarted: mTLS on, set up by hand as an operator would.
     fn install_with_mtls(&self, pki: &Path) {
@@ -1049,23 +1086,7 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
 
     // The components' pair replaced by one from another CA; the controller restarted with it.
     let foreign = pki_init("default");
-    let b64 = |name: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .encode(std::fs::read(foreign.path().join(name)).unwrap())
-    };
-    node.k(&[
-        "patch",
-        "secret",
-        "argocd-repo-server-mtls",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        &serde_json::json!({"data": {"client.crt": b64("client.crt"), "client.key": b64("client.key")}})
-            .to_string(),
-    ]);
+    node.patch_secret_pair("argocd-repo-server-mtls", foreign.path());
     node.k(&[
         "rollout",
         "restart",
@@ -1291,23 +1312,7 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
     );
 
     let foreign = pki_init("default");
-    let b64 = |name: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .encode(std::fs::read(foreign.path().join(name)).unwrap())
-    };
-    node.k(&[
-        "patch",
-        "secret",
-        "argocd-repo-server-mtls-server",
-        "-n",
-        NS,
-        "--type",
-        "merge",
-        "-p",
-        &serde_json::json!({"data": {"client.crt": b64("client.crt"), "client.key": b64("client.key")}})
-            .to_string(),
-    ]);
+    node.patch_secret_pair("argocd-repo-server-mtls-server", foreign.path());
     let run = node.verify(pki.path());
     run.assert_exit(1);
     let id = "config/client-cert-chains/argocd-server";
@@ -1491,23 +1496,6 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
             .spawn()
             .expect("python3 runs the prober"),
     );
-    let b64 = |bytes: &[u8]| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(bytes)
-    };
-    let patch_secret = |data: serde_json::Value| {
-        node.k(&[
-            "patch",
-            "secret",
-            "argocd-repo-server-mtls",
-            "-n",
-            NS,
-            "--type",
-            "merge",
-            "-p",
-            &serde_json::json!({ "data": data }).to_string(),
-        ]);
-    };
     let restart = || {
         node.k(&[
             "rollout",
@@ -1546,10 +1534,7 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
     // (1) A routine renewal: a new leaf from the same CA, the pair replaced in the Secret.
     let renewed = tempdir();
     renew_leaf(old.path(), renewed.path());
-    patch_secret(serde_json::json!({
-        "client.crt": b64(&std::fs::read(renewed.path().join("client.crt")).unwrap()),
-        "client.key": b64(&std::fs::read(renewed.path().join("client.key")).unwrap()),
-    }));
+    node.patch_secret_pair("argocd-repo-server-mtls", renewed.path());
     install(renewed.path());
     marks.push(("leaf renewed", std::time::SystemTime::now()));
     judge("leaf renewal", 0, false);
@@ -1557,8 +1542,9 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
     // (2) The bundle: old and new CA.
     let old_ca = std::fs::read(old.path().join("ca.crt")).unwrap();
     let new_ca = std::fs::read(new.path().join("ca.crt")).unwrap();
-    patch_secret(
-        serde_json::json!({ "client-ca.crt": b64(&[old_ca.clone(), new_ca.clone()].concat()) }),
+    node.patch_secret_data(
+        "argocd-repo-server-mtls",
+        &[("client-ca.crt", [old_ca, new_ca.clone()].concat())],
     );
     marks.push(("bundle old+new", std::time::SystemTime::now()));
     judge("bundle before restart", 1, true);
@@ -1567,15 +1553,12 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
     marks.push(("restarted with the bundle", std::time::SystemTime::now()));
     judge("bundle after restart", 0, false);
     // (4) New leaves from the new CA.
-    patch_secret(serde_json::json!({
-        "client.crt": b64(&std::fs::read(new.path().join("client.crt")).unwrap()),
-        "client.key": b64(&std::fs::read(new.path().join("client.key")).unwrap()),
-    }));
+    node.patch_secret_pair("argocd-repo-server-mtls", new.path());
     install(new.path());
     marks.push(("new leaves", std::time::SystemTime::now()));
     judge("new leaves", 0, false);
     // (5) The old CA dropped.
-    patch_secret(serde_json::json!({ "client-ca.crt": b64(&new_ca) }));
+    node.patch_secret_data("argocd-repo-server-mtls", &[("client-ca.crt", new_ca)]);
     marks.push(("old CA dropped", std::time::SystemTime::now()));
     judge("old CA dropped before restart", 1, true);
     // (6) Restarted with the new CA only.
