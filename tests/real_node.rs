@@ -128,10 +128,15 @@ impl Node {
     }
 
     fn apply(&self, yaml: &str) {
+        self.kubectl_with_stdin(&["apply", "-n", NS, "-f", "-"], yaml);
+    }
+
+    /// `kubectl ARGS...` with `input` on its standard input; it must succeed.
+    fn kubectl_with_stdin(&self, args: &[&str], input: &str) {
         let mut child = Command::new(&self.kubectl)
             .arg("--kubeconfig")
             .arg(&self.kubeconfig)
-            .args(["apply", "-n", NS, "-f", "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -142,12 +147,12 @@ impl Node {
             .stdin
             .take()
             .unwrap()
-            .write_all(yaml.as_bytes())
+            .write_all(input.as_bytes())
             .unwrap();
         let out = child.wait_with_output().unwrap();
         assert!(
             out.status.success(),
-            "kubectl apply: {}",
+            "kubectl {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -228,10 +233,8 @@ impl Node {
             "--timeout=300s",
         ]);
         self.k(&["create", "namespace", ns]);
-        let mut child = Command::new(&self.kubectl)
-            .arg("--kubeconfig")
-            .arg(&self.kubeconfig)
-            .args([
+        self.kubectl_with_stdin(
+            &[
                 "apply",
                 "--server-side",
                 "--force-conflicts",
@@ -239,24 +242,8 @@ impl Node {
                 ns,
                 "-f",
                 "-",
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(yaml.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "kubectl apply: {}",
-            String::from_utf8_lossy(&out.stderr)
+            ],
+            yaml,
         );
         for w in self
             .k(&["get", "deployments,statefulsets", "-n", ns, "-o", "name"])
