@@ -189,6 +189,16 @@ pub enum HttpError {
         /// The limit.
         ms: u128,
     },
+    /// Every attempt of [`http_probe`] failed; the last failure.
+    #[error("{last} ({attempts} attempts, {pause_ms} ms apart)")]
+    Attempts {
+        /// How many GETs were sent.
+        attempts: u32,
+        /// The pause between them.
+        pause_ms: u128,
+        /// Why the last one failed.
+        last: Box<HttpError>,
+    },
 }
 
 /// The `time` of a logrus line, text (`time="..."`) or JSON (`{"time": ...}`) format (RFC 3339).
@@ -347,9 +357,116 @@ pub async fn http_get(
         })?
 }
 
+/// How many GETs [`http_probe`] sends before it gives up: the kubelet restarts a container only
+/// after the liveness probe's `failureThreshold` (3 in every upstream manifest) consecutive
+/// failures, so one slow answer is not the failure the kubelet acts on either.
+pub const HTTP_ATTEMPTS: u32 = 3;
+
+/// [`http_get`], sent again (up to `attempts` in all, `pause` apart) while it gets no HTTP answer.
+/// Any answer, whatever its status, is returned at once: a 500 is a fact, not a hiccup.
+pub async fn http_probe(
+    authority: &str,
+    path: &str,
+    timeout: Duration,
+    attempts: u32,
+    pause: Duration,
+) -> Result<HttpAnswer, HttpError> {
+    let attempts = attempts.max(1);
+    let mut last = None;
+    for n in 1..=attempts {
+        match http_get(authority, path, timeout).await {
+            Ok(answer) => return Ok(answer),
+            Err(e) => last = Some(e),
+        }
+        if n < attempts {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    let last = last.expect("at least one attempt");
+    if attempts == 1 {
+        return Err(last);
+    }
+    Err(HttpError::Attempts {
+        attempts,
+        pause_ms: pause.as_millis(),
+        last: Box::new(last),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A health port that holds its first `silent` connections open without a word, then
+    /// answers 200: the repo-server's `/healthz?full=true` while the pod is busy.
+    async fn slow_then_ok(silent: usize) -> (String, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            for n in 0.. {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                if n < silent {
+                    held.push(conn);
+                    continue;
+                }
+                let mut buf = [0u8; 1024];
+                let _ = conn.read(&mut buf).await;
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            }
+        });
+        (authority, task)
+    }
+
+    #[tokio::test]
+    async fn one_slow_answer_is_retried_like_the_kubelet_does() {
+        let (authority, task) = slow_then_ok(1).await;
+        let short = Duration::from_millis(200);
+        let pause = Duration::from_millis(10);
+        let single = http_probe(&authority, "/healthz?full=true", short, 1, pause).await;
+        assert!(
+            matches!(single, Err(HttpError::Timeout { .. })),
+            "{single:?}"
+        );
+        let answer = http_probe(
+            &authority,
+            "/healthz?full=true",
+            short,
+            HTTP_ATTEMPTS,
+            pause,
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status, 200);
+        task.abort();
+    }
+
+    #[tokio::test]
+    async fn a_port_that_never_answers_gives_up_after_the_attempts() {
+        let (authority, task) = slow_then_ok(usize::MAX).await;
+        let e = http_probe(
+            &authority,
+            "/healthz",
+            Duration::from_millis(100),
+            HTTP_ATTEMPTS,
+            Duration::from_millis(10),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(e, HttpError::Attempts { attempts: 3, ref last, .. } if matches!(**last, HttpError::Timeout { .. })),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("3 attempts"), "{e}");
+        task.abort();
+    }
 
     #[test]
     fn logrus_messages_in_both_formats() {

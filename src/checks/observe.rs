@@ -12,6 +12,9 @@ use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
 use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion};
 use crate::suite::{CaseKind, Check, Expect, Presented};
 
+/// The pause between two GETs of one health path that got no answer.
+const HTTP_RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// Probe settings.
 #[derive(Debug, Clone)]
 pub struct ProbeSettings {
@@ -495,17 +498,7 @@ pub async fn observe(
         }
         None
     };
-    let http = futures::future::join_all(http_paths.iter().map(|path| {
-        let health = endpoint.health.clone();
-        let timeout = settings.timeout;
-        async move {
-            match health {
-                Some(authority) => Some(crate::endpoint::http_get(&authority, path, timeout).await),
-                None => None,
-            }
-        }
-    }));
-    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, http, all_suites) = tokio::join!(
+    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, all_suites) = tokio::join!(
         handshakes,
         legacy,
         plaintext,
@@ -513,9 +506,27 @@ pub async fn observe(
         version,
         no_cert,
         speaks_grpc,
-        http,
         all_suites
     );
+    // After the handshakes, not among them: `/healthz?full=true` makes the server dial itself,
+    // and a server busy refusing this run's handshakes is no evidence about its liveness probe.
+    // A GET without an answer is sent again, as the kubelet does before it acts.
+    let mut http = Vec::with_capacity(http_paths.len());
+    for path in &http_paths {
+        http.push(match &endpoint.health {
+            Some(authority) => Some(
+                crate::endpoint::http_probe(
+                    authority,
+                    path,
+                    settings.timeout,
+                    crate::endpoint::HTTP_ATTEMPTS,
+                    HTTP_RETRY_PAUSE,
+                )
+                .await,
+            ),
+            None => None,
+        });
+    }
     obs.tls12_suites = all_suites;
 
     obs.handshakes = handshakes.into_iter().collect();
