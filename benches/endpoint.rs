@@ -56,7 +56,7 @@ fn main() {
                 // One warm-up run, not counted.
                 for i in 0..=iterations {
                     let t = Instant::now();
-                    let results = runner::execute(std::slice::from_ref(&endpoint), material, &checks, &settings, &runner::events::Events::silent()).await.results;
+                    let results = runner::execute(std::slice::from_ref(&endpoint), material, &checks, &settings, &argocd_mtls_verify::report::events::Events::silent()).await.results;
                     assert!(results.iter().all(|r| r.verdict == argocd_mtls_verify::report::Verdict::Pass), "bench server must pass");
                     if i > 0 {
                         walls.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -150,7 +150,7 @@ fn main() {
         let mut plain_walls = Vec::new();
         for i in 0..=iterations.min(10) {
             let t = Instant::now();
-            let results = runner::execute(std::slice::from_ref(&plain), &material, &full, &settings, &runner::events::Events::silent()).await.results;
+            let results = runner::execute(std::slice::from_ref(&plain), &material, &full, &settings, &argocd_mtls_verify::report::events::Events::silent()).await.results;
             assert!(results.iter().all(|r| !matches!(r.verdict, argocd_mtls_verify::report::Verdict::Fail | argocd_mtls_verify::report::Verdict::Error) || r.severity == argocd_mtls_verify::suite::Severity::Advisory), "s_server must pass");
             if i > 0 {
                 plain_walls.push(t.elapsed().as_secs_f64() * 1000.0);

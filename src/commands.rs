@@ -11,9 +11,9 @@ use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::endpoint::Endpoint;
 use argocd_mtls_verify::pki::{self, ProbePki};
 use argocd_mtls_verify::reference;
+use argocd_mtls_verify::report::events::Events;
 use argocd_mtls_verify::report::{self, Report};
 use argocd_mtls_verify::runner;
-use argocd_mtls_verify::runner::events::Events;
 use argocd_mtls_verify::runner::kube::KubeRun;
 use argocd_mtls_verify::suite::Check;
 
@@ -122,13 +122,13 @@ impl Probe<'_> {
         output: &Output,
         events: Events,
     ) -> anyhow::Result<ExitCode> {
-        let probing = events.start("probe");
+        let probing = events.phase("probe");
         let executed = tokio::select! {
             biased;
             which = crate::stop::requested() => Err(which),
             r = runner::execute(&endpoints, material, self.checks, self.settings, &events) => Ok(r),
         };
-        events.finish("probe", probing);
+        drop(probing);
         let stopped = executed.as_ref().err().map(|which| which.to_string());
         let executed = executed.unwrap_or_default();
         if let Some(which) = &stopped {

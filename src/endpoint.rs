@@ -75,9 +75,9 @@ pub enum LogSource {
         /// The lines.
         lines: Vec<String>,
     },
-    /// The repo-server container's log of a pod, fetched when the checks read it: after every
-    /// probe, so the refusals the run caused are in it.
-    Pod(PodLog),
+    /// A log fetched when the checks read it (a pod's repo-server container, through the API
+    /// server): after every probe, so the refusals the run caused are in it.
+    Remote(std::sync::Arc<dyn RemoteLog>),
     /// A log an embedded server keeps writing while it runs.
     Live {
         /// Where the lines come from.
@@ -87,27 +87,24 @@ pub enum LogSource {
     },
 }
 
-/// Where a pod's repo-server log is read from: the running container's whole log, so the lines it
-/// printed at startup (mTLS enabled, health certificate) are read however long ago it started.
-#[derive(Clone)]
-pub struct PodLog {
-    /// The API client.
-    pub client: kube::Client,
-    /// The pod's namespace.
-    pub namespace: String,
-    /// The pod.
-    pub pod: String,
-    /// The container that runs the repo-server, as discovery found it (Helm calls it
-    /// `repo-server`, the upstream manifest `argocd-repo-server`).
-    pub container: String,
-    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it (`None`: unset), so a missing line
-    /// can be explained by what is configured, not guessed.
-    pub grpc_log_level: Option<String>,
+/// A log that lives elsewhere and is fetched on each read. The endpoint does not know where
+/// (the Kubernetes layer implements it for a pod's container), so the checks never reach past it.
+pub trait RemoteLog: Send + Sync {
+    /// Where the lines come from, for messages (`pod/argocd-repo-server-0 log`).
+    fn origin(&self) -> String;
+    /// Every line, as of now.
+    fn read(&self) -> futures::future::BoxFuture<'_, Result<Vec<String>, LogReadError>>;
+    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the server's configuration sets it (`Some(None)`: unset;
+    /// `None`: this source cannot tell), so a missing line can be explained by what is
+    /// configured, not guessed.
+    fn configured_grpc_log_level(&self) -> Option<Option<&str>> {
+        None
+    }
 }
 
-impl std::fmt::Debug for PodLog {
+impl std::fmt::Debug for dyn RemoteLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PodLog({}/{})", self.namespace, self.pod)
+        write!(f, "RemoteLog({})", self.origin())
     }
 }
 
@@ -117,7 +114,7 @@ impl LogSource {
         match self {
             LogSource::File(p) => p.display().to_string(),
             LogSource::Lines { origin, .. } | LogSource::Live { origin, .. } => origin.clone(),
-            LogSource::Pod(p) => format!("pod/{} log", p.pod),
+            LogSource::Remote(r) => r.origin(),
         }
     }
 
@@ -134,14 +131,7 @@ impl LogSource {
             LogSource::Live { lines, .. } => {
                 Ok(lines.lock().unwrap_or_else(|e| e.into_inner()).clone())
             }
-            LogSource::Pod(p) => crate::kubernetes::cluster::pod_log(
-                &p.client,
-                &p.namespace,
-                &p.pod,
-                Some(&p.container),
-            )
-            .await
-            .map_err(LogReadError::Pod),
+            LogSource::Remote(r) => r.read().await,
         }
     }
 }
@@ -157,9 +147,14 @@ pub enum LogReadError {
         /// The read error.
         source: std::io::Error,
     },
-    /// The pod's log could not be fetched through the API server.
-    #[error(transparent)]
-    Pod(crate::kubernetes::cluster::ClusterError),
+    /// A [`RemoteLog`] could not be fetched (the API server's refusal, a timeout).
+    #[error("{origin}: {source}")]
+    Remote {
+        /// Where it was read from.
+        origin: String,
+        /// Why it could not be.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// Why the health port gave no HTTP answer: the probe checks then give no verdict.
@@ -272,7 +267,13 @@ pub struct Endpoint {
     pub logs: Option<LogSource>,
     /// The relays between the prober and the server (port-forwards), whose failures make what
     /// was seen through them no evidence either way. Empty for a direct connection.
-    pub relays: Vec<crate::kubernetes::forward::RelayHealth>,
+    pub relays: Vec<std::sync::Arc<dyn Relay>>,
+}
+
+/// A relay between the prober and the server (a port-forward), as the checks see it.
+pub trait Relay: Send + Sync + std::fmt::Debug {
+    /// `None` while every connection was relayed; otherwise what failed, for messages.
+    fn failure_summary(&self) -> Option<String>;
 }
 
 /// Normalizes `--health-url`: accepts `http://host:port`, with or without a path; returns `host:port`.

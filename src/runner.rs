@@ -1,17 +1,16 @@
 //! The runner: selects checks from suites (cargo-test-style filters), observes every endpoint,
-//! evaluates, and says what it does as [`events`]. Reporting is separate: the progress lines are a
+//! evaluates, and says what it does as [`events`](crate::report::events). Reporting is separate: the progress lines are a
 //! reporter of those events, and the console table and the report files are all rendered from
 //! the one [`Report`](crate::report::Report) the results make.
 
-pub mod events;
 pub mod kube;
 
 use crate::checks::{self, ProbeSettings};
 use crate::endpoint::Endpoint;
 use crate::pki::ProbePki;
+use crate::report::events::{Event, Events};
 use crate::report::{CheckResult, Phase, RunInfo, Subject};
 use crate::suite::{Check, Suite};
-use events::{Event, Events};
 
 /// Which checks to run: libtest-style substring filters (any may match), or exact ids with `exact`.
 #[derive(Debug, Clone, Default)]

@@ -33,7 +33,7 @@ async fn run_against(
         pki,
         &checks,
         &settings,
-        &runner::events::Events::silent(),
+        &argocd_mtls_verify::report::events::Events::silent(),
     )
     .await
     .results
@@ -400,7 +400,10 @@ async fn port_forward_relay_is_transparent_and_counts_failures() {
             label: "relayed".into(),
             addr: grpc.addr,
             health: Some(health.addr.to_string()),
-            relays: vec![grpc.health(), health.health()],
+            relays: vec![
+                std::sync::Arc::new(grpc.health()),
+                std::sync::Arc::new(health.health()),
+            ],
             ..direct.clone()
         };
         let verdicts = |endpoint: Endpoint| {
@@ -411,7 +414,7 @@ async fn port_forward_relay_is_transparent_and_counts_failures() {
                     pki,
                     checks,
                     settings,
-                    &runner::events::Events::silent(),
+                    &argocd_mtls_verify::report::events::Events::silent(),
                 )
                 .await
                 .results

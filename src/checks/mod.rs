@@ -157,7 +157,7 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
         CaseKind::LogRejections => match logs::log_lines(endpoint, obs) {
             Ok((lines, origin)) => {
                 let configured = match &endpoint.logs {
-                    Some(crate::endpoint::LogSource::Pod(p)) => Some(p.grpc_log_level.as_deref()),
+                    Some(crate::endpoint::LogSource::Remote(r)) => r.configured_grpc_log_level(),
                     _ => None,
                 };
                 logs::judge_rejections_logged(obs, lines, &origin, configured)

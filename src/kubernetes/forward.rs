@@ -21,6 +21,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::endpoint::Relay as _;
+
 /// A late failure of an already-open stream (the API server's port-forward error channel).
 pub type LateError = Pin<Box<dyn Future<Output = Option<String>> + Send>>;
 
@@ -91,9 +93,8 @@ pub struct RelayHealth {
     failures: Arc<Mutex<Failures>>,
 }
 
-impl RelayHealth {
-    /// `None` while every connection was relayed; otherwise what failed, for messages.
-    pub fn failure_summary(&self) -> Option<String> {
+impl crate::endpoint::Relay for RelayHealth {
+    fn failure_summary(&self) -> Option<String> {
         let f = self.failures.lock().expect("not poisoned");
         (f.count > 0).then(|| {
             format!(

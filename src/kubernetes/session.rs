@@ -4,6 +4,7 @@
 //! reads are GET only.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -17,7 +18,7 @@ use super::observed::{
     ComponentLog, NamespaceObservation, RelayObservation, ReplicaObservation, StoppedReplica,
 };
 use super::workloads::{self, Role, Workload};
-use crate::endpoint::{Endpoint, LogSource, PodLog, Protocol};
+use crate::endpoint::{Endpoint, LogReadError, LogSource, Protocol, RemoteLog};
 
 /// The repo-server's gRPC and health ports.
 pub const GRPC_PORT: u16 = 8081;
@@ -213,13 +214,13 @@ impl Session {
 
     /// The endpoint the checks probe for `replica`: the forwards, and the pod's log.
     pub fn endpoint(&self, replica: &Replica, server_name: &str) -> Endpoint {
-        let logs = Some(LogSource::Pod(PodLog {
+        let logs = Some(LogSource::Remote(Arc::new(PodLog {
             client: self.client.clone(),
             namespace: self.namespace.clone(),
             pod: replica.pod.name.clone(),
             container: self.container_of(Role::RepoServer),
             grpc_log_level: replica.pod.grpc_log_level.clone(),
-        }));
+        })));
         Endpoint {
             label: replica.pod.name.clone(),
             addr: replica.grpc.addr,
@@ -227,7 +228,10 @@ impl Session {
             protocol: Protocol::Grpc,
             health: Some(replica.health.addr.to_string()),
             logs,
-            relays: vec![replica.grpc.health(), replica.health.health()],
+            relays: vec![
+                Arc::new(replica.grpc.health()),
+                Arc::new(replica.health.health()),
+            ],
         }
     }
 
@@ -311,5 +315,44 @@ pub fn no_role(role: Role, namespace: &str) -> ClusterError {
         component: role.component(),
         binary: role.binary(),
         namespace: namespace.to_owned(),
+    }
+}
+
+/// Where a pod's repo-server log is read from: the running container's whole log, so the lines it
+/// printed at startup (mTLS enabled, health certificate) are read however long ago it started.
+struct PodLog {
+    client: kube::Client,
+    namespace: String,
+    pod: String,
+    /// The container that runs the repo-server, as discovery found it (Helm calls it
+    /// `repo-server`, the upstream manifest `argocd-repo-server`).
+    container: String,
+    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it (`None`: unset).
+    grpc_log_level: Option<String>,
+}
+
+impl RemoteLog for PodLog {
+    fn origin(&self) -> String {
+        format!("pod/{} log", self.pod)
+    }
+
+    fn read(&self) -> futures::future::BoxFuture<'_, Result<Vec<String>, LogReadError>> {
+        Box::pin(async move {
+            cluster::pod_log(
+                &self.client,
+                &self.namespace,
+                &self.pod,
+                Some(&self.container),
+            )
+            .await
+            .map_err(|e| LogReadError::Remote {
+                origin: self.origin(),
+                source: Box::new(e),
+            })
+        })
+    }
+
+    fn configured_grpc_log_level(&self) -> Option<Option<&str>> {
+        Some(self.grpc_log_level.as_deref())
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod console;
 pub mod diff;
+pub mod events;
 mod junit;
 mod markdown;
 mod observed;

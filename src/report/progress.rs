@@ -9,7 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use super::Verdict;
-use crate::runner::events::{Event, Reporter};
+use crate::report::events::{Event, Reporter};
 use crate::suite::Severity;
 
 /// How often a plain (not a terminal) stderr gets an attempts line.

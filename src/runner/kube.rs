@@ -25,7 +25,7 @@ use crate::kubernetes::workloads::Role;
 use crate::pki::ProbePki;
 use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
-use crate::runner::events::{Event, Events};
+use crate::report::events::{Event, Events};
 use crate::runner::{self};
 use crate::suite::{CaseKind, Check};
 
@@ -137,7 +137,7 @@ impl KubeRun {
         let Some(client) = self.client.clone() else {
             return;
         };
-        let start = self.events.start("clean up");
+        let _phase = self.events.phase("clean up");
         if keep {
             self.events.note(&format!(
                 "kept what this run created (--keep-cluster): {}",
@@ -191,7 +191,6 @@ impl KubeRun {
                 String::new()
             }
         ));
-        self.events.finish("clean up", start);
     }
 
     /// Undoes what a run that stopped early created ([`Self::remove_created`]), and deletes the
@@ -201,7 +200,7 @@ impl KubeRun {
         let Some(cluster) = &self.cluster else {
             return;
         };
-        let start = self.events.start("teardown");
+        let _phase = self.events.phase("teardown");
         if keep || !cluster.created {
             self.events.note(&format!(
                 "kept kind cluster `{}` ({}); delete it with: kind delete cluster --name {}",
@@ -222,7 +221,6 @@ impl KubeRun {
                 )),
             }
         }
-        self.events.finish("teardown", start);
     }
 
     /// `run --target kind`, up to and including verification (teardown is separate).
@@ -234,7 +232,7 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> Result<(), RunError> {
-        let start = self.events.start("cluster");
+        let cluster_phase = self.events.phase("cluster");
         self.facts
             .provenance
             .insert("kind".into(), plan.toolchain.kind.clone());
@@ -267,7 +265,7 @@ impl KubeRun {
         let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
         self.record_api_server(&client).await;
         self.client = Some(client.clone());
-        self.events.finish("cluster", start);
+        drop(cluster_phase);
 
         self.install_and_verify(
             &client,
@@ -295,7 +293,7 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> Result<(), RunError> {
-        let start = self.events.start("install");
+        let install = self.events.phase("install");
         let (bytes, facts) = manifest_source.fetch(limits.download).await?;
         self.events.note(&format!(
             "manifest {} ({} bytes) sha256 {}{}",
@@ -356,11 +354,11 @@ impl KubeRun {
         session
             .wait_all(&involved, limits.rollout, &mut self.events.notes())
             .await?;
-        self.events.finish("install", start);
 
-        let start = self.events.start("baseline");
+        drop(install);
+        let baseline_phase = self.events.phase("baseline");
         let before = baseline(&session, &self.server_name, settings, &self.events).await?;
-        self.events.finish("baseline", start);
+        drop(baseline_phase);
 
         self.provision_and_restart(&mut session, provisioning, limits)
             .await?;
@@ -384,11 +382,11 @@ impl KubeRun {
         settings: &ProbeSettings,
         limits: &Limits,
     ) -> Result<(), RunError> {
-        let start = self.events.start("connect");
+        let connect = self.events.phase("connect");
         self.facts.cluster = cluster_label.to_owned();
         self.record_api_server(&client).await;
         self.client = Some(client.clone());
-        self.events.finish("connect", start);
+        drop(connect);
         if let Some(manifest) = install {
             let provisioning = provisioning.ok_or(RunError::InstallNeedsBundle)?;
             return self
@@ -431,7 +429,7 @@ impl KubeRun {
         p: &Provisioning,
         limits: &Limits,
     ) -> Result<(), ClusterError> {
-        let start = self.events.start("provision");
+        let provision = self.events.phase("provision");
         let (client, ns) = (&session.client.clone(), &session.namespace.clone());
         let created = cluster::provision_secrets(client, ns, &p.secrets).await?;
         self.created.extend(created);
@@ -463,9 +461,9 @@ impl KubeRun {
                 ));
             }
         }
-        self.events.finish("provision", start);
 
-        let start = self.events.start("restart");
+        drop(provision);
+        let _restart = self.events.phase("restart");
         session.rediscover().await?;
         let restart: Vec<_> = session
             .workloads
@@ -485,7 +483,6 @@ impl KubeRun {
         session
             .wait_all(&restart, limits.rollout, &mut self.events.notes())
             .await?;
-        self.events.finish("restart", start);
         Ok(())
     }
 
@@ -497,7 +494,7 @@ impl KubeRun {
         since: time::OffsetDateTime,
         baseline: Baseline,
     ) -> Result<(), RunError> {
-        let start = self.events.start("verify");
+        let _phase = self.events.phase("verify");
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
             .iter()
             .cloned()
@@ -616,7 +613,6 @@ impl KubeRun {
             self.results.push(result);
         }
         // The cluster, API server, changes and provenance were recorded as they happened.
-        self.events.finish("verify", start);
         Ok(())
     }
 }

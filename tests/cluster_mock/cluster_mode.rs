@@ -14,7 +14,7 @@ use super::fixtures::*;
 #[tokio::test]
 async fn cluster_mode_end_to_end_is_read_only() {
     let judged = JudgedIds::default();
-    let events = argocd_mtls_verify::runner::events::Events::to(vec![Box::new(judged.clone())]);
+    let events = argocd_mtls_verify::report::events::Events::to(vec![Box::new(judged.clone())]);
     let (run, seen) = verify_mock_installation(&all_checks(), events).await;
 
     let writes: Vec<String> = seen
@@ -146,7 +146,7 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
         });
         let mut run = KubeRun::new(
             "argocd",
-            argocd_mtls_verify::runner::events::Events::silent(),
+            argocd_mtls_verify::report::events::Events::silent(),
         );
         let err = run
             .cluster(
@@ -248,9 +248,9 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
 #[derive(Clone, Default)]
 struct JudgedIds(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
-impl argocd_mtls_verify::runner::events::Reporter for JudgedIds {
-    fn report(&mut self, event: &argocd_mtls_verify::runner::events::Event<'_>) {
-        if let argocd_mtls_verify::runner::events::Event::CheckJudged(r) = event {
+impl argocd_mtls_verify::report::events::Reporter for JudgedIds {
+    fn report(&mut self, event: &argocd_mtls_verify::report::events::Event<'_>) {
+        if let argocd_mtls_verify::report::events::Event::CheckJudged(r) = event {
             self.0
                 .lock()
                 .unwrap()

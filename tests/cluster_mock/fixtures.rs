@@ -322,7 +322,7 @@ pub(crate) fn all_checks() -> Vec<argocd_mtls_verify::suite::Check> {
 /// and every request it sent.
 pub(crate) async fn verify_mock_installation(
     checks: &[argocd_mtls_verify::suite::Check],
-    events: argocd_mtls_verify::runner::events::Events,
+    events: argocd_mtls_verify::report::events::Events,
 ) -> (argocd_mtls_verify::runner::kube::KubeRun, Seen) {
     use argocd_mtls_verify::runner::kube::{KubeRun, Limits};
     argocd_mtls_verify::install_crypto_provider();

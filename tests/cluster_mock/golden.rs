@@ -10,7 +10,7 @@ use super::fixtures::*;
 #[tokio::test]
 async fn kubernetes_findings_match_the_golden_file() {
     use argocd_mtls_verify::report::diff::mask;
-    use argocd_mtls_verify::runner::events::Events;
+    use argocd_mtls_verify::report::events::Events;
     let checks = argocd_mtls_verify::suite::Suite::load("kubernetes")
         .unwrap()
         .checks();

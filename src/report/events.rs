@@ -1,14 +1,14 @@
 //! What a run says while it runs, as events: a phase started or finished, a note inside a phase,
 //! a problem the user must act on, an endpoint probed, a check judged. The runner only emits;
-//! reporters consume (cargo-nextest's model). The console's progress lines
-//! ([`crate::report::progress`]) are one reporter; the report's phase timings are recorded from
+//! reporters consume (cargo-nextest's model: the event types live here, with the reporters, and
+//! the runner imports them). The console's progress lines ([`super::progress`]) are one reporter; the report's phase timings are recorded from
 //! the same `PhaseFinished` events, so the two cannot disagree.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use crate::report::{CheckResult, Phase};
+use super::{CheckResult, Phase};
 
 /// One thing that happened during a run.
 #[derive(Debug, Clone, Copy)]
@@ -119,13 +119,20 @@ impl Events {
         self.emit(Event::Problem(message));
     }
 
-    /// Starts phase `name`; pass the returned instant to [`Events::finish`].
-    pub fn start(&self, name: &str) -> Instant {
+    /// Starts phase `name`; it finishes when the returned guard is dropped, however the phase
+    /// ends (done, an early return, an error, a stop), so the report lists every phase begun.
+    #[must_use = "the phase finishes when the guard is dropped"]
+    pub fn phase(&self, name: &'static str) -> PhaseGuard {
         self.emit(Event::PhaseStarted { name });
-        Instant::now()
+        PhaseGuard {
+            events: self.clone(),
+            name,
+            started: Instant::now(),
+        }
     }
 
-    /// Ends phase `name`, begun at `started`.
+    /// Records phase `name`, begun at `started` without being announced (the setup measured
+    /// before the first progress line).
     pub fn finish(&self, name: &str, started: Instant) {
         self.emit(Event::PhaseFinished {
             name,
@@ -142,6 +149,23 @@ impl Events {
     pub fn notes(&self) -> impl FnMut(&str) + Send + 'static {
         let events = self.clone();
         move |message| events.note(message)
+    }
+}
+
+/// A phase in progress ([`Events::phase`]): dropping it emits [`Event::PhaseFinished`].
+#[derive(Debug)]
+pub struct PhaseGuard {
+    events: Events,
+    name: &'static str,
+    started: Instant,
+}
+
+impl Drop for PhaseGuard {
+    fn drop(&mut self) {
+        self.events.emit(Event::PhaseFinished {
+            name: self.name,
+            ms: self.started.elapsed().as_secs_f64() * 1000.0,
+        });
     }
 }
 
@@ -180,11 +204,11 @@ pub(crate) mod tests {
     fn reporters_see_events_in_order_and_phases_are_recorded() {
         let (a, b) = (Recorder::default(), Recorder::default());
         let events = Events::to(vec![Box::new(a.clone()), Box::new(b.clone())]);
-        let started = events.start("install");
+        let install = events.phase("install");
         events.note("applied 3 objects");
         let mut from_helper = events.notes();
         from_helper("Deployment/argocd-repo-server is available");
-        events.finish("install", started);
+        drop(install);
         events.problem("could not delete secrets/x");
         let expected = [
             "start install",
@@ -199,5 +223,26 @@ pub(crate) mod tests {
         assert_eq!(phases.len(), 1);
         assert_eq!(phases[0].name, "install");
         assert!(Events::silent().phases().is_empty());
+    }
+
+    /// A phase left early (an early return, `?`) is finished all the same: a stopped
+    /// `--keep-cluster` run's "clean up" phase is in the report.
+    #[test]
+    fn a_phase_left_early_is_finished() {
+        fn clean_up(events: &Events, keep: bool) -> Result<(), String> {
+            let _phase = events.phase("clean up");
+            if keep {
+                events.note("kept");
+                return Ok(());
+            }
+            Err("delete failed".to_owned())?;
+            unreachable!()
+        }
+        for keep in [true, false] {
+            let events = Events::silent();
+            let _ = clean_up(&events, keep);
+            let names: Vec<String> = events.phases().into_iter().map(|p| p.name).collect();
+            assert_eq!(names, ["clean up"], "keep={keep}");
+        }
     }
 }
