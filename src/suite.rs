@@ -124,8 +124,13 @@ pub enum CaseKind {
     /// The refused handshakes of this run were logged (grpc-go `ServerHandshake(...) failed:`).
     LogRejections,
     /// Judged on the Kubernetes target's findings (configuration audit, pod state, component
-    /// logs) whose id is the case id or starts with `<case id>/`; one result per finding id.
-    Finding,
+    /// logs) for `case`, one result per subject (a component, a pod). In a suite file the case is
+    /// named by the case's `id` alone: [`Suite::parse`] binds it.
+    Finding {
+        /// The judge's case, bound from the id.
+        #[serde(skip_serializing)]
+        case: KubeCase,
+    },
 }
 
 /// How much a failing check weighs.
@@ -250,40 +255,50 @@ pub struct Check {
 impl Suite {
     /// Parses suite TOML and validates every case.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SuiteError> {
-        let raw: toml::Table = toml::from_str(text).map_err(|e| SuiteError::Invalid {
+        let mut raw: toml::Table = toml::from_str(text).map_err(|e| SuiteError::Invalid {
             suite: origin.to_owned(),
             detail: e.to_string(),
         })?;
-        let raw_cases = raw
-            .get("case")
-            .and_then(|c| c.as_array())
-            .cloned()
-            .unwrap_or_default();
-        for case in &raw_cases {
-            if let Some(table) = case.as_table()
-                && let Some(unknown) = table.keys().find(|k| !CASE_KEYS.contains(&k.as_str()))
-            {
-                return Err(SuiteError::Invalid {
-                    suite: origin.to_owned(),
-                    detail: format!(
-                        "case `{}`: unknown key `{unknown}`",
-                        table.get("id").and_then(|v| v.as_str()).unwrap_or("?")
-                    ),
-                });
+        let raw_cases = match raw.get_mut("case") {
+            Some(toml::Value::Array(cases)) => cases,
+            _ => &mut Vec::new(),
+        };
+        for case in raw_cases.iter_mut() {
+            if let Some(table) = case.as_table_mut() {
+                if let Some(unknown) = table.keys().find(|k| !CASE_KEYS.contains(&k.as_str())) {
+                    return Err(SuiteError::Invalid {
+                        suite: origin.to_owned(),
+                        detail: format!(
+                            "case `{}`: unknown key `{unknown}`",
+                            table.get("id").and_then(|v| v.as_str()).unwrap_or("?")
+                        ),
+                    });
+                }
+                // A finding case's judge is named by its id: bind it.
+                if table.get("kind").and_then(|k| k.as_str()) == Some("finding")
+                    && let Some(id) = table.get("id").cloned()
+                {
+                    table.insert("case".to_owned(), id);
+                }
             }
         }
-        let suite: Suite = toml::from_str(text).map_err(|e| SuiteError::Invalid {
-            suite: origin.to_owned(),
-            // Name the case at fault, when it is one case's value (an unknown TLS version, ...).
-            detail: raw_cases
-                .iter()
-                .find_map(|case| {
-                    let id = case.get("id").and_then(|v| v.as_str()).unwrap_or("?");
-                    let error = case.clone().try_into::<Case>().err()?;
-                    Some(format!("case `{id}`: {}", error.to_string().trim_end()))
-                })
-                .unwrap_or_else(|| e.to_string()),
-        })?;
+        let raw_cases = raw_cases.clone();
+        let suite: Suite = toml::Value::Table(raw)
+            .try_into()
+            .map_err(|e: toml::de::Error| {
+                SuiteError::Invalid {
+                    suite: origin.to_owned(),
+                    // Name the case at fault, when it is one case's value (an unknown TLS version, ...).
+                    detail: raw_cases
+                        .iter()
+                        .find_map(|case| {
+                            let id = case.get("id").and_then(|v| v.as_str()).unwrap_or("?");
+                            let error = case.clone().try_into::<Case>().err()?;
+                            Some(format!("case `{id}`: {}", error.to_string().trim_end()))
+                        })
+                        .unwrap_or_else(|| e.to_string()),
+                }
+            })?;
         let mut seen = std::collections::HashSet::new();
         for case in &suite.cases {
             let bad = |detail: String| SuiteError::Invalid {
@@ -361,83 +376,147 @@ impl Suite {
     }
 }
 
-/// The ids of the `kubernetes` suite's cases (suites/kubernetes.toml), named once: the Kubernetes
-/// layer tags its findings with them and the runner names them when it cannot observe them. A
-/// test holds this list and the suite file to each other.
-pub mod kube_ids {
+/// A case judged on what a Kubernetes target observed (kind `finding` in a suite): each is one
+/// judge's, and a suite binds it by its id when it is read, so a case id no judge answers is
+/// refused at load and a judge names its case by this type, never by a copied string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KubeCase {
     /// `baseline/no-cert-accepted-before-mtls`.
-    pub const BASELINE_NO_CERT_ACCEPTED: &str = "baseline/no-cert-accepted-before-mtls";
+    BaselineNoCertAccepted,
     /// `config/mtls-secret-keys`.
-    pub const MTLS_SECRET_KEYS: &str = "config/mtls-secret-keys";
+    MtlsSecretKeys,
     /// `config/mtls-client-pair`.
-    pub const MTLS_CLIENT_PAIR: &str = "config/mtls-client-pair";
+    MtlsClientPair,
     /// `config/client-ca-parses`.
-    pub const CLIENT_CA_PARSES: &str = "config/client-ca-parses";
+    ClientCaParses,
     /// `config/client-cert-chains`.
-    pub const CLIENT_CERT_CHAINS: &str = "config/client-cert-chains";
+    ClientCertChains,
     /// `config/client-key-matches`.
-    pub const CLIENT_KEY_MATCHES: &str = "config/client-key-matches";
+    ClientKeyMatches,
     /// `config/client-identities`.
-    pub const CLIENT_IDENTITIES: &str = "config/client-identities";
+    ClientIdentities,
     /// `config/cert-expiry-horizon`.
-    pub const CERT_EXPIRY_HORIZON: &str = "config/cert-expiry-horizon";
+    CertExpiryHorizon,
     /// `config/server-ca-present`.
-    pub const SERVER_CA_PRESENT: &str = "config/server-ca-present";
+    ServerCaPresent,
     /// `config/mtls-secret-extra-keys`.
-    pub const MTLS_SECRET_EXTRA_KEYS: &str = "config/mtls-secret-extra-keys";
+    MtlsSecretExtraKeys,
     /// `config/mount`.
-    pub const MOUNT: &str = "config/mount";
+    Mount,
     /// `config/repo-server-tls`.
-    pub const REPO_SERVER_TLS: &str = "config/repo-server-tls";
+    RepoServerTls,
     /// `config/restarted-after-secret`.
-    pub const RESTARTED_AFTER_SECRET: &str = "config/restarted-after-secret";
+    RestartedAfterSecret,
+    /// `config/client-restarted-after-secret`.
+    ClientRestartedAfterSecret,
     /// `config/client-verifies-server`.
-    pub const CLIENT_VERIFIES_SERVER: &str = "config/client-verifies-server";
+    ClientVerifiesServer,
     /// `log/client-cert-loaded`.
-    pub const CLIENT_CERT_LOADED: &str = "log/client-cert-loaded";
+    ClientCertLoaded,
     /// `client/reaches-repo-server`.
-    pub const CLIENT_REACHES_REPO_SERVER: &str = "client/reaches-repo-server";
+    ClientReachesRepoServer,
     /// `log/client-handshake-errors`.
-    pub const CLIENT_HANDSHAKE_ERRORS: &str = "log/client-handshake-errors";
+    ClientHandshakeErrors,
     /// `pod/ready`.
-    pub const POD_READY: &str = "pod/ready";
+    PodReady,
     /// `pod/restarts-unchanged`.
-    pub const POD_RESTARTS_UNCHANGED: &str = "pod/restarts-unchanged";
+    PodRestartsUnchanged,
     /// `pod/no-probe-failures`.
-    pub const POD_NO_PROBE_FAILURES: &str = "pod/no-probe-failures";
+    PodNoProbeFailures,
     /// `transport/port-forward`.
-    pub const PORT_FORWARD: &str = "transport/port-forward";
+    PortForward,
     /// `transport/peer-is-repo-server`.
-    pub const PEER_IS_REPO_SERVER: &str = "transport/peer-is-repo-server";
+    PeerIsRepoServer,
     /// `config/mesh`.
-    pub const MESH: &str = "config/mesh";
+    Mesh,
+}
 
-    /// Every id above.
-    pub const ALL: [&str; 23] = [
-        BASELINE_NO_CERT_ACCEPTED,
-        MTLS_SECRET_KEYS,
-        MTLS_CLIENT_PAIR,
-        CLIENT_CA_PARSES,
-        CLIENT_CERT_CHAINS,
-        CLIENT_KEY_MATCHES,
-        CLIENT_IDENTITIES,
-        CERT_EXPIRY_HORIZON,
-        SERVER_CA_PRESENT,
-        MTLS_SECRET_EXTRA_KEYS,
-        MOUNT,
-        REPO_SERVER_TLS,
-        RESTARTED_AFTER_SECRET,
-        CLIENT_VERIFIES_SERVER,
-        CLIENT_CERT_LOADED,
-        CLIENT_HANDSHAKE_ERRORS,
-        CLIENT_REACHES_REPO_SERVER,
-        POD_READY,
-        POD_RESTARTS_UNCHANGED,
-        POD_NO_PROBE_FAILURES,
-        PORT_FORWARD,
-        PEER_IS_REPO_SERVER,
-        MESH,
+impl KubeCase {
+    /// Every Kubernetes case, in the built-in suite's order.
+    pub const ALL: [KubeCase; 24] = [
+        KubeCase::BaselineNoCertAccepted,
+        KubeCase::MtlsSecretKeys,
+        KubeCase::MtlsClientPair,
+        KubeCase::ClientCaParses,
+        KubeCase::ClientCertChains,
+        KubeCase::ClientKeyMatches,
+        KubeCase::ClientIdentities,
+        KubeCase::CertExpiryHorizon,
+        KubeCase::ServerCaPresent,
+        KubeCase::MtlsSecretExtraKeys,
+        KubeCase::Mount,
+        KubeCase::RepoServerTls,
+        KubeCase::RestartedAfterSecret,
+        KubeCase::ClientRestartedAfterSecret,
+        KubeCase::ClientVerifiesServer,
+        KubeCase::ClientCertLoaded,
+        KubeCase::ClientReachesRepoServer,
+        KubeCase::ClientHandshakeErrors,
+        KubeCase::PodReady,
+        KubeCase::PodRestartsUnchanged,
+        KubeCase::PodNoProbeFailures,
+        KubeCase::PeerIsRepoServer,
+        KubeCase::Mesh,
+        KubeCase::PortForward,
     ];
+
+    /// The case's id in a suite (its results' ids are this, or this and `/<subject>`).
+    pub fn id(self) -> &'static str {
+        match self {
+            KubeCase::BaselineNoCertAccepted => "baseline/no-cert-accepted-before-mtls",
+            KubeCase::MtlsSecretKeys => "config/mtls-secret-keys",
+            KubeCase::MtlsClientPair => "config/mtls-client-pair",
+            KubeCase::ClientCaParses => "config/client-ca-parses",
+            KubeCase::ClientCertChains => "config/client-cert-chains",
+            KubeCase::ClientKeyMatches => "config/client-key-matches",
+            KubeCase::ClientIdentities => "config/client-identities",
+            KubeCase::CertExpiryHorizon => "config/cert-expiry-horizon",
+            KubeCase::ServerCaPresent => "config/server-ca-present",
+            KubeCase::MtlsSecretExtraKeys => "config/mtls-secret-extra-keys",
+            KubeCase::Mount => "config/mount",
+            KubeCase::RepoServerTls => "config/repo-server-tls",
+            KubeCase::RestartedAfterSecret => "config/restarted-after-secret",
+            KubeCase::ClientRestartedAfterSecret => "config/client-restarted-after-secret",
+            KubeCase::ClientVerifiesServer => "config/client-verifies-server",
+            KubeCase::ClientCertLoaded => "log/client-cert-loaded",
+            KubeCase::ClientReachesRepoServer => "client/reaches-repo-server",
+            KubeCase::ClientHandshakeErrors => "log/client-handshake-errors",
+            KubeCase::PodReady => "pod/ready",
+            KubeCase::PodRestartsUnchanged => "pod/restarts-unchanged",
+            KubeCase::PodNoProbeFailures => "pod/no-probe-failures",
+            KubeCase::PortForward => "transport/port-forward",
+            KubeCase::PeerIsRepoServer => "transport/peer-is-repo-server",
+            KubeCase::Mesh => "config/mesh",
+        }
+    }
+
+    /// The case a suite id names, if a judge answers it.
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.id() == id)
+    }
+}
+
+impl std::fmt::Display for KubeCase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+impl Serialize for KubeCase {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.id())
+    }
+}
+
+impl<'de> Deserialize<'de> for KubeCase {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let id = String::deserialize(d)?;
+        Self::from_id(&id).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "no Kubernetes judge answers the id `{id}` (a `finding` case's id names its judge: one of the built-in kubernetes suite's ids)"
+            ))
+        })
+    }
 }
 
 #[cfg(test)]
@@ -571,18 +650,41 @@ alerts = { "TLSv1.3" = "unknown_ca" }
         assert_eq!(suite.cases[0].pinned_alert(TlsVersion::Tls12), None);
     }
 
+    /// Every judge's case is in the built-in suite once, bound to it; a `finding` case whose id
+    /// no judge answers is refused when the suite is read.
     #[test]
-    fn kube_ids_are_exactly_the_kubernetes_suites_cases() {
-        let mut suite: Vec<String> = Suite::load("kubernetes")
+    fn kubernetes_cases_are_bound_by_id() {
+        let bound: Vec<KubeCase> = Suite::load("kubernetes")
             .unwrap()
             .cases
             .into_iter()
-            .map(|c| c.id)
+            .map(|c| match c.kind {
+                CaseKind::Finding { case } => {
+                    assert_eq!(case.id(), c.id);
+                    case
+                }
+                other => panic!("{}: {other:?}", c.id),
+            })
             .collect();
-        let mut named: Vec<String> = kube_ids::ALL.iter().map(|s| s.to_string()).collect();
-        suite.sort();
-        named.sort();
-        assert_eq!(suite, named);
+        assert_eq!(bound, KubeCase::ALL);
+        let err = Suite::parse(
+            r#"name = "t"
+title = "t"
+[[case]]
+id = "config/mounts"
+title = "t"
+action = "a"
+requirement = "r"
+kind = "finding"
+"#,
+            "t.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("case `config/mounts`") && err.contains("no Kubernetes judge answers"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -441,7 +441,7 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
     }
     for id in [
         "config/restarted-after-secret/argocd-repo-server",
-        "config/restarted-after-secret/argocd-application-controller",
+        "config/client-restarted-after-secret/argocd-application-controller",
     ] {
         assert_eq!(
             verdicts(&run, id).first().map(|v| v.1.as_str()),
@@ -556,7 +556,7 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
     );
     let controller = reason_on(
         &run,
-        "config/restarted-after-secret/argocd-application-controller",
+        "config/client-restarted-after-secret/argocd-application-controller",
         &scope,
     );
     // A client reloads its pair when the file changes: no restart is asked of it (advice), and
@@ -983,6 +983,13 @@ fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
     run.said = format!("{said}{}", run.said);
     run.assert_exit(2);
     assert_eq!(run.report["run"]["incomplete"], true);
+    // The interrupted phase and the clean-up are both in the report's phases (phase guards).
+    let phases = run.report["run"]["phases"].to_string();
+    assert!(
+        phases.contains("\"clean up\"")
+            && (phases.contains("\"baseline\"") || phases.contains("\"provision\"")),
+        "{phases}"
+    );
     let changes = run.report["subject"]["kubernetes"]["changes"].to_string();
     assert!(
         changes.contains("stopped early: deleted"),

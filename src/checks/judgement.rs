@@ -2,7 +2,8 @@
 //! observation and the evidence lines the report prints; and the words evidence is written in.
 
 use crate::probe::{self, ProbeOutcome};
-use crate::report::{Observed, SkipKind, Verdict};
+use crate::report::{CheckResult, Observed, SkipKind, Verdict};
+use crate::suite::Check;
 
 /// A verdict with its one-line reason, observation and evidence.
 pub(super) struct Judgement {
@@ -45,6 +46,36 @@ impl Judgement {
     pub(super) fn evidence(mut self, e: Vec<String>) -> Self {
         self.evidence = e;
         self
+    }
+
+    /// The result `check` gets from this judgement: the one way every result is made, an
+    /// endpoint's or a Kubernetes scope's. `id` is the check's, or its case's with a subject
+    /// (`config/mount/argocd-server`); the severity is always the suite's.
+    pub(super) fn into_result(
+        self,
+        check: &Check,
+        id: String,
+        endpoint: String,
+        expected: String,
+    ) -> CheckResult {
+        CheckResult {
+            id,
+            title: check.case.title.clone(),
+            suite: check.suite.clone(),
+            action: check.case.action.clone(),
+            requirement: check.case.requirement.clone(),
+            spec: check.case.spec.clone(),
+            severity: check.case.severity,
+            controls: check.case.controls.clone(),
+            verdict: self.verdict,
+            skip_kind: self.skip,
+            expected,
+            reason: self.reason,
+            observed: self.observed,
+            evidence: self.evidence,
+            duration_ms: self.duration_ms,
+            endpoint,
+        }
     }
 }
 

@@ -64,24 +64,7 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
             relay_failures.join("; ")
         );
     }
-    CheckResult {
-        id: check.id.clone(),
-        title: check.case.title.clone(),
-        suite: check.suite.clone(),
-        action: check.case.action.clone(),
-        requirement: check.case.requirement.clone(),
-        spec: check.case.spec.clone(),
-        severity: check.case.severity,
-        controls: check.case.controls.clone(),
-        verdict: j.verdict,
-        skip_kind: j.skip,
-        expected,
-        reason: j.reason,
-        observed: j.observed,
-        evidence: j.evidence,
-        duration_ms: j.duration_ms,
-        endpoint: endpoint.label.clone(),
-    }
+    j.into_result(check, check.id.clone(), endpoint.label.clone(), expected)
 }
 
 pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
@@ -120,13 +103,13 @@ pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
         CaseKind::LogRejections => {
             "a grpc-go `ServerHandshake(...) failed: ...` line for the refused handshakes".into()
         }
-        CaseKind::Finding => "the Kubernetes objects, pods and logs hold as required".into(),
+        CaseKind::Finding { .. } => "the Kubernetes objects, pods and logs hold as required".into(),
     }
 }
 
 fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> Judgement {
     match &check.case.kind {
-        CaseKind::Finding => Judgement::not_judged(
+        CaseKind::Finding { .. } => Judgement::not_judged(
             "judged on Kubernetes objects, pods and logs: needs --target kind or --target cluster",
         ),
         CaseKind::Handshake { present, expect } => {

@@ -27,7 +27,7 @@ use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
 use crate::report::CheckResult;
 use crate::report::events::{Event, Events};
 use crate::runner::{self};
-use crate::suite::{CaseKind, Check};
+use crate::suite::{CaseKind, Check, KubeCase};
 
 /// Options of the kind target.
 pub struct KindPlan {
@@ -498,7 +498,7 @@ impl KubeRun {
         let (finding_checks, probe_checks): (Vec<Check>, Vec<Check>) = checks
             .iter()
             .cloned()
-            .partition(|c| matches!(c.case.kind, CaseKind::Finding));
+            .partition(|c| matches!(c.case.kind, CaseKind::Finding { .. }));
         let snapshot = cluster::read_snapshot(&session.client, &session.namespace, true).await?;
         // The snapshot's discovery is the session's from here on: the probes, logs and judges
         // use the same workloads.
@@ -585,11 +585,12 @@ impl KubeRun {
         // What each replica announces is read only when a case judges it, and after its relays
         // were observed (the extra connection is not the probes' evidence).
         let announce = finding_checks.iter().any(|c| {
-            [
-                crate::suite::kube_ids::RESTARTED_AFTER_SECRET,
-                crate::suite::kube_ids::PEER_IS_REPO_SERVER,
-            ]
-            .contains(&c.case.id.as_str())
+            matches!(
+                c.case.kind,
+                CaseKind::Finding {
+                    case: KubeCase::RestartedAfterSecret | KubeCase::PeerIsRepoServer
+                }
+            )
         });
         for r in &replicas {
             let mut observed = session.observe_replica(r, since).await;

@@ -4,7 +4,8 @@
 
 use super::Finding;
 use crate::kubernetes::cluster::AppCondition;
-use crate::suite::kube_ids as ids;
+use crate::kubernetes::workloads::Role;
+use crate::suite::KubeCase;
 
 /// The message a client component logs when it (re)loads its client certificate.
 pub const CLIENT_CERT_LOADED: &str = "Client certificate reloaded from ";
@@ -18,14 +19,14 @@ pub const CLIENT_HANDSHAKE_ERRORS: [&str; 2] =
 /// controller's log (under TLS 1.3 the refusal arrives on the first write, as a reset), but the
 /// Application's ComparisonError always carries the failed call (`rpc error: code = Unavailable`).
 pub fn judge_repo_server_calls(applications: usize, conditions: &[AppCondition]) -> Finding {
-    let id = format!(
-        "{}/argocd-application-controller",
-        ids::CLIENT_REACHES_REPO_SERVER
-    );
+    let judged = |finding: fn(KubeCase, String) -> Finding, detail: String| {
+        finding(KubeCase::ClientReachesRepoServer, detail)
+            .about(Role::ApplicationController.upstream())
+    };
     if applications == 0 {
-        return Finding::not_applicable(
-            &id,
-            "no Application exists, so the application controller has had no reason to call the repo-server",
+        return judged(
+            Finding::not_applicable,
+            "no Application exists, so the application controller has had no reason to call the repo-server".into(),
         );
     }
     let failed: Vec<String> = conditions
@@ -39,14 +40,14 @@ pub fn judge_repo_server_calls(applications: usize, conditions: &[AppCondition])
         })
         .collect();
     match failed.first() {
-        None => Finding::pass(
-            &id,
+        None => judged(
+            Finding::pass,
             format!(
                 "{applications} Application(s) report no failed call from the application controller to the repo-server"
             ),
         ),
-        Some(first) => Finding::fail(
-            &id,
+        Some(first) => judged(
+            Finding::fail,
             format!(
                 "the application controller could not call the repo-server for {} Application(s) (a client certificate the repo-server does not trust is refused exactly like this); first: {first}",
                 failed.len()
@@ -63,23 +64,21 @@ pub fn judge_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
             .and_then(|m| m.strip_prefix(CLIENT_CERT_LOADED).map(str::to_owned))
     });
     let loaded = match loaded {
-        Some(rest) => Finding::pass(
-            &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
+        Some(rest) => Finding::pass(KubeCase::ClientCertLoaded,
             format!(
                 "{component} loaded its client certificate from {}",
                 rest.trim_end_matches(" (mtime changed)")
             ),
-        ),
+        ).about(component),
         // Clients load the certificate when they first dial the repo-server, so a component that
         // has not needed it since its restart has no such line yet: reported, not failed.
-        None => Finding::advise(
-            &format!("{}/{}", ids::CLIENT_CERT_LOADED, component),
+        None => Finding::holds_if(KubeCase::ClientCertLoaded,
             false,
             format!(
                 "{component} has not logged `{CLIENT_CERT_LOADED}...` in {} lines: either it has not dialed the repo-server since its restart (the certificate loads on the first connection) or it connects without a certificate",
                 lines.len()
             ),
-        ),
+        ).about(component),
     };
     let errors: Vec<&String> = lines
         .iter()
@@ -87,19 +86,21 @@ pub fn judge_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
         .collect();
     let handshakes = match errors.first() {
         None => Finding::pass(
-            &format!("{}/{}", ids::CLIENT_HANDSHAKE_ERRORS, component),
+            KubeCase::ClientHandshakeErrors,
             format!(
                 "{component}: no TLS handshake errors in {} lines",
                 lines.len()
             ),
-        ),
+        )
+        .about(component),
         Some(first) => Finding::fail(
-            &format!("{}/{}", ids::CLIENT_HANDSHAKE_ERRORS, component),
+            KubeCase::ClientHandshakeErrors,
             format!(
                 "{component}: {} lines report failed handshakes, first: {first}",
                 errors.len()
             ),
-        ),
+        )
+        .about(component),
     };
     vec![loaded, handshakes]
 }

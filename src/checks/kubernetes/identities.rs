@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use super::Finding;
 use super::secret::{certs_from, judge_expiry};
 use crate::kubernetes::workloads::{FileSource, MtlsFile, MtlsRead, Role, Workload};
-use crate::suite::kube_ids as ids;
+use crate::suite::KubeCase;
 use crate::x509::{self, CertFacts};
 
 /// The words every identity finding ends with: what a certificate per component does and does
@@ -138,7 +138,6 @@ pub fn judge_identities(
     let mut presented: BTreeMap<String, Vec<Role>> = BTreeMap::new();
     for p in &pairs {
         let who = format!("{} ({})", p.role, p.workload.reference());
-        let pair_id = format!("{}/{}", ids::MTLS_CLIENT_PAIR, p.role);
         let missing: Vec<&str> = [&p.cert, &p.key]
             .iter()
             .filter_map(|l| l.missing.as_deref())
@@ -147,29 +146,34 @@ pub fn judge_identities(
             .iter()
             .any(|l| secrets.refused.contains_key(&l.secret));
         if refused {
-            out.push(Finding::inconclusive(
-                &pair_id,
-                format!("{who}: {}", missing.join("; ")),
-            ));
+            out.push(
+                Finding::inconclusive(
+                    KubeCase::MtlsClientPair,
+                    format!("{who}: {}", missing.join("; ")),
+                )
+                .about(p.role.upstream()),
+            );
             continue;
         }
         if !missing.is_empty() {
-            out.push(Finding::fail(
-                &pair_id,
+            out.push(Finding::fail(KubeCase::MtlsClientPair,
                 format!(
                     "{who}: {}: it connects WITHOUT a client certificate and the repo-server refuses every call it makes",
                     missing.join("; ")
                 ),
-            ));
+            ).about(p.role.upstream()));
             continue;
         }
         let leaf = match certs_from(p.cert.bytes.unwrap_or_default(), &p.cert.key) {
             Ok(certs) => certs,
             Err(e) => {
-                out.push(Finding::fail(
-                    &pair_id,
-                    format!("{who}: Secret `{}`: {e}", p.cert.secret),
-                ));
+                out.push(
+                    Finding::fail(
+                        KubeCase::MtlsClientPair,
+                        format!("{who}: Secret `{}`: {e}", p.cert.secret),
+                    )
+                    .about(p.role.upstream()),
+                );
                 continue;
             }
         };
@@ -183,44 +187,46 @@ pub fn judge_identities(
             .unwrap_or_default();
         let fingerprint = x509::fingerprint_sha256(leaf_der);
         let short = fingerprint.get(..23).unwrap_or(&fingerprint).to_owned();
-        out.push(Finding::pass(
-            &pair_id,
-            format!(
-                "{who} presents `{subject}` (sha256 {short}) from Secret `{}` keys `{}`/`{}`",
-                p.cert.secret, p.cert.key, p.key.key
-            ),
-        ));
+        out.push(
+            Finding::pass(
+                KubeCase::MtlsClientPair,
+                format!(
+                    "{who} presents `{subject}` (sha256 {short}) from Secret `{}` keys `{}`/`{}`",
+                    p.cert.secret, p.cert.key, p.key.key
+                ),
+            )
+            .about(p.role.upstream()),
+        );
         presented
             .entry(fingerprint.clone())
             .or_default()
             .push(p.role);
-        let chains_id = format!("{}/{}", ids::CLIENT_CERT_CHAINS, p.role);
         match &trusted {
             Ok((origin, cas)) => {
                 let chains = cas
                     .iter()
                     .any(|ca| x509::is_signed_by(leaf_der, ca).unwrap_or(false));
                 out.push(if chains {
-                    Finding::pass(
-                        &chains_id,
+                    Finding::pass(KubeCase::ClientCertChains,
                         format!("{who}: `{subject}` is issued by a CA in {origin}"),
-                    )
+                    ).about(p.role.upstream())
                 } else {
-                    Finding::fail(
-                        &chains_id,
+                    Finding::fail(KubeCase::ClientCertChains,
                         format!(
                             "{who} presents `{subject}` (issuer `{}`), which no CA in {origin} issued: the repo-server refuses every call it makes",
                             facts.as_ref().map(|f| f.issuer.as_str()).unwrap_or_default()
                         ),
-                    )
+                    ).about(p.role.upstream())
                 });
             }
-            Err(why) => out.push(Finding::not_applicable(
-                &chains_id,
-                format!("{who}: the CA(s) the repo-server trusts are not known ({why})"),
-            )),
+            Err(why) => out.push(
+                Finding::not_applicable(
+                    KubeCase::ClientCertChains,
+                    format!("{who}: the CA(s) the repo-server trusts are not known ({why})"),
+                )
+                .about(p.role.upstream()),
+            ),
         }
-        let key_id = format!("{}/{}", ids::CLIENT_KEY_MATCHES, p.role);
         use rustls_pki_types::PrivateKeyDer;
         use rustls_pki_types::pem::PemObject;
         let matches = PrivateKeyDer::from_pem_slice(p.key.bytes.unwrap_or_default())
@@ -229,18 +235,16 @@ pub fn judge_identities(
             .zip(x509::spki_der(leaf_der).ok())
             .is_some_and(|(a, b)| a == b);
         out.push(if matches {
-            Finding::pass(
-                &key_id,
+            Finding::pass(KubeCase::ClientKeyMatches,
                 format!("{who}: `{}` belongs to `{}`", p.key.key, p.cert.key),
-            )
+            ).about(p.role.upstream())
         } else {
-            Finding::fail(
-                &key_id,
+            Finding::fail(KubeCase::ClientKeyMatches,
                 format!(
                     "{who}: Secret `{}` key `{}` does not belong to its certificate `{}` (or does not parse): the handshake fails",
                     p.key.secret, p.key.key, p.cert.key
                 ),
-            )
+            ).about(p.role.upstream())
         });
         if let Some(f) = &facts {
             out.push(judge_expiry(&format!("{} of {}", p.cert.key, p.role), f));
@@ -262,16 +266,16 @@ pub fn judge_identities(
             })
             .collect();
         out.push(if shared.is_empty() {
-            Finding::advise(
-                ids::CLIENT_IDENTITIES,
+            Finding::holds_if(
+                KubeCase::ClientIdentities,
                 true,
                 format!(
                     "unique: each of the {clients} client component(s) presents its own certificate, so the repo-server's peers can be told apart; {NO_AUTHORIZATION}"
                 ),
             )
         } else {
-            Finding::advise(
-                ids::CLIENT_IDENTITIES,
+            Finding::holds_if(
+                KubeCase::ClientIdentities,
                 false,
                 format!(
                     "shared: one certificate is presented by {}: the repo-server cannot tell these components apart (unique identification needs one certificate per component: pki init --layout per-component); {NO_AUTHORIZATION}",

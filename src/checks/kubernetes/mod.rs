@@ -23,25 +23,22 @@ mod tests;
 use std::collections::BTreeMap;
 
 use super::expected_text;
+use super::judgement::Judgement;
 use crate::endpoint::Protocol;
 use crate::kubernetes::observed::{KubernetesObservations, NamespaceObservation};
-use crate::kubernetes::workloads::{FileSource, MtlsFile};
+use crate::kubernetes::workloads::{FileSource, MtlsFile, Role};
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 use crate::report::{CheckResult, Observed, SkipKind, Verdict};
-use crate::suite::{CaseKind, Check, kube_ids as ids};
+use crate::suite::{CaseKind, Check, KubeCase};
 
-/// How one finding came out.
+/// How one finding came out. Whether a failure fails the run is not the finding's to say: the
+/// suite's severity for its case decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     /// Right in this respect.
     Holds,
-    /// Wrong in this respect: a required failure, which fails the run.
+    /// Wrong in this respect.
     Fails,
-    /// Reported, never failing the run, whether it holds or not.
-    Advice {
-        /// Whether it holds.
-        holds: bool,
-    },
     /// Nothing could be concluded (e.g. a read failed, or the port-forward did): no verdict.
     Inconclusive,
     /// The case does not arise on this target (e.g. no Application has asked the controller to
@@ -49,12 +46,15 @@ pub enum Status {
     NotApplicable,
 }
 
-/// One judged finding: an id of `suites/kubernetes.toml` (or a sub-id such as
+/// One judged finding: its case, its subject when the case is judged per subject (a component:
 /// `config/mount/argocd-server`), how it came out, and what was found, naming the object and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
-    /// Stable id, e.g. `config/mtls-secret-keys`.
-    pub id: String,
+    /// The case it answers.
+    pub case: KubeCase,
+    /// What it is about within its scope, when the case has one result per subject (a
+    /// component's name); `None` for one result per scope.
+    pub subject: Option<String>,
     /// How it came out.
     pub status: Status,
     /// What was found, naming the object and key (never Secret data).
@@ -62,43 +62,53 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(id: &str, status: Status, detail: impl Into<String>) -> Self {
+    fn new(case: KubeCase, status: Status, detail: impl Into<String>) -> Self {
         Finding {
-            id: id.into(),
+            case,
+            subject: None,
             status,
             detail: detail.into(),
         }
     }
-    /// The configuration is right in this respect.
-    pub fn pass(id: &str, detail: impl Into<String>) -> Self {
-        Self::new(id, Status::Holds, detail)
+    /// Right in this respect.
+    pub fn pass(case: KubeCase, detail: impl Into<String>) -> Self {
+        Self::new(case, Status::Holds, detail)
     }
-    /// The configuration is wrong in this respect; fails the run.
-    pub fn fail(id: &str, detail: impl Into<String>) -> Self {
-        Self::new(id, Status::Fails, detail)
+    /// Wrong in this respect.
+    pub fn fail(case: KubeCase, detail: impl Into<String>) -> Self {
+        Self::new(case, Status::Fails, detail)
     }
-    /// Reported, never failing the run.
-    pub fn advise(id: &str, holds: bool, detail: impl Into<String>) -> Self {
-        Self::new(id, Status::Advice { holds }, detail)
-    }
-    /// Nothing could be concluded; the run gets no verdict.
-    pub fn inconclusive(id: &str, detail: impl Into<String>) -> Self {
-        Self::new(id, Status::Inconclusive, detail)
-    }
-    /// The case does not arise here; skipped as not applicable.
-    pub fn not_applicable(id: &str, detail: impl Into<String>) -> Self {
-        Self::new(id, Status::NotApplicable, detail)
-    }
-    /// Whether nothing is wrong in this respect (advice that holds, or a case that does not arise).
-    pub fn ok(&self) -> bool {
-        matches!(
-            self.status,
-            Status::Holds | Status::Advice { holds: true } | Status::NotApplicable
+    /// [`Finding::pass`] if `holds`, else [`Finding::fail`].
+    pub fn holds_if(case: KubeCase, holds: bool, detail: impl Into<String>) -> Self {
+        Self::new(
+            case,
+            if holds { Status::Holds } else { Status::Fails },
+            detail,
         )
     }
-    /// Whether it is only reported, never failing the run.
-    pub fn advisory(&self) -> bool {
-        matches!(self.status, Status::Advice { .. })
+    /// Nothing could be concluded; the run gets no verdict.
+    pub fn inconclusive(case: KubeCase, detail: impl Into<String>) -> Self {
+        Self::new(case, Status::Inconclusive, detail)
+    }
+    /// The case does not arise here; skipped as not applicable.
+    pub fn not_applicable(case: KubeCase, detail: impl Into<String>) -> Self {
+        Self::new(case, Status::NotApplicable, detail)
+    }
+    /// The same finding, about `subject` (a component).
+    pub fn about(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+    /// The result id: the case's, with `/<subject>` when it has one.
+    pub fn id(&self) -> String {
+        match &self.subject {
+            Some(subject) => format!("{}/{subject}", self.case.id()),
+            None => self.case.id().to_owned(),
+        }
+    }
+    /// Whether nothing is wrong in this respect (it holds, or the case does not arise).
+    pub fn ok(&self) -> bool {
+        matches!(self.status, Status::Holds | Status::NotApplicable)
     }
 }
 
@@ -111,18 +121,19 @@ struct ScopedFindings {
     findings: Vec<Finding>,
 }
 
-/// The ids a Secret that could not be read leaves unobserved.
-const NEEDS_THE_SECRET: [&str; 10] = [
-    ids::CLIENT_IDENTITIES,
-    ids::MTLS_SECRET_KEYS,
-    ids::MTLS_CLIENT_PAIR,
-    ids::CLIENT_CA_PARSES,
-    ids::CLIENT_CERT_CHAINS,
-    ids::CLIENT_KEY_MATCHES,
-    ids::CERT_EXPIRY_HORIZON,
-    ids::SERVER_CA_PRESENT,
-    ids::MTLS_SECRET_EXTRA_KEYS,
-    ids::RESTARTED_AFTER_SECRET,
+/// The cases a Secret that could not be read leaves unobserved.
+const NEEDS_THE_SECRET: [KubeCase; 11] = [
+    KubeCase::ClientIdentities,
+    KubeCase::MtlsSecretKeys,
+    KubeCase::MtlsClientPair,
+    KubeCase::ClientCaParses,
+    KubeCase::ClientCertChains,
+    KubeCase::ClientKeyMatches,
+    KubeCase::CertExpiryHorizon,
+    KubeCase::ServerCaPresent,
+    KubeCase::MtlsSecretExtraKeys,
+    KubeCase::RestartedAfterSecret,
+    KubeCase::ClientRestartedAfterSecret,
 ];
 
 /// Judges the finding-based checks of `checks` on what a Kubernetes run observed: one result per
@@ -162,11 +173,11 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
         scope: namespace_scope.clone(),
         findings: judge_namespace(&observed.namespace, &observed.config),
     });
-    let not_observed: BTreeMap<String, String> = observed
+    let not_observed: BTreeMap<KubeCase, String> = observed
         .config
         .secret_unreadable
         .iter()
-        .flat_map(|why| NEEDS_THE_SECRET.map(|id| (id.to_owned(), why.clone())))
+        .flat_map(|why| NEEDS_THE_SECRET.map(|case| (case, why.clone())))
         .collect();
     fold(checks, &scopes, &not_observed, &namespace_scope)
 }
@@ -228,96 +239,62 @@ pub fn judge_namespace(namespace: &str, config: &NamespaceObservation) -> Vec<Fi
     out.extend(workloads::judge_server_verification(
         config.cmd_params.as_ref(),
     ));
-    let calls = format!(
-        "{}/argocd-application-controller",
-        ids::CLIENT_REACHES_REPO_SERVER
-    );
     match &config.applications {
         Ok(Some((applications, conditions))) => out.push(components::judge_repo_server_calls(
             *applications,
             conditions,
         )),
         Ok(None) => {}
-        Err(e) => out.push(Finding::inconclusive(&calls, e.to_string())),
+        Err(e) => out.push(
+            Finding::inconclusive(KubeCase::ClientReachesRepoServer, e.to_string())
+                .about(Role::ApplicationController.upstream()),
+        ),
     }
     for log in &config.client_logs {
         match &log.lines {
             Ok(Some(lines)) => out.extend(components::judge_client_log(&log.component, lines)),
             Ok(None) => {}
-            Err(e) => out.push(Finding::inconclusive(
-                &format!("{}/{}", ids::CLIENT_CERT_LOADED, log.component),
-                e.to_string(),
-            )),
+            Err(e) => out.push(
+                Finding::inconclusive(KubeCase::ClientCertLoaded, e.to_string())
+                    .about(&log.component),
+            ),
         }
     }
     out
 }
 
-fn finding_matches(case_id: &str, finding_id: &str) -> bool {
-    finding_id == case_id
-        || finding_id
-            .strip_prefix(case_id)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// One result per (scope, finding id), several findings with one id (e.g. two certificates'
 /// expiry) folded into one result that fails if any of them fails. A check no finding answers is
-/// skipped (reported at `skip_scope`), with `not_observed`'s reason for its id when there is one.
+/// skipped (reported at `skip_scope`), with `not_observed`'s reason for its case when there is one.
 fn fold(
     checks: &[Check],
     scopes: &[ScopedFindings],
-    not_observed: &BTreeMap<String, String>,
+    not_observed: &BTreeMap<KubeCase, String>,
     skip_scope: &str,
 ) -> Vec<CheckResult> {
     let mut out = Vec::new();
-    for check in checks
-        .iter()
-        .filter(|c| matches!(c.case.kind, CaseKind::Finding))
-    {
-        let result = |id: String,
-                      endpoint: &str,
-                      (verdict, skip): (Verdict, Option<SkipKind>),
-                      reason: String,
-                      evidence: Vec<String>,
-                      advisory| {
-            CheckResult {
-                id,
-                title: check.case.title.clone(),
-                suite: check.suite.clone(),
-                action: check.case.action.clone(),
-                requirement: check.case.requirement.clone(),
-                spec: check.case.spec.clone(),
-                severity: if advisory {
-                    crate::suite::Severity::Advisory
-                } else {
-                    check.case.severity
-                },
-                controls: check.case.controls.clone(),
-                verdict,
-                skip_kind: skip,
-                expected: expected_text(&check.case.kind, Protocol::Grpc),
-                observed: Observed::Findings {
-                    findings: evidence.clone(),
-                },
-                reason,
-                evidence,
-                duration_ms: 0.0,
-                endpoint: endpoint.to_owned(),
-            }
+    for check in checks {
+        let CaseKind::Finding { case } = check.case.kind else {
+            continue;
         };
+        let expected = expected_text(&check.case.kind, Protocol::Grpc);
         let mut answered = false;
         for scoped in scopes {
-            let mut ids: Vec<&str> = scoped
+            let mut subjects: Vec<&Option<String>> = scoped
                 .findings
                 .iter()
-                .filter(|f| finding_matches(&check.case.id, &f.id))
-                .map(|f| f.id.as_str())
+                .filter(|f| f.case == case)
+                .map(|f| &f.subject)
                 .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            for id in ids {
+            subjects.sort_unstable();
+            subjects.dedup();
+            for subject in subjects {
                 answered = true;
-                let group: Vec<&Finding> = scoped.findings.iter().filter(|f| f.id == id).collect();
+                let group: Vec<&Finding> = scoped
+                    .findings
+                    .iter()
+                    .filter(|f| f.case == case && &f.subject == subject)
+                    .collect();
                 let verdict = if group.iter().any(|f| f.status == Status::Inconclusive) {
                     Verdict::Error
                 } else if group.iter().all(|f| f.status == Status::NotApplicable) {
@@ -327,42 +304,38 @@ fn fold(
                 } else {
                     Verdict::Fail
                 };
-                // A group is advisory only if every finding that decides it is.
-                let deciding: Vec<&&Finding> = group
+                // The reason is what decided: every finding for a pass, the failing ones else.
+                let reason = group
                     .iter()
                     .filter(|f| matches!(verdict, Verdict::Pass | Verdict::Skip) || !f.ok())
-                    .collect();
-                let advisory = deciding.iter().all(|f| f.advisory());
-                let reason = deciding
-                    .iter()
                     .map(|f| f.detail.as_str())
                     .collect::<Vec<_>>()
                     .join("; ");
-                let evidence = group.iter().map(|f| f.detail.clone()).collect();
-                let skip = (verdict == Verdict::Skip).then_some(SkipKind::NotApplicable);
-                out.push(result(
-                    id.to_owned(),
-                    &scoped.scope,
-                    (verdict, skip),
-                    reason,
-                    evidence,
-                    advisory,
+                let evidence: Vec<String> = group.iter().map(|f| f.detail.clone()).collect();
+                let mut judged = Judgement::new(verdict, reason)
+                    .observed(Observed::Findings {
+                        findings: evidence.clone(),
+                    })
+                    .evidence(evidence);
+                judged.skip = (verdict == Verdict::Skip).then_some(SkipKind::NotApplicable);
+                out.push(judged.into_result(
+                    check,
+                    group[0].id(),
+                    scoped.scope.clone(),
+                    expected.clone(),
                 ));
             }
         }
         if !answered {
             let reason = not_observed
-                .get(&check.case.id)
+                .get(&case)
                 .cloned()
                 .unwrap_or_else(|| "not observed on this target".into());
-            out.push(result(
-                check.id.clone(),
-                skip_scope,
-                (Verdict::Skip, Some(SkipKind::MissingInput)),
-                reason,
-                vec![],
-                false,
-            ));
+            out.push(
+                Judgement::not_judged(reason)
+                    .observed(Observed::Findings { findings: vec![] })
+                    .into_result(check, check.id.clone(), skip_scope.to_owned(), expected),
+            );
         }
     }
     out
@@ -384,32 +357,33 @@ mod fold_tests {
             .unwrap_or_else(|| panic!("no {id} [{endpoint}] in {results:#?}"))
     }
 
-    /// One result per (scope, finding id); same-id findings fold (any failure fails); the
-    /// deciding findings' advisory flag sets the severity; inconclusive means no verdict; an
+    /// One result per (scope, case, subject); same-subject findings fold (any failure fails);
+    /// the severity is the suite's, whatever the finding; inconclusive means no verdict; an
     /// unanswered case is skipped with the reason given for it.
     #[test]
     fn findings_become_results() {
         let ns = ScopedFindings {
             scope: "namespace/argocd".into(),
             findings: vec![
-                Finding::pass("config/mtls-secret-keys", "has client-ca.crt"),
-                Finding::pass("config/cert-expiry-horizon", "client-ca.crt ok"),
-                Finding::fail("config/cert-expiry-horizon", "client.crt expired"),
-                Finding::pass("config/mount/argocd-server", "mounts"),
-                Finding::fail("config/mount/argocd-repo-server", "no client-ca.crt"),
-                Finding::advise("config/client-verifies-server/argocd-server", false, "off"),
-                // Prefix matching is per path segment: this must not answer `config/mount`.
-                Finding::fail("config/mountain", "unrelated"),
+                Finding::pass(KubeCase::MtlsSecretKeys, "has client-ca.crt"),
+                Finding::pass(KubeCase::CertExpiryHorizon, "client-ca.crt ok"),
+                Finding::fail(KubeCase::CertExpiryHorizon, "client.crt expired"),
+                Finding::pass(KubeCase::Mount, "mounts").about("argocd-server"),
+                Finding::fail(KubeCase::Mount, "no client-ca.crt").about("argocd-repo-server"),
+                Finding::fail(KubeCase::ClientVerifiesServer, "off").about("argocd-server"),
+                Finding::fail(KubeCase::ClientRestartedAfterSecret, "restart advised")
+                    .about("argocd-server"),
             ],
         };
         let pod = ScopedFindings {
             scope: "argocd-repo-server-0".into(),
-            findings: vec![Finding::inconclusive("pod/ready", "API timeout")],
+            findings: vec![
+                Finding::inconclusive(KubeCase::PodReady, "API timeout"),
+                Finding::fail(KubeCase::RestartedAfterSecret, "old CA").about("argocd-repo-server"),
+            ],
         };
-        let not_observed = BTreeMap::from([(
-            "pod/no-probe-failures".to_owned(),
-            "RBAC: list events".to_owned(),
-        )]);
+        let not_observed =
+            BTreeMap::from([(KubeCase::PodNoProbeFailures, "RBAC: list events".to_owned())]);
         let results = fold(
             &kube_checks(),
             &[ns, pod],
@@ -433,12 +407,27 @@ mod fold_tests {
             find(&results, "config/mount/argocd-repo-server", n).verdict,
             Verdict::Fail
         );
-        let verifies = find(&results, "config/client-verifies-server/argocd-server", n);
-        assert_eq!(
-            (verifies.verdict, verifies.severity),
-            (Verdict::Fail, Severity::Advisory)
-        );
-        assert!(!results.iter().any(|r| r.id == "config/mountain"));
+        // Severity is the suite's: the client's restart is advice, the repo-server's required.
+        for (id, scope, severity) in [
+            (
+                "config/client-verifies-server/argocd-server",
+                n,
+                Severity::Advisory,
+            ),
+            (
+                "config/client-restarted-after-secret/argocd-server",
+                n,
+                Severity::Advisory,
+            ),
+            (
+                "config/restarted-after-secret/argocd-repo-server",
+                "argocd-repo-server-0",
+                Severity::Required,
+            ),
+        ] {
+            let r = find(&results, id, scope);
+            assert_eq!((r.verdict, r.severity), (Verdict::Fail, severity), "{id}");
+        }
         assert_eq!(
             find(&results, "pod/ready", "argocd-repo-server-0").verdict,
             Verdict::Error

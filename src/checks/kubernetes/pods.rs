@@ -5,7 +5,7 @@
 use super::Finding;
 use crate::kubernetes::observed::{Baseline, BaselineAttempt, ReplicaObservation, StoppedReplica};
 use crate::probe::Outcome;
-use crate::suite::kube_ids as ids;
+use crate::suite::KubeCase;
 
 /// A probed replica after the probes: still Ready, no restarts, no `Unhealthy` events, and every
 /// connection relayed by its port-forwards.
@@ -15,18 +15,18 @@ pub fn judge_replica(replica: &ReplicaObservation) -> Vec<Finding> {
     match &replica.after {
         Ok(Some(now)) => {
             out.push(if now.ready {
-                Finding::pass(ids::POD_READY, format!("pod/{name} is Ready"))
+                Finding::pass(KubeCase::PodReady, format!("pod/{name} is Ready"))
             } else {
-                Finding::fail(ids::POD_READY, format!("pod/{name} is not Ready"))
+                Finding::fail(KubeCase::PodReady, format!("pod/{name} is not Ready"))
             });
             out.push(if now.restarts == replica.before.restarts {
                 Finding::pass(
-                    ids::POD_RESTARTS_UNCHANGED,
+                    KubeCase::PodRestartsUnchanged,
                     format!("pod/{name}: {} restarts before and after", now.restarts),
                 )
             } else {
                 Finding::fail(
-                    ids::POD_RESTARTS_UNCHANGED,
+                    KubeCase::PodRestartsUnchanged,
                     format!(
                         "pod/{name} restarted during the run ({} -> {} restarts): a failing liveness probe (GET /healthz?full=true) shows up exactly like this",
                         replica.before.restarts, now.restarts
@@ -35,29 +35,29 @@ pub fn judge_replica(replica: &ReplicaObservation) -> Vec<Finding> {
             });
         }
         Ok(None) => out.push(Finding::fail(
-            ids::POD_READY,
+            KubeCase::PodReady,
             format!("pod/{name} is gone: it was replaced during the run"),
         )),
-        Err(e) => out.push(Finding::inconclusive(ids::POD_READY, e.to_string())),
+        Err(e) => out.push(Finding::inconclusive(KubeCase::PodReady, e.to_string())),
     }
     match &replica.probe_failures {
         Ok(events) if events.is_empty() => out.push(Finding::pass(
-            ids::POD_NO_PROBE_FAILURES,
+            KubeCase::PodNoProbeFailures,
             format!("pod/{name}: no Unhealthy events since the rollout"),
         )),
         Ok(events) => out.push(Finding::fail(
-            ids::POD_NO_PROBE_FAILURES,
+            KubeCase::PodNoProbeFailures,
             format!("pod/{name}: {}", events.join("; ")),
         )),
         Err(e) => out.push(Finding::inconclusive(
-            ids::POD_NO_PROBE_FAILURES,
+            KubeCase::PodNoProbeFailures,
             e.to_string(),
         )),
     }
     for relay in &replica.relays {
         out.push(match &relay.failure {
             None => Finding::pass(
-                ids::PORT_FORWARD,
+                KubeCase::PortForward,
                 match relay.peer_closed {
                     0 => format!("{}: every connection was relayed", relay.label),
                     n => format!(
@@ -67,7 +67,7 @@ pub fn judge_replica(replica: &ReplicaObservation) -> Vec<Finding> {
                 },
             ),
             Some(failed) => Finding::inconclusive(
-                ids::PORT_FORWARD,
+                KubeCase::PortForward,
                 format!("{failed}; a refusal seen through it may be the relay's"),
             ),
         });
@@ -95,7 +95,7 @@ pub fn judge_stopped(stopped: &StoppedReplica) -> Finding {
             words.push_str(&format!(". {fix}"));
         }
     }
-    Finding::fail(ids::POD_READY, words)
+    Finding::fail(KubeCase::PodReady, words)
 }
 
 /// What to change for a startup failure the repo-server is known for.
@@ -126,7 +126,7 @@ pub fn startup_failure_fix(message: &str) -> Option<&'static str> {
 /// be credited to mTLS. Nothing seen through a failing port-forward counts. An installation found
 /// running has no "before": not applicable, which does not hold the gate.
 pub fn judge_baseline(baseline: &Baseline) -> Vec<(Option<&str>, Finding)> {
-    use crate::suite::kube_ids::BASELINE_NO_CERT_ACCEPTED as ID;
+    const ID: KubeCase = KubeCase::BaselineNoCertAccepted;
     match baseline {
         Baseline::ExistingInstallation => vec![(
             None,
@@ -143,7 +143,7 @@ pub fn judge_baseline(baseline: &Baseline) -> Vec<(Option<&str>, Finding)> {
 }
 
 fn judge_baseline_attempt(attempt: &BaselineAttempt) -> Finding {
-    use crate::suite::kube_ids::BASELINE_NO_CERT_ACCEPTED as ID;
+    const ID: KubeCase = KubeCase::BaselineNoCertAccepted;
     let what = attempt.describe();
     match attempt.outcome.outcome {
         _ if attempt.relay_failed => {
@@ -165,7 +165,7 @@ fn judge_baseline_attempt(attempt: &BaselineAttempt) -> Finding {
 /// proxy or another TLS server there does not. A peer that asks for no certificate is not judged
 /// here (the handshake cases judge an open server); no handshake is no verdict.
 pub fn judge_peer(replica: &ReplicaObservation) -> Finding {
-    let id = ids::PEER_IS_REPO_SERVER;
+    let id = KubeCase::PeerIsRepoServer;
     let pod = &replica.before.name;
     let a = &replica.announcement;
     let health = format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION);

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 
 use super::Finding;
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
-use crate::suite::kube_ids as ids;
+use crate::suite::KubeCase;
 use crate::x509::CertFacts;
 
 /// Certificates of one Secret key, or why they are unusable.
@@ -43,7 +43,7 @@ pub fn judge_mtls_secret(
     ca_key: &str,
     read_keys: &std::collections::BTreeSet<String>,
 ) -> Vec<Finding> {
-    const KEYS: &str = ids::MTLS_SECRET_KEYS;
+    const KEYS: KubeCase = KubeCase::MtlsSecretKeys;
     let Some(secret) = secret else {
         return vec![Finding::fail(
             KEYS,
@@ -96,8 +96,8 @@ pub fn judge_mtls_secret(
         ));
     }
     out.push(if keys.contains(&mtls_keys::SERVER_CA) {
-        Finding::advise(
-            ids::SERVER_CA_PRESENT,
+        Finding::holds_if(
+            KubeCase::ServerCaPresent,
             true,
             format!(
                 "Secret `{MTLS_SECRET}` has `{}`: the components can verify the repo-server",
@@ -105,7 +105,7 @@ pub fn judge_mtls_secret(
             ),
         )
     } else {
-        Finding::advise(ids::SERVER_CA_PRESENT, false, format!(
+        Finding::holds_if(KubeCase::ServerCaPresent, false, format!(
             "Secret `{MTLS_SECRET}` has no `{}`: the components cannot verify the repo-server (one-way authentication)",
             mtls_keys::SERVER_CA
         ))
@@ -122,14 +122,14 @@ pub fn judge_mtls_secret(
         .filter(|k| !known.contains(k) && *k != ca_key && !read_keys.contains(*k))
         .collect();
     out.push(if extra.is_empty() {
-        Finding::advise(
-            ids::MTLS_SECRET_EXTRA_KEYS,
+        Finding::holds_if(
+            KubeCase::MtlsSecretExtraKeys,
             true,
             format!("Secret `{MTLS_SECRET}` has only keys the components read"),
         )
     } else {
-        Finding::advise(
-            ids::MTLS_SECRET_EXTRA_KEYS,
+        Finding::holds_if(
+            KubeCase::MtlsSecretExtraKeys,
             false,
             format!(
                 "Secret `{MTLS_SECRET}` has keys no component reads: {}",
@@ -141,13 +141,13 @@ pub fn judge_mtls_secret(
     let ca = certs_in(secret, ca_key);
     match &ca {
         Some(Err(e)) => out.push(Finding::fail(
-            ids::CLIENT_CA_PARSES,
+            KubeCase::ClientCaParses,
             format!(
                 "Secret `{MTLS_SECRET}`: {e}: the repo-server does not start with it (it fails at startup with \"invalid cert data\", it does not fall back to open)"
             ),
         )),
         Some(Ok(certs)) => out.push(Finding::pass(
-            ids::CLIENT_CA_PARSES,
+            KubeCase::ClientCaParses,
             format!(
                 "Secret `{MTLS_SECRET}`: `{ca_key}` holds {} certificate(s)",
                 certs.len()
@@ -166,14 +166,14 @@ pub fn judge_mtls_secret(
 }
 
 pub(super) fn judge_expiry(key: &str, f: &CertFacts) -> Finding {
-    let id = ids::CERT_EXPIRY_HORIZON;
+    let id = KubeCase::CertExpiryHorizon;
     if f.days_left < 0 {
         Finding::fail(
             id,
             format!("`{key}` ({}) expired {} days ago", f.subject, -f.days_left),
         )
     } else if f.days_left < EXPIRY_HORIZON_DAYS {
-        Finding::advise(
+        Finding::holds_if(
             id,
             false,
             format!("`{key}` ({}) expires in {} days", f.subject, f.days_left),

@@ -15,7 +15,7 @@ use crate::kubernetes::workloads::{EnvValue, FoundBy, Role, Workload, discover};
 fn status(findings: &[Finding], id: &str) -> Status {
     findings
         .iter()
-        .find(|f| f.id == id)
+        .find(|f| f.id() == id)
         .unwrap_or_else(|| panic!("no {id} in {findings:#?}"))
         .status
 }
@@ -23,7 +23,7 @@ fn status(findings: &[Finding], id: &str) -> Status {
 fn detail<'a>(findings: &'a [Finding], id: &str) -> &'a str {
     &findings
         .iter()
-        .find(|f| f.id == id)
+        .find(|f| f.id() == id)
         .expect("present")
         .detail
 }
@@ -386,7 +386,7 @@ fn repo_server_restart_from_what_it_announces() {
         announcing("r-2", true, &[health, "CN=ops-ca"]),
     ] {
         let f = judge(&secret, &replica);
-        assert_eq!((f.id.as_str(), f.status), (id, Status::Holds), "{f:?}");
+        assert_eq!((f.id().as_str(), f.status), (id, Status::Holds), "{f:?}");
     }
 
     let old = judge(&secret, &announcing("r-1", true, &["CN=old-ca", health]));
@@ -464,7 +464,7 @@ fn client_restarts_after_the_secret() {
             vec![started("argocd-server-1", at)],
         )])
     };
-    let id = "config/restarted-after-secret/argocd-server";
+    let id = "config/client-restarted-after-secret/argocd-server";
     let log = |line: &str| {
         vec![ComponentLog {
             component: "argocd-server".into(),
@@ -485,9 +485,11 @@ fn client_restarts_after_the_secret() {
         None,
         "argocd",
     );
-    assert_eq!(status(&judged, id), Status::Advice { holds: true });
+    assert_eq!(status(&judged, id), Status::Holds);
     assert!(
-        !judged.iter().any(|f| f.id.ends_with("argocd-repo-server")),
+        !judged
+            .iter()
+            .any(|f| f.id().ends_with("argocd-repo-server")),
         "the repo-server is judged from its handshake"
     );
 
@@ -500,7 +502,7 @@ fn client_restarts_after_the_secret() {
         None,
         "argocd",
     );
-    assert_eq!(status(&judged, id), Status::Advice { holds: true });
+    assert_eq!(status(&judged, id), Status::Holds);
     assert!(detail(&judged, id).contains("reloaded its client certificate at"));
     let judged = workloads::judge_client_restarts(
         &secret,
@@ -533,7 +535,7 @@ fn client_restarts_after_the_secret() {
         None,
         "argocd",
     );
-    assert_eq!(status(&judged, id), Status::Advice { holds: false });
+    assert_eq!(status(&judged, id), Status::Fails);
     assert!(
         detail(&judged, id).contains("kubectl -n argocd rollout restart deployment/argocd-server")
     );
@@ -596,19 +598,16 @@ fn clients_verify_the_repo_server() {
     ]);
     let judged = workloads::judge_server_verification(Some(&params));
     let id = |c: &str| format!("config/client-verifies-server/{c}");
-    assert_eq!(
-        status(&judged, &id("argocd-server")),
-        Status::Advice { holds: true }
-    );
+    assert_eq!(status(&judged, &id("argocd-server")), Status::Holds);
     assert_eq!(
         status(&judged, &id("argocd-application-controller")),
-        Status::Advice { holds: true }
+        Status::Holds
     );
     for off in [
         "argocd-applicationset-controller",
         "argocd-notifications-controller",
     ] {
-        assert_eq!(status(&judged, &id(off)), Status::Advice { holds: false });
+        assert_eq!(status(&judged, &id(off)), Status::Fails);
         assert!(detail(&judged, &id(off)).contains(".repo.server.ca.cert.path"));
     }
 }
@@ -624,7 +623,10 @@ fn application_controller_calls() {
         message: message.into(),
     };
     let none = components::judge_repo_server_calls(0, &[]);
-    assert_eq!((none.id.as_str(), none.status), (id, Status::NotApplicable));
+    assert_eq!(
+        (none.id().as_str(), none.status),
+        (id, Status::NotApplicable)
+    );
     let fine = components::judge_repo_server_calls(2, &[condition("app path does not exist")]);
     assert_eq!(fine.status, Status::Holds);
     let refused = components::judge_repo_server_calls(
@@ -733,7 +735,7 @@ fn replica_after_the_probes() {
             .collect();
         assert_eq!(wrong.len(), 1, "{name}: {judged:#?}");
         assert_eq!(
-            (wrong[0].id.as_str(), wrong[0].status),
+            (wrong[0].id().as_str(), wrong[0].status),
             (id, expected),
             "{name}"
         );
@@ -755,7 +757,7 @@ fn replica_that_cannot_run() {
     };
     let plain = pods::judge_stopped(&stopped(None));
     assert_eq!(
-        (plain.id.as_str(), plain.status),
+        (plain.id().as_str(), plain.status),
         ("pod/ready", Status::Fails)
     );
     assert!(plain.detail.contains("CrashLoopBackOff"));
@@ -883,7 +885,7 @@ fn the_peer_on_8081_is_the_repo_server() {
 fn a_mesh_in_the_path_is_named() {
     let mut w = correct_mounts();
     let none = workloads::judge_mesh(&w, &BTreeMap::new());
-    assert_eq!(none.status, Status::Advice { holds: true });
+    assert_eq!(none.status, Status::Holds);
     w.iter_mut()
         .find(|w| w.role == Some(Role::RepoServer))
         .unwrap()
@@ -892,7 +894,7 @@ fn a_mesh_in_the_path_is_named() {
     proxied.mesh_proxies = vec!["istio-proxy".into()];
     let pods = BTreeMap::from([("argocd-server".to_owned(), vec![proxied])]);
     let meshed = workloads::judge_mesh(&w, &pods);
-    assert_eq!(meshed.status, Status::Advice { holds: false });
+    assert_eq!(meshed.status, Status::Fails);
     assert!(
         meshed
             .detail

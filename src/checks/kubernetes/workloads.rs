@@ -13,7 +13,7 @@ use crate::kubernetes::workloads::{
     FileSource, Role, SERVER_VERIFICATION_KEYS, Workload, secret_changed_at,
 };
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
-use crate::suite::kube_ids as ids;
+use crate::suite::KubeCase;
 
 /// Whether each component reads its mTLS files from a Secret, found by role (whatever the
 /// installation calls the workload or container): the file the repo-server takes its client CA
@@ -29,20 +29,18 @@ pub fn judge_mounts(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     for role in Role::ALL {
-        let id = format!("{}/{}", ids::MOUNT, role.upstream());
         let found: Vec<&Workload> = workloads.iter().filter(|w| w.role == Some(role)).collect();
         if found.is_empty() {
-            out.push(Finding::not_applicable(
-                &id,
+            out.push(Finding::not_applicable(KubeCase::Mount,
                 format!(
                     "no workload in namespace `{namespace}` runs {} (looked by container binary, app.kubernetes.io/name|component, name)",
                     role.binary()
                 ),
-            ));
+            ).about(role.upstream()));
             continue;
         }
         for w in found {
-            out.push(judge_mount(role, w, cmd_params, namespace, &id));
+            out.push(judge_mount(role, w, cmd_params, namespace).about(role.upstream()));
         }
     }
     out
@@ -53,12 +51,11 @@ fn judge_mount(
     w: &Workload,
     cmd_params: Option<&ConfigMap>,
     namespace: &str,
-    id: &str,
 ) -> Finding {
     let container = w.container.as_deref().unwrap_or(role.upstream());
     let at = format!("{} (container {container})", w.reference());
     if w.replicas == Some(0) {
-        return Finding::not_applicable(id, format!("{at} is scaled to 0 replicas"));
+        return Finding::not_applicable(KubeCase::Mount, format!("{at} is scaled to 0 replicas"));
     }
     let mut read = Vec::new();
     let mut missing = Vec::new();
@@ -89,7 +86,7 @@ fn judge_mount(
         }
     }
     if missing.is_empty() {
-        return Finding::pass(id, format!("{at} reads {}", read.join("; ")));
+        return Finding::pass(KubeCase::Mount, format!("{at} reads {}", read.join("; ")));
     }
     let consequence = if role == Role::RepoServer {
         "the file does not exist, so the repo-server skips mTLS and admits any TLS client"
@@ -111,7 +108,7 @@ fn judge_mount(
         ),
     };
     Finding::fail(
-        id,
+        KubeCase::Mount,
         format!("{at}: {}; {consequence}. Fix: {fix}", missing.join("; ")),
     )
 }
@@ -128,23 +125,17 @@ pub fn judge_repo_server_restart(
     workloads: &[Workload],
     namespace: &str,
 ) -> Finding {
-    let id = format!(
-        "{}/{}",
-        ids::RESTARTED_AFTER_SECRET,
-        Role::RepoServer.upstream()
-    );
     let bundle = match super::secret::certs_in(secret, mtls_keys::CLIENT_CA) {
         Some(Ok(ders)) => ders,
         // No usable client-ca.crt: a restart would not help; config/mtls-secret-keys and
         // config/client-ca-parses judge the Secret itself.
         _ => {
-            return Finding::not_applicable(
-                &id,
+            return Finding::not_applicable(KubeCase::RestartedAfterSecret,
                 format!(
                     "Secret `{MTLS_SECRET}` holds no usable `{}`: no restart makes the repo-server enforce mTLS (the Secret's own checks say why)",
                     mtls_keys::CLIENT_CA
                 ),
-            );
+            ).about(Role::RepoServer.upstream());
         }
     };
     // Compared as multisets: Go announces one name per CA of its pool, so an old and a new CA
@@ -169,21 +160,21 @@ pub fn judge_repo_server_restart(
     let a = &replica.announcement;
     if a.tls_version.is_none() {
         return Finding::inconclusive(
-            &id,
+            KubeCase::RestartedAfterSecret,
             format!(
                 "could not read what pod/{pod} announces (no TLS handshake): {}",
                 a.detail
             ),
-        );
+        )
+        .about(Role::RepoServer.upstream());
     }
     if !a.client_cert_requested {
-        return Finding::fail(
-            &id,
+        return Finding::fail(KubeCase::RestartedAfterSecret,
             format!(
                 "RESTART NEEDED: pod/{pod} asks for no client certificate although Secret `{MTLS_SECRET}` holds `{}`: it still runs without mTLS (the repo-server reads its client CA only at startup): {restart} (if it still asks for none after the restart, see config/mount/argocd-repo-server)",
                 mtls_keys::CLIENT_CA
             ),
-        );
+        ).about(Role::RepoServer.upstream());
     }
     let mut announced: Vec<String> = a
         .acceptable_ca_names
@@ -193,31 +184,28 @@ pub fn judge_repo_server_restart(
         .collect();
     announced.sort();
     if a.acceptable_ca_names.is_empty() {
-        Finding::inconclusive(
-            &id,
+        Finding::inconclusive(KubeCase::RestartedAfterSecret,
             format!(
                 "pod/{pod} asks for a client certificate but names no acceptable CA, so what it loaded cannot be read from the handshake"
             ),
-        )
+        ).about(Role::RepoServer.upstream())
     } else if announced == expected {
-        Finding::pass(
-            &id,
+        Finding::pass(KubeCase::RestartedAfterSecret,
             format!(
                 "pod/{pod} runs with the client CA(s) of `{}`: it announces {} (names only: a CA of the same name and another key would look the same; the valid client's admission proves the key)",
                 mtls_keys::CLIENT_CA,
                 announced.join("; ")
             ),
-        )
+        ).about(Role::RepoServer.upstream())
     } else {
-        Finding::fail(
-            &id,
+        Finding::fail(KubeCase::RestartedAfterSecret,
             format!(
                 "RESTART NEEDED: pod/{pod} runs with client CA(s) {} but `{}` now holds {}; the repo-server reads its client CA only at startup: {restart}",
                 list_or_none(&announced),
                 mtls_keys::CLIENT_CA,
                 list_or_none(&expected)
             ),
-        )
+        ).about(Role::RepoServer.upstream())
     }
 }
 
@@ -254,7 +242,6 @@ pub fn judge_client_restarts(
         let Some(role) = w.role.filter(|r| *r != Role::RepoServer) else {
             continue;
         };
-        let id = format!("{}/{}", ids::RESTARTED_AFTER_SECRET, role.upstream());
         let started = pods.get(&w.name).map(Vec::as_slice).unwrap_or_default();
         let stale: Vec<String> = started
             .iter()
@@ -262,15 +249,14 @@ pub fn judge_client_restarts(
             .map(|p| format!("pod/{}", p.pod))
             .collect();
         if stale.is_empty() {
-            out.push(Finding::advise(
-                &id,
+            out.push(Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
                 true,
                 format!(
                     "{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
                     w.reference(),
                     started.len()
                 ),
-            ));
+            ).about(role.upstream()));
             continue;
         }
         let restart = format!("kubectl -n {namespace} rollout restart {}", w.reference());
@@ -296,8 +282,7 @@ pub fn judge_client_restarts(
             .filter(|t| *t >= changed)
             .max();
         out.push(match (verifies, reloaded) {
-            (Some(ca), _) => Finding::advise(
-                &id,
+            (Some(ca), _) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
                 false,
                 format!(
                     "restart advised: {} ({}) started before Secret `{MTLS_SECRET}` last changed ({changed}) and verifies the repo-server with {} ({}), which it reads only at startup: if the server CA changed, {restart}",
@@ -306,23 +291,21 @@ pub fn judge_client_restarts(
                     ca.value,
                     ca.from
                 ),
-            ),
-            (None, Some(at)) => Finding::advise(
-                &id,
+            ).about(role.upstream()),
+            (None, Some(at)) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
                 true,
                 format!(
                     "no restart needed: {} reloaded its client certificate at {at}, after Secret `{MTLS_SECRET}` last changed ({changed})",
                     w.reference()
                 ),
-            ),
-            (None, None) => Finding::advise(
-                &id,
+            ).about(role.upstream()),
+            (None, None) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
                 true,
                 format!(
                     "no restart needed for a new client pair ({} started before Secret `{MTLS_SECRET}` last changed ({changed}); a client reloads its certificate at its next handshake), but the reload is not yet proven: no `Client certificate reloaded` line since the change",
                     w.reference()
                 ),
-            ),
+            ).about(role.upstream()),
         });
     }
     out
@@ -332,7 +315,7 @@ pub fn judge_client_restarts(
 /// 3.5.x a repo-server that cannot start (DOMAIN: the upgrade hazard) unless its client CA path
 /// is also emptied. A pre-migration check.
 pub fn judge_repo_server_tls(cmd_params: Option<&ConfigMap>) -> Finding {
-    let id = ids::REPO_SERVER_TLS;
+    let id = KubeCase::RepoServerTls;
     let disabled = cmd_params
         .and_then(|c| c.data.as_ref())
         .and_then(|d| d.get("reposerver.disable.tls"))
@@ -359,15 +342,14 @@ pub fn judge_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding>
     SERVER_VERIFICATION_KEYS
         .iter()
         .map(|(component, ca_key, strict_key)| {
-            let id = format!("{}/{}", ids::CLIENT_VERIFIES_SERVER, component);
             let ca = data.get(*ca_key).filter(|v| !v.trim().is_empty());
             let strict = data.get(*strict_key).is_some_and(|v| v.trim() == "true");
             match (ca, strict) {
-                (Some(path), _) => Finding::advise(&id, true, format!("{component} verifies the repo-server against {path} ({ca_key})")),
-                (None, true) => Finding::advise(&id, true, format!("{component} verifies the repo-server ({strict_key}=true, deprecated)")),
-                (None, false) => Finding::advise(&id, false, format!(
+                (Some(path), _) => Finding::holds_if(KubeCase::ClientVerifiesServer, true, format!("{component} verifies the repo-server against {path} ({ca_key})")).about(*component),
+                (None, true) => Finding::holds_if(KubeCase::ClientVerifiesServer, true, format!("{component} verifies the repo-server ({strict_key}=true, deprecated)")).about(*component),
+                (None, false) => Finding::holds_if(KubeCase::ClientVerifiesServer, false, format!(
                     "{component} does not verify the repo-server certificate: set `{ca_key}` in argocd-cmd-params-cm; server-ca.crt in the Secret alone does not make authentication mutual"
-                )),
+                )).about(*component),
             }
         })
         .collect()
@@ -391,14 +373,14 @@ pub fn judge_mesh(workloads: &[Workload], pods: &BTreeMap<String, Vec<PodStart>>
         }
     }
     if seen.is_empty() {
-        Finding::advise(
-            ids::MESH,
+        Finding::holds_if(
+            KubeCase::Mesh,
             true,
             "no mesh proxy (istio-proxy, linkerd-proxy) in the pods of the repo-server and its clients, and no injection or ambient enrolment in their templates (a namespace-wide enrolment is not read)",
         )
     } else {
-        Finding::advise(
-            ids::MESH,
+        Finding::holds_if(
+            KubeCase::Mesh,
             false,
             format!(
                 "a service mesh is in the path: {}. An in-cluster client may reach the proxy rather than the repo-server, and the mesh's mTLS is not Argo CD's; the port-forward these probes take enters the pod past the proxy, so they judge the repo-server itself. During a migration to native mTLS let 8081 through the proxy (Istio: traffic.sidecar.istio.io/excludeInboundPorts: \"8081\") and keep the mesh's policy until every client presents its certificate",
