@@ -1602,3 +1602,59 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
         "the prober's calls went through at all: {lines}"
     );
 }
+
+/// Scenario 14: a repo-server the scheduler cannot place (a node selector no node carries, as a
+/// required anti-affinity with fewer nodes than replicas does). `--provision` restarts it, and the
+/// rollout wait stops after 15 polls with the scheduler's own reason (exit 2, the workload named)
+/// instead of waiting out its 10-minute limit; the report says which phase it stopped in.
+#[test]
+fn s14_an_unschedulable_repo_server_stops_the_rollout_wait_with_the_schedulers_reason() {
+    let node = node();
+    let pki = pki_init("default");
+    node.install_without_mtls();
+    node.k(&[
+        "patch",
+        "deployment/argocd-repo-server",
+        "-n",
+        NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"nodeSelector":{"mtls-verify.test/absent":"true"}}}}}"#,
+    ]);
+    let started = std::time::Instant::now();
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--provision",
+        "--pki",
+        pki.path().to_str().unwrap(),
+    ]);
+    let took = started.elapsed();
+    run.assert_exit(2);
+    assert!(
+        run.said.contains("deployment/argocd-repo-server")
+            || run.said.contains("Deployment/argocd-repo-server"),
+        "{}",
+        run.said
+    );
+    // Given up on the scheduler's word, not at the rollout limit ("did not finish within").
+    assert!(
+        run.said
+            .contains("cannot finish: a pod cannot be scheduled")
+            && run
+                .said
+                .contains("didn't match Pod's node affinity/selector")
+            && !run.said.contains("did not finish within"),
+        "{}",
+        run.said
+    );
+    let phases = run.report["run"]["phases"].to_string();
+    assert!(phases.contains("\"restart\""), "{phases}");
+    eprintln!(
+        "[unschedulable] the run stopped after {:.0} s",
+        took.as_secs_f64()
+    );
+    node.reset();
+}
