@@ -301,6 +301,33 @@ pub struct KubeArgs {
     /// Time limit for kind create, CRDs and each rollout, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub rollout_timeout: u64,
+    /// How each repo-server replica is reached. `auto`: its pod IP when that answers from here
+    /// (on a node, inside the cluster, or a routed pod network) and no mesh proxy sits in the pod,
+    /// else port-forwards through the API server (~4x slower: every attempt opens one).
+    #[arg(long, value_enum, default_value_t = ConnectArg::Auto, value_name = "HOW")]
+    pub connect: ConnectArg,
+}
+
+/// `--connect`: how the replicas are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConnectArg {
+    /// The pod IP when it answers and no mesh proxy is in the pod, else port-forwards.
+    Auto,
+    /// Always port-forwards through the API server.
+    PortForward,
+    /// Always the pod IP (a run from inside the cluster network).
+    PodIp,
+}
+
+impl From<ConnectArg> for argocd_mtls_verify::kubernetes::session::Connect {
+    fn from(c: ConnectArg) -> Self {
+        use argocd_mtls_verify::kubernetes::session::Connect;
+        match c {
+            ConnectArg::Auto => Connect::Auto,
+            ConnectArg::PortForward => Connect::PortForward,
+            ConnectArg::PodIp => Connect::PodIp,
+        }
+    }
 }
 
 /// Arguments of `demo`.

@@ -220,6 +220,7 @@ async fn execute_kube(
 ) -> anyhow::Result<ExitCode> {
     let mut run = KubeRun::new(&plan.namespace, events);
     run.material = plan.material;
+    run.connect = plan.connect;
     let limits = &plan.limits;
     let outcome = match &plan.how {
         KubeHow::Kind(kind_plan) => {

@@ -75,6 +75,8 @@ pub(crate) struct KubePlan {
     pub(crate) limits: Limits,
     pub(crate) keep_cluster: bool,
     pub(crate) how: KubeHow,
+    /// How the replicas are reached.
+    pub(crate) connect: argocd_mtls_verify::kubernetes::session::Connect,
 }
 
 /// How the cluster is reached.
@@ -147,6 +149,11 @@ fn scope(out: &OutputArgs) -> report::Scope {
         filters.push("--exact".into());
     }
     report::Scope {
+        command: std::env::args_os()
+            .skip(1)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect(),
+        suites: vec![],
         filters,
         partial: out.partial,
     }
@@ -242,7 +249,8 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     let Some(checks) = checks_or_list(&suites, &args.output)? else {
         return Ok(None);
     };
-    let (output, settings) = output(&args.output)?;
+    let (mut output, settings) = output(&args.output)?;
+    output.scope.suites = suite_names(args);
     let target = match args.target {
         TargetKind::Endpoint => plan_endpoint(args).await?,
         TargetKind::Kind | TargetKind::Cluster => {
@@ -420,5 +428,6 @@ async fn plan_kube(
         limits,
         keep_cluster: args.kube.keep_cluster,
         how,
+        connect: args.kube.connect.into(),
     })
 }

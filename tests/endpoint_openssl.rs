@@ -103,5 +103,23 @@ fn openssl_s_server_correct_and_wrong() {
             .find(|c| c["id"] == "probe/readiness")
             .unwrap();
         assert_eq!(probe["verdict"], "skip");
+        // A TLS 1.2 acceptance says the server checked the client only when it asked for a
+        // certificate (s_server without -verify/-Verify sends no CertificateRequest).
+        let text = run.report["checks"].to_string();
+        let (said, not_said) = if flags.is_empty() {
+            (
+                "asked for no client certificate and verified none",
+                "followed its check of the client",
+            )
+        } else {
+            (
+                "followed its check of the client's certificate",
+                "asked for no client certificate",
+            )
+        };
+        assert!(
+            text.contains(said) && !text.contains(not_said),
+            "{name}: `{said}` without `{not_said}`"
+        );
     }
 }

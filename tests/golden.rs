@@ -51,7 +51,7 @@ fn canonical(report: &serde_json::Value) -> serde_json::Value {
         "subject": { "protocol": report["subject"]["protocol"], "server_name": report["subject"]["server_name"] },
         "certificate_roles": report["certificates"].as_array().unwrap().iter().map(|c| c["role"].clone()).collect::<Vec<_>>(),
         "checks": checks,
-        "controls": report["controls"].as_array().unwrap().iter().map(|c| serde_json::json!({"id": c["id"], "status": c["status"]})).collect::<Vec<_>>(),
+        "controls": report["controls"].as_array().unwrap().iter().map(|c| serde_json::json!({"id": c["id"], "status": c["status"], "gaps_holding": c["gaps_holding"]})).collect::<Vec<_>>(),
         "summary": report["summary"],
     })
 }

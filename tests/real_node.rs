@@ -383,8 +383,9 @@ const OPEN_SERVER_FAILS: [&str; 4] = [
 ];
 
 /// Scenario 1: fresh install, baseline before the Secret, the seed's Secrets provisioned, every
-/// mounting workload restarted (the StatefulSet included), every replica verified through real
-/// port-forwards: exit 0 with before and after in one report.
+/// mounting workload restarted (the StatefulSet included), every replica verified at its pod IP
+/// (`--connect auto`: this host routes the pod network; scenario 6 goes through port-forwards):
+/// exit 0 with before and after in one report.
 #[test]
 fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
     let node = node();
@@ -425,6 +426,16 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
     assert_eq!(
         verdicts(&run, "log/rejections-logged"),
         vec![(after.clone(), "pass".into())]
+    );
+    assert!(
+        run.said
+            .contains(&format!("pod/{after}: reached directly at its pod IP")),
+        "{}",
+        run.said
+    );
+    assert_eq!(
+        verdicts(&run, "transport/port-forward"),
+        vec![(after.clone(), "skip".into())]
     );
     for id in [
         "config/mtls-client-pair/argocd-server",
@@ -758,9 +769,20 @@ fn s6_read_only_without_secret_access_writes_nothing() {
             pki.path().to_str().unwrap(),
             // The auditor's role leaves the Secret out on purpose: the narrowing is declared.
             "--partial",
+            // An auditor outside the cluster network reaches the replicas this way; the other
+            // scenarios reach them at their pod IPs (this host routes the pod network).
+            "--connect",
+            "port-forward",
         ],
     );
     run.assert_exit(0);
+    let pods = node.repo_server_pods();
+    assert_eq!(
+        verdicts(&run, "transport/port-forward"),
+        pods.iter()
+            .map(|p| (p.clone(), "pass".to_owned()))
+            .collect::<Vec<_>>()
+    );
     for id in [
         "config/mtls-secret-keys",
         "config/mtls-client-pair",
@@ -782,6 +804,7 @@ fn s6_read_only_without_secret_access_writes_nothing() {
     let log = std::fs::read(&node.audit_log).unwrap();
     let who = format!("system:serviceaccount:{NS}:auditor");
     let mut reads = 0;
+    let mut forwards = 0;
     let mut writes = Vec::new();
     for line in log[audit_before as usize..].split(|b| *b == b'\n') {
         let Ok(event) = serde_json::from_slice::<serde_json::Value>(line) else {
@@ -794,6 +817,7 @@ fn s6_read_only_without_secret_access_writes_nothing() {
         let object = &event["objectRef"];
         // Opening a port-forward is a `create` on pods/portforward in RBAC terms; it changes nothing.
         let connect = object["resource"] == "pods" && object["subresource"] == "portforward";
+        forwards += usize::from(connect);
         if matches!(
             verb,
             "create" | "update" | "patch" | "delete" | "deletecollection"
@@ -808,6 +832,10 @@ fn s6_read_only_without_secret_access_writes_nothing() {
         }
     }
     assert!(reads > 10, "the audit log shows the run's reads ({reads})");
+    assert!(
+        forwards > 10,
+        "every attempt opened a port-forward ({forwards})"
+    );
     assert_eq!(writes, Vec::<String>::new(), "write requests from {who}");
 }
 

@@ -66,6 +66,7 @@ impl Judgement {
             requirement: check.case.requirement.clone(),
             spec: check.case.spec.clone(),
             severity: check.case.severity,
+            case: check.case.id.clone(),
             controls: check.case.controls.clone(),
             verdict: self.verdict,
             skip_kind: self.skip,

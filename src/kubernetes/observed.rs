@@ -83,6 +83,8 @@ pub struct ReplicaObservation {
     pub probe_failures: Result<Vec<String>, ClusterError>,
     /// The port-forwards the probes went through.
     pub relays: Vec<RelayObservation>,
+    /// The pod-IP addresses probed when the replica was reached directly (no relay).
+    pub direct: Option<String>,
     /// A TLS 1.3 handshake without a certificate, made after the probes (when a case needs it;
     /// else a blank record) to read what the running server announces: whether it asks for a client certificate, and the CA names of its
     /// client-CA pool (what it loaded at startup, so no timestamp is needed to tell whether it

@@ -37,15 +37,100 @@ pub struct Session {
     pub workloads: Vec<Workload>,
 }
 
-/// One repo-server replica, reachable on loopback.
+/// How the replicas are reached (`--connect`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Connect {
+    /// The pod IP when both ports answer from here and no mesh proxy is in the pod; else
+    /// port-forwards.
+    #[default]
+    Auto,
+    /// Port-forwards through the API server, always.
+    PortForward,
+    /// The pod IP, always.
+    PodIp,
+}
+
+/// How long [`Connect::Auto`] waits for the pod IP's ports to answer before it port-forwards.
+const DIRECT_TRY: Duration = Duration::from_millis(500);
+
+/// The route to one replica's ports.
+#[derive(Debug)]
+pub enum Route {
+    /// Port-forwards through the API server, on loopback: every connection is relayed.
+    Forwarded {
+        /// Forward to 8081.
+        grpc: LocalForward,
+        /// Forward to 8084.
+        health: LocalForward,
+    },
+    /// The pod IP itself: nothing relays, so nothing but the server can refuse.
+    Direct {
+        /// `podIP:8081`.
+        grpc: std::net::SocketAddr,
+        /// `podIP:8084`.
+        health: std::net::SocketAddr,
+    },
+}
+
+impl Route {
+    /// Where the gRPC/TLS port is reached.
+    pub fn grpc_addr(&self) -> std::net::SocketAddr {
+        match self {
+            Route::Forwarded { grpc, .. } => grpc.addr,
+            Route::Direct { grpc, .. } => *grpc,
+        }
+    }
+
+    /// Where the health port is reached.
+    pub fn health_addr(&self) -> std::net::SocketAddr {
+        match self {
+            Route::Forwarded { health, .. } => health.addr,
+            Route::Direct { health, .. } => *health,
+        }
+    }
+
+    /// Connections the forward to 8081 failed to relay so far (0 for a direct route).
+    pub fn grpc_relay_failures(&self) -> usize {
+        match self {
+            Route::Forwarded { grpc, .. } => grpc.failures().0,
+            Route::Direct { .. } => 0,
+        }
+    }
+
+    /// The relays in between, for the endpoint's checks.
+    fn relays(&self) -> Vec<Arc<dyn crate::endpoint::Relay>> {
+        match self {
+            Route::Forwarded { grpc, health } => {
+                vec![Arc::new(grpc.health()), Arc::new(health.health())]
+            }
+            Route::Direct { .. } => vec![],
+        }
+    }
+
+    /// In words, for progress lines and the report.
+    pub fn describe(&self) -> String {
+        match self {
+            Route::Forwarded { grpc, .. } => format!("through port-forwards ({})", grpc.label),
+            Route::Direct { grpc, .. } => format!("directly at its pod IP ({})", grpc.ip()),
+        }
+    }
+}
+
+/// One repo-server replica, and how it is reached.
 #[derive(Debug)]
 pub struct Replica {
-    /// The pod as it was when the forwards opened.
+    /// The pod as it was when its route opened.
     pub pod: PodFacts,
-    /// Forward to 8081.
-    pub grpc: LocalForward,
-    /// Forward to 8084.
-    pub health: LocalForward,
+    /// How its ports are reached.
+    pub route: Route,
+}
+
+/// Whether `addr` accepts a TCP connection within [`DIRECT_TRY`].
+async fn answers(addr: std::net::SocketAddr) -> bool {
+    matches!(
+        tokio::time::timeout(DIRECT_TRY, tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Kubernetes facts for the report (no Secret data).
@@ -133,8 +218,13 @@ impl Session {
         Ok(())
     }
 
-    /// Opens port-forwards to 8081 and 8084 of every repo-server pod.
-    pub async fn open_replicas(&self) -> Result<(Vec<Replica>, Vec<PodFacts>), ClusterError> {
+    /// Opens a route to 8081 and 8084 of every running repo-server pod, as `connect` says, and
+    /// says which it took; also returns the pods that do not run.
+    pub async fn open_replicas(
+        &self,
+        connect: Connect,
+        events: &crate::report::events::Events,
+    ) -> Result<(Vec<Replica>, Vec<PodFacts>), ClusterError> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
         let mut out = Vec::new();
         let mut down = Vec::new();
@@ -149,20 +239,61 @@ impl Session {
                 down.push(pod);
                 continue;
             }
-            let io = |e: std::io::Error| ClusterError::Timeout {
-                what: format!(
-                    "a local listener for the port-forward to pod/{}: {e}",
-                    pod.name
-                ),
-                seconds: 0,
+            let direct = pod
+                .ip
+                .as_deref()
+                .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+                .map(|ip| {
+                    (
+                        std::net::SocketAddr::new(ip, GRPC_PORT),
+                        std::net::SocketAddr::new(ip, HEALTH_PORT),
+                    )
+                });
+            let route = match (connect, direct) {
+                (Connect::PodIp, Some((grpc, health))) => Route::Direct { grpc, health },
+                (Connect::PodIp, None) => {
+                    return Err(ClusterError::Timeout {
+                        what: format!("--connect pod-ip: pod/{} has no pod IP yet", pod.name),
+                        seconds: 0,
+                    });
+                }
+                (Connect::Auto, Some((grpc, health)))
+                    if pod.mesh_proxy.is_none() && answers(grpc).await && answers(health).await =>
+                {
+                    Route::Direct { grpc, health }
+                }
+                _ => {
+                    let io = |e: std::io::Error| ClusterError::Timeout {
+                        what: format!(
+                            "a local listener for the port-forward to pod/{}: {e}",
+                            pod.name
+                        ),
+                        seconds: 0,
+                    };
+                    let grpc = forward::to_pod(pods.clone(), &pod.name, GRPC_PORT)
+                        .await
+                        .map_err(io)?;
+                    let health = forward::to_pod(pods.clone(), &pod.name, HEALTH_PORT)
+                        .await
+                        .map_err(io)?;
+                    Route::Forwarded { grpc, health }
+                }
             };
-            let grpc = forward::to_pod(pods.clone(), &pod.name, GRPC_PORT)
-                .await
-                .map_err(io)?;
-            let health = forward::to_pod(pods.clone(), &pod.name, HEALTH_PORT)
-                .await
-                .map_err(io)?;
-            out.push(Replica { pod, grpc, health });
+            let why = match (&route, connect, &pod.mesh_proxy) {
+                (Route::Forwarded { .. }, Connect::Auto, Some(proxy)) => {
+                    format!(" (not its pod IP: a `{proxy}` proxy in the pod would carry it)")
+                }
+                (Route::Forwarded { .. }, Connect::Auto, None) => {
+                    " (its pod IP does not answer from here)".to_owned()
+                }
+                _ => String::new(),
+            };
+            events.note(&format!(
+                "pod/{}: reached {}{why}",
+                pod.name,
+                route.describe()
+            ));
+            out.push(Replica { pod, route });
         }
         if out.is_empty() && down.is_empty() {
             let w = self
@@ -223,15 +354,12 @@ impl Session {
         })));
         Endpoint {
             label: replica.pod.name.clone(),
-            addr: replica.grpc.addr,
+            addr: replica.route.grpc_addr(),
             server_name: server_name.to_owned(),
             protocol: Protocol::Grpc,
-            health: Some(replica.health.addr.to_string()),
+            health: Some(replica.route.health_addr().to_string()),
             logs,
-            relays: vec![
-                Arc::new(replica.grpc.health()),
-                Arc::new(replica.health.health()),
-            ],
+            relays: replica.route.relays(),
         }
     }
 
@@ -248,19 +376,26 @@ impl Session {
             .map(|pods| pods.into_iter().find(|p| &p.name == name));
         let probe_failures =
             cluster::probe_failures(&self.client, &self.namespace, name, since).await;
-        let relays = [&replica.grpc, &replica.health]
-            .into_iter()
-            .map(|forward| RelayObservation {
-                label: forward.label.clone(),
-                failure: forward.failure_summary(),
-                peer_closed: forward.peer_closed(),
-            })
-            .collect();
+        let (relays, direct) = match &replica.route {
+            Route::Forwarded { grpc, health } => (
+                [grpc, health]
+                    .into_iter()
+                    .map(|forward| RelayObservation {
+                        label: forward.label.clone(),
+                        failure: forward.failure_summary(),
+                        peer_closed: forward.peer_closed(),
+                    })
+                    .collect(),
+                None,
+            ),
+            Route::Direct { grpc, health } => (vec![], Some(format!("{grpc} and {health}"))),
+        };
         ReplicaObservation {
             before: replica.pod.clone(),
             after,
             probe_failures,
             relays,
+            direct,
             announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
         }
     }

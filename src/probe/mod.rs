@@ -145,11 +145,14 @@ async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutc
         },
         AcceptanceProof::Tls if req.version == TlsVersion::Tls12 => {
             // In TLS 1.2 the server's Finished comes after it judged the client certificate: a
-            // completed client handshake is the server's acceptance.
-            outcome.accept(
-                AcceptanceBasis::Tls12Finished,
-                "TLS 1.2 handshake completed: the server's Finished followed its check of the client".into(),
-            );
+            // completed client handshake is the server's acceptance. A server that sent no
+            // CertificateRequest judged nothing, and the words must not say it did.
+            let detail = if outcome.client_cert_requested {
+                "TLS 1.2 handshake completed: the server's Finished followed its check of the client's certificate"
+            } else {
+                "TLS 1.2 handshake completed without a CertificateRequest: the server asked for no client certificate and verified none"
+            };
+            outcome.accept(AcceptanceBasis::Tls12Finished, detail.into());
         }
         AcceptanceProof::Tls => {
             let silence = req.silence.unwrap_or(req.timeout).min(req.timeout);
@@ -377,7 +380,7 @@ mod tests {
 
     #[test]
     fn first_bytes_are_described_in_words() {
-        let cases: [(&[u8], &str); 4] = [
+        let cases: [(&[u8], &str); 6] = [
             (
                 &[0x15, 3, 3, 0, 2, 2, 50],
                 "a TLS fatal alert `decode_error`",
@@ -387,6 +390,11 @@ mod tests {
                 "an HTTP/1.x response `HTTP/1.1 400 Bad Request`",
             ),
             (&[0, 0, 0, 4, 0, 0, 0, 0, 0], "an HTTP/2 SETTINGS frame"),
+            (
+                &[0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                "an HTTP/2 GOAWAY frame (PROTOCOL_ERROR)",
+            ),
+            (b"SSH-2.0-OpenSSH_9.2\r\n", "text `SSH-2.0-OpenSSH_9.2`"),
             (&[1, 2, 3], "first bytes 010203"),
         ];
         for (bytes, want) in cases {

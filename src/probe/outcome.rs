@@ -97,7 +97,8 @@ pub enum AcceptanceBasis {
     ApplicationData,
     /// The server issued a TLS 1.3 session ticket, which it does after the client's Finished.
     SessionTicket,
-    /// TLS 1.2: the server's Finished comes after it verified the client's certificate.
+    /// TLS 1.2: the server sent its Finished. When it asked for a certificate, that comes after it
+    /// verified the client's; when it did not ask, it verified nothing.
     Tls12Finished,
     /// Nothing but silence: no alert and no close for the whole silence window. Weak evidence.
     Silence,
@@ -119,9 +120,7 @@ impl std::fmt::Display for AcceptanceBasis {
             AcceptanceBasis::SessionTicket => {
                 "a TLS 1.3 session ticket issued after the client's Finished"
             }
-            AcceptanceBasis::Tls12Finished => {
-                "the server's TLS 1.2 Finished, sent after it verified the client"
-            }
+            AcceptanceBasis::Tls12Finished => "the server's TLS 1.2 Finished",
             AcceptanceBasis::Silence => {
                 "silence only: no alert and no close during the whole silence window"
             }

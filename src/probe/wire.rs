@@ -189,6 +189,52 @@ pub fn describe_bytes(seen: &[u8]) -> String {
             String::from_utf8_lossy(seen.split(|b| *b == b'\r').next().unwrap_or_default())
         ),
         _ if starts_with_h2_settings(seen) => "an HTTP/2 SETTINGS frame".into(),
+        _ if h2_frame(seen).is_some() => h2_frame(seen).unwrap_or_default(),
+        _ if printable(seen) => {
+            let text = String::from_utf8_lossy(seen);
+            let line = text.lines().next().unwrap_or_default().trim();
+            format!("text `{}`", line.chars().take(120).collect::<String>())
+        }
         _ => format!("first bytes {}", first_bytes(seen)),
     }
+}
+
+/// Whether `seen` reads as text (a plaintext protocol's answer): printable ASCII and line breaks.
+fn printable(seen: &[u8]) -> bool {
+    seen.len() >= 4
+        && seen
+            .iter()
+            .all(|b| b.is_ascii_graphic() || matches!(b, b' ' | b'\r' | b'\n' | b'\t'))
+}
+
+/// An HTTP/2 frame other than SETTINGS, in words (`an HTTP/2 GOAWAY frame (PROTOCOL_ERROR)`),
+/// when the first 9 bytes are a plausible frame header of a known type on stream 0 or 1.
+fn h2_frame(seen: &[u8]) -> Option<String> {
+    let header = seen.get(..9)?;
+    let len = u32::from_be_bytes([0, header[0], header[1], header[2]]);
+    let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    if len > 16_384 || stream > 1 {
+        return None;
+    }
+    let kind = match header[3] {
+        0 => "DATA",
+        1 => "HEADERS",
+        3 => "RST_STREAM",
+        6 => "PING",
+        7 => "GOAWAY",
+        8 => "WINDOW_UPDATE",
+        _ => return None,
+    };
+    // GOAWAY carries the last stream id (4 bytes), then the error code.
+    let error = (header[3] == 7)
+        .then(|| seen.get(13..17))
+        .flatten()
+        .map(|c| match u32::from_be_bytes([c[0], c[1], c[2], c[3]]) {
+            0 => " (NO_ERROR)".to_owned(),
+            1 => " (PROTOCOL_ERROR)".to_owned(),
+            2 => " (INTERNAL_ERROR)".to_owned(),
+            other => format!(" (error code {other})"),
+        })
+        .unwrap_or_default();
+    Some(format!("an HTTP/2 {kind} frame{error}"))
 }

@@ -1,7 +1,7 @@
 //! report.md: what an auditor reads. Summary first, then every check with expected vs observed,
 //! the certificates, and the control mapping.
 
-use super::{Report, Verdict};
+use super::{ControlStatus, Report, Verdict};
 use crate::kubernetes::session::KubeFacts;
 use crate::suite::Severity;
 
@@ -55,6 +55,18 @@ pub(super) fn render(r: &Report) -> String {
         cell(&r.run.host),
         cell(&r.run.os)
     ));
+    if !r.run.scope.command.is_empty() {
+        md.push_str(&format!(
+            "| Command | `argocd-mtls-verify {}` |\n",
+            cell(&r.run.scope.command.join(" ")).replace('`', "'")
+        ));
+    }
+    if !r.run.scope.suites.is_empty() {
+        md.push_str(&format!(
+            "| Suites | {} |\n",
+            cell(&r.run.scope.suites.join(", "))
+        ));
+    }
     md.push_str(&format!("| Scope | {} |\n", cell(&r.run.scope.describe())));
     md.push_str(&format!("| Gate rule | {} |\n", cell(super::GATE_RULE)));
     md.push_str(&format!(
@@ -173,16 +185,29 @@ pub(super) fn render(r: &Report) -> String {
         ));
     }
 
+    md.push_str("\n## Control mapping\n\nStatus words:\n\n");
+    for status in ControlStatus::ALL {
+        md.push_str(&format!("- **{}**: {}\n", status.word(), status.meaning()));
+    }
     md.push_str(
-        "\n## Control mapping\n\n| Control | Framework | Status | Checks |\n|---|---|---|---|\n",
+        "\nA status follows from the checks mapped to the control and its stated gaps (reports/controls.toml says how).\n\n| Control | Clause | What this run can show | Status | Why | Checks |\n|---|---|---|---|---|---|\n",
     );
     for c in &r.controls {
+        let mut why = c.basis.clone();
+        for gap in &c.gaps_holding {
+            why.push_str(&format!("; gap {gap}"));
+        }
+        if let Some(applies) = &c.control.applies {
+            why.push_str(&format!("; applies {applies}"));
+        }
         md.push_str(&format!(
-            "| {} — {} | {} | {} | {} |\n",
+            "| {} ({}) | {} | {} | **{}** | {} | {} |\n",
             c.control.id,
-            cell(&c.control.statement),
             cell(&c.control.framework),
+            cell(&c.control.clause),
+            cell(&c.control.statement),
             c.status,
+            cell(&why),
             cell(&c.checks.join(", "))
         ));
     }

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::controls::Control;
 use crate::suite::Severity;
 use crate::x509::CertFacts;
 
@@ -29,9 +30,6 @@ pub const SCHEMA_VERSION: &str = "1";
 
 /// The JSON Schema of report.json.
 pub const SCHEMA: &str = include_str!("../../reports/schema/report.schema.json");
-
-/// The control catalogue (reports/controls.toml).
-pub const CONTROLS: &str = include_str!("../../reports/controls.toml");
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +88,10 @@ pub struct CheckResult {
     pub spec: String,
     /// Required or advisory.
     pub severity: Severity,
+    /// The suite case it comes from (`config/mount` for `config/mount/argocd-server`,
+    /// `handshake/wrong-ca` for `handshake/wrong-ca/tls1.3`).
+    #[serde(default)]
+    pub case: String,
     /// Control ids.
     pub controls: Vec<String>,
     /// The verdict.
@@ -163,6 +165,13 @@ pub struct RunInfo {
 /// checks it left out; anything else missing keeps it from passing.
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 pub struct Scope {
+    /// The command line's arguments as given (`run --target cluster --pki pki ...`), so a reader
+    /// can run the same thing again. Paths only: no flag takes key or Secret data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The suites the checks came from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suites: Vec<String>,
     /// Id filters (`run ... handshake/`), `--skip` filters and `--exact`, as given.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filters: Vec<String>,
@@ -296,32 +305,135 @@ impl Summary {
     }
 }
 
-/// One control from the catalogue.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Control {
-    /// Control id.
-    pub id: String,
-    /// Framework name.
-    pub framework: String,
-    /// Control title.
-    pub title: String,
-    /// This project's one-line summary of it.
-    pub statement: String,
+/// What one run's checks say about a control. The legend every writer prints with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ControlStatus {
+    /// Every mapped check passed and none of the control's gaps holds.
+    Supported,
+    /// Some evidence is there, but a mapped check did not pass or a stated gap holds (named).
+    Partial,
+    /// A required check mapped to it failed.
+    Contradicted,
+    /// The control does not apply to the repo-server's traffic (the reason is given).
+    NotApplicable,
+    /// No mapped check passed: nothing in this run speaks to it.
+    NotAssessed,
 }
 
-#[derive(Deserialize)]
-struct Catalogue {
-    control: Vec<Control>,
+impl ControlStatus {
+    /// Every status, in the legend's order.
+    pub const ALL: [ControlStatus; 5] = [
+        ControlStatus::Supported,
+        ControlStatus::Partial,
+        ControlStatus::Contradicted,
+        ControlStatus::NotApplicable,
+        ControlStatus::NotAssessed,
+    ];
+
+    /// The word reports print.
+    pub fn word(self) -> &'static str {
+        match self {
+            ControlStatus::Supported => "supported",
+            ControlStatus::Partial => "partial",
+            ControlStatus::Contradicted => "contradicted",
+            ControlStatus::NotApplicable => "not applicable",
+            ControlStatus::NotAssessed => "not assessed",
+        }
+    }
+
+    /// What the word means, for the legend.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            ControlStatus::Supported => {
+                "every check mapped to the control passed and none of its stated gaps holds"
+            }
+            ControlStatus::Partial => {
+                "evidence is there, but a mapped check did not pass or a stated gap holds (each named)"
+            }
+            ControlStatus::Contradicted => "a required check mapped to the control failed",
+            ControlStatus::NotApplicable => {
+                "the control does not apply to the repo-server's traffic (the reason is given)"
+            }
+            ControlStatus::NotAssessed => "no check mapped to the control passed in this run",
+        }
+    }
+
+    /// The status `control` gets from `checks` (the results mapped to it): the rule written in
+    /// reports/controls.toml. Also returns the stated gaps that hold and why it is not better.
+    pub fn decide(control: &Control, checks: &[&CheckResult]) -> (Self, Vec<String>, String) {
+        if let Some(why) = &control.not_applicable {
+            return (ControlStatus::NotApplicable, vec![], why.clone());
+        }
+        let case_passed = |case: &str| {
+            let of_case: Vec<&&CheckResult> = checks.iter().filter(|c| c.case == case).collect();
+            !of_case.is_empty() && of_case.iter().all(|c| c.verdict == Verdict::Pass)
+        };
+        // A gap closed by a case that is not mapped to this control is looked up among these
+        // checks all the same: the caller passes every result of the run.
+        let gaps: Vec<String> = control
+            .gaps
+            .iter()
+            .filter(|g| {
+                g.unless_passed
+                    .as_deref()
+                    .is_none_or(|case| !case_passed(case))
+            })
+            .map(|g| format!("{}: {}", g.id, g.text))
+            .collect();
+        let mapped: Vec<&&CheckResult> = checks
+            .iter()
+            .filter(|c| c.controls.contains(&control.id))
+            .collect();
+        let failed: Vec<String> = mapped
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail && c.severity == Severity::Required)
+            .map(|c| c.id.clone())
+            .collect();
+        if !failed.is_empty() {
+            return (
+                ControlStatus::Contradicted,
+                gaps,
+                format!("failed: {}", failed.join(", ")),
+            );
+        }
+        if !mapped.iter().any(|c| c.verdict == Verdict::Pass) {
+            return (
+                ControlStatus::NotAssessed,
+                gaps,
+                "no mapped check passed in this run".into(),
+            );
+        }
+        let not_passed: Vec<String> = mapped
+            .iter()
+            .filter(|c| c.verdict != Verdict::Pass)
+            .map(|c| format!("{} ({})", c.id, c.verdict))
+            .collect();
+        if not_passed.is_empty() && gaps.is_empty() {
+            return (
+                ControlStatus::Supported,
+                gaps,
+                format!("all {} mapped checks passed", mapped.len()),
+            );
+        }
+        let mut why = Vec::new();
+        if !not_passed.is_empty() {
+            why.push(format!("did not pass: {}", not_passed.join(", ")));
+        }
+        if !gaps.is_empty() {
+            why.push(format!("{} stated gap(s) hold", gaps.len()));
+        }
+        (ControlStatus::Partial, gaps, why.join("; "))
+    }
 }
 
-/// Parses the built-in control catalogue.
-pub fn controls() -> Vec<Control> {
-    toml::from_str::<Catalogue>(CONTROLS)
-        .map(|c| c.control)
-        .expect("reports/controls.toml is valid (checked by tests)")
+impl std::fmt::Display for ControlStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.word())
+    }
 }
 
-/// A control and the checks that give evidence toward it in this run.
+/// A control and what this run shows for it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ControlEvidence {
     /// The control.
@@ -329,8 +441,14 @@ pub struct ControlEvidence {
     pub control: Control,
     /// Check ids mapped to it.
     pub checks: Vec<String>,
-    /// `supported` (all mapped checks passed), `contradicted` (one failed), `partial`, or `not-assessed`.
-    pub status: String,
+    /// Its status, by the catalogue's rule.
+    pub status: ControlStatus,
+    /// Its stated gaps that hold in this run, each `id: text`.
+    #[serde(default)]
+    pub gaps_holding: Vec<String>,
+    /// Why the status is what it is (what failed, what did not pass, the N/A reason).
+    #[serde(default)]
+    pub basis: String,
 }
 
 /// The whole report.
@@ -361,33 +479,27 @@ impl Report {
         checks: Vec<CheckResult>,
     ) -> Self {
         let summary = Summary::of(&checks, run.incomplete, run.scope.partial);
-        let controls = controls()
-            .into_iter()
+        let controls = crate::controls::catalogue()
+            .iter()
             .filter_map(|control| {
-                let mapped: Vec<&CheckResult> = checks
+                let mapped: Vec<String> = checks
                     .iter()
                     .filter(|c| c.controls.contains(&control.id))
+                    .map(|c| c.id.clone())
                     .collect();
-                if mapped.is_empty() {
+                // A control nothing in this run maps to is left out, unless it is listed as not
+                // applicable: the reader sees why it is not claimed.
+                if mapped.is_empty() && control.not_applicable.is_none() {
                     return None;
                 }
-                let all = |v: Verdict| mapped.iter().all(|c| c.verdict == v);
-                let status = if mapped
-                    .iter()
-                    .any(|c| c.verdict == Verdict::Fail && c.severity == Severity::Required)
-                {
-                    "contradicted"
-                } else if all(Verdict::Pass) {
-                    "supported"
-                } else if mapped.iter().any(|c| c.verdict == Verdict::Pass) {
-                    "partial"
-                } else {
-                    "not-assessed"
-                };
+                let all: Vec<&CheckResult> = checks.iter().collect();
+                let (status, gaps_holding, basis) = ControlStatus::decide(control, &all);
                 Some(ControlEvidence {
-                    checks: mapped.iter().map(|c| c.id.clone()).collect(),
-                    status: status.into(),
-                    control,
+                    control: control.clone(),
+                    checks: mapped,
+                    status,
+                    gaps_holding,
+                    basis,
                 })
             })
             .collect();
@@ -452,6 +564,7 @@ mod tests {
             requirement: String::new(),
             spec: String::new(),
             severity,
+            case: "x".into(),
             controls: vec![],
             verdict,
             skip_kind,
@@ -580,13 +693,127 @@ mod tests {
         assert!(Formats::parse("").is_err());
     }
 
+    /// The status rule of reports/controls.toml, row by row: never `supported` while a stated
+    /// gap holds; a gap closed by a case holds until every result of that case passed.
     #[test]
-    fn control_catalogue_is_valid() {
-        let controls = controls();
-        assert!(controls.len() >= 10);
-        let mut ids: Vec<&str> = controls.iter().map(|c| c.id.as_str()).collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), controls.len(), "duplicate control ids");
+    fn control_status_follows_the_catalogues_rule() {
+        use crate::controls::{Control, Gap};
+        use ControlStatus::*;
+        use Severity::{Advisory, Required};
+        use Verdict::*;
+        let control = |gaps: Vec<Gap>, not_applicable: Option<&str>| Control {
+            id: "C".into(),
+            framework: "F".into(),
+            title: "T".into(),
+            clause: "c".into(),
+            statement: "s".into(),
+            accepts: vec![],
+            applies: None,
+            not_applicable: not_applicable.map(str::to_owned),
+            gaps,
+        };
+        let gap = |unless: Option<&str>| Gap {
+            id: "g".into(),
+            text: "the gap".into(),
+            unless_passed: unless.map(str::to_owned),
+        };
+        let result = |case: &str, verdict, severity, mapped: bool| {
+            let mut r = check(verdict, severity, None);
+            r.id = format!("{case}/x");
+            r.case = case.into();
+            if mapped {
+                r.controls = vec!["C".into()];
+            }
+            r
+        };
+        let rows: Vec<(&str, Control, Vec<CheckResult>, ControlStatus)> = vec![
+            (
+                "all pass, no gap",
+                control(vec![], None),
+                vec![result("a", Pass, Required, true)],
+                Supported,
+            ),
+            (
+                "all pass, a gap that always holds",
+                control(vec![gap(None)], None),
+                vec![result("a", Pass, Required, true)],
+                Partial,
+            ),
+            (
+                "a required failure",
+                control(vec![], None),
+                vec![
+                    result("a", Pass, Required, true),
+                    result("b", Fail, Required, true),
+                ],
+                Contradicted,
+            ),
+            (
+                "an advisory failure",
+                control(vec![], None),
+                vec![
+                    result("a", Pass, Required, true),
+                    result("b", Fail, Advisory, true),
+                ],
+                Partial,
+            ),
+            (
+                "one skipped",
+                control(vec![], None),
+                vec![
+                    result("a", Pass, Required, true),
+                    result("b", Skip, Required, true),
+                ],
+                Partial,
+            ),
+            (
+                "nothing passed",
+                control(vec![], None),
+                vec![result("a", Skip, Required, true)],
+                NotAssessed,
+            ),
+            (
+                "not applicable",
+                control(vec![], Some("internal traffic")),
+                vec![],
+                NotApplicable,
+            ),
+            (
+                "gap closed: its case passed (mapped elsewhere)",
+                control(vec![gap(Some("u"))], None),
+                vec![
+                    result("a", Pass, Required, true),
+                    result("u", Pass, Advisory, false),
+                ],
+                Supported,
+            ),
+            (
+                "gap open: its case failed once",
+                control(vec![gap(Some("u"))], None),
+                vec![
+                    result("a", Pass, Required, true),
+                    result("u", Pass, Advisory, false),
+                    result("u", Fail, Advisory, false),
+                ],
+                Partial,
+            ),
+            (
+                "gap open: its case did not run",
+                control(vec![gap(Some("u"))], None),
+                vec![result("a", Pass, Required, true)],
+                Partial,
+            ),
+        ];
+        for (name, control, results, want) in rows {
+            let refs: Vec<&CheckResult> = results.iter().collect();
+            let (status, gaps, basis) = ControlStatus::decide(&control, &refs);
+            assert_eq!(status, want, "{name}: {basis}");
+            if status == Supported {
+                assert!(gaps.is_empty(), "{name}");
+            }
+            if status == Partial && basis.contains("gap") {
+                assert_eq!(gaps, ["g: the gap"], "{name}");
+            }
+        }
     }
 }

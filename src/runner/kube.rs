@@ -101,6 +101,8 @@ pub struct KubeRun {
     pub server_name: String,
     /// The replicas probed, as the report names them.
     pub addresses: Vec<String>,
+    /// How the replicas are reached.
+    pub connect: crate::kubernetes::session::Connect,
     /// What this run created in an existing cluster (namespace, manifest objects, Secrets): a
     /// run that stops early deletes exactly these.
     created: Vec<Created>,
@@ -119,6 +121,7 @@ impl KubeRun {
             },
             cluster: None,
             material: None,
+            connect: Default::default(),
             argocd_version: None,
             server_certificates: Vec::new(),
             server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
@@ -357,7 +360,13 @@ impl KubeRun {
 
         drop(install);
         let baseline_phase = self.events.phase("baseline");
-        let before = baseline(&session, &self.server_name, settings, &self.events).await?;
+        let before = baseline(
+            &session,
+            &self.server_name,
+            (settings, self.connect),
+            &self.events,
+        )
+        .await?;
         drop(baseline_phase);
 
         self.provision_and_restart(&mut session, provisioning, limits)
@@ -551,7 +560,7 @@ impl KubeRun {
         }
         let material = self.material.as_ref().expect("set above");
 
-        let (replicas, not_running) = session.open_replicas().await?;
+        let (replicas, not_running) = session.open_replicas(self.connect, &self.events).await?;
         let mut endpoints = Vec::new();
         for r in &replicas {
             endpoints.push(session.endpoint(r, &self.server_name));
@@ -596,7 +605,7 @@ impl KubeRun {
             let mut observed = session.observe_replica(r, since).await;
             if announce {
                 observed.announcement =
-                    no_certificate_attempt(r.grpc.addr, &self.server_name, settings).await;
+                    no_certificate_attempt(r.route.grpc_addr(), &self.server_name, settings).await;
             }
             observed_replicas.push(observed);
         }
@@ -622,11 +631,11 @@ impl KubeRun {
 async fn baseline(
     session: &Session,
     server_name: &str,
-    settings: &ProbeSettings,
+    (settings, connect): (&ProbeSettings, crate::kubernetes::session::Connect),
     events: &Events,
 ) -> Result<Baseline, ClusterError> {
     let mut out = Vec::new();
-    let (replicas, not_running) = session.open_replicas().await?;
+    let (replicas, not_running) = session.open_replicas(connect, events).await?;
     for pod in not_running {
         events.note(&format!(
             "pod/{} is not running before provisioning ({}): no baseline for it",
@@ -634,11 +643,11 @@ async fn baseline(
         ));
     }
     for r in replicas {
-        let outcome = no_certificate_attempt(r.grpc.addr, server_name, settings).await;
+        let outcome = no_certificate_attempt(r.route.grpc_addr(), server_name, settings).await;
         let attempt = BaselineAttempt {
             pod: r.pod.name.clone(),
             outcome,
-            relay_failed: r.grpc.failures().0 > 0,
+            relay_failed: r.route.grpc_relay_failures() > 0,
         };
         events.note(&attempt.describe());
         out.push(attempt);

@@ -54,6 +54,12 @@ pub fn judge_replica(replica: &ReplicaObservation) -> Vec<Finding> {
             e.to_string(),
         )),
     }
+    if let Some(addrs) = &replica.direct {
+        out.push(Finding::not_applicable(
+            KubeCase::PortForward,
+            format!("pod/{name} was reached directly at {addrs}: no relay in between"),
+        ));
+    }
     for relay in &replica.relays {
         out.push(match &relay.failure {
             None => Finding::pass(

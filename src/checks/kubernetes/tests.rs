@@ -360,6 +360,7 @@ fn announcing(pod_name: &str, requested: bool, names: &[&str]) -> ReplicaObserva
         after: Ok(Some(pod(pod_name, true, 0))),
         probe_failures: Ok(vec![]),
         relays: vec![],
+        direct: None,
         announcement: a,
     }
 }
@@ -676,6 +677,7 @@ fn replica_after_the_probes() {
         after: Ok(Some(pod("argocd-repo-server-1", true, 0))),
         probe_failures: Ok(vec![]),
         relays: vec![relay(None, 0), relay(None, 12)],
+        direct: None,
         announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
     };
     let judged = pods::judge_replica(&healthy());
@@ -740,6 +742,22 @@ fn replica_after_the_probes() {
             "{name}"
         );
     }
+    // Reached at its pod IP: no relay to judge, so the relay case does not arise.
+    let mut direct = healthy();
+    direct.relays.clear();
+    direct.direct = Some("10.88.0.9:8081 and 10.88.0.9:8084".into());
+    let judged = pods::judge_replica(&direct);
+    let relay: Vec<&Finding> = judged
+        .iter()
+        .filter(|f| f.case == crate::suite::KubeCase::PortForward)
+        .collect();
+    assert_eq!(relay.len(), 1, "{judged:#?}");
+    assert_eq!(relay[0].status, Status::NotApplicable);
+    assert!(
+        relay[0]
+            .detail
+            .contains("reached directly at 10.88.0.9:8081")
+    );
 }
 
 /// `pod/ready` on a replica that cannot run: always a failure, with its state, its last error
@@ -807,6 +825,7 @@ fn evaluate_a_run_whose_secret_could_not_be_read() {
             after: Ok(Some(pod("argocd-repo-server-1", true, 0))),
             probe_failures: Ok(vec![]),
             relays: vec![relay(None, 0)],
+            direct: None,
             announcement: crate::probe::ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None),
         }],
         config: NamespaceObservation {

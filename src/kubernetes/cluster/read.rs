@@ -146,6 +146,13 @@ pub struct PodFacts {
     /// whether grpc-go may log refused handshakes at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub grpc_log_level: Option<String>,
+    /// `status.podIP`, once the pod has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A service-mesh proxy running in the pod (`istio-proxy`, `linkerd-proxy`), as a container
+    /// or a native sidecar: a connection to the pod IP would pass through it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mesh_proxy: Option<String>,
 }
 
 fn pod_facts(pod: &Pod) -> PodFacts {
@@ -193,6 +200,17 @@ fn pod_facts(pod: &Pod) -> PodFacts {
             .flat_map(|c| c.env.iter().flatten())
             .find(|e| e.name == "GRPC_GO_LOG_SEVERITY_LEVEL")
             .and_then(|e| e.value.clone()),
+        ip: status.and_then(|s| s.pod_ip.clone()),
+        mesh_proxy: pod
+            .spec
+            .iter()
+            .flat_map(|s| {
+                s.containers
+                    .iter()
+                    .chain(s.init_containers.iter().flatten())
+            })
+            .map(|c| c.name.clone())
+            .find(|n| crate::kubernetes::workloads::MESH_PROXIES.contains(&n.as_str())),
     }
 }
 
