@@ -179,8 +179,9 @@ pub struct OutputArgs {
     /// Parent folder for reports; each run writes a new <run-id>/ folder inside it.
     #[arg(long, default_value = "reports/runs", value_name = "DIR")]
     pub report_dir: PathBuf,
-    /// Report files to write (comma-separated: json, junit, md).
-    #[arg(long, default_value = "json,junit,md", value_name = "LIST")]
+    /// Report files to write (comma-separated: json, junit, md, html; oscal writes NIST OSCAL
+    /// 1.1.2 Assessment Results beside report.json, which it cites).
+    #[arg(long, default_value = "json,junit,md,html", value_name = "LIST")]
     pub format: String,
     /// Time limit of each attempt, in milliseconds.
     #[arg(long, default_value_t = 5000, value_name = "MS")]

@@ -471,6 +471,17 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
         kube["provenance"]["manifest_matches"],
         "v3.5.1 manifests/install.yaml"
     );
+    // report.html has the cluster's views: the replica, and each component's results.
+    let html = std::fs::read_to_string(common::report_dir(&run).join("report.html")).unwrap();
+    assert!(
+        html.contains("id=\"replicas\"") && html.contains(&format!("<td>{after}</td>")),
+        "per replica"
+    );
+    assert!(
+        html.contains("id=\"components\"")
+            && html.contains("<th>argocd-application-controller</th>"),
+        "per component"
+    );
 }
 
 /// Scenario 2: the Secret carries `ca.crt` instead of `client-ca.crt`: the repo-server stays

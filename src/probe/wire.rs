@@ -189,13 +189,15 @@ pub fn describe_bytes(seen: &[u8]) -> String {
             String::from_utf8_lossy(seen.split(|b| *b == b'\r').next().unwrap_or_default())
         ),
         _ if starts_with_h2_settings(seen) => "an HTTP/2 SETTINGS frame".into(),
-        _ if h2_frame(seen).is_some() => h2_frame(seen).unwrap_or_default(),
-        _ if printable(seen) => {
-            let text = String::from_utf8_lossy(seen);
-            let line = text.lines().next().unwrap_or_default().trim();
-            format!("text `{}`", line.chars().take(120).collect::<String>())
-        }
-        _ => format!("first bytes {}", first_bytes(seen)),
+        _ => match h2_frame(seen) {
+            Some(frame) => frame,
+            None if printable(seen) => {
+                let text = String::from_utf8_lossy(seen);
+                let line = text.lines().next().unwrap_or_default().trim();
+                format!("text `{}`", line.chars().take(120).collect::<String>())
+            }
+            None => format!("first bytes {}", first_bytes(seen)),
+        },
     }
 }
 

@@ -1,19 +1,11 @@
 //! report.md: what an auditor reads. Summary first, then every check with expected vs observed,
 //! the certificates, and the control mapping.
 
-use super::{ControlStatus, Report, Verdict};
+use super::{ControlStatus, Report};
 use crate::kubernetes::session::KubeFacts;
 use crate::suite::Severity;
 
-fn verdict_word(v: Verdict, severity: Severity) -> &'static str {
-    match (v, severity) {
-        (Verdict::Pass, _) => "PASS",
-        (Verdict::Fail, Severity::Required) => "FAIL",
-        (Verdict::Fail, Severity::Advisory) => "ADVISORY",
-        (Verdict::Skip, _) => "SKIP",
-        (Verdict::Error, _) => "NO VERDICT",
-    }
-}
+use super::verdict_word;
 
 /// Escapes a table cell.
 fn cell(s: &str) -> String {
@@ -22,17 +14,7 @@ fn cell(s: &str) -> String {
 
 pub(super) fn render(r: &Report) -> String {
     let mut md = String::new();
-    let s = &r.summary;
-    let overall = match s.verdict {
-        Verdict::Pass => "PASS — every required check that ran passed",
-        Verdict::Fail => "FAIL — at least one required check failed",
-        _ if r.run.incomplete => "NO VERDICT — the run is incomplete",
-        _ if s.passed + s.failed == 0 => "NO VERDICT — no check was judged",
-        _ if s.not_judged > 0 && s.errors == 0 => {
-            "NO VERDICT — required checks were not judged for want of input"
-        }
-        _ => "NO VERDICT — the evidence is incomplete or inconclusive",
-    };
+    let overall = r.overall();
     let ts = |t: time::OffsetDateTime| {
         t.format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default()

@@ -8,9 +8,11 @@
 pub mod console;
 pub mod diff;
 pub mod events;
+mod html;
 mod junit;
 mod markdown;
 mod observed;
+pub mod oscal;
 pub mod progress;
 mod write;
 
@@ -305,6 +307,17 @@ impl Summary {
     }
 }
 
+/// A result's verdict as the human-readable reports print it (an advisory failure is `ADVISORY`).
+pub fn verdict_word(v: Verdict, severity: Severity) -> &'static str {
+    match (v, severity) {
+        (Verdict::Pass, _) => "PASS",
+        (Verdict::Fail, Severity::Required) => "FAIL",
+        (Verdict::Fail, Severity::Advisory) => "ADVISORY",
+        (Verdict::Skip, _) => "SKIP",
+        (Verdict::Error, _) => "NO VERDICT",
+    }
+}
+
 /// What one run's checks say about a control. The legend every writer prints with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -514,6 +527,21 @@ impl Report {
         }
     }
 
+    /// The result in one sentence, as report.md and report.html open with it.
+    pub fn overall(&self) -> &'static str {
+        let s = &self.summary;
+        match s.verdict {
+            Verdict::Pass => "PASS — every required check that ran passed",
+            Verdict::Fail => "FAIL — at least one required check failed",
+            _ if self.run.incomplete => "NO VERDICT — the run is incomplete",
+            _ if s.passed + s.failed == 0 => "NO VERDICT — no check was judged",
+            _ if s.not_judged > 0 && s.errors == 0 => {
+                "NO VERDICT — required checks were not judged for want of input"
+            }
+            _ => "NO VERDICT — the evidence is incomplete or inconclusive",
+        }
+    }
+
     /// report.json text.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report model serializes")
@@ -538,6 +566,11 @@ impl Report {
                 file.display()
             )
         })
+    }
+
+    /// report.html text.
+    pub fn to_html(&self) -> String {
+        html::render(self)
     }
 
     /// report.md text.
@@ -686,11 +719,15 @@ mod tests {
             Formats {
                 json: true,
                 junit: false,
-                markdown: true
+                markdown: true,
+                html: false,
+                oscal: false,
             }
         );
         assert!(Formats::parse("pdf").is_err());
         assert!(Formats::parse("").is_err());
+        assert!(Formats::parse("md,oscal").unwrap_err().contains("add json"));
+        assert!(Formats::parse("json,oscal").unwrap().oscal);
     }
 
     /// The status rule of reports/controls.toml, row by row: never `supported` while a stated

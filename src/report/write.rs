@@ -1,5 +1,6 @@
 //! Writing a report: a fresh folder per run (never reusing one), report.json with its SHA-256,
-//! junit.xml and report.md, all written under temporary names and renamed into place together.
+//! junit.xml, report.md, report.html and (asked for) the OSCAL export, all written under temporary
+//! names and renamed into place together.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,10 @@ pub struct Formats {
     pub junit: bool,
     /// report.md.
     pub markdown: bool,
+    /// report.html.
+    pub html: bool,
+    /// oscal-assessment-results.json (needs json: it cites report.json and its SHA-256).
+    pub oscal: bool,
 }
 
 impl Default for Formats {
@@ -25,32 +30,44 @@ impl Default for Formats {
             json: true,
             junit: true,
             markdown: true,
+            html: true,
+            oscal: false,
         }
     }
 }
 
 impl Formats {
-    /// Parses `json,junit,md`.
+    /// Parses `json,junit,md,html,oscal`.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut f = Formats {
             json: false,
             junit: false,
             markdown: false,
+            html: false,
+            oscal: false,
         };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match item {
                 "json" => f.json = true,
                 "junit" => f.junit = true,
                 "md" | "markdown" => f.markdown = true,
+                "html" => f.html = true,
+                "oscal" => f.oscal = true,
                 other => {
                     return Err(format!(
-                        "--format: unknown format `{other}` (json, junit, md)"
+                        "--format: unknown format `{other}` (json, junit, md, html, oscal)"
                     ));
                 }
             }
         }
-        if !(f.json || f.junit || f.markdown) {
-            return Err("--format: name at least one of json, junit, md".into());
+        if !(f.json || f.junit || f.markdown || f.html) {
+            return Err("--format: name at least one of json, junit, md, html".into());
+        }
+        if f.oscal && !f.json {
+            return Err(
+                "--format: oscal cites report.json and its SHA-256: add json (e.g. --format json,oscal)"
+                    .into(),
+            );
         }
         Ok(f)
     }
@@ -66,6 +83,13 @@ pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Resul
     if formats.json {
         let json = report.to_json();
         let digest = hex::encode(Sha256::digest(json.as_bytes()));
+        if formats.oscal {
+            staged.stage(
+                &dir.join("oscal-assessment-results.json"),
+                super::oscal::render(report, &digest).as_bytes(),
+                fsio::PUBLIC_MODE,
+            )?;
+        }
         staged.stage(&dir.join("report.json"), json.as_bytes(), fsio::PUBLIC_MODE)?;
         staged.stage(
             &dir.join("report.json.sha256"),
@@ -84,6 +108,13 @@ pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Resul
         staged.stage(
             &dir.join("report.md"),
             report.to_markdown().as_bytes(),
+            fsio::PUBLIC_MODE,
+        )?;
+    }
+    if formats.html {
+        staged.stage(
+            &dir.join("report.html"),
+            report.to_html().as_bytes(),
             fsio::PUBLIC_MODE,
         )?;
     }
