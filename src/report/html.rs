@@ -446,8 +446,8 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-        let mut refused =
-            ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, Some("<evil>".into()));
+        let mut refused = ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None);
+        refused.sni = Some("<evil>".into());
         refused.outcome = Outcome::Rejected;
         refused.alert = Some("certificate_required".into());
         let chips = chips(&Observed::Attempts {
