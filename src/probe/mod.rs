@@ -337,7 +337,10 @@ pub async fn attempt_all(requests: Vec<ProbeRequest>, limit: usize) -> Vec<Probe
     attempt_all_counted(requests, limit, &|| {}).await
 }
 
-/// [`attempt_all`], calling `finished` as each attempt ends.
+/// [`attempt_all`], calling `finished` as each attempt ends. An attempt that ends inconclusive
+/// (no answer, no alert, a timeout) is made once more on a fresh connection: a busy server's one
+/// slow answer is no evidence either way, and the second try's answer, when it comes, is the
+/// server's own act ([`settle`]).
 pub async fn attempt_all_counted(
     requests: Vec<ProbeRequest>,
     limit: usize,
@@ -346,7 +349,7 @@ pub async fn attempt_all_counted(
     use futures::StreamExt;
     futures::stream::iter(requests)
         .map(|req| async move {
-            let outcome = attempt(&req).await;
+            let outcome = settle(|| attempt(&req)).await;
             finished();
             outcome
         })
@@ -355,9 +358,74 @@ pub async fn attempt_all_counted(
         .await
 }
 
+/// Runs `try_once`, and once more if the first outcome is inconclusive; the second outcome is
+/// kept, its detail saying what the first one was.
+pub async fn settle<F, Fut>(try_once: F) -> ProbeOutcome
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ProbeOutcome>,
+{
+    let first = try_once().await;
+    if first.outcome != Outcome::Inconclusive {
+        return first;
+    }
+    let mut second = try_once().await;
+    second.detail = if second.outcome == Outcome::Inconclusive {
+        format!("{} (twice: on a second try too)", second.detail)
+    } else {
+        format!(
+            "{} (on a second try: the first got no answer: {})",
+            second.detail, first.detail
+        )
+    };
+    second
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An inconclusive attempt is made once more; a definite first answer is never repeated.
+    #[tokio::test]
+    async fn an_inconclusive_attempt_is_tried_once_more() {
+        let outcome = |o: Outcome, detail: &str| {
+            let mut p = ProbeOutcome::blank(TlsVersion::Tls13, None);
+            p.outcome = o;
+            p.detail = detail.into();
+            p
+        };
+        let tries = &std::sync::atomic::AtomicUsize::new(0);
+        let scripted = |script: Vec<ProbeOutcome>| {
+            tries.store(0, std::sync::atomic::Ordering::SeqCst);
+            move || {
+                let n = tries.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let next = script[n.min(script.len() - 1)].clone();
+                async move { next }
+            }
+        };
+        let refused = settle(scripted(vec![outcome(Outcome::Rejected, "alert")])).await;
+        assert_eq!(
+            (refused.outcome, refused.detail.as_str()),
+            (Outcome::Rejected, "alert")
+        );
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let late = settle(scripted(vec![
+            outcome(Outcome::Inconclusive, "no HTTP answer"),
+            outcome(Outcome::Rejected, "HTTP 400"),
+        ]))
+        .await;
+        assert_eq!(late.outcome, Outcome::Rejected);
+        assert!(
+            late.detail.contains("first got no answer: no HTTP answer"),
+            "{}",
+            late.detail
+        );
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let silent = settle(scripted(vec![outcome(Outcome::Inconclusive, "silent")])).await;
+        assert_eq!(silent.outcome, Outcome::Inconclusive);
+        assert!(silent.detail.contains("twice"), "{}", silent.detail);
+        assert_eq!(tries.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn settings_frame_detection() {

@@ -71,17 +71,22 @@ fn pod_start(pod: &Pod) -> PodStart {
     PodStart {
         pod: pod.metadata.name.clone().unwrap_or_default(),
         started,
-        mesh_proxies: spec
-            .iter()
-            .flat_map(|s| {
-                s.containers
-                    .iter()
-                    .chain(s.init_containers.iter().flatten())
-            })
-            .map(|c| c.name.clone())
-            .filter(|n| crate::kubernetes::workloads::MESH_PROXIES.contains(&n.as_str()))
-            .collect(),
+        mesh_proxies: mesh_proxies(spec),
     }
+}
+
+/// The service-mesh proxies (`istio-proxy`, `linkerd-proxy`) a pod runs, as containers or as
+/// native sidecars (init containers).
+fn mesh_proxies(spec: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Vec<String> {
+    spec.iter()
+        .flat_map(|s| {
+            s.containers
+                .iter()
+                .chain(s.init_containers.iter().flatten())
+        })
+        .map(|c| c.name.clone())
+        .filter(|n| crate::kubernetes::workloads::MESH_PROXIES.contains(&n.as_str()))
+        .collect()
 }
 
 /// The live pods a workload's selector matches (terminating ones excluded).
@@ -201,16 +206,7 @@ fn pod_facts(pod: &Pod) -> PodFacts {
             .find(|e| e.name == "GRPC_GO_LOG_SEVERITY_LEVEL")
             .and_then(|e| e.value.clone()),
         ip: status.and_then(|s| s.pod_ip.clone()),
-        mesh_proxy: pod
-            .spec
-            .iter()
-            .flat_map(|s| {
-                s.containers
-                    .iter()
-                    .chain(s.init_containers.iter().flatten())
-            })
-            .map(|c| c.name.clone())
-            .find(|n| crate::kubernetes::workloads::MESH_PROXIES.contains(&n.as_str())),
+        mesh_proxy: mesh_proxies(pod.spec.as_ref()).into_iter().next(),
     }
 }
 
