@@ -428,14 +428,17 @@ mod tests {
 
     #[tokio::test]
     async fn one_slow_answer_is_retried_like_the_kubelet_does() {
-        let (authority, task) = slow_then_ok(1).await;
         let short = Duration::from_millis(200);
         let pause = Duration::from_millis(10);
+        // Each server's first connection is the slow one.
+        let (authority, task) = slow_then_ok(1).await;
         let single = http_probe(&authority, "/healthz?full=true", short, 1, pause).await;
         assert!(
             matches!(single, Err(HttpError::Timeout { .. })),
             "{single:?}"
         );
+        task.abort();
+        let (authority, task) = slow_then_ok(1).await;
         let answer = http_probe(
             &authority,
             "/healthz?full=true",
