@@ -409,6 +409,8 @@ pub enum KubeCase {
     ClientKeyMatches,
     /// `config/client-identities`.
     ClientIdentities,
+    /// `config/cert-not-expired`.
+    CertNotExpired,
     /// `config/cert-expiry-horizon`.
     CertExpiryHorizon,
     /// `config/server-ca-present`.
@@ -447,7 +449,7 @@ pub enum KubeCase {
 
 impl KubeCase {
     /// Every Kubernetes case, in the built-in suite's order.
-    pub const ALL: [KubeCase; 24] = [
+    pub const ALL: [KubeCase; 25] = [
         KubeCase::BaselineNoCertAccepted,
         KubeCase::MtlsSecretKeys,
         KubeCase::MtlsClientPair,
@@ -455,6 +457,7 @@ impl KubeCase {
         KubeCase::ClientCertChains,
         KubeCase::ClientKeyMatches,
         KubeCase::ClientIdentities,
+        KubeCase::CertNotExpired,
         KubeCase::CertExpiryHorizon,
         KubeCase::ServerCaPresent,
         KubeCase::MtlsSecretExtraKeys,
@@ -484,6 +487,7 @@ impl KubeCase {
             KubeCase::ClientCertChains => "config/client-cert-chains",
             KubeCase::ClientKeyMatches => "config/client-key-matches",
             KubeCase::ClientIdentities => "config/client-identities",
+            KubeCase::CertNotExpired => "config/cert-not-expired",
             KubeCase::CertExpiryHorizon => "config/cert-expiry-horizon",
             KubeCase::ServerCaPresent => "config/server-ca-present",
             KubeCase::MtlsSecretExtraKeys => "config/mtls-secret-extra-keys",

@@ -72,8 +72,7 @@ pub fn judge_client_log(component: &str, lines: &[String]) -> Vec<Finding> {
         ).about(component),
         // Clients load the certificate when they first dial the repo-server, so a component that
         // has not needed it since its restart has no such line yet: reported, not failed.
-        None => Finding::holds_if(KubeCase::ClientCertLoaded,
-            false,
+        None => Finding::fail(KubeCase::ClientCertLoaded,
             format!(
                 "{component} has not logged `{CLIENT_CERT_LOADED}...` in {} lines: either it has not dialed the repo-server since its restart (the certificate loads on the first connection) or it connects without a certificate",
                 lines.len()

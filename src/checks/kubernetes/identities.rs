@@ -100,7 +100,7 @@ fn trusted_cas(
 
 /// Each client's identity: its pair exists (`config/mtls-client-pair/<role>`), its certificate
 /// chains to a CA the repo-server trusts (`config/client-cert-chains/<role>`), its key belongs to
-/// it (`config/client-key-matches/<role>`), its validity (`config/cert-expiry-horizon`); then
+/// it (`config/client-key-matches/<role>`), its validity (`config/cert-not-expired`, `config/cert-expiry-horizon`); then
 /// whether the identities are shared or unique, with what they do not buy
 /// (`config/client-identities`, advice).
 pub fn judge_identities(
@@ -247,7 +247,7 @@ pub fn judge_identities(
             ).about(p.role.upstream())
         });
         if let Some(f) = &facts {
-            out.push(judge_expiry(&format!("{} of {}", p.cert.key, p.role), f));
+            out.extend(judge_expiry(&format!("{} of {}", p.cert.key, p.role), f));
         }
     }
     if !presented.is_empty() {
@@ -266,17 +266,15 @@ pub fn judge_identities(
             })
             .collect();
         out.push(if shared.is_empty() {
-            Finding::holds_if(
+            Finding::pass(
                 KubeCase::ClientIdentities,
-                true,
                 format!(
                     "unique: each of the {clients} client component(s) presents its own certificate, so the repo-server's peers can be told apart; {NO_AUTHORIZATION}"
                 ),
             )
         } else {
-            Finding::holds_if(
+            Finding::fail(
                 KubeCase::ClientIdentities,
-                false,
                 format!(
                     "shared: one certificate is presented by {}: the repo-server cannot tell these components apart (unique identification needs one certificate per component: pki init --layout per-component); {NO_AUTHORIZATION}",
                     shared.join("; and one by ")

@@ -122,13 +122,14 @@ struct ScopedFindings {
 }
 
 /// The cases a Secret that could not be read leaves unobserved.
-const NEEDS_THE_SECRET: [KubeCase; 11] = [
+const NEEDS_THE_SECRET: [KubeCase; 12] = [
     KubeCase::ClientIdentities,
     KubeCase::MtlsSecretKeys,
     KubeCase::MtlsClientPair,
     KubeCase::ClientCaParses,
     KubeCase::ClientCertChains,
     KubeCase::ClientKeyMatches,
+    KubeCase::CertNotExpired,
     KubeCase::CertExpiryHorizon,
     KubeCase::ServerCaPresent,
     KubeCase::MtlsSecretExtraKeys,
@@ -366,8 +367,8 @@ mod fold_tests {
             scope: "namespace/argocd".into(),
             findings: vec![
                 Finding::pass(KubeCase::MtlsSecretKeys, "has client-ca.crt"),
-                Finding::pass(KubeCase::CertExpiryHorizon, "client-ca.crt ok"),
-                Finding::fail(KubeCase::CertExpiryHorizon, "client.crt expired"),
+                Finding::pass(KubeCase::CertNotExpired, "client-ca.crt ok"),
+                Finding::fail(KubeCase::CertNotExpired, "client.crt expired"),
                 Finding::pass(KubeCase::Mount, "mounts").about("argocd-server"),
                 Finding::fail(KubeCase::Mount, "no client-ca.crt").about("argocd-repo-server"),
                 Finding::fail(KubeCase::ClientVerifiesServer, "off").about("argocd-server"),
@@ -395,7 +396,7 @@ mod fold_tests {
             find(&results, "config/mtls-secret-keys", n).verdict,
             Verdict::Pass
         );
-        let expiry = find(&results, "config/cert-expiry-horizon", n);
+        let expiry = find(&results, "config/cert-not-expired", n);
         assert_eq!(expiry.verdict, Verdict::Fail);
         assert_eq!(expiry.reason, "client.crt expired");
         assert_eq!(expiry.evidence.len(), 2);

@@ -96,16 +96,15 @@ pub fn judge_mtls_secret(
         ));
     }
     out.push(if keys.contains(&mtls_keys::SERVER_CA) {
-        Finding::holds_if(
+        Finding::pass(
             KubeCase::ServerCaPresent,
-            true,
             format!(
                 "Secret `{MTLS_SECRET}` has `{}`: the components can verify the repo-server",
                 mtls_keys::SERVER_CA
             ),
         )
     } else {
-        Finding::holds_if(KubeCase::ServerCaPresent, false, format!(
+        Finding::fail(KubeCase::ServerCaPresent, format!(
             "Secret `{MTLS_SECRET}` has no `{}`: the components cannot verify the repo-server (one-way authentication)",
             mtls_keys::SERVER_CA
         ))
@@ -122,15 +121,13 @@ pub fn judge_mtls_secret(
         .filter(|k| !known.contains(k) && *k != ca_key && !read_keys.contains(*k))
         .collect();
     out.push(if extra.is_empty() {
-        Finding::holds_if(
+        Finding::pass(
             KubeCase::MtlsSecretExtraKeys,
-            true,
             format!("Secret `{MTLS_SECRET}` has only keys the components read"),
         )
     } else {
-        Finding::holds_if(
+        Finding::fail(
             KubeCase::MtlsSecretExtraKeys,
-            false,
             format!(
                 "Secret `{MTLS_SECRET}` has keys no component reads: {}",
                 extra.join(", ")
@@ -158,33 +155,41 @@ pub fn judge_mtls_secret(
     if let Some(Ok(ders)) = &ca {
         for der in ders {
             if let Ok(f) = CertFacts::from_der(der) {
-                out.push(judge_expiry(ca_key, &f));
+                out.extend(judge_expiry(ca_key, &f));
             }
         }
     }
     out
 }
 
-pub(super) fn judge_expiry(key: &str, f: &CertFacts) -> Finding {
-    let id = KubeCase::CertExpiryHorizon;
-    if f.days_left < 0 {
+pub(super) fn judge_expiry(key: &str, f: &CertFacts) -> [Finding; 2] {
+    let expired = if f.days_left < 0 {
         Finding::fail(
-            id,
+            KubeCase::CertNotExpired,
             format!("`{key}` ({}) expired {} days ago", f.subject, -f.days_left),
-        )
-    } else if f.days_left < EXPIRY_HORIZON_DAYS {
-        Finding::holds_if(
-            id,
-            false,
-            format!("`{key}` ({}) expires in {} days", f.subject, f.days_left),
         )
     } else {
         Finding::pass(
-            id,
+            KubeCase::CertNotExpired,
+            format!("`{key}` ({}) has not expired", f.subject),
+        )
+    };
+    let horizon = if f.days_left < EXPIRY_HORIZON_DAYS {
+        Finding::fail(
+            KubeCase::CertExpiryHorizon,
+            format!(
+                "`{key}` ({}) is valid for {} more days, less than the {EXPIRY_HORIZON_DAYS}-day horizon",
+                f.subject, f.days_left
+            ),
+        )
+    } else {
+        Finding::pass(
+            KubeCase::CertExpiryHorizon,
             format!(
                 "`{key}` ({}) valid for {} more days",
                 f.subject, f.days_left
             ),
         )
-    }
+    };
+    [expired, horizon]
 }

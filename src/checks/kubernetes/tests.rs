@@ -926,3 +926,62 @@ fn a_mesh_in_the_path_is_named() {
         meshed.detail
     );
 }
+
+/// Expiry is two cases: an expired certificate fails `config/cert-not-expired` (required); one
+/// valid for fewer than 30 days fails only `config/cert-expiry-horizon` (advisory in the suite).
+#[test]
+fn expired_and_expiring_certificates_are_two_cases() {
+    let mut params = rcgen::CertificateParams::new(vec![]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "client");
+    params.not_before = rcgen::date_time_ymd(2026, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2026, 12, 31);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let der = params.self_signed(&key).unwrap().der().to_vec();
+    let at = |y, m, d| {
+        time::Date::from_calendar_date(y, m, d)
+            .unwrap()
+            .midnight()
+            .assume_utc()
+    };
+    let cases = [
+        (at(2026, time::Month::June, 1), Status::Holds, Status::Holds),
+        (
+            at(2026, time::Month::December, 15),
+            Status::Holds,
+            Status::Fails,
+        ),
+        (
+            at(2027, time::Month::January, 2),
+            Status::Fails,
+            Status::Fails,
+        ),
+    ];
+    for (now, not_expired, horizon) in cases {
+        let facts = crate::x509::CertFacts::from_der_at(&der, now).unwrap();
+        let [expired, soon] = super::secret::judge_expiry("client.crt", &facts);
+        assert_eq!(
+            (expired.case, expired.status, soon.case, soon.status),
+            (
+                crate::suite::KubeCase::CertNotExpired,
+                not_expired,
+                crate::suite::KubeCase::CertExpiryHorizon,
+                horizon
+            ),
+            "{now}: {} / {}",
+            expired.detail,
+            soon.detail
+        );
+    }
+    let suite = crate::suite::Suite::load("kubernetes").unwrap();
+    let severity = |id: &str| suite.cases.iter().find(|c| c.id == id).unwrap().severity;
+    assert_eq!(
+        severity("config/cert-not-expired"),
+        crate::suite::Severity::Required
+    );
+    assert_eq!(
+        severity("config/cert-expiry-horizon"),
+        crate::suite::Severity::Advisory
+    );
+}

@@ -125,17 +125,27 @@ pub fn judge_repo_server_restart(
     workloads: &[Workload],
     namespace: &str,
 ) -> Finding {
+    repo_server_restart(secret, replica, workloads, namespace).about(Role::RepoServer.upstream())
+}
+
+fn repo_server_restart(
+    secret: &Secret,
+    replica: &ReplicaObservation,
+    workloads: &[Workload],
+    namespace: &str,
+) -> Finding {
     let bundle = match super::secret::certs_in(secret, mtls_keys::CLIENT_CA) {
         Some(Ok(ders)) => ders,
         // No usable client-ca.crt: a restart would not help; config/mtls-secret-keys and
         // config/client-ca-parses judge the Secret itself.
         _ => {
-            return Finding::not_applicable(KubeCase::RestartedAfterSecret,
+            return Finding::not_applicable(
+                KubeCase::RestartedAfterSecret,
                 format!(
                     "Secret `{MTLS_SECRET}` holds no usable `{}`: no restart makes the repo-server enforce mTLS (the Secret's own checks say why)",
                     mtls_keys::CLIENT_CA
                 ),
-            ).about(Role::RepoServer.upstream());
+            );
         }
     };
     // Compared as multisets: Go announces one name per CA of its pool, so an old and a new CA
@@ -165,16 +175,16 @@ pub fn judge_repo_server_restart(
                 "could not read what pod/{pod} announces (no TLS handshake): {}",
                 a.detail
             ),
-        )
-        .about(Role::RepoServer.upstream());
+        );
     }
     if !a.client_cert_requested {
-        return Finding::fail(KubeCase::RestartedAfterSecret,
+        return Finding::fail(
+            KubeCase::RestartedAfterSecret,
             format!(
                 "RESTART NEEDED: pod/{pod} asks for no client certificate although Secret `{MTLS_SECRET}` holds `{}`: it still runs without mTLS (the repo-server reads its client CA only at startup): {restart} (if it still asks for none after the restart, see config/mount/argocd-repo-server)",
                 mtls_keys::CLIENT_CA
             ),
-        ).about(Role::RepoServer.upstream());
+        );
     }
     let mut announced: Vec<String> = a
         .acceptable_ca_names
@@ -184,28 +194,31 @@ pub fn judge_repo_server_restart(
         .collect();
     announced.sort();
     if a.acceptable_ca_names.is_empty() {
-        Finding::inconclusive(KubeCase::RestartedAfterSecret,
+        Finding::inconclusive(
+            KubeCase::RestartedAfterSecret,
             format!(
                 "pod/{pod} asks for a client certificate but names no acceptable CA, so what it loaded cannot be read from the handshake"
             ),
-        ).about(Role::RepoServer.upstream())
+        )
     } else if announced == expected {
-        Finding::pass(KubeCase::RestartedAfterSecret,
+        Finding::pass(
+            KubeCase::RestartedAfterSecret,
             format!(
                 "pod/{pod} runs with the client CA(s) of `{}`: it announces {} (names only: a CA of the same name and another key would look the same; the valid client's admission proves the key)",
                 mtls_keys::CLIENT_CA,
                 announced.join("; ")
             ),
-        ).about(Role::RepoServer.upstream())
+        )
     } else {
-        Finding::fail(KubeCase::RestartedAfterSecret,
+        Finding::fail(
+            KubeCase::RestartedAfterSecret,
             format!(
                 "RESTART NEEDED: pod/{pod} runs with client CA(s) {} but `{}` now holds {}; the repo-server reads its client CA only at startup: {restart}",
                 list_or_none(&announced),
                 mtls_keys::CLIENT_CA,
                 list_or_none(&expected)
             ),
-        ).about(Role::RepoServer.upstream())
+        )
     }
 }
 
@@ -248,15 +261,19 @@ pub fn judge_client_restarts(
             .filter(|p| p.started.is_some_and(|t| t < changed))
             .map(|p| format!("pod/{}", p.pod))
             .collect();
+        const CASE: KubeCase = KubeCase::ClientRestartedAfterSecret;
         if stale.is_empty() {
-            out.push(Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
-                true,
-                format!(
-                    "{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
-                    w.reference(),
-                    started.len()
-                ),
-            ).about(role.upstream()));
+            out.push(
+                Finding::pass(
+                    CASE,
+                    format!(
+                        "{}: its {} pod(s) started after Secret `{MTLS_SECRET}` last changed ({changed})",
+                        w.reference(),
+                        started.len()
+                    ),
+                )
+                .about(role.upstream()),
+            );
             continue;
         }
         let restart = format!("kubectl -n {namespace} rollout restart {}", w.reference());
@@ -281,9 +298,9 @@ pub fn judge_client_restarts(
             .filter_map(|l| crate::endpoint::logrus_time(l))
             .filter(|t| *t >= changed)
             .max();
-        out.push(match (verifies, reloaded) {
-            (Some(ca), _) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
-                false,
+        let finding = match (verifies, reloaded) {
+            (Some(ca), _) => Finding::fail(
+                CASE,
                 format!(
                     "restart advised: {} ({}) started before Secret `{MTLS_SECRET}` last changed ({changed}) and verifies the repo-server with {} ({}), which it reads only at startup: if the server CA changed, {restart}",
                     w.reference(),
@@ -291,22 +308,23 @@ pub fn judge_client_restarts(
                     ca.value,
                     ca.from
                 ),
-            ).about(role.upstream()),
-            (None, Some(at)) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
-                true,
+            ),
+            (None, Some(at)) => Finding::pass(
+                CASE,
                 format!(
                     "no restart needed: {} reloaded its client certificate at {at}, after Secret `{MTLS_SECRET}` last changed ({changed})",
                     w.reference()
                 ),
-            ).about(role.upstream()),
-            (None, None) => Finding::holds_if(KubeCase::ClientRestartedAfterSecret,
-                true,
+            ),
+            (None, None) => Finding::pass(
+                CASE,
                 format!(
                     "no restart needed for a new client pair ({} started before Secret `{MTLS_SECRET}` last changed ({changed}); a client reloads its certificate at its next handshake), but the reload is not yet proven: no `Client certificate reloaded` line since the change",
                     w.reference()
                 ),
-            ).about(role.upstream()),
-        });
+            ),
+        };
+        out.push(finding.about(role.upstream()));
     }
     out
 }
@@ -345,9 +363,9 @@ pub fn judge_server_verification(cmd_params: Option<&ConfigMap>) -> Vec<Finding>
             let ca = data.get(*ca_key).filter(|v| !v.trim().is_empty());
             let strict = data.get(*strict_key).is_some_and(|v| v.trim() == "true");
             match (ca, strict) {
-                (Some(path), _) => Finding::holds_if(KubeCase::ClientVerifiesServer, true, format!("{component} verifies the repo-server against {path} ({ca_key})")).about(*component),
-                (None, true) => Finding::holds_if(KubeCase::ClientVerifiesServer, true, format!("{component} verifies the repo-server ({strict_key}=true, deprecated)")).about(*component),
-                (None, false) => Finding::holds_if(KubeCase::ClientVerifiesServer, false, format!(
+                (Some(path), _) => Finding::pass(KubeCase::ClientVerifiesServer, format!("{component} verifies the repo-server against {path} ({ca_key})")).about(*component),
+                (None, true) => Finding::pass(KubeCase::ClientVerifiesServer, format!("{component} verifies the repo-server ({strict_key}=true, deprecated)")).about(*component),
+                (None, false) => Finding::fail(KubeCase::ClientVerifiesServer, format!(
                     "{component} does not verify the repo-server certificate: set `{ca_key}` in argocd-cmd-params-cm; server-ca.crt in the Secret alone does not make authentication mutual"
                 )).about(*component),
             }
@@ -373,15 +391,13 @@ pub fn judge_mesh(workloads: &[Workload], pods: &BTreeMap<String, Vec<PodStart>>
         }
     }
     if seen.is_empty() {
-        Finding::holds_if(
+        Finding::pass(
             KubeCase::Mesh,
-            true,
             "no mesh proxy (istio-proxy, linkerd-proxy) in the pods of the repo-server and its clients, and no injection or ambient enrolment in their templates (a namespace-wide enrolment is not read)",
         )
     } else {
-        Finding::holds_if(
+        Finding::fail(
             KubeCase::Mesh,
-            false,
             format!(
                 "a service mesh is in the path: {}. An in-cluster client may reach the proxy rather than the repo-server, and the mesh's mTLS is not Argo CD's; the port-forward these probes take enters the pod past the proxy, so they judge the repo-server itself. During a migration to native mTLS let 8081 through the proxy (Istio: traffic.sidecar.istio.io/excludeInboundPorts: \"8081\") and keep the mesh's policy until every client presents its certificate",
                 seen.join("; ")
