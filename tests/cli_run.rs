@@ -863,6 +863,9 @@ fn demo_signalled_is_never_a_pass_of_a_partial_run() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // Counted from when the demo catches SIGTERM (its first act in main): before that the
+        // process is still being loaded, and no program can report a signal it cannot see yet.
+        wait_until_it_catches_sigterm(child.id());
         std::thread::sleep(Duration::from_millis(after_ms));
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -914,4 +917,24 @@ fn on_a_terminal_progress_is_a_bar() {
         !screen.lines().any(plain_line),
         "no plain attempts lines on a terminal: {screen}"
     );
+}
+
+/// Waits (at most 10 s) until process `pid` has a handler for SIGTERM (`SigCgt` in
+/// /proc/PID/status has bit 15), or has exited.
+fn wait_until_it_catches_sigterm(pid: u32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+            return;
+        };
+        let caught = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigCgt:"))
+            .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+            .is_some_and(|mask| mask & (1 << (15 - 1)) != 0);
+        if caught {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
 }
