@@ -109,8 +109,8 @@ fn dom_verdicts(dom: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Whether `png` has pixels of `rgb` (within a small tolerance, for anti-aliasing).
-fn has_colour(pixels: &[u8], channels: usize, rgb: [u8; 3]) -> usize {
+/// How many of `pixels` are `rgb` (within a small tolerance, for anti-aliasing).
+fn pixels_of(pixels: &[u8], channels: usize, rgb: [u8; 3]) -> usize {
     pixels
         .chunks(channels)
         .filter(|p| (0..3).all(|i| p[i].abs_diff(rgb[i]) <= 3))
@@ -187,20 +187,17 @@ fn report_html_renders_in_chromium_with_report_mds_verdicts() {
     let channels = info.color_type.samples();
     pixels.truncate(info.buffer_size());
     // The matrix is on the page: refusal chips (green) and the valid client's acceptance (blue).
-    let refused = has_colour(&pixels, channels, [0xa5, 0xd6, 0xa7]);
-    let accepted = has_colour(&pixels, channels, [0x90, 0xca, 0xf9]);
+    let refused = pixels_of(&pixels, channels, [0xa5, 0xd6, 0xa7]);
+    let accepted = pixels_of(&pixels, channels, [0x90, 0xca, 0xf9]);
     assert!(
         refused > 500 && accepted > 50,
         "matrix colours in the screenshot: {refused} refused, {accepted} accepted pixels"
     );
 }
 
-#[test]
-fn oscal_export_validates_against_the_oscal_models() {
-    let run = common::run_cli(&["demo", "--format", "json,oscal"]);
-    assert_eq!(run.code, Some(0), "{}", run.said);
-    let dir = common::report_dir(&run);
-    let path = dir.join("oscal-assessment-results.json");
+/// Loads `path` into compliance-trestle's OSCAL Assessment Results model (which validates it) and
+/// prints what it read: the observation count, each finding's state, the first evidence href.
+fn trestle_read(path: &Path) -> std::process::Output {
     let script = r#"
 import json, sys
 from trestle.oscal.assessment_results import AssessmentResults
@@ -212,11 +209,20 @@ print(json.dumps({
     "evidence": result.observations[0].relevant_evidence[0].href,
 }))
 "#;
-    let out = Command::new("python3")
+    Command::new("python3")
         .args(["-c", script])
-        .arg(&path)
+        .arg(path)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn oscal_export_validates_against_the_oscal_models() {
+    let run = common::run_cli(&["demo", "--format", "json,oscal"]);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    let dir = common::report_dir(&run);
+    let path = dir.join("oscal-assessment-results.json");
+    let out = trestle_read(&path);
     assert!(
         out.status.success(),
         "compliance-trestle (pip install compliance-trestle; .ci/run does) refused the export: {}",
@@ -244,11 +250,7 @@ print(json.dumps({
     let bad = common::tempdir();
     let bad_path = bad.path().join("broken.json");
     std::fs::write(&bad_path, broken.to_string()).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(&bad_path)
-        .output()
-        .unwrap();
+    let out = trestle_read(&bad_path);
     assert!(
         !out.status.success(),
         "a state of `maybe` must not validate"

@@ -230,11 +230,7 @@ fn controls(html: &mut String, r: &Report) {
         ],
     );
     for c in &r.controls {
-        let mut why = vec![esc(&c.basis)];
-        why.extend(c.gaps_holding.iter().map(|g| format!("gap {}", esc(g))));
-        if let Some(applies) = &c.control.applies {
-            why.push(format!("applies {}", esc(applies)));
-        }
+        let why: Vec<String> = c.reasons().iter().map(|r| esc(r)).collect();
         row(
             html,
             &[

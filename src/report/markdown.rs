@@ -175,13 +175,7 @@ pub(super) fn render(r: &Report) -> String {
         "\nA status follows from the checks mapped to the control and its stated gaps (reports/controls.toml says how).\n\n| Control | Clause | What this run can show | Status | Why | Checks |\n|---|---|---|---|---|---|\n",
     );
     for c in &r.controls {
-        let mut why = c.basis.clone();
-        for gap in &c.gaps_holding {
-            why.push_str(&format!("; gap {gap}"));
-        }
-        if let Some(applies) = &c.control.applies {
-            why.push_str(&format!("; applies {applies}"));
-        }
+        let why = c.reasons().join("; ");
         md.push_str(&format!(
             "| {} ({}) | {} | {} | **{}** | {} | {} |\n",
             c.control.id,

@@ -374,12 +374,12 @@ impl ControlStatus {
 
     /// The status `control` gets from `checks` (the results mapped to it): the rule written in
     /// reports/controls.toml. Also returns the stated gaps that hold and why it is not better.
-    pub fn decide(control: &Control, checks: &[&CheckResult]) -> (Self, Vec<String>, String) {
+    pub fn decide(control: &Control, checks: &[CheckResult]) -> (Self, Vec<String>, String) {
         if let Some(why) = &control.not_applicable {
             return (ControlStatus::NotApplicable, vec![], why.clone());
         }
         let case_passed = |case: &str| {
-            let of_case: Vec<&&CheckResult> = checks.iter().filter(|c| c.case == case).collect();
+            let of_case: Vec<&CheckResult> = checks.iter().filter(|c| c.case == case).collect();
             !of_case.is_empty() && of_case.iter().all(|c| c.verdict == Verdict::Pass)
         };
         // A gap closed by a case that is not mapped to this control is looked up among these
@@ -394,7 +394,7 @@ impl ControlStatus {
             })
             .map(|g| format!("{}: {}", g.id, g.text))
             .collect();
-        let mapped: Vec<&&CheckResult> = checks
+        let mapped: Vec<&CheckResult> = checks
             .iter()
             .filter(|c| c.controls.contains(&control.id))
             .collect();
@@ -464,6 +464,17 @@ pub struct ControlEvidence {
     pub basis: String,
 }
 
+impl ControlEvidence {
+    /// Why the status is what it is, as the writers print it: the basis, each gap that holds
+    /// (`gap ...`) and when the control applies (`applies ...`).
+    pub fn reasons(&self) -> Vec<String> {
+        let mut why = vec![self.basis.clone()];
+        why.extend(self.gaps_holding.iter().map(|g| format!("gap {g}")));
+        why.extend(self.control.applies.iter().map(|a| format!("applies {a}")));
+        why
+    }
+}
+
 /// The whole report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
@@ -505,8 +516,7 @@ impl Report {
                 if mapped.is_empty() && control.not_applicable.is_none() {
                     return None;
                 }
-                let all: Vec<&CheckResult> = checks.iter().collect();
-                let (status, gaps_holding, basis) = ControlStatus::decide(control, &all);
+                let (status, gaps_holding, basis) = ControlStatus::decide(control, &checks);
                 Some(ControlEvidence {
                     control: control.clone(),
                     checks: mapped,
@@ -842,8 +852,7 @@ mod tests {
             ),
         ];
         for (name, control, results, want) in rows {
-            let refs: Vec<&CheckResult> = results.iter().collect();
-            let (status, gaps, basis) = ControlStatus::decide(&control, &refs);
+            let (status, gaps, basis) = ControlStatus::decide(&control, &results);
             assert_eq!(status, want, "{name}: {basis}");
             if status == Supported {
                 assert!(gaps.is_empty(), "{name}");

@@ -95,13 +95,7 @@ pub fn render(r: &Report, json_sha256: &str) -> String {
             } else {
                 "not-satisfied"
             };
-            let mut remarks = c.basis.clone();
-            for gap in &c.gaps_holding {
-                remarks.push_str(&format!("; gap {gap}"));
-            }
-            if let Some(applies) = &c.control.applies {
-                remarks.push_str(&format!("; applies {applies}"));
-            }
+            let remarks = c.reasons().join("; ");
             let mut finding = json!({
                 "uuid": uuid(run, &format!("finding {}", c.control.id)),
                 "title": format!("{} {}", c.control.framework, c.control.title),

@@ -73,6 +73,9 @@ impl Formats {
     }
 }
 
+/// One of the report's text renderings.
+type Render = fn(&Report) -> String;
+
 /// Writes the report into `parent/<run id>/`, a folder that must not exist yet. Returns the folder.
 pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(parent)?;
@@ -97,26 +100,19 @@ pub fn write(report: &Report, parent: &Path, formats: Formats) -> std::io::Resul
             fsio::PUBLIC_MODE,
         )?;
     }
-    if formats.junit {
-        staged.stage(
-            &dir.join("junit.xml"),
-            report.to_junit().as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
-    }
-    if formats.markdown {
-        staged.stage(
-            &dir.join("report.md"),
-            report.to_markdown().as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
-    }
-    if formats.html {
-        staged.stage(
-            &dir.join("report.html"),
-            report.to_html().as_bytes(),
-            fsio::PUBLIC_MODE,
-        )?;
+    let documents: [(bool, &str, Render); 3] = [
+        (formats.junit, "junit.xml", Report::to_junit),
+        (formats.markdown, "report.md", Report::to_markdown),
+        (formats.html, "report.html", Report::to_html),
+    ];
+    for (wanted, name, render) in documents {
+        if wanted {
+            staged.stage(
+                &dir.join(name),
+                render(report).as_bytes(),
+                fsio::PUBLIC_MODE,
+            )?;
+        }
     }
     staged.commit()?;
     Ok(dir)
