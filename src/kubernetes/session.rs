@@ -252,9 +252,9 @@ impl Session {
             let route = match (connect, direct) {
                 (Connect::PodIp, Some((grpc, health))) => Route::Direct { grpc, health },
                 (Connect::PodIp, None) => {
-                    return Err(ClusterError::Timeout {
-                        what: format!("--connect pod-ip: pod/{} has no pod IP yet", pod.name),
-                        seconds: 0,
+                    return Err(ClusterError::Unreachable {
+                        pod: pod.name.clone(),
+                        why: "it has no pod IP yet (--connect pod-ip)".into(),
                     });
                 }
                 (Connect::Auto, Some((grpc, health)))
@@ -263,12 +263,9 @@ impl Session {
                     Route::Direct { grpc, health }
                 }
                 _ => {
-                    let io = |e: std::io::Error| ClusterError::Timeout {
-                        what: format!(
-                            "a local listener for the port-forward to pod/{}: {e}",
-                            pod.name
-                        ),
-                        seconds: 0,
+                    let io = |e: std::io::Error| ClusterError::Unreachable {
+                        pod: pod.name.clone(),
+                        why: format!("no local listener for its port-forward: {e}"),
                     };
                     let grpc = forward::to_pod(pods.clone(), &pod.name, GRPC_PORT)
                         .await

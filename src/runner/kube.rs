@@ -363,7 +363,8 @@ impl KubeRun {
         let before = baseline(
             &session,
             &self.server_name,
-            (settings, self.connect),
+            settings,
+            self.connect,
             &self.events,
         )
         .await?;
@@ -631,7 +632,8 @@ impl KubeRun {
 async fn baseline(
     session: &Session,
     server_name: &str,
-    (settings, connect): (&ProbeSettings, crate::kubernetes::session::Connect),
+    settings: &ProbeSettings,
+    connect: crate::kubernetes::session::Connect,
     events: &Events,
 ) -> Result<Baseline, ClusterError> {
     let mut out = Vec::new();

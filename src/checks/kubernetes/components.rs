@@ -19,16 +19,7 @@ pub const CLIENT_HANDSHAKE_ERRORS: [&str; 2] =
 /// controller's log (under TLS 1.3 the refusal arrives on the first write, as a reset), but the
 /// Application's ComparisonError always carries the failed call (`rpc error: code = Unavailable`).
 pub fn judge_repo_server_calls(applications: usize, conditions: &[AppCondition]) -> Finding {
-    let judged = |finding: fn(KubeCase, String) -> Finding, detail: String| {
-        finding(KubeCase::ClientReachesRepoServer, detail)
-            .about(Role::ApplicationController.upstream())
-    };
-    if applications == 0 {
-        return judged(
-            Finding::not_applicable,
-            "no Application exists, so the application controller has had no reason to call the repo-server".into(),
-        );
-    }
+    const CASE: KubeCase = KubeCase::ClientReachesRepoServer;
     let failed: Vec<String> = conditions
         .iter()
         .filter(|c| c.message.contains("rpc error: code = Unavailable"))
@@ -39,21 +30,26 @@ pub fn judge_repo_server_calls(applications: usize, conditions: &[AppCondition])
             )
         })
         .collect();
-    match failed.first() {
-        None => judged(
-            Finding::pass,
+    let finding = match failed.first() {
+        _ if applications == 0 => Finding::not_applicable(
+            CASE,
+            "no Application exists, so the application controller has had no reason to call the repo-server",
+        ),
+        None => Finding::pass(
+            CASE,
             format!(
                 "{applications} Application(s) report no failed call from the application controller to the repo-server"
             ),
         ),
-        Some(first) => judged(
-            Finding::fail,
+        Some(first) => Finding::fail(
+            CASE,
             format!(
                 "the application controller could not call the repo-server for {} Application(s) (a client certificate the repo-server does not trust is refused exactly like this); first: {first}",
                 failed.len()
             ),
         ),
-    }
+    };
+    finding.about(Role::ApplicationController.upstream())
 }
 
 /// Audits one client component's log: it loaded its certificate, and no handshake with the

@@ -61,6 +61,14 @@ pub enum ClusterError {
         /// The limit.
         seconds: u64,
     },
+    /// A replica cannot be reached the way the run was told to reach it.
+    #[error("cannot reach pod/{pod}: {why}")]
+    Unreachable {
+        /// The pod.
+        pod: String,
+        /// Why (no pod IP for `--connect pod-ip`, no local listener for a port-forward).
+        why: String,
+    },
     /// Provisioning would replace an object this tool did not create.
     #[error(
         "`{resource}` already exists in namespace `{namespace}` and was not created by argocd-mtls-verify: refusing to overwrite it (delete it yourself, or run read-only without --provision)"
