@@ -296,9 +296,19 @@ pub struct KubeArgs {
     /// Argo CD 3.5.1) logs refused handshakes only at INFO, and log/rejections-logged counts them.
     #[arg(long, alias = "grpc-log-warnings")]
     pub grpc_log_info: bool,
-    /// kind: pull the manifest's images and load them into the cluster before installing.
+    /// kind: load the manifest's images into the cluster before installing. An image the
+    /// container engine already holds is used as it is (air-gapped: `docker load` them first);
+    /// others are pulled, and one that cannot be pulled is left to the nodes, with a warning.
     #[arg(long)]
     pub preload_images: bool,
+    /// kind: the node image to create the cluster from (`kind create cluster --image`), e.g. one
+    /// built with `kind build node-image` for a Kubernetes version or a registry-less machine.
+    #[arg(long, value_name = "IMAGE")]
+    pub node_image: Option<String>,
+    /// kind: a kind cluster config (kind.x-k8s.io/v1alpha4) to create the cluster from instead of
+    /// the built-in single-node (or --ha) layout: your own CNI, mirrors, node count.
+    #[arg(long, value_name = "FILE", conflicts_with = "ha")]
+    pub kind_config: Option<PathBuf>,
     /// Time limit for kind create, CRDs and each rollout, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub rollout_timeout: u64,

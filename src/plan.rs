@@ -409,6 +409,17 @@ async fn plan_kube(
             ha: args.kube.ha,
             manifest,
             preload_images: args.kube.preload_images,
+            node_image: args.kube.node_image.clone(),
+            config: args
+                .kube
+                .kind_config
+                .as_ref()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .map(|text| (text, path.clone()))
+                        .with_context(|| format!("--kind-config {}", path.display()))
+                })
+                .transpose()?,
             toolchain,
         }),
         (_, install) => KubeHow::Existing {

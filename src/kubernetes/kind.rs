@@ -250,9 +250,14 @@ fn private_dir() -> Result<tempfile::TempDir, KindError> {
 }
 
 /// Claims cluster `name` for this run (refusing a name that already exists) and writes its config
-/// and a private kubeconfig path. From here on the run owns the name, so an interrupted
+/// (`config`: the text of `--kind-config`, else the built-in single-node or HA layout) and a
+/// private kubeconfig path. From here on the run owns the name, so an interrupted
 /// [`KindCluster::create`] is still cleaned up.
-pub async fn plan_create(name: &str, ha: bool) -> Result<KindCluster, KindError> {
+pub async fn plan_create(
+    name: &str,
+    ha: bool,
+    config: Option<&str>,
+) -> Result<KindCluster, KindError> {
     if !valid_name(name) {
         return Err(KindError::BadName(name.to_owned()));
     }
@@ -260,12 +265,11 @@ pub async fn plan_create(name: &str, ha: bool) -> Result<KindCluster, KindError>
         return Err(KindError::Exists(name.to_owned()));
     }
     let dir = private_dir()?;
-    let config = dir.path().join("kind-config.yaml");
-    std::fs::write(&config, if ha { HA_CONFIG } else { SINGLE_NODE_CONFIG }).map_err(|e| {
-        KindError::Io {
-            what: config.display().to_string(),
-            source: e,
-        }
+    let path = dir.path().join("kind-config.yaml");
+    let text = config.unwrap_or(if ha { HA_CONFIG } else { SINGLE_NODE_CONFIG });
+    std::fs::write(&path, text).map_err(|e| KindError::Io {
+        what: path.display().to_string(),
+        source: e,
     })?;
     Ok(KindCluster {
         name: name.to_owned(),
@@ -310,30 +314,31 @@ pub async fn reuse(name: &str) -> Result<KindCluster, KindError> {
 }
 
 impl KindCluster {
-    /// `kind create cluster` for a planned cluster, waiting up to `limit` for the control plane.
-    /// kind's own progress goes to stderr.
-    pub async fn create(&self, limit: Duration) -> Result<(), KindError> {
+    /// `kind create cluster` for a planned cluster (from `node_image` when given, else kind's
+    /// default), waiting up to `limit` for the control plane. kind's own progress goes to stderr.
+    pub async fn create(&self, node_image: Option<&str>, limit: Duration) -> Result<(), KindError> {
         let config = self._dir.path().join("kind-config.yaml");
         let wait = format!("{}s", limit.as_secs().max(60));
-        tool(
-            "kind",
-            &[
-                "create",
-                "cluster",
-                "--name",
-                &self.name,
-                "--config",
-                &config.to_string_lossy(),
-                "--kubeconfig",
-                &self.kubeconfig.to_string_lossy(),
-                "--wait",
-                &wait,
-            ],
-            limit + Duration::from_secs(60),
-            true,
-        )
-        .await
-        .map(|_| ())
+        let config = config.to_string_lossy();
+        let kubeconfig = self.kubeconfig.to_string_lossy();
+        let mut args = vec![
+            "create",
+            "cluster",
+            "--name",
+            &self.name,
+            "--config",
+            &config,
+            "--kubeconfig",
+            &kubeconfig,
+            "--wait",
+            &wait,
+        ];
+        if let Some(image) = node_image {
+            args.extend(["--image", image]);
+        }
+        tool("kind", &args, limit + Duration::from_secs(60), true)
+            .await
+            .map(|_| ())
     }
 
     /// Deletes the cluster if and only if this run created it; returns whether it did.
@@ -358,26 +363,48 @@ impl KindCluster {
         Ok(true)
     }
 
-    /// Pulls `images` with the container runtime and loads them into the cluster's nodes, so the
-    /// install does not depend on every node pulling from the registries.
+    /// Loads `images` into the cluster's nodes, so the install does not depend on every node
+    /// pulling from the registries, and returns those it loaded. An image the engine already holds (loaded by hand, in an
+    /// air-gapped CI) is not pulled; one that can be neither found nor pulled is left to the nodes
+    /// and said (`problem`), since only some of a manifest's images matter to the verdict (Dex's
+    /// does not): a missing one that matters stops the rollout wait with the pull error.
     pub async fn preload(
         &self,
         images: &[String],
         mut progress: impl FnMut(&str),
-    ) -> Result<(), KindError> {
+        mut problem: impl FnMut(&str),
+    ) -> Result<Vec<String>, KindError> {
         let runtime = runtime();
+        let limit = Duration::from_secs(600);
+        let mut loaded = Vec::new();
         for image in images {
-            progress(&format!("pulling {image}"));
-            tool(runtime, &["pull", image], Duration::from_secs(600), false).await?;
+            let present = tool(runtime, &["image", "inspect", image], limit, false)
+                .await
+                .is_ok();
+            if present {
+                progress(&format!(
+                    "{image} is in the {runtime} engine already: not pulled"
+                ));
+            } else {
+                progress(&format!("pulling {image}"));
+                if let Err(e) = tool(runtime, &["pull", image], limit, false).await {
+                    problem(&format!(
+                        "{image} is not preloaded: not in the {runtime} engine and `{runtime} pull` failed ({}); the nodes will pull it themselves",
+                        e.detail()
+                    ));
+                    continue;
+                }
+            }
             progress(&format!("loading {image} into kind cluster {}", self.name));
             tool(
                 "kind",
                 &["load", "docker-image", image, "--name", &self.name],
-                Duration::from_secs(600),
+                limit,
                 false,
             )
             .await?;
+            loaded.push(image.clone());
         }
-        Ok(())
+        Ok(loaded)
     }
 }

@@ -190,6 +190,37 @@ pub fn images(objects: &[kube::api::DynamicObject]) -> Vec<String> {
     out.into_iter().collect()
 }
 
+/// Sets `imagePullPolicy: IfNotPresent` on every container (init containers too) of the
+/// manifest's Deployments and StatefulSets that runs one of `loaded`, and returns how many it
+/// changed. Argo CD's manifests say `Always`, with which a node pulls again whatever was loaded
+/// into it: preloading would change nothing, and on a machine without registry access every
+/// Argo CD pod would stay in ErrImagePull.
+pub fn prefer_loaded(objects: &mut [kube::api::DynamicObject], loaded: &[String]) -> usize {
+    let mut changed = 0;
+    for obj in objects.iter_mut() {
+        let kind = obj.types.as_ref().map(|t| t.kind.as_str());
+        if !matches!(kind, Some("Deployment" | "StatefulSet")) {
+            continue;
+        }
+        let spec = &mut obj.data["spec"]["template"]["spec"];
+        for list in ["initContainers", "containers"] {
+            let Some(containers) = spec.get_mut(list).and_then(|l| l.as_array_mut()) else {
+                continue;
+            };
+            for c in containers {
+                let runs_loaded = c["image"]
+                    .as_str()
+                    .is_some_and(|i| loaded.iter().any(|l| l == i));
+                if runs_loaded && c["imagePullPolicy"] != "IfNotPresent" {
+                    c["imagePullPolicy"] = "IfNotPresent".into();
+                    changed += 1;
+                }
+            }
+        }
+    }
+    changed
+}
+
 /// The manifest file for the layout.
 pub fn manifest_file(ha: bool) -> &'static str {
     if ha {

@@ -133,6 +133,36 @@ async fn answers(addr: std::net::SocketAddr) -> bool {
     )
 }
 
+/// The SHA-256 of the certificate the TLS server at `addr` presents (TLS 1.3, no client
+/// certificate: the server's certificate comes before any client one is asked for).
+async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
+    let outcome = crate::probe::attempt(&crate::probe::ProbeRequest {
+        addr,
+        server_name: crate::pki::SERVER_COMMON_NAME.to_owned(),
+        sni: crate::probe::Sni::Configured,
+        version: crate::probe::TlsVersion::Tls13,
+        alpn: crate::probe::AcceptanceProof::H2Settings.front_alpn(),
+        identity: None,
+        server_roots: vec![],
+        proof: crate::probe::AcceptanceProof::H2Settings,
+        timeout: DIRECT_TRY * 4,
+        silence: None,
+    })
+    .await;
+    outcome.server_chain.sha256.into_iter().next()
+}
+
+/// Whether the pod IP reaches the pod itself: its port 8081 presents the very certificate the
+/// pod presents through a port-forward (which enters the pod's own network namespace). A port
+/// that merely accepts connections proves nothing: a transparent egress proxy accepts them for
+/// any address, and answers TLS with a certificate of its own.
+async fn is_the_pod(direct: std::net::SocketAddr, forwarded: &LocalForward) -> bool {
+    match presented_leaf(forwarded.addr).await {
+        Some(theirs) => presented_leaf(direct).await.as_ref() == Some(&theirs),
+        None => false,
+    }
+}
+
 /// Kubernetes facts for the report (no Secret data).
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
 #[serde(default)]
@@ -257,23 +287,33 @@ impl Session {
                         why: "it has no pod IP yet (--connect pod-ip)".into(),
                     });
                 }
-                (Connect::Auto, Some((grpc, health)))
-                    if pod.mesh_proxy.is_none() && answers(grpc).await && answers(health).await =>
-                {
-                    Route::Direct { grpc, health }
-                }
                 _ => {
                     let io = |e: std::io::Error| ClusterError::Unreachable {
                         pod: pod.name.clone(),
                         why: format!("no local listener for its port-forward: {e}"),
                     };
-                    let grpc = forward::to_pod(pods.clone(), &pod.name, GRPC_PORT)
+                    let forwarded = forward::to_pod(pods.clone(), &pod.name, GRPC_PORT)
                         .await
                         .map_err(io)?;
-                    let health = forward::to_pod(pods.clone(), &pod.name, HEALTH_PORT)
-                        .await
-                        .map_err(io)?;
-                    Route::Forwarded { grpc, health }
+                    match (connect, direct) {
+                        (Connect::Auto, Some((grpc, health)))
+                            if pod.mesh_proxy.is_none()
+                                && answers(grpc).await
+                                && answers(health).await
+                                && is_the_pod(grpc, &forwarded).await =>
+                        {
+                            Route::Direct { grpc, health }
+                        }
+                        _ => {
+                            let health = forward::to_pod(pods.clone(), &pod.name, HEALTH_PORT)
+                                .await
+                                .map_err(io)?;
+                            Route::Forwarded {
+                                grpc: forwarded,
+                                health,
+                            }
+                        }
+                    }
                 }
             };
             let why = match (&route, connect, &pod.mesh_proxy) {
@@ -281,7 +321,8 @@ impl Session {
                     format!(" (not its pod IP: a `{proxy}` proxy in the pod would carry it)")
                 }
                 (Route::Forwarded { .. }, Connect::Auto, None) => {
-                    " (its pod IP does not answer from here)".to_owned()
+                    " (its pod IP does not answer from here with the pod's own certificate)"
+                        .to_owned()
                 }
                 _ => String::new(),
             };

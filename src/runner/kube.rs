@@ -41,6 +41,11 @@ pub struct KindPlan {
     pub manifest: ManifestSource,
     /// Preload the manifest's images into kind.
     pub preload_images: bool,
+    /// `--node-image`: the kind node image (kind's default when absent).
+    pub node_image: Option<String>,
+    /// `--kind-config`: the cluster config's text and the file it came from (the built-in
+    /// layout when absent).
+    pub config: Option<(String, std::path::PathBuf)>,
     /// Toolchain facts from the preflight.
     pub toolchain: kind::Toolchain,
 }
@@ -247,20 +252,31 @@ impl KubeRun {
             self.events
                 .note(&format!("reusing kind cluster `{}`", plan.cluster_name));
         } else {
-            self.cluster = Some(kind::plan_create(&plan.cluster_name, plan.ha).await?);
+            self.cluster = Some(
+                kind::plan_create(
+                    &plan.cluster_name,
+                    plan.ha,
+                    plan.config.as_ref().map(|(text, _)| text.as_str()),
+                )
+                .await?,
+            );
+            let layout = match (&plan.config, plan.ha) {
+                (Some((_, path)), _) => format!("config {}", path.display()),
+                (None, true) => "1 control plane + 3 workers".to_owned(),
+                (None, false) => "single node".to_owned(),
+            };
+            let image = match &plan.node_image {
+                Some(image) => format!(", node image {image}"),
+                None => String::new(),
+            };
             self.events.note(&format!(
-                "creating kind cluster `{}` ({})",
-                plan.cluster_name,
-                if plan.ha {
-                    "1 control plane + 3 workers"
-                } else {
-                    "single node"
-                }
+                "creating kind cluster `{}` ({layout}{image})",
+                plan.cluster_name
             ));
             self.cluster
                 .as_ref()
                 .expect("just set")
-                .create(limits.rollout)
+                .create(plan.node_image.as_deref(), limits.rollout)
                 .await?;
         }
         let cluster = self.cluster.as_ref().expect("just set");
@@ -324,10 +340,24 @@ impl KubeRun {
             .provenance
             .insert("manifest_pinned".into(), facts.pinned.to_string());
         let text = String::from_utf8_lossy(&bytes);
-        let objects = install::parse_manifest(&text, &facts.origin)?;
+        let mut objects = install::parse_manifest(&text, &facts.origin)?;
         if let (true, Some(kind)) = (preload_images, self.cluster.as_ref()) {
-            kind.preload(&manifest::images(&objects), self.events.notes())
+            let events = self.events.clone();
+            let loaded = kind
+                .preload(&manifest::images(&objects), self.events.notes(), move |m| {
+                    events.problem(m)
+                })
                 .await?;
+            // The manifest's `Always` would make the nodes pull again what was just loaded.
+            let changed = manifest::prefer_loaded(&mut objects, &loaded);
+            if changed > 0 {
+                let change = format!(
+                    "imagePullPolicy IfNotPresent on {changed} containers of the manifest (their images were preloaded: {})",
+                    loaded.join(", ")
+                );
+                self.events.note(&change);
+                self.facts.changes.push(change);
+            }
         }
         if let Some(created) = cluster::ensure_namespace(client, &self.facts.namespace).await? {
             self.created.push(created);

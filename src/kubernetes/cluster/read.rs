@@ -473,6 +473,7 @@ pub async fn wait_rollout(
     // running into `timeout` (10 minutes by default).
     let give_up_unschedulable = (poll * 15).min(timeout);
     let mut unschedulable_since: Option<tokio::time::Instant> = None;
+    let mut pods_said = String::new();
     loop {
         let state = match w.kind {
             WorkloadKind::Deployment => {
@@ -507,6 +508,21 @@ pub async fn wait_rollout(
                     last = msg;
                 }
                 let pods = selected_pods(client, namespace, Some(&w.selector)).await?;
+                // What the pods say (an image that cannot be pulled, a crash loop) goes into the
+                // progress as it changes and into the message if the wait runs out.
+                let said = pods
+                    .iter()
+                    .filter_map(|p| {
+                        let words = container_state_words(p);
+                        let name = p.metadata.name.as_deref()?;
+                        (!words.is_empty()).then(|| format!("pod {name}: {words}"))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if !said.is_empty() && said != pods_said {
+                    progress(&format!("{:?}/{}: {said}", w.kind, w.name));
+                }
+                pods_said = said;
                 match pods.iter().find_map(unschedulable) {
                     Some(why) => {
                         let since =
@@ -530,8 +546,13 @@ pub async fn wait_rollout(
                 kind: w.kind,
                 name: w.name.clone(),
                 state: format!(
-                    "did not finish within {} s (last: {last})",
-                    timeout.as_secs()
+                    "did not finish within {} s (last: {last}{})",
+                    timeout.as_secs(),
+                    if pods_said.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {pods_said}")
+                    }
                 ),
             });
         }

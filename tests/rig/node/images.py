@@ -5,6 +5,13 @@ machine only: no registry, no Docker daemon.
   images.py argocd OUT.tar TAG ARGOCD_BINARY HACK_DIR   the real argocd binary, as upstream's image lays it out
   images.py redis  OUT.tar TAG                          Debian's redis-server with its libraries
   images.py pause  OUT.tar TAG PAUSE_BINARY             the pod sandbox
+  images.py static OUT.tar TAG BINARY PATH [ENTRYPOINT]  one static program at PATH (kind rig:
+                                                        control plane, etcd, CoreDNS)
+  images.py kube-proxy OUT.tar TAG BINARY               kube-proxy with Debian's iptables (nft)
+                                                        and conntrack, as kubeadm runs it
+  images.py kind-base OUT.tar TAG ROOTFS.tar            kind's base image from a root filesystem
+                                                        (tests/rig/kind/base.sh), with the config
+                                                        kind's base Dockerfile gives it
 
 Programs taken from Debian bring the shared libraries `ldd` names and the dynamic loader.
 """
@@ -160,6 +167,48 @@ def pause(out, tag, binary):
     save(out, tag, layer.bytes(), {"Entrypoint": ["/pause"], "User": "65535:65535"})
 
 
+def static(out, tag, binary, path, entrypoint=None):
+    layer = Layer()
+    layer.dir("tmp", mode=0o1777)
+    layer.file(path, binary, mode=0o755)
+    config = {"Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}
+    if entrypoint:
+        config["Entrypoint"] = [entrypoint]
+    save(out, tag, layer.bytes(), config)
+
+
+XTABLES = "/usr/lib/x86_64-linux-gnu/xtables"
+IPTABLES_NAMES = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"]
+
+
+def kube_proxy(out, tag, binary):
+    """kubeadm's kube-proxy DaemonSet runs `/usr/local/bin/kube-proxy`, which execs iptables and
+    conntrack; iptables loads its match and target modules from the xtables directory at run time."""
+    layer = Layer()
+    base(layer, [("root", 0, "/root")])
+    layer.file("usr/local/bin/kube-proxy", binary, mode=0o755)
+    layer.program("usr/sbin/xtables-nft-multi", "/usr/sbin/xtables-nft-multi")
+    for name in IPTABLES_NAMES:
+        layer.link(f"usr/sbin/{name}", "xtables-nft-multi")
+    for module in sorted(os.listdir(XTABLES)):
+        layer.program(f"{XTABLES}/{module}".lstrip("/"), f"{XTABLES}/{module}")
+    layer.program("usr/sbin/conntrack", "/usr/sbin/conntrack")
+    save(out, tag, layer.bytes(), {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
+    })
+
+
+def kind_base(out, tag, rootfs):
+    with open(rootfs, "rb") as f:
+        layer = f.read()
+    save(out, tag, layer, {
+        "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "container=docker"],
+        "StopSignal": "SIGRTMIN+3",
+        "Entrypoint": ["/usr/local/bin/entrypoint", "/sbin/init"],
+    })
+
+
 if __name__ == "__main__":
     kind, rest = sys.argv[1], sys.argv[2:]
-    {"argocd": argocd, "redis": redis, "pause": pause}[kind](*rest)
+    {"argocd": argocd, "redis": redis, "pause": pause, "static": static,
+     "kube-proxy": kube_proxy, "kind-base": kind_base}[kind](*rest)
