@@ -238,3 +238,50 @@ pub fn gate(
 ) -> Result<ManifestSource, VersionError> {
     ManifestSource::resolve(version, manifest_file(ha), override_)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the containers that run a loaded image get IfNotPresent (init containers too); a
+    /// Service and an image that was not loaded keep what the manifest says.
+    #[test]
+    fn only_containers_of_loaded_images_stop_pulling_again() {
+        let yaml = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: argocd-repo-server}
+spec:
+  template:
+    spec:
+      initContainers:
+        - {name: copyutil, image: "quay.io/argoproj/argocd:v3.5.1", imagePullPolicy: Always}
+      containers:
+        - {name: argocd-repo-server, image: "quay.io/argoproj/argocd:v3.5.1", imagePullPolicy: Always}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: argocd-dex-server}
+spec:
+  template:
+    spec:
+      containers:
+        - {name: dex, image: "ghcr.io/dexidp/dex:v2.45.0", imagePullPolicy: Always}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: argocd-repo-server}
+spec: {ports: [{port: 8081}]}
+"#;
+        let mut objects = crate::kubernetes::install::parse_manifest(yaml, "test").unwrap();
+        let loaded = vec!["quay.io/argoproj/argocd:v3.5.1".to_owned()];
+        assert_eq!(prefer_loaded(&mut objects, &loaded), 2);
+        let policy = |i: usize, list: &str| {
+            objects[i].data["spec"]["template"]["spec"][list][0]["imagePullPolicy"].clone()
+        };
+        assert_eq!(policy(0, "initContainers"), "IfNotPresent");
+        assert_eq!(policy(0, "containers"), "IfNotPresent");
+        assert_eq!(policy(1, "containers"), "Always");
+        assert_eq!(prefer_loaded(&mut objects, &loaded), 0, "already so");
+    }
+}

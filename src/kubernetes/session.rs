@@ -156,8 +156,8 @@ async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
 /// pod presents through a port-forward (which enters the pod's own network namespace). A port
 /// that merely accepts connections proves nothing: a transparent egress proxy accepts them for
 /// any address, and answers TLS with a certificate of its own.
-async fn is_the_pod(direct: std::net::SocketAddr, forwarded: &LocalForward) -> bool {
-    match presented_leaf(forwarded.addr).await {
+async fn is_the_pod(direct: std::net::SocketAddr, forwarded: std::net::SocketAddr) -> bool {
+    match presented_leaf(forwarded).await {
         Some(theirs) => presented_leaf(direct).await.as_ref() == Some(&theirs),
         None => false,
     }
@@ -300,7 +300,7 @@ impl Session {
                             if pod.mesh_proxy.is_none()
                                 && answers(grpc).await
                                 && answers(health).await
-                                && is_the_pod(grpc, &forwarded).await =>
+                                && is_the_pod(grpc, forwarded.addr).await =>
                         {
                             Route::Direct { grpc, health }
                         }
@@ -527,5 +527,44 @@ impl RemoteLog for PodLog {
 
     fn configured_grpc_log_level(&self) -> Option<Option<&str>> {
         Some(self.grpc_log_level.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    async fn server(bundle: &crate::pki::GeneratedBundle) -> reference::RunningReference {
+        reference::start(reference::ReferenceConfig::from_bundle(bundle).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// The pod IP is taken only when it presents what the port-forward presents: the same
+    /// certificate from two listeners is the pod; another server's certificate (an egress
+    /// proxy's), or a port that accepts and speaks no TLS, is not.
+    #[tokio::test]
+    async fn the_pod_ip_counts_only_with_the_pods_own_certificate() {
+        let ours = crate::pki::generate(&Default::default()).unwrap();
+        let theirs = crate::pki::generate(&Default::default()).unwrap();
+        let (a, b, other) = (
+            server(&ours).await,
+            server(&ours).await,
+            server(&theirs).await,
+        );
+        assert!(is_the_pod(b.grpc_addr, a.grpc_addr).await);
+        assert!(!is_the_pod(other.grpc_addr, a.grpc_addr).await);
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_addr = silent.local_addr().unwrap();
+        let _accepting = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        assert!(answers(silent_addr).await, "it accepts connections");
+        assert!(!is_the_pod(silent_addr, a.grpc_addr).await);
+        assert!(!is_the_pod(a.grpc_addr, silent_addr).await);
     }
 }

@@ -39,19 +39,24 @@ GOBIN="$RIG_BIN" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com
 
 step "images and the Kubernetes server tarball"
 images_py="$rig_root/tests/rig/node/images.py"
-tree="$RIG_IMAGES/tree/kubernetes"
-mkdir -p "$tree/server/bin"
-for c in kube-apiserver kube-controller-manager kube-scheduler; do
-  python3 "$images_py" static "$tree/server/bin/$c.tar" "registry.k8s.io/$c:$RIG_K8S_VERSION" "$NODE_BIN/$c" "usr/local/bin/$c"
-done
-python3 "$images_py" kube-proxy "$tree/server/bin/kube-proxy.tar" "registry.k8s.io/kube-proxy:$RIG_K8S_VERSION" "$NODE_BIN/kube-proxy"
-cp "$NODE_BIN/kubelet" "$NODE_BIN/kubectl" "$RIG_BIN/kubeadm" "$tree/server/bin/"
-echo "$RIG_K8S_VERSION" >"$tree/version"
-tar -C "$RIG_IMAGES/tree" --mtime=@0 --owner=0 --group=0 --sort=name -czf "$RIG_IMAGES/kubernetes-server-linux-amd64.tar.gz" kubernetes
 etcd_tag="registry.k8s.io/etcd:${ETCD_VERSION#v}-0"
 coredns_tag="registry.k8s.io/coredns/coredns:$KIND_COREDNS_VERSION"
-python3 "$images_py" static "$RIG_IMAGES/etcd.tar" "$etcd_tag" "$RIG_BIN/etcd" usr/local/bin/etcd
-python3 "$images_py" static "$RIG_IMAGES/coredns.tar" "$coredns_tag" "$RIG_BIN/coredns" coredns /coredns
+images_stamp=$(cat "$images_py" "$NODE_BIN"/kube* "$RIG_BIN"/kubeadm "$RIG_BIN"/etcd "$RIG_BIN"/coredns | sha256sum | cut -c1-16)
+if [ "$(cat "$RIG_IMAGES/images.stamp" 2>/dev/null)" != "$images_stamp" ]; then
+  tree="$RIG_IMAGES/tree/kubernetes"
+  mkdir -p "$tree/server/bin"
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    python3 "$images_py" static "$tree/server/bin/$c.tar" "registry.k8s.io/$c:$RIG_K8S_VERSION" "$NODE_BIN/$c" "usr/local/bin/$c"
+  done
+  python3 "$images_py" kube-proxy "$tree/server/bin/kube-proxy.tar" "registry.k8s.io/kube-proxy:$RIG_K8S_VERSION" "$NODE_BIN/kube-proxy"
+  cp "$NODE_BIN/kubelet" "$NODE_BIN/kubectl" "$RIG_BIN/kubeadm" "$tree/server/bin/"
+  echo "$RIG_K8S_VERSION" >"$tree/version"
+  tar -C "$RIG_IMAGES/tree" --mtime=@0 --owner=0 --group=0 --sort=name -czf "$RIG_IMAGES/kubernetes-server-linux-amd64.tar.gz" kubernetes
+  rm -rf "$RIG_IMAGES/tree"
+  python3 "$images_py" static "$RIG_IMAGES/etcd.tar" "$etcd_tag" "$RIG_BIN/etcd" usr/local/bin/etcd
+  python3 "$images_py" static "$RIG_IMAGES/coredns.tar" "$coredns_tag" "$RIG_BIN/coredns" coredns /coredns
+  echo "$images_stamp" >"$RIG_IMAGES/images.stamp"
+fi
 
 step "base root filesystem (mmdebstrap; cold: ~3 min)"
 base_inputs=$(cat "$kind_here/base.sh" | sha256sum | cut -c1-16)

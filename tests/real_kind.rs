@@ -1,0 +1,397 @@
+//! `run --target kind` for real: kind v0.33.0 built from its Go module, on the kind rig's own
+//! dockerd (tests/rig/kind), a node image built with `kind build node-image` from the node rig's
+//! Kubernetes v1.34.4, the unmodified pinned v3.5.1 install.yaml, the real `argocd` image. The
+//! product creates the cluster, installs, records the baseline, provisions, restarts, verifies,
+//! reports and deletes the cluster: nothing in this file does any of that for it.
+//!
+//! The README's test command starts the engine (`tests/rig/kind/engine.sh up`) and runs this
+//! target after the node's. The scenarios share the engine, so they run one at a time.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use common::{Run, pki_init, run_from_output, tempdir};
+
+static ENGINE: Mutex<()> = Mutex::new(());
+
+/// The rig's engine and kind, and the right to use them until dropped.
+struct Rig {
+    _turn: MutexGuard<'static, ()>,
+    out: PathBuf,
+    started: std::time::Instant,
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        eprintln!(
+            "[scenario] {name}: {:.0} s",
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn rig() -> Rig {
+    let turn = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let rig = Rig {
+        _turn: turn,
+        out: common::rig::root().join("target/rig/kind"),
+        started: std::time::Instant::now(),
+    };
+    let up = rig
+        .tool("docker", &["version", "--format", "{{.Server.Version}}"])
+        .status
+        .success();
+    assert!(
+        up && rig.out.join("bin/kind").exists(),
+        "the kind rig is not up: run `tests/rig/kind/build.sh && tests/rig/kind/engine.sh up` as root \
+         (tests/run does both, after tests/rig/node/build.sh)"
+    );
+    rig
+}
+
+/// The pinned manifest from the Go module cache (the product checks its digest).
+fn manifest() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go is required");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
+    assert!(path.exists(), "{} is missing", path.display());
+    path
+}
+
+/// The handshake cases a repo-server without mTLS fails: it admits whoever connects.
+const OPEN_SERVER_FAILS: [&str; 4] = [
+    "handshake/no-client-cert/tls1.3",
+    "handshake/no-client-cert/tls1.2",
+    "handshake/wrong-ca/tls1.3",
+    "grpc/no-cert-rpc-denied",
+];
+
+impl Rig {
+    /// `program ARGS...` with the rig's engine and kind first on PATH.
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env(
+            "DOCKER_HOST",
+            format!("unix://{}", self.out.join("state/docker.sock").display()),
+        )
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                self.out.join("bin").display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env_remove("KIND_EXPERIMENTAL_PROVIDER")
+        .env_remove("KUBECONFIG");
+        cmd
+    }
+
+    fn tool(&self, program: &str, args: &[&str]) -> Output {
+        self.command(program).args(args).output().unwrap()
+    }
+
+    fn clusters(&self) -> Vec<String> {
+        let out = self.tool("kind", &["get", "clusters"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn containers(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .tool("docker", &["ps", "-a", "--format", "{{.Names}}"])
+                .stdout,
+        )
+        .into_owned()
+    }
+
+    /// The arguments every kind run here takes: the rig's node image and config (no kindnetd),
+    /// the preloaded images, the pinned manifest from the module cache, the bundle.
+    fn kind_args(&self, pki: &Path) -> Vec<String> {
+        [
+            "run",
+            "--target",
+            "kind",
+            "--preload-images",
+            "--node-image",
+            "argocd-mtls-verify.test/kind-node:v1.34.4",
+            "--kind-config",
+            common::rig::root()
+                .join("tests/rig/kind/cluster.yaml")
+                .to_str()
+                .unwrap(),
+            "--install-manifest",
+            manifest().to_str().unwrap(),
+            "--pki",
+            pki.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    fn product(&self, args: &[String]) -> Run {
+        let reports = tempdir();
+        let out = self
+            .command(common::bin())
+            .args(args)
+            .arg("--report-dir")
+            .arg(reports.path())
+            .output()
+            .unwrap();
+        run_from_output(out, reports)
+    }
+}
+
+/// A cluster the test keeps on purpose, deleted when the scenario ends however it ends.
+struct Kept<'a> {
+    rig: &'a Rig,
+    name: &'a str,
+}
+
+impl Drop for Kept<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .rig
+            .tool("kind", &["delete", "cluster", "--name", self.name]);
+    }
+}
+
+/// The results of one check id, by the endpoint they were judged on.
+fn verdicts(run: &Run, id: &str) -> Vec<(String, String)> {
+    run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| {
+            (
+                c["endpoint"].as_str().unwrap_or_default().to_owned(),
+                c["verdict"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// k1, the product's first promise: create a kind cluster, install the pinned v3.5.1, baseline,
+/// provision, restart, verify, report, delete. Exit 0 with the verdicts of the real node's
+/// scenario 1, and no cluster or container left.
+#[test]
+fn k1_kind_create_install_provision_verify_delete_passes() {
+    let rig = rig();
+    let pki = pki_init("default");
+    let mut args = rig.kind_args(pki.path());
+    args.push("--grpc-log-info".into());
+    let run = rig.product(&args);
+    run.assert_exit(0);
+    let kube = &run.report["subject"]["kubernetes"];
+    let name = kube["run_cluster_name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("amv-"), "{name}");
+    // Before: the replica from before the Secret admitted a client with no certificate.
+    let before = verdicts(&run, "baseline/no-cert-accepted-before-mtls");
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].1, "pass");
+    let after = verdicts(&run, "handshake/no-client-cert/tls1.3");
+    assert_eq!(after.len(), 1, "one replica: {after:?}");
+    let replica = after[0].0.clone();
+    assert_ne!(before[0].0, replica, "the baseline is the pod from before");
+    for id in OPEN_SERVER_FAILS.iter().chain(&[
+        "log/rejections-logged",
+        "probe/liveness-full",
+        "server/identity",
+    ]) {
+        assert_eq!(
+            verdicts(&run, id),
+            vec![(replica.clone(), "pass".into())],
+            "{id}"
+        );
+    }
+    for id in [
+        "config/mtls-client-pair/argocd-server",
+        "config/client-cert-chains/argocd-application-controller",
+        "config/client-ca-parses",
+        "config/server-ca-present",
+    ] {
+        assert_eq!(
+            verdicts(&run, id),
+            vec![("namespace/argocd".to_owned(), "pass".into())],
+            "{id}"
+        );
+    }
+    assert!(run.failing_required().is_empty(), "{}", run.said);
+    assert_eq!(run.report["summary"]["verdict"], "pass");
+    // The host cannot route kind's pod network: the replica was reached through port-forwards,
+    // chosen because the pod IP did not present the pod's certificate here.
+    assert_eq!(
+        verdicts(&run, "transport/port-forward"),
+        vec![(replica.clone(), "pass".into())]
+    );
+    assert_eq!(kube["server_version"], "v1.34.4");
+    assert_eq!(
+        kube["provenance"]["manifest_matches"],
+        "v3.5.1 manifests/install.yaml"
+    );
+    assert!(
+        kube["provenance"]["kind"]
+            .as_str()
+            .unwrap()
+            .starts_with("kind v0.33.0"),
+        "{}",
+        kube["provenance"]
+    );
+    let changes = kube["changes"].to_string();
+    assert!(
+        changes.contains("restarted StatefulSet/argocd-application-controller"),
+        "{changes}"
+    );
+    // Argo CD's manifest says imagePullPolicy Always: the preloaded images are used as loaded,
+    // and the report says the manifest was changed that way (without it every pod here would
+    // stay in ErrImagePull: there is no registry).
+    assert!(
+        changes.contains("imagePullPolicy IfNotPresent on 8 containers"),
+        "{changes}"
+    );
+    assert!(
+        run.said
+            .contains("ghcr.io/dexidp/dex:v2.45.0 is not preloaded"),
+        "{}",
+        run.said
+    );
+    // Deleted, and nothing of it is left in the engine.
+    assert!(
+        run.said.contains(&format!("deleted kind cluster `{name}`")),
+        "{}",
+        run.said
+    );
+    assert!(!rig.clusters().contains(&name), "{:?}", rig.clusters());
+    assert!(!rig.containers().contains(&name), "{}", rig.containers());
+}
+
+/// k2: the Secret manifest carries `ca.crt` instead of `client-ca.crt`: exit 1, the key named, the
+/// probes show the no-certificate client in. The cluster is kept (--keep-cluster); the same name
+/// again is refused without touching it; `--reuse-cluster` with a correct bundle runs in it,
+/// exit 0, and never deletes it.
+#[test]
+fn k2_misnamed_key_fails_then_an_existing_cluster_is_reused_never_deleted() {
+    let rig = rig();
+    let name = "amv-k2-reuse";
+    let kept = Kept { rig: &rig, name };
+    let pki = pki_init("default");
+    let mtls = pki.path().join("argocd-repo-server-mtls.yaml");
+    let yaml = std::fs::read_to_string(&mtls).unwrap();
+    assert!(yaml.contains("client-ca.crt:"), "{yaml}");
+    std::fs::write(&mtls, yaml.replace("client-ca.crt:", "ca.crt:")).unwrap();
+    let mut args = rig.kind_args(pki.path());
+    args.extend(["--cluster-name", name, "--keep-cluster"].map(String::from));
+    let run = rig.product(&args);
+    run.assert_exit(1);
+    assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
+    let why = run.reason("config/mtls-secret-keys");
+    assert!(
+        why.contains("`ca.crt`") && why.contains("client-ca.crt"),
+        "{why}"
+    );
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "fail", "{id}");
+    }
+    assert!(rig.clusters().contains(&name.to_owned()));
+
+    // The name exists: refused before anything is touched.
+    let run = rig.product(&args);
+    run.assert_exit(2);
+    assert!(
+        run.said.contains("already exists: pass --reuse-cluster"),
+        "{}",
+        run.said
+    );
+    assert!(rig.clusters().contains(&name.to_owned()));
+
+    // Reused with a correct bundle: mTLS on, exit 0, and the cluster is still there.
+    let good = pki_init("default");
+    let mut args = rig.kind_args(good.path());
+    args.extend(["--cluster-name", name, "--reuse-cluster"].map(String::from));
+    let run = rig.product(&args);
+    run.assert_exit(0);
+    assert!(run.said.contains("not created by this run"), "{}", run.said);
+    assert!(rig.clusters().contains(&name.to_owned()));
+    drop(kept);
+    assert!(!rig.clusters().contains(&name.to_owned()));
+}
+
+/// k3: Ctrl-C while kind creates the cluster: the product stops kind, deletes the cluster it
+/// claimed (no node container survives), writes the partial report marked interrupted, exit 2.
+/// And with the engine unreachable, the preflight fails fast, naming it.
+#[test]
+fn k3_ctrl_c_during_create_deletes_the_cluster_and_a_dead_engine_is_named() {
+    let rig = rig();
+    let pki = pki_init("default");
+    let reports = tempdir();
+    let child = rig
+        .command(common::bin())
+        .args(rig.kind_args(pki.path()))
+        .arg("--report-dir")
+        .arg(reports.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: until kind's node container exists (the create is under way), then SIGINT.
+    let mut node = String::new();
+    for _ in 0..300 {
+        node = rig
+            .containers()
+            .lines()
+            .find(|l| l.starts_with("amv-"))
+            .unwrap_or_default()
+            .to_owned();
+        if !node.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!node.is_empty(), "kind never started a node container");
+    std::thread::sleep(Duration::from_secs(2));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let run = run_from_output(child.wait_with_output().unwrap(), reports);
+    run.assert_exit(2);
+    assert_eq!(run.report["run"]["incomplete"], true);
+    assert_eq!(run.report["run"]["stopped"], "interrupted (Ctrl-C)");
+    let cluster = node.trim_end_matches("-control-plane");
+    assert!(
+        run.said
+            .contains(&format!("deleted kind cluster `{cluster}`")),
+        "{}",
+        run.said
+    );
+    assert!(rig.clusters().is_empty(), "{:?}", rig.clusters());
+    assert!(!rig.containers().contains(cluster), "{}", rig.containers());
+
+    // The real docker CLI, its engine unreachable: exit 2 at once, naming what failed.
+    let out = rig
+        .command(common::bin())
+        .args(["run", "--target", "kind"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("`docker info` failed") && said.contains("Cannot connect"),
+        "{said}"
+    );
+}
