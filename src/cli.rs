@@ -152,6 +152,10 @@ pub enum TargetKind {
     /// An existing installation from kubeconfig: verify every replica and audit the configuration.
     /// Read-only unless --provision.
     Cluster,
+    /// The Argo CD image you are about to deploy (--image), started on a container engine as a
+    /// repo-server with the bundle's Secrets where the manifest mounts them, verified with the
+    /// endpoint suite (its log included), removed. Needs Docker (DOCKER_HOST), no cluster.
+    Container,
 }
 
 /// Options shared by `run` and `demo`: selection, output, timing.
@@ -240,12 +244,29 @@ pub struct RunArgs {
     /// `kubernetes` for the kind and cluster targets.
     #[arg(long, value_name = "NAME")]
     pub suite: Vec<String>,
+    /// --target container.
+    #[command(flatten)]
+    pub container: ContainerArgs,
     /// Kubernetes targets (kind, cluster).
     #[command(flatten)]
     pub kube: KubeArgs,
     /// Selection, output and timing.
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Options of the container target.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Container target")]
+pub struct ContainerArgs {
+    /// The Argo CD image to verify, with its tag or digest (e.g. quay.io/argoproj/argocd:v3.5.1);
+    /// used as the engine has it, pulled when it has not.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
+    /// A container network to attach it to (the engine's default otherwise), e.g. when the engine
+    /// runs without its default bridge.
+    #[arg(long, value_name = "NAME", requires = "image")]
+    pub container_network: Option<String>,
 }
 
 /// Options of the kind and cluster targets.

@@ -64,6 +64,7 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
     } = plan;
     // The reference server (demo) must outlive the probes.
     let mut _reference = None;
+    let mut container = None;
     let (name, endpoint, material) = match target {
         Target::Endpoint { endpoint, material } => ("endpoint", endpoint, material),
         Target::Demo => {
@@ -88,6 +89,46 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
             _reference = Some(server);
             ("demo", endpoint, material)
         }
+        Target::Container {
+            plan,
+            material,
+            engine,
+        } => {
+            let setup = events.phase("setup");
+            events.note(&format!(
+                "starting {} as the repo-server on {engine} ...",
+                plan.image
+            ));
+            let started = tokio::select! {
+                biased;
+                which = crate::stop::requested() => {
+                    events.problem(&format!("{which} while the container started: nothing was probed"));
+                    return Ok(ExitCode::from(2));
+                }
+                r = argocd_mtls_verify::container::start(&plan) => r?,
+            };
+            let running = std::sync::Arc::new(started);
+            events.note(&format!(
+                "container {} : gRPC {} , health http://{}",
+                &running.id()[..12.min(running.id().len())],
+                running.grpc,
+                running.health
+            ));
+            let endpoint = Endpoint {
+                relays: vec![],
+                label: format!("{}@{}", plan.image, running.grpc),
+                addr: running.grpc,
+                server_name: pki::SERVER_COMMON_NAME.to_owned(),
+                protocol: argocd_mtls_verify::endpoint::Protocol::Grpc,
+                health: Some(running.health.to_string()),
+                logs: Some(argocd_mtls_verify::endpoint::LogSource::Remote(
+                    running.log(),
+                )),
+            };
+            drop(setup);
+            container = Some(running);
+            ("container", endpoint, material)
+        }
         Target::Kube(kube) => {
             let stamp = (started_at, run_id);
             return execute_kube(kube, &checks, &settings, &output, stamp, events).await;
@@ -100,9 +141,20 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
         started_at,
         run_id,
     };
-    probe
-        .run_and_report(vec![endpoint], &material, &output, events)
-        .await
+    let code = probe
+        .run_and_report(vec![endpoint], &material, &output, events.clone())
+        .await;
+    if let Some(running) = container {
+        // The log's reader holds the other reference until the report is written.
+        match std::sync::Arc::try_unwrap(running) {
+            Ok(running) => match running.remove().await {
+                Ok(()) => events.note("removed the repo-server container"),
+                Err(e) => events.problem(&format!("could not remove the container: {e}")),
+            },
+            Err(_) => events.problem("the container is still in use: it is removed on exit"),
+        }
+    }
+    code
 }
 
 /// Probing endpoints, the same for `--target endpoint` and `demo`.

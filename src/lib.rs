@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod checks;
+pub mod container;
 pub mod controls;
 pub mod endpoint;
 pub mod fsio;

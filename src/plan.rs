@@ -58,6 +58,13 @@ pub(crate) enum Target {
     },
     /// The embedded reference repo-server, with a bundle generated in memory.
     Demo,
+    /// An Argo CD image started as a repo-server on a container engine.
+    Container {
+        plan: argocd_mtls_verify::container::ContainerPlan,
+        material: ProbePki,
+        /// The engine, as its preflight named it.
+        engine: String,
+    },
     /// A cluster: an existing one (maybe installing into it), or a kind cluster.
     Kube(KubePlan),
 }
@@ -220,7 +227,7 @@ fn suite_names(args: &RunArgs) -> Vec<String> {
         return args.suite.clone();
     }
     match args.target {
-        TargetKind::Endpoint => vec!["endpoint".into()],
+        TargetKind::Endpoint | TargetKind::Container => vec!["endpoint".into()],
         _ => vec!["endpoint".into(), "kubernetes".into()],
     }
 }
@@ -253,6 +260,7 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     output.scope.suites = suite_names(args);
     let target = match args.target {
         TargetKind::Endpoint => plan_endpoint(args).await?,
+        TargetKind::Container => plan_container(args).await?,
         TargetKind::Kind | TargetKind::Cluster => {
             Target::Kube(plan_kube(args, manifest, &run_id).await?)
         }
@@ -302,6 +310,54 @@ fn user_bundle(args: &RunArgs) -> anyhow::Result<Option<Bundle>> {
 /// The user's material, loaded and checked before anything is probed.
 fn material(bundle: &Bundle) -> anyhow::Result<ProbePki> {
     Ok(bundle.probe_material(time::OffsetDateTime::now_utc())?)
+}
+
+/// `--target container`: the image, the bundle (`--pki DIR`, or one generated in memory) whose two
+/// Secret manifests become the container's files, and the engine's preflight.
+async fn plan_container(args: &RunArgs) -> anyhow::Result<Target> {
+    use argocd_mtls_verify::container::{self, ContainerPlan};
+    let image = args
+        .container
+        .image
+        .clone()
+        .ok_or_else(|| anyhow!("--image IMAGE is required with --target container"))?;
+    container::pinned(&image)?;
+    if args.ca_cert.is_some() {
+        bail!(
+            "--target container mounts a bundle's Secrets into the container: use --pki DIR (from `pki init`) instead of --ca-cert/--client-cert/--client-key"
+        );
+    }
+    let bundle = match user_bundle(args)? {
+        Some(bundle) => bundle,
+        None => Bundle::Generated {
+            bundle: pki::generate(&pki::InitOptions::default())?,
+            origin: "<container run: generated in memory>".into(),
+        },
+    };
+    let material = material(&bundle)?;
+    // The bundle's two Secrets, as `--provision` would write them into a cluster.
+    let secrets = Provisioning::from_bundle(
+        &bundle,
+        "default",
+        argocd_mtls_verify::kubernetes::provision::Profile::Seed,
+        false,
+    )?
+    .secrets;
+    let files = container::secret_files(&secrets);
+    let engine = container::preflight()
+        .await
+        .context("--target container preflight")?;
+    Ok(Target::Container {
+        plan: ContainerPlan {
+            image,
+            network: args.container.container_network.clone(),
+            files,
+            grpc_info_log: args.kube.grpc_log_info,
+            ready_within: Duration::from_secs(args.kube.rollout_timeout.clamp(1, 120)),
+        },
+        material,
+        engine,
+    })
 }
 
 async fn plan_endpoint(args: &RunArgs) -> anyhow::Result<Target> {

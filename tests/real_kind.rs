@@ -1,4 +1,4 @@
-//! `run --target kind` for real: kind v0.33.0 built from its Go module, on the kind rig's own
+//! `run --target kind` and `run --target container` for real: kind v0.33.0 built from its Go module, on the kind rig's own
 //! dockerd (tests/rig/kind), a node image built with `kind build node-image` from the node rig's
 //! Kubernetes v1.34.4, the unmodified pinned v3.5.1 install.yaml, the real `argocd` image. The
 //! product creates the cluster, installs, records the baseline, provisions, restarts, verifies,
@@ -394,4 +394,103 @@ fn k3_ctrl_c_during_create_deletes_the_cluster_and_a_dead_engine_is_named() {
         said.contains("`docker info` failed") && said.contains("Cannot connect"),
         "{said}"
     );
+}
+
+/// The image as the container target runs it: the real `argocd` image the node rig built, on the
+/// kind rig's engine (whose default bridge is off: the run attaches it to the `kind` network).
+const IMAGE: &str = "quay.io/argoproj/argocd:v3.5.1";
+
+impl Rig {
+    fn container_args(&self, pki: &Path) -> Vec<String> {
+        [
+            "run",
+            "--target",
+            "container",
+            "--image",
+            IMAGE,
+            "--container-network",
+            "kind",
+            "--grpc-log-info",
+            "--pki",
+            pki.to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+}
+
+/// c1: the real image started as a repo-server with the bundle's Secrets where the manifest
+/// mounts them: the whole endpoint suite passes, its log checks read from the container's log,
+/// exit 0, and the container is gone after the run.
+#[test]
+fn c1_the_real_image_with_the_bundles_secrets_passes_and_is_removed() {
+    let rig = rig();
+    let pki = pki_init("default");
+    let run = rig.product(&rig.container_args(pki.path()));
+    run.assert_exit(0);
+    for id in OPEN_SERVER_FAILS.iter().chain(&[
+        "log/mtls-enabled",
+        "log/rejections-logged",
+        "log/health-cert-generated",
+        "probe/liveness-full",
+        "server/identity",
+    ]) {
+        assert_eq!(run.verdict(id), "pass", "{id}: {}", run.reason(id));
+    }
+    assert_eq!(run.report["run"]["target"], "container");
+    assert!(
+        run.said.contains("removed the repo-server container"),
+        "{}",
+        run.said
+    );
+    assert_eq!(rig.containers().trim(), "", "nothing left");
+}
+
+/// c2: the bundle's mTLS Secret holds `ca.crt`, not `client-ca.crt`: the manifest's mount projects
+/// only `client-ca.crt`, so the repo-server gets no client CA and admits anyone. Exit 1.
+#[test]
+fn c2_the_client_ca_missing_leaves_the_image_open() {
+    let rig = rig();
+    let pki = pki_init("default");
+    let mtls = pki.path().join("argocd-repo-server-mtls.yaml");
+    let yaml = std::fs::read_to_string(&mtls).unwrap();
+    std::fs::write(&mtls, yaml.replace("client-ca.crt:", "ca.crt:")).unwrap();
+    let run = rig.product(&rig.container_args(pki.path()));
+    run.assert_exit(1);
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "fail", "{id}");
+    }
+    assert_eq!(run.verdict("log/mtls-enabled"), "fail");
+    assert_eq!(rig.containers().trim(), "", "nothing left");
+}
+
+/// c3: no engine answers (DOCKER_HOST at a socket nobody serves): exit 2 before anything starts,
+/// naming it; an image without a tag is refused too.
+#[test]
+fn c3_no_engine_or_no_tag_is_exit_2_with_the_reason() {
+    let rig = rig();
+    let out = rig
+        .command(common::bin())
+        .args(["run", "--target", "container", "--image", IMAGE])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("no container engine answers"), "{said}");
+    let out = rig
+        .command(common::bin())
+        .args([
+            "run",
+            "--target",
+            "container",
+            "--image",
+            "quay.io/argoproj/argocd",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(said.contains("with its tag or digest"), "{said}");
 }
