@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{Run, pki_init, run_from_output, tempdir};
+use common::{OPEN_SERVER_FAILS, Run, pki_init, run_from_output, tempdir, verdicts};
 
 static ENGINE: Mutex<()> = Mutex::new(());
 
@@ -22,17 +22,7 @@ static ENGINE: Mutex<()> = Mutex::new(());
 struct Rig {
     _turn: MutexGuard<'static, ()>,
     out: PathBuf,
-    started: std::time::Instant,
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        eprintln!(
-            "[scenario] {name}: {:.0} s",
-            self.started.elapsed().as_secs_f64()
-        );
-    }
+    _clock: common::ScenarioClock,
 }
 
 fn rig() -> Rig {
@@ -40,7 +30,7 @@ fn rig() -> Rig {
     let rig = Rig {
         _turn: turn,
         out: common::rig::root().join("target/rig/kind"),
-        started: std::time::Instant::now(),
+        _clock: common::ScenarioClock(std::time::Instant::now()),
     };
     let up = rig
         .tool("docker", &["version", "--format", "{{.Server.Version}}"])
@@ -53,26 +43,6 @@ fn rig() -> Rig {
     );
     rig
 }
-
-/// The pinned manifest from the Go module cache (the product checks its digest).
-fn manifest() -> PathBuf {
-    let out = Command::new("go")
-        .args(["env", "GOMODCACHE"])
-        .output()
-        .expect("go is required");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
-    assert!(path.exists(), "{} is missing", path.display());
-    path
-}
-
-/// The handshake cases a repo-server without mTLS fails: it admits whoever connects.
-const OPEN_SERVER_FAILS: [&str; 4] = [
-    "handshake/no-client-cert/tls1.3",
-    "handshake/no-client-cert/tls1.2",
-    "handshake/wrong-ca/tls1.3",
-    "grpc/no-cert-rpc-denied",
-];
 
 impl Rig {
     /// `program ARGS...` with the rig's engine and kind first on PATH.
@@ -132,7 +102,7 @@ impl Rig {
                 .to_str()
                 .unwrap(),
             "--install-manifest",
-            manifest().to_str().unwrap(),
+            common::pinned_manifest().to_str().unwrap(),
             "--pki",
             pki.to_str().unwrap(),
         ]
@@ -154,6 +124,14 @@ impl Rig {
     }
 }
 
+/// The bundle's mTLS Secret manifest with `ca.crt` where `client-ca.crt` belongs.
+fn misname_client_ca(pki: &Path) {
+    let mtls = pki.join("argocd-repo-server-mtls.yaml");
+    let yaml = std::fs::read_to_string(&mtls).unwrap();
+    assert!(yaml.contains("client-ca.crt:"), "{yaml}");
+    std::fs::write(&mtls, yaml.replace("client-ca.crt:", "ca.crt:")).unwrap();
+}
+
 /// A cluster the test keeps on purpose, deleted when the scenario ends however it ends.
 struct Kept<'a> {
     rig: &'a Rig,
@@ -166,22 +144,6 @@ impl Drop for Kept<'_> {
             .rig
             .tool("kind", &["delete", "cluster", "--name", self.name]);
     }
-}
-
-/// The results of one check id, by the endpoint they were judged on.
-fn verdicts(run: &Run, id: &str) -> Vec<(String, String)> {
-    run.report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| {
-            (
-                c["endpoint"].as_str().unwrap_or_default().to_owned(),
-                c["verdict"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
 }
 
 /// k1, the product's first promise: create a kind cluster, install the pinned v3.5.1, baseline,
@@ -288,23 +250,11 @@ fn k2_misnamed_key_fails_then_an_existing_cluster_is_reused_never_deleted() {
     let name = "amv-k2-reuse";
     let kept = Kept { rig: &rig, name };
     let pki = pki_init("default");
-    let mtls = pki.path().join("argocd-repo-server-mtls.yaml");
-    let yaml = std::fs::read_to_string(&mtls).unwrap();
-    assert!(yaml.contains("client-ca.crt:"), "{yaml}");
-    std::fs::write(&mtls, yaml.replace("client-ca.crt:", "ca.crt:")).unwrap();
+    misname_client_ca(pki.path());
     let mut args = rig.kind_args(pki.path());
     args.extend(["--cluster-name", name, "--keep-cluster"].map(String::from));
     let run = rig.product(&args);
-    run.assert_exit(1);
-    assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
-    let why = run.reason("config/mtls-secret-keys");
-    assert!(
-        why.contains("`ca.crt`") && why.contains("client-ca.crt"),
-        "{why}"
-    );
-    for id in OPEN_SERVER_FAILS {
-        assert_eq!(run.verdict(id), "fail", "{id}");
-    }
+    common::assert_misnamed_client_ca(&run);
     assert!(rig.clusters().contains(&name.to_owned()));
 
     // The name exists: refused before anything is touched.
@@ -453,9 +403,7 @@ fn c1_the_real_image_with_the_bundles_secrets_passes_and_is_removed() {
 fn c2_the_client_ca_missing_leaves_the_image_open() {
     let rig = rig();
     let pki = pki_init("default");
-    let mtls = pki.path().join("argocd-repo-server-mtls.yaml");
-    let yaml = std::fs::read_to_string(&mtls).unwrap();
-    std::fs::write(&mtls, yaml.replace("client-ca.crt:", "ca.crt:")).unwrap();
+    misname_client_ca(pki.path());
     let run = rig.product(&rig.container_args(pki.path()));
     run.assert_exit(1);
     for id in OPEN_SERVER_FAILS {

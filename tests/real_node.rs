@@ -16,7 +16,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{Run, pki_init, pki_init_with, run_from_output, tempdir};
+use common::{OPEN_SERVER_FAILS, Run, pki_init, pki_init_with, run_from_output, tempdir, verdicts};
 
 const NS: &str = "argocd";
 const REPO_SERVER: &str = "app.kubernetes.io/name=argocd-repo-server";
@@ -37,25 +37,14 @@ struct Node {
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     audit_log: PathBuf,
-    started: std::time::Instant,
-}
-
-/// Each scenario's wall time, for the record (tests/run shows it with --nocapture).
-impl Drop for Node {
-    fn drop(&mut self) {
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        eprintln!(
-            "[scenario] {name}: {:.0} s",
-            self.started.elapsed().as_secs_f64()
-        );
-    }
+    _clock: common::ScenarioClock,
 }
 
 fn node() -> Node {
     let turn = NODE.lock().unwrap_or_else(|e| e.into_inner());
     let out = common::rig::root().join("target/rig/node");
     let node = Node {
-        started: std::time::Instant::now(),
+        _clock: common::ScenarioClock(std::time::Instant::now()),
         _turn: turn,
         kubeconfig: out.join("state/kubeconfig"),
         kubectl: out.join("bin/kubectl"),
@@ -79,7 +68,7 @@ fn relayout(args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg(script)
         .args(args)
-        .stdin(std::fs::File::open(manifest()).unwrap())
+        .stdin(std::fs::File::open(common::pinned_manifest()).unwrap())
         .output()
         .expect("python3 runs the layout script");
     assert!(
@@ -88,23 +77,6 @@ fn relayout(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
-}
-
-/// The pinned manifest, from the Go module cache the argocd build filled (the product checks its
-/// digest against the pinned one).
-fn manifest() -> PathBuf {
-    let out = Command::new("go")
-        .args(["env", "GOMODCACHE"])
-        .output()
-        .expect("go is required");
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
-    assert!(
-        path.exists(),
-        "{} is missing: tests/rig/build.sh fetches Argo CD's module",
-        path.display()
-    );
-    path
 }
 
 impl Node {
@@ -175,7 +147,7 @@ impl Node {
     fn install_without_mtls(&self) {
         self.reset();
         self.k(&["create", "namespace", NS]);
-        let manifest = manifest();
+        let manifest = common::pinned_manifest();
         self.k(&[
             "apply",
             "--server-side",
@@ -346,22 +318,6 @@ impl Node {
     }
 }
 
-/// The results of one check id, by the endpoint (pod or scope) they were judged on.
-fn verdicts(run: &Run, id: &str) -> Vec<(String, String)> {
-    run.report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["id"] == id)
-        .map(|c| {
-            (
-                c["endpoint"].as_str().unwrap_or_default().to_owned(),
-                c["verdict"].as_str().unwrap_or_default().to_owned(),
-            )
-        })
-        .collect()
-}
-
 fn reason_on(run: &Run, id: &str, endpoint: &str) -> String {
     run.report["checks"]
         .as_array()
@@ -374,14 +330,6 @@ fn reason_on(run: &Run, id: &str, endpoint: &str) -> String {
         .to_owned()
 }
 
-/// The handshake cases a repo-server without mTLS fails: it admits whoever connects.
-const OPEN_SERVER_FAILS: [&str; 4] = [
-    "handshake/no-client-cert/tls1.3",
-    "handshake/no-client-cert/tls1.2",
-    "handshake/wrong-ca/tls1.3",
-    "grpc/no-cert-rpc-denied",
-];
-
 /// Scenario 1: fresh install, baseline before the Secret, the seed's Secrets provisioned, every
 /// mounting workload restarted (the StatefulSet included), every replica verified at its pod IP
 /// (`--connect auto`: this host routes the pod network; scenario 6 goes through port-forwards):
@@ -391,7 +339,7 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
     let node = node();
     node.reset();
     let pki = pki_init("default");
-    let manifest = manifest();
+    let manifest = common::pinned_manifest();
     let run = node.product(&[
         "run",
         "--target",
@@ -507,16 +455,7 @@ fn s2_misnamed_client_ca_key_leaves_the_server_open() {
     ]);
     node.restart_all();
     let run = node.verify(dir);
-    run.assert_exit(1);
-    assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
-    let why = run.reason("config/mtls-secret-keys");
-    assert!(
-        why.contains("`ca.crt`") && why.contains("client-ca.crt"),
-        "{why}"
-    );
-    for id in OPEN_SERVER_FAILS {
-        assert_eq!(run.verdict(id), "fail", "{id}");
-    }
+    common::assert_misnamed_client_ca(&run);
     // Without --pki the Secret's pair cannot serve (no client-ca.crt): a stand-in client probes,
     // and the server's certificate is verified against the installation's own server CA
     // (argocd-repo-server-tls's ca.crt), so server/identity is still judged, on the real server.
@@ -956,7 +895,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
 fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
     use std::io::{BufRead, BufReader};
     let node = node();
-    let manifest = manifest();
+    let manifest = common::pinned_manifest();
     let manifest = manifest.to_str().unwrap();
     // Nothing of Argo CD on the node: every object the run applies is one it creates.
     node.reset();
@@ -1248,7 +1187,7 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
 fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
     let node = node();
     let pki = pki_init("default");
-    let variant = manifest().parent().unwrap().join(
+    let variant = common::pinned_manifest().parent().unwrap().join(
         "base/application-controller-deployment/argocd-application-controller-deployment.yaml",
     );
     node.install_yaml_in(

@@ -373,3 +373,69 @@ pub fn pki_init(key_type: &str) -> tempfile::TempDir {
     );
     dir
 }
+
+/// The handshake cases a repo-server without mTLS fails: it admits whoever connects.
+pub const OPEN_SERVER_FAILS: [&str; 4] = [
+    "handshake/no-client-cert/tls1.3",
+    "handshake/no-client-cert/tls1.2",
+    "handshake/wrong-ca/tls1.3",
+    "grpc/no-cert-rpc-denied",
+];
+
+/// The results of one check id, by the endpoint (pod or scope) they were judged on.
+pub fn verdicts(run: &Run, id: &str) -> Vec<(String, String)> {
+    run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["id"] == id)
+        .map(|c| {
+            (
+                c["endpoint"].as_str().unwrap_or_default().to_owned(),
+                c["verdict"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The pinned v3.5.1 install.yaml, from the Go module cache the argocd build filled (the product
+/// checks its digest against the pinned one).
+pub fn pinned_manifest() -> PathBuf {
+    let out = Command::new("go")
+        .args(["env", "GOMODCACHE"])
+        .output()
+        .expect("go is required");
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+        .join("github.com/argoproj/argo-cd/v3@v3.5.1/manifests/install.yaml");
+    assert!(
+        path.exists(),
+        "{} is missing: tests/rig/build.sh fetches Argo CD's module",
+        path.display()
+    );
+    path
+}
+
+/// Prints a scenario's wall time when dropped (the rig tests show it with --nocapture).
+pub struct ScenarioClock(pub std::time::Instant);
+
+impl Drop for ScenarioClock {
+    fn drop(&mut self) {
+        let name = std::thread::current().name().unwrap_or("?").to_owned();
+        eprintln!("[scenario] {name}: {:.0} s", self.0.elapsed().as_secs_f64());
+    }
+}
+
+/// What a run says of a Secret carrying `ca.crt` where `client-ca.crt` belongs: the key named,
+/// and the server open (every case an open server fails, failed).
+pub fn assert_misnamed_client_ca(run: &Run) {
+    run.assert_exit(1);
+    assert_eq!(run.verdict("config/mtls-secret-keys"), "fail");
+    let why = run.reason("config/mtls-secret-keys");
+    assert!(
+        why.contains("`ca.crt`") && why.contains("client-ca.crt"),
+        "{why}"
+    );
+    for id in OPEN_SERVER_FAILS {
+        assert_eq!(run.verdict(id), "fail", "{id}");
+    }
+}
