@@ -125,6 +125,25 @@ pub enum Command {
     /// verdict or evidence changed, and checks only one of them has. Volatile details (timings,
     /// ports, timestamps, fingerprints) are masked. Exit 0: no change; 1: changes; 2: bad input.
     Diff(DiffArgs),
+    /// Many reports (clusters x days, e.g. what a CronJob in each cluster writes) into one fleet
+    /// report: per cluster the gate of its latest run, the failing checks, the Argo CD build, the
+    /// nearest certificate expiry; worst first. Each report's report.json.sha256 is checked (a
+    /// report that does not match is rejected, never counted); a cluster's runs of one day count
+    /// once (the latest). Writes fleet.json, fleet.md and fleet-junit.xml (one suite per cluster)
+    /// into <OUT>/fleet-<id>/. Exit 0: every cluster passed; 1: one failed or has no verdict;
+    /// 2: a report was rejected, or none was found.
+    Aggregate(AggregateArgs),
+}
+
+/// Arguments of `aggregate`.
+#[derive(Debug, Args)]
+pub struct AggregateArgs {
+    /// Folders searched (recursively) for report.json, or report.json files.
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the fleet report's folder is made.
+    #[arg(long, default_value = "reports/fleet", value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `diff`.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, anyhow};
+use anyhow::{Context, anyhow, bail};
 
 use argocd_mtls_verify::checks::ProbeSettings;
 use argocd_mtls_verify::endpoint::Endpoint;
@@ -389,4 +389,53 @@ pub fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         report::console::print(&report::diff::render_text(&diff));
     }
     Ok(ExitCode::from(u8::from(!diff.is_empty())))
+}
+
+/// `aggregate`: the fleet report of many runs' reports.
+pub fn aggregate(args: crate::cli::AggregateArgs) -> anyhow::Result<ExitCode> {
+    use argocd_mtls_verify::report::fleet;
+    let fleet = fleet::aggregate(&args.dirs).context("reading the reports")?;
+    if fleet.reports_read == 0 {
+        bail!(
+            "no report.json under {}: give the folders the runs wrote their reports into",
+            args.dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let dir = fleet::write(&fleet, &args.out).with_context(|| {
+        format!(
+            "--out {}: cannot write the fleet report",
+            args.out.display()
+        )
+    })?;
+    let mut said = format!(
+        "{} reports read, {} counted, {} superseded, {} rejected; {} clusters\n",
+        fleet.reports_read,
+        fleet.reports_counted,
+        fleet.superseded.len(),
+        fleet.rejected.len(),
+        fleet.clusters.len()
+    );
+    for c in &fleet.clusters {
+        said.push_str(&format!(
+            "  {:<5} {} {}{}\n",
+            c.verdict.to_uppercase(),
+            c.cluster,
+            c.namespace,
+            if c.failing.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} failing)", c.failing.len())
+            }
+        ));
+    }
+    for r in &fleet.rejected {
+        said.push_str(&format!("  REJECTED {}: {}\n", r.path.display(), r.why));
+    }
+    said.push_str(&format!("fleet report: {}\n", dir.display()));
+    report::console::print(&said);
+    Ok(ExitCode::from(fleet.exit_code()))
 }

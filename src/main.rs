@@ -84,6 +84,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => commands::demo(args).await,
         Command::List(args) => commands::list(args),
         Command::Diff(args) => commands::diff(args),
+        Command::Aggregate(args) => commands::aggregate(args),
         Command::Pki(PkiCommand::Init(args)) => {
             let opts = InitOptions {
                 layout: args.layout.into(),

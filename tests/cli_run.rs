@@ -749,3 +749,72 @@ fn wait_until_it_catches_sigterm(pid: u32) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
+
+/// `aggregate`: the fleet folder is written with its three files, the exit code follows the worst
+/// cluster (1: one failed), and a folder without reports is exit 2 with the reason.
+#[test]
+fn aggregate_writes_the_fleet_and_exits_by_the_worst_cluster() {
+    use argocd_mtls_verify::report::fleet::write_sample;
+    let reports = common::tempdir();
+    let r = reports.path();
+    write_sample(
+        &r.join("a"),
+        "prod",
+        "2026-12-02T02:00:00Z",
+        "fail",
+        &["grpc/no-cert-rpc-denied"],
+        0,
+    )
+    .unwrap();
+    write_sample(
+        &r.join("b"),
+        "staging",
+        "2026-12-02T02:00:00Z",
+        "pass",
+        &[],
+        0,
+    )
+    .unwrap();
+    let out = common::tempdir();
+    let run = std::process::Command::new(common::bin())
+        .arg("aggregate")
+        .arg(r)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", said(&run));
+    let folder = said(&run)
+        .lines()
+        .find_map(|l| l.strip_prefix("fleet report: "))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{}", said(&run)));
+    for file in [
+        "fleet.json",
+        "fleet.json.sha256",
+        "fleet.md",
+        "fleet-junit.xml",
+    ] {
+        assert!(folder.join(file).is_file(), "{file}");
+    }
+    assert!(
+        said(&run).contains("FAIL  prod argocd (1 failing)"),
+        "{}",
+        said(&run)
+    );
+
+    let empty = common::tempdir();
+    let run = std::process::Command::new(common::bin())
+        .arg("aggregate")
+        .arg(empty.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2), "{}", said(&run));
+    assert!(
+        said(&run).contains("no report.json under"),
+        "{}",
+        said(&run)
+    );
+}

@@ -8,6 +8,7 @@
 pub mod console;
 pub mod diff;
 pub mod events;
+pub mod fleet;
 mod html;
 mod junit;
 mod markdown;
