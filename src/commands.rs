@@ -110,7 +110,7 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
             let running = std::sync::Arc::new(started);
             events.note(&format!(
                 "container {} : gRPC {} , health http://{}",
-                &running.id()[..12.min(running.id().len())],
+                running.short_id(),
                 running.grpc,
                 running.health
             ));

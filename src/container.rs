@@ -241,9 +241,10 @@ pub async fn start(plan: &ContainerPlan) -> Result<RunningContainer, ContainerEr
 }
 
 impl RunningContainer {
-    /// The engine's id of the container.
-    pub fn id(&self) -> &str {
-        self.inner.id()
+    /// The engine's id of the container, shortened as `docker ps` shows it.
+    pub fn short_id(&self) -> &str {
+        let id = self.inner.id();
+        &id[..id.len().min(12)]
     }
 
     async fn wait_ready(&self, within: Duration) -> Result<(), ContainerError> {
@@ -309,8 +310,7 @@ struct ContainerLog(Arc<RunningContainer>);
 
 impl RemoteLog for ContainerLog {
     fn origin(&self) -> String {
-        let id = self.0.id();
-        format!("container {} log", &id[..id.len().min(12)])
+        format!("container {} log", self.0.short_id())
     }
 
     fn read(&self) -> futures::future::BoxFuture<'_, Result<Vec<String>, LogReadError>> {

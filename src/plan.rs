@@ -307,6 +307,21 @@ fn user_bundle(args: &RunArgs) -> anyhow::Result<Option<Bundle>> {
     Ok(Some(bundle))
 }
 
+/// `--pki DIR`, or (none given) a fresh bundle for `namespace` generated in memory, never
+/// written to disk; `run` names the run in the bundle's origin.
+fn bundle_or_generated(args: &RunArgs, namespace: &str, run: &str) -> anyhow::Result<Bundle> {
+    Ok(match user_bundle(args)? {
+        Some(bundle) => bundle,
+        None => Bundle::Generated {
+            bundle: pki::generate(&pki::InitOptions {
+                namespace: namespace.to_owned(),
+                ..Default::default()
+            })?,
+            origin: format!("<{run}: generated in memory>"),
+        },
+    })
+}
+
 /// The user's material, loaded and checked before anything is probed.
 fn material(bundle: &Bundle) -> anyhow::Result<ProbePki> {
     Ok(bundle.probe_material(time::OffsetDateTime::now_utc())?)
@@ -327,13 +342,7 @@ async fn plan_container(args: &RunArgs) -> anyhow::Result<Target> {
             "--target container mounts a bundle's Secrets into the container: use --pki DIR (from `pki init`) instead of --ca-cert/--client-cert/--client-key"
         );
     }
-    let bundle = match user_bundle(args)? {
-        Some(bundle) => bundle,
-        None => Bundle::Generated {
-            bundle: pki::generate(&pki::InitOptions::default())?,
-            origin: "<container run: generated in memory>".into(),
-        },
-    };
+    let bundle = bundle_or_generated(args, "default", "container run")?;
     let material = material(&bundle)?;
     // The bundle's two Secrets, as `--provision` would write them into a cluster.
     let secrets = Provisioning::from_bundle(
@@ -429,16 +438,7 @@ async fn plan_kube(
                 "a run that installs provisions the cluster from a bundle: use --pki DIR (from `pki init --namespace {ns}`) instead of --ca-cert/--client-cert/--client-key"
             );
         }
-        let bundle = match user_bundle(args)? {
-            Some(bundle) => bundle,
-            None => Bundle::Generated {
-                bundle: pki::generate(&pki::InitOptions {
-                    namespace: ns.clone(),
-                    ..Default::default()
-                })?,
-                origin: "<kind run: generated in memory>".into(),
-            },
-        };
+        let bundle = bundle_or_generated(args, ns, "kind run")?;
         (
             Some(material(&bundle)?),
             Some(Provisioning::from_bundle(&bundle, ns, profile, grpc)?),

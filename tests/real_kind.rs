@@ -112,15 +112,9 @@ impl Rig {
     }
 
     fn product(&self, args: &[String]) -> Run {
-        let reports = tempdir();
-        let out = self
-            .command(common::bin())
-            .args(args)
-            .arg("--report-dir")
-            .arg(reports.path())
-            .output()
-            .unwrap();
-        run_from_output(out, reports)
+        let mut cmd = self.command(common::bin());
+        cmd.args(args);
+        common::run_with_reports(cmd)
     }
 }
 

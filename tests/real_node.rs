@@ -287,15 +287,9 @@ impl Node {
     }
 
     fn product_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
-        let reports = tempdir();
-        let out = Command::new(common::bin())
-            .args(args)
-            .arg("--report-dir")
-            .arg(reports.path())
-            .env("KUBECONFIG", kubeconfig)
-            .output()
-            .unwrap();
-        run_from_output(out, reports)
+        let mut cmd = Command::new(common::bin());
+        cmd.args(args).env("KUBECONFIG", kubeconfig);
+        common::run_with_reports(cmd)
     }
 
     /// `run --target cluster --pki DIR`: the read-only verification of what is installed.

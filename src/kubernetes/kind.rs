@@ -364,10 +364,11 @@ impl KindCluster {
     }
 
     /// Loads `images` into the cluster's nodes, so the install does not depend on every node
-    /// pulling from the registries, and returns those it loaded. An image the engine already holds (loaded by hand, in an
-    /// air-gapped CI) is not pulled; one that can be neither found nor pulled is left to the nodes
-    /// and said (`problem`), since only some of a manifest's images matter to the verdict (Dex's
-    /// does not): a missing one that matters stops the rollout wait with the pull error.
+    /// pulling from the registries, and returns those it loaded. An image the engine already
+    /// holds (loaded by hand, in an air-gapped CI) is not pulled; one that can be neither found
+    /// nor pulled is left to the nodes and said (`problem`), since only some of a manifest's
+    /// images matter to the verdict (Dex's does not): a missing one that matters stops the
+    /// rollout wait with the pull error.
     pub async fn preload(
         &self,
         images: &[String],

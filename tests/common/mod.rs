@@ -288,9 +288,16 @@ impl Run {
 
 /// Runs the CLI with `args` and a fresh `--report-dir`, and reads the report it names.
 pub fn run_cli(args: &[&str]) -> Run {
+    let mut cmd = Command::new(bin());
+    cmd.args(args);
+    run_with_reports(cmd)
+}
+
+/// Runs `cmd` (the CLI, its arguments and environment set) with a fresh `--report-dir`, and
+/// reads the report it names.
+pub fn run_with_reports(mut cmd: Command) -> Run {
     let reports = tempdir();
-    let out = Command::new(bin())
-        .args(args)
+    let out = cmd
         .arg("--report-dir")
         .arg(reports.path())
         .output()
