@@ -133,6 +133,25 @@ pub enum Command {
     /// into <OUT>/fleet-<id>/. Exit 0: every cluster passed; 1: one failed or has no verdict;
     /// 2: a report was rejected, or none was found.
     Aggregate(AggregateArgs),
+    /// What an intruder pod of `run --in-cluster` runs: tries each target without a client
+    /// certificate (TCP, then a TLS 1.3 handshake) and prints the attempts as JSON between
+    /// marker lines. Not meant to be run by hand.
+    #[command(hide = true)]
+    Intrude(IntrudeArgs),
+}
+
+/// Arguments of the hidden `intrude`.
+#[derive(Debug, Args)]
+pub struct IntrudeArgs {
+    /// `LABEL=HOST:PORT` (e.g. `service/argocd-repo-server=argocd-repo-server.argocd.svc:8081`).
+    #[arg(long = "to", value_name = "LABEL=HOST:PORT", required = true)]
+    pub targets: Vec<String>,
+    /// SNI.
+    #[arg(long, value_name = "NAME")]
+    pub server_name: String,
+    /// Time limit of each connection and handshake.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub timeout_ms: u64,
 }
 
 /// Arguments of `aggregate`.
@@ -218,6 +237,16 @@ pub struct OutputArgs {
     /// At most this many handshakes at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
+    /// Also print report.json to stdout, between `-----BEGIN ARGOCD-MTLS-VERIFY REPORT-----` and
+    /// `-----END ...-----` lines: how a pod's report leaves it through its log (`--in-cluster`
+    /// collects the probe pod's this way).
+    #[arg(long)]
+    pub print_report: bool,
+    /// Also write the report as Prometheus metrics (text exposition format) to this file, for
+    /// node-exporter's textfile collector or any scraper of a file: the gate, the exit code, the
+    /// checks by verdict, each check as 1 (passed) or 0, each certificate's expiry.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Arguments of `run`.
@@ -357,7 +386,32 @@ pub struct KubeArgs {
     /// else port-forwards through the API server (~4x slower: every attempt opens one).
     #[arg(long, value_enum, default_value_t = ConnectArg::Auto, value_name = "HOW")]
     pub connect: ConnectArg,
+    /// cluster: also probe from inside the cluster. A Job in the namespace runs --probe-image
+    /// with the run's identity (from a Secret the run creates and deletes) and the read-only
+    /// Role: the endpoint suite against every replica's pod IP and every Service that routes to
+    /// the repo-server, by its DNS name; its results join the report marked `in-cluster`. Then two
+    /// intruder pods without a certificate (one with labels no Argo CD component has, one with a
+    /// client component's) try every door; the report sets what the NetworkPolicies allow beside
+    /// what reached the port and what mTLS did. Needs create/delete on jobs, secrets,
+    /// serviceaccounts, roles and rolebindings in the namespace.
+    #[arg(long)]
+    pub in_cluster: bool,
+    /// cluster: write the results into the namespace as a PolicyReport (wgpolicyk8s.io/v1alpha2,
+    /// named argocd-mtls-verify, replaced by each run): one result per check and a `run/gate`
+    /// result with the verdict and, when there is none, why. Needs the PolicyReport CRD and
+    /// get/create/patch on policyreports.
+    #[arg(long)]
+    pub policy_report: bool,
+    /// The image of this tool the in-cluster pods run (built from deploy/image; see README).
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_PROBE_IMAGE, requires = "in_cluster")]
+    pub probe_image: String,
 }
+
+/// The image `--in-cluster` runs unless told otherwise.
+pub const DEFAULT_PROBE_IMAGE: &str = concat!(
+    "ghcr.io/argocd-mtls-verify/argocd-mtls-verify:v",
+    env!("CARGO_PKG_VERSION")
+);
 
 /// `--connect`: how the replicas are reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -368,6 +422,9 @@ pub enum ConnectArg {
     PortForward,
     /// Always the pod IP (a run from inside the cluster network).
     PodIp,
+    /// The tool runs in a pod of the cluster (the in-cluster probe, the CronJob): every replica
+    /// at its pod IP, and every Service that routes to the repo-server by its DNS name.
+    InCluster,
 }
 
 impl From<ConnectArg> for argocd_mtls_verify::kubernetes::session::Connect {
@@ -377,6 +434,7 @@ impl From<ConnectArg> for argocd_mtls_verify::kubernetes::session::Connect {
             ConnectArg::Auto => Connect::Auto,
             ConnectArg::PortForward => Connect::PortForward,
             ConnectArg::PodIp => Connect::PodIp,
+            ConnectArg::InCluster => Connect::InCluster,
         }
     }
 }

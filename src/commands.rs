@@ -202,7 +202,7 @@ impl Probe<'_> {
             stopped,
             selected: self.checks,
         };
-        finished.write(&events, output)
+        finished.write(&events, output, None).await
     }
 }
 
@@ -221,8 +221,14 @@ struct Finished<'a> {
 }
 
 impl Finished<'_> {
-    /// Builds the report (timing its own phase), writes it, prints the summary; returns the exit code.
-    fn write(self, events: &Events, output: &Output) -> anyhow::Result<ExitCode> {
+    /// Builds the report (timing its own phase), writes it, prints the summary; returns the exit
+    /// code. `client`: the cluster a `--policy-report` goes to.
+    async fn write(
+        self,
+        events: &Events,
+        output: &Output,
+        client: Option<kube::Client>,
+    ) -> anyhow::Result<ExitCode> {
         let report_start = Instant::now();
         let mut phases = events.phases();
         phases.push(report::Phase {
@@ -256,6 +262,35 @@ impl Finished<'_> {
             report.to_console(),
             dir.display()
         ));
+        if let Some(path) = &output.metrics_file {
+            argocd_mtls_verify::fsio::write_atomic(
+                path,
+                report::metrics::render(&report).as_bytes(),
+                0o644,
+            )
+            .with_context(|| format!("--metrics-file {}: cannot write it", path.display()))?;
+            events.note(&format!("metrics: {}", path.display()));
+        }
+        if let Some(namespace) = &output.policy_report {
+            let client = client.context(
+                "--policy-report: the run stopped before it reached the cluster, so there is nowhere to write the PolicyReport",
+            )?;
+            let object = report::policyreport::render(&report, namespace);
+            argocd_mtls_verify::kubernetes::cluster::apply_policy_report(
+                &client, namespace, &object,
+            )
+            .await
+            .context("--policy-report")?;
+            events.note(&format!(
+                "wrote policyreport/{} in namespace {namespace}",
+                report::policyreport::NAME
+            ));
+        }
+        if output.print_report {
+            use argocd_mtls_verify::kubernetes::incluster::{REPORT_BEGIN, REPORT_END, framed};
+            let json = serde_json::to_string(&report).context("report.json")?;
+            report::console::print(&framed(REPORT_BEGIN, &json, REPORT_END));
+        }
         Ok(ExitCode::from(report.summary.exit_code()))
     }
 }
@@ -273,6 +308,7 @@ async fn execute_kube(
     let mut run = KubeRun::new(&plan.namespace, events);
     run.material = plan.material;
     run.connect = plan.connect;
+    run.in_cluster = plan.in_cluster;
     let limits = &plan.limits;
     let outcome = match &plan.how {
         KubeHow::Kind(kind_plan) => {
@@ -339,7 +375,8 @@ async fn execute_kube(
         stopped,
         selected: checks,
     };
-    finished.write(&run.events, output)
+    let client = run.client().cloned();
+    finished.write(&run.events, output, client).await
 }
 
 /// `list`.
@@ -438,4 +475,23 @@ pub fn aggregate(args: crate::cli::AggregateArgs) -> anyhow::Result<ExitCode> {
     said.push_str(&format!("fleet report: {}\n", dir.display()));
     report::console::print(&said);
     Ok(ExitCode::from(fleet.exit_code()))
+}
+
+/// The hidden `intrude`: what an intruder pod of `run --in-cluster` runs.
+pub async fn intrude(args: crate::cli::IntrudeArgs) -> anyhow::Result<ExitCode> {
+    use argocd_mtls_verify::kubernetes::incluster::{self, INTRUDER_BEGIN, INTRUDER_END};
+    let targets = args
+        .targets
+        .iter()
+        .map(|t| {
+            t.split_once('=')
+                .map(|(label, addr)| (label.to_owned(), addr.to_owned()))
+                .ok_or_else(|| anyhow!("--to `{t}`: expected LABEL=HOST:PORT"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let timeout = std::time::Duration::from_millis(args.timeout_ms.max(1));
+    let attempts = incluster::intrude(&targets, &args.server_name, timeout).await;
+    let json = serde_json::to_string(&attempts).context("the attempts as JSON")?;
+    report::console::print(&incluster::framed(INTRUDER_BEGIN, &json, INTRUDER_END));
+    Ok(ExitCode::SUCCESS)
 }

@@ -85,6 +85,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::List(args) => commands::list(args),
         Command::Diff(args) => commands::diff(args),
         Command::Aggregate(args) => commands::aggregate(args),
+        Command::Intrude(args) => commands::intrude(args).await,
         Command::Pki(PkiCommand::Init(args)) => {
             let opts = InitOptions {
                 layout: args.layout.into(),

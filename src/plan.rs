@@ -47,6 +47,12 @@ pub(crate) struct Output {
     pub(crate) dir: PathBuf,
     pub(crate) formats: Formats,
     pub(crate) scope: report::Scope,
+    /// `--print-report`.
+    pub(crate) print_report: bool,
+    /// `--metrics-file`.
+    pub(crate) metrics_file: Option<PathBuf>,
+    /// `--policy-report`: the namespace to write it into (set for cluster runs).
+    pub(crate) policy_report: Option<String>,
 }
 
 /// What a plan probes.
@@ -84,6 +90,8 @@ pub(crate) struct KubePlan {
     pub(crate) how: KubeHow,
     /// How the replicas are reached.
     pub(crate) connect: argocd_mtls_verify::kubernetes::session::Connect,
+    /// `--in-cluster`.
+    pub(crate) in_cluster: Option<argocd_mtls_verify::runner::kube::InClusterPlan>,
 }
 
 /// How the cluster is reached.
@@ -217,6 +225,9 @@ pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)
             dir: out.report_dir.clone(),
             formats,
             scope: scope(out),
+            print_report: out.print_report,
+            metrics_file: out.metrics_file.clone(),
+            policy_report: None,
         },
         settings(out)?,
     ))
@@ -228,6 +239,9 @@ fn suite_names(args: &RunArgs) -> Vec<String> {
     }
     match args.target {
         TargetKind::Endpoint | TargetKind::Container => vec!["endpoint".into()],
+        _ if args.kube.in_cluster => {
+            vec!["endpoint".into(), "kubernetes".into(), "in-cluster".into()]
+        }
         _ => vec!["endpoint".into(), "kubernetes".into()],
     }
 }
@@ -242,6 +256,11 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     let installs = args.target == TargetKind::Kind || args.kube.install;
     if args.kube.install && args.target != TargetKind::Cluster {
         bail!("--install belongs to --target cluster (--target kind always installs)");
+    }
+    if args.kube.in_cluster && args.target != TargetKind::Cluster {
+        bail!(
+            "--in-cluster belongs to --target cluster: it starts pods in an existing cluster (for a kind cluster, run --target cluster --context kind-NAME against it)"
+        );
     }
     let manifest = if installs {
         Some(argocd_mtls_verify::kubernetes::manifest::gate(
@@ -258,6 +277,14 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     };
     let (mut output, settings) = output(&args.output)?;
     output.scope.suites = suite_names(args);
+    if args.kube.policy_report {
+        if args.target != TargetKind::Cluster {
+            bail!(
+                "--policy-report belongs to --target cluster: it writes into the cluster's namespace"
+            );
+        }
+        output.policy_report = Some(args.kube.namespace.clone());
+    }
     let target = match args.target {
         TargetKind::Endpoint => plan_endpoint(args).await?,
         TargetKind::Container => plan_container(args).await?,
@@ -496,5 +523,40 @@ async fn plan_kube(
         keep_cluster: args.kube.keep_cluster,
         how,
         connect: args.kube.connect.into(),
+        in_cluster: args.kube.in_cluster.then(|| in_cluster_plan(args)),
     })
+}
+
+/// `--in-cluster`: the image, and what the probe pod's run takes from this command line (the
+/// selection and the timing, so it judges what this run judges).
+fn in_cluster_plan(args: &RunArgs) -> argocd_mtls_verify::runner::kube::InClusterPlan {
+    let out = &args.output;
+    let mut run_args = vec![
+        "--timeout-ms".to_owned(),
+        out.timeout_ms.to_string(),
+        "--concurrency".to_owned(),
+        out.concurrency.to_string(),
+    ];
+    if let Some(ms) = out.silence_ms {
+        run_args.extend(["--silence-ms".to_owned(), ms.to_string()]);
+    }
+    if out.exact {
+        run_args.push("--exact".to_owned());
+    }
+    if out.partial {
+        run_args.push("--partial".to_owned());
+    }
+    for skip in &out.skip {
+        run_args.extend(["--skip".to_owned(), skip.clone()]);
+    }
+    if !out.filters.is_empty() {
+        run_args.push("--".to_owned());
+        run_args.extend(out.filters.iter().cloned());
+    }
+    argocd_mtls_verify::runner::kube::InClusterPlan {
+        image: args.kube.probe_image.clone(),
+        run_args,
+        limit: Duration::from_secs(args.kube.rollout_timeout.max(1)),
+        attempt_timeout: Duration::from_millis(out.timeout_ms.max(1)),
+    }
 }

@@ -18,6 +18,7 @@ use crate::probe::TlsVersion;
 pub const BUILTIN: &[(&str, &str)] = &[
     ("endpoint", include_str!("../suites/endpoint.toml")),
     ("kubernetes", include_str!("../suites/kubernetes.toml")),
+    ("in-cluster", include_str!("../suites/in-cluster.toml")),
 ];
 
 /// Why a suite could not be loaded.
@@ -445,11 +446,15 @@ pub enum KubeCase {
     PeerIsRepoServer,
     /// `config/mesh`.
     Mesh,
+    /// `network/intruder-refused`.
+    IntruderRefused,
+    /// `network/policy-enforced`.
+    PolicyEnforced,
 }
 
 impl KubeCase {
     /// Every Kubernetes case, in the built-in suite's order.
-    pub const ALL: [KubeCase; 25] = [
+    pub const ALL: [KubeCase; 27] = [
         KubeCase::BaselineNoCertAccepted,
         KubeCase::MtlsSecretKeys,
         KubeCase::MtlsClientPair,
@@ -475,6 +480,8 @@ impl KubeCase {
         KubeCase::PeerIsRepoServer,
         KubeCase::Mesh,
         KubeCase::PortForward,
+        KubeCase::IntruderRefused,
+        KubeCase::PolicyEnforced,
     ];
 
     /// The case's id in a suite (its results' ids are this, or this and `/<subject>`).
@@ -505,6 +512,8 @@ impl KubeCase {
             KubeCase::PortForward => "transport/port-forward",
             KubeCase::PeerIsRepoServer => "transport/peer-is-repo-server",
             KubeCase::Mesh => "config/mesh",
+            KubeCase::IntruderRefused => "network/intruder-refused",
+            KubeCase::PolicyEnforced => "network/policy-enforced",
         }
     }
 
@@ -685,10 +694,9 @@ alerts = { "TLSv1.3" = "unknown_ca" }
     /// no judge answers is refused when the suite is read.
     #[test]
     fn kubernetes_cases_are_bound_by_id() {
-        let bound: Vec<KubeCase> = Suite::load("kubernetes")
-            .unwrap()
-            .cases
+        let bound: Vec<KubeCase> = ["kubernetes", "in-cluster"]
             .into_iter()
+            .flat_map(|name| Suite::load(name).unwrap().cases)
             .map(|c| match c.kind {
                 CaseKind::Finding { case } => {
                     assert_eq!(case.id(), c.id);

@@ -1630,3 +1630,172 @@ fn s14_an_unschedulable_repo_server_stops_the_rollout_wait_with_the_schedulers_r
     );
     node.reset();
 }
+
+/// The tool's own image, built by `tests/rig/node/tool-image.sh` (static binary, user 65532) and
+/// pushed into the rig's registry, which the node pulls ghcr.io through; its name.
+fn tool_image() -> String {
+    let script = common::rig::root().join("tests/rig/node/tool-image.sh");
+    let out = Command::new(&script).output().expect("tool-image.sh runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Every endpoint result of `run` as (check id, endpoint) -> verdict.
+fn endpoint_verdicts(run: &Run) -> std::collections::BTreeMap<(String, String), String> {
+    run.report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["suite"] == "endpoint")
+        .map(|c| {
+            (
+                (
+                    c["id"].as_str().unwrap().to_owned(),
+                    c["endpoint"].as_str().unwrap().to_owned(),
+                ),
+                c["verdict"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Nothing a `--in-cluster` run created is left in the namespace.
+fn assert_no_probe_objects(node: &Node) {
+    let left = node.k(&[
+        "get",
+        "jobs,pods,secrets,serviceaccounts,roles,rolebindings",
+        "-n",
+        NS,
+        "-l",
+        "argocd-mtls-verify.io/run",
+        "-o",
+        "name",
+    ]);
+    // Pods of a deleted Job go in the background: give them their grace period.
+    let mut left = left;
+    for _ in 0..60 {
+        if left.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        left = node.k(&[
+            "get",
+            "jobs,pods,secrets,serviceaccounts,roles,rolebindings",
+            "-n",
+            NS,
+            "-l",
+            "argocd-mtls-verify.io/run",
+            "-o",
+            "name",
+        ]);
+    }
+    assert!(left.trim().is_empty(), "left behind: {left}");
+}
+
+/// Scenario 15: the in-cluster probe. On the healthy installation the tool's own image, started
+/// as a Job in the namespace, judges every replica (its pod IP) and the Service (by its DNS name)
+/// exactly as the run from outside judges the replica (exit 0); the intruder pods' evidence is in
+/// the report, the unlabelled one's connection beside the NetworkPolicy that denies it (the rig's
+/// bridge CNI does not enforce NetworkPolicy: observed, not assumed). On the open installation
+/// (no client CA) the in-cluster path finds it open too (exit 1). Nothing is left behind.
+#[test]
+fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders() {
+    let node = node();
+    let image = tool_image();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    let pod = node.repo_server_pods()[0].clone();
+    let in_cluster = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--target",
+            "cluster",
+            "--pki",
+            pki.path().to_str().unwrap(),
+            "--in-cluster",
+            "--probe-image",
+            &image,
+        ];
+        args.extend_from_slice(extra);
+        node.product(&args)
+    };
+    let run = in_cluster(&[]);
+    run.assert_exit(0);
+    let all = endpoint_verdicts(&run);
+    let outside: Vec<_> = all.iter().filter(|((_, e), _)| *e == pod).collect();
+    assert!(outside.len() >= 30, "{outside:?}");
+    // The same checks from inside, at the pod IP and through the Service, with the same verdicts.
+    for inside in [
+        format!("in-cluster {pod}"),
+        "in-cluster service/argocd-repo-server".into(),
+    ] {
+        for ((id, _), verdict) in &outside {
+            let theirs = all.get(&((*id).clone(), inside.clone()));
+            assert_eq!(theirs, Some(*verdict), "{id} on {inside}\n{}", run.said);
+        }
+    }
+    for c in run.report["checks"].as_array().unwrap() {
+        if c["endpoint"].as_str().unwrap().starts_with("in-cluster ") {
+            assert_eq!(c["path"], "in-cluster", "{c}");
+        } else if c["suite"] == "endpoint" {
+            assert_eq!(c["path"], "direct", "{c}");
+        }
+    }
+    // The intruders: refused by mTLS whatever the network let through.
+    for subject in ["unlabelled-pod", "client-labelled-pod"] {
+        let id = format!("network/intruder-refused/{subject}");
+        assert_eq!(run.verdict(&id), "pass", "{}", run.reason(&id));
+        let reason = run.reason(&id);
+        assert!(reason.contains("service/argocd-repo-server"), "{reason}");
+        assert!(reason.contains(&format!("pod/{pod}")), "{reason}");
+        assert!(reason.contains("mTLS: rejected"), "{reason}");
+    }
+    // The policy denies the unlabelled pod, the pod connected anyway: the bridge does not enforce.
+    let policy = run.reason("network/policy-enforced");
+    assert_eq!(run.verdict("network/policy-enforced"), "fail", "{policy}");
+    assert!(policy.contains("NOT ENFORCED"), "{policy}");
+    assert!(
+        policy.contains("networkpolicy/argocd-repo-server-network-policy"),
+        "{policy}"
+    );
+    let changes = run.report["subject"]["kubernetes"]["changes"].to_string();
+    assert!(
+        changes.contains("in-cluster probe: created and deleted"),
+        "{changes}"
+    );
+    assert_no_probe_objects(&node);
+
+    // The open installation: no client CA, every replica restarted; open from inside too.
+    node.k(&["delete", "secret", "-n", NS, "argocd-repo-server-mtls"]);
+    node.restart_all();
+    let pod = node.repo_server_pods()[0].clone();
+    let run = in_cluster(&[]);
+    run.assert_exit(1);
+    for id in OPEN_SERVER_FAILS {
+        for endpoint in [
+            format!("in-cluster {pod}"),
+            "in-cluster service/argocd-repo-server".into(),
+        ] {
+            let got = verdicts(&run, id);
+            assert!(
+                got.contains(&(endpoint.clone(), "fail".into())),
+                "{id} on {endpoint}: {got:?}"
+            );
+        }
+    }
+    for subject in ["unlabelled-pod", "client-labelled-pod"] {
+        let id = format!("network/intruder-refused/{subject}");
+        assert_eq!(run.verdict(&id), "fail", "{}", run.reason(&id));
+        assert!(
+            run.reason(&id).contains("got a session"),
+            "{}",
+            run.reason(&id)
+        );
+    }
+    assert_no_probe_objects(&node);
+}

@@ -76,6 +76,7 @@ impl Judgement {
             evidence: self.evidence,
             duration_ms: self.duration_ms,
             endpoint,
+            path: None,
         }
     }
 }

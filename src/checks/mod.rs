@@ -64,7 +64,13 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
             relay_failures.join("; ")
         );
     }
-    j.into_result(check, check.id.clone(), endpoint.label.clone(), expected)
+    let mut result = j.into_result(check, check.id.clone(), endpoint.label.clone(), expected);
+    result.path = Some(if endpoint.relays.is_empty() {
+        crate::report::ProbePath::Direct
+    } else {
+        crate::report::ProbePath::PortForward
+    });
+    result
 }
 
 pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {

@@ -155,14 +155,17 @@ impl Created {
         }
     }
 
-    /// Deletes it (foreground for nothing: the API server finishes it in the background). Gone
-    /// already counts as deleted.
+    /// Deletes it, its dependents in the background (a Job deleted with the API's default would
+    /// leave its pods behind). Gone already counts as deleted.
     pub async fn delete(&self, client: &Client) -> Result<(), ClusterError> {
         let api: Api<DynamicObject> = match &self.namespace {
             Some(ns) => Api::namespaced_with(client.clone(), ns, &self.resource),
             None => Api::all_with(client.clone(), &self.resource),
         };
-        match api.delete(&self.name, &Default::default()).await {
+        match api
+            .delete(&self.name, &kube::api::DeleteParams::background())
+            .await
+        {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(api_error(

@@ -10,14 +10,18 @@
 //!   finding checks judge ([`observed`]);
 //! - [`forward`]: the local relay behind each port-forward;
 //! - [`workloads`]: what mounts the mTLS Secret, when it changed, why a crashed run stopped;
+//! - [`incluster`]: the probe and intruder pods a run starts inside the cluster;
+//! - [`netpol`]: what the namespace's NetworkPolicies allow, read from the objects;
 //! - [`observed`]: the typed facts a Kubernetes run hands to `checks::kubernetes`.
 
 pub mod cluster;
 pub mod connect;
 pub mod forward;
+pub mod incluster;
 pub mod install;
 pub mod kind;
 pub mod manifest;
+pub mod netpol;
 pub mod observed;
 pub mod provision;
 pub mod session;

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
 use super::cluster::{AppCondition, ClusterError, PodFacts, PodStart};
+use super::incluster::IntruderAttempt;
+use super::netpol::Admission;
 use super::workloads::Workload;
 use crate::probe::ProbeOutcome;
 
@@ -24,6 +26,49 @@ pub struct KubernetesObservations {
     pub replicas: Vec<ReplicaObservation>,
     /// The namespace's configuration and the client components.
     pub config: NamespaceObservation,
+    /// What the intruder pods saw (`--in-cluster`; `None` without it).
+    pub in_cluster: Option<InClusterObservation>,
+}
+
+/// What the in-cluster intruder pods saw, with what the NetworkPolicies say about each attempt.
+#[derive(Debug)]
+pub struct InClusterObservation {
+    /// The names of the namespace's NetworkPolicies, or why they could not be listed.
+    pub policies: Result<Vec<String>, ClusterError>,
+    /// Each intruder pod.
+    pub intruders: Vec<IntruderObservation>,
+}
+
+/// One intruder pod (no client certificate) and its attempts.
+#[derive(Debug)]
+pub struct IntruderObservation {
+    /// Which intruder: `unlabelled`, or `client-labelled`.
+    pub kind: IntruderKind,
+    /// The pod.
+    pub pod: String,
+    /// Its labels (besides the run's own).
+    pub labels: BTreeMap<String, String>,
+    /// Each target tried, with what the policies say about it (`None`: they could not be read).
+    pub attempts: Vec<(IntruderAttempt, Option<Admission>)>,
+}
+
+/// The two intruders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntruderKind {
+    /// Labels no Argo CD component has.
+    Unlabelled,
+    /// A client component's labels (the pods a repo-server NetworkPolicy lets through).
+    ClientLabelled,
+}
+
+impl IntruderKind {
+    /// As a result's subject.
+    pub fn name(self) -> &'static str {
+        match self {
+            IntruderKind::Unlabelled => "unlabelled-pod",
+            IntruderKind::ClientLabelled => "client-labelled-pod",
+        }
+    }
 }
 
 /// The "before" half of migration evidence.

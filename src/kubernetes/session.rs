@@ -48,6 +48,9 @@ pub enum Connect {
     PortForward,
     /// The pod IP, always.
     PodIp,
+    /// The tool runs inside the cluster (a pod): every replica at its pod IP, and every Service
+    /// that routes to the repo-server by its DNS name, the path a client in the cluster takes.
+    InCluster,
 }
 
 /// How long [`Connect::Auto`] waits for the pod IP's ports to answer before it port-forwards.
@@ -280,8 +283,10 @@ impl Session {
                     )
                 });
             let route = match (connect, direct) {
-                (Connect::PodIp, Some((grpc, health))) => Route::Direct { grpc, health },
-                (Connect::PodIp, None) => {
+                (Connect::PodIp | Connect::InCluster, Some((grpc, health))) => {
+                    Route::Direct { grpc, health }
+                }
+                (Connect::PodIp | Connect::InCluster, None) => {
                     return Err(ClusterError::Unreachable {
                         pod: pod.name.clone(),
                         why: "it has no pod IP yet (--connect pod-ip)".into(),
@@ -383,13 +388,7 @@ impl Session {
 
     /// The endpoint the checks probe for `replica`: the forwards, and the pod's log.
     pub fn endpoint(&self, replica: &Replica, server_name: &str) -> Endpoint {
-        let logs = Some(LogSource::Remote(Arc::new(PodLog {
-            client: self.client.clone(),
-            namespace: self.namespace.clone(),
-            pod: replica.pod.name.clone(),
-            container: self.container_of(Role::RepoServer),
-            grpc_log_level: replica.pod.grpc_log_level.clone(),
-        })));
+        let logs = Some(LogSource::Remote(Arc::new(self.pod_log(replica))));
         Endpoint {
             label: replica.pod.name.clone(),
             addr: replica.route.grpc_addr(),
@@ -398,6 +397,80 @@ impl Session {
             health: Some(replica.route.health_addr().to_string()),
             logs,
             relays: replica.route.relays(),
+        }
+    }
+
+    /// Inside the cluster ([`Connect::InCluster`]): an endpoint for every Service that routes to
+    /// the repo-server's gRPC port, reached by its DNS name through the cluster's resolver and
+    /// Service proxy. Its log is every replica's (which one answered is not known).
+    pub async fn service_endpoints(
+        &self,
+        replicas: &[Replica],
+        server_name: &str,
+    ) -> Result<Vec<Endpoint>, ClusterError> {
+        let pods = cluster::role_pods(
+            &self.client,
+            &self.namespace,
+            &self.workloads,
+            Role::RepoServer,
+        )
+        .await?;
+        let Some(pod) = pods.first() else {
+            return Ok(vec![]);
+        };
+        let services =
+            cluster::services_to(&self.client, &self.namespace, pod, GRPC_PORT, HEALTH_PORT)
+                .await?;
+        let logs: Vec<PodLog> = replicas.iter().map(|r| self.pod_log(r)).collect();
+        let logs = Arc::new(ServiceLogs(Arc::new(logs)));
+        let mut out = Vec::new();
+        for service in services {
+            let host = format!("{}.{}.svc", service.name, self.namespace);
+            let resolve = |port: u16| {
+                let host = host.clone();
+                async move {
+                    tokio::time::timeout(
+                        Duration::from_secs(10),
+                        tokio::net::lookup_host((host.as_str(), port)),
+                    )
+                    .await
+                    .map_err(|_| "no answer within 10 s".to_owned())?
+                    .map_err(|e| e.to_string())?
+                    .next()
+                    .ok_or_else(|| "no address".to_owned())
+                }
+            };
+            let addr = resolve(service.port)
+                .await
+                .map_err(|why| ClusterError::Unresolved {
+                    service: service.name.clone(),
+                    host: host.clone(),
+                    why,
+                })?;
+            let health = match service.health_port {
+                Some(port) => Some(format!("{}:{port}", addr.ip())),
+                None => None,
+            };
+            out.push(Endpoint {
+                label: format!("service/{}", service.name),
+                addr,
+                server_name: server_name.to_owned(),
+                protocol: Protocol::Grpc,
+                health,
+                logs: Some(LogSource::Remote(logs.clone())),
+                relays: vec![],
+            });
+        }
+        Ok(out)
+    }
+
+    fn pod_log(&self, replica: &Replica) -> PodLog {
+        PodLog {
+            client: self.client.clone(),
+            namespace: self.namespace.clone(),
+            pod: replica.pod.name.clone(),
+            container: self.container_of(Role::RepoServer),
+            grpc_log_level: replica.pod.grpc_log_level.clone(),
         }
     }
 
@@ -527,6 +600,34 @@ impl RemoteLog for PodLog {
 
     fn configured_grpc_log_level(&self) -> Option<Option<&str>> {
         Some(self.grpc_log_level.as_deref())
+    }
+}
+
+/// The logs of every replica behind a Service, read one after the other: a connection through
+/// the Service reaches one of them, and which one is not known.
+struct ServiceLogs(Arc<Vec<PodLog>>);
+
+impl RemoteLog for ServiceLogs {
+    fn origin(&self) -> String {
+        let pods: Vec<&str> = self.0.iter().map(|l| l.pod.as_str()).collect();
+        format!("the logs of pod/{}", pods.join(", pod/"))
+    }
+
+    fn read(&self) -> futures::future::BoxFuture<'_, Result<Vec<String>, LogReadError>> {
+        Box::pin(async move {
+            let mut lines = Vec::new();
+            for log in self.0.iter() {
+                lines.extend(log.read().await?);
+            }
+            Ok(lines)
+        })
+    }
+
+    fn configured_grpc_log_level(&self) -> Option<Option<&str>> {
+        // The same only when every replica is configured alike.
+        let mut levels = self.0.iter().map(|l| l.grpc_log_level.as_deref());
+        let first = levels.next()?;
+        levels.all(|l| l == first).then_some(first)
     }
 }
 

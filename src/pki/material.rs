@@ -509,6 +509,40 @@ impl ProbePki {
         within(&ca, "client CA certificate", &self.paths.ca_cert)
     }
 
+    /// The material as the files a run reads with `--ca-cert`, `--client-cert`, `--client-key`,
+    /// `--server-ca` and (when the run has it) `--ca-key`, by file name: what the in-cluster probe
+    /// mounts from the Secret it creates. `None` for a stand-in identity, which is made afresh
+    /// wherever a run needs one.
+    pub fn files(&self) -> Option<Vec<(&'static str, Vec<u8>)>> {
+        if self.stand_in.is_some() {
+            return None;
+        }
+        let pem = |certs: &[CertificateDer<'_>]| -> Vec<u8> {
+            certs
+                .iter()
+                .flat_map(|c| pem_block("CERTIFICATE", c.as_ref()).into_bytes())
+                .collect()
+        };
+        let key_label = match &self.client.key {
+            PrivateKeyDer::Pkcs1(_) => "RSA PRIVATE KEY",
+            PrivateKeyDer::Sec1(_) => "EC PRIVATE KEY",
+            _ => "PRIVATE KEY",
+        };
+        let mut out = vec![
+            (identity_files::CLIENT_CA, pem(&self.client_cas)),
+            (identity_files::CLIENT_CERT, pem(&self.client.chain)),
+            (
+                files::CLIENT_KEY,
+                pem_block(key_label, self.client.key.secret_der()).into_bytes(),
+            ),
+            (identity_files::SERVER_CA, pem(&self.server_ca)),
+        ];
+        if let Some(m) = &self.minter {
+            out.push((identity_files::CA_KEY, m.key.serialize_pem().into_bytes()));
+        }
+        Some(out)
+    }
+
     /// Whether the CA private key is available.
     pub fn has_ca_key(&self) -> bool {
         self.minter.is_some()
@@ -548,4 +582,31 @@ impl ProbePki {
         }
         out
     }
+}
+
+/// The file names [`ProbePki::files`] gives.
+pub mod identity_files {
+    /// The client CA(s) (`--ca-cert`).
+    pub const CLIENT_CA: &str = "client-ca.crt";
+    /// The client's chain (`--client-cert`).
+    pub const CLIENT_CERT: &str = "client.crt";
+    /// Its key (`--client-key`).
+    pub const CLIENT_KEY: &str = "client.key";
+    /// The server's CA(s) (`--server-ca`).
+    pub const SERVER_CA: &str = "server-ca.crt";
+    /// The key that mints derived identities (`--ca-key`), when the run has it.
+    pub const CA_KEY: &str = "ca.key";
+}
+
+/// One PEM block of `der` under `label`, 64 characters a line.
+pub fn pem_block(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
 }

@@ -12,8 +12,10 @@ pub mod fleet;
 mod html;
 mod junit;
 mod markdown;
+pub mod metrics;
 mod observed;
 pub mod oscal;
+pub mod policyreport;
 pub mod progress;
 mod write;
 
@@ -114,6 +116,34 @@ pub struct CheckResult {
     pub duration_ms: f64,
     /// The endpoint (replica) this result is about.
     pub endpoint: String,
+    /// The path the probes took to it (endpoint checks only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<ProbePath>,
+}
+
+/// The path a result's probes took to the repo-server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProbePath {
+    /// From where the tool ran, through API-server port-forwards into the pod's network namespace
+    /// (past any Service, kube-proxy, NetworkPolicy or mesh proxy).
+    PortForward,
+    /// From where the tool ran, straight to the address (a pod IP, a bare endpoint, a container).
+    Direct,
+    /// From a pod the run started inside the cluster: through the cluster's DNS, Service proxy and
+    /// network policy, as a client component connects.
+    InCluster,
+}
+
+impl ProbePath {
+    /// As the report writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbePath::PortForward => "port-forward",
+            ProbePath::Direct => "direct",
+            ProbePath::InCluster => "in-cluster",
+        }
+    }
 }
 
 /// A timed phase of the run.
@@ -618,6 +648,7 @@ mod tests {
             evidence: vec![],
             duration_ms: 0.0,
             endpoint: "e".into(),
+            path: None,
         }
     }
 

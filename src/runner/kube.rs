@@ -23,11 +23,14 @@ use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
 use crate::kubernetes::session::{KubeFacts, Session, no_role};
 use crate::kubernetes::workloads::Role;
 use crate::pki::ProbePki;
-use crate::probe::{self, AcceptanceProof, ProbeRequest, TlsVersion};
+use crate::probe;
 use crate::report::CheckResult;
 use crate::report::events::{Event, Events};
 use crate::runner::{self};
 use crate::suite::{CaseKind, Check, KubeCase};
+
+mod in_cluster;
+pub use in_cluster::InClusterPlan;
 
 /// Options of the kind target.
 pub struct KindPlan {
@@ -112,6 +115,8 @@ pub struct KubeRun {
     /// run that stops early deletes exactly these.
     created: Vec<Created>,
     client: Option<Client>,
+    /// `--in-cluster`: the probe and intruder pods to start after the run's own probes.
+    pub in_cluster: Option<InClusterPlan>,
 }
 
 impl KubeRun {
@@ -133,7 +138,13 @@ impl KubeRun {
             addresses: vec![],
             created: vec![],
             client: None,
+            in_cluster: None,
         }
+    }
+
+    /// The API client, once the run has one.
+    pub fn client(&self) -> Option<&Client> {
+        self.client.as_ref()
     }
 
     /// After a run that stopped early (`stopped`) in an existing cluster, deletes what it created
@@ -596,10 +607,27 @@ impl KubeRun {
         for r in &replicas {
             endpoints.push(session.endpoint(r, &self.server_name));
         }
-        self.addresses = endpoints
+        self.addresses = replicas
             .iter()
-            .map(|e| format!("pod/{} (port-forward {})", e.label, e.addr))
+            .map(|r| format!("pod/{} ({})", r.pod.name, r.route.describe()))
             .collect();
+        if self.connect == crate::kubernetes::session::Connect::InCluster {
+            for e in session
+                .service_endpoints(&replicas, &self.server_name)
+                .await?
+            {
+                self.events.note(&format!(
+                    "{}: reached by its DNS name ({}.{}.svc -> {})",
+                    e.label,
+                    e.label.trim_start_matches("service/"),
+                    session.namespace,
+                    e.addr
+                ));
+                self.addresses
+                    .push(format!("{} (by its DNS name, {})", e.label, e.addr));
+                endpoints.push(e);
+            }
+        }
         if !probe_checks.is_empty() {
             let executed =
                 runner::execute(&endpoints, material, &probe_checks, settings, &self.events).await;
@@ -635,11 +663,26 @@ impl KubeRun {
         for r in &replicas {
             let mut observed = session.observe_replica(r, since).await;
             if announce {
-                observed.announcement =
-                    no_certificate_attempt(r.route.grpc_addr(), &self.server_name, settings).await;
+                observed.announcement = probe::no_certificate_attempt(
+                    r.route.grpc_addr(),
+                    &self.server_name,
+                    settings.timeout,
+                    settings.silence,
+                )
+                .await;
             }
             observed_replicas.push(observed);
         }
+        let in_cluster = match self.in_cluster.clone() {
+            Some(plan) => {
+                let identity = material.files();
+                Some(
+                    self.from_inside(session, &replicas, &plan, identity)
+                        .await?,
+                )
+            }
+            None => None,
+        };
         self.facts.repo_server_pods = snapshot.repo_server_pods.clone();
         self.facts.mtls_workloads = snapshot.workloads.clone();
         let observed = KubernetesObservations {
@@ -648,6 +691,7 @@ impl KubeRun {
             stopped,
             replicas: observed_replicas,
             config: session.observe_namespace(snapshot).await,
+            in_cluster,
         };
         for result in checks::kubernetes::evaluate(&finding_checks, &observed) {
             self.events.emit(Event::CheckJudged(&result));
@@ -675,7 +719,13 @@ async fn baseline(
         ));
     }
     for r in replicas {
-        let outcome = no_certificate_attempt(r.route.grpc_addr(), server_name, settings).await;
+        let outcome = probe::no_certificate_attempt(
+            r.route.grpc_addr(),
+            server_name,
+            settings.timeout,
+            settings.silence,
+        )
+        .await;
         let attempt = BaselineAttempt {
             pod: r.pod.name.clone(),
             outcome,
@@ -685,26 +735,4 @@ async fn baseline(
         out.push(attempt);
     }
     Ok(Baseline::Attempts(out))
-}
-
-/// One TLS 1.3 attempt without a client certificate at the front door: the baseline's evidence,
-/// and after the probes the reading of what the running server announces (its CertificateRequest).
-async fn no_certificate_attempt(
-    addr: std::net::SocketAddr,
-    server_name: &str,
-    settings: &ProbeSettings,
-) -> probe::ProbeOutcome {
-    probe::attempt(&ProbeRequest {
-        addr,
-        server_name: server_name.to_owned(),
-        sni: probe::Sni::Configured,
-        version: TlsVersion::Tls13,
-        alpn: AcceptanceProof::H2Settings.front_alpn(),
-        identity: None,
-        server_roots: vec![],
-        proof: AcceptanceProof::H2Settings,
-        timeout: settings.timeout,
-        silence: settings.silence,
-    })
-    .await
 }

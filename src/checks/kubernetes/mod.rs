@@ -7,12 +7,14 @@
 //! - [`workloads`]: mounts, restarts after the Secret changed, the repo-server's TLS switch,
 //!   whether clients verify the repo-server;
 //! - [`components`]: client logs and the application controller's calls;
-//! - [`pods`]: replicas after the probes, replicas that cannot run, the no-mTLS baseline.
+//! - [`pods`]: replicas after the probes, replicas that cannot run, the no-mTLS baseline;
+//! - [`network`]: the in-cluster intruder pods' attempts beside what the NetworkPolicies allow.
 //!
 //! [`evaluate`] folds the findings into one result per scope (the namespace, or a pod) and id.
 
 pub mod components;
 pub mod identities;
+pub mod network;
 pub mod pods;
 pub mod secret;
 pub mod workloads;
@@ -174,12 +176,27 @@ pub fn evaluate(checks: &[Check], observed: &KubernetesObservations) -> Vec<Chec
         scope: namespace_scope.clone(),
         findings: judge_namespace(&observed.namespace, &observed.config),
     });
-    let not_observed: BTreeMap<KubeCase, String> = observed
+    if let Some(in_cluster) = &observed.in_cluster {
+        let mut findings = network::judge_policies(in_cluster);
+        for intruder in &in_cluster.intruders {
+            findings.extend(network::judge_intruder(intruder));
+        }
+        scopes.push(ScopedFindings {
+            scope: namespace_scope.clone(),
+            findings,
+        });
+    }
+    let mut not_observed: BTreeMap<KubeCase, String> = observed
         .config
         .secret_unreadable
         .iter()
         .flat_map(|why| NEEDS_THE_SECRET.map(|case| (case, why.clone())))
         .collect();
+    if observed.in_cluster.is_none() {
+        for case in [KubeCase::IntruderRefused, KubeCase::PolicyEnforced] {
+            not_observed.insert(case, "needs the intruder pods of --in-cluster".into());
+        }
+    }
     fold(checks, &scopes, &not_observed, &namespace_scope)
 }
 

@@ -840,6 +840,7 @@ fn evaluate_a_run_whose_secret_could_not_be_read() {
             applications: Ok(None),
             client_logs: vec![],
         },
+        in_cluster: None,
     };
     let results = super::evaluate(&checks, &observed);
     let find = |id: &str| {

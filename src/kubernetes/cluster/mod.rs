@@ -69,6 +69,33 @@ pub enum ClusterError {
         /// Why (no pod IP for `--connect pod-ip`, no local listener for a port-forward).
         why: String,
     },
+    /// Inside the cluster, a Service that routes to the repo-server has no address the cluster's
+    /// resolver gives.
+    #[error("service/{service}: `{host}` does not resolve from this pod: {why}")]
+    Unresolved {
+        /// The Service.
+        service: String,
+        /// The name looked up.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
+    /// `--policy-report` on a cluster without the `PolicyReport` resource.
+    #[error(
+        "the cluster has no PolicyReport resource (wgpolicyk8s.io/v1alpha2) for namespace `{namespace}`: install its CRD (Kyverno, Trivy Operator and kubescape bring one; or kubectl apply -f deploy/policyreport-crd.yaml)"
+    )]
+    NoPolicyReportResource {
+        /// The namespace written to.
+        namespace: String,
+    },
+    /// A pod the in-cluster probe started did not run to its end.
+    #[error("the in-cluster probe's job/{job}: {why}")]
+    ProbePod {
+        /// The Job.
+        job: String,
+        /// What happened.
+        why: String,
+    },
     /// Provisioning would replace an object this tool did not create.
     #[error(
         "`{resource}` already exists in namespace `{namespace}` and was not created by argocd-mtls-verify: refusing to overwrite it (delete it yourself, or run read-only without --provision)"

@@ -781,3 +781,92 @@ mod tests {
         );
     }
 }
+
+/// A Service that routes to a role's pods, found by what it selects and where it sends traffic,
+/// never by its name (Helm and kustomize rename it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceFacts {
+    /// The Service's name.
+    pub name: String,
+    /// `spec.clusterIP` (`None` for a headless Service).
+    pub cluster_ip: Option<String>,
+    /// The Service port that reaches the pods' `pod_port`.
+    pub port: u16,
+    /// The Service port that reaches the health port, when it exposes one.
+    pub health_port: Option<u16>,
+}
+
+/// The Services in `namespace` whose selector picks `pod` and that forward one of their ports to
+/// its `pod_port` (by number, or by the name a container gives that port); by name.
+pub async fn services_to(
+    client: &Client,
+    namespace: &str,
+    pod: &Pod,
+    pod_port: u16,
+    health_port: u16,
+) -> Result<Vec<ServiceFacts>, ClusterError> {
+    let api: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| api_error("list", "services", namespace, e))?;
+    let mut out: Vec<ServiceFacts> = list
+        .items
+        .iter()
+        .filter_map(|s| service_to(s, pod, pod_port, health_port))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// `service` as [`ServiceFacts`] when it routes to `pod`'s `pod_port`.
+pub fn service_to(
+    service: &k8s_openapi::api::core::v1::Service,
+    pod: &Pod,
+    pod_port: u16,
+    health_port: u16,
+) -> Option<ServiceFacts> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let spec = service.spec.as_ref()?;
+    let selector = spec.selector.as_ref().filter(|s| !s.is_empty())?;
+    let labels = pod.metadata.labels.as_ref()?;
+    if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+        return None;
+    }
+    let named: BTreeMap<String, i32> = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter_map(|p| Some((p.name.clone()?, p.container_port)))
+        .collect();
+    let reaches = |want: u16| {
+        spec.ports.iter().flatten().find_map(|p| {
+            let target = match &p.target_port {
+                None => p.port,
+                Some(IntOrString::Int(n)) => *n,
+                Some(IntOrString::String(name)) => *named.get(name)?,
+            };
+            (target == i32::from(want)).then(|| u16::try_from(p.port).ok())?
+        })
+    };
+    Some(ServiceFacts {
+        name: service.metadata.name.clone()?,
+        cluster_ip: spec.cluster_ip.clone().filter(|ip| ip != "None"),
+        port: reaches(pod_port)?,
+        health_port: reaches(health_port),
+    })
+}
+
+/// The namespace's NetworkPolicies. GET only (`list networkpolicies`).
+pub async fn network_policies(
+    client: &Client,
+    namespace: &str,
+) -> Result<Vec<k8s_openapi::api::networking::v1::NetworkPolicy>, ClusterError> {
+    let api: Api<k8s_openapi::api::networking::v1::NetworkPolicy> =
+        Api::namespaced(client.clone(), namespace);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .map_err(|e| api_error("list", "networkpolicies.networking.k8s.io", namespace, e))
+}

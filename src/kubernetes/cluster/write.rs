@@ -210,3 +210,36 @@ pub async fn ensure_namespace(
         namespace: None,
     }))
 }
+
+/// Server-side applies a `PolicyReport` (`wgpolicyk8s.io/v1alpha2`) into `namespace`, replacing
+/// this tool's previous one. A cluster without the resource gets an error that says how to add it.
+pub async fn apply_policy_report(
+    client: &Client,
+    namespace: &str,
+    report: &serde_json::Value,
+) -> Result<(), ClusterError> {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+    let gvk = GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", "PolicyReport");
+    let resource = ApiResource::from_gvk_with_plural(&gvk, "policyreports");
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let name = report["metadata"]["name"].as_str().unwrap_or_default();
+    match api
+        .patch(
+            name,
+            &PatchParams::apply(crate::kubernetes::install::FIELD_MANAGER).force(),
+            &Patch::Apply(report),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(ClusterError::NoPolicyReportResource {
+            namespace: namespace.to_owned(),
+        }),
+        Err(e) => Err(api_error(
+            "patch",
+            "policyreports.wgpolicyk8s.io",
+            namespace,
+            e,
+        )),
+    }
+}

@@ -177,6 +177,21 @@ def static(out, tag, binary, path, entrypoint=None):
     save(out, tag, layer.bytes(), config)
 
 
+def tool(out, tag, binary):
+    """argocd-mtls-verify's own image, laid out as deploy/image/Dockerfile's final stage: the static
+    binary, a non-root user (65532) and nothing else (no shell, no package manager)."""
+    layer = Layer()
+    layer.data("etc/passwd", b"nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n")
+    layer.data("etc/group", b"nonroot:x:65532:\n")
+    layer.dir("tmp", mode=0o1777)
+    layer.file("usr/local/bin/argocd-mtls-verify", binary, mode=0o755)
+    save(out, tag, layer.bytes(), {
+        "Entrypoint": ["/usr/local/bin/argocd-mtls-verify"],
+        "User": "65532:65532",
+        "WorkingDir": "/tmp",
+    })
+
+
 XTABLES = "/usr/lib/x86_64-linux-gnu/xtables"
 IPTABLES_NAMES = ["iptables", "iptables-save", "iptables-restore", "ip6tables", "ip6tables-save", "ip6tables-restore"]
 
@@ -210,5 +225,5 @@ def kind_base(out, tag, rootfs):
 
 if __name__ == "__main__":
     kind, rest = sys.argv[1], sys.argv[2:]
-    {"argocd": argocd, "redis": redis, "pause": pause, "static": static,
+    {"argocd": argocd, "redis": redis, "pause": pause, "static": static, "tool": tool,
      "kube-proxy": kube_proxy, "kind-base": kind_base}[kind](*rest)
