@@ -818,3 +818,62 @@ fn aggregate_writes_the_fleet_and_exits_by_the_worst_cluster() {
         said(&run)
     );
 }
+
+/// `--metrics-file` is Prometheus's text format as the Prometheus client library's own parser reads
+/// it (families, types, labels, values), and `--print-report` prints exactly report.json's content
+/// between its marker lines.
+#[test]
+fn metrics_parse_with_prometheus_and_the_printed_report_is_report_json() {
+    let dir = common::tempdir();
+    let metrics = dir.path().join("m.prom");
+    let run = common::run_cli(&[
+        "demo",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        "--print-report",
+    ]);
+    run.assert_exit(0);
+    let script = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+out = []
+for f in text_string_to_metric_families(open(sys.argv[1]).read()):
+    for s in f.samples:
+        out.append("%s %s %s %g" % (f.type, s.name, s.labels.get("verdict", s.labels.get("check", "")), s.value))
+print("\n".join(out))
+"#;
+    let parsed = std::process::Command::new("python3")
+        .args(["-c", script, metrics.to_str().unwrap()])
+        .output()
+        .expect("python3");
+    assert!(
+        parsed.status.success(),
+        "the Prometheus parser refused it: {}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let parsed = String::from_utf8(parsed.stdout).unwrap();
+    assert!(
+        parsed.contains("gauge argocd_mtls_verify_run_verdict pass 1"),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("gauge argocd_mtls_verify_run_verdict fail 0"),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("gauge argocd_mtls_verify_check_passed handshake/no-client-cert/tls1.3 1"),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("gauge argocd_mtls_verify_certificate_expiry_timestamp_seconds"),
+        "{parsed}"
+    );
+    // The printed report is the report.json written beside it.
+    let begin = "-----BEGIN ARGOCD-MTLS-VERIFY REPORT-----\n";
+    let start = run.said.find(begin).expect("a printed report") + begin.len();
+    let end = run.said[start..]
+        .find("\n-----END ARGOCD-MTLS-VERIFY REPORT-----")
+        .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&run.said[start..start + end]).unwrap();
+    assert_eq!(printed, run.report);
+}

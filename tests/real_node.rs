@@ -1799,3 +1799,299 @@ fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders()
     }
     assert_no_probe_objects(&node);
 }
+
+/// `git daemon` serving one repository on the rig's bridge address (the pods reach the node
+/// there), stopped by its PID when dropped.
+struct GitDaemon {
+    child: std::process::Child,
+    url: String,
+}
+
+impl GitDaemon {
+    /// Serves `base/NAME` as `git://<bridge>/NAME`.
+    fn start(base: &Path, name: &str) -> GitDaemon {
+        let child = Command::new("git")
+            .args([
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=10.88.0.1",
+                "--port=9418",
+            ])
+            .arg(format!("--base-path={}", base.display()))
+            .arg(base)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("git daemon");
+        let url = format!("git://10.88.0.1/{name}");
+        for _ in 0..50 {
+            if std::net::TcpStream::connect("10.88.0.1:9418").is_ok() {
+                return GitDaemon { child, url };
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("git daemon did not listen on 10.88.0.1:9418 within 5 s");
+    }
+}
+
+impl Drop for GitDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `deploy/cronjob/` as the project ships it, in a git repository of its own, the image pointed
+/// at `image` (what a user does with the example in a fork): the repository's folder.
+fn cronjob_repository(image: &str) -> tempfile::TempDir {
+    let base = tempdir();
+    let repo = base.path().join("amv");
+    let dir = repo.join("deploy/cronjob");
+    std::fs::create_dir_all(&dir).unwrap();
+    let shipped = common::rig::root().join("deploy/cronjob");
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replace(
+            &format!(
+                "ghcr.io/argocd-mtls-verify/argocd-mtls-verify:v{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            image,
+        );
+        std::fs::write(dir.join(path.file_name().unwrap()), text).unwrap();
+    }
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "deploy/cronjob"]);
+    base
+}
+
+impl Node {
+    /// Polls `kubectl ARGS` until its output is `want` (300 s at most).
+    fn wait_output(&self, args: &[&str], want: &str) {
+        let mut last = String::new();
+        for _ in 0..600 {
+            let out = self.kubectl(args);
+            last = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            if out.status.success() && last.trim() == want {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "kubectl {args:?}: wanted `{want}`, still `{}` after 300 s",
+            last.trim()
+        );
+    }
+
+    /// A Job made from the CronJob now (`kubectl create job --from`), waited for until it
+    /// completes or fails; its pod's exit code, the pod's uid.
+    fn trigger(&self, job: &str) -> (i32, String) {
+        self.k(&[
+            "create",
+            "job",
+            "-n",
+            NS,
+            job,
+            "--from=cronjob/argocd-mtls-verify",
+        ]);
+        let selector = format!("batch.kubernetes.io/job-name={job}");
+        for _ in 0..600 {
+            let state = self.k(&[
+                "get", "pods", "-n", NS, "-l", &selector, "-o",
+                "jsonpath={.items[0].status.containerStatuses[0].state.terminated.exitCode} {.items[0].metadata.uid}",
+            ]);
+            let mut words = state.split_whitespace();
+            if let (Some(code), Some(uid)) = (words.next(), words.next()) {
+                return (code.parse().unwrap(), uid.to_owned());
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!(
+            "job/{job} did not finish within 300 s: {}",
+            self.k(&["describe", "job", "-n", NS, job])
+        );
+    }
+
+    fn policy_report(&self) -> serde_json::Value {
+        serde_json::from_str(&self.k(&[
+            "get",
+            "policyreport",
+            "-n",
+            NS,
+            "argocd-mtls-verify",
+            "-o",
+            "json",
+        ]))
+        .unwrap()
+    }
+}
+
+/// Scenario 16: the fleet example on one cluster. The ApplicationSet as shipped (cluster
+/// generator) renders an Application for the local cluster, Argo CD syncs deploy/cronjob/ from a
+/// git repository, the CronJob is triggered once: its run from inside the cluster passes, the
+/// PolicyReport (CRD from the project's file) has one result per check and a passing `run/gate`,
+/// the metrics file says pass. With the client CA gone from the Secret the next run fails the Job
+/// with exit code 1 and the PolicyReport says which checks failed.
+#[test]
+fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and_metrics() {
+    let node = node();
+    let image = tool_image();
+    let pki = pki_init("default");
+    node.install_with_mtls(pki.path());
+    let deploy = common::rig::root().join("deploy");
+    node.k(&[
+        "apply",
+        "--server-side",
+        "-f",
+        deploy.join("policyreport-crd.yaml").to_str().unwrap(),
+    ]);
+    node.k(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/policyreports.wgpolicyk8s.io",
+        "--timeout=60s",
+    ]);
+    let repos = cronjob_repository(&image);
+    let daemon = GitDaemon::start(repos.path(), "amv");
+    let appset = std::fs::read_to_string(deploy.join("applicationset.yaml"))
+        .unwrap()
+        .replace(
+            "https://github.com/argocd-mtls-verify/argocd-mtls-verify.git",
+            &daemon.url,
+        );
+    assert!(appset.contains(&daemon.url), "the example's repoURL moved");
+    node.apply(&appset);
+    // The generator rendered the local cluster's Application, and Argo CD synced it (through the
+    // repo-server, with mTLS on).
+    node.wait_output(
+        &[
+            "get",
+            "application",
+            "-n",
+            NS,
+            "argocd-mtls-verify-in-cluster",
+            "-o",
+            "jsonpath={.status.sync.status}",
+        ],
+        "Synced",
+    );
+    node.k(&["get", "cronjob", "-n", NS, "argocd-mtls-verify"]);
+
+    let (code, uid) = node.trigger("amv-now");
+    assert_eq!(
+        code,
+        0,
+        "{}",
+        node.k(&["logs", "-n", NS, "job/amv-now", "--tail=40"])
+    );
+    let report = node.policy_report();
+    let results = report["results"].as_array().unwrap();
+    assert_eq!(results[0]["rule"], "run/gate");
+    assert_eq!(results[0]["result"], "pass", "{}", results[0]);
+    let rule = |id: &str| {
+        results
+            .iter()
+            .find(|r| r["rule"] == id)
+            .unwrap_or_else(|| panic!("no {id} in the PolicyReport"))
+            .clone()
+    };
+    let no_cert = rule("handshake/no-client-cert/tls1.3");
+    assert_eq!(no_cert["result"], "pass");
+    assert_eq!(no_cert["properties"]["path"], "in-cluster");
+    assert!(
+        results
+            .iter()
+            .any(|r| r["properties"]["endpoint"] == "service/argocd-repo-server")
+    );
+    assert_eq!(report["summary"]["fail"], 0, "{}", report["summary"]);
+    // The metrics file, in the pod's /reports volume on the node.
+    let metrics = common::rig::root().join(format!(
+        "target/rig/node/state/kubelet/root/pods/{uid}/volumes/kubernetes.io~empty-dir/reports/argocd-mtls-verify.prom"
+    ));
+    let metrics =
+        std::fs::read_to_string(&metrics).unwrap_or_else(|e| panic!("{}: {e}", metrics.display()));
+    assert!(
+        metrics.contains("namespace=\"argocd\",verdict=\"pass\"} 1"),
+        "{metrics}"
+    );
+
+    // The client CA gone, the repo-server restarted: open. The Job fails with the gate's code.
+    node.k(&[
+        "patch",
+        "secret",
+        "-n",
+        NS,
+        "argocd-repo-server-mtls",
+        "--type",
+        "json",
+        "-p",
+        r#"[{"op":"remove","path":"/data/client-ca.crt"}]"#,
+    ]);
+    node.k(&[
+        "rollout",
+        "restart",
+        "-n",
+        NS,
+        "deployment/argocd-repo-server",
+    ]);
+    node.k(&[
+        "rollout",
+        "status",
+        "-n",
+        NS,
+        "deployment/argocd-repo-server",
+        "--timeout=300s",
+    ]);
+    node.wait_no_terminating();
+    let (code, _) = node.trigger("amv-open");
+    assert_eq!(
+        code,
+        1,
+        "{}",
+        node.k(&["logs", "-n", NS, "job/amv-open", "--tail=40"])
+    );
+    node.wait_output(
+        &[
+            "get",
+            "job",
+            "-n",
+            NS,
+            "amv-open",
+            "-o",
+            "jsonpath={.status.failed}",
+        ],
+        "1",
+    );
+    let gate = node.policy_report()["results"][0].clone();
+    assert_eq!(gate["result"], "fail", "{gate}");
+    assert!(
+        gate["message"]
+            .as_str()
+            .unwrap()
+            .contains("handshake/no-client-cert"),
+        "{gate}"
+    );
+    node.k(&["delete", "applicationset", "-n", NS, "argocd-mtls-verify"]);
+    drop(daemon);
+}

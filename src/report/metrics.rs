@@ -122,3 +122,57 @@ fn escape(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Severity, test_report};
+
+    #[test]
+    fn the_gate_and_each_check_are_series_with_bounded_labels() {
+        let pass = render(&test_report(
+            &[
+                ("a", Verdict::Pass, Severity::Required),
+                ("s", Verdict::Skip, Severity::Required),
+            ],
+            None,
+        ));
+        assert!(
+            pass.contains(
+                "argocd_mtls_verify_run_verdict{cluster=\"\",namespace=\"\",verdict=\"pass\"} 1\n"
+            ),
+            "{pass}"
+        );
+        assert!(pass.contains("verdict=\"fail\"} 0\n"), "{pass}");
+        assert!(pass.contains("argocd_mtls_verify_run_exit_code{cluster=\"\",namespace=\"\"} 0\n"));
+        // The endpoint's quotes are escaped; a skipped check has no series.
+        assert!(
+            pass.contains(
+                "check=\"a\",endpoint=\"pod/a \\\"quoted\\\"\",severity=\"required\"} 1\n"
+            ),
+            "{pass}"
+        );
+        assert!(!pass.contains("check=\"s\""), "{pass}");
+        let fail = render(&test_report(
+            &[("a", Verdict::Fail, Severity::Required)],
+            None,
+        ));
+        assert!(fail.contains("verdict=\"fail\"} 1\n"), "{fail}");
+        assert!(fail.contains("argocd_mtls_verify_run_exit_code{cluster=\"\",namespace=\"\"} 1\n"));
+        assert!(
+            fail.contains(
+                "check=\"a\",endpoint=\"pod/a \\\"quoted\\\"\",severity=\"required\"} 0\n"
+            ),
+            "{fail}"
+        );
+        let none = render(&test_report(
+            &[("a", Verdict::Error, Severity::Required)],
+            None,
+        ));
+        assert!(none.contains("verdict=\"error\"} 1\n"), "{none}");
+        assert!(
+            none.contains("_exit_code{cluster=\"\",namespace=\"\"} 2\n"),
+            "{none}"
+        );
+    }
+}

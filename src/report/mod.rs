@@ -625,6 +625,59 @@ impl Report {
     }
 }
 
+/// A report of `checks` (ids given, everything else blank) for the writers' tests.
+#[cfg(test)]
+pub(crate) fn test_report(checks: &[(&str, Verdict, Severity)], stopped: Option<&str>) -> Report {
+    let results = checks
+        .iter()
+        .map(|(id, verdict, severity)| CheckResult {
+            id: (*id).into(),
+            title: String::new(),
+            suite: "endpoint".into(),
+            action: String::new(),
+            requirement: String::new(),
+            spec: String::new(),
+            severity: *severity,
+            case: (*id).into(),
+            controls: vec![],
+            verdict: *verdict,
+            skip_kind: (*verdict == Verdict::Skip).then_some(SkipKind::NotApplicable),
+            expected: "refused".into(),
+            reason: format!("{id} was {verdict}"),
+            observed: Observed::Nothing,
+            evidence: vec![],
+            duration_ms: 0.0,
+            endpoint: "pod/a \"quoted\"".into(),
+            path: Some(ProbePath::InCluster),
+        })
+        .collect();
+    let at = time::macros::datetime!(2026-12-03 12:00 UTC);
+    let run = RunInfo {
+        id: "r1".into(),
+        started_at: at,
+        finished_at: at,
+        harness_version: "0".into(),
+        source_commit: String::new(),
+        host: String::new(),
+        os: String::new(),
+        scope: Scope::default(),
+        target: "cluster".into(),
+        phases: vec![],
+        incomplete: stopped.is_some(),
+        stopped: stopped.map(str::to_owned),
+        not_judged: vec![],
+    };
+    let subject = Subject {
+        addresses: vec![],
+        server_name: "argocd-repo-server".into(),
+        protocol: "grpc".into(),
+        argocd_version: None,
+        argocd_version_unknown: None,
+        kubernetes: None,
+    };
+    Report::new(run, subject, vec![], results)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

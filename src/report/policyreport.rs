@@ -116,3 +116,83 @@ fn truncate(text: &str, max: usize) -> String {
     }
     format!("{}…", &text[..end])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::test_report;
+
+    fn results(report: &Report) -> Vec<(String, String)> {
+        render(report, "argocd")["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["rule"].as_str().unwrap().to_owned(),
+                    r["result"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_result_per_check_and_a_gate_that_says_why() {
+        use Severity::*;
+        use Verdict::*;
+        let passing = test_report(
+            &[
+                ("a", Pass, Required),
+                ("b", Fail, Advisory),
+                ("c", Skip, Required),
+            ],
+            None,
+        );
+        assert_eq!(
+            results(&passing),
+            [
+                ("run/gate", "pass"),
+                ("a", "pass"),
+                ("b", "warn"),
+                ("c", "skip")
+            ]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        );
+        let object = render(&passing, "argocd");
+        assert_eq!(object["apiVersion"], "wgpolicyk8s.io/v1alpha2");
+        assert_eq!(object["metadata"]["namespace"], "argocd");
+        assert_eq!(object["summary"]["warn"], 1);
+        assert_eq!(object["results"][1]["properties"]["path"], "in-cluster");
+        // Every property is a string (the resource's schema says so).
+        for r in object["results"].as_array().unwrap() {
+            for (_, v) in r["properties"].as_object().unwrap() {
+                assert!(v.is_string(), "{r}");
+            }
+        }
+
+        let failing = test_report(&[("a", Fail, Required), ("d", Error, Required)], None);
+        let object = render(&failing, "argocd");
+        assert_eq!(object["results"][0]["result"], "fail");
+        assert!(
+            object["results"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("required checks failed: a")
+        );
+        assert_eq!(results(&failing)[2], ("d".to_owned(), "error".to_owned()));
+
+        let no_verdict = test_report(&[("d", Error, Required)], None);
+        let message = render(&no_verdict, "argocd")["results"][0]["message"].to_string();
+        assert!(message.contains("no verdict"), "{message}");
+        let stopped = test_report(&[("a", Pass, Required)], Some("interrupted (Ctrl-C)"));
+        let gate = &render(&stopped, "argocd")["results"][0];
+        assert_eq!(gate["result"], "error");
+        assert!(
+            gate["message"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted (Ctrl-C)"),
+            "{gate}"
+        );
+    }
+}

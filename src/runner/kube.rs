@@ -629,8 +629,14 @@ impl KubeRun {
             }
         }
         if !probe_checks.is_empty() {
-            let executed =
+            let mut executed =
                 runner::execute(&endpoints, material, &probe_checks, settings, &self.events).await;
+            if self.connect == crate::kubernetes::session::Connect::InCluster {
+                // This run is the pod inside the cluster: every route it took is in-cluster.
+                for r in &mut executed.results {
+                    r.path = Some(crate::report::ProbePath::InCluster);
+                }
+            }
             self.results.extend(executed.results);
             self.argocd_version = executed.argocd_version;
             self.server_certificates = executed.server_certificates;

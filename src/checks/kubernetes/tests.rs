@@ -986,3 +986,115 @@ fn expired_and_expiring_certificates_are_two_cases() {
         crate::suite::Severity::Advisory
     );
 }
+
+/// The intruders' judges, row by row: a session is a failure whatever the network did; a port not
+/// reached keeps the intruder out; a policy that denies what connected is "not enforced".
+#[test]
+fn intruders_and_policies_are_judged_from_what_was_observed() {
+    use super::network::{judge_intruder, judge_policies};
+    use crate::kubernetes::incluster::{IntruderAttempt, Reach};
+    use crate::kubernetes::netpol::Admission;
+    use crate::kubernetes::observed::{InClusterObservation, IntruderKind, IntruderObservation};
+    use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
+    use crate::suite::KubeCase;
+
+    let tls = |outcome: Outcome| {
+        let mut o = ProbeOutcome::blank(TlsVersion::Tls13, None);
+        o.outcome = outcome;
+        Some(o)
+    };
+    let attempt = |reach: Reach, tls: Option<ProbeOutcome>| IntruderAttempt {
+        target: "service/argocd-repo-server".into(),
+        address: "argocd-repo-server.argocd.svc:8081".into(),
+        reach,
+        tls,
+    };
+    let denied = || {
+        Some(Admission::Denied {
+            selected_by: vec!["argocd-repo-server-network-policy".into()],
+        })
+    };
+    let allowed = || {
+        Some(Admission::Allowed {
+            by: "argocd-repo-server-network-policy".into(),
+        })
+    };
+    let intruder = |attempts| IntruderObservation {
+        kind: IntruderKind::Unlabelled,
+        pod: "amv-x".into(),
+        labels: Default::default(),
+        attempts,
+    };
+    let timed_out = || Reach::TimedOut { ms: 5000 };
+    // (attempt, admission, intruder-refused ok?, policy-enforced status)
+    let rows = [
+        (
+            attempt(Reach::Connected, tls(Outcome::Rejected)),
+            denied(),
+            Some(true),
+            Status::Fails,
+        ),
+        (
+            attempt(Reach::Connected, tls(Outcome::Accepted)),
+            allowed(),
+            Some(false),
+            Status::Holds,
+        ),
+        (
+            attempt(timed_out(), None),
+            denied(),
+            Some(true),
+            Status::Holds,
+        ),
+        (
+            attempt(timed_out(), None),
+            allowed(),
+            Some(true),
+            Status::Inconclusive,
+        ),
+        (
+            attempt(Reach::Connected, tls(Outcome::Error)),
+            Some(Admission::NoPolicy),
+            None,
+            Status::NotApplicable,
+        ),
+        (
+            attempt(
+                Reach::Unresolved {
+                    why: "NXDOMAIN".into(),
+                },
+                None,
+            ),
+            denied(),
+            None,
+            Status::Inconclusive,
+        ),
+    ];
+    for (a, admission, refused, policy) in rows {
+        let obs = InClusterObservation {
+            policies: Ok(vec!["argocd-repo-server-network-policy".into()]),
+            intruders: vec![intruder(vec![(a.clone(), admission.clone())])],
+        };
+        let f = &judge_intruder(&obs.intruders[0])[0];
+        assert_eq!(f.case, KubeCase::IntruderRefused);
+        assert_eq!(f.subject.as_deref(), Some("unlabelled-pod"));
+        match refused {
+            Some(ok) => assert_eq!(f.ok(), ok, "{a:?}: {}", f.detail),
+            None => assert_eq!(f.status, Status::Inconclusive, "{a:?}: {}", f.detail),
+        }
+        let p = &judge_policies(&obs)[0];
+        assert_eq!(p.status, policy, "{a:?} {admission:?}: {}", p.detail);
+        if policy == Status::Fails {
+            assert!(p.detail.contains("NOT ENFORCED"), "{}", p.detail);
+        }
+    }
+    // Policies that could not be read: no verdict on enforcement, with the reason.
+    let unread = InClusterObservation {
+        policies: Err(crate::kubernetes::cluster::ClusterError::Timeout {
+            what: "list".into(),
+            seconds: 1,
+        }),
+        intruders: vec![],
+    };
+    assert_eq!(judge_policies(&unread)[0].status, Status::Inconclusive);
+}

@@ -143,6 +143,10 @@ def argocd(out, tag, binary, hack):
     # The repo-server enables GnuPG by default and runs these at start.
     for program in ["gpg", "gpg-agent", "gpgconf"]:
         layer.program(f"usr/bin/{program}", f"/usr/bin/{program}")
+    # It fetches Applications' sources with the git CLI (as the upstream image does); git runs
+    # its own helpers (index-pack) from its exec path. Debian's git, git:// and local only.
+    layer.program("usr/bin/git", "/usr/bin/git")
+    layer.program("usr/lib/git-core/git", "/usr/bin/git")
     save(out, tag, layer.bytes(), {
         "User": str(ARGOCD_USER), "WorkingDir": "/home/argocd",
         "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "USER=argocd"],
