@@ -131,7 +131,7 @@ async fn execute(plan: Plan) -> anyhow::Result<ExitCode> {
         }
         Target::Kube(kube) => {
             let stamp = (started_at, run_id);
-            return execute_kube(kube, &checks, &settings, &output, stamp, events).await;
+            return execute_kube(*kube, &checks, &settings, &output, stamp, events).await;
         }
     };
     let probe = Probe {

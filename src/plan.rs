@@ -72,7 +72,7 @@ pub(crate) enum Target {
         engine: String,
     },
     /// A cluster: an existing one (maybe installing into it), or a kind cluster.
-    Kube(KubePlan),
+    Kube(Box<KubePlan>),
 }
 
 /// A Kubernetes run, resolved.
@@ -289,7 +289,7 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
         TargetKind::Endpoint => plan_endpoint(args).await?,
         TargetKind::Container => plan_container(args).await?,
         TargetKind::Kind | TargetKind::Cluster => {
-            Target::Kube(plan_kube(args, manifest, &run_id).await?)
+            Target::Kube(Box::new(plan_kube(args, manifest, &run_id).await?))
         }
     };
     if matches!(target, Target::Endpoint { .. }) {

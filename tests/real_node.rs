@@ -166,6 +166,26 @@ impl Node {
         }
     }
 
+    /// The repo-server restarted and its rollout waited out, old pods gone.
+    fn restart_repo_server(&self) {
+        self.k(&[
+            "rollout",
+            "restart",
+            "-n",
+            NS,
+            "deployment/argocd-repo-server",
+        ]);
+        self.k(&[
+            "rollout",
+            "status",
+            "-n",
+            NS,
+            "deployment/argocd-repo-server",
+            "--timeout=300s",
+        ]);
+        self.wait_no_terminating();
+    }
+
     fn restart_all(&self) {
         for w in MOUNTING {
             self.k(&["rollout", "restart", "-n", NS, w]);
@@ -1462,24 +1482,7 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
             .spawn()
             .expect("python3 runs the prober"),
     );
-    let restart = || {
-        node.k(&[
-            "rollout",
-            "restart",
-            "-n",
-            NS,
-            "deployment/argocd-repo-server",
-        ]);
-        node.k(&[
-            "rollout",
-            "status",
-            "-n",
-            NS,
-            "deployment/argocd-repo-server",
-            "--timeout=300s",
-        ]);
-        node.wait_no_terminating();
-    };
+    let restart = || node.restart_repo_server();
     let id = "config/restarted-after-secret/argocd-repo-server";
     let mut marks = vec![("installed", std::time::SystemTime::now())];
     // Each state judged read-only from the cluster's own Secret (no --pki, so no CA key: the
@@ -1664,25 +1667,11 @@ fn endpoint_verdicts(run: &Run) -> std::collections::BTreeMap<(String, String), 
         .collect()
 }
 
-/// Nothing a `--in-cluster` run created is left in the namespace.
+/// Nothing a `--in-cluster` run created is left in the namespace (pods of a deleted Job go in
+/// the background: they get their grace period).
 fn assert_no_probe_objects(node: &Node) {
-    let left = node.k(&[
-        "get",
-        "jobs,pods,secrets,serviceaccounts,roles,rolebindings",
-        "-n",
-        NS,
-        "-l",
-        "argocd-mtls-verify.io/run",
-        "-o",
-        "name",
-    ]);
-    // Pods of a deleted Job go in the background: give them their grace period.
-    let mut left = left;
+    let mut left = String::new();
     for _ in 0..60 {
-        if left.trim().is_empty() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(500));
         left = node.k(&[
             "get",
             "jobs,pods,secrets,serviceaccounts,roles,rolebindings",
@@ -1693,13 +1682,17 @@ fn assert_no_probe_objects(node: &Node) {
             "-o",
             "name",
         ]);
+        if left.trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
-    assert!(left.trim().is_empty(), "left behind: {left}");
+    panic!("left behind: {left}");
 }
 
 /// Scenario 15: the in-cluster probe. On the healthy installation the tool's own image, started
 /// as a Job in the namespace, judges every replica (its pod IP) and the Service (by its DNS name)
-/// exactly as the run from outside judges the replica (exit 0); the intruder pods' evidence is in
+/// exactly as the run from outside through port-forwards judges the replica (exit 0); the intruder pods' evidence is in
 /// the report, the unlabelled one's connection beside the NetworkPolicy that denies it (the rig's
 /// bridge CNI does not enforce NetworkPolicy: observed, not assumed). On the open installation
 /// (no client CA) the in-cluster path finds it open too (exit 1). Nothing is left behind.
@@ -1724,7 +1717,8 @@ fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders()
         args.extend_from_slice(extra);
         node.product(&args)
     };
-    let run = in_cluster(&[]);
+    // From outside through port-forwards (the path every other verdict takes), and from inside.
+    let run = in_cluster(&["--connect", "port-forward"]);
     run.assert_exit(0);
     let all = endpoint_verdicts(&run);
     let outside: Vec<_> = all.iter().filter(|((_, e), _)| *e == pod).collect();
@@ -1743,7 +1737,7 @@ fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders()
         if c["endpoint"].as_str().unwrap().starts_with("in-cluster ") {
             assert_eq!(c["path"], "in-cluster", "{c}");
         } else if c["suite"] == "endpoint" {
-            assert_eq!(c["path"], "direct", "{c}");
+            assert_eq!(c["path"], "port-forward", "{c}");
         }
     }
     // The intruders: refused by mTLS whatever the network let through.
@@ -2048,22 +2042,7 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         "-p",
         r#"[{"op":"remove","path":"/data/client-ca.crt"}]"#,
     ]);
-    node.k(&[
-        "rollout",
-        "restart",
-        "-n",
-        NS,
-        "deployment/argocd-repo-server",
-    ]);
-    node.k(&[
-        "rollout",
-        "status",
-        "-n",
-        NS,
-        "deployment/argocd-repo-server",
-        "--timeout=300s",
-    ]);
-    node.wait_no_terminating();
+    node.restart_repo_server();
     let (code, _) = node.trigger("amv-open");
     assert_eq!(
         code,

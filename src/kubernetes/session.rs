@@ -447,10 +447,9 @@ impl Session {
                     host: host.clone(),
                     why,
                 })?;
-            let health = match service.health_port {
-                Some(port) => Some(format!("{}:{port}", addr.ip())),
-                None => None,
-            };
+            let health = service
+                .health_port
+                .map(|port| format!("{}:{port}", addr.ip()));
             out.push(Endpoint {
                 label: format!("service/{}", service.name),
                 addr,

@@ -381,6 +381,30 @@ where
     second
 }
 
+/// One TLS 1.3 attempt without a client certificate at the front door (configured SNI, `h2`):
+/// a run's baseline, the reading of what the running server announces (its CertificateRequest),
+/// and an intruder pod's try.
+pub async fn no_certificate_attempt(
+    addr: std::net::SocketAddr,
+    server_name: &str,
+    timeout: std::time::Duration,
+    silence: Option<std::time::Duration>,
+) -> ProbeOutcome {
+    attempt(&ProbeRequest {
+        addr,
+        server_name: server_name.to_owned(),
+        sni: Sni::Configured,
+        version: TlsVersion::Tls13,
+        alpn: AcceptanceProof::H2Settings.front_alpn(),
+        identity: None,
+        server_roots: vec![],
+        proof: AcceptanceProof::H2Settings,
+        timeout,
+        silence,
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,28 +514,4 @@ mod tests {
         }
         assert_eq!(TlsVersion::parse("1.4"), None);
     }
-}
-
-/// One TLS 1.3 attempt without a client certificate at the front door (configured SNI, `h2`):
-/// a run's baseline, the reading of what the running server announces (its CertificateRequest),
-/// and an intruder pod's try.
-pub async fn no_certificate_attempt(
-    addr: std::net::SocketAddr,
-    server_name: &str,
-    timeout: std::time::Duration,
-    silence: Option<std::time::Duration>,
-) -> ProbeOutcome {
-    attempt(&ProbeRequest {
-        addr,
-        server_name: server_name.to_owned(),
-        sni: Sni::Configured,
-        version: TlsVersion::Tls13,
-        alpn: AcceptanceProof::H2Settings.front_alpn(),
-        identity: None,
-        server_roots: vec![],
-        proof: AcceptanceProof::H2Settings,
-        timeout,
-        silence,
-    })
-    .await
 }

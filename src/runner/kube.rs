@@ -682,8 +682,9 @@ impl KubeRun {
         let in_cluster = match self.in_cluster.clone() {
             Some(plan) => {
                 let identity = material.files();
+                let probe = !probe_checks.is_empty();
                 Some(
-                    self.from_inside(session, &replicas, &plan, identity)
+                    self.in_cluster_probes(session, &replicas, &plan, identity, probe)
                         .await?,
                 )
             }

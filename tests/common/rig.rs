@@ -126,8 +126,20 @@ pub struct RepoServer {
 }
 
 impl RepoServer {
-    /// Starts it and waits (bounded) until `/healthz` answers 200.
+    /// Starts it and waits (bounded) until `/healthz` answers 200. A port `free_port` handed out
+    /// can be taken by another test's outgoing connection before the server binds it; then the
+    /// server is started again on other ports (three tries).
     pub fn start(config: &RepoServerConfig) -> RepoServer {
+        for _ in 0..2 {
+            if let Some(server) = Self::try_start(config) {
+                return server;
+            }
+        }
+        Self::try_start(config).expect("a third start on fresh ports")
+    }
+
+    /// One start; `None` when the server lost one of its ports to another process.
+    fn try_start(config: &RepoServerConfig) -> Option<RepoServer> {
         let bin = config.argocd.repo_server_binary();
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("app-config");
@@ -181,6 +193,14 @@ impl RepoServer {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            if let Ok(Some(_)) = server.process.child.try_wait()
+                && server
+                    .process
+                    .log_text()
+                    .contains("bind: address already in use")
+            {
+                return None;
+            }
             server.process.assert_alive("argocd-repo-server");
             let ready = if config.plaintext {
                 std::net::TcpStream::connect(("127.0.0.1", grpc_port)).is_ok()
@@ -188,7 +208,7 @@ impl RepoServer {
                 http_status(health_port, "/healthz") == Some(200)
             };
             if ready {
-                return server;
+                return Some(server);
             }
             assert!(
                 Instant::now() < deadline,

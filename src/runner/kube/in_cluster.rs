@@ -39,18 +39,26 @@ const INTRUDER_LABEL: (&str, &str) = ("app.kubernetes.io/name", "argocd-mtls-ver
 impl KubeRun {
     /// Runs the in-cluster probe and the intruders, and deletes what they needed, however they
     /// end. The probe's results join `self.results` (marked [`ProbePath::InCluster`]).
-    pub(super) async fn from_inside(
+    pub(super) async fn in_cluster_probes(
         &mut self,
         session: &Session,
         replicas: &[Replica],
         plan: &InClusterPlan,
         identity: Option<Vec<(&'static str, Vec<u8>)>>,
+        probe: bool,
     ) -> Result<InClusterObservation, RunError> {
         let _phase = self.events.phase("in-cluster");
         let base = format!("amv-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
         let before = self.created.len();
         let outcome = self
-            .probe_and_intrude(session, replicas, plan, identity, &base)
+            .probe_and_intrude(
+                session,
+                replicas,
+                plan,
+                identity.filter(|_| probe),
+                &base,
+                probe,
+            )
             .await;
         // Everything this step created goes, whatever happened (the Jobs with their pods).
         let mine: Vec<Created> = self.created.split_off(before);
@@ -92,9 +100,8 @@ impl KubeRun {
         plan: &InClusterPlan,
         identity: Option<Vec<(&'static str, Vec<u8>)>>,
         base: &str,
+        probe: bool,
     ) -> Result<InClusterObservation, RunError> {
-        let client = &session.client;
-        let ns = session.namespace.as_str();
         // The labels of a client component's pods: what the repo-server's NetworkPolicy admits.
         let client_labels = Role::CLIENTS
             .iter()
@@ -106,7 +113,29 @@ impl KubeRun {
             })
             .unwrap_or_default();
 
-        // 1. The probe: the endpoint suite from inside, as a client component.
+        // 1. The probe: the endpoint suite from inside, as a client component (when the run's
+        // selection has endpoint checks at all).
+        if probe {
+            self.run_probe_job(session, plan, identity, base, &client_labels)
+                .await?;
+        } else {
+            self.events
+                .note("in-cluster: no endpoint check is selected: only the intruders run");
+        }
+        self.intruders(session, replicas, plan, base, client_labels)
+            .await
+    }
+
+    async fn run_probe_job(
+        &mut self,
+        session: &Session,
+        plan: &InClusterPlan,
+        identity: Option<Vec<(&'static str, Vec<u8>)>>,
+        base: &str,
+        client_labels: &BTreeMap<String, String>,
+    ) -> Result<(), RunError> {
+        let client = &session.client;
+        let ns = session.namespace.as_str();
         let mut objects = incluster::read_only_rbac(base, ns, base);
         let secret = format!("{base}-identity");
         let mut args: Vec<String> = [
@@ -163,7 +192,7 @@ impl KubeRun {
             "in-cluster: job/{} runs {} with the labels of a client component ({})",
             probe.name,
             plan.image,
-            words(&client_labels)
+            words(client_labels)
         ));
         let end = incluster::wait_for(client, ns, &probe.name, plan.limit).await?;
         let text = incluster::unframe(&end.log, REPORT_BEGIN, REPORT_END).ok_or_else(|| {
@@ -189,8 +218,20 @@ impl KubeRun {
             report.summary.verdict
         ));
         self.results.extend(inside(report.checks));
+        Ok(())
+    }
 
-        // 2. The intruders: no certificate, every target, one unlabelled and one as a client.
+    /// The intruders: no certificate, every target, one unlabelled and one as a client.
+    async fn intruders(
+        &mut self,
+        session: &Session,
+        replicas: &[Replica],
+        plan: &InClusterPlan,
+        base: &str,
+        client_labels: BTreeMap<String, String>,
+    ) -> Result<InClusterObservation, RunError> {
+        let client = &session.client;
+        let ns = session.namespace.as_str();
         let pods = cluster::role_pods(client, ns, &session.workloads, Role::RepoServer).await?;
         let first = pods.first();
         let services = match first {
@@ -222,7 +263,7 @@ impl KubeRun {
                 IntruderKind::Unlabelled,
                 BTreeMap::from([(INTRUDER_LABEL.0.to_owned(), INTRUDER_LABEL.1.to_owned())]),
             ),
-            (IntruderKind::ClientLabelled, client_labels.clone()),
+            (IntruderKind::ClientLabelled, client_labels),
         ] {
             let name = format!("{base}-{}", kind.name());
             let mut args = vec![
