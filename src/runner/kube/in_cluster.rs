@@ -72,7 +72,7 @@ impl KubeRun {
             match gone {
                 Ok(()) => removed += 1,
                 Err(e) => self.events.problem(&format!(
-                    "could not delete {}: {e}; delete it by hand (label {}={base}-…)",
+                    "could not delete {}: {e}; delete it by hand (label {}={base})",
                     c.label(),
                     incluster::RUN_LABEL
                 )),

@@ -4,12 +4,14 @@
 # its own target dir so the test build's is untouched), images.py `tool`, then pushed into the
 # running node rig's registry, which the node pulls ghcr.io through. Prints the image name; its
 # tag is the binary's digest, so a rebuilt binary is never taken for the one a node cached.
+# `tool-image.sh build` only builds the binary (tests/run starts it early, in the background).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
 cd "$rig_root"
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$rig_root/target/static" \
   cargo build --locked --quiet --target x86_64-unknown-linux-gnu --bin argocd-mtls-verify >&2
+[ "${1:-}" = build ] && exit 0
 binary="$rig_root/target/static/x86_64-unknown-linux-gnu/debug/argocd-mtls-verify"
 if readelf -d "$binary" | grep -q NEEDED; then
   echo "tool-image: $binary is not static" >&2
