@@ -1802,11 +1802,19 @@ struct GitDaemon {
 }
 
 impl GitDaemon {
-    /// Serves `base/NAME` as `git://<bridge>/NAME`.
+    /// Serves `base/NAME` as `git://<bridge>/NAME`. `git-daemon` itself is started (from git's
+    /// exec path): `git daemon` would run it as a child of its own, which killing `git` leaves
+    /// behind, holding the port.
     fn start(base: &Path, name: &str) -> GitDaemon {
-        let child = Command::new("git")
+        assert!(
+            std::net::TcpStream::connect("10.88.0.1:9418").is_err(),
+            "something already listens on 10.88.0.1:9418 (a git daemon left behind?)"
+        );
+        let exec_path = Command::new("git").arg("--exec-path").output().unwrap();
+        let daemon =
+            Path::new(String::from_utf8(exec_path.stdout).unwrap().trim()).join("git-daemon");
+        let child = Command::new(daemon)
             .args([
-                "daemon",
                 "--reuseaddr",
                 "--export-all",
                 "--listen=10.88.0.1",
