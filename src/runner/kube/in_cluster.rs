@@ -310,17 +310,12 @@ impl KubeRun {
             let judged = attempts
                 .into_iter()
                 .map(|a| {
-                    let target = if a.target.starts_with("service/") {
-                        first
-                    } else {
-                        pods.iter().find(|p| {
-                            Some(a.target.as_str())
-                                == p.metadata
-                                    .name
-                                    .as_deref()
-                                    .map(|n| format!("pod/{n}"))
-                                    .as_deref()
-                        })
+                    // A Service routes to the repo-server's pods: its first stands for them.
+                    let target = match a.target.strip_prefix("pod/") {
+                        Some(name) => pods
+                            .iter()
+                            .find(|p| p.metadata.name.as_deref() == Some(name)),
+                        None => first,
                     };
                     let admission = match (&policies, target) {
                         (Ok(policies), Some(pod)) => Some(admission_to(policies, pod, ns, &labels)),
