@@ -90,9 +90,9 @@ impl From<KeyTypeArg> for KeyType {
 
 /// Proves that an Argo CD 3.5+ repo-server enforces mutual TLS, and writes a compliance report.
 ///
-/// Exit status: 0 every required check passed; 1 at least one check failed (or, for
-/// `pki inspect`, a bundle check failed); 2 no verdict could be reached (bad input, setup failure,
-/// inconclusive results).
+/// Exit status: 0 every required check passed; 1 at least one check failed; 2 no verdict could be
+/// reached (bad input, setup failure, inconclusive results; for `pki inspect`, a bundle whose key
+/// or chain does not match, which `run` refuses as unusable input too).
 #[derive(Debug, Parser)]
 #[command(name = "argocd-mtls-verify", version, propagate_version = true)]
 pub struct Cli {
@@ -470,7 +470,7 @@ pub enum PkiCommand {
     /// For each FILE: subject, issuer, serial, SHA-256 fingerprint, validity and days left, key,
     /// signature algorithm, basic constraints, key usage, extended key usage and SANs. For a bundle
     /// directory also: whether each leaf chains to ca.crt and whether each key matches its
-    /// certificate (exit 1 if not).
+    /// certificate (exit 2 if not: such a bundle is unusable input, as `run` says too).
     Inspect(InspectArgs),
 }
 

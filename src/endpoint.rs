@@ -121,7 +121,7 @@ impl LogSource {
     /// All lines.
     pub async fn read(&self) -> Result<Vec<String>, LogReadError> {
         match self {
-            LogSource::File(path) => std::fs::read_to_string(path)
+            LogSource::File(path) => crate::fsio::read_regular_text(path)
                 .map(|t| t.lines().map(str::to_owned).collect())
                 .map_err(|source| LogReadError::File {
                     path: path.clone(),

@@ -75,7 +75,16 @@ fn init_logging(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(colour(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .init();
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set to anything (no-color.org).
+fn colour(terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
@@ -138,6 +147,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    /// Colour on a terminal only, and never with NO_COLOR set to something.
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(super::colour(true, None));
+        assert!(super::colour(true, Some(OsStr::new(""))));
+        assert!(!super::colour(true, Some(OsStr::new("1"))));
+        assert!(!super::colour(false, None));
+    }
+
     /// A cause the message already quotes is said once; one it does not is appended.
     #[test]
     fn error_text_says_each_cause_once() {

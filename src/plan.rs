@@ -498,7 +498,7 @@ async fn plan_kube(
                 .kind_config
                 .as_ref()
                 .map(|path| {
-                    std::fs::read_to_string(path)
+                    argocd_mtls_verify::fsio::read_regular_text(path)
                         .map(|text| (text, path.clone()))
                         .with_context(|| format!("--kind-config {}", path.display()))
                 })

@@ -355,7 +355,7 @@ impl Suite {
         }
         let path = Path::new(name_or_path);
         if path.extension().is_some_and(|e| e == "toml") {
-            let text = std::fs::read_to_string(path).map_err(|source| SuiteError::Io {
+            let text = crate::fsio::read_regular_text(path).map_err(|source| SuiteError::Io {
                 path: name_or_path.to_owned(),
                 source,
             })?;

@@ -267,6 +267,25 @@ fn help_lists_every_subcommand() {
     let out = run(&["pki", "--help"]);
     let said = text(&out);
     assert!(said.contains("init") && said.contains("inspect"), "{said}");
+    // The help says the exit codes the behaviour has (an inconsistent bundle: 2, as in README).
+    let top = text(&run(&["--help"]));
+    let inspect = text(&run(&["pki", "inspect", "--help"]));
+    for (what, said) in [("--help", &top), ("pki inspect --help", &inspect)] {
+        let flat = said.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            !flat.contains("exit 1 if not")
+                && !flat.contains("or, for `pki inspect`, a bundle check failed"),
+            "{what} says a bundle check exits 1:\n{said}"
+        );
+    }
+    assert!(
+        inspect
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .contains("exit 2 if not"),
+        "{inspect}"
+    );
 }
 
 /// Issue 16.8: `pki init --force` swaps a complete new bundle in for the old one in one step.
@@ -414,4 +433,90 @@ fn leaves_never_outlive_their_ca() {
         "{}",
         text(&inspect)
     );
+}
+
+/// A FIFO, a directory or a device where a certificate or key belongs is refused at once, naming
+/// the file and what it is: `pki inspect` of a FIFO, a bundle whose `client.key` is a FIFO given
+/// to `run --pki`, and `/dev/zero` as `--ca-cert` never wait for a writer or an end.
+#[test]
+fn special_files_as_certificates_or_keys_are_refused_at_once() {
+    let tmp = common::tempdir();
+    let d = tmp.path();
+    init(&d.join("good"));
+    let fifo = |path: &Path| {
+        let out = std::process::Command::new("mkfifo")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mkfifo: {}", text(&out));
+    };
+    fifo(&d.join("pipe.crt"));
+    let bundle = d.join("bundle");
+    std::fs::create_dir(&bundle).unwrap();
+    for f in ["ca.crt", "client.crt"] {
+        std::fs::copy(d.join("good").join(f), bundle.join(f)).unwrap();
+    }
+    fifo(&bundle.join("client.key"));
+    let cases: [(Vec<String>, String, &str); 3] = [
+        (
+            vec![
+                "pki".into(),
+                "inspect".into(),
+                d.join("pipe.crt").display().to_string(),
+            ],
+            d.join("pipe.crt").display().to_string(),
+            "a FIFO",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--addr".into(),
+                "127.0.0.1:1".into(),
+                "--pki".into(),
+                bundle.display().to_string(),
+            ],
+            bundle.join("client.key").display().to_string(),
+            "a FIFO",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--addr".into(),
+                "127.0.0.1:1".into(),
+                "--ca-cert".into(),
+                "/dev/zero".into(),
+                "--client-cert".into(),
+                d.join("good/client.crt").display().to_string(),
+                "--client-key".into(),
+                d.join("good/client.key").display().to_string(),
+            ],
+            "/dev/zero".into(),
+            "a device",
+        ),
+    ];
+    for (args, file, what) in cases {
+        let mut child = std::process::Command::new(bin())
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a reader stuck on the FIFO is killed and the case fails.
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 30 {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if child.try_wait().unwrap().is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{args:?} still waiting after 30 s");
+        }
+        let out = child.wait_with_output().unwrap();
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains(&file) && said.contains(what),
+            "{args:?}: {said}"
+        );
+    }
 }

@@ -750,6 +750,79 @@ fn wait_until_it_catches_sigterm(pid: u32) {
     }
 }
 
+/// Log lines written to a pipe carry no colour codes (the libraries' and ours alike): `demo` with
+/// `RUST_LOG=debug` logs rustls's, h2's and our debug lines to a piped stderr.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.args(["demo", "--format", "json"])
+        .env("RUST_LOG", "debug");
+    let run = common::run_with_reports(cmd);
+    run.assert_exit(0);
+    assert!(run.said.contains("DEBUG"), "{}", run.said);
+    assert!(!run.said.contains('\u{1b}'), "{}", run.said);
+}
+
+/// `diff` and `aggregate` read only the report schemas this build knows: a demo report relabelled
+/// schema version 2 (re-signed, so it is not merely a tampered file) is refused with exit 2,
+/// naming the file and both versions, never compared or counted as if it were version 1.
+#[test]
+fn diff_and_aggregate_refuse_a_report_schema_they_do_not_read() {
+    use sha2::Digest;
+    let run = common::run_cli(&["demo", "--format", "json"]);
+    run.assert_exit(0);
+    let own = common::report_dir(&run).join("report.json");
+    let other = common::tempdir();
+    let newer = other.path().join("v2/report.json");
+    std::fs::create_dir_all(newer.parent().unwrap()).unwrap();
+    let mut doc = run.report.clone();
+    doc["schema_version"] = "2".into();
+    let json = serde_json::to_vec(&doc).unwrap();
+    std::fs::write(&newer, &json).unwrap();
+    std::fs::write(
+        newer.with_file_name("report.json.sha256"),
+        format!(
+            "{}  report.json\n",
+            hex::encode(sha2::Sha256::digest(&json))
+        ),
+    )
+    .unwrap();
+    let cli = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["diff".as_ref(), own.as_os_str(), newer.as_os_str()]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&newer.display().to_string())
+            && text.contains("schema_version is \"2\"")
+            && text.contains("reads schema version 1"),
+        "{text}"
+    );
+    let fleet = common::tempdir();
+    let out = cli(&[
+        "aggregate".as_ref(),
+        other.path().as_os_str(),
+        "--out".as_ref(),
+        fleet.path().as_os_str(),
+    ]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&newer.display().to_string()) && text.contains("schema_version is \"2\""),
+        "{text}"
+    );
+    // The same file at the version this build writes is compared: nothing changed.
+    let mut same = doc;
+    same["schema_version"] = argocd_mtls_verify::report::SCHEMA_VERSION.into();
+    std::fs::write(&newer, serde_json::to_vec(&same).unwrap()).unwrap();
+    let out = cli(&["diff".as_ref(), own.as_os_str(), newer.as_os_str()]);
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+}
+
 /// `aggregate`: the fleet folder is written with its three files, the exit code follows the worst
 /// cluster (1: one failed), and a folder without reports is exit 2 with the reason.
 #[test]

@@ -119,12 +119,8 @@ async fn each_wrong_server_fails_exactly_its_checks() {
             trust_health_cert: true,
             fails: {
                 let mut f: Vec<String> = both(&["handshake/valid-client-cert"]);
-                f.extend([
-                    "transport/plaintext-h2c".into(),
-                    "grpc/health".into(),
-                    "log/mtls-enabled".into(),
-                    "log/health-cert-generated".into(),
-                ]);
+                // Its log is empty: no evidence either way, so the log checks have no verdict.
+                f.extend(["transport/plaintext-h2c".into(), "grpc/health".into()]);
                 f
             },
             exit: 1,
@@ -348,6 +344,24 @@ async fn log_formats_and_unhealthy_health_port() {
                 ),
                 ("probe/readiness", Verdict::Skip, "--health-url"),
                 ("probe/liveness-full", Verdict::Skip, "--health-url"),
+            ],
+        ),
+        // An empty capture is no evidence: no verdict, never the FAIL of a silent server.
+        (
+            vec![],
+            None,
+            vec![
+                ("log/mtls-enabled", Verdict::Error, "test log is empty"),
+                (
+                    "log/health-cert-generated",
+                    Verdict::Error,
+                    "test log is empty",
+                ),
+                (
+                    "log/rejections-logged",
+                    Verdict::Error,
+                    "no evidence either way",
+                ),
             ],
         ),
     ];

@@ -3,11 +3,14 @@
 //! Argo CD's Go module) from the UNMODIFIED pinned install.yaml, all brought up by
 //! `tests/rig/node/up.sh` (the README's test command does it). No mock anywhere in this file.
 //!
-//! Each scenario of the node rig is one test. They share the node and the `argocd` namespace, so
-//! they run one at a time (a lock) and each sets up the state it needs from scratch.
+//! Each scenario of the node rig is one test. The node holds two Argo CDs at once, each in a
+//! namespace of its own (a `Lane`: the unmodified install.yaml in `argocd`, the unmodified
+//! namespace-install.yaml in `argocd-ns`), so two scenarios run side by side; within a lane they
+//! take turns (a lock), and each sets up the state it needs from scratch. The one scenario that
+//! deletes what both share (s8: the CRDs) takes the whole node.
 //!
-//! Over 500 lines on purpose: the scenarios share one node, one lock and one set of helpers
-//! (install, verify, read the report); one file keeps them serial and their setup visible.
+//! Over 500 lines on purpose: the scenarios share one node, its lanes and one set of helpers
+//! (install, verify, read the report); one file keeps their turns and their setup visible.
 
 mod common;
 
@@ -16,9 +19,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use common::{OPEN_SERVER_FAILS, Run, pki_init, pki_init_with, run_from_output, tempdir, verdicts};
+use common::{OPEN_SERVER_FAILS, Run, pki_init_with, run_from_output, tempdir, verdicts};
 
-const NS: &str = "argocd";
 const REPO_SERVER: &str = "app.kubernetes.io/name=argocd-repo-server";
 /// Every workload of the pinned install that mounts argocd-repo-server-mtls.
 const MOUNTING: [&str; 5] = [
@@ -29,23 +31,97 @@ const MOUNTING: [&str; 5] = [
     "statefulset/argocd-application-controller",
 ];
 
-static NODE: Mutex<()> = Mutex::new(());
+/// Where a scenario's Argo CD lives. The node holds two at once, each in a namespace of its own,
+/// so two scenarios run side by side (`tests/run` gives the harness the threads); within a lane
+/// they take turns, and each sets up the state it needs from scratch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    /// Namespace `argocd`, the unmodified install.yaml with its cluster-scoped RBAC: the product's
+    /// own `--install`, an Application really reconciled, the layouts rewritten from install.yaml
+    /// (Helm's names in `gitops`, the controller as a Deployment), the in-cluster probe and the
+    /// fleet example.
+    Cluster,
+    /// Namespace `argocd-ns`, the unmodified namespace-install.yaml (Argo CD without any
+    /// cluster-scoped object; the CRDs come from install.yaml): the scenarios about the
+    /// repo-server and its clients inside one namespace.
+    Namespaced,
+}
 
-/// The running node, and the right to change it until dropped.
+impl Lane {
+    fn namespace(self) -> &'static str {
+        match self {
+            Lane::Cluster => "argocd",
+            Lane::Namespaced => "argocd-ns",
+        }
+    }
+
+    fn lock(self) -> &'static Mutex<()> {
+        static CLUSTER: Mutex<()> = Mutex::new(());
+        static NAMESPACED: Mutex<()> = Mutex::new(());
+        match self {
+            Lane::Cluster => &CLUSTER,
+            Lane::Namespaced => &NAMESPACED,
+        }
+    }
+
+    fn turn(self) -> MutexGuard<'static, ()> {
+        self.lock().lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The lane's turn if nobody has it now.
+    fn free_turn(self) -> Option<MutexGuard<'static, ()>> {
+        match self.lock().try_lock() {
+            Ok(turn) => Some(turn),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+}
+
+/// The running node, and the right to change a lane of it (or all of it) until dropped.
 struct Node {
-    _turn: MutexGuard<'static, ()>,
+    _turns: Vec<MutexGuard<'static, ()>>,
+    lane: Lane,
+    /// The lane's namespace.
+    ns: &'static str,
     kubeconfig: PathBuf,
     kubectl: PathBuf,
     audit_log: PathBuf,
     _clock: common::ScenarioClock,
 }
 
-fn node() -> Node {
-    let turn = NODE.lock().unwrap_or_else(|e| e.into_inner());
+/// The node, for a scenario of `lane`.
+fn node(lane: Lane) -> Node {
+    on_node(lane, vec![lane.turn()])
+}
+
+/// The whole node, every lane idle and emptied: for a scenario that changes what every lane
+/// shares (the CRDs, the cluster-scoped RBAC). Both turns are taken only when both are free, so
+/// no lane idles while the other finishes its queue (bounded: 60 min).
+fn whole_node() -> Node {
+    let mut turns = Vec::new();
+    for _ in 0..3600 {
+        if let Some(cluster) = Lane::Cluster.free_turn()
+            && let Some(namespaced) = Lane::Namespaced.free_turn()
+        {
+            turns = vec![cluster, namespaced];
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(turns.len(), 2, "both lanes still busy after 60 min");
+    let node = on_node(Lane::Cluster, turns);
+    node.reset_namespace(Lane::Namespaced.namespace());
+    node
+}
+
+fn on_node(lane: Lane, turns: Vec<MutexGuard<'static, ()>>) -> Node {
     let out = common::rig::root().join("target/rig/node");
     let node = Node {
         _clock: common::ScenarioClock(std::time::Instant::now()),
-        _turn: turn,
+        _turns: turns,
+        lane,
+        ns: lane.namespace(),
         kubeconfig: out.join("state/kubeconfig"),
         kubectl: out.join("bin/kubectl"),
         audit_log: out.join("state/log/audit.log"),
@@ -100,7 +176,7 @@ impl Node {
     }
 
     fn apply(&self, yaml: &str) {
-        self.kubectl_with_stdin(&["apply", "-n", NS, "-f", "-"], yaml);
+        self.kubectl_with_stdin(&["apply", "-n", self.ns, "-f", "-"], yaml);
     }
 
     /// `kubectl ARGS...` with `input` on its standard input; it must succeed.
@@ -132,10 +208,14 @@ impl Node {
     /// No Argo CD: the namespace and everything in it deleted (cluster-scoped objects stay; the
     /// next install applies them again).
     fn reset(&self) {
+        self.reset_namespace(self.ns);
+    }
+
+    fn reset_namespace(&self, ns: &str) {
         self.k(&[
             "delete",
             "namespace",
-            NS,
+            ns,
             "--ignore-not-found",
             "--wait",
             "--timeout=300s",
@@ -145,24 +225,96 @@ impl Node {
     /// The pinned manifest applied as an operator would, no mTLS Secret; waits for the workloads
     /// that matter (Dex has no image on the node and is never waited for).
     fn install_without_mtls(&self) {
+        self.install_pinned(None);
+    }
+
+    /// The pinned manifest applied into a fresh namespace where the bundle's Secrets (if any) are
+    /// already, so every workload starts with them; the workloads that matter waited for.
+    fn install_pinned(&self, secrets: Option<&Path>) {
         self.reset();
-        self.k(&["create", "namespace", NS]);
-        let manifest = common::pinned_manifest();
+        self.k(&["create", "namespace", self.ns]);
+        if let Some(pki) = secrets {
+            self.apply_bundle_secrets(pki);
+        }
+        let install = common::pinned_manifest();
+        let manifest = match self.lane {
+            Lane::Cluster => install,
+            Lane::Namespaced => {
+                // namespace-install.yaml leaves the CRDs to the cluster's admin: install.yaml's.
+                let text = std::fs::read_to_string(&install).unwrap();
+                let crds: Vec<&str> = text
+                    .split("\n---\n")
+                    .filter(|doc| doc.contains("\nkind: CustomResourceDefinition\n"))
+                    .collect();
+                assert_eq!(crds.len(), 3, "install.yaml's three CRDs");
+                self.kubectl_with_stdin(
+                    &["apply", "--server-side", "--force-conflicts", "-f", "-"],
+                    &crds.join("\n---\n"),
+                );
+                self.wait_crds_established();
+                let namespaced = install.with_file_name("namespace-install.yaml");
+                let digest = argocd_mtls_verify::kubernetes::versions::sha256_hex(
+                    &std::fs::read(&namespaced).unwrap(),
+                );
+                let pinned = argocd_mtls_verify::kubernetes::versions::pinned_by_digest(&digest);
+                assert_eq!(
+                    pinned.map(|m| (m.version, m.file)),
+                    Some(("v3.5.1".into(), "manifests/namespace-install.yaml".into())),
+                    "{} is the pinned v3.5.1 namespace-install.yaml",
+                    namespaced.display()
+                );
+                namespaced
+            }
+        };
         self.k(&[
             "apply",
             "--server-side",
             "--force-conflicts",
             "-n",
-            NS,
+            self.ns,
             "-f",
             manifest.to_str().unwrap(),
         ]);
         self.wait_rollouts();
     }
 
+    /// Argo CD's three CRDs report Established. Polled (bounded, 60 s): `kubectl wait` fails at
+    /// once on a CRD so new that it has no conditions yet, as one is right after s8 deleted them.
+    fn wait_crds_established(&self) {
+        let mut seen = String::new();
+        for _ in 0..120 {
+            seen = ["applications", "applicationsets", "appprojects"]
+                .iter()
+                .map(|crd| {
+                    let out = self.kubectl(&[
+                        "get",
+                        &format!("crd/{crd}.argoproj.io"),
+                        "-o",
+                        "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
+                    ]);
+                    format!("{crd}={}", String::from_utf8_lossy(&out.stdout).trim())
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            if seen.split(' ').all(|c| c.ends_with("=True")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("Argo CD's CRDs not Established after 60 s: {seen}");
+    }
+
+    /// `pki init --namespace <the lane's> ARGS`: a bundle whose Secrets and server names are this
+    /// lane's.
+    fn pki(&self, args: &[&str]) -> tempfile::TempDir {
+        let mut all = vec!["--namespace", self.ns];
+        all.extend_from_slice(args);
+        pki_init_with(&all)
+    }
+
     fn wait_rollouts(&self) {
         for w in MOUNTING {
-            self.k(&["rollout", "status", "-n", NS, w, "--timeout=300s"]);
+            self.k(&["rollout", "status", "-n", self.ns, w, "--timeout=300s"]);
         }
     }
 
@@ -172,14 +324,14 @@ impl Node {
             "rollout",
             "restart",
             "-n",
-            NS,
+            self.ns,
             "deployment/argocd-repo-server",
         ]);
         self.k(&[
             "rollout",
             "status",
             "-n",
-            NS,
+            self.ns,
             "deployment/argocd-repo-server",
             "--timeout=300s",
         ]);
@@ -188,7 +340,7 @@ impl Node {
 
     fn restart_all(&self) {
         for w in MOUNTING {
-            self.k(&["rollout", "restart", "-n", NS, w]);
+            self.k(&["rollout", "restart", "-n", self.ns, w]);
         }
         self.wait_rollouts();
         self.wait_no_terminating();
@@ -201,7 +353,7 @@ impl Node {
                 "get",
                 "pods",
                 "-n",
-                NS,
+                self.ns,
                 "-o",
                 "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{\"\\n\"}{end}",
             ]);
@@ -264,7 +416,7 @@ impl Node {
             "secret",
             secret,
             "-n",
-            NS,
+            self.ns,
             "--type",
             "merge",
             "-p",
@@ -284,12 +436,12 @@ impl Node {
         );
     }
 
-    /// The install with the bundle's two Secrets (as `pki init` wrote them) and every mounting
-    /// workload restarted: mTLS on, set up by hand as an operator would.
+    /// The install with the bundle's two Secrets (as `pki init` wrote them) created before the
+    /// manifest is applied: mTLS on from every workload's first start, set up by hand as an
+    /// operator would (one rollout, not an install and then a restart of everything; the
+    /// scenarios that need a restart after the Secret, s1, s2 and s3, make it themselves).
     fn install_with_mtls(&self, pki: &Path) {
-        self.install_without_mtls();
-        self.apply_bundle_secrets(pki);
-        self.restart_all();
+        self.install_pinned(Some(pki));
     }
 
     fn apply_bundle_secrets(&self, pki: &Path) {
@@ -309,6 +461,13 @@ impl Node {
     fn product_as(&self, kubeconfig: &Path, args: &[&str]) -> Run {
         let mut cmd = Command::new(common::bin());
         cmd.args(args).env("KUBECONFIG", kubeconfig);
+        // The default namespace (argocd) is the Cluster lane's: the other lane says its own.
+        if self.lane != Lane::Cluster
+            && args.first() == Some(&"run")
+            && !args.contains(&"--namespace")
+        {
+            cmd.args(["--namespace", self.ns]);
+        }
         common::run_with_reports(cmd)
     }
 
@@ -321,14 +480,31 @@ impl Node {
         self.repo_server_pods_with("")
     }
 
-    /// One line per repo-server pod: its name, then `fields` (a jsonpath fragment).
+    /// One line per repo-server pod: its name, then `fields` (a jsonpath fragment), once no
+    /// repo-server pod is terminating (see `settled_pods`).
     fn repo_server_pods_with(&self, fields: &str) -> Vec<String> {
-        let jsonpath =
-            format!("jsonpath={{range .items[*]}}{{.metadata.name}}{fields}{{\"\\n\"}}{{end}}");
-        self.k(&["get", "pods", "-n", NS, "-l", REPO_SERVER, "-o", &jsonpath])
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        self.settled_pods(self.ns, REPO_SERVER, fields)
+    }
+
+    /// The pods matching `selector` in `ns`, one line each (its name, then `fields`), read when
+    /// none of them is terminating: a rollout's old pod lingers after the rollout completes, and
+    /// a count taken then sees it. Waits (bounded, 60 s) for that condition, never for a count.
+    fn settled_pods(&self, ns: &str, selector: &str, fields: &str) -> Vec<String> {
+        let jsonpath = format!(
+            "jsonpath={{range .items[*]}}{{.metadata.deletionTimestamp}}|{{.metadata.name}}{fields}{{\"\\n\"}}{{end}}"
+        );
+        let mut listed = String::new();
+        for _ in 0..120 {
+            listed = self.k(&["get", "pods", "-n", ns, "-l", selector, "-o", &jsonpath]);
+            if listed.lines().all(|l| l.starts_with('|')) {
+                return listed
+                    .lines()
+                    .map(|l| l.trim_start_matches('|').to_owned())
+                    .collect();
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        panic!("pods `{selector}` in {ns} still terminating after 60 s:\n{listed}");
     }
 }
 
@@ -350,9 +526,9 @@ fn reason_on(run: &Run, id: &str, endpoint: &str) -> String {
 /// exit 0 with before and after in one report.
 #[test]
 fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
-    let node = node();
+    let node = node(Lane::Cluster);
     node.reset();
-    let pki = pki_init("default");
+    let pki = node.pki(&[]);
     let manifest = common::pinned_manifest();
     let run = node.product(&[
         "run",
@@ -408,7 +584,7 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
     ] {
         assert_eq!(
             verdicts(&run, id),
-            vec![(format!("namespace/{NS}"), "pass".into())],
+            vec![(format!("namespace/{}", node.ns), "pass".into())],
             "{id}"
         );
     }
@@ -450,8 +626,8 @@ fn s1_install_baseline_provision_verify_passes_with_before_and_after() {
 /// silently open. Exit 1, the audit names the key, the probes show the no-certificate client in.
 #[test]
 fn s2_misnamed_client_ca_key_leaves_the_server_open() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_without_mtls();
     let dir = pki.path();
     let file = |name: &str| dir.join(name).to_str().unwrap().to_owned();
@@ -462,7 +638,7 @@ fn s2_misnamed_client_ca_key_leaves_the_server_open() {
         "generic",
         "argocd-repo-server-mtls",
         "-n",
-        NS,
+        node.ns,
         &format!("--from-file=ca.crt={}", file("ca.crt")),
         &format!("--from-file=client.crt={}", file("client.crt")),
         &format!("--from-file=client.key={}", file("client.key")),
@@ -488,8 +664,8 @@ fn s2_misnamed_client_ca_key_leaves_the_server_open() {
 /// and the report says a restart is needed, and of which workloads.
 #[test]
 fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_without_mtls();
     // Before the Secret, and with no --pki: nothing to present as the valid client, yet the open
     // server is caught (a stand-in identity probes; the valid-client case is not judged).
@@ -509,7 +685,7 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
     for id in OPEN_SERVER_FAILS {
         assert_eq!(run.verdict(id), "fail", "{id}");
     }
-    let scope = format!("namespace/{NS}");
+    let scope = format!("namespace/{}", node.ns);
     // Judged per replica, from what each announces.
     let pods = node.repo_server_pods();
     assert_eq!(
@@ -526,7 +702,10 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
     assert!(
         repo.contains("RESTART NEEDED")
             && repo.contains("asks for no client certificate")
-            && repo.contains("kubectl -n argocd rollout restart deployment/argocd-repo-server"),
+            && repo.contains(&format!(
+                "kubectl -n {} rollout restart deployment/argocd-repo-server",
+                node.ns
+            )),
         "{repo}"
     );
     let controller = reason_on(
@@ -549,13 +728,14 @@ fn s3_secret_without_restart_is_still_open_and_names_the_workloads_to_restart() 
 /// is no replica: it is not judged at all.
 #[test]
 fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
     let good = node.repo_server_pods();
     assert_eq!(good.len(), 1, "{good:?}");
     let template: serde_json::Value =
-        serde_json::from_str(&node.k(&["get", "pod", "-n", NS, &good[0], "-o", "json"])).unwrap();
+        serde_json::from_str(&node.k(&["get", "pod", "-n", node.ns, &good[0], "-o", "json"]))
+            .unwrap();
     // The running pod as a bare pod with the same labels, but no ReplicaSet would adopt it.
     let bare = |name: &str| {
         let mut pod = template.clone();
@@ -563,7 +743,8 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
         // and the harness select by app.kubernetes.io/name, which it keeps.
         let mut labels = pod["metadata"]["labels"].clone();
         labels.as_object_mut().unwrap().remove("pod-template-hash");
-        pod["metadata"] = serde_json::json!({ "name": name, "namespace": NS, "labels": labels });
+        pod["metadata"] =
+            serde_json::json!({ "name": name, "namespace": node.ns, "labels": labels });
         pod.as_object_mut().unwrap().remove("status");
         pod
     };
@@ -574,12 +755,12 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
     node.k(&[
         "wait",
         "-n",
-        NS,
+        node.ns,
         "--for=condition=Ready",
         &format!("pod/{terminating}"),
         "--timeout=180s",
     ]);
-    node.k(&["delete", "pod", "-n", NS, terminating, "--wait=false"]);
+    node.k(&["delete", "pod", "-n", node.ns, terminating, "--wait=false"]);
     // The leftover: minus the mTLS Secret volume, so it has no client CA.
     let mut pod = bare("argocd-repo-server-leftover");
     let leftover = "argocd-repo-server-leftover";
@@ -605,18 +786,18 @@ fn s5_a_leftover_pod_without_the_client_ca_fails_alone_by_name() {
     node.k(&[
         "wait",
         "-n",
-        NS,
+        node.ns,
         "--for=condition=Ready",
         &format!("pod/{leftover}"),
         "--timeout=180s",
     ]);
     let run = node.verify(pki.path());
-    node.k(&["delete", "pod", "-n", NS, leftover, "--wait=false"]);
+    node.k(&["delete", "pod", "-n", node.ns, leftover, "--wait=false"]);
     node.k(&[
         "patch",
         "pod",
         "-n",
-        NS,
+        node.ns,
         terminating,
         "--type",
         "merge",
@@ -676,27 +857,29 @@ fn readme_role() -> String {
 /// else is judged, and the API server's audit log shows no write request from that identity.
 #[test]
 fn s6_read_only_without_secret_access_writes_nothing() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
+    // The README's Role names namespace argocd: an operator of another namespace edits that.
     let role: String = readme_role()
+        .replace("namespace: argocd }", &format!("namespace: {} }}", node.ns))
         .lines()
         .filter(|l| !l.contains("resources: [secrets]"))
         .collect::<Vec<_>>()
         .join("\n");
     assert!(role.contains("pods/portforward"), "{role}");
     node.apply(&role);
-    node.k(&["create", "serviceaccount", "-n", NS, "auditor"]);
+    node.k(&["create", "serviceaccount", "-n", node.ns, "auditor"]);
     node.k(&[
         "create",
         "rolebinding",
         "-n",
-        NS,
+        node.ns,
         "auditor",
         "--role=argocd-mtls-verify-readonly",
-        "--serviceaccount=argocd:auditor",
+        &format!("--serviceaccount={}:auditor", node.ns),
     ]);
-    let token = node.k(&["create", "token", "-n", NS, "auditor", "--duration=1h"]);
+    let token = node.k(&["create", "token", "-n", node.ns, "auditor", "--duration=1h"]);
     let server = node.k(&[
         "config",
         "view",
@@ -715,8 +898,9 @@ fn s6_read_only_without_secret_access_writes_nothing() {
         &kubeconfig,
         format!(
             "apiVersion: v1\nkind: Config\nclusters:\n- name: rig\n  cluster: {{server: \"{server}\", certificate-authority: \"{ca}\"}}\n\
-             users:\n- name: auditor\n  user: {{token: \"{}\"}}\ncontexts:\n- name: rig\n  context: {{cluster: rig, user: auditor, namespace: {NS}}}\ncurrent-context: rig\n",
-            token.trim()
+             users:\n- name: auditor\n  user: {{token: \"{}\"}}\ncontexts:\n- name: rig\n  context: {{cluster: rig, user: auditor, namespace: {}}}\ncurrent-context: rig\n",
+            token.trim(),
+            node.ns
         ),
     )
     .unwrap();
@@ -766,7 +950,7 @@ fn s6_read_only_without_secret_access_writes_nothing() {
 
     // The audit log, from where it stood before the run: this identity's requests.
     let log = std::fs::read(&node.audit_log).unwrap();
-    let who = format!("system:serviceaccount:{NS}:auditor");
+    let who = format!("system:serviceaccount:{}:auditor", node.ns);
     let mut reads = 0;
     let mut forwards = 0;
     let mut writes = Vec::new();
@@ -808,15 +992,15 @@ fn s6_read_only_without_secret_access_writes_nothing() {
 /// "not ready".
 #[test]
 fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
     node.k(&[
         "patch",
         "configmap",
         "argocd-cmd-params-cm",
         "-n",
-        NS,
+        node.ns,
         "--type",
         "merge",
         "-p",
@@ -827,7 +1011,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         "rollout",
         "restart",
         "-n",
-        NS,
+        node.ns,
         "deployment/argocd-repo-server",
     ]);
     // The new pod crashes at once; wait until the kubelet has restarted it at least once.
@@ -875,7 +1059,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         "deployment",
         "argocd-repo-server",
         "-n",
-        NS,
+        node.ns,
         "--type",
         "json",
         "-p",
@@ -885,7 +1069,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
         "rollout",
         "status",
         "-n",
-        NS,
+        node.ns,
         "deployment/argocd-repo-server",
         "--timeout=180s",
     ]);
@@ -908,7 +1092,7 @@ fn s7_disable_tls_crash_loop_is_reported_with_its_cause_and_fix() {
 #[test]
 fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
     use std::io::{BufRead, BufReader};
-    let node = node();
+    let node = whole_node();
     let manifest = common::pinned_manifest();
     let manifest = manifest.to_str().unwrap();
     // Nothing of Argo CD on the node: every object the run applies is one it creates.
@@ -916,14 +1100,14 @@ fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
     node.k(&[
         "delete",
         "-n",
-        NS,
+        node.ns,
         "-f",
         manifest,
         "--ignore-not-found",
         "--wait",
         "--timeout=120s",
     ]);
-    let pki = pki_init("default");
+    let pki = node.pki(&[]);
     let reports = tempdir();
     let mut child = Command::new(common::bin())
         .args([
@@ -993,7 +1177,7 @@ fn s8_ctrl_c_mid_install_cleans_up_and_reports_incomplete() {
     node.k(&[
         "wait",
         "--for=delete",
-        &format!("namespace/{NS}"),
+        &format!("namespace/{}", node.ns),
         "--timeout=300s",
     ]);
     for object in [
@@ -1030,7 +1214,7 @@ impl Node {
                 "get",
                 "application",
                 "-n",
-                NS,
+                self.ns,
                 "mtls-dial",
                 "-o",
                 "jsonpath={.status.reconciledAt} {.status.conditions[*].message}",
@@ -1049,15 +1233,15 @@ impl Node {
 /// certificate from another CA its call is refused, and the harness names that component.
 #[test]
 fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Cluster);
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
     node.apply(DIAL_APPLICATION);
     let status = node.reconciled();
     assert!(!status.contains("Unavailable"), "{status}");
     let run = node.verify(pki.path());
     run.assert_exit(0);
-    let scope = format!("namespace/{NS}");
+    let scope = format!("namespace/{}", node.ns);
     for id in [
         "log/client-cert-loaded/argocd-application-controller",
         "log/client-handshake-errors/argocd-application-controller",
@@ -1071,24 +1255,31 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
     }
 
     // The components' pair replaced by one from another CA; the controller restarted with it.
-    let foreign = pki_init("default");
+    let foreign = node.pki(&[]);
     node.patch_secret_pair("argocd-repo-server-mtls", foreign.path());
     node.k(&[
         "rollout",
         "restart",
         "-n",
-        NS,
+        node.ns,
         "statefulset/argocd-application-controller",
     ]);
     node.k(&[
         "rollout",
         "status",
         "-n",
-        NS,
+        node.ns,
         "statefulset/argocd-application-controller",
         "--timeout=300s",
     ]);
-    node.k(&["delete", "application", "-n", NS, "mtls-dial", "--wait"]);
+    node.k(&[
+        "delete",
+        "application",
+        "-n",
+        node.ns,
+        "mtls-dial",
+        "--wait",
+    ]);
     node.apply(DIAL_APPLICATION);
     let status = node.reconciled();
     assert!(
@@ -1115,7 +1306,7 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
 /// reads the log of the right container and passes the mount audit, exit 0.
 #[test]
 fn s9_helm_names_in_another_namespace_are_found_by_role() {
-    let node = node();
+    let node = node(Lane::Cluster);
     let ns = "gitops";
     let pki = tempdir();
     let out = Command::new(common::bin())
@@ -1159,11 +1350,8 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
             "{role}"
         );
     }
-    let pods: Vec<String> = node
-        .k(&["get", "pods", "-n", ns, "-l", REPO_SERVER, "-o", "name"])
-        .lines()
-        .map(|l| l.trim_start_matches("pod/").to_owned())
-        .collect();
+    // The restart's old pod may still be terminating when the run ends: counted once it is gone.
+    let pods = node.settled_pods(ns, REPO_SERVER, "");
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(
         verdicts(&run, "log/rejections-logged"),
@@ -1199,14 +1387,14 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
 /// other clients pass. Exit 1.
 #[test]
 fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Cluster);
+    let pki = node.pki(&[]);
     let variant = common::pinned_manifest().parent().unwrap().join(
         "base/application-controller-deployment/argocd-application-controller-deployment.yaml",
     );
     node.install_yaml_in(
-        NS,
-        &relayout(&["controller-deployment", NS, variant.to_str().unwrap()]),
+        node.ns,
+        &relayout(&["controller-deployment", node.ns, variant.to_str().unwrap()]),
     );
     let run = node.product(&[
         "run",
@@ -1217,7 +1405,7 @@ fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
         "--provision",
     ]);
     run.assert_exit(1);
-    let scope = format!("namespace/{NS}");
+    let scope = format!("namespace/{}", node.ns);
     let id = "config/mount/argocd-application-controller";
     assert_eq!(verdicts(&run, id), vec![(scope.clone(), "fail".into())]);
     let why = reason_on(&run, id, &scope);
@@ -1244,8 +1432,8 @@ fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
 /// there no longer hides it).
 #[test]
 fn s11_option_b_per_component_secret_is_the_identity_judged() {
-    let node = node();
-    let pki = pki_init_with(&["--layout", "per-component"]);
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&["--layout", "per-component"]);
     node.install_with_mtls(pki.path());
     node.apply(
         &std::fs::read_to_string(pki.path().join("argocd-repo-server-mtls-server.yaml")).unwrap(),
@@ -1254,7 +1442,7 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
         "get",
         "deployment/argocd-server",
         "-n",
-        NS,
+        node.ns,
         "-o",
         "jsonpath={range .spec.template.spec.volumes[*]}{.name}{\"\\n\"}{end}",
     ]);
@@ -1266,7 +1454,7 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
         "patch",
         "deployment/argocd-server",
         "-n",
-        NS,
+        node.ns,
         "--type",
         "json",
         "-p",
@@ -1278,12 +1466,12 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
         "rollout",
         "status",
         "-n",
-        NS,
+        node.ns,
         "deployment/argocd-server",
         "--timeout=300s",
     ]);
     node.wait_no_terminating();
-    let scope = format!("namespace/{NS}");
+    let scope = format!("namespace/{}", node.ns);
     let run = node.verify(pki.path());
     let pair = reason_on(&run, "config/mtls-client-pair/argocd-server", &scope);
     assert!(
@@ -1297,7 +1485,7 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
         "{identities}"
     );
 
-    let foreign = pki_init("default");
+    let foreign = node.pki(&[]);
     node.patch_secret_pair("argocd-repo-server-mtls-server", foreign.path());
     let run = node.verify(pki.path());
     run.assert_exit(1);
@@ -1322,8 +1510,8 @@ fn s11_option_b_per_component_secret_is_the_identity_judged() {
 /// run logged, and what it means) and the Secret's own check fails on the same key. Exit 1.
 #[test]
 fn s12_a_garbled_client_ca_is_a_named_startup_failure() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let pki = node.pki(&[]);
     node.install_without_mtls();
     let dir = pki.path();
     node.apply(&std::fs::read_to_string(dir.join("argocd-repo-server-tls.yaml")).unwrap());
@@ -1337,7 +1525,7 @@ fn s12_a_garbled_client_ca_is_a_named_startup_failure() {
         "generic",
         "argocd-repo-server-mtls",
         "-n",
-        NS,
+        node.ns,
         &format!("--from-file=client-ca.crt={}", garbled.to_str().unwrap()),
         &format!("--from-file=client.crt={}", file("client.crt")),
         &format!("--from-file=client.key={}", file("client.key")),
@@ -1346,7 +1534,7 @@ fn s12_a_garbled_client_ca_is_a_named_startup_failure() {
         "rollout",
         "restart",
         "-n",
-        NS,
+        node.ns,
         "deployment/argocd-repo-server",
     ]);
     // The new pod crashes; wait until it has (its last state is a terminated run).
@@ -1448,16 +1636,16 @@ fn renew_leaf(ca: &Path, out: &Path) {
 /// are the measured error window, printed for the record.
 #[test]
 fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
-    let node = node();
-    let old = pki_init("default");
-    let new = pki_init("default");
+    let node = node(Lane::Namespaced);
+    let old = node.pki(&[]);
+    let new = node.pki(&[]);
     node.install_with_mtls(old.path());
     let ip = node.k(&[
         "get",
         "service",
         "argocd-repo-server",
         "-n",
-        NS,
+        node.ns,
         "-o",
         "jsonpath={.spec.clusterIP}",
     ]);
@@ -1584,14 +1772,14 @@ fn s13_a_rotation_is_judged_state_by_state_with_its_error_window() {
 /// instead of waiting out its 10-minute limit; the report says which phase it stopped in.
 #[test]
 fn s14_an_unschedulable_repo_server_stops_the_rollout_wait_with_the_schedulers_reason() {
-    let node = node();
-    let pki = pki_init("default");
+    let node = node(Lane::Cluster);
+    let pki = node.pki(&[]);
     node.install_without_mtls();
     node.k(&[
         "patch",
         "deployment/argocd-repo-server",
         "-n",
-        NS,
+        node.ns,
         "--type",
         "merge",
         "-p",
@@ -1634,11 +1822,15 @@ fn s14_an_unschedulable_repo_server_stops_the_rollout_wait_with_the_schedulers_r
     node.reset();
 }
 
-/// The tool's own image, built by `tests/rig/node/tool-image.sh` (static binary, user 65532) and
-/// pushed into the rig's registry, which the node pulls ghcr.io through; its name.
+/// The tool's own image, built by `tests/rig/node/tool-image.sh` from the very binary these tests
+/// run (static: tests/run's one Rust build, tests/rust-build.sh; user 65532) and pushed into the
+/// rig's registry, which the node pulls ghcr.io through; its name.
 fn tool_image() -> String {
     let script = common::rig::root().join("tests/rig/node/tool-image.sh");
-    let out = Command::new(&script).output().expect("tool-image.sh runs");
+    let out = Command::new(&script)
+        .arg(common::bin())
+        .output()
+        .expect("tool-image.sh runs");
     assert!(
         out.status.success(),
         "{}: {}",
@@ -1676,7 +1868,7 @@ fn assert_no_probe_objects(node: &Node) {
             "get",
             "jobs,pods,secrets,serviceaccounts,roles,rolebindings",
             "-n",
-            NS,
+            node.ns,
             "-l",
             "argocd-mtls-verify.io/run",
             "-o",
@@ -1698,9 +1890,9 @@ fn assert_no_probe_objects(node: &Node) {
 /// (no client CA) the in-cluster path finds it open too (exit 1). Nothing is left behind.
 #[test]
 fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders() {
-    let node = node();
+    let node = node(Lane::Cluster);
     let image = tool_image();
-    let pki = pki_init("default");
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
     let pod = node.repo_server_pods()[0].clone();
     let in_cluster = |extra: &[&str]| {
@@ -1765,7 +1957,7 @@ fn s15_the_in_cluster_probe_judges_as_the_outside_does_and_shows_the_intruders()
     assert_no_probe_objects(&node);
 
     // The open installation: no client CA, every replica restarted; open from inside too.
-    node.k(&["delete", "secret", "-n", NS, "argocd-repo-server-mtls"]);
+    node.k(&["delete", "secret", "-n", node.ns, "argocd-repo-server-mtls"]);
     node.restart_all();
     let pod = node.repo_server_pods()[0].clone();
     let run = in_cluster(&[]);
@@ -1826,10 +2018,14 @@ impl GitDaemon {
             .stderr(Stdio::null())
             .spawn()
             .expect("git daemon");
-        let url = format!("git://10.88.0.1/{name}");
+        // Owned at once: a daemon that never listens is stopped (by Drop) when the test fails.
+        let daemon = GitDaemon {
+            child,
+            url: format!("git://10.88.0.1/{name}"),
+        };
         for _ in 0..50 {
             if std::net::TcpStream::connect("10.88.0.1:9418").is_ok() {
-                return GitDaemon { child, url };
+                return daemon;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -1913,14 +2109,14 @@ impl Node {
             "create",
             "job",
             "-n",
-            NS,
+            self.ns,
             job,
             "--from=cronjob/argocd-mtls-verify",
         ]);
         let selector = format!("batch.kubernetes.io/job-name={job}");
         for _ in 0..600 {
             let state = self.k(&[
-                "get", "pods", "-n", NS, "-l", &selector, "-o",
+                "get", "pods", "-n", self.ns, "-l", &selector, "-o",
                 "jsonpath={.items[0].status.containerStatuses[0].state.terminated.exitCode} {.items[0].metadata.uid}",
             ]);
             let mut words = state.split_whitespace();
@@ -1931,7 +2127,7 @@ impl Node {
         }
         panic!(
             "job/{job} did not finish within 300 s: {}",
-            self.k(&["describe", "job", "-n", NS, job])
+            self.k(&["describe", "job", "-n", self.ns, job])
         );
     }
 
@@ -1940,7 +2136,7 @@ impl Node {
             "get",
             "policyreport",
             "-n",
-            NS,
+            self.ns,
             "argocd-mtls-verify",
             "-o",
             "json",
@@ -1957,9 +2153,9 @@ impl Node {
 /// with exit code 1 and the PolicyReport says which checks failed.
 #[test]
 fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and_metrics() {
-    let node = node();
+    let node = node(Lane::Cluster);
     let image = tool_image();
-    let pki = pki_init("default");
+    let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
     let deploy = common::rig::root().join("deploy");
     node.k(&[
@@ -1991,21 +2187,21 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
             "get",
             "application",
             "-n",
-            NS,
+            node.ns,
             "argocd-mtls-verify-in-cluster",
             "-o",
             "jsonpath={.status.sync.status}",
         ],
         "Synced",
     );
-    node.k(&["get", "cronjob", "-n", NS, "argocd-mtls-verify"]);
+    node.k(&["get", "cronjob", "-n", node.ns, "argocd-mtls-verify"]);
 
     let (code, uid) = node.trigger("amv-now");
     assert_eq!(
         code,
         0,
         "{}",
-        node.k(&["logs", "-n", NS, "job/amv-now", "--tail=40"])
+        node.k(&["logs", "-n", node.ns, "job/amv-now", "--tail=40"])
     );
     let report = node.policy_report();
     let results = report["results"].as_array().unwrap();
@@ -2043,7 +2239,7 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         "patch",
         "secret",
         "-n",
-        NS,
+        node.ns,
         "argocd-repo-server-mtls",
         "--type",
         "json",
@@ -2056,14 +2252,14 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         code,
         1,
         "{}",
-        node.k(&["logs", "-n", NS, "job/amv-open", "--tail=40"])
+        node.k(&["logs", "-n", node.ns, "job/amv-open", "--tail=40"])
     );
     node.wait_output(
         &[
             "get",
             "job",
             "-n",
-            NS,
+            node.ns,
             "amv-open",
             "-o",
             "jsonpath={.status.failed}",
@@ -2079,6 +2275,12 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
             .contains("handshake/no-client-cert"),
         "{gate}"
     );
-    node.k(&["delete", "applicationset", "-n", NS, "argocd-mtls-verify"]);
+    node.k(&[
+        "delete",
+        "applicationset",
+        "-n",
+        node.ns,
+        "argocd-mtls-verify",
+    ]);
     drop(daemon);
 }

@@ -1,7 +1,7 @@
 //! The endpoint suite against the real argocd-repo-server at every version the rig builds (v3.5.1,
-//! v3.5.7 and v3.6.1, each from Argo CD's Go module by `tests/rig/argocd/build.sh`), started on
+//! v3.5.8 and v3.6.2, each from Argo CD's Go module by `tests/rig/argocd/build.sh`), started on
 //! 127.0.0.1 in each configuration an operator can end up with. Every case runs once per version,
-//! as `v3_5_1::<case>`, `v3_5_7::<case>` and `v3_6_1::<case>`. What the server did in each is in
+//! as `v3_5_1::<case>`, `v3_5_8::<case>` and `v3_6_2::<case>`. What the server did in each is in
 //! ../shared/DOMAIN.md; these tests hold the harness's verdicts to it.
 
 mod common;
@@ -11,12 +11,12 @@ use std::path::Path;
 use common::rig::{ArgoCd, RepoServer, RepoServerConfig};
 use common::{NEGATIVES, Run, per_version, pki_init, run_endpoint};
 
-/// One `#[test]` per case and version: module `v3_6_1` holds `fn <case>() { <case>(V3_6_1) }`.
+/// One `#[test]` per case and version: module `v3_6_2` holds `fn <case>() { <case>(V3_6_2) }`.
 macro_rules! on_every_version {
     ($($case:ident),+ $(,)?) => {
         on_every_version!(@version v3_5_1 V3_5_1 $($case)+);
-        on_every_version!(@version v3_5_7 V3_5_7 $($case)+);
-        on_every_version!(@version v3_6_1 V3_6_1 $($case)+);
+        on_every_version!(@version v3_5_8 V3_5_8 $($case)+);
+        on_every_version!(@version v3_6_2 V3_6_2 $($case)+);
     };
     (@version $module:ident $version:ident $($case:ident)+) => {
         mod $module {
@@ -133,7 +133,7 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
         assert_eq!(run.verdict(&id), "fail", "Go accepts a pool CA as a leaf");
         assert_eq!(run.check(&id)["severity"], "advisory");
     }
-    // The alerts DOMAIN.md records for v3.5.1, under every SNI; v3.5.7 and v3.6.1 send the same.
+    // The alerts DOMAIN.md records for v3.5.1, under every SNI; v3.5.8 and v3.6.2 send the same.
     let table = [
         (
             "handshake/no-client-cert",

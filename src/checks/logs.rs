@@ -39,6 +39,15 @@ pub(super) fn log_lines<'a>(
             Verdict::Error,
             format!("could not read the log: {e}"),
         ))),
+        // Zero lines prove nothing either way: an empty capture (`kubectl logs` of a pod that
+        // just started, a redirect that wrote nothing) is not a server that stayed silent.
+        (Some(src), Some(Ok(lines))) if lines.is_empty() => Err(Box::new(Judgement::new(
+            Verdict::Error,
+            format!(
+                "{} is empty: no line to search, so no evidence either way (give the repo-server's whole log)",
+                src.origin()
+            ),
+        ))),
         (Some(src), Some(Ok(lines))) => Ok((lines.as_slice(), src.origin())),
     }
 }

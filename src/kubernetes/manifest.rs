@@ -101,7 +101,7 @@ impl ManifestSource {
             }
             ManifestSource::Url(url) => (download(url, timeout).await?, url.clone(), false),
             ManifestSource::Path(path) => (
-                std::fs::read(path).map_err(|e| FetchError::Read {
+                crate::fsio::read_regular(path).map_err(|e| FetchError::Read {
                     path: path.display().to_string(),
                     source: e,
                 })?,

@@ -181,8 +181,8 @@ mod tests {
         ));
     }
 
-    /// The newest releases (DOMAIN.md, 2026-11-24) are pinned, and any pinned digest is
-    /// recognised whatever the bytes' origin.
+    /// The newest releases (v3.5.8 and v3.6.2, 2026-11-18, added by kind/pin-version.sh) are
+    /// pinned, and any pinned digest is recognised whatever the bytes' origin.
     #[test]
     fn newest_releases_are_pinned_and_found_by_digest() {
         for (v, sha) in [
@@ -197,6 +197,14 @@ mod tests {
             (
                 "v3.6.1",
                 "7be23ca7d9ca3d3074dee8332f1ca92a933b990cee7c9cf22cf3843ee8c2913e",
+            ),
+            (
+                "v3.5.8",
+                "948e7e3a70b03130f70e4c02ee2357c1cc97fb766674b6bddaed0f537cd5a00f",
+            ),
+            (
+                "v3.6.2",
+                "c948064d38294d857712ef78444768749a14293613098932f8533e37d067a2a2",
             ),
         ] {
             assert_eq!(pinned(v, "manifests/install.yaml").unwrap().0.sha256, sha);

@@ -56,7 +56,7 @@ impl Bundle {
     /// The bytes of one bundle file (a Secret manifest), if the bundle has it.
     pub fn file(&self, name: &str) -> Option<Vec<u8>> {
         match self {
-            Bundle::Files { dir: Some(dir), .. } => std::fs::read(dir.join(name)).ok(),
+            Bundle::Files { dir: Some(dir), .. } => crate::fsio::read_regular(&dir.join(name)).ok(),
             Bundle::Files { dir: None, .. } => None,
             Bundle::Generated { bundle, .. } => bundle.file(name).map(<[u8]>::to_vec),
         }

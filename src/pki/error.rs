@@ -151,7 +151,7 @@ impl From<rcgen::Error> for PkiError {
 }
 
 pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, PkiError> {
-    std::fs::read(path).map_err(|source| PkiError::Io {
+    crate::fsio::read_regular(path).map_err(|source| PkiError::Io {
         path: path.to_owned(),
         source,
     })

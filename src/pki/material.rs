@@ -117,9 +117,11 @@ pub struct PkiPaths {
     pub server_ca: Option<PathBuf>,
 }
 
-/// Fails naming the first of `required` that `dir` lacks, and every file a bundle needs here.
+/// Fails naming the first of `required` that `dir` lacks, and every file a bundle needs here. One
+/// that is there but no regular file (a FIFO, a directory) is refused, saying what it is, when it
+/// is read.
 pub(crate) fn require_bundle_files(dir: &Path, required: &[&str]) -> Result<(), PkiError> {
-    match required.iter().find(|file| !dir.join(file).is_file()) {
+    match required.iter().find(|file| !dir.join(file).exists()) {
         Some(file) => Err(PkiError::MissingBundleFile {
             dir: dir.to_owned(),
             file: (*file).into(),

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{SchemaError, check_schema_version};
+
 /// A report the fleet did not count, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Rejected {
@@ -101,6 +103,8 @@ impl Fleet {
 // The slim view of a report.json: only what a fleet needs.
 #[derive(Deserialize)]
 struct Slim {
+    #[serde(default)]
+    schema_version: Option<serde_json::Value>,
     run: SlimRun,
     subject: SlimSubject,
     summary: SlimSummary,
@@ -189,8 +193,41 @@ pub fn find_reports(dirs: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-fn read_one(path: &Path) -> Result<Slim, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read it: {e}"))?;
+/// Why a report is not counted.
+enum Unread {
+    /// Rejected, and the fleet report says why: unreadable, its digest differs, it does not parse.
+    Rejected(String),
+    /// A schema this build does not read: the whole aggregation is refused.
+    Schema(SchemaError),
+}
+
+/// Why `aggregate` gives no fleet report.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    /// A folder could not be listed.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A report of a schema this build does not read: counting it as if it were would be a guess.
+    #[error("{}: {error}", path.display())]
+    Schema {
+        /// The report.json.
+        path: PathBuf,
+        /// Its version and the ones this build reads.
+        error: SchemaError,
+    },
+}
+
+fn read_one(path: &Path) -> Result<Slim, Unread> {
+    read_trusted(path)
+        .map_err(Unread::Rejected)
+        .and_then(|slim| {
+            check_schema_version(slim.schema_version.as_ref()).map_err(Unread::Schema)?;
+            Ok(slim)
+        })
+}
+
+fn read_trusted(path: &Path) -> Result<Slim, String> {
+    let bytes = crate::fsio::read_regular(path).map_err(|e| format!("cannot read it: {e}"))?;
     let sum_path = path.with_file_name("report.json.sha256");
     let recorded = std::fs::read_to_string(&sum_path).map_err(|_| {
         "no report.json.sha256 beside it: its integrity cannot be checked".to_owned()
@@ -206,7 +243,7 @@ fn read_one(path: &Path) -> Result<Slim, String> {
 }
 
 /// Reads and checks every report, on every core.
-fn read_all(paths: &[PathBuf]) -> Vec<Result<Read, Rejected>> {
+fn read_all(paths: &[PathBuf]) -> Vec<Result<Read, (PathBuf, Unread)>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -224,10 +261,7 @@ fn read_all(paths: &[PathBuf]) -> Vec<Result<Read, Rejected>> {
                                     path: path.clone(),
                                     slim,
                                 })
-                                .map_err(|why| Rejected {
-                                    path: path.clone(),
-                                    why,
-                                })
+                                .map_err(|why| (path.clone(), why))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -250,7 +284,7 @@ fn rank(verdict: &str) -> u8 {
 }
 
 /// Aggregates the reports under `dirs` into a fleet.
-pub fn aggregate(dirs: &[PathBuf]) -> std::io::Result<Fleet> {
+pub fn aggregate(dirs: &[PathBuf]) -> Result<Fleet, FleetError> {
     let paths = find_reports(dirs)?;
     let mut rejected = Vec::new();
     // (cluster, namespace) -> day -> the latest report of that day.
@@ -259,10 +293,11 @@ pub fn aggregate(dirs: &[PathBuf]) -> std::io::Result<Fleet> {
     for read in read_all(&paths) {
         let read = match read {
             Ok(read) => read,
-            Err(r) => {
-                rejected.push(r);
+            Err((path, Unread::Rejected(why))) => {
+                rejected.push(Rejected { path, why });
                 continue;
             }
+            Err((path, Unread::Schema(error))) => return Err(FleetError::Schema { path, error }),
         };
         let key = match &read.slim.subject.kubernetes {
             Some(k) if !k.cluster.is_empty() => (k.cluster.clone(), k.namespace.clone()),
@@ -524,7 +559,7 @@ pub fn write_sample(
         "evidence": {"text": "x".repeat(padding)}}),
     );
     let report = serde_json::json!({
-        "schema_version": 1,
+        "schema_version": super::SCHEMA_VERSION,
         "run": {"started_at": started_at, "target": "cluster", "incomplete": false},
         "subject": {"addresses": [], "argocd_version": {"version": "v3.5.1"},
                     "kubernetes": {"cluster": cluster, "namespace": "argocd"}},
@@ -652,5 +687,63 @@ mod tests {
         );
         let junit = render_junit(&fleet);
         assert_eq!(junit.matches("<testsuite ").count(), 2, "{junit}");
+    }
+
+    /// A report of a schema this build does not read (signed, so it is not merely rejected) stops
+    /// the aggregation, naming the file and both versions; one without any version too.
+    #[test]
+    fn a_report_of_an_unknown_schema_is_refused_not_counted() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write_sample(&r.join("a"), "prod", "2026-12-01T02:00:00Z", "pass", &[], 0).unwrap();
+        let newer =
+            write_sample(&r.join("b"), "qa", "2026-12-01T02:00:00Z", "pass", &[], 0).unwrap();
+        let resign = |path: &Path, edit: &dyn Fn(&mut serde_json::Value)| {
+            let mut doc: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+            edit(&mut doc);
+            let json = serde_json::to_vec(&doc).unwrap();
+            std::fs::write(path, &json).unwrap();
+            std::fs::write(
+                path.with_file_name("report.json.sha256"),
+                format!("{}  report.json\n", hex::encode(Sha256::digest(&json))),
+            )
+            .unwrap();
+        };
+        resign(&newer, &|d| d["schema_version"] = "2".into());
+        match aggregate(&[r.to_path_buf()]) {
+            Err(FleetError::Schema { path, error }) => {
+                assert_eq!(path, newer);
+                assert_eq!(
+                    error,
+                    SchemaError::Unreadable {
+                        found: "\"2\"".into()
+                    }
+                );
+                let text = FleetError::Schema { path, error }.to_string();
+                assert!(
+                    text.contains("b/report.json")
+                        && text.contains("schema_version is \"2\"")
+                        && text.contains("reads schema version 1"),
+                    "{text}"
+                );
+            }
+            other => panic!("{:?}", other.map(|f| f.exit_code())),
+        }
+        resign(&newer, &|d| {
+            d.as_object_mut().unwrap().remove("schema_version");
+        });
+        assert!(matches!(
+            aggregate(&[r.to_path_buf()]),
+            Err(FleetError::Schema {
+                error: SchemaError::Missing,
+                ..
+            })
+        ));
+        // The version this build writes is read.
+        resign(&newer, &|d| {
+            d["schema_version"] = super::super::SCHEMA_VERSION.into()
+        });
+        assert_eq!(aggregate(&[r.to_path_buf()]).unwrap().reports_read, 2);
     }
 }

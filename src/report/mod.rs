@@ -33,6 +33,39 @@ use crate::x509::CertFacts;
 /// Schema version of report.json.
 pub const SCHEMA_VERSION: &str = "1";
 
+/// Every report.json schema version this build reads: every one a release of this tool wrote.
+pub const READABLE_SCHEMA_VERSIONS: &[&str] = &["1"];
+
+/// Why a report.json's schema is not one this build reads.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum SchemaError {
+    /// No `schema_version` at all: not a report.json of this tool.
+    #[error("it has no schema_version: not an argocd-mtls-verify report.json")]
+    Missing,
+    /// A version this build does not know (a newer tool's, or not a version at all).
+    #[error(
+        "its schema_version is {found}, and this argocd-mtls-verify reads schema version {}: read it with the release that wrote it",
+        READABLE_SCHEMA_VERSIONS.join(", ")
+    )]
+    Unreadable {
+        /// The value found, as JSON (`"2"`, `1`, ...).
+        found: String,
+    },
+}
+
+/// Whether `version` (a report's `schema_version`, as JSON) is one this build reads.
+pub fn check_schema_version(version: Option<&serde_json::Value>) -> Result<(), SchemaError> {
+    match version {
+        None => Err(SchemaError::Missing),
+        Some(serde_json::Value::String(v)) if READABLE_SCHEMA_VERSIONS.contains(&v.as_str()) => {
+            Ok(())
+        }
+        Some(other) => Err(SchemaError::Unreadable {
+            found: other.to_string(),
+        }),
+    }
+}
+
 /// The JSON Schema of report.json.
 pub const SCHEMA: &str = include_str!("../../reports/schema/report.schema.json");
 
@@ -600,7 +633,18 @@ impl Report {
         } else {
             path.to_owned()
         };
-        let bytes = std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let bytes =
+            crate::fsio::read_regular(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        #[derive(Deserialize)]
+        struct Version {
+            schema_version: Option<serde_json::Value>,
+        }
+        // The version first: a report of another schema is refused as such, not as a parse error
+        // (nor read as this one where its fields happen to fit).
+        if let Ok(Version { schema_version }) = serde_json::from_slice::<Version>(&bytes) {
+            check_schema_version(schema_version.as_ref())
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+        }
         serde_json::from_slice(&bytes).map_err(|e| {
             format!(
                 "{}: not an argocd-mtls-verify report.json: {e}",

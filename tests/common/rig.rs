@@ -1,4 +1,4 @@
-//! The real peers of the tests: argocd-repo-server (v3.5.1, v3.5.7, v3.6.1) built from Argo CD's Go
+//! The real peers of the tests: argocd-repo-server (v3.5.1, v3.5.8, v3.6.2) built from Argo CD's Go
 //! module, and `gotls`, a Go crypto/tls server with one mode per way of being wrong. Both are built by
 //! `tests/run` (which README names as the test command); a test that needs one and does not find it
 //! fails with the command that builds it, and never skips.
@@ -63,27 +63,27 @@ pub enum ArgoCd {
     /// The default: the version DOMAIN.md was read from, and the one the node rig runs.
     #[default]
     V3_5_1,
-    /// The newest 3.5 release (grpc-go v1.84).
-    V3_5_7,
-    /// The newest 3.6 release (Go 1.27, grpc-go v1.84).
-    V3_6_1,
+    /// The newest 3.5 release (only its repo-server command is built).
+    V3_5_8,
+    /// The newest 3.6 release (Go 1.27; only its repo-server command is built).
+    V3_6_2,
 }
 
 impl ArgoCd {
     /// Every version the rig builds.
-    pub const ALL: [ArgoCd; 3] = [ArgoCd::V3_5_1, ArgoCd::V3_5_7, ArgoCd::V3_6_1];
+    pub const ALL: [ArgoCd; 3] = [ArgoCd::V3_5_1, ArgoCd::V3_5_8, ArgoCd::V3_6_2];
 
-    /// `3.5.1`, `3.5.7`, `3.6.1`.
+    /// `3.5.1`, `3.5.8`, `3.6.2`.
     pub fn version(self) -> &'static str {
         match self {
             ArgoCd::V3_5_1 => "3.5.1",
-            ArgoCd::V3_5_7 => "3.5.7",
-            ArgoCd::V3_6_1 => "3.6.1",
+            ArgoCd::V3_5_8 => "3.5.8",
+            ArgoCd::V3_6_2 => "3.6.2",
         }
     }
 
     /// Its argocd-repo-server: `$ARGOCD_REPO_SERVER_BIN` or `target/rig/argocd-repo-server` for
-    /// v3.5.1, `$ARGOCD_REPO_SERVER_BIN_3_5_7` or `target/rig/v3.5.7/argocd-repo-server` for the
+    /// v3.5.1, `$ARGOCD_REPO_SERVER_BIN_3_5_8` or `target/rig/v3.5.8/argocd-repo-server` for the
     /// others. Fails (never skips) when missing.
     pub fn repo_server_binary(self) -> PathBuf {
         match self {

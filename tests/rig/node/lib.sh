@@ -18,7 +18,8 @@ RIG_SERVICE_CIDR=10.96.0.0/16
 RIG_APISERVER="https://$RIG_GATEWAY:6443"
 RIG_REGISTRY=127.0.0.1:5000
 RIG_K8S_VERSION=v1.34.4
-RIG_COREDNS_VERSION=v1.12.4
+# The CoreDNS kubeadm v1.34.4 names, as the kind rig runs: one build serves both rigs.
+RIG_COREDNS_VERSION=v1.12.1
 
 rig_step_started=0
 rig_started=$(date +%s)

@@ -1,23 +1,22 @@
 #!/usr/bin/env bash
 # argocd-mtls-verify's own image, built the way deploy/image/Dockerfile lays it out (the static
-# binary, user 65532, nothing else) but without Docker: a static debug build (glibc, crt-static,
-# its own target dir so the test build's is untouched), images.py `tool`, then pushed into the
-# running node rig's registry, which the node pulls ghcr.io through. Prints the image name; its
-# tag is the binary's digest, so a rebuilt binary is never taken for the one a node cached.
-# `tool-image.sh build` only builds the binary (tests/run starts it early, in the background).
+# binary, user 65532, nothing else) but without Docker, then pushed into the running node rig's
+# registry, which the node pulls ghcr.io through:
+#   tests/rig/node/tool-image.sh BINARY
+# BINARY is the tool the tests ran (the scenarios pass their own): tests/run's one Rust build makes
+# it static (tests/rust-build.sh), so the image needs no second build. Nothing is built here:
+# scenarios call this while cargo holds its build directory. Prints the image name; its tag is the
+# binary's digest, so a rebuilt binary is never taken for the one a node cached.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/lib.sh"
-cd "$rig_root"
-RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR="$rig_root/target/static" \
-  cargo build --locked --quiet --target x86_64-unknown-linux-gnu --bin argocd-mtls-verify >&2
-[ "${1:-}" = build ] && exit 0
-binary="$rig_root/target/static/x86_64-unknown-linux-gnu/debug/argocd-mtls-verify"
+[ $# -eq 1 ] && [ -f "$1" ] || die "usage: tool-image.sh BINARY (the argocd-mtls-verify binary to put in the image)"
+binary=$1
 if readelf -d "$binary" | grep -q NEEDED; then
-  echo "tool-image: $binary is not static" >&2
-  exit 1
+  die "$binary is not static: build it as tests/run does (source tests/rust-build.sh; cargo build --features rig)"
 fi
-stripped="$rig_root/target/static/argocd-mtls-verify.stripped"
+stripped="$rig_root/target/rig/argocd-mtls-verify.stripped"
+mkdir -p "$rig_root/target/rig"
 strip -o "$stripped" "$binary"
 binary=$stripped
 digest=$(sha256sum "$binary" | cut -c1-16)

@@ -1,14 +1,14 @@
-// Wrapper module that builds the real Argo CD v3.6.1 binary from its published Go module (see
-// ../v3.5.1/go.mod for why a wrapper is needed). ../main.go is shared by every version.
-// Argo CD 3.6 needs Go >= 1.27: build.sh runs this build under GOTOOLCHAIN=<the toolchain line>.
-module argocd-mtls-verify/rig/argocd-3.6.1
+// Wrapper module that builds the real Argo CD v3.6.2 from its published Go module, written by
+// kind/pin-version.sh (see ../v3.5.1/go.mod for why a wrapper is needed). ../main.go builds the
+// whole `argocd` binary, ./repo-server only the repo-server command.
+module argocd-mtls-verify/rig/argocd-3.6.2
 
 go 1.27.0
 
 toolchain go1.27.4
 
 require (
-	github.com/argoproj/argo-cd/v3 v3.6.1
+	github.com/argoproj/argo-cd/v3 v3.6.2
 	github.com/spf13/cobra v1.10.2
 	k8s.io/klog/v2 v2.140.0
 )
@@ -41,7 +41,7 @@ require (
 	github.com/RocketChat/Rocket.Chat.Go.SDK v0.0.0-20240116134246-a8cbe886bab0 // indirect
 	github.com/TomOnTime/utfutil v1.0.0 // indirect
 	github.com/alicebob/miniredis/v2 v2.39.0 // indirect
-	github.com/argoproj/argo-cd/gitops-engine/v3 v3.6.1 // indirect
+	github.com/argoproj/argo-cd/gitops-engine/v3 v3.6.2 // indirect
 	github.com/argoproj/notifications-engine v0.5.1-0.20260503100631-0cff13b8a717 // indirect
 	github.com/argoproj/pkg/v2 v2.0.1 // indirect
 	github.com/aws/aws-sdk-go-v2 v1.47.0 // indirect
@@ -80,7 +80,7 @@ require (
 	github.com/davidmz/go-pageant v1.0.2 // indirect
 	github.com/desertbit/timer v1.0.1 // indirect
 	github.com/distribution/reference v0.6.0 // indirect
-	github.com/dlclark/regexp2 v1.12.0 // indirect
+	github.com/dlclark/regexp2/v2 v2.13.0 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect
 	github.com/emicklei/go-restful/v3 v3.13.0 // indirect
 	github.com/emirpasic/gods v1.18.1 // indirect
@@ -285,11 +285,11 @@ require (
 )
 
 replace (
-	// The nested gitops-engine module (./gitops-engine upstream) is not in Argo CD's module zip;
-	// since 3.6 it is tagged and published as gitops-engine/v3, and the proxy serves v3.6.1 itself.
-	github.com/argoproj/argo-cd/gitops-engine/v3 => github.com/argoproj/argo-cd/gitops-engine/v3 v3.6.1
+	// The nested github.com/argoproj/argo-cd/gitops-engine/v3 is not in Argo CD's module zip:
+	// v3.6.2 requires this version; the proxy serves it.
+	github.com/argoproj/argo-cd/gitops-engine/v3 => github.com/argoproj/argo-cd/gitops-engine/v3 v3.6.2
 
-	// Copied from Argo CD v3.6.1's go.mod.
+	// Copied from Argo CD v3.6.2's go.mod.
 	github.com/golang/protobuf => github.com/golang/protobuf v1.5.4
 	github.com/grpc-ecosystem/grpc-gateway => github.com/grpc-ecosystem/grpc-gateway v1.16.0
 	golang.org/x/tools => golang.org/x/tools v0.35.0

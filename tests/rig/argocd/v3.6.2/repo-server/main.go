@@ -1,0 +1,1 @@
+../../repo-server.go
