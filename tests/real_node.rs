@@ -348,21 +348,7 @@ impl Node {
 
     /// Old pods of a rollout linger while they terminate; scenarios that count pods wait them out.
     fn wait_no_terminating(&self) {
-        for _ in 0..120 {
-            let pods = self.k(&[
-                "get",
-                "pods",
-                "-n",
-                self.ns,
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.deletionTimestamp}{\"\\n\"}{end}",
-            ]);
-            if pods.lines().all(|l| l.trim().is_empty()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-        panic!("pods still terminating after 60 s");
+        self.settled_pods(self.ns, None, "");
     }
 
     /// `yaml` (a whole installation) applied from scratch into `ns`, every Deployment and
@@ -483,19 +469,23 @@ impl Node {
     /// One line per repo-server pod: its name, then `fields` (a jsonpath fragment), once no
     /// repo-server pod is terminating (see `settled_pods`).
     fn repo_server_pods_with(&self, fields: &str) -> Vec<String> {
-        self.settled_pods(self.ns, REPO_SERVER, fields)
+        self.settled_pods(self.ns, Some(REPO_SERVER), fields)
     }
 
     /// The pods matching `selector` in `ns`, one line each (its name, then `fields`), read when
     /// none of them is terminating: a rollout's old pod lingers after the rollout completes, and
     /// a count taken then sees it. Waits (bounded, 60 s) for that condition, never for a count.
-    fn settled_pods(&self, ns: &str, selector: &str, fields: &str) -> Vec<String> {
+    fn settled_pods(&self, ns: &str, selector: Option<&str>, fields: &str) -> Vec<String> {
         let jsonpath = format!(
             "jsonpath={{range .items[*]}}{{.metadata.deletionTimestamp}}|{{.metadata.name}}{fields}{{\"\\n\"}}{{end}}"
         );
+        let mut args = vec!["get", "pods", "-n", ns, "-o", &jsonpath];
+        if let Some(selector) = selector {
+            args.extend(["-l", selector]);
+        }
         let mut listed = String::new();
         for _ in 0..120 {
-            listed = self.k(&["get", "pods", "-n", ns, "-l", selector, "-o", &jsonpath]);
+            listed = self.k(&args);
             if listed.lines().all(|l| l.starts_with('|')) {
                 return listed
                     .lines()
@@ -504,7 +494,8 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        panic!("pods `{selector}` in {ns} still terminating after 60 s:\n{listed}");
+        let which = selector.unwrap_or("(all)");
+        panic!("pods `{which}` in {ns} still terminating after 60 s:\n{listed}");
     }
 }
 
@@ -1351,7 +1342,7 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
         );
     }
     // The restart's old pod may still be terminating when the run ends: counted once it is gone.
-    let pods = node.settled_pods(ns, REPO_SERVER, "");
+    let pods = node.settled_pods(ns, Some(REPO_SERVER), "");
     assert_eq!(pods.len(), 1, "{pods:?}");
     assert_eq!(
         verdicts(&run, "log/rejections-logged"),

@@ -229,7 +229,7 @@ fn read_one(path: &Path) -> Result<Slim, Unread> {
 fn read_trusted(path: &Path) -> Result<Slim, String> {
     let bytes = crate::fsio::read_regular(path).map_err(|e| format!("cannot read it: {e}"))?;
     let sum_path = path.with_file_name("report.json.sha256");
-    let recorded = std::fs::read_to_string(&sum_path).map_err(|_| {
+    let recorded = crate::fsio::read_regular_text(&sum_path).map_err(|_| {
         "no report.json.sha256 beside it: its integrity cannot be checked".to_owned()
     })?;
     let recorded = recorded.split_whitespace().next().unwrap_or_default();
