@@ -381,6 +381,13 @@ pub struct KubeArgs {
     /// Time limit for kind create, CRDs and each rollout, in seconds.
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub rollout_timeout: u64,
+    /// Time limit for the whole download of the install manifest (--install,
+    /// --install-manifest URL), redirects and body included, in seconds.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub download_timeout: u64,
+    /// Time limit for connecting to the manifest's server, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub download_connect_timeout: u64,
     /// How each repo-server replica is reached. `auto`: its pod IP when that answers from here
     /// (on a node, inside the cluster, or a routed pod network) and no mesh proxy sits in the pod,
     /// else port-forwards through the API server (~4x slower: every attempt opens one).

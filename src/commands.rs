@@ -251,6 +251,48 @@ impl Finished<'_> {
         if let Some(p) = report.run.phases.last_mut() {
             p.ms = report_start.elapsed().as_secs_f64() * 1000.0;
         }
+        // The steps after the checks come before the report files, so that every file says what
+        // the exit code says: a step that fails is recorded in the report, not only on stderr.
+        if let Some(namespace) = &output.policy_report {
+            let applied = match &client {
+                Some(client) => {
+                    let object = report::policyreport::render(&report, namespace);
+                    argocd_mtls_verify::kubernetes::cluster::apply_policy_report(
+                        client, namespace, &object,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())
+                }
+                None => Err(
+                    "the run stopped before it reached the cluster, so there is nowhere to write the PolicyReport"
+                        .to_owned(),
+                ),
+            };
+            match applied {
+                Ok(()) => events.note(&format!(
+                    "wrote policyreport/{} in namespace {namespace}",
+                    report::policyreport::NAME
+                )),
+                Err(why) => {
+                    events.problem(&format!("--policy-report: {why}"));
+                    report.record_failed_step(report::AfterStep::PolicyReport, why);
+                }
+            }
+        }
+        if let Some(path) = &output.metrics_file {
+            match argocd_mtls_verify::fsio::write_atomic(
+                path,
+                report::metrics::render(&report).as_bytes(),
+                0o644,
+            ) {
+                Ok(()) => events.note(&format!("metrics: {}", path.display())),
+                Err(e) => {
+                    let why = format!("{}: cannot write it: {e}", path.display());
+                    events.problem(&format!("--metrics-file {why}"));
+                    report.record_failed_step(report::AfterStep::MetricsFile, why);
+                }
+            }
+        }
         let dir = report::write(&report, &output.dir, output.formats).with_context(|| {
             format!(
                 "--report-dir {}: cannot write the report",
@@ -262,30 +304,6 @@ impl Finished<'_> {
             report.to_console(),
             dir.display()
         ));
-        if let Some(path) = &output.metrics_file {
-            argocd_mtls_verify::fsio::write_atomic(
-                path,
-                report::metrics::render(&report).as_bytes(),
-                0o644,
-            )
-            .with_context(|| format!("--metrics-file {}: cannot write it", path.display()))?;
-            events.note(&format!("metrics: {}", path.display()));
-        }
-        if let Some(namespace) = &output.policy_report {
-            let client = client.context(
-                "--policy-report: the run stopped before it reached the cluster, so there is nowhere to write the PolicyReport",
-            )?;
-            let object = report::policyreport::render(&report, namespace);
-            argocd_mtls_verify::kubernetes::cluster::apply_policy_report(
-                &client, namespace, &object,
-            )
-            .await
-            .context("--policy-report")?;
-            events.note(&format!(
-                "wrote policyreport/{} in namespace {namespace}",
-                report::policyreport::NAME
-            ));
-        }
         if output.print_report {
             use argocd_mtls_verify::kubernetes::incluster::{REPORT_BEGIN, REPORT_END, framed};
             let json = serde_json::to_string(&report).context("report.json")?;

@@ -37,6 +37,23 @@ pub mod version_proto {
     tonic::include_proto!("version");
 }
 
+/// An error and its causes in one line, each said once (`client error (Connect): tcp connect
+/// error: Connection refused (os error 111)`): what messages print where a library's error would
+/// otherwise be shown as a `Debug` dump or as its outermost words only.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let said = e.to_string();
+        if !line.contains(&said) {
+            line.push_str(": ");
+            line.push_str(&said);
+        }
+        cause = e.source();
+    }
+    line
+}
+
 /// Installs ring as the process-wide rustls crypto provider. Idempotent; call before any TLS use,
 /// so no dependency can pick a second provider and panic at runtime.
 pub fn install_crypto_provider() {

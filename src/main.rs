@@ -64,8 +64,10 @@ pub(crate) fn error_text(err: &anyhow::Error) -> String {
 }
 
 fn init_logging(verbose: u8) {
+    // The Kubernetes client logs each failed request at ERROR; the run names every failure itself,
+    // in one sentence, so its lines only repeat it (RUST_LOG still shows them).
     let default = match verbose {
-        0 => "warn",
+        0 => "warn,kube_client=off",
         1 => "argocd_mtls_verify=debug,info",
         _ => "argocd_mtls_verify=trace,debug",
     };

@@ -220,6 +220,10 @@ pub(crate) fn checks_or_list(
 pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)> {
     let formats = Formats::parse(&out.format).map_err(|e| anyhow!(e))?;
     writable_report_dir(&out.report_dir)?;
+    if let Some(path) = &out.metrics_file {
+        argocd_mtls_verify::fsio::check_writable(path)
+            .with_context(|| format!("--metrics-file {}: cannot write it", path.display()))?;
+    }
     Ok((
         Output {
             dir: out.report_dir.clone(),
@@ -450,7 +454,10 @@ async fn plan_kube(
     let (profile, grpc) = (args.kube.profile.into(), args.kube.grpc_log_info);
     let limits = Limits {
         rollout: Duration::from_secs(args.kube.rollout_timeout.max(1)),
-        download: Duration::from_secs(120),
+        download: argocd_mtls_verify::kubernetes::manifest::DownloadLimits {
+            connect: Duration::from_secs(args.kube.download_connect_timeout),
+            total: Duration::from_secs(args.kube.download_timeout),
+        },
     };
     let toolchain = if args.target == TargetKind::Kind {
         Some(kind::preflight().await.context("--target kind preflight")?)

@@ -144,6 +144,7 @@ pub fn run_info(
         incomplete,
         stopped: None,
         not_judged: vec![],
+        failed_steps: vec![],
     }
 }
 

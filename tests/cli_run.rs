@@ -80,6 +80,72 @@ fn blackholed_port_is_inconclusive_exit_2() {
     }
 }
 
+/// No session, no claim: a port that does not give the valid client a TLS session (an HTTP/1.0
+/// server, one that closes at once, one that never answers: real sockets on loopback) gets no
+/// verdict on anything a session would show, with one reason naming what the port did; every
+/// control is "not assessed"; exit 2. And the rest is not waited out (default timeouts): the
+/// refusals at every door (hundreds of connections on a TLS port) are never tried, so the port
+/// sees a few dozen connections at most.
+#[test]
+fn a_port_without_tls_is_no_verdict_with_its_reason() {
+    use common::Plain;
+    let fx = common::fixture();
+    let rows: [(Plain, &str); 3] = [
+        (
+            Plain::Answer(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n"),
+            "does not speak TLS: it answered a ClientHello with an HTTP/1.x response `HTTP/1.0 400 Bad Request`",
+        ),
+        (
+            Plain::CloseAtOnce,
+            "gave the valid client no TLS session: it closed the connection on a ClientHello without sending a byte",
+        ),
+        (
+            Plain::Silent,
+            "gave the valid client no TLS session: it sent nothing in the 5000 ms after a ClientHello",
+        ),
+    ];
+    for (what, says) in rows {
+        let server = common::loopback(what);
+        let reports = common::tempdir();
+        let out = cli(&[
+            "run",
+            "--addr",
+            &server.addr.to_string(),
+            "--pki",
+            fx.dir.path().to_str().unwrap(),
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{says}\n{}", said(&out));
+        let report = read_report(&out);
+        let reason = format!("no verdict: {} {says}", server.addr);
+        for c in report["checks"].as_array().unwrap() {
+            let id = c["id"].as_str().unwrap();
+            // Skipped: not asked for (no --health-url, no --log-file) or not applicable.
+            if c["verdict"] != "skip" {
+                assert_eq!(
+                    (c["verdict"].as_str(), c["reason"].as_str()),
+                    (Some("error"), Some(reason.as_str())),
+                    "{id}"
+                );
+            }
+        }
+        for control in report["controls"].as_array().unwrap() {
+            assert!(
+                ["not-assessed", "not-applicable"].contains(&control["status"].as_str().unwrap()),
+                "{}: {}",
+                control["id"],
+                control["status"]
+            );
+        }
+        assert!(
+            server.accepted() < 40,
+            "{says}: {} connections: the refusals were tried on a port without TLS",
+            server.accepted()
+        );
+    }
+}
+
 /// A refused TCP port is inconclusive too.
 #[test]
 fn closed_port_is_inconclusive_exit_2() {
@@ -167,6 +233,46 @@ fn demo_passes_and_reports_hold_no_key_material() {
     );
     assert!(!said(&out).contains("PRIVATE KEY"));
     assert_no_key_material(&dir, &[]);
+}
+
+/// The demo's reports are readable: report.md at most 60 KB and report.json at most 250 KB;
+/// doors with the same outcome are said once (a line per door class in report.md, no door by
+/// name), and every individual door is in report.json, in its class.
+#[test]
+fn demo_reports_say_each_door_class_once_and_fit_their_sizes() {
+    let run = common::run_cli(&["demo"]);
+    run.assert_exit(0);
+    let dir = common::report_dir(&run);
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let json = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    assert!(md.len() <= 60 * 1024, "report.md is {} bytes", md.len());
+    assert!(
+        json.len() <= 250 * 1024,
+        "report.json is {} bytes",
+        json.len()
+    );
+    // A door SNI only the certificate's names add, never in report.md, in report.json per class.
+    let door = "SNI `argocd-repo-server.argocd.svc.cluster.local`, ALPN `h2`";
+    assert!(
+        !md.contains("argocd-repo-server.argocd.svc.cluster.local`"),
+        "a door by name in report.md"
+    );
+    let check = run.check("handshake/wrong-ca/tls1.3");
+    let classes = check["observed"]["door_classes"].as_array().unwrap();
+    let doors: Vec<&str> = classes
+        .iter()
+        .flat_map(|c| c["doors"].as_array().unwrap())
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    assert_eq!(doors.len(), 13, "{doors:?}");
+    assert!(doors.contains(&door), "{doors:?}");
+    assert!(classes.len() < doors.len(), "no door class holds two doors");
+    let lines = check["evidence"].as_array().unwrap();
+    assert_eq!(
+        lines.len(),
+        classes.len(),
+        "one evidence line per door class: {lines:?}"
+    );
 }
 
 /// A run with --pki: the bundle's own key bodies appear in no report file.
@@ -606,6 +712,53 @@ fn kind_target_preflight_fails_fast() {
     );
 }
 
+/// An API server that cannot be reached stops `--target cluster --install` before anything is
+/// downloaded or applied: exit 2, the cluster and the cause named in one sentence (no `Debug`
+/// dump), and the manifest's server (a counting loopback) never sees a connection. A manifest
+/// server that never answers is bounded by --download-timeout: tests for `download` itself in
+/// src/kubernetes/manifest.rs.
+#[test]
+fn an_unreachable_api_server_stops_the_install_before_any_download() {
+    let manifest_server = common::loopback(common::Plain::Silent);
+    let closed = common::free_port();
+    let dir = common::tempdir();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: not-a-secret\n"
+        ),
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "run",
+            "--target",
+            "cluster",
+            "--install",
+            "--install-manifest",
+            &format!("http://{}/install.yaml", manifest_server.addr),
+            "--report-dir",
+            dir.path().join("reports").to_str().unwrap(),
+        ])
+        .env("KUBECONFIG", &kubeconfig)
+        .output()
+        .unwrap();
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "the API server of `current context (https://127.0.0.1:{closed}/)` cannot be reached: "
+        )) && text.contains("Connection refused")
+            && text.contains("nothing was installed, changed or downloaded"),
+        "{text}"
+    );
+    for dump in ["Error(", "Os {", "ConnectError(", "kind: ", "ERROR"] {
+        assert!(!text.contains(dump), "a Debug dump ({dump}):\n{text}");
+    }
+    assert_eq!(manifest_server.accepted(), 0, "the manifest was looked up");
+}
+
 /// Issue 16.7: SIGINT (Ctrl-C) and SIGTERM (CI cancellation) at any moment of a run end in the
 /// incomplete report and exit 2, listing the checks that were not judged: right after start
 /// (while the command line is resolved and the identities are minted), during the controls, and
@@ -895,6 +1048,82 @@ fn aggregate_writes_the_fleet_and_exits_by_the_worst_cluster() {
 /// `--metrics-file` is Prometheus's text format as the Prometheus client library's own parser reads
 /// it (families, types, labels, values), and `--print-report` prints exactly report.json's content
 /// between its marker lines.
+/// `--metrics-file` through a symbolic link writes the file it leads to and leaves the link; a
+/// link loop, a FIFO, a folder and a folder that does not exist are refused while planning
+/// (exit 2, the flag and the cause named), before a single connection reaches the endpoint and
+/// before any report is written.
+#[test]
+fn metrics_file_goes_through_its_link_and_bad_paths_stop_before_probing() {
+    let dir = common::tempdir();
+    let d = dir.path();
+    std::fs::write(d.join("real.prom"), b"old").unwrap();
+    std::os::unix::fs::symlink("real.prom", d.join("link.prom")).unwrap();
+    let run = common::run_cli(&[
+        "demo",
+        "--metrics-file",
+        d.join("link.prom").to_str().unwrap(),
+    ]);
+    run.assert_exit(0);
+    let written = std::fs::read_to_string(d.join("real.prom")).unwrap();
+    assert!(
+        written.contains("argocd_mtls_verify_run_verdict"),
+        "{written}"
+    );
+    assert!(
+        std::fs::symlink_metadata(d.join("link.prom"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+
+    std::os::unix::fs::symlink("loop-b", d.join("loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", d.join("loop-b")).unwrap();
+    let fifo = d.join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fx = common::fixture();
+    let hole = common::blackhole();
+    let reports = common::tempdir();
+    for (path, says) in [
+        (d.join("loop-a"), "symbolic links loop"),
+        (fifo.clone(), "a FIFO"),
+        (d.to_path_buf(), "a directory"),
+        (d.join("missing/m.prom"), "cannot create a file in"),
+    ] {
+        let out = cli(&[
+            "run",
+            "--addr",
+            &hole.addr.to_string(),
+            "--pki",
+            fx.dir.path().to_str().unwrap(),
+            "--report-dir",
+            reports.path().to_str().unwrap(),
+            "--metrics-file",
+            path.to_str().unwrap(),
+        ]);
+        let text = said(&out);
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let want = format!("--metrics-file {}: cannot write it: ", path.display());
+        assert!(
+            text.contains(&want) && text.contains(says),
+            "{says}:\n{text}"
+        );
+    }
+    assert_eq!(hole.accepted(), 0, "a run with a bad --metrics-file probed");
+    assert_eq!(std::fs::read_dir(reports.path()).unwrap().count(), 0);
+    assert!(
+        std::fs::symlink_metadata(d.join("loop-a"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}
+
 #[test]
 fn metrics_parse_with_prometheus_and_the_printed_report_is_report_json() {
     let dir = common::tempdir();

@@ -2148,6 +2148,59 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
     let image = tool_image();
     let pki = node.pki(&[]);
     node.install_with_mtls(pki.path());
+    // Before the CRD: the PolicyReport cannot be written after the checks passed. The exit code
+    // says no verdict, and so does every file written after that step: the metrics file, and
+    // report.json, report.md and junit.xml, each naming the step and the cause.
+    let scratch = common::tempdir();
+    let metrics = scratch.path().join("m.prom");
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "--pki",
+        pki.path().to_str().unwrap(),
+        "--policy-report",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+    ]);
+    run.assert_exit(2);
+    assert_eq!(run.report["summary"]["failed"], 0, "{}", run.said);
+    assert_eq!(run.report["summary"]["verdict"], "error");
+    let step = &run.report["run"]["failed_steps"][0];
+    assert_eq!(step["step"], "policy-report", "{}", run.report["run"]);
+    let why = step["error"].as_str().unwrap();
+    assert!(why.contains("PolicyReport"), "{why}");
+    assert!(
+        run.said
+            .contains("FAILED AFTER THE CHECKS: --policy-report: "),
+        "{}",
+        run.said
+    );
+    let dir = std::path::PathBuf::from(
+        run.said
+            .lines()
+            .find_map(|l| l.strip_prefix("report: "))
+            .unwrap(),
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("NO VERDICT — a step after the checks failed"),
+        "{md}"
+    );
+    assert!(
+        md.contains("| After the checks | **FAILED**: --policy-report: "),
+        "{md}"
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert!(
+        junit.contains("a step after the checks failed: --policy-report: "),
+        "{junit}"
+    );
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains("step=\"--policy-report\"} 1") && prom.contains("verdict=\"error\"} 1"),
+        "{prom}"
+    );
     let deploy = common::rig::root().join("deploy");
     node.k(&[
         "apply",

@@ -75,21 +75,30 @@ fn alerts(run: &Run, id: &str) -> Vec<String> {
     alerts_where(run, id, |_| true)
 }
 
-/// The alerts of the attempts of a check whose ALPN offer `keep` accepts (`[]`: none offered).
+/// The alerts of the attempts of a check at the doors whose ALPN offer `keep` accepts (`[]`:
+/// none offered): one per door, from its door class.
 fn alerts_where(run: &Run, id: &str, keep: impl Fn(&[&str]) -> bool) -> Vec<String> {
-    run.check(id)["observed"]["attempts"]
+    let classes = run.check(id)["observed"]["door_classes"]
         .as_array()
-        .unwrap_or_else(|| panic!("{id} has no attempts"))
-        .iter()
-        .filter(|a| {
-            let offered: Vec<&str> = a["alpn_offered"]
-                .as_array()
-                .map(|o| o.iter().filter_map(|p| p.as_str()).collect())
+        .unwrap_or_else(|| panic!("{id} has no door classes"));
+    let mut alerts = Vec::new();
+    for class in classes {
+        let alert = class["attempt"]["alert"].as_str().unwrap_or("none");
+        for door in class["doors"].as_array().unwrap() {
+            // `SNI `x`, ALPN `h2,http/1.1`` or `no SNI, no ALPN`.
+            let door = door.as_str().unwrap();
+            let offered: Vec<&str> = door
+                .split("ALPN `")
+                .nth(1)
+                .and_then(|rest| rest.split('`').next())
+                .map(|list| list.split(',').collect())
                 .unwrap_or_default();
-            keep(&offered)
-        })
-        .map(|a| a["alert"].as_str().unwrap_or("none").to_owned())
-        .collect()
+            if keep(&offered) {
+                alerts.push(alert.to_owned());
+            }
+        }
+    }
+    alerts
 }
 
 /// mTLS on, bundle from `pki init` with its defaults (RSA 2048, which Argo CD's default TLS 1.2
@@ -177,7 +186,8 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
         }
     }
     // TLS 1.2 refusals still record the version the ServerHello chose.
-    let attempt = &run.check("handshake/no-client-cert/tls1.2")["observed"]["attempts"][0];
+    let attempt =
+        &run.check("handshake/no-client-cert/tls1.2")["observed"]["door_classes"][0]["attempt"];
     assert_eq!(attempt["tls_version"], "tls1.2");
     // The unauthenticated RPC: the server's own alert is the evidence, never a message of ours.
     let no_cert = run.reason("grpc/no-cert-rpc-denied");
@@ -393,7 +403,7 @@ async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
         .output()
         .unwrap();
     let cache = String::from_utf8(out.stdout).unwrap();
-    let timeout = std::time::Duration::from_secs(5);
+    let limits = argocd_mtls_verify::kubernetes::manifest::DownloadLimits::default();
     for argocd in ArgoCd::ALL {
         let tag = format!("v{}", argocd.version());
         let local = Path::new(cache.trim()).join(format!(
@@ -406,7 +416,7 @@ async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
         );
         let source =
             ManifestSource::resolve(&tag, "manifests/install.yaml", local.to_str()).unwrap();
-        let (_, facts) = source.fetch(timeout).await.unwrap();
+        let (_, facts) = source.fetch(limits).await.unwrap();
         assert!(facts.pinned, "{tag}: {facts:?}");
         assert_eq!(
             facts.matches,
@@ -421,7 +431,7 @@ async fn a_local_manifest_with_the_pinned_digest_is_pinned() {
         std::fs::write(&edited, bytes).unwrap();
         let source =
             ManifestSource::resolve(&tag, "manifests/install.yaml", edited.to_str()).unwrap();
-        let (_, facts) = source.fetch(timeout).await.unwrap();
+        let (_, facts) = source.fetch(limits).await.unwrap();
         assert!(!facts.pinned && facts.matches.is_none(), "{tag}: {facts:?}");
     }
 }

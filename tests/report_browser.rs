@@ -195,6 +195,46 @@ fn report_html_renders_in_chromium_with_report_mds_verdicts() {
     );
 }
 
+/// At 1400 px the demo's report.html needs no horizontal scroll: the page's width (laid out by
+/// Chromium, measured by a line of script added to a copy) is its viewport's. A fingerprint or a
+/// long reason wraps instead of widening a table.
+#[test]
+fn report_html_fits_1400_pixels_without_horizontal_scroll() {
+    let run = common::run_cli(&["demo", "--format", "json,md,html"]);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    let html = std::fs::read_to_string(common::report_dir(&run).join("report.html")).unwrap();
+    let measured = html.replace(
+        "</body>",
+        "<script>document.body.setAttribute('data-widths', \
+         document.documentElement.scrollWidth + ' ' + document.documentElement.clientWidth)</script></body>",
+    );
+    assert_ne!(measured, html, "report.html has no </body>");
+    let profile = common::tempdir();
+    let page = profile.path().join("measured.html");
+    std::fs::write(&page, measured).unwrap();
+    let dom = headless(
+        profile.path(),
+        &[
+            "--window-size=1400,900",
+            "--dump-dom",
+            &format!("file://{}", page.display()),
+        ],
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    let widths = dom
+        .split("data-widths=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the script measured the page");
+    let (scroll, client) = widths.split_once(' ').unwrap();
+    let (scroll, client): (u32, u32) = (scroll.parse().unwrap(), client.parse().unwrap());
+    assert!(client > 1300 && client <= 1400, "viewport {client} px");
+    assert!(
+        scroll <= client,
+        "report.html is {scroll} px wide in a {client} px window: it scrolls sideways"
+    );
+}
+
 /// Loads `path` into compliance-trestle's OSCAL Assessment Results model (which validates it) and
 /// prints what it read: the observation count, each finding's state, the first evidence href.
 #[cfg(feature = "rig")]

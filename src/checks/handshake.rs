@@ -4,11 +4,11 @@
 
 use std::collections::BTreeSet;
 
-use super::judgement::{Judgement, attempt_evidence, door_words, refusal_words, sni_words};
+use super::judgement::{Judgement, attempt_evidence, door_words, refusal_words};
 use super::observe::Observations;
 use super::observe::{AlpnOffer, Door};
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, TlsVersion};
-use crate::report::{HealthSeen, Observed, Verdict};
+use crate::report::{DoorClass, HealthSeen, Observed, Verdict};
 use crate::suite::{Check, Expect, Presented};
 
 /// Why TLS version `v` cannot carry the mTLS checks at this endpoint, from the valid client's
@@ -200,10 +200,12 @@ pub(super) fn judge_refusal(
     let attempts: Vec<&ProbeOutcome> = at_doors.iter().map(|(_, o)| *o).collect();
     let control = positive_control(obs, v, grpc);
     let control_basis = control.as_ref().ok().copied();
-    let evidence: Vec<String> = attempts.iter().flat_map(|o| attempt_evidence(o)).collect();
-    let observed = Observed::Attempts {
-        attempts: attempts.iter().map(|o| (*o).clone()).collect(),
-    };
+    let door_classes = DoorClass::group(attempts.iter().map(|o| (door_words(o), *o)));
+    let evidence: Vec<String> = door_classes
+        .iter()
+        .map(|class| super::judgement::class_evidence(class, &attempts))
+        .collect();
+    let observed = Observed::Doors { door_classes };
     let duration_ms = attempts
         .iter()
         .map(|o| o.timings.total_us as f64 / 1000.0)
@@ -283,25 +285,21 @@ pub(super) fn judge_refusal(
         ));
     }
     let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
-    // The doors, grouped by ALPN offer: `ALPN `h2`: no SNI, SNI `localhost`, ...`.
-    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
-    for o in &attempts {
-        let alpn = super::judgement::alpn_words(o);
-        match groups.iter_mut().find(|(a, _)| *a == alpn) {
-            Some((_, snis)) => snis.push(sni_words(o)),
-            None => groups.push((alpn, vec![sni_words(o)])),
-        }
-    }
-    let doors: Vec<String> = groups
-        .iter()
-        .map(|(alpn, snis)| format!("{alpn}: {}", snis.join(", ")))
-        .collect();
     let mut reason = format!(
-        "rejected {} with {} at each of {} doors ({}); the valid client was admitted on the same endpoint",
+        "rejected {} with {} at each of {} doors ({} server names, {} ALPN offers); the valid client was admitted on the same endpoint",
         attempts[0].stage,
         hows.into_iter().collect::<Vec<_>>().join(" / "),
         attempts.len(),
-        doors.join("; ")
+        attempts
+            .iter()
+            .map(|o| &o.sni)
+            .collect::<BTreeSet<_>>()
+            .len(),
+        attempts
+            .iter()
+            .map(|o| &o.alpn_offered)
+            .collect::<BTreeSet<_>>()
+            .len(),
     );
     if let Presented::Adversary(adversary) = present
         && let Some(caveat) = obs.caveats.get(&adversary)

@@ -103,6 +103,59 @@ pub(super) fn door_words(o: &ProbeOutcome) -> String {
     format!("{}, {}", sni_words(o), alpn_words(o))
 }
 
+/// How many doors per ALPN offer, in words: `7 with ALPN \`h2\`, 3 with no ALPN`.
+pub(super) fn doors_by_alpn<'a>(attempts: impl IntoIterator<Item = &'a ProbeOutcome>) -> String {
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    for o in attempts {
+        let alpn = alpn_words(o);
+        match counts.iter_mut().find(|(a, _)| *a == alpn) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((alpn, 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(alpn, n)| format!("{n} with {alpn}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The evidence of one door class in one line: its attempt's, said once for all its doors
+/// (which doors they are is in report.json).
+pub(super) fn class_evidence(
+    class: &crate::report::DoorClass,
+    attempts: &[&ProbeOutcome],
+) -> String {
+    let members: Vec<&ProbeOutcome> = attempts
+        .iter()
+        .copied()
+        .filter(|o| class.holds(o))
+        .collect();
+    let o = &class.attempt;
+    let what = match o.outcome {
+        probe::Outcome::Rejected => format!("rejected {} with {}", o.stage, refusal_words(o)),
+        _ => format!("{} {} ({})", o.outcome, o.stage, o.detail),
+    };
+    let mut line = format!(
+        "{} of {} doors ({}): {what}",
+        members.len(),
+        attempts.len(),
+        doors_by_alpn(members),
+    );
+    if let Some(basis) = o.accepted_by {
+        line.push_str(&format!(", accepted on the basis of {basis}"));
+    }
+    if o.client_cert_requested {
+        line.push_str(&format!(
+            "; a client certificate was asked for ({} CA names)",
+            o.acceptable_ca_names.len()
+        ));
+    } else if o.stage != probe::Stage::Tcp {
+        line.push_str("; no client certificate was asked for");
+    }
+    line
+}
+
 pub(super) fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
     let mut e = vec![format!(
         "{} presenting `{}` with {}: {} {} ({})",

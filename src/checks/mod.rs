@@ -50,9 +50,23 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
             "gRPC check; the endpoint was probed with --protocol {}",
             endpoint.protocol.name()
         ))
+    } else if let Some(why) = obs
+        .no_session
+        .as_deref()
+        .filter(|_| needs_session(&check.case.kind))
+    {
+        Judgement::new(Verdict::Error, format!("no verdict: {why}"))
     } else {
         judge(check, obs, endpoint, grpc)
     };
+    if let Some(why) = &obs.no_session
+        && matches!(check.case.kind, CaseKind::PlaintextH2c)
+        && j.verdict != Verdict::Fail
+    {
+        // Without TLS on the port, "no HTTP/2 in plaintext" is no evidence for the controls it
+        // maps to; an HTTP/2 answer in plaintext is a finding of its own and stands.
+        j = Judgement::new(Verdict::Error, format!("no verdict: {why}"));
+    }
     if !relay_failures.is_empty() && j.verdict != Verdict::Skip {
         // A relay that drops a connection looks like a server refusing it: nothing seen through
         // a failing port-forward is evidence either way.
@@ -71,6 +85,28 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
         crate::report::ProbePath::PortForward
     });
     result
+}
+
+/// Whether a case is judged on what a TLS session showed (a handshake, what the server
+/// presented or negotiated, a gRPC call, the refusals it logged): no verdict on a port where the
+/// valid client got none. The health port, the log lines of its start and the Kubernetes objects
+/// are facts of their own; plaintext HTTP/2 is settled in [`evaluate`].
+fn needs_session(kind: &CaseKind) -> bool {
+    match kind {
+        CaseKind::Handshake { .. }
+        | CaseKind::LegacyHello
+        | CaseKind::ServerIdentity
+        | CaseKind::TrustStore
+        | CaseKind::TlsPolicy
+        | CaseKind::GrpcHealth
+        | CaseKind::GrpcVersion
+        | CaseKind::GrpcNoCertRpc
+        | CaseKind::LogRejections => true,
+        CaseKind::PlaintextH2c
+        | CaseKind::HttpProbe { .. }
+        | CaseKind::LogLine { .. }
+        | CaseKind::Finding { .. } => false,
+    }
 }
 
 pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {

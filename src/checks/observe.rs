@@ -144,6 +144,10 @@ pub struct Observations {
     /// Set when the endpoint speaks something other than `--protocol` says: then no check can
     /// be judged, and the reason says what was seen.
     pub protocol_mismatch: Option<String>,
+    /// Set when no attempt of the positive controls met a TLS server (none got a certificate from
+    /// it, under any version): then nothing that needs a session can be judged, the refusals at
+    /// the other doors are not tried, and the reason says what the port did instead.
+    pub no_session: Option<String>,
     /// Wall time of the observation phase, ms.
     pub elapsed_ms: f64,
     /// Why the client identity presented as "valid" is a stand-in (see [`ProbePki::stand_in`]).
@@ -412,6 +416,17 @@ pub async fn observe(
         // that remembers what it verified (by issuer and serial, say) must have met the
         // legitimate client before the forgery of it arrives.
         let mut outcomes = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect()).await;
+        // No session, no claim: a port where no control met a TLS server is not asked the rest.
+        if !outcomes.is_empty() && !outcomes.iter().any(|(_, o)| o.tls_version.is_some()) {
+            let answer = probe::speech::answer_to_hello(
+                endpoint.addr,
+                &endpoint.server_name,
+                settings.timeout,
+            )
+            .await;
+            let why = no_session_reason(&endpoint.label, &outcomes, &answer);
+            return (outcomes, Some(why));
+        }
         let names: Vec<String> = outcomes
             .iter()
             .find_map(|(_, o)| o.server_chain.leaf_der.as_deref())
@@ -431,7 +446,7 @@ pub async fn observe(
             .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
             .collect();
         outcomes.extend(run(second).await);
-        outcomes
+        (outcomes, None)
     };
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
         probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)
@@ -529,7 +544,9 @@ pub async fn observe(
     }
     obs.tls12_suites = all_suites;
 
+    let (handshakes, no_session) = handshakes;
     obs.handshakes = handshakes.into_iter().collect();
+    obs.no_session = no_session;
     obs.legacy = legacy_versions.into_iter().zip(legacy).collect();
     obs.plaintext = plaintext;
     obs.grpc_health = health_versions.into_iter().zip(health).collect();
@@ -556,6 +573,31 @@ pub async fn observe(
     }
     obs.elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     obs
+}
+
+/// The one reason every session check of a port without a TLS session gives: what the port
+/// answered a ClientHello, and when it spoke TLS, what each control met.
+fn no_session_reason(
+    label: &str,
+    controls: &[(AttemptKey, ProbeOutcome)],
+    answer: &probe::speech::HelloAnswer,
+) -> String {
+    use probe::speech::HelloAnswer;
+    match answer {
+        HelloAnswer::Other(_) => format!("{label} does not speak TLS: {answer}"),
+        HelloAnswer::Tls(_) => {
+            let met: Vec<String> = controls
+                .iter()
+                .filter(|(k, _)| k.0 == Presented::Client)
+                .map(|((_, v, _), o)| format!("{v}: {}", o.detail))
+                .collect();
+            format!(
+                "{label} speaks TLS but gave the valid client no session ({}): {answer}",
+                met.join("; ")
+            )
+        }
+        _ => format!("{label} gave the valid client no TLS session: {answer}"),
+    }
 }
 
 /// What the valid client's own attempts say about a `--protocol` that does not fit the endpoint.

@@ -518,6 +518,56 @@ fn a_protocol_mismatch_judges_nothing() {
     assert!(reason.contains("speaks gRPC"));
 }
 
+/// No session, no claim: on a port where the valid client got no TLS session, every case judged
+/// on a session has no verdict, with the port's one reason, whatever its canned facts say (here a
+/// legacy hello "refused" and an open h2c, as a plaintext HTTP server gives); the log line of the
+/// server's start is a fact of its own; "no HTTP/2 in plaintext" claims nothing, and an HTTP/2
+/// answer in plaintext stays a failure.
+#[test]
+fn no_session_claims_nothing_that_needs_one() {
+    let mut obs = admitted();
+    obs.legacy.insert(
+        TlsVersion::Tls10,
+        attempt(TlsVersion::Tls10, None, Outcome::Rejected, None, None),
+    );
+    obs.plaintext = Some(attempt(V13, None, Outcome::Rejected, None, None));
+    obs.logs = Some(Ok(vec![MTLS_LINE.to_owned()]));
+    let why = "127.0.0.1:1 does not speak TLS: it answered a ClientHello with an HTTP/1.x response `HTTP/1.0 400 Bad Request`";
+    obs.no_session = Some(why.into());
+    for id in [
+        "handshake/valid-client-cert/tls1.3",
+        "handshake/no-client-cert/tls1.2",
+        "tls/versions/tls1.0",
+        "tls/policy",
+        "server/identity",
+        "grpc/health",
+        "log/rejections-logged",
+        "transport/plaintext-h2c",
+    ] {
+        let (v, reason) = verdict(id, &obs, Protocol::Grpc);
+        assert_eq!(
+            (v, reason.as_str()),
+            (Verdict::Error, &*format!("no verdict: {why}")),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        verdict("log/mtls-enabled", &obs, Protocol::Grpc).0,
+        Verdict::Pass
+    );
+    obs.plaintext = Some(attempt(
+        V13,
+        None,
+        Outcome::Accepted,
+        None,
+        Some(AcceptanceBasis::H2Settings),
+    ));
+    assert_eq!(
+        verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
+        Verdict::Fail
+    );
+}
+
 /// The migration baseline: admitted without a certificate before mTLS is the evidence; a refusal
 /// then, or anything seen through a failing port-forward, is not.
 #[test]

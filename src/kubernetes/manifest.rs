@@ -12,6 +12,25 @@ use super::versions::{self, PinnedManifest, VersionError};
 /// Largest manifest accepted (install.yaml is about 1.9 MB).
 pub const MAX_BYTES: usize = 32 * 1024 * 1024;
 
+/// How long a download may take: to connect (each address tried), and in all (redirects and the
+/// body included). `--download-connect-timeout` and `--download-timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DownloadLimits {
+    /// TCP connect to the server.
+    pub connect: Duration,
+    /// The whole download.
+    pub total: Duration,
+}
+
+impl Default for DownloadLimits {
+    fn default() -> Self {
+        DownloadLimits {
+            connect: Duration::from_secs(10),
+            total: Duration::from_secs(120),
+        }
+    }
+}
+
 /// Where the manifest comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ManifestSource {
@@ -92,14 +111,17 @@ impl ManifestSource {
     }
 
     /// Reads or downloads the bytes; a pinned manifest whose digest differs is refused.
-    pub async fn fetch(&self, timeout: Duration) -> Result<(Vec<u8>, ManifestFacts), FetchError> {
+    pub async fn fetch(
+        &self,
+        limits: DownloadLimits,
+    ) -> Result<(Vec<u8>, ManifestFacts), FetchError> {
         let (bytes, origin, pinned) = match self {
             ManifestSource::Pinned { entry, url } => {
-                let bytes = download(url, timeout).await?;
+                let bytes = download(url, limits).await?;
                 versions::verify(&bytes, entry)?;
                 (bytes, url.clone(), true)
             }
-            ManifestSource::Url(url) => (download(url, timeout).await?, url.clone(), false),
+            ManifestSource::Url(url) => (download(url, limits).await?, url.clone(), false),
             ManifestSource::Path(path) => (
                 crate::fsio::read_regular(path).map_err(|e| FetchError::Read {
                     path: path.display().to_string(),
@@ -122,18 +144,22 @@ impl ManifestSource {
     }
 }
 
-/// GET `url` (https with the system's roots, or http), following up to five redirects.
-pub async fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchError> {
+/// GET `url` (https with the system's roots, or http), following up to five redirects, within
+/// `limits`.
+pub async fn download(url: &str, limits: DownloadLimits) -> Result<Vec<u8>, FetchError> {
     let fail = |detail: String| FetchError::Download {
         url: url.to_owned(),
         detail,
     };
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_connect_timeout(Some(limits.connect));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
         .map_err(|e| fail(format!("no system CA certificates: {e}")))?
         .https_or_http()
         .enable_http1()
-        .build();
+        .wrap_connector(tcp);
     let client: hyper_util::client::legacy::Client<_, Empty<bytes::Bytes>> =
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             .build(https);
@@ -143,7 +169,17 @@ pub async fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchErro
             let uri: http::Uri = current
                 .parse()
                 .map_err(|e| fail(format!("not a URL: {e}")))?;
-            let response = client.get(uri).await.map_err(|e| fail(format!("{e:?}")))?;
+            let response = client.get(uri).await.map_err(|e| {
+                if e.is_connect() {
+                    fail(format!(
+                        "cannot connect (limit {} s, --download-connect-timeout): {}",
+                        limits.connect.as_secs(),
+                        crate::error_chain(&e)
+                    ))
+                } else {
+                    fail(crate::error_chain(&e))
+                }
+            })?;
             let status = response.status();
             if status.is_redirection() {
                 current = response
@@ -160,14 +196,19 @@ pub async fn download(url: &str, timeout: Duration) -> Result<Vec<u8>, FetchErro
             let body = Limited::new(response.into_body(), MAX_BYTES)
                 .collect()
                 .await
-                .map_err(|e| fail(format!("reading the body: {e}")))?;
+                .map_err(|e| fail(format!("reading the body: {}", crate::error_chain(&*e))))?;
             return Ok(body.to_bytes().to_vec());
         }
         Err(fail("more than five redirects".into()))
     };
-    tokio::time::timeout(timeout, work)
+    tokio::time::timeout(limits.total, work)
         .await
-        .map_err(|_| fail(format!("no complete answer within {} s", timeout.as_secs())))?
+        .map_err(|_| {
+            fail(format!(
+                "no complete answer within {} s (--download-timeout)",
+                limits.total.as_secs()
+            ))
+        })?
 }
 
 /// The container images the manifest's Deployments and StatefulSets run (for preloading into kind).
@@ -242,6 +283,55 @@ pub fn gate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that takes the connection and never answers is given up after the total limit;
+    /// one whose accept queue is full (the SYN is never answered) after the connect limit. Each
+    /// error names its flag, and neither is a `Debug` dump.
+    #[tokio::test]
+    async fn downloads_are_bounded_by_their_connect_and_total_limits() {
+        let limits = DownloadLimits {
+            connect: Duration::from_secs(1),
+            total: Duration::from_secs(2),
+        };
+        // Accepts (the kernel does, into its queue) and never answers.
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/install.yaml", silent.local_addr().unwrap());
+        let e = download(&url, limits).await.unwrap_err().to_string();
+        assert!(
+            e.contains("no complete answer within 2 s (--download-timeout)"),
+            "{e}"
+        );
+        // A listener with a backlog of one, filled: the next SYN is dropped, the connect hangs.
+        let full = rustix::net::socket(
+            rustix::net::AddressFamily::INET,
+            rustix::net::SocketType::STREAM,
+            None,
+        )
+        .unwrap();
+        let loopback = std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 0);
+        rustix::net::bind(&full, &loopback).unwrap();
+        rustix::net::listen(&full, 0).unwrap();
+        let addr =
+            std::net::SocketAddrV4::try_from(rustix::net::getsockname(&full).unwrap()).unwrap();
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            // Fill the queue; these connects may themselves hang once it is full.
+            if let Ok(c) =
+                std::net::TcpStream::connect_timeout(&addr.into(), Duration::from_millis(200))
+            {
+                held.push(c);
+            }
+        }
+        let url = format!("http://{addr}/install.yaml");
+        let e = download(&url, limits).await.unwrap_err().to_string();
+        assert!(
+            e.contains("cannot connect (limit 1 s, --download-connect-timeout)"),
+            "{e}"
+        );
+        for dump in ["Error(", "Os {", "ConnectError("] {
+            assert!(!e.contains(dump), "{e}");
+        }
+    }
 
     /// Only the containers that run a loaded image get IfNotPresent (init containers too); a
     /// Service and an image that was not loaded keep what the manifest says.

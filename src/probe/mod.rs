@@ -11,6 +11,7 @@
 
 pub mod legacy;
 pub mod plaintext;
+pub mod speech;
 pub mod suites;
 
 mod client;

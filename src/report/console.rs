@@ -84,6 +84,9 @@ pub fn render(report: &Report) -> String {
             ));
         }
     }
+    if let Some(steps) = report.failed_steps_line() {
+        out.push_str(&format!("\nFAILED AFTER THE CHECKS: {steps}\n"));
+    }
     if report.run.incomplete {
         out.push_str(&format!(
             "\nINCOMPLETE: {}\n",

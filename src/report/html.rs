@@ -13,8 +13,8 @@ use crate::probe::{Outcome, ProbeOutcome};
 const STYLE: &str = "
 body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#111}
 h1{font-size:1.5em}h2{margin-top:2em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}
-th{background:#f3f3f3}
+table{border-collapse:collapse;margin:.5em 0;max-width:100%}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left;overflow-wrap:anywhere}
+th{background:#f3f3f3}td:first-child,th{overflow-wrap:normal}
 .v{font-weight:bold;padding:1px 5px;border-radius:3px;white-space:nowrap}
 .PASS{background:#c8e6c9}.FAIL{background:#ef9a9a}.ADVISORY{background:#ffe082}.SKIP{background:#e0e0e0}.NO-VERDICT{background:#ce93d8}
 .supported{background:#c8e6c9}.partial{background:#fff59d}.contradicted{background:#ef9a9a}.not-applicable{background:#e0e0e0}.not-assessed{background:#e0e0e0}
@@ -62,16 +62,22 @@ fn header(html: &mut String, cells: &[&str]) {
     html.push_str("</tr>\n");
 }
 
-/// One chip per attempt: its outcome as the colour, the alert (or reset) as the text, the door
-/// (SNI, ALPN) and the version in the tooltip.
+/// One chip per door class (or attempt): its outcome as the colour, the alert (or reset) as the
+/// text with the number of doors, the version and the doors in the tooltip.
 fn chips(observed: &Observed) -> String {
-    let attempts: Vec<&ProbeOutcome> = match observed {
-        Observed::Attempts { attempts } => attempts.iter().collect(),
-        Observed::Admission { attempt, .. } | Observed::Attempt { attempt } => vec![attempt],
+    let classes: Vec<(&ProbeOutcome, Vec<String>)> = match observed {
+        Observed::Doors { door_classes } => door_classes
+            .iter()
+            .map(|c| (&c.attempt, c.doors.clone()))
+            .collect(),
+        Observed::Attempts { attempts } => attempts.iter().map(|a| (a, vec![door(a)])).collect(),
+        Observed::Admission { attempt, .. } | Observed::Attempt { attempt } => {
+            vec![(attempt, vec![door(attempt)])]
+        }
         _ => vec![],
     };
     let mut out = String::new();
-    for a in attempts {
+    for (a, doors) in classes {
         let (class, text) = match a.outcome {
             Outcome::Accepted => ("accepted", "accepted".to_owned()),
             Outcome::Rejected => (
@@ -83,24 +89,41 @@ fn chips(observed: &Observed) -> String {
             Outcome::Inconclusive => ("inconclusive", "inconclusive".to_owned()),
             Outcome::Error => ("error", "error".to_owned()),
         };
-        let door = format!(
-            "{}, SNI {}, ALPN {}",
-            a.requested_version,
-            a.sni.as_deref().unwrap_or("none"),
-            if a.alpn_offered.is_empty() {
-                "none".to_owned()
-            } else {
-                a.alpn_offered.join(",")
-            }
-        );
+        let (text, tip) = match doors.as_slice() {
+            [one] => (text, format!("{}, {one}", a.requested_version)),
+            _ => (
+                format!("{text} ×{}", doors.len()),
+                format!(
+                    "{} at {} doors: {}",
+                    a.requested_version,
+                    doors.len(),
+                    doors.join("; ")
+                ),
+            ),
+        };
         let _ = write!(
             out,
             "<span class=\"chip {class}\" title=\"{}\">{}</span>",
-            esc(&door),
+            esc(&tip),
             esc(&text)
         );
     }
     out
+}
+
+/// An attempt's door in words: its SNI and ALPN offer.
+fn door(a: &ProbeOutcome) -> String {
+    format!(
+        "SNI {}, ALPN {}",
+        a.sni
+            .as_deref()
+            .map_or("none".to_owned(), |n| format!("`{n}`")),
+        if a.alpn_offered.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("`{}`", a.alpn_offered.join(","))
+        }
+    )
 }
 
 /// The case a result belongs to and the column it goes in (`tls1.2`, `tls1.3`, or `-`).
@@ -184,6 +207,9 @@ fn run_table(html: &mut String, r: &Report) {
         ));
     }
     rows.push(("Checks", super::console::counts(r)));
+    if let Some(steps) = r.failed_steps_line() {
+        rows.push(("After the checks", format!("FAILED: {steps}")));
+    }
     if r.run.incomplete {
         rows.push((
             "Completeness",
@@ -389,7 +415,7 @@ pub(super) fn render(r: &Report) -> String {
         "<p>A passing check is evidence toward the mapped controls, not a certification of them.</p>\n",
     );
 
-    html.push_str("<h2 id=\"matrix\">Verdict matrix</h2>\n<p>One row per case, one column per TLS version; each chip is one attempt at one door (hover for its SNI and ALPN), coloured by what the server did: <span class=\"chip rejected\">refused</span> <span class=\"chip accepted\">accepted</span> <span class=\"chip inconclusive\">inconclusive</span>, the alert in it.</p>\n");
+    html.push_str("<h2 id=\"matrix\">Verdict matrix</h2>\n<p>One row per case, one column per TLS version; each chip is a door class, the doors (SNI and ALPN offer) whose attempts ended the same way (×N: how many; hover for which), coloured by what the server did: <span class=\"chip rejected\">refused</span> <span class=\"chip accepted\">accepted</span> <span class=\"chip inconclusive\">inconclusive</span>, the alert in it.</p>\n");
     let mut endpoints: Vec<&str> = Vec::new();
     for c in &r.checks {
         if !c.endpoint.starts_with("namespace/") && !endpoints.contains(&c.endpoint.as_str()) {
@@ -435,6 +461,7 @@ pub(super) fn render(r: &Report) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::DoorClass;
 
     #[test]
     fn text_is_escaped_and_chips_carry_the_alert() {
@@ -447,10 +474,27 @@ mod tests {
         refused.outcome = Outcome::Rejected;
         refused.alert = Some("certificate_required".into());
         let chips = chips(&Observed::Attempts {
-            attempts: vec![refused],
+            attempts: vec![refused.clone()],
         });
         assert!(chips.contains("class=\"chip rejected\""), "{chips}");
         assert!(chips.contains(">certificate_required<"), "{chips}");
-        assert!(chips.contains("SNI &lt;evil&gt;"), "{chips}");
+        assert!(chips.contains("SNI `&lt;evil&gt;`"), "{chips}");
+        // A door class is one chip: its count in the text, its doors in the tooltip.
+        let doors = vec![
+            "SNI `a`, ALPN `h2`".to_owned(),
+            "no SNI, ALPN `h2`".to_owned(),
+        ];
+        let class = super::chips(&Observed::Doors {
+            door_classes: vec![DoorClass {
+                doors,
+                attempt: refused,
+            }],
+        });
+        assert_eq!(class.matches("class=\"chip").count(), 1, "{class}");
+        assert!(class.contains(">certificate_required ×2<"), "{class}");
+        assert!(
+            class.contains("tls1.3 at 2 doors: SNI `a`, ALPN `h2`; no SNI, ALPN `h2`"),
+            "{class}"
+        );
     }
 }

@@ -99,8 +99,12 @@ fn verdict_case(report: &Report) -> TestCase {
         Verdict::Pass => TestCaseStatus::success(),
         Verdict::Fail => {
             let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let after = report
+                .failed_steps_line()
+                .map(|steps| format!("; and a step after the checks failed: {steps}"))
+                .unwrap_or_default();
             st.set_message(format!(
-                "FAIL: at least one required check failed ({counts})"
+                "FAIL: at least one required check failed ({counts}){after}"
             ));
             st.set_type("requirement-violated");
             st
@@ -111,6 +115,8 @@ fn verdict_case(report: &Report) -> TestCase {
                     "the run is INCOMPLETE: {}",
                     report.run.stopped.as_deref().unwrap_or("it did not finish")
                 )
+            } else if let Some(steps) = report.failed_steps_line() {
+                format!("a step after the checks failed: {steps}")
             } else if s.passed + s.failed == 0 {
                 "no check was judged".to_owned()
             } else if s.not_judged > 0 && s.errors == 0 {

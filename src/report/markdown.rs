@@ -79,6 +79,12 @@ pub(super) fn render(r: &Report) -> String {
         ));
     }
     md.push_str(&format!("| Checks | {} |\n", super::console::counts(r)));
+    if let Some(steps) = r.failed_steps_line() {
+        md.push_str(&format!(
+            "| After the checks | **FAILED**: {} |\n",
+            cell(&steps)
+        ));
+    }
     if r.run.incomplete {
         md.push_str(&format!(
             "| Completeness | **INCOMPLETE**: {} |\n",
@@ -108,42 +114,56 @@ pub(super) fn render(r: &Report) -> String {
         kubernetes_section(&mut md, k);
     }
 
-    md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Expected | Observed |\n|---|---|---|---|---|\n");
+    md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Observed |\n|---|---|---|---|\n");
     for c in &r.checks {
         md.push_str(&format!(
-            "| `{}` | {} | **{}** | {} | {} |\n",
+            "| `{}` | {} | **{}** | {} |\n",
             c.id,
             cell(&c.endpoint),
             verdict_word(c.verdict, c.severity),
-            cell(&c.expected),
             cell(&c.reason)
         ));
     }
 
+    // One section per case: what it does and expects once, then each check's verdict and its
+    // evidence (door classes once each; the individual doors are in report.json).
     md.push_str("\n## Details\n\n");
+    let mut cases: Vec<(&str, Vec<&super::CheckResult>)> = Vec::new();
     for c in &r.checks {
-        md.push_str(&format!("### `{}` — {}\n\n", c.id, c.title));
-        md.push_str(&format!(
-            "- **Verdict:** {} ({})\n",
-            verdict_word(c.verdict, c.severity),
-            match c.severity {
-                Severity::Required => "required",
-                Severity::Advisory => "advisory",
+        match cases.iter_mut().find(|(case, _)| *case == c.case) {
+            Some((_, checks)) => checks.push(c),
+            None => cases.push((&c.case, vec![c])),
+        }
+    }
+    for (case, checks) in cases {
+        let first = checks[0];
+        md.push_str(&format!("### `{case}` — {}\n\n", first.title));
+        md.push_str(&format!("- **Action:** {}\n", first.action));
+        md.push_str(&format!("- **Requirement:** {}\n", first.requirement));
+        if !first.spec.is_empty() {
+            md.push_str(&format!("- **Spec:** {}\n", first.spec));
+        }
+        // The controls a case maps to are in the Control mapping, by case.
+        md.push_str(&format!("- **Expected:** {}\n", first.expected));
+        for c in checks {
+            let severity = match c.severity {
+                Severity::Required => "",
+                Severity::Advisory => " (advisory)",
+            };
+            md.push_str(&format!(
+                "- `{}` at {}: **{}**{severity}",
+                c.id,
+                c.endpoint,
+                verdict_word(c.verdict, c.severity)
+            ));
+            // A pass reads in the Checks table; anything else is repeated where it is explained.
+            if c.verdict != super::Verdict::Pass {
+                md.push_str(&format!(" — {}", c.reason));
             }
-        ));
-        md.push_str(&format!("- **Endpoint:** {}\n", c.endpoint));
-        md.push_str(&format!("- **Action:** {}\n", c.action));
-        md.push_str(&format!("- **Requirement:** {}\n", c.requirement));
-        if !c.spec.is_empty() {
-            md.push_str(&format!("- **Spec:** {}\n", c.spec));
-        }
-        md.push_str(&format!("- **Expected:** {}\n", c.expected));
-        md.push_str(&format!("- **Observed:** {}\n", c.reason));
-        if !c.controls.is_empty() {
-            md.push_str(&format!("- **Controls:** {}\n", c.controls.join(", ")));
-        }
-        for e in &c.evidence {
-            md.push_str(&format!("  - {e}\n"));
+            md.push('\n');
+            for e in &c.evidence {
+                md.push_str(&format!("  - {e}\n"));
+            }
         }
         md.push('\n');
     }
@@ -184,7 +204,7 @@ pub(super) fn render(r: &Report) -> String {
             cell(&c.control.statement),
             c.status,
             cell(&why),
-            cell(&c.checks.join(", "))
+            cell(&by_case(&c.checks))
         ));
     }
     md.push_str("\n## Phases\n\n| Phase | ms |\n|---|---|\n");
@@ -195,6 +215,30 @@ pub(super) fn render(r: &Report) -> String {
         "\nIntegrity: `sha256sum -c report.json.sha256` in this folder checks report.json.\n",
     );
     md
+}
+
+/// Check ids with their TLS versions folded into their case: `handshake/wrong-ca (tls1.2,
+/// tls1.3), server/identity`.
+fn by_case(ids: &[String]) -> String {
+    let mut cases: Vec<(&str, Vec<&str>)> = Vec::new();
+    for id in ids {
+        let (case, version) = match id.rsplit_once('/') {
+            Some((case, v)) if v.starts_with("tls1.") => (case, Some(v)),
+            _ => (id.as_str(), None),
+        };
+        match cases.iter_mut().find(|(c, _)| *c == case) {
+            Some((_, versions)) => versions.extend(version),
+            None => cases.push((case, version.into_iter().collect())),
+        }
+    }
+    cases
+        .iter()
+        .map(|(case, versions)| match versions.as_slice() {
+            [] => (*case).to_owned(),
+            vs => format!("{case} ({})", vs.join(", ")),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn kubernetes_section(md: &mut String, k: &KubeFacts) {

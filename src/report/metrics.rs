@@ -45,6 +45,19 @@ pub fn render(report: &Report) -> String {
     );
     metric(
         &mut out,
+        "argocd_mtls_verify_run_step_failed",
+        "gauge",
+        "1 for each step after the checks that failed before this file was written (by its flag); the run then has no verdict unless a required check failed.",
+    );
+    for step in &report.run.failed_steps {
+        let _ = writeln!(
+            out,
+            "argocd_mtls_verify_run_step_failed{{{base},step=\"{}\"}} 1",
+            step.step.flag()
+        );
+    }
+    metric(
+        &mut out,
         "argocd_mtls_verify_run_timestamp_seconds",
         "gauge",
         "When the run finished, as a Unix time.",

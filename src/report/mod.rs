@@ -19,7 +19,7 @@ pub mod policyreport;
 pub mod progress;
 mod write;
 
-pub use observed::{HealthSeen, Observed, PolicyLine};
+pub use observed::{DoorClass, HealthSeen, Observed, PolicyLine};
 pub use write::{Formats, new_run_id, write};
 
 use std::path::Path;
@@ -225,6 +225,45 @@ pub struct RunInfo {
     /// The selected checks an incomplete run did not judge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_judged: Vec<String>,
+    /// Steps after the checks that failed (the PolicyReport, the metrics file): the run has no
+    /// verdict then, unless a required check failed. Every writer that comes after one says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_steps: Vec<FailedStep>,
+}
+
+/// A step after the checks, named by the flag that asked for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterStep {
+    /// `--policy-report`: the PolicyReport applied into the cluster.
+    PolicyReport,
+    /// `--metrics-file`: the metrics written.
+    MetricsFile,
+}
+
+impl AfterStep {
+    /// The flag that asked for the step.
+    pub fn flag(self) -> &'static str {
+        match self {
+            AfterStep::PolicyReport => "--policy-report",
+            AfterStep::MetricsFile => "--metrics-file",
+        }
+    }
+}
+
+/// A step after the checks that failed, and why (one sentence, no secret data).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedStep {
+    /// Which step.
+    pub step: AfterStep,
+    /// Why it failed.
+    pub error: String,
+}
+
+impl std::fmt::Display for FailedStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.step.flag(), self.error)
+    }
 }
 
 /// What the user asked to leave out, on purpose. A run narrowed this way may pass without the
@@ -601,6 +640,27 @@ impl Report {
         }
     }
 
+    /// Records a step after the checks that failed: a run that passed has no verdict now (the
+    /// exit code 2 and every writer after it say so); a failed run stays failed.
+    pub fn record_failed_step(&mut self, step: AfterStep, error: String) {
+        self.run.failed_steps.push(FailedStep { step, error });
+        if self.summary.verdict == Verdict::Pass {
+            self.summary.verdict = Verdict::Error;
+        }
+    }
+
+    /// The failed steps after the checks in one line (`None`: none failed).
+    pub fn failed_steps_line(&self) -> Option<String> {
+        (!self.run.failed_steps.is_empty()).then(|| {
+            self.run
+                .failed_steps
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
     /// The result in one sentence, as report.md and report.html open with it.
     pub fn overall(&self) -> &'static str {
         let s = &self.summary;
@@ -608,6 +668,7 @@ impl Report {
             Verdict::Pass => "PASS — every required check that ran passed",
             Verdict::Fail => "FAIL — at least one required check failed",
             _ if self.run.incomplete => "NO VERDICT — the run is incomplete",
+            _ if !self.run.failed_steps.is_empty() => "NO VERDICT — a step after the checks failed",
             _ if s.passed + s.failed == 0 => "NO VERDICT — no check was judged",
             _ if s.not_judged > 0 && s.errors == 0 => {
                 "NO VERDICT — required checks were not judged for want of input"
@@ -710,6 +771,7 @@ pub(crate) fn test_report(checks: &[(&str, Verdict, Severity)], stopped: Option<
         incomplete: stopped.is_some(),
         stopped: stopped.map(str::to_owned),
         not_judged: vec![],
+        failed_steps: vec![],
     };
     let subject = Subject {
         addresses: vec![],
@@ -841,6 +903,39 @@ mod tests {
                 (verdict, code),
                 "{checks:?} incomplete={incomplete} partial={partial}"
             );
+        }
+    }
+
+    /// A step after the checks that failed turns a pass into no verdict (exit 2) and a failure
+    /// stays a failure (exit 1); every writer names the step and its cause.
+    #[test]
+    fn a_failed_step_after_the_checks_is_in_every_format() {
+        use Severity::Required;
+        use Verdict::*;
+        for (verdict, code) in [(Pass, 2), (Fail, 1)] {
+            let mut report = test_report(&[("handshake/x", verdict, Required)], None);
+            report.record_failed_step(
+                AfterStep::PolicyReport,
+                "the cluster has no PolicyReport resource".into(),
+            );
+            assert_eq!(report.summary.exit_code(), code, "{verdict}");
+            let said = "--policy-report: the cluster has no PolicyReport resource";
+            for (format, text) in [
+                ("report.json", report.to_json()),
+                ("report.md", report.to_markdown()),
+                ("report.html", report.to_html()),
+                ("junit.xml", report.to_junit()),
+                ("console", report.to_console()),
+            ] {
+                let wanted = if format == "report.json" {
+                    "\"step\": \"policy-report\""
+                } else {
+                    said
+                };
+                assert!(text.contains(wanted), "{format} ({verdict}):\n{text}");
+            }
+            let metrics = metrics::render(&report);
+            assert!(metrics.contains("step=\"--policy-report\"} 1"), "{metrics}");
         }
     }
 

@@ -16,9 +16,16 @@ pub enum Observed {
     /// Nothing was observed (a check not judged, or skipped): `null`.
     #[default]
     Nothing,
-    /// Every attempt of a refusal case, one per SNI variant.
+    /// Every door of a refusal case, grouped by how the attempts there ended: each class's
+    /// attempt is recorded once, with the doors that ended the same way.
+    Doors {
+        /// The classes, in the order of their first door.
+        door_classes: Vec<DoorClass>,
+    },
+    /// Every attempt of a refusal case, one per door (what reports written before door classes
+    /// hold; read, never written).
     Attempts {
-        /// The attempts, by SNI.
+        /// The attempts, by door.
         attempts: Vec<ProbeOutcome>,
     },
     /// The valid client's attempt, and the Health/Check made on it.
@@ -89,6 +96,63 @@ pub enum Observed {
     /// The VersionService's answer, as the server gave it (or, read back from an older report,
     /// whatever that report recorded).
     Payload(serde_json::Value),
+}
+
+/// Doors whose attempts ended the same way: the same outcome, stage, alert, version, suite,
+/// ALPN chosen, server certificates, CertificateRequest and acceptance (timings aside). Whether
+/// the server's chain verified for the name a door sent is the server identity check's matter:
+/// when the doors of a class differ in it, the class's attempt says neither (`verified` unset).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DoorClass {
+    /// Each door, in words: `SNI \`localhost\`, ALPN \`h2\``.
+    pub doors: Vec<String>,
+    /// The attempt at the first of them.
+    pub attempt: ProbeOutcome,
+}
+
+impl DoorClass {
+    /// Groups `(door words, attempt)` pairs into classes, in the order of their first door.
+    pub fn group<'a>(attempts: impl IntoIterator<Item = (String, &'a ProbeOutcome)>) -> Vec<Self> {
+        let mut classes: Vec<(ProbeOutcome, DoorClass)> = Vec::new();
+        for (door, attempt) in attempts {
+            let key = Self::key(attempt);
+            match classes.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, class)) => {
+                    class.doors.push(door);
+                    let chain = &mut class.attempt.server_chain;
+                    if chain.verified != attempt.server_chain.verified {
+                        chain.verified = None;
+                        chain.verify_error = None;
+                    }
+                }
+                None => classes.push((
+                    key,
+                    DoorClass {
+                        doors: vec![door],
+                        attempt: attempt.clone(),
+                    },
+                )),
+            }
+        }
+        classes.into_iter().map(|(_, class)| class).collect()
+    }
+
+    /// Whether `attempt` belongs to this class.
+    pub fn holds(&self, attempt: &ProbeOutcome) -> bool {
+        Self::key(attempt) == Self::key(&self.attempt)
+    }
+
+    /// What makes two attempts one class: the attempt without its door and timings.
+    fn key(attempt: &ProbeOutcome) -> ProbeOutcome {
+        let mut key = attempt.clone();
+        key.sni = None;
+        key.alpn_offered.clear();
+        key.timings = Default::default();
+        key.server_chain.verified = None;
+        key.server_chain.verify_error = None;
+        key.detail.clear();
+        key
+    }
 }
 
 /// Health/Check as the valid client's case records it.

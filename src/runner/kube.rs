@@ -58,8 +58,8 @@ pub struct KindPlan {
 pub struct Limits {
     /// kind create, CRDs Established, each rollout.
     pub rollout: Duration,
-    /// Manifest download.
-    pub download: Duration,
+    /// The manifest's download.
+    pub download: crate::kubernetes::manifest::DownloadLimits,
 }
 
 /// Why a Kubernetes run stopped before its verification finished. The run's report is still
@@ -293,7 +293,7 @@ impl KubeRun {
         let cluster = self.cluster.as_ref().expect("just set");
         self.facts.cluster = format!("kind-{}", cluster.name);
         let client = client_from_kubeconfig(&cluster.kubeconfig, None).await?;
-        self.record_api_server(&client).await;
+        self.record_api_server(&client).await?;
         self.client = Some(client.clone());
         drop(cluster_phase);
 
@@ -435,7 +435,7 @@ impl KubeRun {
     ) -> Result<(), RunError> {
         let connect = self.events.phase("connect");
         self.facts.cluster = cluster_label.to_owned();
-        self.record_api_server(&client).await;
+        self.record_api_server(&client).await?;
         self.client = Some(client.clone());
         drop(connect);
         if let Some(manifest) = install {
@@ -466,12 +466,32 @@ impl KubeRun {
 
     /// The API server's version, recorded as soon as there is a client: a run that stops early
     /// still says which cluster it talked to.
-    async fn record_api_server(&mut self, client: &Client) {
-        self.facts.server_version = cluster::server_version(client)
-            .await
-            .unwrap_or_else(|e| format!("unknown ({e})"));
+    /// An API server that does not answer at all stops the run here, before anything is
+    /// downloaded, installed or changed; one that answers with an error is there, and the run goes
+    /// on (its next request says more).
+    async fn record_api_server(&mut self, client: &Client) -> Result<(), ClusterError> {
+        self.facts.server_version = match cluster::server_version(client).await {
+            Ok(version) => version,
+            Err(
+                e @ (ClusterError::Forbidden { .. }
+                | ClusterError::Api {
+                    source: kube::Error::Api(_),
+                    ..
+                }),
+            ) => format!("unknown ({e})"),
+            Err(ClusterError::Api { source, .. }) => {
+                let why = crate::error_chain(&source);
+                self.facts.server_version = format!("unreachable ({why})");
+                return Err(ClusterError::ApiServerUnreachable {
+                    cluster: self.facts.cluster.clone(),
+                    why,
+                });
+            }
+            Err(e) => format!("unknown ({e})"),
+        };
         self.events
             .note(&format!("API server {}", self.facts.server_version));
+        Ok(())
     }
 
     async fn provision_and_restart(

@@ -119,7 +119,7 @@ async fn provisioning_writes_only_what_it_names_and_never_overwrites() {
     let provisioning = Provisioning::from_bundle(&bundle, "argocd", Profile::Strict, true).unwrap();
     let limits = Limits {
         rollout: Duration::from_secs(1),
-        download: Duration::from_secs(1),
+        download: Default::default(),
     };
     for operator_made in [true, false] {
         let api = installed_cluster_api();

@@ -334,7 +334,7 @@ pub(crate) async fn verify_mock_installation(
     };
     let limits = Limits {
         rollout: std::time::Duration::from_secs(5),
-        download: std::time::Duration::from_secs(5),
+        download: Default::default(),
     };
     run.cluster(client, "mock", None, None, checks, &settings, &limits)
         .await

@@ -179,37 +179,76 @@ pub fn s_server(dir: &Path, extra: &[&str]) -> SServer {
     panic!("openssl s_server did not start with {extra:?}");
 }
 
-/// A port that accepts TCP connections and never answers (held open until drop).
-pub struct Blackhole {
+/// What a [`loopback`] server does with each connection it accepts. None of them speaks TLS.
+#[derive(Clone, Copy)]
+pub enum Plain {
+    /// Holds it open, never reads, never writes.
+    Silent,
+    /// Closes it at once.
+    CloseAtOnce,
+    /// Reads what the client sent first, writes these bytes, closes (an HTTP/1.0 server).
+    Answer(&'static [u8]),
+}
+
+/// A loopback port that never speaks TLS; it counts the connections it accepted and stops on drop.
+pub struct Loopback {
     pub addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Drop for Blackhole {
+impl Loopback {
+    /// The connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Loopback {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
         let _ = std::net::TcpStream::connect(self.addr);
     }
 }
 
-pub fn blackhole() -> Blackhole {
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// A port that accepts TCP connections and never answers (held open until drop).
+pub fn blackhole() -> Loopback {
+    loopback(Plain::Silent)
+}
+
+/// A loopback server that does `what` with every connection, on a thread of its own.
+pub fn loopback(what: Plain) -> Loopback {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = std::sync::Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let (flag, count) = (stop.clone(), accepted.clone());
     std::thread::spawn(move || {
         let mut held = Vec::new();
         for conn in listener.incoming() {
             if flag.load(Ordering::SeqCst) {
                 break;
             }
-            if let Ok(c) = conn {
-                held.push(c); // never read, never write
+            let Ok(mut c) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            match what {
+                Plain::Silent => held.push(c),
+                Plain::CloseAtOnce => drop(c),
+                Plain::Answer(bytes) => {
+                    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                    let _ = c.read(&mut [0u8; 4096]);
+                    let _ = c.write_all(bytes);
+                }
             }
         }
     });
-    Blackhole { addr, stop }
+    Loopback {
+        addr,
+        accepted,
+        stop,
+    }
 }
 pub mod golden;
 pub mod rig;

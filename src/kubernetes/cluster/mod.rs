@@ -39,6 +39,17 @@ pub enum ClusterError {
         /// The error.
         source: kube::Error,
     },
+    /// The API server did not answer at all (no connection, TLS, timeout): the run stops before
+    /// it installs, changes or downloads anything.
+    #[error(
+        "the API server of `{cluster}` cannot be reached: {why}; nothing was installed, changed or downloaded (check the kubeconfig's server address and the network)"
+    )]
+    ApiServerUnreachable {
+        /// The cluster, as the run names it (its kubeconfig context).
+        cluster: String,
+        /// What the request met.
+        why: String,
+    },
     /// Discovery found no workload of a role the run needs.
     #[error(
         "no {role} found in namespace `{namespace}`: looked for a Deployment or StatefulSet whose container runs `{binary}`, labelled app.kubernetes.io/name={role} (or ending in -{component}) or app.kubernetes.io/component={component}, or named *-{component}; is Argo CD installed in this namespace (--namespace)?"
@@ -131,7 +142,7 @@ pub(crate) fn describe(e: &kube::Error) -> String {
                 format!(" {}", status.reason)
             }
         ),
-        other => other.to_string(),
+        other => crate::error_chain(other),
     }
 }
 
