@@ -194,6 +194,33 @@ async fn advisory_failures_are_reported_but_do_not_fail_the_run() {
     assert_eq!(summary.advisories, 2);
 }
 
+/// A server that answers a release newer than every pinned one: grpc/version says so and names the
+/// release whose knowledge the run used; one that answers a pinned release says that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answered_version_is_placed_among_the_pinned_releases() {
+    let fx = common::fixture();
+    for (answers, says) in [
+        (
+            "v3.7.0+0123abc",
+            "newer than every release this tool pins: the run used what it knows of v3.6.2",
+        ),
+        ("v3.5.8+0123abc", "v3.5.8 is a release this tool pins"),
+    ] {
+        let mut config = ReferenceConfig::from_bundle(&fx.bundle).unwrap();
+        config.version.version = answers.into();
+        let results = run_against(config, &fx.pki).await;
+        let version = results.iter().find(|r| r.id == "grpc/version").unwrap();
+        assert_eq!(version.verdict, Verdict::Pass, "{}", version.reason);
+        assert!(
+            version
+                .reason
+                .contains(&format!("build `{answers}`; {says}")),
+            "{}",
+            version.reason
+        );
+    }
+}
+
 /// Against a correct server, the JSON report validates against the published schema, and every
 /// control is supported, or partial for its stated gaps alone (Argo CD checks no revocation and
 /// authorizes nothing; uniqueness and client verification need a cluster run), or not applicable.

@@ -39,14 +39,12 @@ pub(super) fn judge_health(obs: &Observations) -> Judgement {
 /// `grpc/version`: the build is recorded; a server without the service is not judged on it.
 pub(super) fn judge_version(obs: &Observations) -> Judgement {
     match &obs.grpc_version {
-        Some(Ok(v)) => Judgement::new(
-            Verdict::Pass,
-            format!(
-                "build `{}`",
-                v.get("version").and_then(|s| s.as_str()).unwrap_or("?")
-            ),
-        )
-        .observed(Observed::Payload(v.clone())),
+        Some(Ok(v)) => {
+            let build = v.get("version").and_then(|s| s.as_str()).unwrap_or("?");
+            let known = crate::kubernetes::versions::knowledge_of(build);
+            Judgement::new(Verdict::Pass, format!("build `{build}`; {known}"))
+                .observed(Observed::Payload(v.clone()))
+        }
         Some(Err(e)) if e.message.contains("UNIMPLEMENTED") || e.message.contains("(12)") => {
             Judgement::not_applicable("the server has no version.VersionService")
         }

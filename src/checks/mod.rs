@@ -60,6 +60,7 @@ pub fn evaluate(check: &Check, obs: &Observations, endpoint: &Endpoint) -> Check
         judge(check, obs, endpoint, grpc)
     };
     if let Some(why) = &obs.no_session
+        && obs.protocol_mismatch.is_none()
         && matches!(check.case.kind, CaseKind::PlaintextH2c)
         && j.verdict != Verdict::Fail
     {

@@ -117,6 +117,83 @@ pub fn pinned_by_digest(sha256: &str) -> Option<PinnedManifest> {
     table.manifest.into_iter().find(|m| m.sha256 == sha256)
 }
 
+/// What this tool knows of the Argo CD version a server answered (VersionService), by the
+/// releases it pins: what it knows of a release (its manifests, what DOMAIN.md observed of it)
+/// comes from the pinned ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Knowledge {
+    /// A release this tool pins.
+    Pinned(String),
+    /// Not pinned, older than the newest pinned release: the nearest pinned release below it.
+    Between {
+        /// The nearest pinned release below the answered one.
+        nearest: String,
+    },
+    /// Newer than every pinned release.
+    Newer {
+        /// The newest pinned release.
+        newest: String,
+    },
+    /// Before repo-server mTLS (v3.5.0).
+    TooOld,
+    /// Not a release version (a development build without a tag).
+    Unknown,
+}
+
+impl std::fmt::Display for Knowledge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Knowledge::Pinned(v) => write!(f, "{v} is a release this tool pins"),
+            Knowledge::Between { nearest } => write!(
+                f,
+                "not a release this tool pins: the run used what it knows of {nearest}, the nearest pinned release below it"
+            ),
+            Knowledge::Newer { newest } => write!(
+                f,
+                "newer than every release this tool pins: the run used what it knows of {newest}, the newest (`kind/pin-version.sh VERSION` pins a release)"
+            ),
+            Knowledge::TooOld => {
+                f.write_str("older than v3.5.0, the first release with repo-server mTLS")
+            }
+            Knowledge::Unknown => {
+                f.write_str("not a release version: nothing pinned is known to match it")
+            }
+        }
+    }
+}
+
+/// How `answered` (`v3.6.3+4f1c2d9`, as VersionService says it) stands to the pinned releases.
+pub fn knowledge_of(answered: &str) -> Knowledge {
+    let Ok(version) = parse_version(answered) else {
+        return Knowledge::Unknown;
+    };
+    if version < (3, 5, 0) {
+        return Knowledge::TooOld;
+    }
+    let table: Table = toml::from_str(TABLE).expect("kind/argocd-versions.toml is valid (tested)");
+    let mut pinned: Vec<((u64, u64, u64), String)> = table
+        .manifest
+        .into_iter()
+        .filter_map(|m| parse_version(&m.version).ok().map(|v| (v, m.version)))
+        .collect();
+    pinned.sort();
+    pinned.dedup();
+    if let Some((_, tag)) = pinned.iter().find(|(v, _)| *v == version) {
+        return Knowledge::Pinned(tag.clone());
+    }
+    match pinned.iter().rev().find(|(v, _)| *v < version) {
+        Some((_, tag)) if pinned.last().is_some_and(|(newest, _)| version > *newest) => {
+            Knowledge::Newer {
+                newest: tag.clone(),
+            }
+        }
+        Some((_, tag)) => Knowledge::Between {
+            nearest: tag.clone(),
+        },
+        None => Knowledge::Unknown,
+    }
+}
+
 /// Lowercase hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -139,6 +216,48 @@ pub fn verify(bytes: &[u8], entry: &PinnedManifest) -> Result<(), VersionError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The version a server answers, against the pinned table: pinned (build suffix aside),
+    /// between pinned releases (the nearest below), newer than all (the newest), too old, no
+    /// version at all.
+    #[test]
+    fn an_answered_version_is_placed_among_the_pinned_releases() {
+        let newest = "v3.6.2";
+        let cases = [
+            ("v3.5.1+abc1234", Knowledge::Pinned("v3.5.1".into())),
+            ("v3.6.2", Knowledge::Pinned("v3.6.2".into())),
+            (
+                "v3.5.3+def",
+                Knowledge::Between {
+                    nearest: "v3.5.1".into(),
+                },
+            ),
+            (
+                "v3.6.3+0a1b2c3",
+                Knowledge::Newer {
+                    newest: newest.into(),
+                },
+            ),
+            (
+                "v4.0.0",
+                Knowledge::Newer {
+                    newest: newest.into(),
+                },
+            ),
+            ("v3.4.9", Knowledge::TooOld),
+            ("?", Knowledge::Unknown),
+        ];
+        for (answered, want) in cases {
+            assert_eq!(knowledge_of(answered), want, "{answered}");
+        }
+        assert!(
+            Knowledge::Newer {
+                newest: newest.into()
+            }
+            .to_string()
+            .contains("used what it knows of v3.6.2")
+        );
+    }
 
     #[test]
     fn table_pins_the_domain_digests() {

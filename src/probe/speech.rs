@@ -25,13 +25,6 @@ pub enum HelloAnswer {
     Other(String),
 }
 
-impl HelloAnswer {
-    /// Whether the port answered in TLS.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, HelloAnswer::Tls(_))
-    }
-}
-
 impl std::fmt::Display for HelloAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -99,7 +99,8 @@ pub enum Observed {
 }
 
 /// Doors whose attempts ended the same way: the same outcome, stage, alert, version, suite,
-/// ALPN chosen, server certificates, CertificateRequest and acceptance (timings aside). Whether
+/// ALPN chosen, server certificates, CertificateRequest and acceptance (timings and the wording
+/// of the detail aside: the class's attempt keeps its own). Whether
 /// the server's chain verified for the name a door sent is the server identity check's matter:
 /// when the doors of a class differ in it, the class's attempt says neither (`verified` unset).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
