@@ -363,6 +363,24 @@ const ROWS: &[Row] = &[
         ],
         fails: Some(&["handshake/forged-issuer-serial"]),
     },
+    // Issue 26.4: the positive controls strictly first. A server that admits, without a
+    // certificate, any address that once presented a verified one is open to everything after the
+    // legitimate client: every refusal and the RPC without a certificate come after the controls,
+    // so each is admitted, every run (run beside them, the RPC raced the controls and passed at
+    // times).
+    Row {
+        name: "verified client addresses remembered",
+        mode: "address-cache",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            ("handshake/valid-client-cert/tls1.3", "pass", "SERVING"),
+            ("handshake/no-client-cert/tls1.3", "fail", "ACCEPTED"),
+            ("grpc/no-cert-rpc-denied", "fail", ""),
+        ],
+        fails: None,
+    },
     // Issue 16.3: every door. A server that skips client authentication when no ALPN is
     // offered, when http/1.1 is offered without h2, or for one of the names of its own
     // certificate, is open to an intruder who knocks there.

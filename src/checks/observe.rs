@@ -402,52 +402,20 @@ pub async fn observe(
         use std::sync::atomic::Ordering::SeqCst;
         progress(done.fetch_add(1, SeqCst) + 1, planned.load(SeqCst));
     };
-    let handshakes = async {
-        let run = |keys: Vec<AttemptKey>| async {
-            let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = keys
-                .into_iter()
-                .filter_map(|k| request(&k).map(|r| (k, r)))
-                .unzip();
-            planned.fetch_add(requests.len(), std::sync::atomic::Ordering::SeqCst);
-            let outcomes = probe::attempt_all_counted(requests, settings.concurrency, &tick).await;
-            keys.into_iter().zip(outcomes).collect::<Vec<_>>()
-        };
-        // First the front door: a control's answer is the premise of each refusal, and a server
-        // that remembers what it verified (by issuer and serial, say) must have met the
-        // legitimate client before the forgery of it arrives.
-        let mut outcomes = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect()).await;
-        // No session, no claim: a port where no control met a TLS server is not asked the rest.
-        if !outcomes.is_empty() && !outcomes.iter().any(|(_, o)| o.tls_version.is_some()) {
-            let answer = probe::speech::answer_to_hello(
-                endpoint.addr,
-                &endpoint.server_name,
-                settings.timeout,
-            )
-            .await;
-            let why = no_session_reason(&endpoint.label, &outcomes, &answer);
-            return (outcomes, Some(why));
-        }
-        let names: Vec<String> = outcomes
-            .iter()
-            .find_map(|(_, o)| o.server_chain.leaf_der.as_deref())
-            .and_then(|der| crate::x509::CertFacts::from_der(der).ok())
-            .map(|facts| {
-                facts
-                    .san
-                    .iter()
-                    .filter_map(|n| n.strip_prefix("DNS:"))
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let doors = doors(&endpoint.server_name, endpoint.protocol, &names);
-        let second: Vec<AttemptKey> = refusals
-            .iter()
-            .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
-            .collect();
-        outcomes.extend(run(second).await);
-        (outcomes, None)
+    let run = |keys: Vec<AttemptKey>| async {
+        let (keys, requests): (Vec<AttemptKey>, Vec<ProbeRequest>) = keys
+            .into_iter()
+            .filter_map(|k| request(&k).map(|r| (k, r)))
+            .unzip();
+        planned.fetch_add(requests.len(), std::sync::atomic::Ordering::SeqCst);
+        let outcomes = probe::attempt_all_counted(requests, settings.concurrency, &tick).await;
+        keys.into_iter().zip(outcomes).collect::<Vec<_>>()
     };
+    // First the front door: a control's answer is the premise of each refusal, and a server
+    // that remembers what it verified (by issuer and serial, or by client address) must have
+    // met the legitimate client before the forgery of it, or a client without a certificate,
+    // arrives.
+    let front_wave = run(front.iter().map(|&(p, v)| (p, v, Door::FRONT)).collect());
     let legacy = futures::future::join_all(legacy_versions.iter().map(|v| {
         probe::legacy::attempt(endpoint.addr, &endpoint.server_name, *v, settings.timeout)
     }));
@@ -513,16 +481,50 @@ pub async fn observe(
         }
         None
     };
-    let (handshakes, legacy, plaintext, health, version, no_cert, speaks_grpc, all_suites) = tokio::join!(
-        handshakes,
-        legacy,
-        plaintext,
-        health,
-        version,
-        no_cert,
-        speaks_grpc,
-        all_suites
-    );
+    // The positive controls first, on every route: the valid client's handshakes (and the minted
+    // control's) and its gRPC calls complete before anything without its certificate is tried.
+    let (mut handshakes, health, version, speaks_grpc) =
+        tokio::join!(front_wave, health, version, speaks_grpc);
+    // No session, no claim: a port where no control met a TLS server is not asked the rest, but
+    // whether it answers HTTP/2 in plaintext (a finding of its own).
+    let no_session = if !handshakes.is_empty()
+        && !handshakes.iter().any(|(_, o)| o.tls_version.is_some())
+    {
+        let answer =
+            probe::speech::answer_to_hello(endpoint.addr, &endpoint.server_name, settings.timeout)
+                .await;
+        Some(no_session_reason(&endpoint.label, &handshakes, &answer))
+    } else {
+        None
+    };
+    let (legacy, plaintext, no_cert, all_suites) = if no_session.is_some() {
+        drop((legacy, no_cert, all_suites));
+        (vec![], plaintext.await, vec![], None)
+    } else {
+        // The names the server's certificate answers to are doors too.
+        let names: Vec<String> = handshakes
+            .iter()
+            .find_map(|(_, o)| o.server_chain.leaf_der.as_deref())
+            .and_then(|der| crate::x509::CertFacts::from_der(der).ok())
+            .map(|facts| {
+                facts
+                    .san
+                    .iter()
+                    .filter_map(|n| n.strip_prefix("DNS:"))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let doors = doors(&endpoint.server_name, endpoint.protocol, &names);
+        let second: Vec<AttemptKey> = refusals
+            .iter()
+            .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
+            .collect();
+        let (refused, legacy, plaintext, no_cert, all_suites) =
+            tokio::join!(run(second), legacy, plaintext, no_cert, all_suites);
+        handshakes.extend(refused);
+        (legacy, plaintext, no_cert, all_suites)
+    };
     // After the handshakes, not among them: `/healthz?full=true` makes the server dial itself,
     // and a server busy refusing this run's handshakes is no evidence about its liveness probe.
     // A GET without an answer is sent again, as the kubelet does before it acts.
@@ -544,7 +546,6 @@ pub async fn observe(
     }
     obs.tls12_suites = all_suites;
 
-    let (handshakes, no_session) = handshakes;
     obs.handshakes = handshakes.into_iter().collect();
     obs.no_session = no_session;
     obs.legacy = legacy_versions.into_iter().zip(legacy).collect();

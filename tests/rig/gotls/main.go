@@ -41,6 +41,7 @@ var modes = map[string]string{
 	"any-in-chain":        "a client is admitted when ANY certificate it sends chains to the client CA (the rest serving as intermediates)",
 	"last-is-ca":          "a client is admitted when the LAST certificate it sends is a certificate of the client CA file",
 	"issuer-serial-cache": "verifies correctly, but remembers each verified certificate by issuer and serial and admits any later certificate with the same pair unverified",
+	"address-cache":       "verifies correctly, but remembers each client address that presented a verified certificate and admits any later connection from it without one",
 	"alpn-absent":         "client certificates are required only when the client offers ALPN",
 	"alpn-http11":         "client certificates are required unless the client offers http/1.1 without h2",
 	"sni-san":             "client certificates are required unless SNI is argocd-repo-server.argocd.svc (a name in the server's own certificate)",
@@ -219,6 +220,29 @@ func main() {
 			seen[key] = true
 			return nil
 		})
+	case "address-cache":
+		var mu sync.Mutex
+		verified := map[string]bool{}
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			host, _, _ := net.SplitHostPort(hello.Conn.RemoteAddr().String())
+			mu.Lock()
+			known := verified[host]
+			mu.Unlock()
+			if known {
+				return withoutClientAuth(base), nil
+			}
+			c := strict.Clone()
+			c.VerifyConnection = func(cs tls.ConnectionState) error {
+				if len(cs.VerifiedChains) > 0 {
+					mu.Lock()
+					verified[host] = true
+					mu.Unlock()
+				}
+				return nil
+			}
+			return c, nil
+		}
 	case "alpn-absent", "alpn-http11", "sni-san":
 		cfg = base.Clone()
 		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
