@@ -487,19 +487,17 @@ pub async fn observe(
         tokio::join!(front_wave, health, version, speaks_grpc);
     // No session, no claim: a port where no control met a TLS server is not asked the rest, but
     // whether it answers HTTP/2 in plaintext (a finding of its own).
-    let no_session = if !handshakes.is_empty()
+    let mut no_session = None;
+    let (legacy, plaintext, no_cert, all_suites) = if !handshakes.is_empty()
         && !handshakes.iter().any(|(_, o)| o.tls_version.is_some())
     {
-        let answer =
-            probe::speech::answer_to_hello(endpoint.addr, &endpoint.server_name, settings.timeout)
-                .await;
-        Some(no_session_reason(&endpoint.label, &handshakes, &answer))
-    } else {
-        None
-    };
-    let (legacy, plaintext, no_cert, all_suites) = if no_session.is_some() {
         drop((legacy, no_cert, all_suites));
-        (vec![], plaintext.await, vec![], None)
+        let (answer, plaintext) = tokio::join!(
+            probe::speech::answer_to_hello(endpoint.addr, &endpoint.server_name, settings.timeout),
+            plaintext
+        );
+        no_session = Some(no_session_reason(&endpoint.label, &handshakes, &answer));
+        (vec![], plaintext, vec![], None)
     } else {
         // The names the server's certificate answers to are doors too.
         let names: Vec<String> = handshakes
