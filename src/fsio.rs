@@ -159,6 +159,17 @@ pub fn read_regular_text(path: &Path) -> std::io::Result<String> {
 mod tests {
     use super::*;
 
+    fn make_fifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
     /// A write through a symbolic link (relative, absolute, chained, dangling) lands in the file
     /// it leads to, and the link stays a link; a loop and a FIFO are refused, naming what they are,
     /// and nothing is replaced.
@@ -184,14 +195,7 @@ mod tests {
         std::os::unix::fs::symlink("loop-b", d.join("loop-a")).unwrap();
         std::os::unix::fs::symlink("loop-a", d.join("loop-b")).unwrap();
         let fifo = d.join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         std::os::unix::fs::symlink("fifo", d.join("to-fifo")).unwrap();
         for (path, says) in [
             ("loop-a", "symbolic links loop"),
@@ -228,14 +232,7 @@ mod tests {
     fn only_regular_files_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        make_fifo(&fifo);
         for (path, what) in [
             (fifo.as_path(), "a FIFO"),
             (dir.path(), "a directory"),

@@ -52,15 +52,7 @@ fn main() -> ExitCode {
 /// An error and its causes in one line. Many of our errors already quote their cause (`{path}:
 /// {source}`), so a cause whose words are already there is not repeated.
 pub(crate) fn error_text(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let words = cause.to_string();
-        if !text.contains(&words) {
-            text.push_str(": ");
-            text.push_str(&words);
-        }
-    }
-    text
+    argocd_mtls_verify::error_chain(&**err)
 }
 
 fn init_logging(verbose: u8) {

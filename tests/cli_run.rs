@@ -106,18 +106,9 @@ fn a_port_without_tls_is_no_verdict_with_its_reason() {
     ];
     for (what, says) in rows {
         let server = common::loopback(what);
-        let reports = common::tempdir();
-        let out = cli(&[
-            "run",
-            "--addr",
-            &server.addr.to_string(),
-            "--pki",
-            fx.dir.path().to_str().unwrap(),
-            "--report-dir",
-            reports.path().to_str().unwrap(),
-        ]);
-        assert_eq!(out.status.code(), Some(2), "{says}\n{}", said(&out));
-        let report = read_report(&out);
+        let run = common::run_endpoint(&server.addr.to_string(), fx.dir.path(), &[]);
+        assert_eq!(run.code, Some(2), "{says}\n{}", run.said);
+        let report = &run.report;
         let reason = format!("no verdict: {} {says}", server.addr);
         for c in report["checks"].as_array().unwrap() {
             let id = c["id"].as_str().unwrap();

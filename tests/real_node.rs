@@ -2176,12 +2176,7 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         "{}",
         run.said
     );
-    let dir = std::path::PathBuf::from(
-        run.said
-            .lines()
-            .find_map(|l| l.strip_prefix("report: "))
-            .unwrap(),
-    );
+    let dir = common::report_dir(&run);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
         md.contains("NO VERDICT — a step after the checks failed"),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::judgement::{Judgement, attempt_evidence, door_words, refusal_words};
+use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use super::observe::{AlpnOffer, Door};
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, TlsVersion};
@@ -200,7 +200,7 @@ pub(super) fn judge_refusal(
     let attempts: Vec<&ProbeOutcome> = at_doors.iter().map(|(_, o)| *o).collect();
     let control = positive_control(obs, v, grpc);
     let control_basis = control.as_ref().ok().copied();
-    let door_classes = DoorClass::group(attempts.iter().map(|o| (door_words(o), *o)));
+    let door_classes = DoorClass::group(attempts.iter().map(|o| (o.door_words(), *o)));
     let evidence: Vec<String> = door_classes
         .iter()
         .map(|class| super::judgement::class_evidence(class, &attempts))
@@ -222,11 +222,11 @@ pub(super) fn judge_refusal(
             Ok(true) => {
                 return done(Judgement::new(
                     Verdict::Fail,
-                    format!("ACCEPTED with {}: {}", door_words(o), o.detail),
+                    format!("ACCEPTED with {}: {}", o.door_words(), o.detail),
                 ));
             }
             Ok(false) => {}
-            Err(why) => unseen.push(format!("with {}: {why}", door_words(o))),
+            Err(why) => unseen.push(format!("with {}: {why}", o.door_words())),
         }
     }
     if let Some(o) = attempts
@@ -240,7 +240,7 @@ pub(super) fn judge_refusal(
         };
         return done(Judgement::new(
             Verdict::Error,
-            format!("{what} with {}: {}", door_words(o), o.detail),
+            format!("{what} with {}: {}", o.door_words(), o.detail),
         ));
     }
     if !unseen.is_empty() {
@@ -280,7 +280,7 @@ pub(super) fn judge_refusal(
             format!(
                 "rejected with {} under {}, but the suite pins alert `{want}`",
                 refusal_words(o),
-                door_words(o)
+                o.door_words()
             ),
         ));
     }

@@ -81,33 +81,11 @@ impl Judgement {
     }
 }
 
-/// How an attempt's SNI reads in evidence.
-pub(super) fn sni_words(o: &ProbeOutcome) -> String {
-    match &o.sni {
-        Some(name) => format!("SNI `{name}`"),
-        None => "no SNI".to_owned(),
-    }
-}
-
-/// How an attempt's ALPN offer reads in evidence.
-pub(super) fn alpn_words(o: &ProbeOutcome) -> String {
-    if o.alpn_offered.is_empty() {
-        "no ALPN".to_owned()
-    } else {
-        format!("ALPN `{}`", o.alpn_offered.join(","))
-    }
-}
-
-/// The door an attempt knocked on: its SNI and its ALPN offer.
-pub(super) fn door_words(o: &ProbeOutcome) -> String {
-    format!("{}, {}", sni_words(o), alpn_words(o))
-}
-
 /// How many doors per ALPN offer, in words: `7 with ALPN \`h2\`, 3 with no ALPN`.
 pub(super) fn doors_by_alpn<'a>(attempts: impl IntoIterator<Item = &'a ProbeOutcome>) -> String {
     let mut counts: Vec<(String, usize)> = Vec::new();
     for o in attempts {
-        let alpn = alpn_words(o);
+        let alpn = o.alpn_words();
         match counts.iter_mut().find(|(a, _)| *a == alpn) {
             Some((_, n)) => *n += 1,
             None => counts.push((alpn, 1)),
@@ -161,7 +139,7 @@ pub(super) fn attempt_evidence(o: &ProbeOutcome) -> Vec<String> {
         "{} presenting `{}` with {}: {} {} ({})",
         o.requested_version,
         o.presented.as_deref().unwrap_or("no certificate"),
-        door_words(o),
+        o.door_words(),
         o.outcome,
         o.stage,
         o.detail

@@ -487,8 +487,7 @@ pub async fn observe(
         tokio::join!(front_wave, health, version, speaks_grpc);
     // No session, no claim: a port where no control met a TLS server is not asked the rest, but
     // whether it answers HTTP/2 in plaintext (a finding of its own).
-    let mut no_session = None;
-    let (legacy, plaintext, no_cert, all_suites) = if !handshakes.is_empty()
+    let (no_session, legacy, plaintext, no_cert, all_suites) = if !handshakes.is_empty()
         && !handshakes.iter().any(|(_, o)| o.tls_version.is_some())
     {
         drop((legacy, no_cert, all_suites));
@@ -496,8 +495,8 @@ pub async fn observe(
             probe::speech::answer_to_hello(endpoint.addr, &endpoint.server_name, settings.timeout),
             plaintext
         );
-        no_session = Some(no_session_reason(&endpoint.label, &handshakes, &answer));
-        (vec![], plaintext, vec![], None)
+        let why = no_session_reason(&endpoint.label, &handshakes, &answer);
+        (Some(why), vec![], plaintext, vec![], None)
     } else {
         // The names the server's certificate answers to are doors too.
         let names: Vec<String> = handshakes
@@ -521,7 +520,7 @@ pub async fn observe(
         let (refused, legacy, plaintext, no_cert, all_suites) =
             tokio::join!(run(second), legacy, plaintext, no_cert, all_suites);
         handshakes.extend(refused);
-        (legacy, plaintext, no_cert, all_suites)
+        (None, legacy, plaintext, no_cert, all_suites)
     };
     // After the handshakes, not among them: `/healthz?full=true` makes the server dial itself,
     // and a server busy refusing this run's handshakes is no evidence about its liveness probe.

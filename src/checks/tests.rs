@@ -270,6 +270,17 @@ fn admission_judge() {
     );
 }
 
+/// The plaintext attempt a server that speaks HTTP/2 without TLS gives: its SETTINGS frame.
+fn h2_in_plaintext() -> ProbeOutcome {
+    attempt(
+        V13,
+        None,
+        Outcome::Accepted,
+        None,
+        Some(AcceptanceBasis::H2Settings),
+    )
+}
+
 #[test]
 fn transport_judges() {
     let mut obs = admitted();
@@ -278,13 +289,7 @@ fn transport_judges() {
         verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
         Verdict::Pass
     );
-    obs.plaintext = Some(attempt(
-        V13,
-        None,
-        Outcome::Accepted,
-        None,
-        Some(AcceptanceBasis::H2Settings),
-    ));
+    obs.plaintext = Some(h2_in_plaintext());
     assert_eq!(
         verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
         Verdict::Fail
@@ -555,13 +560,7 @@ fn no_session_claims_nothing_that_needs_one() {
         verdict("log/mtls-enabled", &obs, Protocol::Grpc).0,
         Verdict::Pass
     );
-    obs.plaintext = Some(attempt(
-        V13,
-        None,
-        Outcome::Accepted,
-        None,
-        Some(AcceptanceBasis::H2Settings),
-    ));
+    obs.plaintext = Some(h2_in_plaintext());
     assert_eq!(
         verdict("transport/plaintext-h2c", &obs, Protocol::Grpc).0,
         Verdict::Fail

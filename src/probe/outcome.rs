@@ -328,6 +328,28 @@ impl ProbeOutcome {
         out
     }
 
+    /// How the attempt's SNI reads in evidence: ``SNI `localhost` `` or `no SNI`.
+    pub fn sni_words(&self) -> String {
+        match &self.sni {
+            Some(name) => format!("SNI `{name}`"),
+            None => "no SNI".to_owned(),
+        }
+    }
+
+    /// How the attempt's ALPN offer reads in evidence: ``ALPN `h2` `` or `no ALPN`.
+    pub fn alpn_words(&self) -> String {
+        if self.alpn_offered.is_empty() {
+            "no ALPN".to_owned()
+        } else {
+            format!("ALPN `{}`", self.alpn_offered.join(","))
+        }
+    }
+
+    /// The door the attempt knocked on, in words: its SNI and its ALPN offer.
+    pub fn door_words(&self) -> String {
+        format!("{}, {}", self.sni_words(), self.alpn_words())
+    }
+
     /// Marks the attempt accepted, on `basis`.
     pub(crate) fn accept(&mut self, basis: AcceptanceBasis, detail: String) {
         self.outcome = Outcome::Accepted;

@@ -70,9 +70,11 @@ fn chips(observed: &Observed) -> String {
             .iter()
             .map(|c| (&c.attempt, c.doors.clone()))
             .collect(),
-        Observed::Attempts { attempts } => attempts.iter().map(|a| (a, vec![door(a)])).collect(),
+        Observed::Attempts { attempts } => {
+            attempts.iter().map(|a| (a, vec![a.door_words()])).collect()
+        }
         Observed::Admission { attempt, .. } | Observed::Attempt { attempt } => {
-            vec![(attempt, vec![door(attempt)])]
+            vec![(attempt, vec![attempt.door_words()])]
         }
         _ => vec![],
     };
@@ -109,21 +111,6 @@ fn chips(observed: &Observed) -> String {
         );
     }
     out
-}
-
-/// An attempt's door in words: its SNI and ALPN offer.
-fn door(a: &ProbeOutcome) -> String {
-    format!(
-        "SNI {}, ALPN {}",
-        a.sni
-            .as_deref()
-            .map_or("none".to_owned(), |n| format!("`{n}`")),
-        if a.alpn_offered.is_empty() {
-            "none".to_owned()
-        } else {
-            format!("`{}`", a.alpn_offered.join(","))
-        }
-    )
 }
 
 /// The case a result belongs to and the column it goes in (`tls1.2`, `tls1.3`, or `-`).
