@@ -440,35 +440,6 @@ const ROWS: &[Row] = &[
         ],
         fails: None,
     },
-    // Issue 16.4: under TLS 1.2 the server speaks only a suite rustls cannot (AES-CBC) and asks
-    // for no certificate: any ordinary TLS 1.2 client gets in. That version is no verdict (never
-    // a not-applicable skip that lets the run pass), and the reason names the suite.
-    Row {
-        name: "TLS 1.2 open with a CBC suite only",
-        mode: "tls12-cbc-open",
-        server_flags: &[],
-        harness: GRPC,
-        exit: 2,
-        expect: &[
-            (
-                "handshake/no-client-cert/tls1.2",
-                "error",
-                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-            ),
-            (
-                "handshake/wrong-ca/tls1.2",
-                "error",
-                "asked for NO client certificate",
-            ),
-            ("handshake/no-client-cert/tls1.3", "pass", "rejected"),
-            (
-                "grpc/no-cert-rpc-denied",
-                "error",
-                "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
-            ),
-        ],
-        fails: Some(&[]),
-    },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {
         name: "a client CA nobody approved in the pool",
@@ -554,6 +525,50 @@ fn go_crypto_tls_servers_correct_and_wrong() {
         let started = std::time::Instant::now();
         check_row(row, pki.path());
         eprintln!("{}: {} ms", row.name, started.elapsed().as_millis());
+    }
+}
+
+/// Issues 16.4 and 26.5: under TLS 1.2 the server speaks only a suite rustls cannot (AES-CBC).
+/// When its flight holds no CertificateRequest, the server has shown that any client speaking the
+/// suite gets in without a certificate: every refusal case fails under 1.2 (RFC 5246 §7.4.4),
+/// with that evidence. When it asks for one, 1.2 stays no verdict (never a not-applicable skip
+/// that lets the run pass), the reason naming the suite. TLS 1.3 is judged as usual in both.
+#[test]
+fn a_tls12_suite_the_prober_cannot_speak_is_judged_by_the_servers_flight() {
+    let pki = pki_init("rsa2048");
+    let open = GoTls::start(pki.path(), "tls12-cbc-open", &[]);
+    let run = run_endpoint(&open.addr(), pki.path(), GRPC);
+    assert_eq!(run.code, Some(1), "{}", run.said);
+    let want: std::collections::BTreeSet<String> =
+        NEGATIVES.iter().map(|c| format!("{c}/tls1.2")).collect();
+    assert_eq!(run.failing_required(), want, "{}", run.said);
+    for case in NEGATIVES {
+        let id = format!("{case}/tls1.2");
+        let reason = run.reason(&id);
+        assert!(
+            reason.contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")
+                && reason.contains("NO CertificateRequest"),
+            "{id}: {reason}"
+        );
+        assert_eq!(run.verdict(&format!("{case}/tls1.3")), "pass", "{case}");
+    }
+    // The RPC is not made, so it is not judged: the handshake's evidence is not a session.
+    assert_eq!(run.verdict("grpc/no-cert-rpc-denied"), "error");
+
+    let strict = GoTls::start(pki.path(), "tls12-cbc-strict", &[]);
+    let run = run_endpoint(&strict.addr(), pki.path(), GRPC);
+    assert_eq!(run.code, Some(2), "{}", run.said);
+    assert!(run.failing_required().is_empty(), "{}", run.said);
+    for case in NEGATIVES {
+        let id = format!("{case}/tls1.2");
+        let reason = run.reason(&id);
+        assert_eq!(run.verdict(&id), "error", "{id}: {reason}");
+        assert!(
+            reason.contains("TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA")
+                && reason.contains("it asked for a client certificate under it"),
+            "{id}: {reason}"
+        );
+        assert_eq!(run.verdict(&format!("{case}/tls1.3")), "pass", "{case}");
     }
 }
 
@@ -741,6 +756,56 @@ fn an_intermediate_ca_key_mints_leaves_that_carry_its_chain() {
         ["CN=test intermediate CA"],
         "the chain the client presents"
     );
+
+    // Issue 26.5: the intermediate itself given as a client CA (`--ca-cert`: it, not
+    // self-signed, then the root the server is anchored at) with its key. The minted leaves go
+    // out with the intermediate, so the minted control is admitted and the minted cases are
+    // judged (sent alone, every one was no verdict).
+    let p = pki.path();
+    let bundle = [
+        std::fs::read_to_string(p.join("inter.crt")).unwrap(),
+        std::fs::read_to_string(p.join("ca.crt")).unwrap(),
+    ]
+    .concat();
+    std::fs::write(p.join("inter-then-root.crt"), bundle).unwrap();
+    let file = |name: &str| p.join(name).to_str().unwrap().to_owned();
+    let addr = server.addr();
+    let (inter, key, client, client_key, root) = (
+        file("inter-then-root.crt"),
+        file("inter.key"),
+        file("client.crt"),
+        file("client.key"),
+        file("ca.crt"),
+    );
+    let mut args = vec![
+        "run",
+        "--target",
+        "endpoint",
+        "--addr",
+        &addr,
+        "--ca-cert",
+        &inter,
+        "--ca-key",
+        &key,
+        "--client-cert",
+        &client,
+        "--client-key",
+        &client_key,
+        "--server-ca",
+        &root,
+    ];
+    args.extend_from_slice(GRPC);
+    let run = common::run_cli(&args);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    for v in ["tls1.2", "tls1.3"] {
+        for case in [
+            "handshake/server-auth-only-eku",
+            "handshake/expired-client-cert",
+        ] {
+            let id = format!("{case}/{v}");
+            assert_eq!(run.verdict(&id), "pass", "{id}: {}", run.reason(&id));
+        }
+    }
 
     let server = GoTls::start(pki.path(), "eku-ignored", &[]);
     let run = run_endpoint(&server.addr(), pki.path(), GRPC);

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use super::observe::{AlpnOffer, Door};
+use crate::probe::suites::SuiteOffer;
 use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, TlsVersion};
 use crate::report::{DoorClass, HealthSeen, Observed, Verdict};
 use crate::suite::{Check, Expect, Presented};
@@ -53,7 +54,7 @@ pub fn version_unspeakable(obs: &Observations, v: TlsVersion) -> Option<String> 
         return None;
     }
     match obs.tls12_suites.as_ref()? {
-        crate::probe::suites::SuiteOffer::Chosen {
+        SuiteOffer::Chosen {
             suite,
             certificate_request,
             ..
@@ -69,6 +70,23 @@ pub fn version_unspeakable(obs: &Observations, v: TlsVersion) -> Option<String> 
                 "no verdict under {v}: the server negotiates {v} with {suite}, a suite this prober's TLS engine (rustls: ECDHE with AES-GCM or ChaCha20-Poly1305 only) cannot speak; {asks}. Restrict the repo-server's TLS 1.2 suites to AEAD ones (reposerver.tls.ciphers) or its minimum version to 1.3 (reposerver.tls.minversion)"
             ))
         }
+        _ => None,
+    }
+}
+
+/// The suite under which TLS version `v` is open to a client without a certificate, shown by the
+/// server's own flight: `v` is unspeakable for this prober ([`version_unspeakable`]), and the
+/// all-suites offer's flight, read to its ServerHelloDone, held no CertificateRequest. Under TLS
+/// 1.2 a server that does not send one cannot ask for a certificate later (RFC 5246 §7.4.4), so
+/// any client that speaks that suite completes the handshake without one.
+pub fn open_under_unspeakable_suite(obs: &Observations, v: TlsVersion) -> Option<&str> {
+    version_unspeakable(obs, v)?;
+    match obs.tls12_suites.as_ref()? {
+        SuiteOffer::Chosen {
+            suite,
+            certificate_request: Some(false),
+            ..
+        } => Some(suite),
         _ => None,
     }
 }
@@ -166,6 +184,19 @@ pub(super) fn judge_handshake(
             "identity `{}` not available: {reason}",
             present.label()
         ));
+    }
+    if expect == Expect::Rejected
+        && let Some(suite) = open_under_unspeakable_suite(obs, v)
+    {
+        return Judgement::new(
+            Verdict::Fail,
+            format!(
+                "OPEN under {v}: the server negotiates {suite} and its flight up to ServerHelloDone holds NO CertificateRequest, so a client speaking that suite completes the handshake without any certificate (RFC 5246 §7.4.4); this prober's TLS engine cannot speak the suite itself"
+            ),
+        )
+        .evidence(vec![format!(
+            "all-suites TLS 1.2 ClientHello: ServerHello chose {suite}; no CertificateRequest before ServerHelloDone"
+        )]);
     }
     if let Some(reason) = version_unspeakable(obs, v) {
         return Judgement::new(Verdict::Error, reason);

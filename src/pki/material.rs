@@ -189,7 +189,9 @@ pub(crate) struct Minter {
     pub(crate) key: KeyPair,
     pub(crate) cert: CertificateDer<'static>,
     /// What the client sends above a leaf this key signed: the intermediates from `cert` up
-    /// (empty when `cert` is a CA of the client CA file).
+    /// (empty when `cert` is a self-signed CA of the client CA file; an intermediate given as
+    /// the client CA goes out with its issuers of that file that are not self-signed either, so
+    /// a server anchored at their root can build the path).
     pub(crate) chain_above: Vec<CertificateDer<'static>>,
 }
 
@@ -208,7 +210,7 @@ impl Minter {
             return Ok(Minter {
                 key,
                 cert: cert.clone(),
-                chain_above: vec![],
+                chain_above: intermediates_from(cert, cas),
             });
         }
         if let Some(i) = client_chain.iter().skip(1).position(matches) {
@@ -224,6 +226,32 @@ impl Minter {
             client_cert: paths.client_cert.clone(),
         })
     }
+}
+
+/// `cert` and the certificates of `cas` above it, for as long as each is an intermediate (not
+/// self-signed) whose issuer is among `cas`; empty when `cert` is self-signed (a root).
+fn intermediates_from(
+    cert: &CertificateDer<'static>,
+    cas: &[CertificateDer<'static>],
+) -> Vec<CertificateDer<'static>> {
+    let self_signed = |c: &CertificateDer<'_>| x509::is_signed_by(c, c).unwrap_or(false);
+    let mut above = Vec::new();
+    let mut current = cert;
+    // Each step moves one certificate up; no path is longer than the file.
+    for _ in 0..=cas.len() {
+        if self_signed(current) || above.contains(current) {
+            break;
+        }
+        above.push(current.clone());
+        match cas
+            .iter()
+            .find(|c| *c != current && x509::is_signed_by(current, c).unwrap_or(false))
+        {
+            Some(issuer) => current = issuer,
+            None => break,
+        }
+    }
+    above
 }
 
 /// The index in `cas` of the CA `chain` (leaf first, then what the client sends above it)

@@ -46,6 +46,7 @@ var modes = map[string]string{
 	"alpn-http11":         "client certificates are required unless the client offers http/1.1 without h2",
 	"sni-san":             "client certificates are required unless SNI is argocd-repo-server.argocd.svc (a name in the server's own certificate)",
 	"tls12-cbc-open":      "TLS 1.3 as strict; TLS 1.2 only with TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (a suite rustls cannot speak) and no client authentication",
+	"tls12-cbc-strict":    "as tls12-cbc-open, but TLS 1.2 requires and verifies client certificates too (correct, yet unspeakable for rustls)",
 	"open-tls12":          "RequireAndVerifyClientCert under TLS 1.3, no client authentication under TLS 1.2",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
@@ -259,8 +260,11 @@ func main() {
 			}
 			return strict, nil
 		}
-	case "tls12-cbc-open":
+	case "tls12-cbc-open", "tls12-cbc-strict":
 		cbc := withoutClientAuth(base)
+		if *mode == "tls12-cbc-strict" {
+			cbc = strict.Clone()
+		}
 		cbc.CipherSuites = []uint16{tls.TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA}
 		cbc.MaxVersion = tls.VersionTLS12
 		cfg = base.Clone()
