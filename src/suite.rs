@@ -113,6 +113,9 @@ pub enum CaseKind {
     GrpcVersion,
     /// An RPC without a certificate fails before any response.
     GrpcNoCertRpc,
+    /// Sessions handed to refused connections do not let a client without a certificate in
+    /// when offered again (TLS 1.3 tickets, TLS 1.2 session IDs and tickets).
+    SessionResumption,
     /// `GET path` on the health port answers 200.
     HttpProbe {
         /// Path and query, e.g. `/healthz?full=true`.
@@ -733,6 +736,6 @@ kind = "finding"
         assert!(ids.contains(&"handshake/no-client-cert/tls1.2".to_owned()));
         assert!(ids.contains(&"tls/versions/tls1.0".to_owned()));
         assert!(ids.contains(&"server/identity".to_owned()));
-        assert_eq!(ids.len(), 40);
+        assert_eq!(ids.len(), 41);
     }
 }

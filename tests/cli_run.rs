@@ -181,6 +181,7 @@ async fn tls13_rejections_are_seen_after_the_handshake() {
                 proof,
                 timeout: Duration::from_secs(3),
                 silence: Some(Duration::from_millis(500)),
+                resume: probe::Resume::Never,
             };
             // The client side of the handshake does complete...
             let connected = probe::connect(&req, &[b"h2"]).await;
@@ -341,7 +342,7 @@ fn list_and_filters_select_checks_without_probing() {
     );
     assert_eq!(
         text.lines().filter(|l| l.ends_with(": test")).count(),
-        40,
+        41,
         "{text}"
     );
     let reports = common::tempdir();

@@ -78,6 +78,16 @@ const ROWS: &[Row] = &[
                 "pass",
                 "advertises only approved client CAs",
             ),
+            (
+                "transport/plaintext-h2c",
+                "pass",
+                "plaintext HTTP/1.1 Upgrade: h2c: the server answered the HTTP/1.1 upgrade request with `HTTP/1.0 400 Bad Request`",
+            ),
+            (
+                "tls/session-resumption",
+                "pass",
+                "the server handed no session (TLS 1.3 ticket, TLS 1.2 session ID or ticket) to any of the",
+            ),
         ],
         fails: Some(&[]),
     },
@@ -439,6 +449,53 @@ const ROWS: &[Row] = &[
             ("handshake/no-client-cert/tls1.3", "pass", "rejected"),
         ],
         fails: None,
+    },
+    // Issue 26.3: a multiplexer in front that refuses the HTTP/2 preface in plaintext but
+    // switches an HTTP/1.1 `Upgrade: h2c` request and serves gRPC on it, without TLS.
+    Row {
+        name: "plaintext HTTP/1.1 upgrade to h2c served",
+        mode: "h2c-upgrade",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "transport/plaintext-h2c",
+            "fail",
+            "plaintext HTTP/1.1 Upgrade: h2c ACCEPTED: the server switched an HTTP/1.1 upgrade request to HTTP/2 in the clear (`HTTP/1.1 101 Switching Protocols`) and answered Health/Check on the upgraded connection with SERVING",
+        )],
+        fails: Some(&["transport/plaintext-h2c"]),
+    },
+    // Issue 26.2: sessions handed to refused connections. The server asks for a certificate
+    // without requiring one, closes every connection that brought no verified one right after
+    // its handshake, but has handed it a session by then (TLS 1.3 ticket, TLS 1.2 ticket).
+    // Offered again without a certificate, the session resumes, and a server that trusts a
+    // resumption blindly serves it; one that judges the certificates the session carries
+    // refuses it, while the valid client's own session (the control) resumes and is served.
+    Row {
+        name: "a session handed to a refused client resumes without a certificate",
+        mode: "resume-skips-auth",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "tls/session-resumption",
+            "fail",
+            "handed to the refused attempt `none` under tls1.2 with SNI `localhost`, ALPN `h2` let a client without a certificate in: the server resumed it, and Health/Check answered SERVING",
+        )],
+        fails: Some(&["tls/session-resumption"]),
+    },
+    Row {
+        name: "correct: a resumed session is judged by the certificates it carries",
+        mode: "resume-checks-auth",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 0,
+        expect: &[(
+            "tls/session-resumption",
+            "pass",
+            "every session handed to a refused attempt was refused when offered again without a certificate (24 of ",
+        )],
+        fails: Some(&[]),
     },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {

@@ -4,7 +4,9 @@
 use super::handshake::{positive_control, preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
-use crate::grpc::NoCertRpc;
+use std::collections::BTreeSet;
+
+use crate::grpc::{NoCertRpc, ResumedCall};
 use crate::report::{Observed, Verdict};
 
 /// `grpc/health`: SERVING under the preferred TLS version. With a stand-in identity there is no
@@ -134,4 +136,117 @@ pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
     Judgement::new(Verdict::Pass, lines.join("; "))
         .observed(observed)
         .evidence(evidence)
+}
+
+/// `tls/session-resumption`: a session the server handed to a connection it refused, offered
+/// again by a client without a certificate, must not reach gRPC. Judged next to the valid
+/// client's admission and, for each version a session was offered under, next to the valid
+/// client's own session offered the same way, resumed and served: else a refused resumption
+/// proves nothing (this client may simply not resume).
+pub(super) fn judge_resumption(obs: &Observations) -> Judgement {
+    let Some(r) = &obs.resumption else {
+        return Judgement::new(Verdict::Error, "the resumption tries were not run");
+    };
+    let observed = Observed::Resumption(r.clone());
+    let call_words = |c: &ResumedCall| {
+        let how = if c.resumed { "resumed" } else { "not resumed" };
+        match &c.answer {
+            Ok(answer) => format!("{how}, Health/Check answered {answer}"),
+            Err(e) => format!("{how}, no answer: {e}"),
+        }
+    };
+    let mut evidence = vec![format!(
+        "{} refused attempts, {} of them handed a session; {} offered again without a certificate",
+        r.refused,
+        r.handed,
+        r.tries.len()
+    )];
+    evidence.extend(r.controls.iter().map(|c| {
+        format!(
+            "control: the valid client's {} ({}): {}",
+            c.session,
+            c.version,
+            call_words(c)
+        )
+    }));
+    evidence.extend(
+        r.tries
+            .iter()
+            .map(|t| format!("{} handed to {}: {}", t.session, t.origin, call_words(t))),
+    );
+    let done = |j: Judgement| j.observed(observed.clone()).evidence(evidence.clone());
+    let v = preferred_version(obs);
+    if let Err(why) = positive_control(obs, v, true) {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!("no verdict: the positive control failed ({why})"),
+        ));
+    }
+    if let Some(t) = r.tries.iter().find(|t| t.reached_grpc()) {
+        let how = if t.resumed {
+            "the server resumed it"
+        } else {
+            "the server made a full handshake without one"
+        };
+        return done(Judgement::new(
+            Verdict::Fail,
+            format!(
+                "{} handed to the refused attempt {} let a client without a certificate in: {how}, and Health/Check answered {}",
+                t.session,
+                t.origin,
+                t.answer.as_deref().unwrap_or_default()
+            ),
+        ));
+    }
+    if r.tries.is_empty() {
+        return done(Judgement::new(
+            Verdict::Pass,
+            format!(
+                "the server handed no session (TLS 1.3 ticket, TLS 1.2 session ID or ticket) to any of the {} refused attempts: none to resume",
+                r.refused
+            ),
+        ));
+    }
+    if let Some(t) = r
+        .tries
+        .iter()
+        .find(|t| t.answer.as_ref().is_err_and(|e| e.inconclusive))
+    {
+        return done(Judgement::new(
+            Verdict::Error,
+            format!(
+                "inconclusive: the session handed to {} ({})",
+                t.origin,
+                call_words(t)
+            ),
+        ));
+    }
+    let versions: BTreeSet<&str> = r.tries.iter().map(|t| t.version.as_str()).collect();
+    for version in versions {
+        let control = r.controls.iter().find(|c| c.version == version);
+        if !control.is_some_and(|c| c.resumed && c.reached_grpc()) {
+            return done(Judgement::new(
+                Verdict::Error,
+                format!(
+                    "no verdict under {version}: the valid client's own session, offered the same way, was not resumed and served ({}), so a refused resumption proves nothing",
+                    control
+                        .map(call_words)
+                        .unwrap_or_else(|| "the server handed it none".into())
+                ),
+            ));
+        }
+    }
+    done(Judgement::new(
+        Verdict::Pass,
+        format!(
+            "every session handed to a refused attempt was refused when offered again without a certificate ({} of {} offered{}); the valid client's own session resumed and was served (control)",
+            r.tries.len(),
+            r.handed,
+            if r.handed > r.tries.len() {
+                ": the first of each identity and version first"
+            } else {
+                ""
+            }
+        ),
+    ))
 }

@@ -102,6 +102,7 @@ fn needs_session(kind: &CaseKind) -> bool {
         | CaseKind::GrpcHealth
         | CaseKind::GrpcVersion
         | CaseKind::GrpcNoCertRpc
+        | CaseKind::SessionResumption
         | CaseKind::LogRejections => true,
         CaseKind::PlaintextH2c
         | CaseKind::HttpProbe { .. }
@@ -141,6 +142,9 @@ pub(crate) fn expected_text(kind: &CaseKind, protocol: Protocol) -> String {
         CaseKind::GrpcHealth => "SERVING".into(),
         CaseKind::GrpcVersion => "VersionService answers with the build".into(),
         CaseKind::GrpcNoCertRpc => "the server ends the connection before any response".into(),
+        CaseKind::SessionResumption => {
+            "no session handed to a refused connection reaches gRPC when offered again without a certificate".into()
+        }
         CaseKind::HttpProbe { path } => format!("GET {path} answers 200"),
         CaseKind::LogLine { prefix } => format!("a log line starting `{prefix}`"),
         CaseKind::LogRejections => {
@@ -165,16 +169,14 @@ fn judge(check: &Check, obs: &Observations, endpoint: &Endpoint, grpc: bool) -> 
                 None => Judgement::new(Verdict::Error, "attempt was not run"),
             }
         }
-        CaseKind::PlaintextH2c => match &obs.plaintext {
-            Some(o) => transport::judge_expect_refusal(o, "plaintext HTTP/2"),
-            None => Judgement::new(Verdict::Error, "attempt was not run"),
-        },
+        CaseKind::PlaintextH2c => transport::judge_plaintext(obs),
         CaseKind::ServerIdentity => transport::judge_server_identity(obs, endpoint),
         CaseKind::TlsPolicy => transport::judge_tls_policy(obs),
         CaseKind::TrustStore => transport::judge_trust_store(obs),
         CaseKind::GrpcHealth => grpc::judge_health(obs),
         CaseKind::GrpcVersion => grpc::judge_version(obs),
         CaseKind::GrpcNoCertRpc => grpc::judge_no_cert_rpc(obs),
+        CaseKind::SessionResumption => grpc::judge_resumption(obs),
         CaseKind::HttpProbe { path } => logs::judge_http(endpoint, obs, path),
         CaseKind::LogLine { prefix } => match logs::log_lines(endpoint, obs) {
             Ok((lines, origin)) => logs::judge_log(prefix, lines, &origin),

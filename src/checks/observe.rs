@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::endpoint::{Endpoint, HttpAnswer, HttpError, LogReadError, Protocol};
 use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
 use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
-use crate::probe::{self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Sni, TlsVersion};
+use crate::probe::{
+    self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Resume, Session, SessionJar, Sni,
+    TlsVersion,
+};
 use crate::suite::{CaseKind, Check, Expect, Presented};
 
 /// The pause between two GETs of one health path that got no answer.
@@ -129,8 +132,12 @@ pub struct Observations {
     pub caveats: HashMap<Adversary, String>,
     /// Legacy ClientHello attempts.
     pub legacy: HashMap<TlsVersion, ProbeOutcome>,
-    /// Plaintext h2c attempt.
+    /// Plaintext HTTP/2 with prior knowledge (RFC 7540 §3.4).
     pub plaintext: Option<ProbeOutcome>,
+    /// Sessions handed to refused attempts, offered again without a certificate.
+    pub resumption: Option<grpc::Resumption>,
+    /// Plaintext HTTP/1.1 `Upgrade: h2c` and a gRPC call on the switched connection (§3.2).
+    pub plaintext_upgrade: Option<ProbeOutcome>,
     /// Health/Check with the valid client, per version.
     pub grpc_health: HashMap<TlsVersion, Result<HealthAnswer, CallError>>,
     /// VersionService answer.
@@ -348,8 +355,23 @@ pub async fn observe(
             }
         }
     }
+    // With the resumption case: the sessions each attempt is handed are kept, by attempt.
+    let want_resumption = grpc
+        && checks
+            .iter()
+            .any(|c| c.case.kind == CaseKind::SessionResumption);
+    let jars: std::sync::Mutex<Vec<(AttemptKey, SessionJar)>> = Default::default();
     let request = |key: &AttemptKey| -> Option<ProbeRequest> {
         let (present, version, door) = key;
+        let resume = if want_resumption {
+            let jar = SessionJar::default();
+            jars.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((key.clone(), jar.clone()));
+            Resume::Keep(jar)
+        } else {
+            Resume::Never
+        };
         Some(ProbeRequest {
             addr: endpoint.addr,
             server_name: endpoint.server_name.clone(),
@@ -361,6 +383,7 @@ pub async fn observe(
             proof,
             timeout: settings.timeout,
             silence: settings.silence,
+            resume,
         })
     };
 
@@ -378,6 +401,7 @@ pub async fn observe(
         server_roots: pki.server_ca.clone(),
         version,
         timeout: settings.timeout,
+        resume: Resume::Never,
     };
     let health_versions: Vec<TlsVersion> = if grpc {
         controls.iter().copied().collect()
@@ -431,9 +455,13 @@ pub async fn observe(
     };
     let plaintext = async {
         if want_plaintext {
-            Some(probe::plaintext::attempt(endpoint.addr, settings.timeout).await)
+            let (prior, upgrade) = tokio::join!(
+                probe::plaintext::attempt(endpoint.addr, settings.timeout),
+                grpc::h2c_upgrade(endpoint.addr, &endpoint.server_name, settings.timeout)
+            );
+            (Some(prior), Some(upgrade))
         } else {
-            None
+            (None, None)
         }
     };
     let health = futures::future::join_all(health_versions.iter().map(|v| {
@@ -520,6 +548,10 @@ pub async fn observe(
         let (refused, legacy, plaintext, no_cert, all_suites) =
             tokio::join!(run(second), legacy, plaintext, no_cert, all_suites);
         handshakes.extend(refused);
+        if want_resumption {
+            let jars = std::mem::take(&mut *jars.lock().unwrap_or_else(|e| e.into_inner()));
+            obs.resumption = Some(resume_sessions(jars, &handshakes, &grpc_target).await);
+        }
         (None, legacy, plaintext, no_cert, all_suites)
     };
     // After the handshakes, not among them: `/healthz?full=true` makes the server dial itself,
@@ -546,7 +578,7 @@ pub async fn observe(
     obs.handshakes = handshakes.into_iter().collect();
     obs.no_session = no_session;
     obs.legacy = legacy_versions.into_iter().zip(legacy).collect();
-    obs.plaintext = plaintext;
+    (obs.plaintext, obs.plaintext_upgrade) = plaintext;
     obs.grpc_health = health_versions.into_iter().zip(health).collect();
     obs.grpc_version = version;
     obs.no_cert_rpc = no_cert_versions.into_iter().zip(no_cert).collect();
@@ -666,4 +698,66 @@ fn version_json(msg: &crate::version_proto::VersionMessage) -> serde_json::Value
         "helm_version": msg.helm_version, "kubectl_version": msg.kubectl_version,
         "jsonnet_version": msg.jsonnet_version, "extra_build_info": msg.extra_build_info,
     })
+}
+
+/// The sessions handed to refused attempts, each attempt's first offered again without a
+/// certificate (at most [`grpc::MAX_RESUMPTION_TRIES`]); the valid client's own session, offered
+/// the same way, is each version's control and goes first.
+async fn resume_sessions(
+    jars: Vec<(AttemptKey, SessionJar)>,
+    handshakes: &[(AttemptKey, ProbeOutcome)],
+    grpc_target: &dyn Fn(TlsVersion) -> GrpcTarget,
+) -> grpc::Resumption {
+    let mut resumption = grpc::Resumption::default();
+    // Each handed session ranked within its identity and version: the first of every pair is
+    // offered before a second of any.
+    let mut offers: Vec<(usize, String, Session)> = Vec::new();
+    let mut ranks: HashMap<(Presented, TlsVersion), usize> = HashMap::new();
+    let mut control: HashMap<TlsVersion, Session> = HashMap::new();
+    for (key, jar) in jars {
+        let sessions = std::mem::take(&mut *jar.lock().unwrap_or_else(|e| e.into_inner()));
+        let Some((_, o)) = handshakes.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        if key.0 == Presented::Client {
+            for s in sessions {
+                control.entry(s.version()).or_insert(s);
+            }
+            continue;
+        }
+        if o.outcome != Outcome::Rejected {
+            continue;
+        }
+        resumption.refused += 1;
+        let Some(session) = sessions.into_iter().next() else {
+            continue;
+        };
+        resumption.handed += 1;
+        let rank = ranks.entry((key.0, key.1)).or_default();
+        let origin = format!(
+            "`{}` under {} with {}",
+            key.0.label(),
+            key.1,
+            o.door_words()
+        );
+        offers.push((*rank, origin, session));
+        *rank += 1;
+    }
+    offers.sort_by_key(|(rank, _, _)| *rank);
+    offers.truncate(grpc::MAX_RESUMPTION_TRIES);
+    let offers: Vec<(String, Session)> = offers.into_iter().map(|(_, o, s)| (o, s)).collect();
+    let versions: BTreeSet<TlsVersion> = offers.iter().map(|(_, s)| s.version()).collect();
+    resumption.controls = futures::future::join_all(versions.into_iter().filter_map(|v| {
+        let session = control.remove(&v)?;
+        Some(async move {
+            grpc::resumed_call(&grpc_target(v), "the valid client".into(), session).await
+        })
+    }))
+    .await;
+    resumption.tries = futures::future::join_all(offers.into_iter().map(|(origin, session)| {
+        let target = grpc_target(session.version());
+        async move { grpc::resumed_call(&target, origin, session).await }
+    }))
+    .await;
+    resumption
 }

@@ -6,7 +6,7 @@ use super::judgement::{Judgement, attempt_evidence};
 use super::observe::Observations;
 use crate::endpoint::Endpoint;
 use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
-use crate::report::{Observed, PolicyLine, Verdict};
+use crate::report::{DoorClass, Observed, PolicyLine, Verdict};
 
 pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
     let verdict = match o.outcome {
@@ -23,6 +23,61 @@ pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
         .observed(Observed::Attempt { attempt: o.clone() })
         .evidence(attempt_evidence(o));
     j.duration_ms = o.timings.total_us as f64 / 1000.0;
+    j
+}
+
+/// Plaintext on the TLS port, every way a client may ask for it: HTTP/2 with prior knowledge
+/// and an HTTP/1.1 upgrade to h2c followed by a gRPC call. Refused only when each way was.
+pub(super) fn judge_plaintext(obs: &Observations) -> Judgement {
+    let ways: Vec<(&str, &ProbeOutcome)> = [
+        ("plaintext HTTP/2 (prior knowledge)", obs.plaintext.as_ref()),
+        (
+            "plaintext HTTP/1.1 Upgrade: h2c",
+            obs.plaintext_upgrade.as_ref(),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(way, o)| Some((way, o?)))
+    .collect();
+    match ways.as_slice() {
+        [] => return Judgement::new(Verdict::Error, "attempt was not run"),
+        [(way, o)] => return judge_expect_refusal(o, way),
+        _ => {}
+    }
+    let evidence: Vec<String> = ways
+        .iter()
+        .flat_map(|(way, o)| {
+            attempt_evidence(o)
+                .into_iter()
+                .map(move |e| format!("{way}: {e}"))
+        })
+        .collect();
+    let door_classes = DoorClass::group(ways.iter().map(|(way, o)| ((*way).to_owned(), *o)));
+    let found = |outcomes: &[Outcome]| ways.iter().find(|(_, o)| outcomes.contains(&o.outcome));
+    let (verdict, reason) = if let Some((way, o)) = found(&[Outcome::Accepted]) {
+        (Verdict::Fail, format!("{way} ACCEPTED: {}", o.detail))
+    } else if let Some((way, o)) = found(&[Outcome::Inconclusive, Outcome::Error]) {
+        (
+            Verdict::Error,
+            format!("inconclusive ({way}): {}", o.detail),
+        )
+    } else {
+        let each: Vec<String> = ways
+            .iter()
+            .map(|(way, o)| format!("{way}: {}", o.detail))
+            .collect();
+        (
+            Verdict::Pass,
+            format!("refused every way: {}", each.join("; ")),
+        )
+    };
+    let mut j = Judgement::new(verdict, reason)
+        .observed(Observed::Doors { door_classes })
+        .evidence(evidence);
+    j.duration_ms = ways
+        .iter()
+        .map(|(_, o)| o.timings.total_us as f64 / 1000.0)
+        .fold(0.0, f64::max);
     j
 }
 

@@ -22,7 +22,12 @@ use crate::probe::{
 };
 use crate::version_proto::VersionMessage;
 
+mod resume;
 mod tap;
+mod upgrade;
+
+pub use resume::{MAX_TRIES as MAX_RESUMPTION_TRIES, ResumedCall, Resumption, resumed_call};
+pub use upgrade::h2c_upgrade;
 
 use tap::{Tap, Tapped};
 
@@ -41,6 +46,8 @@ pub struct GrpcTarget {
     pub version: TlsVersion,
     /// Time limit for connect + call.
     pub timeout: Duration,
+    /// Whether the connection offers a session handed out before (see [`probe::Resume`]).
+    pub resume: probe::Resume,
 }
 
 /// Why a call did not return a message.
@@ -143,6 +150,7 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
         proof: AcceptanceProof::H2Settings,
         timeout: target.timeout,
         silence: None,
+        resume: target.resume.clone(),
     }
 }
 
@@ -216,74 +224,8 @@ async fn unary(
         replay,
     };
     let remaining = target.timeout.saturating_sub(started.elapsed());
-    let call = async {
-        let (client, conn) = h2::client::handshake(io).await?;
-        let _driver = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let mut client = client.ready().await?;
-        let req = http::Request::post(format!("https://{}{path}", target.server_name))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .map_err(|e| CallStep::Local(e.to_string()))?;
-        let (response, mut send) = client.send_request(req, false)?;
-        let mut frame = Vec::with_capacity(5 + request.len());
-        frame.push(0);
-        frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
-        frame.extend_from_slice(request);
-        // A server may answer (and close the stream) before it reads the request body, as Go's
-        // net/http does: the answer then decides, not the late write.
-        let sent = send.send_data(Bytes::from(frame), true);
-        let (head, mut body) = match response.await {
-            Ok(response) => response.into_parts(),
-            Err(e) => return Err(sent.err().map(CallStep::from).unwrap_or(CallStep::H2(e))),
-        };
-        let content_type = head
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        if head.status != http::StatusCode::OK || !content_type.starts_with("application/grpc") {
-            return Err(CallStep::NotGrpc(format!(
-                "HTTP status {}, content-type `{content_type}`",
-                head.status.as_u16()
-            )));
-        }
-        if let Some(status) = grpc_status(&head.headers) {
-            return Err(status); // trailers-only response
-        }
-        let mut data = Vec::new();
-        while let Some(chunk) = body.data().await {
-            let chunk = chunk?;
-            let _ = body.flow_control().release_capacity(chunk.len());
-            data.extend_from_slice(&chunk);
-            if data.len() > MAX_RESPONSE {
-                return Err(CallStep::NotGrpc(format!(
-                    "response larger than {MAX_RESPONSE} bytes"
-                )));
-            }
-        }
-        let trailers = body.trailers().await?.unwrap_or_default();
-        if let Some(status) = grpc_status(&trailers) {
-            return Err(status);
-        }
-        match data.as_slice() {
-            [0, len @ ..] if len.len() >= 4 => {
-                let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
-                data.get(5..5 + n)
-                    .map(Bytes::copy_from_slice)
-                    .ok_or_else(|| CallStep::NotGrpc("truncated gRPC message".into()))
-            }
-            [1, ..] => Err(CallStep::NotGrpc(
-                "compressed gRPC message (none was negotiated)".into(),
-            )),
-            _ => Err(CallStep::NotGrpc(
-                "no gRPC message in an OK response".into(),
-            )),
-        }
-    };
+    let uri = format!("https://{}{path}", target.server_name);
+    let call = call_over(io, 1, uri, request);
     let result = tokio::time::timeout(remaining, call).await;
     let step = match result {
         Ok(Ok(message)) => return Ok((message, connection)),
@@ -316,6 +258,89 @@ async fn unary(
             Err(GrpcError::Local(format!("TLS: {why}")))
         }
         (_, CallStep::H2(e)) => Err(GrpcError::Local(format!("HTTP/2: {e}"))),
+    }
+}
+
+/// One unary gRPC call over `io` on HTTP/2 stream `first_stream` (1 on a fresh connection; 3
+/// after an HTTP/1.1 upgrade, whose request took stream 1): the response message, or the step
+/// that failed.
+async fn call_over<IO>(
+    io: IO,
+    first_stream: u32,
+    uri: String,
+    request: &[u8],
+) -> Result<Bytes, CallStep>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (client, conn) = h2::client::Builder::new()
+        .initial_stream_id(first_stream)
+        .handshake(io)
+        .await?;
+    let _driver = AbortOnDrop(tokio::spawn(async move {
+        let _ = conn.await;
+    }));
+    let mut client = client.ready().await?;
+    let req = http::Request::post(uri)
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .map_err(|e| CallStep::Local(e.to_string()))?;
+    let (response, mut send) = client.send_request(req, false)?;
+    let mut frame = Vec::with_capacity(5 + request.len());
+    frame.push(0);
+    frame.extend_from_slice(&(request.len() as u32).to_be_bytes());
+    frame.extend_from_slice(request);
+    // A server may answer (and close the stream) before it reads the request body, as Go's
+    // net/http does: the answer then decides, not the late write.
+    let sent = send.send_data(Bytes::from(frame), true);
+    let (head, mut body) = match response.await {
+        Ok(response) => response.into_parts(),
+        Err(e) => return Err(sent.err().map(CallStep::from).unwrap_or(CallStep::H2(e))),
+    };
+    let content_type = head
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    if head.status != http::StatusCode::OK || !content_type.starts_with("application/grpc") {
+        return Err(CallStep::NotGrpc(format!(
+            "HTTP status {}, content-type `{content_type}`",
+            head.status.as_u16()
+        )));
+    }
+    if let Some(status) = grpc_status(&head.headers) {
+        return Err(status); // trailers-only response
+    }
+    let mut data = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        data.extend_from_slice(&chunk);
+        if data.len() > MAX_RESPONSE {
+            return Err(CallStep::NotGrpc(format!(
+                "response larger than {MAX_RESPONSE} bytes"
+            )));
+        }
+    }
+    let trailers = body.trailers().await?.unwrap_or_default();
+    if let Some(status) = grpc_status(&trailers) {
+        return Err(status);
+    }
+    match data.as_slice() {
+        [0, len @ ..] if len.len() >= 4 => {
+            let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            data.get(5..5 + n)
+                .map(Bytes::copy_from_slice)
+                .ok_or_else(|| CallStep::NotGrpc("truncated gRPC message".into()))
+        }
+        [1, ..] => Err(CallStep::NotGrpc(
+            "compressed gRPC message (none was negotiated)".into(),
+        )),
+        _ => Err(CallStep::NotGrpc(
+            "no gRPC message in an OK response".into(),
+        )),
     }
 }
 

@@ -150,6 +150,7 @@ async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
         proof: crate::probe::AcceptanceProof::H2Settings,
         timeout: DIRECT_TRY * 4,
         silence: None,
+        resume: Default::default(),
     })
     .await;
     outcome.server_chain.sha256.into_iter().next()

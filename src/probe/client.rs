@@ -109,7 +109,9 @@ impl ServerCertVerifier for RecordingServerVerifier {
 /// Presents the configured identity (or none) and records the server's CertificateRequest.
 #[derive(Debug)]
 struct RecordingCertResolver {
-    key: Option<Arc<CertifiedKey>>,
+    /// Emptied when a session handed to this attempt is offered again: that offer presents no
+    /// certificate, also when the server declines it and asks for one.
+    key: Mutex<Option<Arc<CertifiedKey>>>,
     requested: Mutex<Option<Vec<Vec<u8>>>>,
 }
 
@@ -121,7 +123,7 @@ impl ResolvesClientCert for RecordingCertResolver {
     ) -> Option<Arc<CertifiedKey>> {
         *self.requested.lock().unwrap_or_else(|e| e.into_inner()) =
             Some(root_hint_subjects.iter().map(|s| s.to_vec()).collect());
-        self.key.clone()
+        self.key.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn has_certs(&self) -> bool {
@@ -130,11 +132,93 @@ impl ResolvesClientCert for RecordingCertResolver {
     }
 }
 
-/// Notes the session tickets a server issues, and stores none: every probe is a fresh session.
+/// A session a server handed out: a TLS 1.3 ticket (a PSK identity), or a TLS 1.2 session ID
+/// or ticket. Kept from one attempt to be offered by another.
+pub struct Session {
+    value: SessionValue,
+    /// The attempt's own verifier and certificate resolver, which an offer must reuse.
+    verifier: Arc<RecordingServerVerifier>,
+    resolver: Arc<RecordingCertResolver>,
+}
+
+enum SessionValue {
+    Tls13(rustls::client::Tls13ClientSessionValue),
+    Tls12(rustls::client::Tls12ClientSessionValue),
+}
+
+impl Session {
+    /// The TLS version the session resumes.
+    pub fn version(&self) -> TlsVersion {
+        match self.value {
+            SessionValue::Tls13(_) => TlsVersion::Tls13,
+            SessionValue::Tls12(_) => TlsVersion::Tls12,
+        }
+    }
+
+    /// What the server handed out, in words.
+    pub fn kind_words(&self) -> &'static str {
+        match self.value {
+            SessionValue::Tls13(_) => "a TLS 1.3 session ticket",
+            SessionValue::Tls12(_) => "a TLS 1.2 session (ID or ticket)",
+        }
+    }
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of every dump.
+        f.write_str(self.kind_words())
+    }
+}
+
+/// Where an attempt keeps the sessions it is handed.
+pub type SessionJar = Arc<Mutex<Vec<Session>>>;
+
+/// What an attempt does with sessions. Every attempt starts a fresh session unless told to offer
+/// one; the sessions a server hands out are noticed always, and kept only when asked.
+#[derive(Debug, Clone, Default)]
+pub enum Resume {
+    /// Offer none, keep none.
+    #[default]
+    Never,
+    /// Keep every session the server hands out.
+    Keep(SessionJar),
+    /// Offer this session (taken on first use), under whatever name the attempt sends.
+    Offer(Arc<Mutex<Option<Session>>>),
+}
+
+/// Notes the session tickets a server issues; keeps or offers sessions as [`Resume`] says.
 #[derive(Debug, Default)]
 pub(crate) struct TicketWatch {
     pub(crate) issued: tokio::sync::Notify,
     pub(crate) seen: std::sync::atomic::AtomicBool,
+    resume: Resume,
+    /// The attempt's verifier and resolver, kept with each session.
+    owners: Option<(Arc<RecordingServerVerifier>, Arc<RecordingCertResolver>)>,
+}
+
+impl TicketWatch {
+    fn keep(&self, value: SessionValue) {
+        if let (Resume::Keep(kept), Some((verifier, resolver))) = (&self.resume, &self.owners) {
+            kept.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Session {
+                    value,
+                    verifier: verifier.clone(),
+                    resolver: resolver.clone(),
+                });
+        }
+    }
+    fn offer(&self, version: TlsVersion) -> Option<SessionValue> {
+        let Resume::Offer(slot) = &self.resume else {
+            return None;
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_ref()?.version() == version {
+            true => slot.take().map(|s| s.value),
+            false => None,
+        }
+    }
 }
 
 impl rustls::client::ClientSessionStore for TicketWatch {
@@ -145,18 +229,23 @@ impl rustls::client::ClientSessionStore for TicketWatch {
     fn set_tls12_session(
         &self,
         _: ServerName<'static>,
-        _: rustls::client::Tls12ClientSessionValue,
+        value: rustls::client::Tls12ClientSessionValue,
     ) {
+        self.keep(SessionValue::Tls12(value));
     }
     fn tls12_session(&self, _: &ServerName<'_>) -> Option<rustls::client::Tls12ClientSessionValue> {
-        None
+        match self.offer(TlsVersion::Tls12)? {
+            SessionValue::Tls12(value) => Some(value),
+            SessionValue::Tls13(_) => None,
+        }
     }
     fn remove_tls12_session(&self, _: &ServerName<'static>) {}
     fn insert_tls13_ticket(
         &self,
         _: ServerName<'static>,
-        _: rustls::client::Tls13ClientSessionValue,
+        value: rustls::client::Tls13ClientSessionValue,
     ) {
+        self.keep(SessionValue::Tls13(value));
         self.seen.store(true, std::sync::atomic::Ordering::SeqCst);
         self.issued.notify_one();
     }
@@ -164,7 +253,10 @@ impl rustls::client::ClientSessionStore for TicketWatch {
         &self,
         _: &ServerName<'static>,
     ) -> Option<rustls::client::Tls13ClientSessionValue> {
-        None
+        match self.offer(TlsVersion::Tls13)? {
+            SessionValue::Tls13(value) => Some(value),
+            SessionValue::Tls12(_) => None,
+        }
     }
 }
 
@@ -248,9 +340,36 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
         None => None,
     };
     let resolver = Arc::new(RecordingCertResolver {
-        key,
+        key: Mutex::new(key),
         requested: Mutex::new(None),
     });
+    // rustls resumes a session only under the verifier and the certificate resolver of the
+    // connection it was handed to: an offer reuses both, the resolver disarmed, the record of
+    // the server's chain cleared.
+    let (verifier, resolver) = match &req.resume {
+        Resume::Offer(slot) => match slot.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            Some(session) => {
+                *session
+                    .resolver
+                    .key
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                *session
+                    .resolver
+                    .requested
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
+                *session
+                    .verifier
+                    .seen
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = ServerChain::default();
+                (session.verifier.clone(), session.resolver.clone())
+            }
+            None => (verifier, resolver),
+        },
+        _ => (verifier, resolver),
+    };
     let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(versions)
         .map_err(|e| format!("TLS config: {e}"))?
@@ -258,10 +377,18 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
         .with_custom_certificate_verifier(verifier.clone())
         .with_client_cert_resolver(resolver.clone());
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    // A store that keeps nothing: no session is ever resumed, but an issued ticket is noticed.
-    let tickets = Arc::new(TicketWatch::default());
-    config.resumption = rustls::client::Resumption::store(tickets.clone())
-        .tls12_resumption(rustls::client::Tls12Resumption::Disabled);
+    // Unless told otherwise, a store that keeps nothing: no session is ever resumed, but an
+    // issued ticket is noticed.
+    let tickets = Arc::new(TicketWatch {
+        resume: req.resume.clone(),
+        owners: Some((verifier.clone(), resolver.clone())),
+        ..TicketWatch::default()
+    });
+    config.resumption =
+        rustls::client::Resumption::store(tickets.clone()).tls12_resumption(match req.resume {
+            Resume::Never => rustls::client::Tls12Resumption::Disabled,
+            _ => rustls::client::Tls12Resumption::SessionIdOrTickets,
+        });
     config.enable_sni = req.sni != Sni::Absent;
     let name = match &req.sni {
         Sni::Other(name) => name,
@@ -350,6 +477,7 @@ pub async fn connect(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Connected, Pr
             out.alpn = conn
                 .alpn_protocol()
                 .map(|p| String::from_utf8_lossy(p).into_owned());
+            out.resumed = conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
             out.stage = Stage::PostHandshake;
             // Not a verdict yet: under TLS 1.3 the server has not necessarily judged the client.
             out.outcome = Outcome::Inconclusive;

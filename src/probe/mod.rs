@@ -18,7 +18,7 @@ mod client;
 mod outcome;
 mod wire;
 
-pub use client::{Connected, connect, provider};
+pub use client::{Connected, Resume, Session, SessionJar, connect, provider};
 pub use outcome::*;
 pub use wire::{
     H2_EMPTY_SETTINGS, H2_PREFACE, alert_name, describe_bytes, starts_with_h2_settings,
@@ -402,6 +402,7 @@ pub async fn no_certificate_attempt(
         proof: AcceptanceProof::H2Settings,
         timeout,
         silence,
+        resume: Resume::Never,
     })
     .await
 }

@@ -224,6 +224,8 @@ pub struct ProbeRequest {
     /// acceptance (bounded by the timeout). `None`: the whole timeout, so that a server that
     /// refuses slowly is never taken for one that accepts.
     pub silence: Option<Duration>,
+    /// Whether sessions the server hands out are kept, or one is offered.
+    pub resume: super::client::Resume,
 }
 
 impl ProbeRequest {
@@ -314,6 +316,9 @@ pub struct ProbeOutcome {
     /// Whether the server issued a TLS 1.3 session ticket on this connection.
     #[serde(default)]
     pub session_ticket: bool,
+    /// Whether the handshake resumed a session the client offered (no certificate is exchanged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
     /// Timings.
     pub timings: Timings,
     /// One human-readable sentence of what happened.
@@ -392,6 +397,7 @@ impl ProbeOutcome {
             accepted_by: None,
             http_status: None,
             session_ticket: false,
+            resumed: false,
             timings: Timings::default(),
             detail: String::new(),
         }

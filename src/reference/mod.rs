@@ -452,6 +452,7 @@ pub async fn start(config: ReferenceConfig) -> Result<RunningReference, Referenc
             server_roots: vec![],
             version: TlsVersion::Tls13,
             timeout: Duration::from_secs(5),
+            resume: Default::default(),
         };
         let plaintext = config.plaintext;
         tasks.push(tokio::spawn(serve_health_http(

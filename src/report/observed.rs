@@ -72,6 +72,9 @@ pub enum Observed {
         /// Lines searched.
         lines: usize,
     },
+    /// Sessions handed to refused attempts and the calls that offered them again without a
+    /// certificate, with the valid client's own session as control.
+    Resumption(crate::grpc::Resumption),
     /// Refused attempts against the refusal lines the server logged.
     LoggedRefusals {
         /// Attempts this run saw refused.

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -48,6 +49,9 @@ var modes = map[string]string{
 	"tls12-cbc-open":      "TLS 1.3 as strict; TLS 1.2 only with TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA (a suite rustls cannot speak) and no client authentication",
 	"tls12-cbc-strict":    "as tls12-cbc-open, but TLS 1.2 requires and verifies client certificates too (correct, yet unspeakable for rustls)",
 	"open-tls12":          "RequireAndVerifyClientCert under TLS 1.3, no client authentication under TLS 1.2",
+	"h2c-upgrade":         "RequireAndVerifyClientCert over TLS; a plaintext connection (first byte not a TLS record) is refused when it opens with the HTTP/2 preface, but switched to h2c and served when it asks with HTTP/1.1 Upgrade: h2c (a cmux-style multiplexer)",
+	"resume-skips-auth":   "a certificate is requested, not required; after the handshake a connection without a verified one is closed, unless it resumed a session (whose tickets went to every client, verified or not)",
+	"resume-checks-auth":  "as resume-skips-auth, but a resumed connection is judged by the certificates its session carries (correct)",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -128,6 +132,8 @@ func main() {
 	}
 
 	cfg := strict
+	// When set: judged on each connection once its handshake completed; false closes it.
+	var afterHandshake func(tls.ConnectionState) bool
 	switch *mode {
 	case "issuer-name-only":
 		cfg = ownCheck(func(certs []*x509.Certificate) error {
@@ -292,6 +298,15 @@ func main() {
 		wider.AddCert(extra)
 		cfg = strict.Clone()
 		cfg.ClientCAs = wider
+	case "resume-skips-auth", "resume-checks-auth":
+		cfg = base.Clone()
+		cfg.ClientAuth = tls.RequestClientCert
+		afterHandshake = func(cs tls.ConnectionState) bool {
+			if cs.DidResume && *mode == "resume-skips-auth" {
+				return true
+			}
+			return verify(cs.PeerCertificates, time.Now()) == nil
+		}
 	case "hang-rpc", "http-reject":
 		cfg = base.Clone()
 		cfg.ClientAuth = tls.RequestClientCert
@@ -333,8 +348,104 @@ func main() {
 	}
 	srv := &http.Server{Handler: handler, TLSConfig: cfg, ErrorLog: log.New(os.Stderr, "", log.LstdFlags)}
 	fmt.Printf("listening on %s\n", ln.Addr())
+	if *mode == "h2c-upgrade" {
+		serveMultiplexed(ln, srv, handler)
+	}
+	if afterHandshake != nil {
+		serveChecked(tls.NewListener(ln, cfg), srv, afterHandshake)
+	}
 	log.Fatal(srv.ServeTLS(ln, "", ""))
 }
+
+// serveMultiplexed sorts each connection by its first bytes: TLS records to srv; an HTTP/1.1
+// request with Upgrade: h2c is answered 101 and handed to a plaintext HTTP/2 server; the HTTP/2
+// preface and anything else are refused. It never returns.
+func serveMultiplexed(ln net.Listener, srv *http.Server, handler http.Handler) {
+	tlsLn, plainLn := newChanListener(ln.Addr()), newChanListener(ln.Addr())
+	plain := &http.Server{Handler: handler, ErrorLog: srv.ErrorLog}
+	var protocols http.Protocols
+	protocols.SetUnencryptedHTTP2(true)
+	plain.Protocols = &protocols
+	go func() { log.Fatal(srv.ServeTLS(tlsLn, "", "")) }()
+	go func() { log.Fatal(plain.Serve(plainLn)) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatalf("accept: %v", err)
+		}
+		go func(c net.Conn) {
+			br := bufio.NewReader(c)
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			first, err := br.Peek(3)
+			if err != nil {
+				c.Close()
+				return
+			}
+			if first[0] == 0x16 {
+				c.SetReadDeadline(time.Time{})
+				tlsLn.ch <- &peeked{c, br}
+				return
+			}
+			if string(first) == "PRI" {
+				c.Close()
+				return
+			}
+			req, err := http.ReadRequest(br)
+			if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
+				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+				c.Close()
+				return
+			}
+			c.SetReadDeadline(time.Time{})
+			c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"))
+			plainLn.ch <- &peeked{c, br}
+		}(c)
+	}
+}
+
+// serveChecked completes each handshake itself and hands srv only the connections ok admits;
+// the others are closed right after their handshake. It never returns.
+func serveChecked(ln net.Listener, srv *http.Server, ok func(tls.ConnectionState) bool) {
+	admitted := newChanListener(ln.Addr())
+	go func() { log.Fatal(srv.Serve(admitted)) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatalf("accept: %v", err)
+		}
+		go func(c *tls.Conn) {
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if err := c.Handshake(); err != nil || !ok(c.ConnectionState()) {
+				c.Close()
+				return
+			}
+			c.SetDeadline(time.Time{})
+			admitted.ch <- c
+		}(c.(*tls.Conn))
+	}
+}
+
+// chanListener hands out the connections sent to it.
+type chanListener struct {
+	ch   chan net.Conn
+	addr net.Addr
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{ch: make(chan net.Conn), addr: addr}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) { return <-l.ch, nil }
+func (l *chanListener) Close() error              { return nil }
+func (l *chanListener) Addr() net.Addr            { return l.addr }
+
+// peeked is a connection whose first bytes were read into r.
+type peeked struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (p *peeked) Read(b []byte) (int, error) { return p.r.Read(b) }
 
 // withoutClientAuth is cfg with client authentication off.
 func withoutClientAuth(cfg *tls.Config) *tls.Config {
