@@ -714,6 +714,14 @@ async fn resume_sessions(
     let mut offers: Vec<(usize, String, Session)> = Vec::new();
     let mut ranks: HashMap<(Presented, TlsVersion), usize> = HashMap::new();
     let mut control: HashMap<TlsVersion, Session> = HashMap::new();
+    // An identity the server admitted at some door under a version holds a session it
+    // authenticated there: resuming it is that identity's own case (which fails), not a way
+    // around client authentication. Only identities refused at every door are origins.
+    let admitted: BTreeSet<(Presented, TlsVersion)> = handshakes
+        .iter()
+        .filter(|(_, o)| o.outcome == Outcome::Accepted)
+        .map(|(k, _)| (k.0, k.1))
+        .collect();
     for (key, jar) in jars {
         let sessions = std::mem::take(&mut *jar.lock().unwrap_or_else(|e| e.into_inner()));
         let Some((_, o)) = handshakes.iter().find(|(k, _)| *k == key) else {
@@ -725,7 +733,7 @@ async fn resume_sessions(
             }
             continue;
         }
-        if o.outcome != Outcome::Rejected {
+        if o.outcome != Outcome::Rejected || admitted.contains(&(key.0, key.1)) {
             continue;
         }
         resumption.refused += 1;
