@@ -237,6 +237,10 @@ pub struct OutputArgs {
     /// At most this many handshakes at once.
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub concurrency: usize,
+    /// Draws the doors' random parts (the ALPN id no registry holds). Default: a fresh one,
+    /// recorded in report.json (`run.seed`): give it again to replay a run's doors exactly.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Also print report.json to stdout, between `-----BEGIN ARGOCD-MTLS-VERIFY REPORT-----` and
     /// `-----END ...-----` lines: how a pod's report leaves it through its log (`--in-cluster`
     /// collects the probe pod's this way).

@@ -244,6 +244,7 @@ impl Finished<'_> {
         );
         run.stopped = self.stopped;
         run.scope = output.scope.clone();
+        run.seed = Some(output.seed);
         if run.incomplete {
             run.not_judged = runner::not_judged(self.selected, &self.results);
         }

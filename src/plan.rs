@@ -53,6 +53,8 @@ pub(crate) struct Output {
     pub(crate) metrics_file: Option<PathBuf>,
     /// `--policy-report`: the namespace to write it into (set for cluster runs).
     pub(crate) policy_report: Option<String>,
+    /// The seed the doors were drawn with (`--seed`, or a fresh one), for report.json.
+    pub(crate) seed: u64,
 }
 
 /// What a plan probes.
@@ -125,6 +127,9 @@ fn settings(out: &OutputArgs) -> anyhow::Result<ProbeSettings> {
         timeout: Duration::from_millis(out.timeout_ms),
         silence: out.silence_ms.map(Duration::from_millis),
         concurrency: out.concurrency,
+        seed: out
+            .seed
+            .unwrap_or_else(argocd_mtls_verify::checks::fresh_seed),
     })
 }
 
@@ -224,6 +229,7 @@ pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)
         argocd_mtls_verify::fsio::check_writable(path)
             .with_context(|| format!("--metrics-file {}: cannot write it", path.display()))?;
     }
+    let settings = settings(out)?;
     Ok((
         Output {
             dir: out.report_dir.clone(),
@@ -232,8 +238,9 @@ pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)
             print_report: out.print_report,
             metrics_file: out.metrics_file.clone(),
             policy_report: None,
+            seed: settings.seed,
         },
-        settings(out)?,
+        settings,
     ))
 }
 

@@ -145,6 +145,7 @@ pub fn run_info(
         stopped: None,
         not_judged: vec![],
         failed_steps: vec![],
+        seed: None,
     }
 }
 

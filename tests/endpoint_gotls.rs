@@ -64,7 +64,7 @@ const ROWS: &[Row] = &[
             (
                 "handshake/no-client-cert/tls1.3",
                 "pass",
-                "`certificate_required` at each of",
+                "`certificate_required` / alert `no_application_protocol` at each of",
             ),
             ("grpc/no-cert-rpc-denied", "pass", "certificate_required"),
             ("handshake/forged-issuer-serial/tls1.3", "pass", "rejected"),
@@ -496,6 +496,69 @@ const ROWS: &[Row] = &[
             "every session handed to a refused attempt was refused when offered again without a certificate (24 of ",
         )],
         fails: Some(&[]),
+    },
+    // Issue 26.1: the ClientHello explored along its dimensions. The cheapest refusal finds
+    // the door where the server behaves differently; every refusal is then tried there too.
+    Row {
+        name: "no client authentication for a name of the server's certificate in another letter case",
+        mode: "sni-case",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `ARGOCD-REPO-SERVER",
+            ),
+            // Every other refusal meets that behaviour at the first door that showed it.
+            (
+                "handshake/expired-client-cert/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `LOCALHOST`",
+            ),
+        ],
+        fails: Some(&NEGATIVES),
+    },
+    Row {
+        name: "no client authentication when acme-tls/1 is among the ALPN ids",
+        mode: "alpn-acme",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `acme-tls/1,h2`",
+            ),
+            (
+                "handshake/wrong-ca/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `acme-tls/1,h2`",
+            ),
+        ],
+        fails: Some(&NEGATIVES),
+    },
+    Row {
+        name: "no client authentication when the ALPN list puts http/1.1 before h2",
+        mode: "alpn-order",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `http/1.1,h2`",
+            ),
+            (
+                "handshake/lookalike-ca/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `http/1.1,h2`",
+            ),
+        ],
+        fails: Some(&NEGATIVES),
     },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {

@@ -236,7 +236,15 @@ pub(super) fn judge_refusal(
         .iter()
         .map(|class| super::judgement::class_evidence(class, &attempts))
         .collect();
-    let observed = Observed::Doors { door_classes };
+    // The identity tried at every door carries what its attempts covered.
+    let coverage = match obs.explorer {
+        Some(p) if p == present => obs.coverage.get(&v).cloned().unwrap_or_default(),
+        _ => vec![],
+    };
+    let observed = Observed::Doors {
+        door_classes,
+        coverage,
+    };
     let duration_ms = attempts
         .iter()
         .map(|o| o.timings.total_us as f64 / 1000.0)
@@ -317,7 +325,7 @@ pub(super) fn judge_refusal(
     }
     let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
     let mut reason = format!(
-        "rejected {} with {} at each of {} doors ({} server names, {} ALPN offers); the valid client was admitted on the same endpoint",
+        "rejected {} with {} at each of {} doors ({} server names, {} ALPN offers); the valid client was admitted",
         attempts[0].stage,
         hows.into_iter().collect::<Vec<_>>().join(" / "),
         attempts.len(),

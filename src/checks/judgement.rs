@@ -91,11 +91,18 @@ pub(super) fn doors_by_alpn<'a>(attempts: impl IntoIterator<Item = &'a ProbeOutc
             None => counts.push((alpn, 1)),
         }
     }
-    counts
+    // Many offers tried once each (the ALPN dimension) read as their number.
+    let (many, single): (Vec<_>, Vec<_>) = counts.iter().partition(|(_, n)| *n > 1);
+    let mut words: Vec<String> = many
         .iter()
         .map(|(alpn, n)| format!("{n} with {alpn}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .collect();
+    if single.len() > 3 {
+        words.push(format!("{} with another ALPN offer each", single.len()));
+    } else {
+        words.extend(single.iter().map(|(alpn, n)| format!("{n} with {alpn}")));
+    }
+    words.join(", ")
 }
 
 /// The evidence of one door class in one line: its attempt's, said once for all its doors

@@ -12,6 +12,7 @@
 //! A negative handshake proves nothing without the positive control on the same endpoint and TLS
 //! version, so the valid client is always observed, even when its own check is filtered out.
 
+mod doors;
 mod grpc;
 mod handshake;
 mod judgement;
@@ -23,10 +24,9 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
+pub use doors::{AlpnOffer, Dimension, Door, DoorSpace, fresh_seed, unregistered_alpn};
 pub use handshake::version_refusal;
-pub use observe::{
-    AlpnOffer, AttemptKey, Door, Observations, ProbeSettings, doors, observe, sni_variants,
-};
+pub use observe::{AttemptKey, Observations, ProbeSettings, observe};
 
 use judgement::Judgement;
 

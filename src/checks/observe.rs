@@ -10,10 +10,14 @@ use crate::endpoint::{Endpoint, HttpAnswer, HttpError, LogReadError, Protocol};
 use crate::grpc::{self, CallError, GrpcTarget, HealthAnswer, NoCertRpc};
 use crate::pki::{self, Adversary, Identity, Minted, ProbePki};
 use crate::probe::{
-    self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Resume, Session, SessionJar, Sni,
+    self, AcceptanceProof, Outcome, ProbeOutcome, ProbeRequest, Resume, Session, SessionJar,
     TlsVersion,
 };
 use crate::suite::{CaseKind, Check, Expect, Presented};
+
+pub use super::doors::{AlpnOffer, Door};
+use super::doors::{Dimension, DoorSpace};
+use crate::report::{Coverage, DoorClass};
 
 /// The pause between two GETs of one health path that got no answer.
 const HTTP_RETRY_PAUSE: Duration = Duration::from_secs(1);
@@ -28,6 +32,8 @@ pub struct ProbeSettings {
     pub silence: Option<Duration>,
     /// At most this many attempts at once.
     pub concurrency: usize,
+    /// Draws the ids no registry holds (the unregistered ALPN id): the same seed, the same doors.
+    pub seed: u64,
 }
 
 impl Default for ProbeSettings {
@@ -36,90 +42,13 @@ impl Default for ProbeSettings {
             timeout: Duration::from_secs(5),
             silence: None,
             concurrency: 16,
+            seed: 0,
         }
     }
 }
 
 /// Which handshake attempt: the identity presented, the TLS version, the door knocked on.
 pub type AttemptKey = (Presented, TlsVersion, Door);
-
-/// The ALPN an attempt offers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum AlpnOffer {
-    /// What the endpoint's own clients offer: `h2` for gRPC, `http/1.1` for HTTPS, none for TLS.
-    Front,
-    /// No ALPN extension.
-    Absent,
-    /// `h2` alone.
-    H2,
-    /// `http/1.1` alone.
-    Http11,
-}
-
-impl AlpnOffer {
-    /// The protocols offered at an endpoint proven with `proof`.
-    pub fn protocols(self, proof: AcceptanceProof) -> Vec<&'static str> {
-        match self {
-            AlpnOffer::Front => proof.front_alpn(),
-            AlpnOffer::Absent => vec![],
-            AlpnOffer::H2 => vec!["h2"],
-            AlpnOffer::Http11 => vec!["http/1.1"],
-        }
-    }
-}
-
-/// A way in: the SNI a ClientHello sends and the ALPN it offers. A server may key its client
-/// authentication on either, so a refusal must hold at every door.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Door {
-    /// The server name indication.
-    pub sni: Sni,
-    /// The ALPN offer.
-    pub alpn: AlpnOffer,
-}
-
-impl Door {
-    /// The front door: the configured name and the endpoint's own ALPN, as legitimate clients
-    /// come in. Positive controls knock here.
-    pub const FRONT: Door = Door {
-        sni: Sni::Configured,
-        alpn: AlpnOffer::Front,
-    };
-}
-
-/// Every door a refusal is tried at: each SNI (see [`sni_variants`], plus every DNS name of the
-/// certificate the server presented) with the endpoint's own ALPN, and each other ALPN a server
-/// could key on (none, `h2`, `http/1.1`) with the three base SNIs. An HTTPS endpoint is not
-/// offered `h2` alone (its refusal would be an HTTP/2 status this prober does not read).
-pub fn doors(server_name: &str, protocol: Protocol, server_dns_names: &[String]) -> Vec<Door> {
-    let base = sni_variants(server_name);
-    let mut snis = base.clone();
-    for name in server_dns_names {
-        let sni = Sni::Other(name.clone());
-        if name != server_name && !snis.contains(&sni) {
-            snis.push(sni);
-        }
-    }
-    let others: &[AlpnOffer] = match protocol {
-        Protocol::Grpc => &[AlpnOffer::Absent, AlpnOffer::Http11],
-        Protocol::Https => &[AlpnOffer::Absent],
-        Protocol::Tls => &[AlpnOffer::H2, AlpnOffer::Http11],
-    };
-    let mut doors: Vec<Door> = snis
-        .into_iter()
-        .map(|sni| Door {
-            sni,
-            alpn: AlpnOffer::Front,
-        })
-        .collect();
-    for &alpn in others {
-        doors.extend(base.iter().map(|sni| Door {
-            sni: sni.clone(),
-            alpn,
-        }));
-    }
-    doors
-}
 
 /// Everything observed at one endpoint.
 #[derive(Debug, Default)]
@@ -134,6 +63,11 @@ pub struct Observations {
     pub legacy: HashMap<TlsVersion, ProbeOutcome>,
     /// Plaintext HTTP/2 with prior knowledge (RFC 7540 §3.4).
     pub plaintext: Option<ProbeOutcome>,
+    /// The identity tried at every door (the cheapest refusal: no certificate), whose attempts
+    /// found the behaviour classes the other refusals were tried at.
+    pub explorer: Option<Presented>,
+    /// What its attempts covered, per TLS version: each dimension's variants and behaviours.
+    pub coverage: BTreeMap<TlsVersion, Vec<Coverage>>,
     /// Sessions handed to refused attempts, offered again without a certificate.
     pub resumption: Option<grpc::Resumption>,
     /// Plaintext HTTP/1.1 `Upgrade: h2c` and a gRPC call on the switched connection (§3.2).
@@ -188,18 +122,6 @@ impl Observations {
     }
 }
 
-/// The SNIs a refusal must hold under: the configured name, none, and a name the server does not
-/// expect (a server may enforce client certificates only for one name, or only when SNI is sent).
-/// Variants that would send the same ClientHello are tried once.
-pub fn sni_variants(server_name: &str) -> Vec<Sni> {
-    let mut variants = vec![Sni::Configured];
-    if server_name.parse::<std::net::IpAddr>().is_err() {
-        variants.push(Sni::Absent);
-    }
-    variants.push(Sni::Other(probe::UNEXPECTED_SNI.to_owned()));
-    variants
-}
-
 fn identity_for(
     presented: Presented,
     pki: &ProbePki,
@@ -239,7 +161,7 @@ fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
 }
 
 /// How an attempt at this endpoint proves acceptance.
-fn proof_for(protocol: Protocol) -> AcceptanceProof {
+pub(crate) fn proof_for(protocol: Protocol) -> AcceptanceProof {
     match protocol {
         Protocol::Grpc => AcceptanceProof::H2Settings,
         Protocol::Https => AcceptanceProof::Https,
@@ -540,13 +462,50 @@ pub async fn observe(
                     .collect()
             })
             .unwrap_or_default();
-        let doors = doors(&endpoint.server_name, endpoint.protocol, &names);
-        let second: Vec<AttemptKey> = refusals
+        let doors = DoorSpace::shipped().doors(
+            &endpoint.server_name,
+            endpoint.protocol,
+            &names,
+            settings.seed,
+        );
+        // Economy by behaviour: the cheapest refusal at every door first; every other refusal
+        // at the base doors and at one door of each behaviour the cheapest found elsewhere.
+        let explorer = refusals
             .iter()
-            .flat_map(|&(p, v)| doors.iter().map(move |d| (p, v, d.clone())))
-            .collect();
+            .map(|k| k.0)
+            .find(|p| *p == Presented::None)
+            .or_else(|| refusals.iter().next().map(|k| k.0));
+        let explore = async {
+            let first: Vec<AttemptKey> = refusals
+                .iter()
+                .filter(|k| Some(k.0) == explorer)
+                .flat_map(|&(p, v)| doors.iter().map(move |(d, _)| (p, v, d.clone())))
+                .collect();
+            let explored = run(first).await;
+            let reps = class_doors(&explored, &doors);
+            let rest: Vec<AttemptKey> = refusals
+                .iter()
+                .filter(|k| Some(k.0) != explorer)
+                .flat_map(|&(p, v)| {
+                    doors
+                        .iter()
+                        .filter(|(_, base)| *base)
+                        .map(|(d, _)| d)
+                        .chain(reps.iter().filter(|(rv, _)| *rv == v).map(|(_, d)| d))
+                        .map(move |d| (p, v, d.clone()))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let mut all = explored;
+            all.extend(run(rest).await);
+            all
+        };
         let (refused, legacy, plaintext, no_cert, all_suites) =
-            tokio::join!(run(second), legacy, plaintext, no_cert, all_suites);
+            tokio::join!(explore, legacy, plaintext, no_cert, all_suites);
+        if let Some(p) = explorer {
+            obs.coverage = coverage(p, &refused, &doors);
+            obs.explorer = Some(p);
+        }
         handshakes.extend(refused);
         if want_resumption {
             let jars = std::mem::take(&mut *jars.lock().unwrap_or_else(|e| e.into_inner()));
@@ -768,4 +727,112 @@ async fn resume_sessions(
     }))
     .await;
     resumption
+}
+
+/// One door of each behaviour the explorer's attempts showed at the doors that are not base,
+/// per version: a behaviour a base door showed too is tried there already.
+pub(super) fn class_doors(
+    explored: &[(AttemptKey, ProbeOutcome)],
+    doors: &[(Door, bool)],
+) -> Vec<(TlsVersion, Door)> {
+    let is_base = |d: &Door| doors.iter().any(|(door, base)| door == d && *base);
+    let mut reps: Vec<(TlsVersion, Door)> = Vec::new();
+    let mut classes: Vec<(TlsVersion, DoorClass)> = Vec::new();
+    let (base, others): (Vec<_>, Vec<_>) = explored.iter().partition(|(k, _)| is_base(&k.2));
+    for ((_, v, _), o) in &base {
+        if !classes.iter().any(|(cv, c)| cv == v && c.holds(o)) {
+            classes.extend(
+                DoorClass::group([(o.door_words(), o)])
+                    .into_iter()
+                    .map(|c| (*v, c)),
+            );
+        }
+    }
+    for ((_, v, door), o) in others {
+        if !classes.iter().any(|(cv, c)| cv == v && c.holds(o)) {
+            classes.extend(
+                DoorClass::group([(o.door_words(), o)])
+                    .into_iter()
+                    .map(|c| (*v, c)),
+            );
+            reps.push((*v, door.clone()));
+        }
+    }
+    reps
+}
+
+/// What `explorer`'s attempts covered, per version and dimension: the variants tried, the
+/// distinct behaviours among them and the front door, and the doors that behaved unlike it.
+pub(super) fn coverage(
+    explorer: Presented,
+    attempts: &[(AttemptKey, ProbeOutcome)],
+    doors: &[(Door, bool)],
+) -> BTreeMap<TlsVersion, Vec<Coverage>> {
+    let mut out: BTreeMap<TlsVersion, Vec<Coverage>> = BTreeMap::new();
+    let versions: BTreeSet<TlsVersion> = attempts
+        .iter()
+        .filter(|(k, _)| k.0 == explorer)
+        .map(|(k, _)| k.1)
+        .collect();
+    for v in versions {
+        let at = |d: &Door| {
+            attempts
+                .iter()
+                .find(|(k, _)| k.0 == explorer && k.1 == v && k.2 == *d)
+                .map(|(_, o)| o)
+        };
+        let front = at(&Door::FRONT);
+        for dimension in [Dimension::ServerName, Dimension::Alpn] {
+            let tried: Vec<&ProbeOutcome> = doors
+                .iter()
+                .filter(|(d, _)| d.dimension() == dimension)
+                .filter_map(|(d, _)| at(d))
+                .collect();
+            if tried.is_empty() {
+                continue;
+            }
+            let classes = DoorClass::group(
+                front
+                    .into_iter()
+                    .chain(tried.iter().copied())
+                    .map(|o| (o.door_words(), o)),
+            );
+            // Each behaviour unlike the front door's, once: how many doors, the first, what.
+            let apart: Vec<String> = classes
+                .iter()
+                .filter(|c| front.is_some_and(|f| !c.holds(f)))
+                .map(|c| {
+                    let o = &c.attempt;
+                    let what = match o.outcome {
+                        Outcome::Rejected => format!(
+                            "rejected {} with {}",
+                            o.stage,
+                            super::judgement::refusal_words(o)
+                        ),
+                        _ => format!("{} {}", o.outcome, o.stage),
+                    };
+                    let asked = if o.client_cert_requested {
+                        "a certificate asked for"
+                    } else {
+                        "no certificate asked for"
+                    };
+                    let asked = match &o.alpn {
+                        Some(p) => format!("{asked}, ALPN `{p}` chosen"),
+                        None => format!("{asked}, no ALPN chosen"),
+                    };
+                    match c.doors.len() {
+                        1 => format!("{}: {what}; {asked}", c.doors[0]),
+                        n => format!("{n} doors, the first {}: {what}; {asked}", c.doors[0]),
+                    }
+                })
+                .collect();
+            out.entry(v).or_default().push(Coverage {
+                dimension: dimension.words().to_owned(),
+                variants: tried.len(),
+                behaviours: classes.len(),
+                apart,
+            });
+        }
+    }
+    out
 }

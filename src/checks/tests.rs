@@ -641,3 +641,63 @@ fn a_stand_in_identity_judges_neither_server_identity_nor_health() {
     let r = evaluate(&check("grpc/health"), &obs, &endpoint(Protocol::Grpc));
     assert_eq!(r.verdict, Verdict::Pass, "{}", r.reason);
 }
+
+/// Issue 26, economy by behaviour: two doors whose attempts differ only in what the server chose
+/// there (the ALPN it picked from the offer) are two behaviours. Both are counted, the one unlike
+/// the front door is named, and the door that is not base becomes a door every other refusal
+/// is tried at; the same choice at both doors is one behaviour, and nothing more is tried.
+#[test]
+fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
+    use super::observe::{class_doors, coverage};
+    let front = Door::FRONT;
+    let list = Door {
+        sni: Sni::Configured,
+        alpn: AlpnOffer::Ids(&["h2", "http/1.1"]),
+    };
+    let mut at_front = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("certificate_required"),
+        None,
+    );
+    at_front.alpn = Some("h2".into());
+    at_front.alpn_offered = vec!["h2".into()];
+    let mut at_list = at_front.clone();
+    at_list.alpn_offered = vec!["h2".into(), "http/1.1".into()];
+    let doors = vec![(front.clone(), true), (list.clone(), false)];
+    let explored = |chosen: &str| {
+        let mut b = at_list.clone();
+        b.alpn = Some(chosen.into());
+        vec![
+            ((Presented::None, V13, front.clone()), at_front.clone()),
+            ((Presented::None, V13, list.clone()), b),
+        ]
+    };
+
+    let differ = explored("http/1.1");
+    assert_eq!(class_doors(&differ, &doors), vec![(V13, list.clone())]);
+    let covered = coverage(Presented::None, &differ, &doors);
+    let alpn = covered[&V13]
+        .iter()
+        .find(|c| c.dimension == "ALPN offer")
+        .expect("the ALPN dimension");
+    assert_eq!((alpn.variants, alpn.behaviours), (1, 2));
+    assert_eq!(alpn.apart.len(), 1, "{:?}", alpn.apart);
+    assert!(
+        alpn.apart[0].contains("ALPN `h2,http/1.1`")
+            && alpn.apart[0].contains("ALPN `http/1.1` chosen"),
+        "{:?}",
+        alpn.apart
+    );
+
+    let same = explored("h2");
+    assert!(class_doors(&same, &doors).is_empty());
+    let covered = coverage(Presented::None, &same, &doors);
+    let alpn = covered[&V13]
+        .iter()
+        .find(|c| c.dimension == "ALPN offer")
+        .expect("the ALPN dimension");
+    assert_eq!((alpn.variants, alpn.behaviours), (1, 1));
+    assert!(alpn.apart.is_empty());
+}

@@ -72,7 +72,10 @@ pub(super) fn judge_plaintext(obs: &Observations) -> Judgement {
         )
     };
     let mut j = Judgement::new(verdict, reason)
-        .observed(Observed::Doors { door_classes })
+        .observed(Observed::Doors {
+            door_classes,
+            coverage: vec![],
+        })
         .evidence(evidence);
     j.duration_ms = ways
         .iter()

@@ -180,11 +180,21 @@ fn volatile_times() -> &'static regex::Regex {
     })
 }
 
+/// The ids [`crate::checks::unregistered_alpn`] draws: `amv-` and eight hex digits.
+fn seeded_ids() -> &'static regex::Regex {
+    static IDS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\bamv-[0-9a-f]{8}\b").expect("a valid pattern")
+    });
+    &IDS
+}
+
 /// Masks what differs on every run: a number before a time unit, a port after a host, a
 /// timestamp (RFC 3339, grpc-go's, Unix seconds) wherever it stands, a long hex run
-/// (fingerprints, serials), the endpoint's own address.
+/// (fingerprints, serials), the endpoint's own address, the ALPN id drawn from the seed.
 pub fn mask(text: &str) -> String {
     let text = volatile_times().replace_all(text, "TIME");
+    // The ALPN id no registry holds, drawn from each run's seed (also where a log quotes it).
+    let text = seeded_ids().replace_all(&text, "amv-SEEDED");
     let words: Vec<&str> = text.split(' ').collect();
     let mut out = Vec::with_capacity(words.len());
     for (i, w) in words.iter().enumerate() {

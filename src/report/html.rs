@@ -66,7 +66,7 @@ fn header(html: &mut String, cells: &[&str]) {
 /// text with the number of doors, the version and the doors in the tooltip.
 fn chips(observed: &Observed) -> String {
     let classes: Vec<(&ProbeOutcome, Vec<String>)> = match observed {
-        Observed::Doors { door_classes } => door_classes
+        Observed::Doors { door_classes, .. } => door_classes
             .iter()
             .map(|c| (&c.attempt, c.doors.clone()))
             .collect(),
@@ -352,6 +352,42 @@ fn components(html: &mut String, r: &Report) {
     html.push_str("</table>\n");
 }
 
+/// Per endpoint and TLS version, what the identity tried at every door covered.
+fn doors_covered(html: &mut String, r: &Report) {
+    let coverage = r.door_coverage();
+    if coverage.is_empty() {
+        return;
+    }
+    html.push_str("<h2 id=\"doors\">Doors covered</h2>\n<p>The cheapest refusal (no certificate) was tried at every door of <code>suites/doors.toml</code>; every other refusal at its base doors and one door of each behaviour found elsewhere.</p>\n<table>\n");
+    header(
+        html,
+        &[
+            "Endpoint",
+            "TLS",
+            "Dimension",
+            "Tried",
+            "Behaviours",
+            "Unlike the front door",
+        ],
+    );
+    for (endpoint, version, rows) in coverage {
+        for c in rows {
+            row(
+                html,
+                &[
+                    esc(endpoint),
+                    esc(version),
+                    esc(&c.dimension),
+                    c.variants.to_string(),
+                    c.behaviours.to_string(),
+                    esc(&c.apart.join("; ")),
+                ],
+            );
+        }
+    }
+    html.push_str("</table>\n");
+}
+
 /// Cluster runs: each replica's tally and pod facts.
 fn replicas(html: &mut String, r: &Report) {
     let Some(k) = &r.subject.kubernetes else {
@@ -414,6 +450,7 @@ pub(super) fn render(r: &Report) -> String {
             r.checks.iter().filter(|c| c.endpoint == endpoint).collect();
         matrix(&mut html, endpoint, &results);
     }
+    doors_covered(&mut html, r);
     replicas(&mut html, r);
     components(&mut html, r);
     controls(&mut html, r);
@@ -476,6 +513,7 @@ mod tests {
                 doors,
                 attempt: refused,
             }],
+            coverage: vec![],
         });
         assert_eq!(class.matches("class=\"chip").count(), 1, "{class}");
         assert!(class.contains(">certificate_required ×2<"), "{class}");

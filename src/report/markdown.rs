@@ -125,6 +125,23 @@ pub(super) fn render(r: &Report) -> String {
         ));
     }
 
+    let coverage = r.door_coverage();
+    if !coverage.is_empty() {
+        md.push_str("\n## Doors covered\n\nThe cheapest refusal (no certificate) was tried at every door of `suites/doors.toml`; every other refusal at its base doors and one door of each behaviour found elsewhere.\n\n| Endpoint | TLS | Dimension | Tried | Behaviours | Unlike the front door |\n|---|---|---|---|---|---|\n");
+        for (endpoint, version, rows) in coverage {
+            for row in rows {
+                md.push_str(&format!(
+                    "| {} | {version} | {} | {} | {} | {} |\n",
+                    cell(endpoint),
+                    row.dimension,
+                    row.variants,
+                    row.behaviours,
+                    cell(&row.apart.join("; "))
+                ));
+            }
+        }
+    }
+
     // One section per case: what it does and expects once, then each check's verdict and its
     // evidence (door classes once each; the individual doors are in report.json).
     md.push_str("\n## Details\n\n");

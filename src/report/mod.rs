@@ -19,7 +19,7 @@ pub mod policyreport;
 pub mod progress;
 mod write;
 
-pub use observed::{DoorClass, HealthSeen, Observed, PolicyLine};
+pub use observed::{Coverage, DoorClass, HealthSeen, Observed, PolicyLine};
 pub use write::{Formats, new_run_id, write};
 
 use std::path::Path;
@@ -229,6 +229,9 @@ pub struct RunInfo {
     /// verdict then, unless a required check failed. Every writer that comes after one says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_steps: Vec<FailedStep>,
+    /// The seed the doors' random parts were drawn with (`--seed` replays them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A step after the checks, named by the flag that asked for it.
@@ -598,6 +601,22 @@ pub struct Report {
 }
 
 impl Report {
+    /// What the doors covered, from the checks whose identity was tried at every door: each
+    /// result's endpoint, the TLS version of its check id, and its dimensions.
+    pub fn door_coverage(&self) -> Vec<(&str, &str, &[Coverage])> {
+        self.checks
+            .iter()
+            .filter_map(|c| match &c.observed {
+                Observed::Doors { coverage, .. } if !coverage.is_empty() => Some((
+                    c.endpoint.as_str(),
+                    c.id.rsplit('/').next().unwrap_or_default(),
+                    coverage.as_slice(),
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Assembles a report, computing the control mapping and summary.
     pub fn new(
         run: RunInfo,
@@ -772,6 +791,7 @@ pub(crate) fn test_report(checks: &[(&str, Verdict, Severity)], stopped: Option<
         stopped: stopped.map(str::to_owned),
         not_judged: vec![],
         failed_steps: vec![],
+        seed: None,
     };
     let subject = Subject {
         addresses: vec![],

@@ -21,6 +21,9 @@ pub enum Observed {
     Doors {
         /// The classes, in the order of their first door.
         door_classes: Vec<DoorClass>,
+        /// For the identity tried at every door: what its attempts covered.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        coverage: Vec<Coverage>,
     },
     /// Every attempt of a refusal case, one per door (what reports written before door classes
     /// hold; read, never written).
@@ -99,6 +102,21 @@ pub enum Observed {
     /// The VersionService's answer, as the server gave it (or, read back from an older report,
     /// whatever that report recorded).
     Payload(serde_json::Value),
+}
+
+/// What the attempts of the identity tried at every door covered in one dimension of the
+/// ClientHello, under one TLS version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Coverage {
+    /// `server name (SNI)` or `ALPN offer`.
+    pub dimension: String,
+    /// Doors of this dimension tried.
+    pub variants: usize,
+    /// Distinct behaviours among them and the front door.
+    pub behaviours: usize,
+    /// Each behaviour unlike the front door's, in words, with how many doors showed it and the
+    /// first of them (named even when the server refused there).
+    pub apart: Vec<String>,
 }
 
 /// Doors whose attempts ended the same way: the same outcome, stage, alert, version, suite,

@@ -52,6 +52,9 @@ var modes = map[string]string{
 	"h2c-upgrade":         "RequireAndVerifyClientCert over TLS; a plaintext connection (first byte not a TLS record) is refused when it opens with the HTTP/2 preface, but switched to h2c and served when it asks with HTTP/1.1 Upgrade: h2c (a cmux-style multiplexer)",
 	"resume-skips-auth":   "a certificate is requested, not required; after the handshake a connection without a verified one is closed, unless it resumed a session (whose tickets went to every client, verified or not)",
 	"resume-checks-auth":  "as resume-skips-auth, but a resumed connection is judged by the certificates its session carries (correct)",
+	"sni-case":            "client certificates are required for the names of the server's certificate spelt exactly and for any other name, but not for those names in another letter case (a policy map keyed by exact bytes beside a case-insensitive router)",
+	"alpn-acme":           "client certificates are required unless the client offers acme-tls/1 among its ids (a TLS-ALPN-01 challenge responder in front, matching on any id of the list, then serving the protocol the server prefers)",
+	"alpn-order":          "client certificates are required unless the client's first ALPN id is http/1.1 with h2 behind it (a proxy honouring the client's preference routes it to a web chain without client authentication)",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -75,6 +78,11 @@ func main() {
 	pair, err := tls.LoadX509KeyPair(*cert, *key)
 	if err != nil {
 		log.Fatalf("server certificate: %v", err)
+	}
+	if pair.Leaf == nil {
+		if pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0]); err != nil {
+			log.Fatalf("server certificate: %v", err)
+		}
 	}
 	pool, caCerts := loadPool(*clientCA)
 
@@ -263,6 +271,33 @@ func main() {
 				(*mode == "sni-san" && hello.ServerName == "argocd-repo-server.argocd.svc")
 			if open {
 				return withoutClientAuth(base), nil
+			}
+			return strict, nil
+		}
+	case "sni-case", "alpn-acme", "alpn-order":
+		names := append([]string{"localhost"}, pair.Leaf.DNSNames...)
+		acme := withoutClientAuth(base)
+		acme.NextProtos = []string{"h2", "http/1.1", "acme-tls/1"}
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			switch *mode {
+			case "sni-case":
+				for _, n := range names {
+					if hello.ServerName != n && strings.EqualFold(hello.ServerName, n) {
+						return withoutClientAuth(base), nil
+					}
+				}
+			case "alpn-acme":
+				for _, p := range hello.SupportedProtos {
+					if p == "acme-tls/1" {
+						return acme, nil
+					}
+				}
+			case "alpn-order":
+				p := hello.SupportedProtos
+				if len(p) > 1 && p[0] == "http/1.1" && p[1] == "h2" {
+					return withoutClientAuth(base), nil
+				}
 			}
 			return strict, nil
 		}

@@ -1,0 +1,455 @@
+//! The doors of the refusal cases, as data: `suites/doors.toml` lists each dimension of a
+//! ClientHello a server may choose its TLS policy from (server name, ALPN offer) and the variants
+//! tried, each with what it models and a reference. [`DoorSpace`] reads the table once (and checks
+//! it); [`DoorSpace::doors`] turns it into the doors of one endpoint; the run's seed draws the ids
+//! no registry holds.
+
+use std::sync::LazyLock;
+
+use serde::Deserialize;
+
+use crate::endpoint::Protocol;
+use crate::probe::{self, AcceptanceProof, Sni};
+
+/// The table, as shipped.
+const TABLE: &str = include_str!("../../suites/doors.toml");
+
+/// The ALPN an attempt offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlpnOffer {
+    /// What the endpoint's own clients offer: `h2` for gRPC, `http/1.1` for HTTPS, none for TLS.
+    Front,
+    /// These ids, in this order (none: no ALPN extension).
+    Ids(&'static [&'static str]),
+}
+
+impl AlpnOffer {
+    /// No ALPN extension.
+    pub const ABSENT: AlpnOffer = AlpnOffer::Ids(&[]);
+    /// `h2` alone.
+    pub const H2: AlpnOffer = AlpnOffer::Ids(&["h2"]);
+    /// `http/1.1` alone.
+    pub const HTTP11: AlpnOffer = AlpnOffer::Ids(&["http/1.1"]);
+
+    /// The protocols offered at an endpoint proven with `proof`.
+    pub fn protocols(self, proof: AcceptanceProof) -> Vec<&'static str> {
+        match self {
+            AlpnOffer::Front => proof.front_alpn(),
+            AlpnOffer::Ids(ids) => ids.to_vec(),
+        }
+    }
+}
+
+/// A way in: the SNI a ClientHello sends and the ALPN it offers. A server may key its client
+/// authentication on either, so a refusal must hold at every door.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Door {
+    /// The server name indication.
+    pub sni: Sni,
+    /// The ALPN offer.
+    pub alpn: AlpnOffer,
+}
+
+impl Door {
+    /// The front door: the configured name and the endpoint's own ALPN, as legitimate clients
+    /// come in. Positive controls knock here.
+    pub const FRONT: Door = Door {
+        sni: Sni::Configured,
+        alpn: AlpnOffer::Front,
+    };
+
+    /// The dimension the door varies: the ALPN offer, or (at the front ALPN) the server name.
+    pub fn dimension(&self) -> Dimension {
+        match self.alpn {
+            AlpnOffer::Front => Dimension::ServerName,
+            AlpnOffer::Ids(_) => Dimension::Alpn,
+        }
+    }
+}
+
+/// A dimension of the ClientHello the doors vary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Dimension {
+    /// The server name indication.
+    ServerName,
+    /// The ALPN offer.
+    Alpn,
+}
+
+impl Dimension {
+    /// The dimension in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Dimension::ServerName => "server name (SNI)",
+            Dimension::Alpn => "ALPN offer",
+        }
+    }
+}
+
+/// How an SNI row derives its names; bound by `variant` in the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SniVariant {
+    /// The configured name.
+    Configured,
+    /// No server_name extension.
+    Absent,
+    /// [`probe::UNEXPECTED_SNI`].
+    Unexpected,
+    /// Every DNS name of the certificate the controls met.
+    CertificateNames,
+    /// The configured name and the certificate's names, upper-cased.
+    UpperCase,
+    /// The same, every label capitalised.
+    TitleCase,
+}
+
+/// One SNI row of the table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SniRow {
+    /// How its names are derived.
+    pub variant: SniVariant,
+    /// Tried by every refusal (else by the cheapest, and by the rest where it found a class).
+    #[serde(default)]
+    pub base: bool,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
+/// One ALPN row of the table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlpnRow {
+    /// The ids, in order (empty: no ALPN extension).
+    #[serde(default)]
+    pub offer: Vec<String>,
+    /// One id no registry holds, drawn from the run's seed, instead of `offer`.
+    #[serde(default)]
+    pub unregistered: bool,
+    /// Tried by every refusal, under every base SNI.
+    #[serde(default)]
+    pub base: bool,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
+/// The table: every dimension and its variants.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoorSpace {
+    /// Server-name variants.
+    pub sni: Vec<SniRow>,
+    /// ALPN offers.
+    pub alpn: Vec<AlpnRow>,
+}
+
+/// Why the door table does not load.
+#[derive(Debug, thiserror::Error)]
+pub enum DoorTableError {
+    /// Not the table's shape.
+    #[error("suites/doors.toml: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// An ALPN id TLS cannot carry (empty, or longer than 255 bytes: RFC 7301 §3.1).
+    #[error("suites/doors.toml: ALPN id `{0}` cannot be sent (1 to 255 bytes)")]
+    BadAlpnId(String),
+    /// The same offer twice.
+    #[error("suites/doors.toml: the ALPN offer {0:?} is listed twice")]
+    Duplicate(Vec<String>),
+}
+
+impl DoorSpace {
+    /// Reads and checks a table.
+    pub fn parse(text: &str) -> Result<Self, DoorTableError> {
+        let space: DoorSpace = toml::from_str(text)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for row in &space.alpn {
+            if let Some(id) = row.offer.iter().find(|id| id.is_empty() || id.len() > 255) {
+                return Err(DoorTableError::BadAlpnId(id.clone()));
+            }
+            if !row.unregistered && !seen.insert(row.offer.clone()) {
+                return Err(DoorTableError::Duplicate(row.offer.clone()));
+            }
+        }
+        Ok(space)
+    }
+
+    /// The shipped table (checked by the unit tests; a broken one cannot ship).
+    pub fn shipped() -> &'static DoorSpace {
+        static SPACE: LazyLock<DoorSpace> = LazyLock::new(|| {
+            DoorSpace::parse(TABLE).expect("suites/doors.toml is checked by its tests")
+        });
+        &SPACE
+    }
+
+    /// The ALPN offers of the table, with the seeded id in place of the unregistered row, and
+    /// whether each is a base offer. Ids live for the process (a few bytes per seed).
+    fn alpn_offers(&self, seed: u64) -> Vec<(AlpnOffer, bool)> {
+        static LEAKED: LazyLock<std::sync::Mutex<Vec<(Vec<String>, &'static [&'static str])>>> =
+            LazyLock::new(Default::default);
+        let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
+        self.alpn
+            .iter()
+            .map(|row| {
+                let ids = if row.unregistered {
+                    vec![unregistered_alpn(seed)]
+                } else {
+                    row.offer.clone()
+                };
+                let stat = match leaked.iter().find(|(k, _)| *k == ids) {
+                    Some((_, s)) => *s,
+                    None => {
+                        let s: &'static [&'static str] = Box::leak(
+                            ids.iter()
+                                .map(|id| &*Box::leak(id.clone().into_boxed_str()))
+                                .collect::<Vec<&'static str>>()
+                                .into_boxed_slice(),
+                        );
+                        leaked.push((ids, s));
+                        s
+                    }
+                };
+                (AlpnOffer::Ids(stat), row.base)
+            })
+            .collect()
+    }
+
+    /// Every door a refusal may be tried at on an endpoint, each marked base (tried by every
+    /// refusal) or not (tried by the cheapest, and by the rest where it found a class): each
+    /// SNI variant with the endpoint's own ALPN, and each ALPN offer under the configured name
+    /// (base offers under every base SNI). An offer the endpoint's own clients make is the front
+    /// door's; an HTTPS endpoint is offered no list holding `h2` (its refusal would be an HTTP/2
+    /// status this prober does not read).
+    pub fn doors(
+        &self,
+        server_name: &str,
+        protocol: Protocol,
+        server_dns_names: &[String],
+        seed: u64,
+    ) -> Vec<(Door, bool)> {
+        let proof = super::observe::proof_for(protocol);
+        let ip = server_name.parse::<std::net::IpAddr>().is_ok();
+        let mut names: Vec<String> = Vec::new();
+        if !ip {
+            names.push(server_name.to_owned());
+        }
+        for n in server_dns_names {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+        let mut out: Vec<(Door, bool)> = Vec::new();
+        let push = |door: Door, base: bool, out: &mut Vec<(Door, bool)>| match out
+            .iter_mut()
+            .find(|(d, _)| *d == door)
+        {
+            Some((_, b)) => *b |= base,
+            None => out.push((door, base)),
+        };
+        let mut base_snis = Vec::new();
+        for row in &self.sni {
+            let snis: Vec<Sni> = match row.variant {
+                SniVariant::Configured => vec![Sni::Configured],
+                SniVariant::Absent if ip => vec![],
+                SniVariant::Absent => vec![Sni::Absent],
+                SniVariant::Unexpected => vec![Sni::Other(probe::UNEXPECTED_SNI.to_owned())],
+                SniVariant::CertificateNames => server_dns_names
+                    .iter()
+                    .filter(|n| *n != server_name)
+                    .map(|n| Sni::Other(n.clone()))
+                    .collect(),
+                SniVariant::UpperCase => names
+                    .iter()
+                    .map(|n| n.to_ascii_uppercase())
+                    .filter(|n| !names.contains(n))
+                    .map(Sni::Other)
+                    .collect(),
+                SniVariant::TitleCase => names
+                    .iter()
+                    .map(|n| title_case(n))
+                    .filter(|n| !names.contains(n) && *n != n.to_ascii_uppercase())
+                    .map(Sni::Other)
+                    .collect(),
+            };
+            for sni in snis {
+                if row.base
+                    && matches!(
+                        row.variant,
+                        SniVariant::Configured | SniVariant::Absent | SniVariant::Unexpected
+                    )
+                {
+                    base_snis.push(sni.clone());
+                }
+                push(
+                    Door {
+                        sni,
+                        alpn: AlpnOffer::Front,
+                    },
+                    row.base,
+                    &mut out,
+                );
+            }
+        }
+        let front = proof.front_alpn();
+        for (alpn, base) in self.alpn_offers(seed) {
+            let ids = alpn.protocols(proof);
+            if ids == front || (protocol == Protocol::Https && ids.contains(&"h2")) {
+                continue;
+            }
+            let under: &[Sni] = if base { &base_snis } else { &[Sni::Configured] };
+            for sni in under {
+                push(
+                    Door {
+                        sni: sni.clone(),
+                        alpn,
+                    },
+                    base,
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Each label's first letter upper-cased, the rest lower: `Argocd-repo-server.Argocd.Svc`.
+fn title_case(name: &str) -> String {
+    name.split('.')
+        .map(|label| {
+            let mut chars = label.chars();
+            match chars.next() {
+                Some(first) => {
+                    first.to_ascii_uppercase().to_string() + &chars.as_str().to_ascii_lowercase()
+                }
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The ALPN id no registry holds for `seed`: `amv-` and eight hex digits (SplitMix64 of the seed).
+pub fn unregistered_alpn(seed: u64) -> String {
+    let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    format!("amv-{:08x}", z as u32)
+}
+
+/// A fresh seed for a run that was given none.
+pub fn fresh_seed() -> u64 {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_table_loads_and_says_what_each_row_models() {
+        let space = DoorSpace::shipped();
+        assert!(
+            space
+                .alpn
+                .iter()
+                .all(|r| !r.models.is_empty() && !r.reference.is_empty())
+        );
+        assert!(
+            space
+                .sni
+                .iter()
+                .all(|r| !r.models.is_empty() && !r.reference.is_empty())
+        );
+        assert!(space.alpn.iter().any(|r| r.offer == ["acme-tls/1"]));
+        assert_eq!(space.alpn.iter().filter(|r| r.unregistered).count(), 1);
+    }
+
+    #[test]
+    fn a_broken_table_is_refused_with_its_fault() {
+        let bad = "sni = []\n[[alpn]]\noffer = [\"\"]\nmodels = \"m\"\nreference = \"r\"\n";
+        assert!(matches!(
+            DoorSpace::parse(bad),
+            Err(DoorTableError::BadAlpnId(_))
+        ));
+        let twice = "sni = []\n[[alpn]]\noffer = [\"h2\"]\nmodels = \"m\"\nreference = \"r\"\n[[alpn]]\noffer = [\"h2\"]\nmodels = \"m\"\nreference = \"r\"\n";
+        assert!(matches!(
+            DoorSpace::parse(twice),
+            Err(DoorTableError::Duplicate(_))
+        ));
+        let unknown = "sni = []\nalpn = []\nextra = 1\n";
+        assert!(matches!(
+            DoorSpace::parse(unknown),
+            Err(DoorTableError::Parse(_))
+        ));
+    }
+
+    #[test]
+    fn the_seed_decides_the_unregistered_id() {
+        assert_eq!(unregistered_alpn(7), unregistered_alpn(7));
+        assert_ne!(unregistered_alpn(7), unregistered_alpn(8));
+        let space = DoorSpace::shipped();
+        let a = space.doors("localhost", Protocol::Grpc, &[], 7);
+        let b = space.doors("localhost", Protocol::Grpc, &[], 7);
+        assert_eq!(a, b);
+        let id = unregistered_alpn(7);
+        assert!(
+            a.iter()
+                .any(|(d, _)| d.alpn.protocols(AcceptanceProof::H2Settings) == [id.as_str()])
+        );
+    }
+
+    #[test]
+    fn every_name_gets_its_spellings_and_every_offer_its_door() {
+        let space = DoorSpace::shipped();
+        let names = vec!["argocd-repo-server.argocd.svc".to_owned()];
+        let doors = space.doors("localhost", Protocol::Grpc, &names, 1);
+        let snis: Vec<String> = doors
+            .iter()
+            .filter(|(d, _)| d.alpn == AlpnOffer::Front)
+            .filter_map(|(d, _)| match &d.sni {
+                Sni::Other(n) => Some(n.clone()),
+                _ => None,
+            })
+            .collect();
+        for want in [
+            "argocd-repo-server.argocd.svc",
+            "ARGOCD-REPO-SERVER.ARGOCD.SVC",
+            "Argocd-repo-server.Argocd.Svc",
+            "LOCALHOST",
+            "Localhost",
+            probe::UNEXPECTED_SNI,
+        ] {
+            assert!(snis.iter().any(|s| s == want), "{want} in {snis:?}");
+        }
+        // The base offers under every base SNI, for every refusal; the rest under the name.
+        let base: Vec<&Door> = doors.iter().filter(|(_, b)| *b).map(|(d, _)| d).collect();
+        assert!(base.contains(&&Door {
+            sni: Sni::Absent,
+            alpn: AlpnOffer::HTTP11
+        }));
+        assert!(
+            !base
+                .iter()
+                .any(|d| d.alpn == AlpnOffer::Ids(&["acme-tls/1"]))
+        );
+        assert!(doors.iter().any(|(d, b)| !b
+            && d.sni == Sni::Configured
+            && d.alpn.protocols(AcceptanceProof::H2Settings) == ["acme-tls/1"]));
+        // The endpoint's own offer is the front door, not a door of its own.
+        assert!(!doors.iter().any(|(d, _)| d.alpn == AlpnOffer::H2));
+        // Over HTTPS no offer holds h2.
+        let https = space.doors("localhost", Protocol::Https, &names, 1);
+        assert!(
+            https
+                .iter()
+                .all(|(d, _)| !d.alpn.protocols(AcceptanceProof::Https).contains(&"h2"))
+        );
+    }
+}
