@@ -86,6 +86,7 @@ fn main() {
                         server_roots: material.server_ca.clone(),
                         proof: AcceptanceProof::H2Settings,
                         timeout: Duration::from_secs(5),
+                        resume: probe::Resume::Never,
                         silence: None,
                     }).await;
                     handshakes.push(o.timings.handshake_us as f64 / 1000.0);

@@ -119,7 +119,49 @@ pub fn print_list(checks: &[Check]) {
         out.push_str(&format!("[{}] {}: test\n", c.suite, c.id));
     }
     out.push_str(&format!("\n{} checks\n", checks.len()));
+    let refusals = checks.iter().any(|c| {
+        matches!(
+            c.case.kind,
+            crate::suite::CaseKind::Handshake {
+                expect: crate::suite::Expect::Rejected,
+                ..
+            }
+        )
+    });
+    if refusals {
+        out.push_str(&door_list(crate::checks::DoorSpace::shipped()));
+    }
     crate::report::console::print(&out);
+}
+
+/// The planned doors, from the table: each server-name variant and ALPN offer, base or found by
+/// behaviour, and what it models (the names a certificate adds are known once the controls met it).
+fn door_list(space: &crate::checks::DoorSpace) -> String {
+    let mut out = String::from(
+        "\ndoors (suites/doors.toml): the refusal without a certificate knocks at every one; every other refusal at the base ones and at one door of each behaviour found elsewhere\n",
+    );
+    let kind = |base: bool| if base { "base" } else { "explored" };
+    for row in &space.sni {
+        out.push_str(&format!(
+            "  server name {} [{}]: {}\n",
+            row.variant.name(),
+            kind(row.base),
+            row.models
+        ));
+    }
+    for row in &space.alpn {
+        let offer = match (row.unregistered, row.offer.as_slice()) {
+            (true, _) => "an id no registry holds, drawn from --seed".to_owned(),
+            (false, []) => "none".to_owned(),
+            (false, ids) => format!("`{}`", ids.join(",")),
+        };
+        out.push_str(&format!(
+            "  ALPN {offer} [{}]: {}\n",
+            kind(row.base),
+            row.models
+        ));
+    }
+    out
 }
 
 /// Builds run metadata.

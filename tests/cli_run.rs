@@ -345,6 +345,12 @@ fn list_and_filters_select_checks_without_probing() {
         41,
         "{text}"
     );
+    // The planned doors, from suites/doors.toml, with what each models.
+    assert!(
+        text.contains("ALPN `acme-tls/1` [explored]: a TLS-ALPN-01 challenge responder"),
+        "{text}"
+    );
+    assert!(text.contains("server name upper-case [explored]"), "{text}");
     let reports = common::tempdir();
     let out = cli(&[
         "demo",

@@ -104,6 +104,20 @@ pub enum SniVariant {
     TitleCase,
 }
 
+impl SniVariant {
+    /// The variant as the table names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SniVariant::Configured => "configured",
+            SniVariant::Absent => "absent",
+            SniVariant::Unexpected => "unexpected",
+            SniVariant::CertificateNames => "certificate-names",
+            SniVariant::UpperCase => "upper-case",
+            SniVariant::TitleCase => "title-case",
+        }
+    }
+}
+
 /// One SNI row of the table.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +151,9 @@ pub struct AlpnRow {
     /// Where the behaviour is specified or seen.
     pub reference: String,
 }
+
+/// An ALPN offer made `'static` once per process: its ids, and the slice attempts borrow.
+type Interned = (Vec<String>, &'static [&'static str]);
 
 /// The table: every dimension and its variants.
 #[derive(Debug, Clone, Deserialize)]
@@ -189,8 +206,7 @@ impl DoorSpace {
     /// The ALPN offers of the table, with the seeded id in place of the unregistered row, and
     /// whether each is a base offer. Ids live for the process (a few bytes per seed).
     fn alpn_offers(&self, seed: u64) -> Vec<(AlpnOffer, bool)> {
-        static LEAKED: LazyLock<std::sync::Mutex<Vec<(Vec<String>, &'static [&'static str])>>> =
-            LazyLock::new(Default::default);
+        static LEAKED: LazyLock<std::sync::Mutex<Vec<Interned>>> = LazyLock::new(Default::default);
         let mut leaked = LEAKED.lock().unwrap_or_else(|e| e.into_inner());
         self.alpn
             .iter()
