@@ -560,6 +560,42 @@ const ROWS: &[Row] = &[
         ],
         fails: Some(&NEGATIVES),
     },
+    // Issue 26.1: TLS 1.0 and 1.1 read to the end of the server's cleartext flight. A server
+    // that speaks them fails the version policy either way; whether it asks for a client
+    // certificate there is said: one that does not lets anyone in under that version.
+    Row {
+        name: "TLS 1.0 and 1.1 spoken, without client authentication",
+        mode: "legacy-open",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "tls/versions/tls1.0",
+                "fail",
+                "its flight holds NO CertificateRequest: a client without any certificate completes a tls1.0 handshake",
+            ),
+            (
+                "tls/versions/tls1.1",
+                "fail",
+                "its flight holds NO CertificateRequest",
+            ),
+        ],
+        fails: Some(&["tls/versions"]),
+    },
+    Row {
+        name: "TLS 1.0 and 1.1 spoken, with client authentication",
+        mode: "strict",
+        server_flags: &["-tls10"],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "tls/versions/tls1.0",
+            "fail",
+            "its flight asks for a client certificate under tls1.0 (1 CA names)",
+        )],
+        fails: Some(&["tls/versions"]),
+    },
     // Issue 16.5: a client-CA pool wider than the operator's, announced in the CertificateRequest.
     Row {
         name: "a client CA nobody approved in the pool",

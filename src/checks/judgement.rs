@@ -132,11 +132,11 @@ pub(super) fn class_evidence(
     }
     if o.client_cert_requested {
         line.push_str(&format!(
-            "; a client certificate was asked for ({} CA names)",
+            "; a certificate asked for ({} CA names)",
             o.acceptable_ca_names.len()
         ));
     } else if o.stage != probe::Stage::Tcp {
-        line.push_str("; no client certificate was asked for");
+        line.push_str("; no certificate asked for");
     }
     line
 }

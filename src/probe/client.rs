@@ -261,7 +261,7 @@ impl rustls::client::ClientSessionStore for TicketWatch {
 }
 
 /// Decodes a CertificateRequest CA name (DER Name, with or without its outer SEQUENCE).
-fn distinguished_name(bytes: &[u8]) -> String {
+pub(super) fn distinguished_name(bytes: &[u8]) -> String {
     use x509_parser::prelude::{FromDer, X509Name};
     if let Ok((_, name)) = X509Name::from_der(bytes) {
         return name.to_string();

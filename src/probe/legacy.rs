@@ -129,9 +129,115 @@ pub async fn attempt(
                 _ => Vec::new(),
             };
             classify_answer(&mut out, version, &header, &body);
+            if out.outcome == Outcome::Accepted {
+                read_rest_of_flight(&mut tcp, body, deadline, &mut out).await;
+            }
         }
     }
     finish(out)
+}
+
+/// What a server's cleartext flight (its handshake messages up to ServerHelloDone) showed.
+#[derive(Debug, Default)]
+pub(super) struct Flight {
+    /// The ServerHello's body.
+    pub(super) server_hello: Option<Vec<u8>>,
+    /// The CertificateRequest's body, when one came.
+    pub(super) certificate_request: Option<Vec<u8>>,
+    /// ServerHelloDone came: the flight was read to its end.
+    pub(super) done: bool,
+}
+
+/// Walks the complete handshake messages in `bytes` (a TLS 1.2-or-older server flight).
+pub(super) fn walk_flight(bytes: &[u8]) -> Flight {
+    let mut flight = Flight::default();
+    let mut at = 0;
+    while bytes.len() >= at + 4 {
+        let kind = bytes[at];
+        let len = u32::from_be_bytes([0, bytes[at + 1], bytes[at + 2], bytes[at + 3]]) as usize;
+        let Some(msg) = bytes.get(at + 4..at + 4 + len) else {
+            break;
+        };
+        match kind {
+            2 => flight.server_hello = Some(msg.to_vec()),
+            13 => flight.certificate_request = Some(msg.to_vec()),
+            14 => {
+                flight.done = true;
+                break;
+            }
+            _ => {}
+        }
+        at += 4 + len;
+    }
+    flight
+}
+
+/// The CA names of a TLS 1.0/1.1 CertificateRequest: certificate types, then the
+/// DistinguishedNames (RFC 4346 §7.4.4; TLS 1.2 puts signature algorithms between them).
+fn legacy_ca_names(body: &[u8]) -> Vec<String> {
+    let types = usize::from(*body.first().unwrap_or(&0));
+    let mut at = 1 + types + 2;
+    let mut names = Vec::new();
+    while let Some(len) = body
+        .get(at..at + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    {
+        let Some(der) = body.get(at + 2..at + 2 + len) else {
+            break;
+        };
+        names.push(super::client::distinguished_name(der));
+        at += 2 + len;
+    }
+    names
+}
+
+/// After a ServerHello that took the legacy version: the rest of the cleartext flight, up to
+/// ServerHelloDone. Whether it holds a CertificateRequest is the client-authentication fact of
+/// that version: without one, no client certificate is ever asked for (RFC 4346 §7.4.4).
+async fn read_rest_of_flight(
+    tcp: &mut tokio::net::TcpStream,
+    first: Vec<u8>,
+    deadline: tokio::time::Instant,
+    out: &mut ProbeOutcome,
+) {
+    let mut bytes = first;
+    let mut flight = walk_flight(&bytes);
+    while !flight.done && bytes.len() < 64 * 1024 {
+        let mut header = [0u8; 5];
+        if !matches!(
+            tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await,
+            Ok(Ok(_))
+        ) || header[0] != 0x16
+        {
+            break;
+        }
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+        if !matches!(
+            tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await,
+            Ok(Ok(_))
+        ) {
+            break;
+        }
+        bytes.extend_from_slice(&body);
+        flight = walk_flight(&bytes);
+    }
+    let version = out.requested_version;
+    match (&flight.certificate_request, flight.done) {
+        (Some(cr), _) => {
+            out.client_cert_requested = true;
+            out.acceptable_ca_names = legacy_ca_names(cr);
+            out.detail.push_str(&format!(
+                "; its flight asks for a client certificate under {version} ({} CA names)",
+                out.acceptable_ca_names.len()
+            ));
+        }
+        (None, true) => out.detail.push_str(&format!(
+            "; its flight holds NO CertificateRequest: a client without any certificate completes a {version} handshake (RFC 4346 §7.4.4)"
+        )),
+        (None, false) => out.detail.push_str(
+            "; whether it asks for a client certificate was not seen (the flight did not end)",
+        ),
+    }
 }
 
 fn classify_answer(out: &mut ProbeOutcome, offered: TlsVersion, header: &[u8; 5], body: &[u8]) {

@@ -187,31 +187,18 @@ pub async fn offer_all(addr: SocketAddr, server_name: &str, timeout: Duration) -
             _ => {}
         }
         // Walk the complete handshake messages seen so far.
-        let mut at = 0;
-        let mut certificate_request = false;
-        while flight.len() >= at + 4 {
-            let kind = flight[at];
-            let mlen =
-                u32::from_be_bytes([0, flight[at + 1], flight[at + 2], flight[at + 3]]) as usize;
-            if flight.len() < at + 4 + mlen {
-                break;
-            }
-            let msg = &flight[at + 4..at + 4 + mlen];
-            match kind {
-                2 => chosen = server_hello_suite(msg),
-                13 => certificate_request = true,
-                14 => {
-                    if let Some((suite, speakable)) = chosen {
-                        return SuiteOffer::Chosen {
-                            suite,
-                            speakable,
-                            certificate_request: Some(certificate_request),
-                        };
-                    }
-                }
-                _ => {}
-            }
-            at += 4 + mlen;
+        let walked = super::legacy::walk_flight(&flight);
+        if let Some(hello) = &walked.server_hello {
+            chosen = server_hello_suite(hello);
+        }
+        if walked.done
+            && let Some((suite, speakable)) = chosen.clone()
+        {
+            return SuiteOffer::Chosen {
+                suite,
+                speakable,
+                certificate_request: Some(walked.certificate_request.is_some()),
+            };
         }
         if flight.len() > 64 * 1024 {
             return SuiteOffer::Inconclusive {

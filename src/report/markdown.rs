@@ -178,6 +178,10 @@ pub(super) fn render(r: &Report) -> String {
                 md.push_str(&format!(" — {}", c.reason));
             }
             md.push('\n');
+            // A skip's reason says why; what was seen on the way is in report.json.
+            if c.verdict == super::Verdict::Skip {
+                continue;
+            }
             for e in &c.evidence {
                 md.push_str(&format!("  - {e}\n"));
             }

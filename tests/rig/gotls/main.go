@@ -55,6 +55,7 @@ var modes = map[string]string{
 	"sni-case":            "client certificates are required for the names of the server's certificate spelt exactly and for any other name, but not for those names in another letter case (a policy map keyed by exact bytes beside a case-insensitive router)",
 	"alpn-acme":           "client certificates are required unless the client offers acme-tls/1 among its ids (a TLS-ALPN-01 challenge responder in front, matching on any id of the list, then serving the protocol the server prefers)",
 	"alpn-order":          "client certificates are required unless the client's first ALPN id is http/1.1 with h2 behind it (a proxy honouring the client's preference routes it to a web chain without client authentication)",
+	"legacy-open":         "TLS 1.0 and 1.1 offered (as -tls10), and a client that offers nothing newer gets in without client authentication; TLS 1.2 and 1.3 as strict",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -67,6 +68,7 @@ func main() {
 	noTickets := flag.Bool("no-tickets", false, "issue no TLS session tickets")
 	maxTLS12 := flag.Bool("max-tls12", false, "offer TLS 1.2 at most")
 	noGRPC := flag.Bool("no-grpc", false, "answer every request as a plain web server (no gRPC)")
+	tls10 := flag.Bool("tls10", false, "offer TLS 1.0 and 1.1 too (client authentication as the mode says)")
 	flag.Parse()
 	if _, ok := modes[*mode]; !ok {
 		fmt.Fprintf(os.Stderr, "unknown -mode %q; modes:\n", *mode)
@@ -118,6 +120,9 @@ func main() {
 	}
 	if *maxTLS12 {
 		base.MaxVersion = tls.VersionTLS12
+	}
+	if *tls10 || *mode == "legacy-open" {
+		base.MinVersion = tls.VersionTLS10
 	}
 	strict := base.Clone()
 	strict.ClientAuth = tls.RequireAndVerifyClientCert
@@ -300,6 +305,16 @@ func main() {
 				}
 			}
 			return strict, nil
+		}
+	case "legacy-open":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, v := range hello.SupportedVersions {
+				if v >= tls.VersionTLS12 {
+					return strict, nil
+				}
+			}
+			return withoutClientAuth(base), nil
 		}
 	case "tls12-cbc-open", "tls12-cbc-strict":
 		cbc := withoutClientAuth(base)
