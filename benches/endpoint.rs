@@ -87,6 +87,7 @@ fn main() {
                         proof: AcceptanceProof::H2Settings,
                         timeout: Duration::from_secs(5),
                         resume: probe::Resume::Never,
+                        kx_group: None,
                         silence: None,
                     }).await;
                     handshakes.push(o.timings.handshake_us as f64 / 1000.0);

@@ -161,6 +161,13 @@ fn door_list(space: &crate::checks::DoorSpace) -> String {
             row.models
         ));
     }
+    for row in &space.group {
+        out.push_str(&format!(
+            "  key exchange group `{}` alone [explored]: {}\n",
+            row.offer.name(),
+            row.models
+        ));
+    }
     out
 }
 

@@ -560,6 +560,27 @@ const ROWS: &[Row] = &[
         ],
         fails: Some(&NEGATIVES),
     },
+    // Issue 26.1: the key exchange groups a ClientHello offers are a door too.
+    Row {
+        name: "no client authentication for a client that offers P-384 alone",
+        mode: "group-p384",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, group `secp384r1`",
+            ),
+            (
+                "handshake/wrong-ca/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, group `secp384r1`",
+            ),
+        ],
+        fails: Some(&NEGATIVES),
+    },
     // Issue 26.1: TLS 1.0 and 1.1 read to the end of the server's cleartext flight. A server
     // that speaks them fails the version policy either way; whether it asks for a client
     // certificate there is said: one that does not lets anyone in under that version.

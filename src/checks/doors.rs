@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use crate::endpoint::Protocol;
-use crate::probe::{self, AcceptanceProof, Sni};
+use crate::probe::{self, AcceptanceProof, KxGroup, Sni};
 
 /// The table, as shipped.
 const TABLE: &str = include_str!("../../suites/doors.toml");
@@ -48,6 +48,8 @@ pub struct Door {
     pub sni: Sni,
     /// The ALPN offer.
     pub alpn: AlpnOffer,
+    /// One key exchange group offered alone (`None`: every group the engine has).
+    pub kx: Option<KxGroup>,
 }
 
 impl Door {
@@ -56,13 +58,16 @@ impl Door {
     pub const FRONT: Door = Door {
         sni: Sni::Configured,
         alpn: AlpnOffer::Front,
+        kx: None,
     };
 
-    /// The dimension the door varies: the ALPN offer, or (at the front ALPN) the server name.
+    /// The dimension the door varies: the key exchange group, the ALPN offer, or (at the front
+    /// ALPN) the server name.
     pub fn dimension(&self) -> Dimension {
-        match self.alpn {
-            AlpnOffer::Front => Dimension::ServerName,
-            AlpnOffer::Ids(_) => Dimension::Alpn,
+        match (self.kx, self.alpn) {
+            (Some(_), _) => Dimension::KeyExchange,
+            (None, AlpnOffer::Front) => Dimension::ServerName,
+            (None, AlpnOffer::Ids(_)) => Dimension::Alpn,
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum Dimension {
     ServerName,
     /// The ALPN offer.
     Alpn,
+    /// The key exchange groups offered.
+    KeyExchange,
 }
 
 impl Dimension {
@@ -82,6 +89,7 @@ impl Dimension {
         match self {
             Dimension::ServerName => "server name (SNI)",
             Dimension::Alpn => "ALPN offer",
+            Dimension::KeyExchange => "key exchange group",
         }
     }
 }
@@ -152,6 +160,18 @@ pub struct AlpnRow {
     pub reference: String,
 }
 
+/// One key-exchange row of the table: the group offered alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRow {
+    /// The group.
+    pub offer: KxGroup,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
 /// An ALPN offer made `'static` once per process: its ids, and the slice attempts borrow.
 type Interned = (Vec<String>, &'static [&'static str]);
 
@@ -163,6 +183,9 @@ pub struct DoorSpace {
     pub sni: Vec<SniRow>,
     /// ALPN offers.
     pub alpn: Vec<AlpnRow>,
+    /// Key exchange groups, each offered alone.
+    #[serde(default)]
+    pub group: Vec<GroupRow>,
 }
 
 /// Why the door table does not load.
@@ -304,6 +327,7 @@ impl DoorSpace {
                     Door {
                         sni,
                         alpn: AlpnOffer::Front,
+                        kx: None,
                     },
                     row.base,
                     &mut out,
@@ -322,11 +346,23 @@ impl DoorSpace {
                     Door {
                         sni: sni.clone(),
                         alpn,
+                        kx: None,
                     },
                     base,
                     &mut out,
                 );
             }
+        }
+        for row in &self.group {
+            push(
+                Door {
+                    sni: Sni::Configured,
+                    alpn: AlpnOffer::Front,
+                    kx: Some(row.offer),
+                },
+                false,
+                &mut out,
+            );
         }
         out
     }
@@ -448,7 +484,8 @@ mod tests {
         let base: Vec<&Door> = doors.iter().filter(|(_, b)| *b).map(|(d, _)| d).collect();
         assert!(base.contains(&&Door {
             sni: Sni::Absent,
-            alpn: AlpnOffer::HTTP11
+            alpn: AlpnOffer::HTTP11,
+            kx: None
         }));
         assert!(
             !base
@@ -460,6 +497,17 @@ mod tests {
             && d.alpn.protocols(AcceptanceProof::H2Settings) == ["acme-tls/1"]));
         // The endpoint's own offer is the front door, not a door of its own.
         assert!(!doors.iter().any(|(d, _)| d.alpn == AlpnOffer::H2));
+        // Each group alone, at the front door's name and ALPN.
+        for g in [KxGroup::X25519, KxGroup::Secp256r1, KxGroup::Secp384r1] {
+            assert!(doors.contains(&(
+                Door {
+                    sni: Sni::Configured,
+                    alpn: AlpnOffer::Front,
+                    kx: Some(g)
+                },
+                false
+            )));
+        }
         // Over HTTPS no offer holds h2.
         let https = space.doors("localhost", Protocol::Https, &names, 1);
         assert!(

@@ -306,6 +306,7 @@ pub async fn observe(
             timeout: settings.timeout,
             silence: settings.silence,
             resume,
+            kx_group: door.kx,
         })
     };
 
@@ -782,7 +783,11 @@ pub(super) fn coverage(
                 .map(|(_, o)| o)
         };
         let front = at(&Door::FRONT);
-        for dimension in [Dimension::ServerName, Dimension::Alpn] {
+        for dimension in [
+            Dimension::ServerName,
+            Dimension::Alpn,
+            Dimension::KeyExchange,
+        ] {
             let tried: Vec<&ProbeOutcome> = doors
                 .iter()
                 .filter(|(d, _)| d.dimension() == dimension)

@@ -72,6 +72,7 @@ fn key(label: &str, v: TlsVersion, sni: Sni) -> AttemptKey {
         Door {
             sni,
             alpn: AlpnOffer::Front,
+            kx: None,
         },
     )
 }
@@ -653,6 +654,7 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
     let list = Door {
         sni: Sni::Configured,
         alpn: AlpnOffer::Ids(&["h2", "http/1.1"]),
+        kx: None,
     };
     let mut at_front = attempt(
         V13,

@@ -151,6 +151,7 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
         timeout: target.timeout,
         silence: None,
         resume: target.resume.clone(),
+        kx_group: None,
     }
 }
 

@@ -151,6 +151,7 @@ async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
         timeout: DIRECT_TRY * 4,
         silence: None,
         resume: Default::default(),
+        kx_group: None,
     })
     .await;
     outcome.server_chain.sha256.into_iter().next()

@@ -298,7 +298,14 @@ struct Prepared {
 }
 
 fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
-    let provider = provider();
+    let provider = match req.kx_group {
+        Some(group) => {
+            let mut only = (*provider()).clone();
+            only.kx_groups.retain(|g| g.name() == group.named_group());
+            Arc::new(only)
+        }
+        None => provider(),
+    };
     let versions: &[&'static rustls::SupportedProtocolVersion] = match req.version {
         TlsVersion::Tls12 => &[&rustls::version::TLS12],
         TlsVersion::Tls13 => &[&rustls::version::TLS13],

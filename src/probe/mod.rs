@@ -403,6 +403,7 @@ pub async fn no_certificate_attempt(
         timeout,
         silence,
         resume: Resume::Never,
+        kx_group: None,
     })
     .await
 }

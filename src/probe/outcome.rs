@@ -141,6 +141,39 @@ pub enum Sni {
     Other(String),
 }
 
+/// A key exchange group a ClientHello may offer alone (a server may branch on the groups a
+/// client supports: a FIPS chain for P-384 clients, say). The prober's TLS engine has these three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KxGroup {
+    /// X25519 (RFC 7748).
+    X25519,
+    /// NIST P-256.
+    Secp256r1,
+    /// NIST P-384.
+    Secp384r1,
+}
+
+impl KxGroup {
+    /// The IANA name.
+    pub fn name(self) -> &'static str {
+        match self {
+            KxGroup::X25519 => "x25519",
+            KxGroup::Secp256r1 => "secp256r1",
+            KxGroup::Secp384r1 => "secp384r1",
+        }
+    }
+
+    /// The TLS NamedGroup.
+    pub fn named_group(self) -> rustls::NamedGroup {
+        match self {
+            KxGroup::X25519 => rustls::NamedGroup::X25519,
+            KxGroup::Secp256r1 => rustls::NamedGroup::secp256r1,
+            KxGroup::Secp384r1 => rustls::NamedGroup::secp384r1,
+        }
+    }
+}
+
 /// A DNS name no repo-server is configured for, sent as an unexpected SNI.
 pub const UNEXPECTED_SNI: &str = "not-the-repo-server.invalid";
 
@@ -226,6 +259,8 @@ pub struct ProbeRequest {
     pub silence: Option<Duration>,
     /// Whether sessions the server hands out are kept, or one is offered.
     pub resume: super::client::Resume,
+    /// Offer this key exchange group alone (`None`: every group the engine has).
+    pub kx_group: Option<KxGroup>,
 }
 
 impl ProbeRequest {
@@ -299,6 +334,9 @@ pub struct ProbeOutcome {
     /// ALPN protocols offered (empty: no ALPN extension).
     #[serde(default)]
     pub alpn_offered: Vec<String>,
+    /// The one key exchange group offered, when the attempt offered one alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_offered: Option<KxGroup>,
     /// The server's certificate chain.
     pub server_chain: ServerChain,
     /// Whether the server sent a CertificateRequest at all.
@@ -330,6 +368,7 @@ impl ProbeOutcome {
         let mut out = Self::blank(req.version, req.identity.as_ref().map(|i| i.label.clone()));
         out.sni = req.sni_sent();
         out.alpn_offered = req.alpn.iter().map(|p| (*p).to_owned()).collect();
+        out.group_offered = req.kx_group;
         out
     }
 
@@ -350,9 +389,18 @@ impl ProbeOutcome {
         }
     }
 
-    /// The door the attempt knocked on, in words: its SNI and its ALPN offer.
+    /// The door the attempt knocked on, in words: its SNI and its ALPN offer (and the one key
+    /// exchange group offered, when it offered one alone).
     pub fn door_words(&self) -> String {
-        format!("{}, {}", self.sni_words(), self.alpn_words())
+        match self.group_offered {
+            Some(g) => format!(
+                "{}, {}, group `{}`",
+                self.sni_words(),
+                self.alpn_words(),
+                g.name()
+            ),
+            None => format!("{}, {}", self.sni_words(), self.alpn_words()),
+        }
     }
 
     /// Marks the attempt accepted, on `basis`.
@@ -390,6 +438,7 @@ impl ProbeOutcome {
             cipher_suite: None,
             alpn: None,
             alpn_offered: vec![],
+            group_offered: None,
             server_chain: ServerChain::default(),
             client_cert_requested: false,
             acceptable_ca_names: vec![],

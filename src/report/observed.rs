@@ -169,6 +169,7 @@ impl DoorClass {
         let mut key = attempt.clone();
         key.sni = None;
         key.alpn_offered.clear();
+        key.group_offered = None;
         key.timings = Default::default();
         key.server_chain.verified = None;
         key.server_chain.verify_error = None;

@@ -55,6 +55,7 @@ var modes = map[string]string{
 	"sni-case":            "client certificates are required for the names of the server's certificate spelt exactly and for any other name, but not for those names in another letter case (a policy map keyed by exact bytes beside a case-insensitive router)",
 	"alpn-acme":           "client certificates are required unless the client offers acme-tls/1 among its ids (a TLS-ALPN-01 challenge responder in front, matching on any id of the list, then serving the protocol the server prefers)",
 	"alpn-order":          "client certificates are required unless the client's first ALPN id is http/1.1 with h2 behind it (a proxy honouring the client's preference routes it to a web chain without client authentication)",
+	"group-p384":          "client certificates are required unless the client offers P-384 as its only key exchange group (a chain kept for CNSA-style clients, without client authentication)",
 	"legacy-open":         "TLS 1.0 and 1.1 offered (as -tls10), and a client that offers nothing newer gets in without client authentication; TLS 1.2 and 1.3 as strict",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
@@ -303,6 +304,15 @@ func main() {
 				if len(p) > 1 && p[0] == "http/1.1" && p[1] == "h2" {
 					return withoutClientAuth(base), nil
 				}
+			}
+			return strict, nil
+		}
+	case "group-p384":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			c := hello.SupportedCurves
+			if len(c) == 1 && c[0] == tls.CurveP384 {
+				return withoutClientAuth(base), nil
 			}
 			return strict, nil
 		}
