@@ -1,11 +1,11 @@
 //! The gRPC cases: Health/Check and VersionService over an authenticated connection, and an RPC
 //! without a certificate that must die before any response.
 
+use std::collections::BTreeSet;
+
 use super::handshake::{positive_control, preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
-use std::collections::BTreeSet;
-
 use crate::grpc::{NoCertRpc, ResumedCall};
 use crate::report::{Observed, Verdict};
 
