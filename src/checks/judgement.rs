@@ -116,17 +116,23 @@ pub(super) fn class_evidence(
         .copied()
         .filter(|o| class.holds(o))
         .collect();
-    let o = &class.attempt;
-    let what = match o.outcome {
-        probe::Outcome::Rejected => format!("rejected {} with {}", o.stage, refusal_words(o)),
-        _ => format!("{} {} ({})", o.outcome, o.stage, o.detail),
-    };
-    let mut line = format!(
-        "{} of {} doors ({}): {what}",
+    format!(
+        "{} of {} doors ({}): {}",
         members.len(),
         attempts.len(),
         doors_by_alpn(members),
-    );
+        behaviour_words(&class.attempt)
+    )
+}
+
+/// What the server did with an attempt, whatever door it came by: how it ended (the refusal, or
+/// the outcome and its detail), on what basis it was accepted, whether a certificate was asked
+/// for. A door class's evidence line and the coverage's behaviours both say it this way.
+pub(super) fn behaviour_words(o: &ProbeOutcome) -> String {
+    let mut line = match o.outcome {
+        probe::Outcome::Rejected => format!("rejected {} with {}", o.stage, refusal_words(o)),
+        _ => format!("{} {} ({})", o.outcome, o.stage, o.detail),
+    };
     if let Some(basis) = o.accepted_by {
         line.push_str(&format!(", accepted on the basis of {basis}"));
     }

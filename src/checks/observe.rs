@@ -737,25 +737,20 @@ pub(super) fn class_doors(
     doors: &[(Door, bool)],
 ) -> Vec<(TlsVersion, Door)> {
     let is_base = |d: &Door| doors.iter().any(|(door, base)| door == d && *base);
-    let mut reps: Vec<(TlsVersion, Door)> = Vec::new();
-    let mut classes: Vec<(TlsVersion, DoorClass)> = Vec::new();
+    // The base doors' behaviours first: a behaviour one of them showed is tried there already.
     let (base, others): (Vec<_>, Vec<_>) = explored.iter().partition(|(k, _)| is_base(&k.2));
-    for ((_, v, _), o) in &base {
-        if !classes.iter().any(|(cv, c)| cv == v && c.holds(o)) {
-            classes.extend(
-                DoorClass::group([(o.door_words(), o)])
-                    .into_iter()
-                    .map(|c| (*v, c)),
-            );
+    let mut classes: Vec<(TlsVersion, DoorClass)> = Vec::new();
+    let mut reps: Vec<(TlsVersion, Door)> = Vec::new();
+    for ((_, v, door), o) in base.into_iter().chain(others) {
+        if classes.iter().any(|(cv, c)| cv == v && c.holds(o)) {
+            continue;
         }
-    }
-    for ((_, v, door), o) in others {
-        if !classes.iter().any(|(cv, c)| cv == v && c.holds(o)) {
-            classes.extend(
-                DoorClass::group([(o.door_words(), o)])
-                    .into_iter()
-                    .map(|c| (*v, c)),
-            );
+        classes.extend(
+            DoorClass::group([(o.door_words(), o)])
+                .into_iter()
+                .map(|c| (*v, c)),
+        );
+        if !is_base(door) {
             reps.push((*v, door.clone()));
         }
     }
@@ -808,26 +803,14 @@ pub(super) fn coverage(
                 .filter(|c| front.is_some_and(|f| !c.holds(f)))
                 .map(|c| {
                     let o = &c.attempt;
-                    let what = match o.outcome {
-                        Outcome::Rejected => format!(
-                            "rejected {} with {}",
-                            o.stage,
-                            super::judgement::refusal_words(o)
-                        ),
-                        _ => format!("{} {}", o.outcome, o.stage),
-                    };
-                    let asked = if o.client_cert_requested {
-                        "a certificate asked for"
-                    } else {
-                        "no certificate asked for"
-                    };
-                    let asked = match &o.alpn {
-                        Some(p) => format!("{asked}, ALPN `{p}` chosen"),
-                        None => format!("{asked}, no ALPN chosen"),
+                    let what = super::judgement::behaviour_words(o);
+                    let chosen = match &o.alpn {
+                        Some(p) => format!("ALPN `{p}` chosen"),
+                        None => "no ALPN chosen".to_owned(),
                     };
                     match c.doors.len() {
-                        1 => format!("{}: {what}; {asked}", c.doors[0]),
-                        n => format!("{n} doors, the first {}: {what}; {asked}", c.doors[0]),
+                        1 => format!("{}: {what}, {chosen}", c.doors[0]),
+                        n => format!("{n} doors, the first {}: {what}, {chosen}", c.doors[0]),
                     }
                 })
                 .collect();

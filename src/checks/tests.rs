@@ -677,13 +677,17 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
         ]
     };
 
+    let alpn_coverage = |explored: &[(AttemptKey, ProbeOutcome)]| {
+        coverage(Presented::None, explored, &doors)[&V13]
+            .iter()
+            .find(|c| c.dimension == "ALPN offer")
+            .expect("the ALPN dimension")
+            .clone()
+    };
+
     let differ = explored("http/1.1");
     assert_eq!(class_doors(&differ, &doors), vec![(V13, list.clone())]);
-    let covered = coverage(Presented::None, &differ, &doors);
-    let alpn = covered[&V13]
-        .iter()
-        .find(|c| c.dimension == "ALPN offer")
-        .expect("the ALPN dimension");
+    let alpn = alpn_coverage(&differ);
     assert_eq!((alpn.variants, alpn.behaviours), (1, 2));
     assert_eq!(alpn.apart.len(), 1, "{:?}", alpn.apart);
     assert!(
@@ -695,11 +699,7 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
 
     let same = explored("h2");
     assert!(class_doors(&same, &doors).is_empty());
-    let covered = coverage(Presented::None, &same, &doors);
-    let alpn = covered[&V13]
-        .iter()
-        .find(|c| c.dimension == "ALPN offer")
-        .expect("the ALPN dimension");
+    let alpn = alpn_coverage(&same);
     assert_eq!((alpn.variants, alpn.behaviours), (1, 1));
     assert!(alpn.apart.is_empty());
 }

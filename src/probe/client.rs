@@ -214,10 +214,10 @@ impl TicketWatch {
             return None;
         };
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-        match slot.as_ref()?.version() == version {
-            true => slot.take().map(|s| s.value),
-            false => None,
+        if slot.as_ref()?.version() != version {
+            return None;
         }
+        slot.take().map(|s| s.value)
     }
 }
 

@@ -105,29 +105,20 @@ pub async fn attempt(
         out.detail = format!("connection closed while sending the {version} ClientHello ({e})");
         return finish(out);
     }
-    let mut header = [0u8; 5];
-    let read = tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await;
-    match read {
-        Err(_) => {
+    match read_record(&mut tcp, deadline).await {
+        Record::TimedOut => {
             out.outcome = Outcome::Inconclusive;
             out.detail = format!(
                 "no answer to the {version} ClientHello within {} ms",
                 timeout.as_millis()
             );
         }
-        Ok(Err(e)) => {
+        Record::Ended(e) => {
             out.outcome = Outcome::Rejected;
             out.reset = true;
             out.detail = format!("server closed the connection on a {version} ClientHello ({e})");
         }
-        Ok(Ok(_)) => {
-            let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-            let mut body = vec![0u8; len.min(16 * 1024)];
-            let body_read = tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await;
-            let body = match body_read {
-                Ok(Ok(_)) => body,
-                _ => Vec::new(),
-            };
+        Record::Read { header, body } => {
             classify_answer(&mut out, version, &header, &body);
             if out.outcome == Outcome::Accepted {
                 read_rest_of_flight(&mut tcp, body, deadline, &mut out).await;
@@ -135,6 +126,44 @@ pub async fn attempt(
         }
     }
     finish(out)
+}
+
+/// One TLS record as read, or how reading it ended.
+pub(super) enum Record {
+    /// Its header, and its body (at most 18 KiB, the most a TLS record holds; empty when the
+    /// body was cut short).
+    Read {
+        /// Content type, version, length.
+        header: [u8; 5],
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// No header by the deadline.
+    TimedOut,
+    /// The connection ended (or failed) before a header: why.
+    Ended(String),
+}
+
+/// Reads the server's next record by `deadline`.
+pub(super) async fn read_record(
+    tcp: &mut tokio::net::TcpStream,
+    deadline: tokio::time::Instant,
+) -> Record {
+    let mut header = [0u8; 5];
+    match tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await {
+        Err(_) => return Record::TimedOut,
+        Ok(Err(e)) => return Record::Ended(e.to_string()),
+        Ok(Ok(_)) => {}
+    }
+    let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+    let mut body = vec![0u8; len.min(18 * 1024)];
+    if !matches!(
+        tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await,
+        Ok(Ok(_))
+    ) {
+        body.clear();
+    }
+    Record::Read { header, body }
 }
 
 /// What a server's cleartext flight (its handshake messages up to ServerHelloDone) showed.
@@ -203,23 +232,13 @@ async fn read_rest_of_flight(
     let mut bytes = first;
     let mut flight = walk_flight(&bytes);
     while !flight.done && bytes.len() < 64 * 1024 {
-        let mut header = [0u8; 5];
-        if !matches!(
-            tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await,
-            Ok(Ok(_))
-        ) || header[0] != 0x16
-        {
-            break;
+        match read_record(tcp, deadline).await {
+            Record::Read { header, body } if header[0] == 0x16 && !body.is_empty() => {
+                bytes.extend_from_slice(&body);
+                flight = walk_flight(&bytes);
+            }
+            _ => break,
         }
-        let mut body = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
-        if !matches!(
-            tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await,
-            Ok(Ok(_))
-        ) {
-            break;
-        }
-        bytes.extend_from_slice(&body);
-        flight = walk_flight(&bytes);
     }
     let version = out.requested_version;
     match (&flight.certificate_request, flight.done) {

@@ -10,9 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
-use super::legacy::{extension, hello_record, push_u16, sni_extension};
+use super::legacy::{Record, extension, hello_record, push_u16, read_record, sni_extension};
 use super::{ProbeOutcome, TlsVersion, alert_name, tcp_connect};
 
 /// Every TLS 1.2 suite offered, by IANA value and name, and whether this prober can speak it.
@@ -132,9 +132,8 @@ pub async fn offer_all(addr: SocketAddr, server_name: &str, timeout: Duration) -
     let mut flight = Vec::new();
     let mut chosen: Option<(String, bool)> = None;
     loop {
-        let mut header = [0u8; 5];
-        match tokio::time::timeout_at(deadline, tcp.read_exact(&mut header)).await {
-            Err(_) => {
+        let (header, body) = match read_record(&mut tcp, deadline).await {
+            Record::TimedOut => {
                 return match chosen {
                     Some((suite, speakable)) => SuiteOffer::Chosen {
                         suite,
@@ -149,7 +148,7 @@ pub async fn offer_all(addr: SocketAddr, server_name: &str, timeout: Duration) -
                     },
                 };
             }
-            Ok(Err(_)) => {
+            Record::Ended(_) => {
                 return match chosen {
                     Some((suite, speakable)) => SuiteOffer::Chosen {
                         suite,
@@ -159,16 +158,8 @@ pub async fn offer_all(addr: SocketAddr, server_name: &str, timeout: Duration) -
                     None => SuiteOffer::Refused { alert: None },
                 };
             }
-            Ok(Ok(_)) => {}
-        }
-        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
-        let mut body = vec![0u8; len.min(18 * 1024)];
-        if !matches!(
-            tokio::time::timeout_at(deadline, tcp.read_exact(&mut body)).await,
-            Ok(Ok(_))
-        ) {
-            body.clear();
-        }
+            Record::Read { header, body } => (header, body),
+        };
         match header[0] {
             0x15 if chosen.is_none() => {
                 return SuiteOffer::Refused {
