@@ -198,6 +198,14 @@ pub(super) fn judge_resumption(obs: &Observations) -> Judgement {
             ),
         ));
     }
+    if r.refused == 0 {
+        // Nothing refused (no refusal case selected, or a server that admits everyone): no
+        // refused connection could be handed a session, and that proves nothing.
+        return done(Judgement::new(
+            Verdict::Error,
+            "no verdict: no attempt of this run was refused, so no session handed to a refused connection could be offered again (the refusal cases say why)",
+        ));
+    }
     if r.tries.is_empty() {
         return done(Judgement::new(
             Verdict::Pass,

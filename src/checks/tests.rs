@@ -703,3 +703,44 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
     assert_eq!((alpn.variants, alpn.behaviours), (1, 1));
     assert!(alpn.apart.is_empty());
 }
+
+/// `tls/session-resumption` on canned facts: no session handed to a refused attempt passes, a
+/// resumed one that reached gRPC fails, and a run where nothing was refused (a filter that
+/// selects no refusal case, a server open to all) proves nothing.
+#[test]
+fn resumption_judge() {
+    use crate::grpc::{ResumedCall, Resumption};
+    let id = "tls/session-resumption";
+    let with = |r: Resumption| {
+        let mut obs = admitted();
+        obs.resumption = Some(r);
+        verdict(id, &obs, Protocol::Grpc)
+    };
+    let call = |origin: &str, resumed: bool, answer: Result<String, CallError>| ResumedCall {
+        origin: origin.into(),
+        session: "a TLS 1.3 session ticket".into(),
+        version: "tls1.3".into(),
+        resumed,
+        answer,
+    };
+    let none_handed = with(Resumption {
+        refused: 10,
+        ..Default::default()
+    });
+    assert_eq!(none_handed.0, Verdict::Pass, "{}", none_handed.1);
+    let served = with(Resumption {
+        refused: 10,
+        handed: 1,
+        tries: vec![call("`none`", true, Ok("SERVING".into()))],
+        controls: vec![call("the valid client", true, Ok("SERVING".into()))],
+    });
+    assert_eq!(served.0, Verdict::Fail, "{}", served.1);
+    assert!(served.1.contains("the server resumed it"), "{}", served.1);
+    let nothing_refused = with(Resumption::default());
+    assert_eq!(nothing_refused.0, Verdict::Error, "{}", nothing_refused.1);
+    assert!(
+        nothing_refused
+            .1
+            .contains("no attempt of this run was refused")
+    );
+}
