@@ -88,6 +88,8 @@ fn main() {
                         timeout: Duration::from_secs(5),
                         resume: probe::Resume::Never,
                         kx_group: None,
+                        framing: None,
+                        craft: None,
                         silence: None,
                     }).await;
                     handshakes.push(o.timings.handshake_us as f64 / 1000.0);

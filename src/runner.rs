@@ -134,8 +134,8 @@ pub fn print_list(checks: &[Check]) {
     crate::report::console::print(&out);
 }
 
-/// The planned doors, from the table: each server-name variant and ALPN offer, base or found by
-/// behaviour, and what it models (the names a certificate adds are known once the controls met it).
+/// The planned doors, from the table: each server-name variant, ALPN offer, group, framing and
+/// hand-built hello, base or found by behaviour, and what it models (the names a certificate adds are known once the controls met it).
 fn door_list(space: &crate::checks::DoorSpace) -> String {
     let mut out = String::from(
         "\ndoors (suites/doors.toml): the refusal without a certificate knocks at every one; every other refusal at the base ones and at one door of each behaviour found elsewhere\n",
@@ -165,6 +165,20 @@ fn door_list(space: &crate::checks::DoorSpace) -> String {
         out.push_str(&format!(
             "  key exchange group `{}` alone [explored]: {}\n",
             row.offer.name(),
+            row.models
+        ));
+    }
+    for row in &space.framing {
+        out.push_str(&format!(
+            "  {} [explored]: {}\n",
+            row.framing().words(),
+            row.models
+        ));
+    }
+    for row in &space.hand_built {
+        out.push_str(&format!(
+            "  hand-built {} [explored; no certificate, TLS 1.3]: {}\n",
+            row.variant.name(),
             row.models
         ));
     }

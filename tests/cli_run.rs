@@ -183,6 +183,8 @@ async fn tls13_rejections_are_seen_after_the_handshake() {
                 silence: Some(Duration::from_millis(500)),
                 resume: probe::Resume::Never,
                 kx_group: None,
+                framing: None,
+                craft: None,
             };
             // The client side of the handshake does complete...
             let connected = probe::connect(&req, &[b"h2"]).await;

@@ -64,8 +64,9 @@ const ROWS: &[Row] = &[
             (
                 "handshake/no-client-cert/tls1.3",
                 "pass",
-                "`certificate_required` / alert `no_application_protocol` at each of",
+                "`certificate_required` / alert `decode_error` / alert `no_application_protocol` at each of",
             ),
+            ("handshake/no-client-cert/tls1.3", "pass", "9 hand-built"),
             ("grpc/no-cert-rpc-denied", "pass", "certificate_required"),
             ("handshake/forged-issuer-serial/tls1.3", "pass", "rejected"),
             (
@@ -519,6 +520,76 @@ const ROWS: &[Row] = &[
             ),
         ],
         fails: Some(&NEGATIVES),
+    },
+    // Issue 26.1: front ends that peek at the ClientHello. A hello cut into records of 64 bytes,
+    // or its first 16 bytes sent alone, is what a peeker reading one record or one read cannot
+    // parse: it falls through to a chain without client authentication. The cut is the engine's
+    // own hello, so every refusal meets it.
+    Row {
+        name: "the chain picked from the first TLS record only",
+        mode: "peek-record",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/no-client-cert/tls1.3",
+            "fail",
+            "ACCEPTED with SNI `localhost`, ALPN `h2`, ClientHello in records of 64 bytes",
+        )],
+        fails: Some(&NEGATIVES),
+    },
+    Row {
+        name: "the chain picked from the first read of the connection only",
+        mode: "peek-segment",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/wrong-ca/tls1.2",
+            "fail",
+            "ClientHello's first 16 bytes in a TCP segment of their own",
+        )],
+        fails: Some(&NEGATIVES),
+    },
+    // Hand-built hellos (TLS 1.3, no certificate): only the refusal without one is tried there.
+    Row {
+        name: "no client authentication when the cipher suites hold a GREASE value",
+        mode: "grease-open",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/no-client-cert/tls1.3",
+            "fail",
+            "ACCEPTED with SNI `localhost`, ALPN `h2`, a hand-built ClientHello with GREASE values: server sent its HTTP/2 SETTINGS frame",
+        )],
+        fails: Some(&["handshake/no-client-cert/tls1.3"]),
+    },
+    Row {
+        name: "no client authentication for clients that support X25519MLKEM768",
+        mode: "group-mlkem",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/no-client-cert/tls1.3",
+            "fail",
+            "ACCEPTED with SNI `localhost`, ALPN `h2`, a hand-built ClientHello offering X25519MLKEM768: server sent its HTTP/2 SETTINGS frame",
+        )],
+        fails: Some(&["handshake/no-client-cert/tls1.3"]),
+    },
+    Row {
+        name: "no client authentication for a server name longer than DNS allows",
+        mode: "sni-long",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[(
+            "handshake/no-client-cert/tls1.3",
+            "fail",
+            "characters), ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS frame",
+        )],
+        fails: Some(&["handshake/no-client-cert/tls1.3"]),
     },
     Row {
         name: "no client authentication when acme-tls/1 is among the ALPN ids",
@@ -1089,4 +1160,38 @@ fn progress_is_shown_and_advisories_are_advisory() {
         run.said
     );
     assert!(!run.said.contains("FAIL handshake/ca-cert-as-client-cert"));
+}
+
+/// Issue 26.1: a server name with a trailing dot. Go refuses such a ClientHello (decode_error),
+/// so the wrong server is an SNI router in front of two: names with a trailing dot pass to a
+/// server without client authentication (the rustls double, which reads the name as absolute),
+/// the rest to the strict Go server. Only the hand-built client sends the dot.
+#[test]
+fn a_trailing_dot_that_an_sni_router_misses_is_a_door() {
+    use argocd_mtls_verify::reference::{self, ClientAuthPolicy, ReferenceConfig};
+    let fx = common::fixture();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut config = ReferenceConfig::from_bundle(&fx.bundle).unwrap();
+    config.policy = ClientAuthPolicy::NoClientAuth;
+    config.health_http = false;
+    let open = runtime.block_on(reference::start(config)).unwrap();
+    let fallback = open.grpc_addr.to_string();
+    let router = GoTls::start(fx.dir.path(), "sni-dot", &["-fallback", &fallback]);
+    let run = run_endpoint(&router.addr(), fx.dir.path(), GRPC);
+    assert_eq!(run.code, Some(1), "{}", run.said);
+    let reason = run.reason("handshake/no-client-cert/tls1.3");
+    assert!(
+        reason.contains(".`, ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS"),
+        "{reason}"
+    );
+    let want: std::collections::BTreeSet<String> =
+        ["handshake/no-client-cert/tls1.3".to_owned()].into();
+    assert_eq!(run.failing_required(), want, "{}", run.said);
+    // The same router with a strict server behind it: the dot is refused there too.
+    drop(router);
+    let strict = GoTls::start(fx.dir.path(), "strict", &[]);
+    let router = GoTls::start(fx.dir.path(), "sni-dot", &["-fallback", &strict.addr()]);
+    let run = run_endpoint(&router.addr(), fx.dir.path(), GRPC);
+    assert_eq!(run.code, Some(0), "{}", run.said);
+    drop(open);
 }

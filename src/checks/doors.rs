@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use crate::endpoint::Protocol;
-use crate::probe::{self, AcceptanceProof, KxGroup, Sni};
+use crate::probe::{self, AcceptanceProof, Craft, Framing, KxGroup, Sni};
 
 /// The table, as shipped.
 const TABLE: &str = include_str!("../../suites/doors.toml");
@@ -50,6 +50,10 @@ pub struct Door {
     pub alpn: AlpnOffer,
     /// One key exchange group offered alone (`None`: every group the engine has).
     pub kx: Option<KxGroup>,
+    /// How the ClientHello is cut (`None`: one record, one write).
+    pub framing: Option<Framing>,
+    /// The ClientHello built by hand (TLS 1.3, no certificate: the explorer's doors only).
+    pub craft: Option<Craft>,
 }
 
 impl Door {
@@ -59,15 +63,38 @@ impl Door {
         sni: Sni::Configured,
         alpn: AlpnOffer::Front,
         kx: None,
+        framing: None,
+        craft: None,
     };
+
+    /// The front door knocked on by the hand-built client: the premise of every hand-built door
+    /// (its handshake must reach the server's certificate here, or those doors judge nothing).
+    pub const CRAFTED_FRONT: Door = Door {
+        craft: Some(Craft::Plain),
+        ..Door::FRONT
+    };
+
+    /// A door at the front but for `sni`.
+    fn named(sni: Sni) -> Door {
+        Door { sni, ..Door::FRONT }
+    }
+
+    /// Whether `present` can be tried here under `version`: a hand-built door carries no
+    /// certificate and speaks TLS 1.3 only.
+    pub fn admits(&self, present: crate::suite::Presented, version: probe::TlsVersion) -> bool {
+        self.craft.is_none()
+            || (present == crate::suite::Presented::None && version == probe::TlsVersion::Tls13)
+    }
 
     /// The dimension the door varies: the key exchange group, the ALPN offer, or (at the front
     /// ALPN) the server name.
     pub fn dimension(&self) -> Dimension {
-        match (self.kx, self.alpn) {
-            (Some(_), _) => Dimension::KeyExchange,
-            (None, AlpnOffer::Front) => Dimension::ServerName,
-            (None, AlpnOffer::Ids(_)) => Dimension::Alpn,
+        match (self.craft, self.framing, self.kx, self.alpn) {
+            (Some(_), ..) => Dimension::HandBuilt,
+            (None, Some(_), ..) => Dimension::Framing,
+            (None, None, Some(_), _) => Dimension::KeyExchange,
+            (None, None, None, AlpnOffer::Front) => Dimension::ServerName,
+            (None, None, None, AlpnOffer::Ids(_)) => Dimension::Alpn,
         }
     }
 }
@@ -81,6 +108,21 @@ pub enum Dimension {
     Alpn,
     /// The key exchange groups offered.
     KeyExchange,
+    /// How the ClientHello is cut into records and TCP segments.
+    Framing,
+    /// ClientHellos the engine cannot send, built by hand.
+    HandBuilt,
+}
+
+impl Dimension {
+    /// Every dimension, in the order reports list them.
+    pub const ALL: [Dimension; 5] = [
+        Dimension::ServerName,
+        Dimension::Alpn,
+        Dimension::KeyExchange,
+        Dimension::Framing,
+        Dimension::HandBuilt,
+    ];
 }
 
 impl Dimension {
@@ -90,6 +132,8 @@ impl Dimension {
             Dimension::ServerName => "server name (SNI)",
             Dimension::Alpn => "ALPN offer",
             Dimension::KeyExchange => "key exchange group",
+            Dimension::Framing => "ClientHello framing",
+            Dimension::HandBuilt => "hand-built ClientHello (TLS 1.3, no certificate)",
         }
     }
 }
@@ -172,6 +216,91 @@ pub struct GroupRow {
     pub reference: String,
 }
 
+/// One framing row of the table: how the ClientHello is cut.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FramingRow {
+    /// Into records, or into TCP segments.
+    pub split: Split,
+    /// The records' size (32 to 16389 bytes, header included), or the first segment's.
+    pub bytes: u16,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
+/// What a framing row cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Split {
+    /// TLS records.
+    Records,
+    /// TCP segments.
+    Segments,
+}
+
+impl FramingRow {
+    /// The framing the row asks for.
+    pub fn framing(&self) -> Framing {
+        match self.split {
+            Split::Records => Framing::Records(self.bytes),
+            Split::Segments => Framing::Segments(self.bytes),
+        }
+    }
+}
+
+/// One hand-built row: a ClientHello the engine cannot send.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HandBuiltRow {
+    /// Which; binds the row to the code that builds its doors.
+    pub variant: HandBuilt,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
+/// The hand-built variants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HandBuilt {
+    /// The configured name, from a client that is not the engine: the premise of the others.
+    Fingerprint,
+    /// Each name with a trailing dot.
+    TrailingDot,
+    /// A name longer than DNS allows.
+    OverLong,
+    /// GREASE values everywhere.
+    Grease,
+    /// X25519MLKEM768 offered first, with its share.
+    #[serde(rename = "x25519mlkem768")]
+    X25519MlKem768,
+}
+
+impl HandBuilt {
+    /// The variant as the table names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            HandBuilt::Fingerprint => "fingerprint",
+            HandBuilt::TrailingDot => "trailing-dot",
+            HandBuilt::OverLong => "over-long",
+            HandBuilt::Grease => "grease",
+            HandBuilt::X25519MlKem768 => "x25519mlkem768",
+        }
+    }
+}
+
+/// Labels of 63 letters put before a name until it is longer than any DNS name (253).
+pub fn over_long(name: &str) -> String {
+    let mut long = name.to_owned();
+    while long.len() <= 300 {
+        long = format!("{}.{long}", "x".repeat(63));
+    }
+    long
+}
+
 /// An ALPN offer made `'static` once per process: its ids, and the slice attempts borrow.
 type Interned = (Vec<String>, &'static [&'static str]);
 
@@ -186,6 +315,12 @@ pub struct DoorSpace {
     /// Key exchange groups, each offered alone.
     #[serde(default)]
     pub group: Vec<GroupRow>,
+    /// Ways to cut the ClientHello.
+    #[serde(default)]
+    pub framing: Vec<FramingRow>,
+    /// ClientHellos built by hand.
+    #[serde(default)]
+    pub hand_built: Vec<HandBuiltRow>,
 }
 
 /// Why the door table does not load.
@@ -200,6 +335,11 @@ pub enum DoorTableError {
     /// The same offer twice.
     #[error("suites/doors.toml: the ALPN offer {0:?} is listed twice")]
     Duplicate(Vec<String>),
+    /// A cut the TLS engine cannot make (records under 32 bytes, anything over a record).
+    #[error(
+        "suites/doors.toml: a framing of {0} bytes cannot be sent (records: 32 to 16389 bytes; segments: 1 to 16389)"
+    )]
+    BadFraming(u16),
 }
 
 impl DoorSpace {
@@ -214,6 +354,15 @@ impl DoorSpace {
             if !row.unregistered && !seen.insert(row.offer.clone()) {
                 return Err(DoorTableError::Duplicate(row.offer.clone()));
             }
+        }
+        if let Some(row) = space.framing.iter().find(|r| {
+            let least = match r.split {
+                Split::Records => 32,
+                Split::Segments => 1,
+            };
+            !(least..=16389).contains(&r.bytes)
+        }) {
+            return Err(DoorTableError::BadFraming(row.bytes));
         }
         Ok(space)
     }
@@ -323,15 +472,7 @@ impl DoorSpace {
                 {
                     base_snis.push(sni.clone());
                 }
-                push(
-                    Door {
-                        sni,
-                        alpn: AlpnOffer::Front,
-                        kx: None,
-                    },
-                    row.base,
-                    &mut out,
-                );
+                push(Door::named(sni), row.base, &mut out);
             }
         }
         let front = proof.front_alpn();
@@ -344,9 +485,8 @@ impl DoorSpace {
             for sni in under {
                 push(
                     Door {
-                        sni: sni.clone(),
                         alpn,
-                        kx: None,
+                        ..Door::named(sni.clone())
                     },
                     base,
                     &mut out,
@@ -356,13 +496,51 @@ impl DoorSpace {
         for row in &self.group {
             push(
                 Door {
-                    sni: Sni::Configured,
-                    alpn: AlpnOffer::Front,
                     kx: Some(row.offer),
+                    ..Door::FRONT
                 },
                 false,
                 &mut out,
             );
+        }
+        for row in &self.framing {
+            push(
+                Door {
+                    framing: Some(row.framing()),
+                    ..Door::FRONT
+                },
+                false,
+                &mut out,
+            );
+        }
+        for row in &self.hand_built {
+            let crafted = |sni: Sni| Door {
+                craft: Some(Craft::Plain),
+                ..Door::named(sni)
+            };
+            let doors: Vec<Door> = match row.variant {
+                HandBuilt::Fingerprint => vec![Door::CRAFTED_FRONT],
+                HandBuilt::TrailingDot => names
+                    .iter()
+                    .map(|n| crafted(Sni::Other(format!("{n}."))))
+                    .collect(),
+                HandBuilt::OverLong => names
+                    .first()
+                    .map(|n| crafted(Sni::Other(over_long(n))))
+                    .into_iter()
+                    .collect(),
+                HandBuilt::Grease => vec![Door {
+                    craft: Some(Craft::Grease),
+                    ..Door::FRONT
+                }],
+                HandBuilt::X25519MlKem768 => vec![Door {
+                    craft: Some(Craft::MlKem),
+                    ..Door::FRONT
+                }],
+            };
+            for door in doors {
+                push(door, false, &mut out);
+            }
         }
         out
     }
@@ -421,6 +599,104 @@ mod tests {
         );
         assert!(space.alpn.iter().any(|r| r.offer == ["acme-tls/1"]));
         assert_eq!(space.alpn.iter().filter(|r| r.unregistered).count(), 1);
+        let said = |m: &str, r: &str| !m.is_empty() && !r.is_empty();
+        assert!(space.group.iter().all(|r| said(&r.models, &r.reference)));
+        assert!(space.framing.iter().all(|r| said(&r.models, &r.reference)));
+        assert!(
+            space
+                .hand_built
+                .iter()
+                .all(|r| said(&r.models, &r.reference))
+        );
+        assert_eq!(space.framing.len(), 2);
+        // The premise of the hand-built doors is in the table, with each of them.
+        let built: Vec<HandBuilt> = space.hand_built.iter().map(|r| r.variant).collect();
+        assert_eq!(
+            built,
+            [
+                HandBuilt::Fingerprint,
+                HandBuilt::TrailingDot,
+                HandBuilt::OverLong,
+                HandBuilt::Grease,
+                HandBuilt::X25519MlKem768
+            ]
+        );
+    }
+
+    /// Framing rows the engine cannot send are refused when the table loads.
+    #[test]
+    fn a_framing_the_engine_cannot_cut_is_refused() {
+        let row = |split: &str, bytes: u32| {
+            format!(
+                "sni = []\nalpn = []\n[[framing]]\nsplit = \"{split}\"\nbytes = {bytes}\nmodels = \"m\"\nreference = \"r\"\n"
+            )
+        };
+        assert!(matches!(
+            DoorSpace::parse(&row("records", 31)),
+            Err(DoorTableError::BadFraming(31))
+        ));
+        assert!(DoorSpace::parse(&row("records", 32)).is_ok());
+        assert!(DoorSpace::parse(&row("segments", 1)).is_ok());
+        assert!(matches!(
+            DoorSpace::parse(&row("segments", 0)),
+            Err(DoorTableError::BadFraming(0))
+        ));
+        assert!(matches!(
+            DoorSpace::parse(&row("lines", 64)),
+            Err(DoorTableError::Parse(_))
+        ));
+    }
+
+    /// Each framing gets its door; each name its trailing-dot door, the configured one an
+    /// over-long one; hand-built doors admit only the refusal without a certificate, under 1.3.
+    #[test]
+    fn framings_and_hand_built_hellos_get_their_doors() {
+        use crate::probe::TlsVersion;
+        use crate::suite::Presented;
+        let names = ["argocd-repo-server".to_owned()];
+        let doors = DoorSpace::shipped().doors("localhost", Protocol::Grpc, &names, 7);
+        let has = |d: &Door| doors.contains(&(d.clone(), false));
+        assert!(has(&Door {
+            framing: Some(Framing::Records(64)),
+            ..Door::FRONT
+        }));
+        assert!(has(&Door {
+            framing: Some(Framing::Segments(16)),
+            ..Door::FRONT
+        }));
+        assert!(has(&Door::CRAFTED_FRONT));
+        for dotted in ["localhost.", "argocd-repo-server."] {
+            assert!(has(&Door {
+                craft: Some(Craft::Plain),
+                ..Door::named(Sni::Other(dotted.into()))
+            }));
+        }
+        let long = over_long("localhost");
+        assert!(long.len() > 253 && long.ends_with(".localhost"));
+        assert!(long.split('.').all(|l| l.len() <= 63));
+        assert!(has(&Door {
+            craft: Some(Craft::Plain),
+            ..Door::named(Sni::Other(long))
+        }));
+        let grease = Door {
+            craft: Some(Craft::Grease),
+            ..Door::FRONT
+        };
+        assert!(has(&grease));
+        assert!(has(&Door {
+            craft: Some(Craft::MlKem),
+            ..Door::FRONT
+        }));
+        assert_eq!(grease.dimension(), Dimension::HandBuilt);
+        assert!(grease.admits(Presented::None, TlsVersion::Tls13));
+        assert!(!grease.admits(Presented::None, TlsVersion::Tls12));
+        assert!(!grease.admits(Presented::Client, TlsVersion::Tls13));
+        let framed = Door {
+            framing: Some(Framing::Records(64)),
+            ..Door::FRONT
+        };
+        assert_eq!(framed.dimension(), Dimension::Framing);
+        assert!(framed.admits(Presented::Client, TlsVersion::Tls12));
     }
 
     #[test]
@@ -485,7 +761,9 @@ mod tests {
         assert!(base.contains(&&Door {
             sni: Sni::Absent,
             alpn: AlpnOffer::HTTP11,
-            kx: None
+            kx: None,
+            framing: None,
+            craft: None,
         }));
         assert!(
             !base
@@ -503,7 +781,9 @@ mod tests {
                 Door {
                     sni: Sni::Configured,
                     alpn: AlpnOffer::Front,
-                    kx: Some(g)
+                    kx: Some(g),
+                    framing: None,
+                    craft: None,
                 },
                 false
             )));

@@ -310,9 +310,9 @@ pub(super) fn judge_refusal(
     // A pinned alert is the reason the case tests: it holds where legitimate clients come in
     // (another ALPN may be refused for the protocol alone, before the certificate is looked at).
     if let Some(want) = check.case.pinned_alert(v)
-        && let Some((_, o)) = at_doors
-            .iter()
-            .find(|(d, o)| d.alpn == AlpnOffer::Front && o.alert.as_deref() != Some(want))
+        && let Some((_, o)) = at_doors.iter().find(|(d, o)| {
+            d.alpn == AlpnOffer::Front && d.craft.is_none() && o.alert.as_deref() != Some(want)
+        })
     {
         return done(Judgement::new(
             Verdict::Fail,
@@ -324,21 +324,51 @@ pub(super) fn judge_refusal(
         ));
     }
     let hows: BTreeSet<String> = attempts.iter().map(|o| refusal_words(o)).collect();
+    let mut kinds = vec![
+        format!(
+            "{} server names",
+            attempts
+                .iter()
+                .map(|o| &o.sni)
+                .collect::<BTreeSet<_>>()
+                .len()
+        ),
+        format!(
+            "{} ALPN offers",
+            attempts
+                .iter()
+                .map(|o| &o.alpn_offered)
+                .collect::<BTreeSet<_>>()
+                .len()
+        ),
+    ];
+    for (n, what) in [
+        (
+            attempts
+                .iter()
+                .filter(|o| o.group_offered.is_some())
+                .count(),
+            "with one key exchange group",
+        ),
+        (
+            attempts.iter().filter(|o| o.framing.is_some()).count(),
+            "with the ClientHello cut",
+        ),
+        (
+            attempts.iter().filter(|o| o.crafted.is_some()).count(),
+            "hand-built",
+        ),
+    ] {
+        if n > 0 {
+            kinds.push(format!("{n} {what}"));
+        }
+    }
     let mut reason = format!(
-        "rejected {} with {} at each of {} doors ({} server names, {} ALPN offers); the valid client was admitted",
+        "rejected {} with {} at each of {} doors ({}); the valid client was admitted",
         attempts[0].stage,
         hows.into_iter().collect::<Vec<_>>().join(" / "),
         attempts.len(),
-        attempts
-            .iter()
-            .map(|o| &o.sni)
-            .collect::<BTreeSet<_>>()
-            .len(),
-        attempts
-            .iter()
-            .map(|o| &o.alpn_offered)
-            .collect::<BTreeSet<_>>()
-            .len(),
+        kinds.join(", "),
     );
     if let Presented::Adversary(adversary) = present
         && let Some(caveat) = obs.caveats.get(&adversary)

@@ -307,6 +307,8 @@ pub async fn observe(
             silence: settings.silence,
             resume,
             kx_group: door.kx,
+            framing: door.framing,
+            craft: door.craft,
         })
     };
 
@@ -480,9 +482,15 @@ pub async fn observe(
             let first: Vec<AttemptKey> = refusals
                 .iter()
                 .filter(|k| Some(k.0) == explorer)
-                .flat_map(|&(p, v)| doors.iter().map(move |(d, _)| (p, v, d.clone())))
+                .flat_map(|&(p, v)| {
+                    doors
+                        .iter()
+                        .filter(move |(d, _)| d.admits(p, v))
+                        .map(move |(d, _)| (p, v, d.clone()))
+                })
                 .collect();
-            let explored = run(first).await;
+            let mut explored = run(first).await;
+            let unjudged = hand_built_premise(&mut explored);
             let reps = class_doors(&explored, &doors);
             let rest: Vec<AttemptKey> = refusals
                 .iter()
@@ -499,12 +507,12 @@ pub async fn observe(
                 .collect();
             let mut all = explored;
             all.extend(run(rest).await);
-            all
+            (all, unjudged)
         };
-        let (refused, legacy, plaintext, no_cert, all_suites) =
+        let ((refused, unjudged), legacy, plaintext, no_cert, all_suites) =
             tokio::join!(explore, legacy, plaintext, no_cert, all_suites);
         if let Some(p) = explorer {
-            obs.coverage = coverage(p, &refused, &doors);
+            obs.coverage = coverage(p, &refused, &doors, unjudged.as_deref());
             obs.explorer = Some(p);
         }
         handshakes.extend(refused);
@@ -750,11 +758,36 @@ pub(super) fn class_doors(
                 .into_iter()
                 .map(|c| (*v, c)),
         );
-        if !is_base(door) {
+        // A hand-built door carries no certificate: the other refusals cannot be tried there.
+        if !is_base(door) && door.craft.is_none() {
             reps.push((*v, door.clone()));
         }
     }
     reps
+}
+
+/// The hand-built client's premise: at the front door its handshake must reach the server's
+/// judgement (refused after the handshake, or admitted). Otherwise its doors judge nothing: their
+/// attempts are dropped, and why is returned for the coverage to say.
+pub(super) fn hand_built_premise(explored: &mut Vec<(AttemptKey, ProbeOutcome)>) -> Option<String> {
+    let front = explored
+        .iter()
+        .find(|(k, _)| k.2 == Door::CRAFTED_FRONT)
+        .map(|(_, o)| o)?;
+    let held = match front.outcome {
+        Outcome::Accepted => true,
+        Outcome::Rejected => front.stage != probe::Stage::Handshake,
+        _ => false,
+    };
+    if held {
+        return None;
+    }
+    let why = format!(
+        "the hand-built client's own handshake at the front door did not reach the server's judgement ({}), so its doors were not judged",
+        front.detail
+    );
+    explored.retain(|(k, _)| k.2.craft.is_none());
+    Some(why)
 }
 
 /// What `explorer`'s attempts covered, per version and dimension: the variants tried, the
@@ -763,6 +796,7 @@ pub(super) fn coverage(
     explorer: Presented,
     attempts: &[(AttemptKey, ProbeOutcome)],
     doors: &[(Door, bool)],
+    unjudged: Option<&str>,
 ) -> BTreeMap<TlsVersion, Vec<Coverage>> {
     let mut out: BTreeMap<TlsVersion, Vec<Coverage>> = BTreeMap::new();
     let versions: BTreeSet<TlsVersion> = attempts
@@ -778,17 +812,24 @@ pub(super) fn coverage(
                 .map(|(_, o)| o)
         };
         let front = at(&Door::FRONT);
-        for dimension in [
-            Dimension::ServerName,
-            Dimension::Alpn,
-            Dimension::KeyExchange,
-        ] {
+        for dimension in Dimension::ALL {
             let tried: Vec<&ProbeOutcome> = doors
                 .iter()
                 .filter(|(d, _)| d.dimension() == dimension)
                 .filter_map(|(d, _)| at(d))
                 .collect();
             if tried.is_empty() {
+                if let (Dimension::HandBuilt, Some(why), TlsVersion::Tls13) =
+                    (dimension, unjudged, v)
+                {
+                    out.entry(v).or_default().push(Coverage {
+                        dimension: dimension.words().to_owned(),
+                        variants: 0,
+                        behaviours: 0,
+                        apart: vec![],
+                        unjudged: Some(why.to_owned()),
+                    });
+                }
                 continue;
             }
             let classes = DoorClass::group(
@@ -819,6 +860,7 @@ pub(super) fn coverage(
                 variants: tried.len(),
                 behaviours: classes.len(),
                 apart,
+                unjudged: None,
             });
         }
     }

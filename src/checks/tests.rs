@@ -73,6 +73,8 @@ fn key(label: &str, v: TlsVersion, sni: Sni) -> AttemptKey {
             sni,
             alpn: AlpnOffer::Front,
             kx: None,
+            framing: None,
+            craft: None,
         },
     )
 }
@@ -655,6 +657,8 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
         sni: Sni::Configured,
         alpn: AlpnOffer::Ids(&["h2", "http/1.1"]),
         kx: None,
+        framing: None,
+        craft: None,
     };
     let mut at_front = attempt(
         V13,
@@ -678,7 +682,7 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
     };
 
     let alpn_coverage = |explored: &[(AttemptKey, ProbeOutcome)]| {
-        coverage(Presented::None, explored, &doors)[&V13]
+        coverage(Presented::None, explored, &doors, None)[&V13]
             .iter()
             .find(|c| c.dimension == "ALPN offer")
             .expect("the ALPN dimension")
@@ -743,4 +747,69 @@ fn resumption_judge() {
             .1
             .contains("no attempt of this run was refused")
     );
+}
+
+/// The hand-built doors stand on their premise: the hand-built client's own handshake at the
+/// front door must reach the server's judgement. Where it does not (its hello refused, its
+/// cryptography not followed), every hand-built door is dropped, an admission at one of them
+/// included, and the coverage says why; where it does, they stay. No other refusal is sent to a
+/// hand-built door, whatever behaviour it showed.
+#[test]
+fn hand_built_doors_count_only_when_their_own_handshake_reached_the_server() {
+    use super::observe::{class_doors, coverage, hand_built_premise};
+    use crate::probe::Craft;
+    let grease = Door {
+        craft: Some(Craft::Grease),
+        ..Door::FRONT
+    };
+    let doors = vec![
+        (Door::FRONT, true),
+        (Door::CRAFTED_FRONT, false),
+        (grease.clone(), false),
+    ];
+    let refused = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("certificate_required"),
+        None,
+    );
+    let admitted = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Accepted,
+        None,
+        Some(AcceptanceBasis::H2Settings),
+    );
+    let explored = |crafted_front: ProbeOutcome| {
+        vec![
+            ((Presented::None, V13, Door::FRONT), refused.clone()),
+            ((Presented::None, V13, Door::CRAFTED_FRONT), crafted_front),
+            ((Presented::None, V13, grease.clone()), admitted.clone()),
+        ]
+    };
+
+    let mut not_followed = attempt(V13, Some("localhost"), Outcome::Error, None, None);
+    not_followed.detail = "the server could not follow the crafted client".into();
+    let mut failed = explored(not_followed);
+    let why = hand_built_premise(&mut failed).expect("the premise failed");
+    assert!(why.contains("could not follow the crafted client"), "{why}");
+    assert_eq!(failed.len(), 1, "only the engine's door is left");
+    let hand_built = coverage(Presented::None, &failed, &doors, Some(&why))[&V13]
+        .iter()
+        .find(|c| c.dimension.starts_with("hand-built"))
+        .expect("the hand-built dimension is reported")
+        .clone();
+    assert_eq!(hand_built.variants, 0);
+    assert!(hand_built.words().starts_with("not judged: "));
+
+    let mut at_hello = refused.clone();
+    at_hello.stage = Stage::Handshake;
+    assert!(hand_built_premise(&mut explored(at_hello)).is_some());
+
+    let mut held = explored(refused.clone());
+    assert_eq!(hand_built_premise(&mut held), None);
+    assert_eq!(held.len(), 3);
+    // The admission at the GREASE door is a behaviour of its own, yet no door for the others.
+    assert!(class_doors(&held, &doors).is_empty());
 }

@@ -152,6 +152,8 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
         silence: None,
         resume: target.resume.clone(),
         kx_group: None,
+        framing: None,
+        craft: None,
     }
 }
 

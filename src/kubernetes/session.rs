@@ -152,6 +152,8 @@ async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
         silence: None,
         resume: Default::default(),
         kx_group: None,
+        framing: None,
+        craft: None,
     })
     .await;
     outcome.server_chain.sha256.into_iter().next()

@@ -11,12 +11,11 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::sign::CertifiedKey;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::outcome::{Outcome, ProbeOutcome, ProbeRequest, ServerChain, Sni, Stage, TlsVersion};
-use super::wire::{PeerSaid, classify_io, micros, tcp_connect};
+use super::wire::{PeerSaid, Segmented, classify_io, micros, tcp_connect};
 use crate::x509::fingerprint_sha256;
 
 /// Records the server chain and verifies it against the configured anchors without ever failing
@@ -37,22 +36,11 @@ impl ServerCertVerifier for RecordingServerVerifier {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let mut chain = ServerChain::default();
-        for der in std::iter::once(end_entity).chain(intermediates) {
-            chain.sha256.push(fingerprint_sha256(der));
-            let facts = crate::x509::CertFacts::from_der(der).ok();
-            if chain.leaf_der.is_none() {
-                chain.leaf_der = Some(der.to_vec());
-            }
-            if chain.leaf_key.is_none() {
-                chain.leaf_key = facts.as_ref().map(|f| f.key.to_string());
-            }
-            chain.subjects.push(
-                facts
-                    .map(|f| f.subject)
-                    .unwrap_or_else(|| "<unparseable>".into()),
-            );
-        }
+        let chain_ders: Vec<CertificateDer<'static>> = std::iter::once(end_entity)
+            .chain(intermediates)
+            .map(|d| d.clone().into_owned())
+            .collect();
+        let mut chain = chain_facts(&chain_ders);
         match &self.webpki {
             Some(v) => {
                 let result = v.verify_server_cert(
@@ -104,6 +92,27 @@ impl ServerCertVerifier for RecordingServerVerifier {
             .signature_verification_algorithms
             .supported_schemes()
     }
+}
+
+/// What a presented chain shows, leaf first (not yet verified).
+pub(super) fn chain_facts(ders: &[CertificateDer<'_>]) -> ServerChain {
+    let mut chain = ServerChain::default();
+    for der in ders {
+        chain.sha256.push(fingerprint_sha256(der));
+        let facts = crate::x509::CertFacts::from_der(der).ok();
+        if chain.leaf_der.is_none() {
+            chain.leaf_der = Some(der.to_vec());
+        }
+        if chain.leaf_key.is_none() {
+            chain.leaf_key = facts.as_ref().map(|f| f.key.to_string());
+        }
+        chain.subjects.push(
+            facts
+                .map(|f| f.subject)
+                .unwrap_or_else(|| "<unparseable>".into()),
+        );
+    }
+    chain
 }
 
 /// Presents the configured identity (or none) and records the server's CertificateRequest.
@@ -384,6 +393,10 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
         .with_custom_certificate_verifier(verifier.clone())
         .with_client_cert_resolver(resolver.clone());
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    if let Some(super::Framing::Records(size)) = req.framing {
+        // Every record this size at most, the ClientHello's too (header included).
+        config.max_fragment_size = Some(usize::from(size));
+    }
     // Unless told otherwise, a store that keeps nothing: no session is ever resumed, but an
     // issued ticket is noticed.
     let tickets = Arc::new(TicketWatch {
@@ -413,9 +426,9 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
 }
 
 /// A completed client handshake plus the outcome record so far.
-pub struct Connected {
+pub struct Connected<S = TlsStream<Segmented>> {
     /// The TLS stream, ready for application data.
-    pub stream: TlsStream<TcpStream>,
+    pub stream: S,
     /// The record, with handshake facts filled in.
     pub outcome: ProbeOutcome,
     pub(crate) started: Instant,
@@ -438,6 +451,13 @@ pub async fn connect(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Connected, Pr
     let Some(tcp) = tcp_connect(req.addr, started, deadline, &mut out).await else {
         return Err(out);
     };
+    let tcp = Segmented::new(
+        tcp,
+        match req.framing {
+            Some(super::Framing::Segments(first)) => Some(usize::from(first)),
+            _ => None,
+        },
+    );
     let hs_start = Instant::now();
     let result = tokio::time::timeout_at(
         deadline.into(),

@@ -15,11 +15,14 @@ pub mod speech;
 pub mod suites;
 
 mod client;
+mod crafted;
 mod outcome;
 mod wire;
 
 pub use client::{Connected, Resume, Session, SessionJar, connect, provider};
+pub use crafted::CraftedStream;
 pub use outcome::*;
+pub use wire::Segmented;
 pub use wire::{
     H2_EMPTY_SETTINGS, H2_PREFACE, alert_name, describe_bytes, starts_with_h2_settings,
 };
@@ -33,11 +36,26 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Runs one attempt end to end: handshake, then the acceptance proof.
 pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
-    let alpn: Vec<&[u8]> = req.alpn.iter().map(|p| p.as_bytes()).collect();
-    let connected = match connect(req, &alpn).await {
-        Ok(c) => c,
-        Err(out) => return out,
-    };
+    match req.craft {
+        Some(craft) => match crafted::connect(req, craft).await {
+            Ok(connected) => prove(req, connected).await,
+            Err(out) => out,
+        },
+        None => {
+            let alpn: Vec<&[u8]> = req.alpn.iter().map(|p| p.as_bytes()).collect();
+            match connect(req, &alpn).await {
+                Ok(connected) => prove(req, connected).await,
+                Err(out) => out,
+            }
+        }
+    }
+}
+
+/// The acceptance proof after a completed client handshake.
+async fn prove<S>(req: &ProbeRequest, connected: Connected<S>) -> ProbeOutcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     // A gRPC server met without `h2` (another door) may speak anything past TLS: its first
     // answer of any kind is the admission, an HTTP refusal status or a close its refusal.
     if req.proof == AcceptanceProof::H2Settings && req.alpn != ["h2"] {
@@ -49,7 +67,10 @@ pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
 /// Acceptance past TLS under an ALPN the endpoint's clients do not offer: whatever the server
 /// says first (HTTP/2 SETTINGS, an HTTP/1.1 status that is not a refusal, any other data) shows
 /// it admitted the client; if it waits, an HTTP/1.1 request asks it.
-async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutcome {
+async fn prove_any_answer<S>(req: &ProbeRequest, connected: Connected<S>) -> ProbeOutcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Connected {
         mut stream,
         mut outcome,
@@ -92,7 +113,10 @@ async fn prove_any_answer(req: &ProbeRequest, connected: Connected) -> ProbeOutc
     outcome
 }
 
-async fn prove_acceptance(req: &ProbeRequest, connected: Connected) -> ProbeOutcome {
+async fn prove_acceptance<S>(req: &ProbeRequest, connected: Connected<S>) -> ProbeOutcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let Connected {
         mut stream,
         mut outcome,
@@ -404,6 +428,8 @@ pub async fn no_certificate_attempt(
         silence,
         resume: Resume::Never,
         kx_group: None,
+        framing: None,
+        craft: None,
     })
     .await
 }

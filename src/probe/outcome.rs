@@ -174,6 +174,57 @@ impl KxGroup {
     }
 }
 
+/// How a ClientHello is cut on its way: front ends that peek at the SNI before they pick a policy
+/// may read only its first record, or only its first TCP segment, and fall through to a default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Framing {
+    /// Every record at most this many bytes (header included): the ClientHello spans several
+    /// records (RFC 8446 §5.1 lets a handshake message span records).
+    Records(u16),
+    /// The ClientHello's first this many bytes in a TCP segment of their own, the rest after a
+    /// pause.
+    Segments(u16),
+}
+
+impl Framing {
+    /// In words, for evidence.
+    pub fn words(self) -> String {
+        match self {
+            Framing::Records(n) => format!("ClientHello in records of {n} bytes"),
+            Framing::Segments(n) => {
+                format!("ClientHello's first {n} bytes in a TCP segment of their own")
+            }
+        }
+    }
+}
+
+/// A ClientHello built by hand (TLS 1.3, no certificate), for doors the TLS engine cannot open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Craft {
+    /// The server name exactly as given (a trailing dot, a name longer than DNS allows), and a
+    /// fingerprint that is not the engine's.
+    Plain,
+    /// GREASE values (RFC 8701) first in the cipher suites, groups, versions, key shares and
+    /// ALPN ids, and two GREASE extensions.
+    Grease,
+    /// X25519MLKEM768 offered first, with its key share (Argo CD 3.6's `--tlscurvepreferences`
+    /// may name it; a server may key a chain on post-quantum clients).
+    MlKem,
+}
+
+impl Craft {
+    /// In words, for evidence.
+    pub fn words(self) -> &'static str {
+        match self {
+            Craft::Plain => "a hand-built ClientHello",
+            Craft::Grease => "a hand-built ClientHello with GREASE values",
+            Craft::MlKem => "a hand-built ClientHello offering X25519MLKEM768",
+        }
+    }
+}
+
 /// A DNS name no repo-server is configured for, sent as an unexpected SNI.
 pub const UNEXPECTED_SNI: &str = "not-the-repo-server.invalid";
 
@@ -261,6 +312,10 @@ pub struct ProbeRequest {
     pub resume: super::client::Resume,
     /// Offer this key exchange group alone (`None`: every group the engine has).
     pub kx_group: Option<KxGroup>,
+    /// Cut the ClientHello this way (`None`: one record, one write).
+    pub framing: Option<Framing>,
+    /// Build the ClientHello by hand (TLS 1.3, no certificate) instead of with the engine.
+    pub craft: Option<Craft>,
 }
 
 impl ProbeRequest {
@@ -337,6 +392,12 @@ pub struct ProbeOutcome {
     /// The one key exchange group offered, when the attempt offered one alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_offered: Option<KxGroup>,
+    /// How the ClientHello was cut, when it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framing: Option<Framing>,
+    /// The ClientHello was built by hand, this way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crafted: Option<Craft>,
     /// The server's certificate chain.
     pub server_chain: ServerChain,
     /// Whether the server sent a CertificateRequest at all.
@@ -369,12 +430,21 @@ impl ProbeOutcome {
         out.sni = req.sni_sent();
         out.alpn_offered = req.alpn.iter().map(|p| (*p).to_owned()).collect();
         out.group_offered = req.kx_group;
+        out.framing = req.framing;
+        out.crafted = req.craft;
         out
     }
 
     /// How the attempt's SNI reads in evidence: ``SNI `localhost` `` or `no SNI`.
     pub fn sni_words(&self) -> String {
         match &self.sni {
+            // A name longer than DNS allows, by its ends.
+            Some(name) if name.len() > 80 && name.is_ascii() => format!(
+                "SNI `{}…{}` ({} characters)",
+                &name[..8],
+                &name[name.len() - 24..],
+                name.len()
+            ),
             Some(name) => format!("SNI `{name}`"),
             None => "no SNI".to_owned(),
         }
@@ -390,17 +460,19 @@ impl ProbeOutcome {
     }
 
     /// The door the attempt knocked on, in words: its SNI and its ALPN offer (and the one key
-    /// exchange group offered, when it offered one alone).
+    /// exchange group offered, how the hello was cut, how it was built, when it was so).
     pub fn door_words(&self) -> String {
-        match self.group_offered {
-            Some(g) => format!(
-                "{}, {}, group `{}`",
-                self.sni_words(),
-                self.alpn_words(),
-                g.name()
-            ),
-            None => format!("{}, {}", self.sni_words(), self.alpn_words()),
+        let mut words = format!("{}, {}", self.sni_words(), self.alpn_words());
+        if let Some(g) = self.group_offered {
+            words.push_str(&format!(", group `{}`", g.name()));
         }
+        if let Some(f) = self.framing {
+            words.push_str(&format!(", {}", f.words()));
+        }
+        if let Some(c) = self.crafted {
+            words.push_str(&format!(", {}", c.words()));
+        }
+        words
     }
 
     /// Marks the attempt accepted, on `basis`.
@@ -439,6 +511,8 @@ impl ProbeOutcome {
             alpn: None,
             alpn_offered: vec![],
             group_offered: None,
+            framing: None,
+            crafted: None,
             server_chain: ServerChain::default(),
             client_cert_requested: false,
             acceptable_ca_names: vec![],

@@ -240,3 +240,99 @@ fn h2_frame(seen: &[u8]) -> Option<String> {
         .unwrap_or_default();
     Some(format!("an HTTP/2 {kind} frame{error}"))
 }
+
+/// A TCP stream whose first write may be cut: its first `first` bytes go out in a segment of
+/// their own, the rest after a pause, so a front end that decides on one read of the
+/// ClientHello sees only part of it. Every other write passes through.
+pub struct Segmented {
+    tcp: TcpStream,
+    first: Option<usize>,
+    pause: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+}
+
+/// How long the rest of a cut ClientHello waits behind its first segment.
+const SEGMENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Segmented {
+    /// `tcp`, its first write cut after `first` bytes (`None`: never cut).
+    pub fn new(tcp: TcpStream, first: Option<usize>) -> Self {
+        Segmented {
+            tcp,
+            first,
+            pause: None,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Segmented {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Segmented {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::{Poll, ready};
+        let this = self.get_mut();
+        if let Some(pause) = this.pause.as_mut() {
+            ready!(pause.as_mut().poll(cx));
+            this.pause = None;
+        }
+        if let Some(first) = this.first {
+            if buf.len() > first && first > 0 {
+                let n = ready!(std::pin::Pin::new(&mut this.tcp).poll_write(cx, &buf[..first]))?;
+                this.first = None;
+                this.pause = Some(Box::pin(tokio::time::sleep(SEGMENT_PAUSE)));
+                return Poll::Ready(Ok(n));
+            }
+            if !buf.is_empty() {
+                this.first = None;
+            }
+        }
+        std::pin::Pin::new(&mut this.tcp).poll_write(cx, buf)
+    }
+
+    /// The engine writes a flight's records in one vectored write: kept, so a flight is not cut
+    /// into segments the server may answer one by one (an uncut connection is the plain socket).
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        if this.first.is_some() || this.pause.is_some() {
+            let buf = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return std::pin::Pin::new(this).poll_write(cx, buf);
+        }
+        std::pin::Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}

@@ -380,7 +380,7 @@ fn doors_covered(html: &mut String, r: &Report) {
                     esc(&c.dimension),
                     c.variants.to_string(),
                     c.behaviours.to_string(),
-                    esc(&c.apart.join("; ")),
+                    esc(&c.words()),
                 ],
             );
         }

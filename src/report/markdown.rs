@@ -114,12 +114,33 @@ pub(super) fn render(r: &Report) -> String {
         kubernetes_section(&mut md, k);
     }
 
-    md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Observed |\n|---|---|---|---|\n");
+    // One endpoint (the Endpoints row above names it): no column, no "at" that repeats it.
+    let single = r
+        .checks
+        .first()
+        .filter(|first| r.checks.iter().all(|c| c.endpoint == first.endpoint))
+        .is_some();
+    let at = |endpoint: &str| {
+        if single {
+            String::new()
+        } else {
+            format!(" at {endpoint}")
+        }
+    };
+    if single {
+        md.push_str("## Checks\n\n| Check | Verdict | Observed |\n|---|---|---|\n");
+    } else {
+        md.push_str("## Checks\n\n| Check | Endpoint | Verdict | Observed |\n|---|---|---|---|\n");
+    }
     for c in &r.checks {
+        let endpoint = if single {
+            String::new()
+        } else {
+            format!(" {} |", cell(&c.endpoint))
+        };
         md.push_str(&format!(
-            "| `{}` | {} | **{}** | {} |\n",
+            "| `{}` |{endpoint} **{}** | {} |\n",
             c.id,
-            cell(&c.endpoint),
             verdict_word(c.verdict, c.severity),
             cell(&c.reason)
         ));
@@ -127,16 +148,25 @@ pub(super) fn render(r: &Report) -> String {
 
     let coverage = r.door_coverage();
     if !coverage.is_empty() {
-        md.push_str("\n## Doors covered\n\nThe cheapest refusal (no certificate) was tried at every door of `suites/doors.toml`; every other refusal at its base doors and one door of each behaviour found elsewhere.\n\n| Endpoint | TLS | Dimension | Tried | Behaviours | Unlike the front door |\n|---|---|---|---|---|---|\n");
+        md.push_str("\n## Doors covered\n\nThe cheapest refusal (no certificate) was tried at every door of `suites/doors.toml`; every other refusal at its base doors and one door of each behaviour found elsewhere.\n\n");
+        if single {
+            md.push_str("| TLS | Dimension | Tried | Behaviours | Unlike the front door |\n|---|---|---|---|---|\n");
+        } else {
+            md.push_str("| Endpoint | TLS | Dimension | Tried | Behaviours | Unlike the front door |\n|---|---|---|---|---|---|\n");
+        }
         for (endpoint, version, rows) in coverage {
             for row in rows {
+                let endpoint = if single {
+                    String::new()
+                } else {
+                    format!(" {} |", cell(endpoint))
+                };
                 md.push_str(&format!(
-                    "| {} | {version} | {} | {} | {} | {} |\n",
-                    cell(endpoint),
+                    "|{endpoint} {version} | {} | {} | {} | {} |\n",
                     row.dimension,
                     row.variants,
                     row.behaviours,
-                    cell(&row.apart.join("; "))
+                    cell(&row.words())
                 ));
             }
         }
@@ -168,9 +198,9 @@ pub(super) fn render(r: &Report) -> String {
                 Severity::Advisory => " (advisory)",
             };
             md.push_str(&format!(
-                "- `{}` at {}: **{}**{severity}",
+                "- `{}`{}: **{}**{severity}",
                 c.id,
-                c.endpoint,
+                at(&c.endpoint),
                 verdict_word(c.verdict, c.severity)
             ));
             // A pass reads in the Checks table; anything else is repeated where it is explained.
@@ -213,7 +243,7 @@ pub(super) fn render(r: &Report) -> String {
         md.push_str(&format!("- **{}**: {}\n", status.word(), status.meaning()));
     }
     md.push_str(
-        "\nA status follows from the checks mapped to the control and its stated gaps (reports/controls.toml says how).\n\n| Control | Clause | What this run can show | Status | Why | Checks |\n|---|---|---|---|---|---|\n",
+        "\nA status follows from the checks mapped to the control and its stated gaps (reports/controls.toml says how). A case named without TLS versions is checked under TLS 1.2 and TLS 1.3.\n\n| Control | Clause | What this run can show | Status | Why | Checks |\n|---|---|---|---|---|---|\n",
     );
     for c in &r.controls {
         let why = c.reasons().join("; ");
@@ -238,8 +268,9 @@ pub(super) fn render(r: &Report) -> String {
     md
 }
 
-/// Check ids with their TLS versions folded into their case: `handshake/wrong-ca (tls1.2,
-/// tls1.3), server/identity`.
+/// Check ids with their TLS versions folded into their case: `handshake/wrong-ca,
+/// tls/versions (tls1.0, tls1.1), server/identity`; a case under both versions the engine
+/// speaks is named alone.
 fn by_case(ids: &[String]) -> String {
     let mut cases: Vec<(&str, Vec<&str>)> = Vec::new();
     for id in ids {
@@ -255,7 +286,7 @@ fn by_case(ids: &[String]) -> String {
     cases
         .iter()
         .map(|(case, versions)| match versions.as_slice() {
-            [] => (*case).to_owned(),
+            [] | ["tls1.2", "tls1.3"] => (*case).to_owned(),
             vs => format!("{case} ({})", vs.join(", ")),
         })
         .collect::<Vec<_>>()

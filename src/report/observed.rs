@@ -117,6 +117,19 @@ pub struct Coverage {
     /// Each behaviour unlike the front door's, in words, with how many doors showed it and the
     /// first of them (named even when the server refused there).
     pub apart: Vec<String>,
+    /// Why the dimension's doors were not judged, when they were not (their premise failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unjudged: Option<String>,
+}
+
+impl Coverage {
+    /// The behaviours unlike the front door's, or why the dimension's doors were not judged.
+    pub fn words(&self) -> String {
+        match &self.unjudged {
+            Some(why) => format!("not judged: {why}"),
+            None => self.apart.join("; "),
+        }
+    }
 }
 
 /// Doors whose attempts ended the same way: the same outcome, stage, alert, version, suite,
@@ -170,6 +183,8 @@ impl DoorClass {
         key.sni = None;
         key.alpn_offered.clear();
         key.group_offered = None;
+        key.framing = None;
+        key.crafted = None;
         key.timings = Default::default();
         key.server_chain.verified = None;
         key.server_chain.verify_error = None;

@@ -9,6 +9,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"math/big"
 	"net"
@@ -57,6 +59,12 @@ var modes = map[string]string{
 	"alpn-order":          "client certificates are required unless the client's first ALPN id is http/1.1 with h2 behind it (a proxy honouring the client's preference routes it to a web chain without client authentication)",
 	"group-p384":          "client certificates are required unless the client offers P-384 as its only key exchange group (a chain kept for CNSA-style clients, without client authentication)",
 	"legacy-open":         "TLS 1.0 and 1.1 offered (as -tls10), and a client that offers nothing newer gets in without client authentication; TLS 1.2 and 1.3 as strict",
+	"peek-record":         "a front end that reads the first TLS record and picks the chain from the ClientHello in it: strict when the hello is whole there, without client authentication when it spans records",
+	"peek-segment":        "a front end that picks the chain from its first read of the connection: strict when the whole ClientHello came in it, without client authentication when it did not",
+	"sni-long":            "client certificates are required unless the server name is longer than 253 characters (a peeker that gives up on it falls through to a default chain)",
+	"sni-dot":             "an SNI router (TCP passthrough) whose map misses names with a trailing dot: those go to -fallback (a server without client authentication), the rest as strict",
+	"group-mlkem":         "client certificates are required unless the client supports X25519MLKEM768 (a chain kept for post-quantum clients, without client authentication)",
+	"grease-open":         "client certificates are required unless the client lists a GREASE cipher suite (a policy that branches on values it does not know)",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -70,6 +78,7 @@ func main() {
 	maxTLS12 := flag.Bool("max-tls12", false, "offer TLS 1.2 at most")
 	noGRPC := flag.Bool("no-grpc", false, "answer every request as a plain web server (no gRPC)")
 	tls10 := flag.Bool("tls10", false, "offer TLS 1.0 and 1.1 too (client authentication as the mode says)")
+	fallback := flag.String("fallback", "", "with -mode sni-dot: where names with a trailing dot are passed (HOST:PORT)")
 	flag.Parse()
 	if _, ok := modes[*mode]; !ok {
 		fmt.Fprintf(os.Stderr, "unknown -mode %q; modes:\n", *mode)
@@ -352,6 +361,29 @@ func main() {
 			}
 			return open, nil
 		}
+	case "group-mlkem":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			for _, c := range hello.SupportedCurves {
+				if c == tls.X25519MLKEM768 {
+					return withoutClientAuth(base), nil
+				}
+			}
+			return strict, nil
+		}
+	case "sni-long", "grease-open":
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if *mode == "sni-long" && len(hello.ServerName) > 253 {
+				return withoutClientAuth(base), nil
+			}
+			for _, c := range hello.CipherSuites {
+				if *mode == "grease-open" && c&0x0f0f == 0x0a0a {
+					return withoutClientAuth(base), nil
+				}
+			}
+			return strict, nil
+		}
 	case "extra-ca":
 		extra := unapprovedCA()
 		wider := pool.Clone()
@@ -413,6 +445,10 @@ func main() {
 	}
 	if afterHandshake != nil {
 		serveChecked(tls.NewListener(ln, cfg), srv, afterHandshake)
+	}
+	switch *mode {
+	case "peek-record", "peek-segment", "sni-dot":
+		servePeeked(ln, srv, *mode, *fallback, strict, withoutClientAuth(base))
 	}
 	log.Fatal(srv.ServeTLS(ln, "", ""))
 }
@@ -564,4 +600,134 @@ func unapprovedCA() *x509.Certificate {
 		log.Fatalf("extra CA: %v", err)
 	}
 	return c
+}
+
+// servePeeked picks each connection's chain from the first bytes of its ClientHello, as SNI
+// routers do: peek-record reads the first record, peek-segment the first read; a whole hello
+// there goes to strict, anything else to open. sni-dot passes a hello whose server name ends
+// with a dot to fallback, byte for byte. It never returns.
+func servePeeked(ln net.Listener, srv *http.Server, mode, fallback string, strict, open *tls.Config) {
+	admitted := newChanListener(ln.Addr())
+	go func() { log.Fatal(srv.Serve(admitted)) }()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatalf("accept: %v", err)
+		}
+		go func(c net.Conn) {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if mode != "peek-segment" {
+				// Not a TLS record: no hello to peek at; the TLS server answers it.
+				br := bufio.NewReader(c)
+				if first, err := br.Peek(1); err != nil || first[0] != 0x16 {
+					c.SetReadDeadline(time.Time{})
+					admitted.ch <- tls.Server(&peeked{c, br}, strict)
+					return
+				}
+				c = &peeked{c, br}
+			}
+			var seen []byte
+			if mode == "peek-segment" {
+				buf := make([]byte, 16384)
+				n, err := c.Read(buf)
+				if err != nil {
+					c.Close()
+					return
+				}
+				seen = buf[:n]
+			} else {
+				header := make([]byte, 5)
+				if _, err := io.ReadFull(c, header); err != nil {
+					c.Close()
+					return
+				}
+				body := make([]byte, int(header[3])<<8|int(header[4]))
+				if _, err := io.ReadFull(c, body); err != nil {
+					c.Close()
+					return
+				}
+				seen = append(header, body...)
+			}
+			c.SetReadDeadline(time.Time{})
+			replay := &peeked{c, bufio.NewReader(io.MultiReader(bytes.NewReader(seen), c))}
+			name, whole := helloServerName(seen)
+			if mode == "sni-dot" && whole && strings.HasSuffix(name, ".") {
+				splice(replay, fallback)
+				return
+			}
+			cfg := strict
+			if !whole && mode != "sni-dot" {
+				cfg = open
+			}
+			admitted.ch <- tls.Server(replay, cfg)
+		}(c)
+	}
+}
+
+// helloServerName reads the ClientHello in the records of seen: its server name, and whether the
+// hello was whole there.
+func helloServerName(seen []byte) (string, bool) {
+	var msg []byte
+	for len(seen) >= 5 && seen[0] == 0x16 {
+		n := int(seen[3])<<8 | int(seen[4])
+		if len(seen) < 5+n {
+			msg = append(msg, seen[5:]...)
+			break
+		}
+		msg = append(msg, seen[5:5+n]...)
+		seen = seen[5+n:]
+	}
+	if len(msg) < 4 || msg[0] != 1 {
+		return "", false
+	}
+	n := int(msg[1])<<16 | int(msg[2])<<8 | int(msg[3])
+	if len(msg) < 4+n {
+		return "", false
+	}
+	b := msg[4 : 4+n]
+	// version, random, session id, cipher suites, compression methods, extensions
+	at := 2 + 32
+	if len(b) < at+1 {
+		return "", true
+	}
+	at += 1 + int(b[at])
+	if len(b) < at+2 {
+		return "", true
+	}
+	at += 2 + (int(b[at])<<8 | int(b[at+1]))
+	if len(b) < at+1 {
+		return "", true
+	}
+	at += 1 + int(b[at])
+	at += 2
+	for at+4 <= len(b) {
+		kind := int(b[at])<<8 | int(b[at+1])
+		size := int(b[at+2])<<8 | int(b[at+3])
+		if at+4+size > len(b) {
+			break
+		}
+		data := b[at+4 : at+4+size]
+		if kind == 0 && len(data) >= 5 {
+			l := int(data[3])<<8 | int(data[4])
+			if len(data) >= 5+l {
+				return string(data[5 : 5+l]), true
+			}
+		}
+		at += 4 + size
+	}
+	return "", true
+}
+
+// splice copies bytes both ways between c and a new connection to addr until either ends.
+func splice(c net.Conn, addr string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	go func() { io.Copy(up, c); done <- struct{}{} }()
+	go func() { io.Copy(c, up); done <- struct{}{} }()
+	<-done
 }
