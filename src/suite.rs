@@ -319,9 +319,18 @@ impl Suite {
                 return Err(bad("duplicate id".into()));
             }
             for v in &case.versions {
-                let legacy = matches!(case.kind, CaseKind::LegacyHello);
                 let modern = matches!(v, TlsVersion::Tls12 | TlsVersion::Tls13);
-                if legacy == modern {
+                // A legacy version's client authentication is read from its cleartext flight:
+                // only for the refusal without a certificate.
+                let fits = match case.kind {
+                    CaseKind::LegacyHello => !modern,
+                    CaseKind::Handshake {
+                        present: Presented::None,
+                        expect: Expect::Rejected,
+                    } => true,
+                    _ => modern,
+                };
+                if !fits {
                     return Err(bad(format!("version `{v}` does not fit this kind of case")));
                 }
             }
@@ -597,9 +606,16 @@ expct = "typo""#,
             ),
             (
                 r#"kind = "handshake"
-present = "none"
+present = "wrong-ca"
 expect = "rejected"
 versions = ["1.1"]"#,
+                "does not fit",
+            ),
+            (
+                r#"kind = "handshake"
+present = "none"
+expect = "accepted"
+versions = ["1.0"]"#,
                 "does not fit",
             ),
             (
@@ -736,6 +752,8 @@ kind = "finding"
         assert!(ids.contains(&"handshake/no-client-cert/tls1.2".to_owned()));
         assert!(ids.contains(&"tls/versions/tls1.0".to_owned()));
         assert!(ids.contains(&"server/identity".to_owned()));
-        assert_eq!(ids.len(), 41);
+        // The refusal without a certificate under TLS 1.0 and 1.1 too (read from the flight).
+        assert!(ids.contains(&"handshake/no-client-cert/tls1.0".to_owned()));
+        assert_eq!(ids.len(), 43);
     }
 }

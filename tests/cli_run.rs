@@ -345,7 +345,7 @@ fn list_and_filters_select_checks_without_probing() {
     );
     assert_eq!(
         text.lines().filter(|l| l.ends_with(": test")).count(),
-        41,
+        43,
         "{text}"
     );
     // The planned doors, from suites/doors.toml, with what each models.

@@ -147,20 +147,20 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
     }
     // The hand-built hellos: a name with a trailing dot is refused as a malformed hello, every
     // other (GREASE, X25519MLKEM768, an over-long name, another fingerprint) on the certificate.
-    let dotted: Vec<&str> = run.check("handshake/no-client-cert/tls1.3")["observed"]
-        ["door_classes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| {
-            c["doors"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|d| d.as_str().unwrap().contains(".`, ALPN"))
-        })
-        .map(|c| c["attempt"]["alert"].as_str().unwrap_or("none"))
-        .collect();
+    let dotted: Vec<&str> =
+        run.check("handshake/no-client-cert/tls1.3")["observed"]["door_classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| {
+                c["doors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|d| d.as_str().unwrap().contains(".`, ALPN"))
+            })
+            .map(|c| c["attempt"]["alert"].as_str().unwrap_or("none"))
+            .collect();
     assert_eq!(dotted, ["decode_error"]);
     let reason = run.reason("handshake/no-client-cert/tls1.3");
     assert!(reason.contains("9 hand-built"), "{reason}");

@@ -179,6 +179,9 @@ pub(super) fn judge_handshake(
     grpc: bool,
 ) -> Judgement {
     let v = check.version.expect("handshake checks are per version");
+    if matches!(v, TlsVersion::Tls10 | TlsVersion::Tls11) {
+        return super::transport::judge_legacy_client_auth(obs.legacy.get(&v), v);
+    }
     if let Some(reason) = obs.unavailable.get(&present) {
         return Judgement::not_judged(format!(
             "identity `{}` not available: {reason}",

@@ -146,7 +146,11 @@ fn control_versions(checks: &[Check]) -> BTreeSet<TlsVersion> {
     let mut versions = BTreeSet::new();
     for check in checks {
         match check.case.kind {
-            CaseKind::Handshake { .. } => versions.extend(check.version),
+            CaseKind::Handshake { .. } => versions.extend(
+                check
+                    .version
+                    .filter(|v| matches!(v, TlsVersion::Tls12 | TlsVersion::Tls13)),
+            ),
             // Judged on an authenticated TLS 1.3 (fallback 1.2) connection.
             CaseKind::ServerIdentity
             | CaseKind::TlsPolicy
@@ -206,6 +210,10 @@ pub async fn observe(
     front.extend(controls.iter().map(|&v| (Presented::Client, v)));
     for c in checks {
         if let (CaseKind::Handshake { present, expect }, Some(v)) = (&c.case.kind, c.version) {
+            // TLS 1.0 and 1.1 are read from the legacy hello's flight, not tried at the doors.
+            if matches!(v, TlsVersion::Tls10 | TlsVersion::Tls11) {
+                continue;
+            }
             match expect {
                 Expect::Rejected => refusals.insert((*present, v)),
                 Expect::Accepted => front.insert((*present, v)),
@@ -313,10 +321,14 @@ pub async fn observe(
     };
 
     let wants = |f: &dyn Fn(&CaseKind) -> bool| checks.iter().any(|c| f(&c.case.kind));
+    // The legacy hellos: for the version policy, and for the client authentication of a
+    // legacy version (read from the same flight).
     let legacy_versions: Vec<TlsVersion> = checks
         .iter()
-        .filter(|c| matches!(c.case.kind, CaseKind::LegacyHello))
         .filter_map(|c| c.version)
+        .filter(|v| matches!(v, TlsVersion::Tls10 | TlsVersion::Tls11))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
         .collect();
     let want_plaintext = wants(&|k| matches!(k, CaseKind::PlaintextH2c));
     let grpc_target = |version| GrpcTarget {
@@ -488,8 +500,13 @@ pub async fn observe(
                         .filter(move |(d, _)| d.admits(p, v))
                         .map(move |(d, _)| (p, v, d.clone()))
                 })
-                .collect();
-            let mut explored = run(first).await;
+                .collect::<Vec<_>>();
+            // The doors that take longest (a cut hello waits between its segments, a hand-built
+            // one may be asked for another key share) start first, under the others.
+            let (slow, quick): (Vec<AttemptKey>, Vec<AttemptKey>) = first
+                .into_iter()
+                .partition(|k| k.2.framing.is_some() || k.2.craft.is_some());
+            let mut explored = run(slow.into_iter().chain(quick).collect()).await;
             let unjudged = hand_built_premise(&mut explored);
             let reps = class_doors(&explored, &doors);
             let rest: Vec<AttemptKey> = refusals
@@ -690,6 +707,9 @@ async fn resume_sessions(
         .filter(|(_, o)| o.outcome == Outcome::Accepted)
         .map(|(k, _)| (k.0, k.1))
         .collect();
+    // The engine's own hellos first: a cut one was started first for speed, not to be the origin.
+    let mut jars = jars;
+    jars.sort_by_key(|(k, _)| k.2.framing.is_some());
     for (key, jar) in jars {
         let sessions = std::mem::take(&mut *jar.lock().unwrap_or_else(|e| e.into_inner()));
         let Some((_, o)) = handshakes.iter().find(|(k, _)| *k == key) else {

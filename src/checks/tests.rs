@@ -813,3 +813,52 @@ fn hand_built_doors_count_only_when_their_own_handshake_reached_the_server() {
     // The admission at the GREASE door is a behaviour of its own, yet no door for the others.
     assert!(class_doors(&held, &doors).is_empty());
 }
+
+/// A client without a certificate under TLS 1.0: judged from the legacy hello's flight. A refused
+/// version and a flight that asks for a certificate pass; a flight read to its end without a
+/// CertificateRequest fails; one not read to its end, or no answer, is no verdict.
+#[test]
+fn legacy_client_auth_judge() {
+    let id = "handshake/no-client-cert/tls1.0";
+    let v10 = TlsVersion::Tls10;
+    let with = |outcome: Outcome, asked: bool, read: Option<bool>| {
+        let mut o = attempt(v10, Some("localhost"), outcome, None, None);
+        o.client_cert_requested = asked;
+        o.flight_read = read;
+        let mut obs = admitted();
+        obs.legacy.insert(v10, o);
+        verdict(id, &obs, Protocol::Grpc)
+    };
+    let cases = [
+        (
+            with(Outcome::Rejected, false, None),
+            Verdict::Pass,
+            "refuses tls1.0 itself",
+        ),
+        (
+            with(Outcome::Accepted, true, Some(true)),
+            Verdict::Pass,
+            "asks for a client certificate",
+        ),
+        (
+            with(Outcome::Accepted, false, Some(true)),
+            Verdict::Fail,
+            "OPEN under tls1.0",
+        ),
+        (
+            with(Outcome::Accepted, false, Some(false)),
+            Verdict::Error,
+            "not read to its end",
+        ),
+        (
+            with(Outcome::Inconclusive, false, None),
+            Verdict::Error,
+            "no answer to judge",
+        ),
+    ];
+    for ((got, reason), want, needle) in cases {
+        assert_eq!(got, want, "{reason}");
+        assert!(reason.contains(needle), "`{needle}` not in `{reason}`");
+    }
+    assert_eq!(verdict(id, &admitted(), Protocol::Grpc).0, Verdict::Error);
+}

@@ -275,3 +275,49 @@ pub(super) fn judge_trust_store(obs: &Observations) -> Judgement {
     };
     j.observed(observed).evidence(evidence)
 }
+
+/// A client without a certificate under TLS 1.0 or 1.1, from the legacy hello's cleartext flight
+/// (RFC 4346 §7.4.4): a server that refuses the version gives no such client a session; one that
+/// speaks it and asks for a certificate passes (the version policy fails it on its own); one whose
+/// flight ends without a CertificateRequest lets a client without any certificate complete the
+/// handshake.
+pub(super) fn judge_legacy_client_auth(attempt: Option<&ProbeOutcome>, v: TlsVersion) -> Judgement {
+    let Some(o) = attempt else {
+        return Judgement::new(Verdict::Error, "attempt was not run");
+    };
+    let evidence = attempt_evidence(o);
+    let j = match (o.outcome, o.client_cert_requested, o.flight_read) {
+        (Outcome::Rejected, ..) => Judgement::new(
+            Verdict::Pass,
+            format!(
+                "the server refuses {v} itself ({}): no client gets a {v} session, with a certificate or without",
+                o.detail
+            ),
+        ),
+        (Outcome::Accepted, true, _) => Judgement::new(
+            Verdict::Pass,
+            format!(
+                "the server speaks {v} and its flight asks for a client certificate ({} CA names); speaking {v} at all is tls/versions/{v}'s matter",
+                o.acceptable_ca_names.len(),
+            ),
+        ),
+        (Outcome::Accepted, false, Some(true)) => Judgement::new(
+            Verdict::Fail,
+            format!(
+                "OPEN under {v}: the server speaks it and its flight up to ServerHelloDone holds NO CertificateRequest, so a client without any certificate completes a {v} handshake (RFC 4346 §7.4.4)"
+            ),
+        ),
+        (Outcome::Accepted, false, _) => Judgement::new(
+            Verdict::Error,
+            format!(
+                "the server speaks {v}, but its flight was not read to its end: whether it asks for a client certificate was not seen ({})",
+                o.detail
+            ),
+        ),
+        _ => Judgement::new(
+            Verdict::Error,
+            format!("no answer to judge under {v}: {}", o.detail),
+        ),
+    };
+    j.evidence(evidence)
+}

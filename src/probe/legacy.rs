@@ -241,6 +241,7 @@ async fn read_rest_of_flight(
         }
     }
     let version = out.requested_version;
+    out.flight_read = Some(flight.done);
     match (&flight.certificate_request, flight.done) {
         (Some(cr), _) => {
             out.client_cert_requested = true;

@@ -415,6 +415,10 @@ pub struct ProbeOutcome {
     /// Whether the server issued a TLS 1.3 session ticket on this connection.
     #[serde(default)]
     pub session_ticket: bool,
+    /// A hand-read cleartext flight (TLS 1.0/1.1): whether it was read to its ServerHelloDone,
+    /// so that the absence of a CertificateRequest in it is a fact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flight_read: Option<bool>,
     /// Whether the handshake resumed a session the client offered (no certificate is exchanged).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
@@ -513,6 +517,7 @@ impl ProbeOutcome {
             group_offered: None,
             framing: None,
             crafted: None,
+            flight_read: None,
             server_chain: ServerChain::default(),
             client_cert_requested: false,
             acceptable_ca_names: vec![],

@@ -251,7 +251,7 @@ pub struct Segmented {
 }
 
 /// How long the rest of a cut ClientHello waits behind its first segment.
-const SEGMENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+const SEGMENT_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl Segmented {
     /// `tcp`, its first write cut after `first` bytes (`None`: never cut).
