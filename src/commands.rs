@@ -478,7 +478,7 @@ pub fn aggregate(args: crate::cli::AggregateArgs) -> anyhow::Result<ExitCode> {
     for c in &fleet.clusters {
         said.push_str(&format!(
             "  {:<5} {} {}{}\n",
-            c.verdict.to_uppercase(),
+            c.verdict.to_string().to_uppercase(),
             c.cluster,
             c.namespace,
             if c.failing.is_empty() {

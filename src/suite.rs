@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::controls::Evidence;
 use crate::pki::Adversary;
-use crate::probe::TlsVersion;
+use crate::probe::{Alert, TlsVersion};
 
 /// Built-in suites: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -200,7 +200,7 @@ pub struct Case {
     pub versions: Vec<TlsVersion>,
     /// Alerts a strict profile pins, per version (`"1.3" = "certificate_required"`).
     #[serde(default, deserialize_with = "pinned_alerts")]
-    pub alerts: BTreeMap<TlsVersion, String>,
+    pub alerts: BTreeMap<TlsVersion, Alert>,
     /// Only for the gRPC protocol (skipped with `--protocol tls`).
     #[serde(default)]
     pub grpc_only: bool,
@@ -220,19 +220,27 @@ fn tls_versions<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TlsVersion
         .collect()
 }
 
+/// Pinned alerts, checked when the suite is read: a name no RFC gives an alert is refused.
 fn pinned_alerts<'de, D: serde::Deserializer<'de>>(
     d: D,
-) -> Result<BTreeMap<TlsVersion, String>, D::Error> {
+) -> Result<BTreeMap<TlsVersion, Alert>, D::Error> {
     BTreeMap::<String, String>::deserialize(d)?
         .into_iter()
-        .map(|(v, alert)| Ok((tls_version(&v)?, alert)))
+        .map(|(v, name)| {
+            let alert = Alert::from_name(&name).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown TLS alert `{name}` (RFC 8446 §6 names, e.g. `certificate_required`)"
+                ))
+            })?;
+            Ok((tls_version(&v)?, alert))
+        })
         .collect()
 }
 
 impl Case {
     /// The alert a strict profile pins for `version`, whichever spelling the suite used (`1.3`, `tls1.3`).
-    pub fn pinned_alert(&self, version: TlsVersion) -> Option<&str> {
-        self.alerts.get(&version).map(String::as_str)
+    pub fn pinned_alert(&self, version: TlsVersion) -> Option<Alert> {
+        self.alerts.get(&version).copied()
     }
 }
 
@@ -646,6 +654,14 @@ alerts = { "1.2" = "unknown_ca" }"#,
                 r#"kind = "handshake"
 present = "wrong-ca"
 expect = "rejected"
+versions = ["1.3"]
+alerts = { "1.3" = "unknown-ca" }"#,
+                "unknown TLS alert `unknown-ca`",
+            ),
+            (
+                r#"kind = "handshake"
+present = "wrong-ca"
+expect = "rejected"
 versions = ["1.3", "1.4"]"#,
                 "unknown TLS version `1.4`",
             ),
@@ -704,7 +720,7 @@ alerts = { "TLSv1.3" = "unknown_ca" }
         let suite = Suite::parse(text, "t.toml").unwrap();
         assert_eq!(
             suite.cases[0].pinned_alert(TlsVersion::Tls13),
-            Some("unknown_ca")
+            Some(Alert(48))
         );
         assert_eq!(suite.cases[0].pinned_alert(TlsVersion::Tls12), None);
     }

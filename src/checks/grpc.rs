@@ -6,7 +6,8 @@ use std::collections::BTreeSet;
 use super::handshake::{positive_control, preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
-use crate::grpc::{NoCertRpc, ResumedCall};
+use crate::grpc::{NoCertRpc, ResumedCall, ServingStatus};
+use crate::probe::Alert;
 use crate::report::{Observed, Verdict};
 
 /// `grpc/health`: SERVING under the preferred TLS version. With a stand-in identity there is no
@@ -20,7 +21,7 @@ pub(super) fn judge_health(obs: &Observations) -> Judgement {
     }
     let v = preferred_version(obs);
     match obs.grpc_health.get(&v) {
-        Some(Ok(a)) if a.status == "SERVING" => Judgement::new(
+        Some(Ok(a)) if a.status == ServingStatus::Serving => Judgement::new(
             Verdict::Pass,
             format!("SERVING under {v} in {} µs", a.rpc_us),
         )
@@ -47,7 +48,7 @@ pub(super) fn judge_version(obs: &Observations) -> Judgement {
             Judgement::new(Verdict::Pass, format!("build `{build}`; {known}"))
                 .observed(Observed::Payload(v.clone()))
         }
-        Some(Err(e)) if e.message.contains("UNIMPLEMENTED") || e.message.contains("(12)") => {
+        Some(Err(e)) if e.code() == Some(tonic::Code::Unimplemented) => {
             Judgement::not_applicable("the server has no version.VersionService")
         }
         Some(Err(e)) if e.inconclusive => {
@@ -92,7 +93,7 @@ pub(super) fn judge_no_cert_rpc(obs: &Observations) -> Judgement {
                     .observed(observed);
             }
             NoCertRpc::RefusedInHandshake { connection }
-                if connection.alert.as_deref() == Some("protocol_version")
+                if connection.alert == Some(Alert::PROTOCOL_VERSION)
                     || version_refusal(obs, v).is_some() =>
             {
                 lines.push(format!(

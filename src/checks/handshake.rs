@@ -7,8 +7,9 @@ use std::collections::BTreeSet;
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use super::observe::{AlpnOffer, Door};
+use crate::grpc::ServingStatus;
 use crate::probe::suites::SuiteOffer;
-use crate::probe::{AcceptanceBasis, Outcome, ProbeOutcome, TlsVersion};
+use crate::probe::{AcceptanceBasis, Alert, Outcome, ProbeOutcome, TlsVersion};
 use crate::report::{DoorClass, HealthSeen, Observed, Verdict};
 use crate::suite::{Check, Expect, Presented};
 
@@ -18,11 +19,11 @@ use crate::suite::{Check, Expect, Presented};
 /// that is the checks' business.
 pub fn version_refusal(obs: &Observations, v: TlsVersion) -> Option<String> {
     let o = obs.control(v)?;
-    match o.alert.as_deref() {
-        Some("protocol_version") => Some(format!(
+    match o.alert {
+        Some(Alert::PROTOCOL_VERSION) => Some(format!(
             "the server does not offer {v} (protocol_version alert to the valid client)"
         )),
-        Some(alert @ ("handshake_failure" | "insufficient_security"))
+        Some(alert @ (Alert::HANDSHAKE_FAILURE | Alert::INSUFFICIENT_SECURITY))
             if !o.client_cert_requested && o.server_chain.sha256.is_empty() =>
         {
             let key = obs
@@ -117,7 +118,7 @@ pub(super) fn positive_control(
     };
     if grpc {
         match obs.grpc_health.get(&v) {
-            Some(Ok(a)) if a.status == "SERVING" => {}
+            Some(Ok(a)) if a.status == ServingStatus::Serving => {}
             Some(Ok(a)) => return Err(format!("Health/Check under {v} answered {}", a.status)),
             Some(Err(e)) => return Err(format!("Health/Check under {v} failed: {e}")),
             None => return Err(format!("Health/Check was not tried under {v}")),
@@ -313,9 +314,9 @@ pub(super) fn judge_refusal(
     // A pinned alert is the reason the case tests: it holds where legitimate clients come in
     // (another ALPN may be refused for the protocol alone, before the certificate is looked at).
     if let Some(want) = check.case.pinned_alert(v)
-        && let Some((_, o)) = at_doors.iter().find(|(d, o)| {
-            d.alpn == AlpnOffer::Front && d.craft.is_none() && o.alert.as_deref() != Some(want)
-        })
+        && let Some((_, o)) = at_doors
+            .iter()
+            .find(|(d, o)| d.alpn == AlpnOffer::Front && d.craft.is_none() && o.alert != Some(want))
     {
         return done(Judgement::new(
             Verdict::Fail,
@@ -402,7 +403,7 @@ pub(super) fn judge_admission(
         attempt: o.clone(),
         grpc_health: health.map(|r| match r {
             Ok(a) => HealthSeen::Answer {
-                status: a.status.clone(),
+                status: a.status,
                 rpc_us: a.rpc_us,
             },
             Err(e) => HealthSeen::Failed { error: e.clone() },
@@ -422,7 +423,7 @@ pub(super) fn judge_admission(
             )
         }
         Outcome::Accepted => match health {
-            Some(Ok(a)) if a.status == "SERVING" => {
+            Some(Ok(a)) if a.status == ServingStatus::Serving => {
                 evidence.push(format!(
                     "grpc.health.v1.Health/Check under {v}: SERVING in {} µs",
                     a.rpc_us

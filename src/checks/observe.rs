@@ -627,7 +627,7 @@ fn protocol_mismatch(protocol: Protocol, obs: &Observations) -> Option<String> {
     let alpn_refused = obs.handshakes.iter().any(|(k, o)| {
         k.0 == Presented::Client
             && k.2 == Door::FRONT
-            && o.alert.as_deref() == Some("no_application_protocol")
+            && o.alert == Some(probe::Alert::NO_APPLICATION_PROTOCOL)
     });
     if alpn_refused && protocol != Protocol::Tls {
         let (offered, instead) = if protocol == Protocol::Grpc {

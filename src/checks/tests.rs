@@ -55,7 +55,7 @@ fn attempt(
         Outcome::Accepted => Stage::Application,
         _ => Stage::PostHandshake,
     };
-    o.alert = alert.map(str::to_owned);
+    o.alert = alert.map(|a| crate::probe::Alert::from_name(a).expect("an alert name"));
     o.accepted_by = basis;
     o.sni = sni.map(str::to_owned);
     o.tls_version = Some(v.id().into());
@@ -96,7 +96,7 @@ fn admitted() -> Observations {
         obs.grpc_health.insert(
             v,
             Ok(HealthAnswer {
-                status: "SERVING".into(),
+                status: crate::grpc::ServingStatus::Serving,
                 rpc_us: 1,
                 connection: attempt(v, None, Outcome::Accepted, None, None),
             }),
@@ -243,6 +243,7 @@ fn admission_judge() {
             inconclusive: false,
             alert: None,
             not_grpc: false,
+            status_code: Some(14),
             message: "gRPC status UNAVAILABLE".into(),
         }),
     );
@@ -373,6 +374,21 @@ fn grpc_judges() {
         verdict("grpc/version", &with_version, Protocol::Grpc).0,
         Verdict::Pass
     );
+    // A server without the service answers UNIMPLEMENTED: not judged on it; any other status
+    // with the same words in its message is a failed call.
+    let failed = |code: i32, message: &str| {
+        let mut obs = admitted();
+        obs.grpc_version = Some(Err(CallError {
+            inconclusive: false,
+            alert: None,
+            not_grpc: false,
+            status_code: Some(code),
+            message: message.into(),
+        }));
+        verdict("grpc/version", &obs, Protocol::Grpc).0
+    };
+    assert_eq!(failed(12, "gRPC status (12)"), Verdict::Skip);
+    assert_eq!(failed(14, "UNIMPLEMENTED (12) in the text"), Verdict::Fail);
 
     let connection = attempt(
         V13,

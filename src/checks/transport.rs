@@ -5,7 +5,7 @@ use super::handshake::{preferred_version, version_refusal, version_unspeakable};
 use super::judgement::{Judgement, attempt_evidence};
 use super::observe::Observations;
 use crate::endpoint::Endpoint;
-use crate::probe::{Outcome, ProbeOutcome, TlsVersion};
+use crate::probe::{ChainFailure, Outcome, ProbeOutcome, TlsVersion};
 use crate::report::{DoorClass, Observed, PolicyLine, Verdict};
 
 pub(super) fn judge_expect_refusal(o: &ProbeOutcome, what: &str) -> Judgement {
@@ -121,8 +121,10 @@ pub(super) fn judge_server_identity(obs: &Observations, endpoint: &Endpoint) -> 
                     // certificate with its old CA): say so, and how to give the right one.
                     let other_ca = match issuer {
                         Some(issuer)
-                            if error.contains("UnknownIssuer")
-                                || error.contains("BadSignature") =>
+                            if matches!(
+                                chain.verify_failure,
+                                Some(ChainFailure::UnknownIssuer | ChainFailure::BadSignature)
+                            ) =>
                         {
                             format!(
                                 "; the server certificate (issuer `{issuer}`) was not signed by the server CA this run verifies against ({}{}): if the repo-server's certificate comes from another CA than the bundle's (e.g. only the client CA was rotated), give that CA with --server-ca",
@@ -189,7 +191,7 @@ pub(super) fn judge_tls_policy(obs: &Observations) -> Judgement {
             v.id().to_owned(),
             PolicyLine {
                 line: line.clone(),
-                alert: o.alert.clone(),
+                alert: o.alert,
                 cipher_suite: o.cipher_suite.clone(),
             },
         );

@@ -109,24 +109,38 @@ pub struct CallError {
     pub inconclusive: bool,
     /// The TLS alert the server sent, when that is how the call ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub alert: Option<String>,
+    pub alert: Option<probe::Alert>,
     /// The endpoint does not speak gRPC (no HTTP/2, or HTTP/2 without gRPC).
     #[serde(default)]
     pub not_grpc: bool,
+    /// The gRPC status the call ended with, when it ended with one (its code).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status_code: Option<i32>,
     /// What happened.
     pub message: String,
+}
+
+impl CallError {
+    /// The gRPC status the call ended with, as tonic names it.
+    pub fn code(&self) -> Option<tonic::Code> {
+        self.status_code.map(tonic::Code::from_i32)
+    }
 }
 
 impl From<GrpcError> for CallError {
     fn from(e: GrpcError) -> Self {
         let alert = match &e {
-            GrpcError::Connect(o) | GrpcError::Refused(o) => o.alert.clone(),
+            GrpcError::Connect(o) | GrpcError::Refused(o) => o.alert,
             _ => None,
         };
         CallError {
             inconclusive: e.is_inconclusive(),
             not_grpc: matches!(e, GrpcError::NotHttp2 { .. } | GrpcError::NotGrpc(_)),
             alert,
+            status_code: match &e {
+                GrpcError::Status { code, .. } => Some(*code),
+                _ => None,
+            },
             message: e.to_string(),
         }
     }
@@ -386,11 +400,88 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<CallStep> {
     }))
 }
 
+/// A Health/Check answer's status (grpc.health.v1 `HealthCheckResponse.ServingStatus`); it reads
+/// and serializes as its proto name (`SERVING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServingStatus {
+    /// `UNKNOWN`.
+    Unknown,
+    /// `SERVING`: the one answer that admits a healthy server.
+    Serving,
+    /// `NOT_SERVING`.
+    NotServing,
+    /// `SERVICE_UNKNOWN`.
+    ServiceUnknown,
+    /// A value the proto does not name.
+    Unrecognized(i32),
+}
+
+impl ServingStatus {
+    /// From the wire value.
+    pub fn from_i32(value: i32) -> Self {
+        match value {
+            0 => ServingStatus::Unknown,
+            1 => ServingStatus::Serving,
+            2 => ServingStatus::NotServing,
+            3 => ServingStatus::ServiceUnknown,
+            other => ServingStatus::Unrecognized(other),
+        }
+    }
+
+    /// The proto name, or `UNRECOGNIZED(N)`.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            ServingStatus::Unknown => "UNKNOWN".into(),
+            ServingStatus::Serving => "SERVING".into(),
+            ServingStatus::NotServing => "NOT_SERVING".into(),
+            ServingStatus::ServiceUnknown => "SERVICE_UNKNOWN".into(),
+            ServingStatus::Unrecognized(v) => format!("UNRECOGNIZED({v})").into(),
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "UNKNOWN" => ServingStatus::Unknown,
+            "SERVING" => ServingStatus::Serving,
+            "NOT_SERVING" => ServingStatus::NotServing,
+            "SERVICE_UNKNOWN" => ServingStatus::ServiceUnknown,
+            other => ServingStatus::Unrecognized(
+                other
+                    .strip_prefix("UNRECOGNIZED(")?
+                    .strip_suffix(')')?
+                    .parse()
+                    .ok()?,
+            ),
+        })
+    }
+}
+
+impl std::fmt::Display for ServingStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl Serialize for ServingStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for ServingStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        ServingStatus::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!("`{name}` is not a health serving status"))
+        })
+    }
+}
+
 /// Result of a Health/Check call.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HealthAnswer {
-    /// `SERVING`, `NOT_SERVING`, `UNKNOWN` or `SERVICE_UNKNOWN`.
-    pub status: String,
+    /// What the server said of itself.
+    pub status: ServingStatus,
     /// Round trip of the call, microseconds.
     pub rpc_us: u64,
     /// How the TLS connection was made.
@@ -399,7 +490,6 @@ pub struct HealthAnswer {
 
 /// Calls `grpc.health.v1.Health/Check` for the whole server (empty service name).
 pub async fn health_check(target: &GrpcTarget) -> Result<HealthAnswer, GrpcError> {
-    use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
     let started = Instant::now();
     let request = HealthCheckRequest {
@@ -409,11 +499,8 @@ pub async fn health_check(target: &GrpcTarget) -> Result<HealthAnswer, GrpcError
     let (message, connection) = unary(target, "/grpc.health.v1.Health/Check", &request).await?;
     let response = HealthCheckResponse::decode(message)
         .map_err(|e| GrpcError::NotGrpc(format!("Health/Check answer does not decode: {e}")))?;
-    let status = ServingStatus::try_from(response.status)
-        .map(|s| s.as_str_name().to_owned())
-        .unwrap_or_else(|_| format!("UNRECOGNIZED({})", response.status));
     Ok(HealthAnswer {
-        status,
+        status: ServingStatus::from_i32(response.status),
         rpc_us: started.elapsed().as_micros() as u64,
         connection,
     })

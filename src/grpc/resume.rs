@@ -62,7 +62,7 @@ pub async fn resumed_call(target: &GrpcTarget, origin: String, session: Session)
     target.version = version;
     target.resume = Resume::Offer(Arc::new(Mutex::new(Some(session))));
     let (resumed, answer) = match health_check(&target).await {
-        Ok(a) => (a.connection.resumed, Ok(a.status)),
+        Ok(a) => (a.connection.resumed, Ok(a.status.to_string())),
         Err(e @ GrpcError::Status { .. }) => (false, Ok(e.to_string())),
         Err(e @ (GrpcError::Connect(_) | GrpcError::Refused(_))) => {
             let resumed = matches!(&e, GrpcError::Connect(o) | GrpcError::Refused(o) if o.resumed);

@@ -84,7 +84,7 @@ pub async fn h2c_upgrade(addr: SocketAddr, authority: &str, timeout: Duration) -
         (None, _) => {
             out.outcome = Outcome::Rejected;
             if seen.first() == Some(&0x15) && seen.len() >= 7 {
-                out.alert = Some(probe::alert_name(seen[6]));
+                out.alert = Some(probe::Alert(seen[6]));
             }
             out.detail = format!(
                 "the server answered the HTTP/1.1 upgrade request with {}, not HTTP/1.1",

@@ -101,7 +101,6 @@ impl BaselineAttempt {
             self.outcome.stage,
             self.outcome
                 .alert
-                .as_deref()
                 .map(|a| format!(" (alert {a})"))
                 .unwrap_or_default()
         )

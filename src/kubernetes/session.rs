@@ -3,14 +3,12 @@
 //! the namespace and pod state as typed observations ([`super::observed`]). Nothing here judges;
 //! reads are GET only.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::Api;
-use serde::{Deserialize, Serialize};
 
 use super::cluster::{self, ClusterError, PodFacts, Snapshot};
 use super::forward::{self, LocalForward};
@@ -168,30 +166,6 @@ async fn is_the_pod(direct: std::net::SocketAddr, forwarded: std::net::SocketAdd
         Some(theirs) => presented_leaf(direct).await.as_ref() == Some(&theirs),
         None => false,
     }
-}
-
-/// Kubernetes facts for the report (no Secret data).
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
-#[serde(default)]
-pub struct KubeFacts {
-    /// kubeconfig context, or the kind cluster.
-    pub cluster: String,
-    /// API server `gitVersion`.
-    pub server_version: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Repo-server pods with readiness, restarts and image digests.
-    pub repo_server_pods: Vec<PodFacts>,
-    /// The workloads discovery found (each with its role, container and the
-    /// `argocd-repo-server-mtls*` Secrets it mounts, with their projected keys).
-    pub mtls_workloads: Vec<Workload>,
-    /// What the harness changed (empty in read-only mode).
-    pub changes: Vec<String>,
-    /// Tools and manifest, for the kind target.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub provenance: BTreeMap<String, String>,
-    /// The kind cluster this run created or reused, if any.
-    pub run_cluster_name: Option<String>,
 }
 
 impl Session {

@@ -308,7 +308,29 @@ pub struct Workload {
     pub argv: Vec<String>,
 }
 
+/// A value's name as serde writes it (`repo-server`, `name-label`).
+fn serde_name(value: impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => String::new(),
+    }
+}
+
 impl Workload {
+    /// What the report records of it.
+    pub fn facts(&self) -> crate::report::WorkloadFacts {
+        crate::report::WorkloadFacts {
+            kind: serde_name(self.kind),
+            name: self.name.clone(),
+            role: self.role.map(serde_name),
+            found_by: self.found_by.map(serde_name),
+            container: self.container.clone(),
+            secrets: self.secrets.clone(),
+            mesh: self.mesh.clone(),
+            replicas: self.replicas,
+        }
+    }
+
     /// `deployment/NAME` or `statefulset/NAME`.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.kubectl(), self.name)

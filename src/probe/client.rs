@@ -51,6 +51,7 @@ impl ServerCertVerifier for RecordingServerVerifier {
                     now,
                 );
                 chain.verified = Some(result.is_ok());
+                chain.verify_failure = result.as_ref().err().map(super::ChainFailure::of);
                 chain.verify_error = result.err().map(|e| e.to_string());
             }
             None => chain.verify_error = Some("no server CA configured".into()),

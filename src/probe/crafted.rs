@@ -18,7 +18,7 @@ use tokio::net::TcpStream;
 
 use super::client::{Connected, TicketWatch, chain_facts};
 use super::legacy::{Record, extension, hello_record, push_u16, read_record, sni_extension};
-use super::{Craft, Outcome, ProbeOutcome, ProbeRequest, Stage, alert_name, micros, tcp_connect};
+use super::{Alert, Craft, Outcome, ProbeOutcome, ProbeRequest, Stage, micros, tcp_connect};
 
 /// A TLS 1.3 cipher suite the crafted client can complete: its hash and record protection.
 #[derive(Clone, Copy)]
@@ -114,7 +114,12 @@ const HRR_RANDOM: [u8; 32] = [
 /// A GREASE value (RFC 8701 §2): 0x?a?a.
 const GREASE: u16 = 0x3a3a;
 /// Alerts that say the server could not follow this client's cryptography: the fault is ours.
-const OUR_FAULT: [u8; 4] = [20, 50, 51, 47]; // bad_record_mac, decode_error, decrypt_error, illegal_parameter
+const OUR_FAULT: [Alert; 4] = [
+    Alert::BAD_RECORD_MAC,
+    Alert::DECODE_ERROR,
+    Alert::DECRYPT_ERROR,
+    Alert::ILLEGAL_PARAMETER,
+];
 
 /// X25519MLKEM768 (draft-ietf-tls-ecdhe-mlkem): ML-KEM-768 and X25519 together.
 const X25519MLKEM768: u16 = 0x11ec;
@@ -303,8 +308,8 @@ async fn handshake(
         match read_record(&mut tcp, deadline).await {
             Record::Read { header, body } if header[0] == 0x16 => plain.extend_from_slice(&body),
             Record::Read { header, body } if header[0] == 0x15 && body.len() >= 2 => {
-                let alert = alert_name(body[1]);
-                out.alert = Some(alert.clone());
+                let alert = Alert(body[1]);
+                out.alert = Some(alert);
                 return Err(fail(
                     out,
                     Outcome::Rejected,
@@ -530,9 +535,9 @@ async fn handshake(
 /// An alert during the server's flight: a refusal, unless it says the server could not follow
 /// this client's cryptography.
 fn alerted(mut out: ProbeOutcome, code: u8, started: Instant) -> Stop {
-    let alert = alert_name(code);
-    out.alert = Some(alert.clone());
-    if OUR_FAULT.contains(&code) {
+    let alert = Alert(code);
+    out.alert = Some(alert);
+    if OUR_FAULT.contains(&alert) {
         out.outcome = Outcome::Error;
         out.detail = format!(
             "server sent alert `{alert}` during the crafted handshake: it could not follow the crafted client"
@@ -888,10 +893,10 @@ impl CraftedStream {
 /// An alert after the client's Finished, as the engine reports one; an alert saying the server
 /// could not follow this client's records or Finished is this client's failure, not a refusal.
 fn alert_error(code: u8) -> std::io::Error {
-    if OUR_FAULT.contains(&code) {
+    if OUR_FAULT.contains(&Alert(code)) {
         return std::io::Error::other(format!(
             "the server could not follow the crafted client (alert `{}`)",
-            alert_name(code)
+            Alert(code)
         ));
     }
     std::io::Error::new(

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Outcome, ProbeOutcome, Stage, TlsVersion, alert_name, tcp_connect};
+use super::{Alert, Outcome, ProbeOutcome, Stage, TlsVersion, tcp_connect};
 
 /// Cipher suites a TLS 1.0/1.1 client of that era offers (ECDHE and RSA key exchange, AES-CBC).
 const LEGACY_SUITES: [u16; 6] = [0xc014, 0xc00a, 0xc013, 0xc009, 0x0035, 0x002f];
@@ -263,7 +263,7 @@ async fn read_rest_of_flight(
 fn classify_answer(out: &mut ProbeOutcome, offered: TlsVersion, header: &[u8; 5], body: &[u8]) {
     match header[0] {
         0x15 if body.len() >= 2 => {
-            let alert = alert_name(body[1]);
+            let alert = Alert(body[1]);
             out.outcome = Outcome::Rejected;
             out.detail = format!("server refused the {offered} ClientHello with alert `{alert}`");
             out.alert = Some(alert);

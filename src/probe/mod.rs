@@ -23,9 +23,7 @@ pub use client::{Connected, Resume, Session, SessionJar, connect, provider};
 pub use crafted::CraftedStream;
 pub use outcome::*;
 pub use wire::Segmented;
-pub use wire::{
-    H2_EMPTY_SETTINGS, H2_PREFACE, alert_name, describe_bytes, starts_with_h2_settings,
-};
+pub use wire::{Alert, H2_EMPTY_SETTINGS, H2_PREFACE, describe_bytes, starts_with_h2_settings};
 pub(crate) use wire::{
     H2Answer, PeerSaid, classify_io, micros, read_h2_answer, read_h2_answer_after, tcp_connect,
 };
@@ -525,11 +523,21 @@ mod tests {
 
     #[test]
     fn alert_names_follow_the_rfcs() {
-        assert_eq!(alert_name(116), "certificate_required");
-        assert_eq!(alert_name(48), "unknown_ca");
-        assert_eq!(alert_name(45), "certificate_expired");
-        assert_eq!(alert_name(42), "bad_certificate");
-        assert_eq!(alert_name(200), "alert_200");
+        assert_eq!(Alert(116).to_string(), "certificate_required");
+        assert_eq!(Alert(48).to_string(), "unknown_ca");
+        assert_eq!(Alert(45).to_string(), "certificate_expired");
+        assert_eq!(Alert(42).to_string(), "bad_certificate");
+        assert_eq!(Alert(200).to_string(), "alert_200");
+        assert_eq!(
+            Alert::from_name("certificate_required"),
+            Some(Alert::CERTIFICATE_REQUIRED)
+        );
+        assert_eq!(Alert::from_name("alert_200"), Some(Alert(200)));
+        assert_eq!(Alert::from_name("certificate-required"), None);
+        assert_eq!(
+            serde_json::to_string(&Alert::NO_APPLICATION_PROTOCOL).unwrap(),
+            "\"no_application_protocol\""
+        );
     }
 
     #[test]

@@ -359,9 +359,49 @@ pub struct ServerChain {
     /// Why it did not verify.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_error: Option<String>,
+    /// The same, as a kind a check can branch on.
+    #[serde(skip)]
+    pub verify_failure: Option<ChainFailure>,
     /// The leaf's DER, for the report's certificates section (not repeated in every attempt).
     #[serde(skip)]
     pub leaf_der: Option<Vec<u8>>,
+}
+
+/// Why a presented server chain did not verify, as the verifier named it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainFailure {
+    /// No path to a trust anchor: another CA issued it.
+    UnknownIssuer,
+    /// A signature on the path does not verify (a CA of the same name with another key).
+    BadSignature,
+    /// Outside its validity.
+    Expired,
+    /// Not valid yet.
+    NotYetValid,
+    /// Valid, but not for the name the client asked for.
+    NotValidForName,
+    /// Anything else.
+    Other,
+}
+
+impl ChainFailure {
+    /// The kind of a verifier's error.
+    pub fn of(error: &rustls::Error) -> ChainFailure {
+        use rustls::CertificateError as E;
+        match error {
+            rustls::Error::InvalidCertificate(e) => match e {
+                E::UnknownIssuer => ChainFailure::UnknownIssuer,
+                E::BadSignature => ChainFailure::BadSignature,
+                E::Expired | E::ExpiredContext { .. } => ChainFailure::Expired,
+                E::NotValidYet | E::NotValidYetContext { .. } => ChainFailure::NotYetValid,
+                E::NotValidForName | E::NotValidForNameContext { .. } => {
+                    ChainFailure::NotValidForName
+                }
+                _ => ChainFailure::Other,
+            },
+            _ => ChainFailure::Other,
+        }
+    }
 }
 
 /// One attempt's classified result. Serializable as report evidence.
@@ -372,7 +412,7 @@ pub struct ProbeOutcome {
     /// How far it got.
     pub stage: Stage,
     /// TLS alert received, by RFC 8446 name (`certificate_required`, `unknown_ca`, ...).
-    pub alert: Option<String>,
+    pub alert: Option<super::Alert>,
     /// The connection was reset or closed without an alert.
     pub reset: bool,
     /// Version requested.

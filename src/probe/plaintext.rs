@@ -46,7 +46,7 @@ pub async fn attempt(addr: SocketAddr, timeout: Duration) -> ProbeOutcome {
                 out.outcome = Outcome::Rejected;
                 out.reset = seen.is_empty();
                 if seen.first() == Some(&0x15) && seen.len() >= 7 {
-                    out.alert = Some(super::alert_name(seen[6]));
+                    out.alert = Some(super::Alert(seen[6]));
                 }
                 out.detail = if seen.is_empty() {
                     "server closed the connection on a plaintext HTTP/2 preface".into()

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::legacy::{Record, extension, hello_record, push_u16, read_record, sni_extension};
-use super::{ProbeOutcome, TlsVersion, alert_name, tcp_connect};
+use super::{Alert, ProbeOutcome, TlsVersion, tcp_connect};
 
 /// Every TLS 1.2 suite offered, by IANA value and name, and whether this prober can speak it.
 pub const OFFERED: &[(u16, &str, bool)] = &[
@@ -67,7 +67,7 @@ pub enum SuiteOffer {
     /// Refused (an alert, or a close) before any ServerHello: no client can speak TLS 1.2 here.
     Refused {
         /// The alert, if one came.
-        alert: Option<String>,
+        alert: Option<Alert>,
     },
     /// Nothing can be concluded (timeout, TCP failure, an answer in another protocol).
     Inconclusive {
@@ -163,7 +163,7 @@ pub async fn offer_all(addr: SocketAddr, server_name: &str, timeout: Duration) -
         match header[0] {
             0x15 if chosen.is_none() => {
                 return SuiteOffer::Refused {
-                    alert: body.get(1).map(|b| alert_name(*b)),
+                    alert: body.get(1).map(|b| Alert(*b)),
                 };
             }
             0x16 => flight.extend_from_slice(&body),

@@ -93,44 +93,109 @@ fn first_bytes(seen: &[u8]) -> String {
     hex::encode(&seen[..seen.len().min(16)])
 }
 
-/// RFC 8446 / RFC 5246 name of an alert code.
-pub fn alert_name(code: u8) -> String {
-    match code {
-        0 => "close_notify",
-        10 => "unexpected_message",
-        20 => "bad_record_mac",
-        22 => "record_overflow",
-        40 => "handshake_failure",
-        42 => "bad_certificate",
-        43 => "unsupported_certificate",
-        44 => "certificate_revoked",
-        45 => "certificate_expired",
-        46 => "certificate_unknown",
-        47 => "illegal_parameter",
-        48 => "unknown_ca",
-        49 => "access_denied",
-        50 => "decode_error",
-        51 => "decrypt_error",
-        70 => "protocol_version",
-        71 => "insufficient_security",
-        80 => "internal_error",
-        86 => "inappropriate_fallback",
-        90 => "user_canceled",
-        109 => "missing_extension",
-        110 => "unsupported_extension",
-        112 => "unrecognized_name",
-        116 => "certificate_required",
-        120 => "no_application_protocol",
-        other => return format!("alert_{other}"),
+/// A TLS alert, by its description code (RFC 8446 §6, RFC 5246 §7.2): the fact a refusal
+/// carries. It reads, prints and serializes as its RFC name (`certificate_required`); a code
+/// without one as `alert_N`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Alert(pub u8);
+
+/// Every alert with an RFC name, by code.
+const ALERT_NAMES: [(u8, &str); 25] = [
+    (0, "close_notify"),
+    (10, "unexpected_message"),
+    (20, "bad_record_mac"),
+    (22, "record_overflow"),
+    (40, "handshake_failure"),
+    (42, "bad_certificate"),
+    (43, "unsupported_certificate"),
+    (44, "certificate_revoked"),
+    (45, "certificate_expired"),
+    (46, "certificate_unknown"),
+    (47, "illegal_parameter"),
+    (48, "unknown_ca"),
+    (49, "access_denied"),
+    (50, "decode_error"),
+    (51, "decrypt_error"),
+    (70, "protocol_version"),
+    (71, "insufficient_security"),
+    (80, "internal_error"),
+    (86, "inappropriate_fallback"),
+    (90, "user_canceled"),
+    (109, "missing_extension"),
+    (110, "unsupported_extension"),
+    (112, "unrecognized_name"),
+    (116, "certificate_required"),
+    (120, "no_application_protocol"),
+];
+
+impl Alert {
+    /// `bad_record_mac`: a record the peer could not open.
+    pub const BAD_RECORD_MAC: Alert = Alert(20);
+    /// `handshake_failure`: no acceptable set of parameters.
+    pub const HANDSHAKE_FAILURE: Alert = Alert(40);
+    /// `illegal_parameter`.
+    pub const ILLEGAL_PARAMETER: Alert = Alert(47);
+    /// `decode_error`: a message that could not be parsed.
+    pub const DECODE_ERROR: Alert = Alert(50);
+    /// `decrypt_error`: a signature or Finished that did not verify.
+    pub const DECRYPT_ERROR: Alert = Alert(51);
+    /// `protocol_version`: the version offered is refused.
+    pub const PROTOCOL_VERSION: Alert = Alert(70);
+    /// `insufficient_security`.
+    pub const INSUFFICIENT_SECURITY: Alert = Alert(71);
+    /// `certificate_required` (TLS 1.3): a client certificate was required and none came.
+    pub const CERTIFICATE_REQUIRED: Alert = Alert(116);
+    /// `no_application_protocol`: no ALPN id the server speaks.
+    pub const NO_APPLICATION_PROTOCOL: Alert = Alert(120);
+
+    /// The RFC name, or `alert_N`.
+    pub fn name(self) -> std::borrow::Cow<'static, str> {
+        match ALERT_NAMES.iter().find(|(code, _)| *code == self.0) {
+            Some((_, name)) => (*name).into(),
+            None => format!("alert_{}", self.0).into(),
+        }
     }
-    .to_owned()
+
+    /// The alert an RFC name (or `alert_N`) names.
+    pub fn from_name(name: &str) -> Option<Alert> {
+        if let Some((code, _)) = ALERT_NAMES.iter().find(|(_, n)| *n == name) {
+            return Some(Alert(*code));
+        }
+        name.strip_prefix("alert_")?.parse().ok().map(Alert)
+    }
+}
+
+impl std::fmt::Display for Alert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl std::fmt::Debug for Alert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+impl serde::Serialize for Alert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Alert {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Alert::from_name(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("`{name}` is not a TLS alert name")))
+    }
 }
 
 /// What an I/O error from the TLS stream says about the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PeerSaid {
     /// The peer sent this TLS alert.
-    Alert(String),
+    Alert(Alert),
     /// The peer reset or closed the connection without an alert.
     Reset(String),
     /// Something else went wrong (possibly on our side).
@@ -144,7 +209,7 @@ pub(crate) fn classify_io(err: &std::io::Error) -> PeerSaid {
         .and_then(|e| e.downcast_ref::<rustls::Error>())
     {
         return match tls {
-            rustls::Error::AlertReceived(alert) => PeerSaid::Alert(alert_name(u8::from(*alert))),
+            rustls::Error::AlertReceived(alert) => PeerSaid::Alert(Alert(u8::from(*alert))),
             other => PeerSaid::Other(format!("TLS error: {other}")),
         };
     }
@@ -181,7 +246,7 @@ pub fn describe_bytes(seen: &[u8]) -> String {
         [0x15, 3, _, 0, 2, level, code, ..] => format!(
             "a TLS {} alert `{}`",
             if *level == 2 { "fatal" } else { "warning" },
-            alert_name(*code)
+            Alert(*code)
         ),
         [0x16, 3, ..] => "a TLS handshake record".into(),
         _ if seen.starts_with(b"HTTP/") => format!(

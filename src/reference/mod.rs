@@ -545,8 +545,10 @@ async fn serve_health_http(
                             ("/healthz", false) => (StatusCode::OK, "ok".to_owned()),
                             ("/healthz", true) if plaintext => (StatusCode::OK, "ok".to_owned()),
                             ("/healthz", true) => match grpc::health_check(&self_dial).await {
-                                Ok(a) if a.status == "SERVING" => (StatusCode::OK, "ok".to_owned()),
-                                Ok(a) => (StatusCode::SERVICE_UNAVAILABLE, a.status),
+                                Ok(a) if a.status == crate::grpc::ServingStatus::Serving => {
+                                    (StatusCode::OK, "ok".to_owned())
+                                }
+                                Ok(a) => (StatusCode::SERVICE_UNAVAILABLE, a.status.to_string()),
                                 Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
                             },
                             _ => (StatusCode::NOT_FOUND, "not found".to_owned()),

@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{SchemaError, check_schema_version};
+use super::{SchemaError, Verdict, check_schema_version};
+use crate::suite::Severity;
 
 /// A report the fleet did not count, and why.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub struct Day {
     /// `YYYY-MM-DD` (UTC) of the run.
     pub day: String,
     /// The run's gate: `pass`, `fail`, `error` (no verdict).
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Its report.
     pub report: PathBuf,
 }
@@ -52,7 +53,7 @@ pub struct ClusterEntry {
     /// The Argo CD namespace (empty for an endpoint run).
     pub namespace: String,
     /// The latest report's gate.
-    pub verdict: String,
+    pub verdict: Verdict,
     /// Whether the latest run stopped early.
     pub incomplete: bool,
     /// The latest report.
@@ -92,7 +93,7 @@ impl Fleet {
     pub fn exit_code(&self) -> u8 {
         if !self.rejected.is_empty() || self.clusters.is_empty() {
             2
-        } else if self.clusters.iter().any(|c| c.verdict != "pass") {
+        } else if self.clusters.iter().any(|c| c.verdict != Verdict::Pass) {
             1
         } else {
             0
@@ -147,7 +148,7 @@ struct SlimKube {
 
 #[derive(Deserialize)]
 struct SlimSummary {
-    verdict: String,
+    verdict: Verdict,
 }
 
 #[derive(Deserialize)]
@@ -159,9 +160,9 @@ struct SlimCert {
 #[derive(Deserialize)]
 struct SlimCheck {
     id: String,
-    verdict: String,
+    verdict: Verdict,
     #[serde(default)]
-    severity: String,
+    severity: Severity,
     #[serde(default)]
     endpoint: String,
 }
@@ -275,11 +276,11 @@ fn read_all(paths: &[PathBuf]) -> Vec<Result<Read, (PathBuf, Unread)>> {
 }
 
 /// How bad a gate is, for sorting: lower is worse.
-fn rank(verdict: &str) -> u8 {
+fn rank(verdict: Verdict) -> u8 {
     match verdict {
-        "fail" => 0,
-        "pass" => 2,
-        _ => 1,
+        Verdict::Fail => 0,
+        Verdict::Pass => 2,
+        Verdict::Error | Verdict::Skip => 1,
     }
 }
 
@@ -346,7 +347,7 @@ pub fn aggregate(dirs: &[PathBuf]) -> Result<Fleet, FleetError> {
                 .iter()
                 .map(|(day, r)| Day {
                     day: day.clone(),
-                    verdict: r.slim.summary.verdict.clone(),
+                    verdict: r.slim.summary.verdict,
                     report: r.path.clone(),
                 })
                 .collect();
@@ -362,7 +363,7 @@ pub fn aggregate(dirs: &[PathBuf]) -> Result<Fleet, FleetError> {
             Some(ClusterEntry {
                 cluster,
                 namespace,
-                verdict: latest.slim.summary.verdict.clone(),
+                verdict: latest.slim.summary.verdict,
                 incomplete: latest.slim.run.incomplete,
                 started_at: latest.slim.run.started_at.clone(),
                 argocd_version: latest
@@ -373,12 +374,12 @@ pub fn aggregate(dirs: &[PathBuf]) -> Result<Fleet, FleetError> {
                     .map(|v| v.version.clone()),
                 failing: checks
                     .iter()
-                    .filter(|c| c.verdict == "fail" && c.severity == "required")
+                    .filter(|c| c.verdict == Verdict::Fail && c.severity == Severity::Required)
                     .map(named)
                     .collect(),
                 no_verdict: checks
                     .iter()
-                    .filter(|c| c.verdict == "error")
+                    .filter(|c| c.verdict == Verdict::Error)
                     .map(named)
                     .collect(),
                 certificate_horizon_days: latest
@@ -393,8 +394,8 @@ pub fn aggregate(dirs: &[PathBuf]) -> Result<Fleet, FleetError> {
         })
         .collect();
     clusters.sort_by(|a, b| {
-        rank(&a.verdict)
-            .cmp(&rank(&b.verdict))
+        rank(a.verdict)
+            .cmp(&rank(b.verdict))
             .then(b.failing.len().cmp(&a.failing.len()))
             .then(
                 a.certificate_horizon_days
@@ -461,7 +462,7 @@ pub fn render_markdown(fleet: &Fleet) -> String {
             "| {} | {} | {}{} | {} | {} | {} | {} |\n",
             c.cluster,
             c.namespace,
-            c.verdict.to_uppercase(),
+            c.verdict.to_string().to_uppercase(),
             if c.incomplete { " (incomplete)" } else { "" },
             c.argocd_version.as_deref().unwrap_or("unknown"),
             c.certificate_horizon_days
@@ -517,7 +518,7 @@ pub fn render_junit(fleet: &Fleet) -> String {
         suite.add_test_case(TestCase::new(
             "gate",
             status(
-                c.verdict != "pass",
+                c.verdict != Verdict::Pass,
                 format!("{} ({})", c.verdict, c.report.display()),
             ),
         ));
@@ -637,8 +638,8 @@ mod tests {
         );
         let prod = &fleet.clusters[0];
         assert_eq!(
-            (prod.cluster.as_str(), prod.verdict.as_str()),
-            ("prod", "fail")
+            (prod.cluster.as_str(), prod.verdict),
+            ("prod", Verdict::Fail)
         );
         assert_eq!(
             prod.failing,

@@ -84,9 +84,10 @@ fn chips(observed: &Observed) -> String {
             Outcome::Accepted => ("accepted", "accepted".to_owned()),
             Outcome::Rejected => (
                 "rejected",
-                a.alert
-                    .clone()
-                    .unwrap_or_else(|| if a.reset { "reset" } else { "refused" }.into()),
+                a.alert.map_or_else(
+                    || if a.reset { "reset" } else { "refused" }.to_owned(),
+                    |a| a.to_string(),
+                ),
             ),
             Outcome::Inconclusive => ("inconclusive", "inconclusive".to_owned()),
             Outcome::Error => ("error", "error".to_owned()),
@@ -496,7 +497,7 @@ mod tests {
         let mut refused = ProbeOutcome::blank(crate::probe::TlsVersion::Tls13, None);
         refused.sni = Some("<evil>".into());
         refused.outcome = Outcome::Rejected;
-        refused.alert = Some("certificate_required".into());
+        refused.alert = Some(crate::probe::Alert::CERTIFICATE_REQUIRED);
         let chips = chips(&Observed::Attempts {
             attempts: vec![refused.clone()],
         });

@@ -1,8 +1,7 @@
 //! report.md: what an auditor reads. Summary first, then every check with expected vs observed,
 //! the certificates, and the control mapping.
 
-use super::{ControlStatus, Report};
-use crate::kubernetes::session::KubeFacts;
+use super::{ControlStatus, KubeFacts, Report};
 use crate::suite::Severity;
 
 use super::verdict_word;
@@ -319,7 +318,7 @@ fn kubernetes_section(md: &mut String, k: &KubeFacts) {
         "Workloads mounting argocd-repo-server-mtls*",
         k.mtls_workloads
             .iter()
-            .map(|w| format!("{:?}/{}", w.kind, w.name))
+            .map(|w| format!("{}/{}", w.kind, w.name))
             .collect(),
     );
     list(md, "Changes the harness made", k.changes.clone());

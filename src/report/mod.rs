@@ -11,6 +11,7 @@ pub mod events;
 pub mod fleet;
 mod html;
 mod junit;
+mod kube;
 mod markdown;
 pub mod metrics;
 mod observed;
@@ -19,6 +20,7 @@ pub mod policyreport;
 pub mod progress;
 mod write;
 
+pub use kube::{KubeFacts, PodFacts, WorkloadFacts};
 pub use observed::{Coverage, DoorClass, HealthSeen, Observed, PolicyLine};
 pub use write::{Formats, new_run_id, write};
 
@@ -334,7 +336,7 @@ pub struct Subject {
     pub argocd_version_unknown: Option<String>,
     /// Kubernetes facts (server version, namespace, pods, image digests), for cluster targets.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub kubernetes: Option<crate::kubernetes::session::KubeFacts>,
+    pub kubernetes: Option<KubeFacts>,
 }
 
 /// Totals and the overall verdict.

@@ -158,6 +158,7 @@ impl DoorClass {
                     if chain.verified != attempt.server_chain.verified {
                         chain.verified = None;
                         chain.verify_error = None;
+                        chain.verify_failure = None;
                     }
                 }
                 None => classes.push((
@@ -188,6 +189,7 @@ impl DoorClass {
         key.timings = Default::default();
         key.server_chain.verified = None;
         key.server_chain.verify_error = None;
+        key.server_chain.verify_failure = None;
         key.detail.clear();
         key
     }
@@ -200,7 +202,7 @@ pub enum HealthSeen {
     /// It answered.
     Answer {
         /// `SERVING`, ...
-        status: String,
+        status: crate::grpc::ServingStatus,
         /// Round trip, microseconds.
         rpc_us: u64,
     },
@@ -217,7 +219,7 @@ pub struct PolicyLine {
     /// What the version did, in words.
     pub line: String,
     /// The alert, if the server sent one.
-    pub alert: Option<String>,
+    pub alert: Option<crate::probe::Alert>,
     /// The cipher suite, if one was negotiated.
     pub cipher_suite: Option<String>,
 }

@@ -20,12 +20,12 @@ use crate::kubernetes::kind::{self, KindCluster};
 use crate::kubernetes::manifest::{self, ManifestSource};
 use crate::kubernetes::observed::{Baseline, BaselineAttempt, KubernetesObservations};
 use crate::kubernetes::provision::{Profile, Provisioning, material_from_secret};
-use crate::kubernetes::session::{KubeFacts, Session, no_role};
-use crate::kubernetes::workloads::Role;
+use crate::kubernetes::session::{Session, no_role};
+use crate::kubernetes::workloads::{Role, Workload};
 use crate::pki::ProbePki;
 use crate::probe;
-use crate::report::CheckResult;
 use crate::report::events::{Event, Events};
+use crate::report::{CheckResult, KubeFacts};
 use crate::runner::{self};
 use crate::suite::{CaseKind, Check, KubeCase};
 
@@ -711,7 +711,7 @@ impl KubeRun {
             None => None,
         };
         self.facts.repo_server_pods = snapshot.repo_server_pods.clone();
-        self.facts.mtls_workloads = snapshot.workloads.clone();
+        self.facts.mtls_workloads = snapshot.workloads.iter().map(Workload::facts).collect();
         let observed = KubernetesObservations {
             namespace: session.namespace.clone(),
             baseline,

@@ -31,10 +31,7 @@ fn side_by_side(
             "; mTLS: {} {}{}",
             o.outcome,
             o.stage,
-            o.alert
-                .as_deref()
-                .map(|a| format!(" (alert {a})"))
-                .unwrap_or_default()
+            o.alert.map(|a| format!(" (alert {a})")).unwrap_or_default()
         )
     });
     format!(

@@ -7,6 +7,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The facts of a repo-server pod the report records (the report owns the type).
+pub use crate::report::PodFacts;
+
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
 use kube::Client;
@@ -123,41 +126,6 @@ async fn live_pods(
     list.retain(|p| p.metadata.deletion_timestamp.is_none());
     list.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(list)
-}
-
-/// The facts of a repo-server pod the report records.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(default)]
-pub struct PodFacts {
-    /// Pod name.
-    pub name: String,
-    /// Ready condition.
-    pub ready: bool,
-    /// Sum of container restart counts.
-    pub restarts: i32,
-    /// Image digests of the containers (`imageID`).
-    pub image_ids: Vec<String>,
-    /// Whether every container is running (a crash-looping or pulling pod cannot be probed).
-    pub running: bool,
-    /// What the containers that do not run are doing (`waiting: CrashLoopBackOff`), and how the
-    /// last run of each ended (`last exit 1 (Error)`); empty when all run.
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub state: String,
-    /// Not Ready, and a container whose last run failed has been restarted: a crash loop
-    /// caught in one of its brief runs. It cannot serve, and is judged as a stopped replica.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub crash_looping: bool,
-    /// `GRPC_GO_LOG_SEVERITY_LEVEL` as the pod spec sets it on its containers (unset: `None`):
-    /// whether grpc-go may log refused handshakes at all.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grpc_log_level: Option<String>,
-    /// `status.podIP`, once the pod has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<String>,
-    /// A service-mesh proxy running in the pod (`istio-proxy`, `linkerd-proxy`), as a container
-    /// or a native sidecar: a connection to the pod IP would pass through it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mesh_proxy: Option<String>,
 }
 
 fn pod_facts(pod: &Pod) -> PodFacts {
