@@ -88,6 +88,7 @@ fn main() {
                         timeout: Duration::from_secs(5),
                         resume: probe::Resume::Never,
                         kx_group: None,
+                        sig_family: None,
                         framing: None,
                         craft: None,
                         silence: None,

@@ -168,6 +168,18 @@ fn door_list(space: &crate::checks::DoorSpace) -> String {
             row.models
         ));
     }
+    for row in &space.signature {
+        let only = if row.offer.usable_under(crate::probe::TlsVersion::Tls13) {
+            ""
+        } else {
+            "; TLS 1.2 only"
+        };
+        out.push_str(&format!(
+            "  signature algorithms `{}` alone [explored{only}]: {}\n",
+            row.offer.name(),
+            row.models
+        ));
+    }
     for row in &space.framing {
         out.push_str(&format!(
             "  {} [explored]: {}\n",

@@ -183,6 +183,7 @@ async fn tls13_rejections_are_seen_after_the_handshake() {
                 silence: Some(Duration::from_millis(500)),
                 resume: probe::Resume::Never,
                 kx_group: None,
+                sig_family: None,
                 framing: None,
                 craft: None,
             };

@@ -65,9 +65,21 @@ const ROWS: &[Row] = &[
             (
                 "handshake/no-client-cert/tls1.3",
                 "pass",
-                "`certificate_required` / alert `decode_error` / alert `no_application_protocol` at each of",
+                "`certificate_required` / alert `decode_error` / alert `handshake_failure` / alert `no_application_protocol` at each of",
             ),
             ("handshake/no-client-cert/tls1.3", "pass", "9 hand-built"),
+            // Go has no chain for the ECDSA and Ed25519 doors (an RSA certificate): shut at the
+            // hello, so no other refusal is sent there.
+            (
+                "handshake/no-client-cert/tls1.3",
+                "pass",
+                "3 with one family of signature algorithms",
+            ),
+            (
+                "handshake/wrong-ca/tls1.3",
+                "pass",
+                "at each of 13 doors (7 server names, 3 ALPN offers)",
+            ),
             (
                 "handshake/no-client-cert/tls1.0",
                 "pass",
@@ -531,6 +543,29 @@ const ROWS: &[Row] = &[
     // or its first 16 bytes sent alone, is what a peeker reading one record or one read cannot
     // parse: it falls through to a chain without client authentication. The cut is the engine's
     // own hello, so every refusal meets it.
+    // Issue 26.1, signature algorithms: a dual-certificate server serves its ECDSA chain, without
+    // client authentication, to a client that cannot verify its RSA one. The engine's own
+    // hellos, so every refusal meets the door.
+    Row {
+        name: "the second chain of a dual-certificate server kept without client authentication",
+        mode: "sigalg-twin",
+        server_flags: &[],
+        harness: GRPC,
+        exit: 1,
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, signatures `ecdsa` alone",
+            ),
+            (
+                "handshake/wrong-ca/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, signatures `ecdsa` alone",
+            ),
+        ],
+        fails: Some(&NEGATIVES),
+    },
     Row {
         name: "the chain picked from the first TLS record only",
         mode: "peek-record",

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use serde::Deserialize;
 
 use crate::endpoint::Protocol;
-use crate::probe::{self, AcceptanceProof, Craft, Framing, KxGroup, Sni};
+use crate::probe::{self, AcceptanceProof, Craft, Framing, KxGroup, SigFamily, Sni};
 
 /// The table, as shipped.
 const TABLE: &str = include_str!("../../suites/doors.toml");
@@ -54,6 +54,8 @@ pub struct Door {
     pub framing: Option<Framing>,
     /// The ClientHello built by hand (TLS 1.3, no certificate: the explorer's doors only).
     pub craft: Option<Craft>,
+    /// One family of signature algorithms offered alone (`None`: every one the engine verifies).
+    pub sigs: Option<SigFamily>,
 }
 
 impl Door {
@@ -65,6 +67,7 @@ impl Door {
         kx: None,
         framing: None,
         craft: None,
+        sigs: None,
     };
 
     /// The front door knocked on by the hand-built client: the premise of every hand-built door
@@ -80,21 +83,24 @@ impl Door {
     }
 
     /// Whether `present` can be tried here under `version`: a hand-built door carries no
-    /// certificate and speaks TLS 1.3 only.
+    /// certificate and speaks TLS 1.3 only; a signature family must be one a server may sign a
+    /// handshake of that version with.
     pub fn admits(&self, present: crate::suite::Presented, version: probe::TlsVersion) -> bool {
-        self.craft.is_none()
-            || (present == crate::suite::Presented::None && version == probe::TlsVersion::Tls13)
+        (self.craft.is_none()
+            || (present == crate::suite::Presented::None && version == probe::TlsVersion::Tls13))
+            && self.sigs.is_none_or(|f| f.usable_under(version))
     }
 
-    /// The dimension the door varies: the key exchange group, the ALPN offer, or (at the front
-    /// ALPN) the server name.
+    /// The dimension the door varies: how the hello is built or cut, the signature algorithms,
+    /// the key exchange group, the ALPN offer, or (at the front ALPN) the server name.
     pub fn dimension(&self) -> Dimension {
-        match (self.craft, self.framing, self.kx, self.alpn) {
+        match (self.craft, self.framing, self.sigs, self.kx, self.alpn) {
             (Some(_), ..) => Dimension::HandBuilt,
             (None, Some(_), ..) => Dimension::Framing,
-            (None, None, Some(_), _) => Dimension::KeyExchange,
-            (None, None, None, AlpnOffer::Front) => Dimension::ServerName,
-            (None, None, None, AlpnOffer::Ids(_)) => Dimension::Alpn,
+            (None, None, Some(_), ..) => Dimension::Signature,
+            (None, None, None, Some(_), _) => Dimension::KeyExchange,
+            (None, None, None, None, AlpnOffer::Front) => Dimension::ServerName,
+            (None, None, None, None, AlpnOffer::Ids(_)) => Dimension::Alpn,
         }
     }
 }
@@ -108,6 +114,8 @@ pub enum Dimension {
     Alpn,
     /// The key exchange groups offered.
     KeyExchange,
+    /// The signature algorithms offered.
+    Signature,
     /// How the ClientHello is cut into records and TCP segments.
     Framing,
     /// ClientHellos the engine cannot send, built by hand.
@@ -116,22 +124,36 @@ pub enum Dimension {
 
 impl Dimension {
     /// Every dimension, in the order reports list them.
-    pub const ALL: [Dimension; 5] = [
+    pub const ALL: [Dimension; 6] = [
         Dimension::ServerName,
         Dimension::Alpn,
         Dimension::KeyExchange,
+        Dimension::Signature,
         Dimension::Framing,
         Dimension::HandBuilt,
     ];
 }
 
 impl Dimension {
+    /// How a refusal's reason counts the doors of this dimension (`3 with one key exchange
+    /// group`); `None` for the name and the ALPN offer, which it counts by distinct values.
+    pub fn counted(self) -> Option<&'static str> {
+        match self {
+            Dimension::ServerName | Dimension::Alpn => None,
+            Dimension::KeyExchange => Some("with one key exchange group"),
+            Dimension::Signature => Some("with one family of signature algorithms"),
+            Dimension::Framing => Some("with the ClientHello cut"),
+            Dimension::HandBuilt => Some("hand-built"),
+        }
+    }
+
     /// The dimension in words.
     pub fn words(self) -> &'static str {
         match self {
             Dimension::ServerName => "server name (SNI)",
             Dimension::Alpn => "ALPN offer",
             Dimension::KeyExchange => "key exchange group",
+            Dimension::Signature => "signature algorithms",
             Dimension::Framing => "ClientHello framing",
             Dimension::HandBuilt => "hand-built ClientHello (TLS 1.3, no certificate)",
         }
@@ -210,6 +232,18 @@ pub struct AlpnRow {
 pub struct GroupRow {
     /// The group.
     pub offer: KxGroup,
+    /// What it models.
+    pub models: String,
+    /// Where the behaviour is specified or seen.
+    pub reference: String,
+}
+
+/// One signature row of the table: a family of signature algorithms offered alone.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignatureRow {
+    /// The family.
+    pub offer: SigFamily,
     /// What it models.
     pub models: String,
     /// Where the behaviour is specified or seen.
@@ -315,6 +349,9 @@ pub struct DoorSpace {
     /// Key exchange groups, each offered alone.
     #[serde(default)]
     pub group: Vec<GroupRow>,
+    /// Signature algorithm families, each offered alone.
+    #[serde(default)]
+    pub signature: Vec<SignatureRow>,
     /// Ways to cut the ClientHello.
     #[serde(default)]
     pub framing: Vec<FramingRow>,
@@ -497,6 +534,16 @@ impl DoorSpace {
             push(
                 Door {
                     kx: Some(row.offer),
+                    ..Door::FRONT
+                },
+                false,
+                &mut out,
+            );
+        }
+        for row in &self.signature {
+            push(
+                Door {
+                    sigs: Some(row.offer),
                     ..Door::FRONT
                 },
                 false,
@@ -761,9 +808,7 @@ mod tests {
         assert!(base.contains(&&Door {
             sni: Sni::Absent,
             alpn: AlpnOffer::HTTP11,
-            kx: None,
-            framing: None,
-            craft: None,
+            ..Door::FRONT
         }));
         assert!(
             !base
@@ -779,14 +824,31 @@ mod tests {
         for g in [KxGroup::X25519, KxGroup::Secp256r1, KxGroup::Secp384r1] {
             assert!(doors.contains(&(
                 Door {
-                    sni: Sni::Configured,
-                    alpn: AlpnOffer::Front,
                     kx: Some(g),
-                    framing: None,
-                    craft: None,
+                    ..Door::FRONT
                 },
                 false
             )));
+        }
+        // Each family of signature algorithms alone, at the front door; RSA PKCS#1 v1.5 is
+        // tried under TLS 1.2 only.
+        for f in [
+            SigFamily::Ecdsa,
+            SigFamily::RsaPss,
+            SigFamily::RsaPkcs1,
+            SigFamily::Ed25519,
+        ] {
+            let door = Door {
+                sigs: Some(f),
+                ..Door::FRONT
+            };
+            assert!(doors.contains(&(door.clone(), false)));
+            assert_eq!(door.dimension(), Dimension::Signature);
+            assert!(door.admits(crate::suite::Presented::Client, probe::TlsVersion::Tls12));
+            assert_eq!(
+                door.admits(crate::suite::Presented::Client, probe::TlsVersion::Tls13),
+                f != SigFamily::RsaPkcs1
+            );
         }
         // Over HTTPS no offer holds h2.
         let https = space.doors("localhost", Protocol::Https, &names, 1);

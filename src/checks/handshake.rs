@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use super::doors::Dimension;
 use super::judgement::{Judgement, attempt_evidence, refusal_words};
 use super::observe::Observations;
 use super::observe::{AlpnOffer, Door};
@@ -346,24 +347,13 @@ pub(super) fn judge_refusal(
                 .len()
         ),
     ];
-    for (n, what) in [
-        (
-            attempts
-                .iter()
-                .filter(|o| o.group_offered.is_some())
-                .count(),
-            "with one key exchange group",
-        ),
-        (
-            attempts.iter().filter(|o| o.framing.is_some()).count(),
-            "with the ClientHello cut",
-        ),
-        (
-            attempts.iter().filter(|o| o.crafted.is_some()).count(),
-            "hand-built",
-        ),
-    ] {
-        if n > 0 {
+    // The dimensions past the name and the ALPN offer, each door counted once by what it varies.
+    for dimension in Dimension::ALL {
+        let n = at_doors
+            .iter()
+            .filter(|(d, _)| d.dimension() == dimension)
+            .count();
+        if let (Some(what), 1..) = (dimension.counted(), n) {
             kinds.push(format!("{n} {what}"));
         }
     }

@@ -315,6 +315,7 @@ pub async fn observe(
             silence: settings.silence,
             resume,
             kx_group: door.kx,
+            sig_family: door.sigs,
             framing: door.framing,
             craft: door.craft,
         })
@@ -779,11 +780,23 @@ pub(super) fn class_doors(
                 .map(|c| (*v, c)),
         );
         // A hand-built door carries no certificate: the other refusals cannot be tried there.
-        if !is_base(door) && door.craft.is_none() {
+        if !is_base(door) && door.craft.is_none() && !shut_at_hello(o) {
             reps.push((*v, door.clone()));
         }
     }
     reps
+}
+
+/// Whether the server refused the attempt before its own certificate went out, so before any
+/// client could have sent one: on the ClientHello alone (no chain for the signature algorithms
+/// offered, an ALPN it does not speak). Every identity sends the same engine hello at a door, so
+/// the door is shut to all of them: no other refusal is tried there.
+pub(super) fn shut_at_hello(o: &ProbeOutcome) -> bool {
+    o.outcome == Outcome::Rejected
+        && o.stage == probe::Stage::Handshake
+        && o.server_chain.sha256.is_empty()
+        && !o.client_cert_requested
+        && o.crafted.is_none()
 }
 
 /// The hand-built client's premise: at the front door its handshake must reach the server's

@@ -73,6 +73,7 @@ fn key(label: &str, v: TlsVersion, sni: Sni) -> AttemptKey {
             sni,
             alpn: AlpnOffer::Front,
             kx: None,
+            sigs: None,
             framing: None,
             craft: None,
         },
@@ -673,6 +674,7 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
         sni: Sni::Configured,
         alpn: AlpnOffer::Ids(&["h2", "http/1.1"]),
         kx: None,
+        sigs: None,
         framing: None,
         craft: None,
     };
@@ -722,6 +724,78 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
     let alpn = alpn_coverage(&same);
     assert_eq!((alpn.variants, alpn.behaviours), (1, 1));
     assert!(alpn.apart.is_empty());
+}
+
+/// Issue 26, signature algorithms: a door the server refused on the ClientHello alone (before its
+/// own certificate went out: no chain for the family offered) is a behaviour of its own, named
+/// in the coverage, but no other refusal is sent there (every identity sends that same hello);
+/// a door where the server went on to its certificate and behaved differently is tried by them.
+#[test]
+fn a_door_shut_at_the_hello_is_named_but_not_tried_again() {
+    use super::observe::{class_doors, coverage};
+    let front = Door::FRONT;
+    let door = |f| Door {
+        sigs: Some(f),
+        ..Door::FRONT
+    };
+    let (rsa, eddsa) = (
+        door(crate::probe::SigFamily::RsaPss),
+        door(crate::probe::SigFamily::Ed25519),
+    );
+    let mut at_front = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("certificate_required"),
+        None,
+    );
+    at_front.client_cert_requested = true;
+    at_front.server_chain.sha256 = vec!["ab".into()];
+    // No Ed25519 chain: refused at the hello.
+    let mut shut = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("handshake_failure"),
+        None,
+    );
+    shut.stage = Stage::Handshake;
+    shut.tls_version = None;
+    shut.signatures_offered = Some(crate::probe::SigFamily::Ed25519);
+    // An RSA chain served, and no certificate asked for: a behaviour the others must meet too.
+    let mut other_chain = attempt(
+        V13,
+        Some("localhost"),
+        Outcome::Rejected,
+        Some("bad_certificate"),
+        None,
+    );
+    other_chain.server_chain.sha256 = vec!["cd".into()];
+    other_chain.signatures_offered = Some(crate::probe::SigFamily::RsaPss);
+    let doors = vec![
+        (front.clone(), true),
+        (rsa.clone(), false),
+        (eddsa.clone(), false),
+    ];
+    let explored = vec![
+        ((Presented::None, V13, front.clone()), at_front),
+        ((Presented::None, V13, rsa.clone()), other_chain),
+        ((Presented::None, V13, eddsa.clone()), shut),
+    ];
+    assert_eq!(class_doors(&explored, &doors), vec![(V13, rsa)]);
+    let sigs = coverage(Presented::None, &explored, &doors, None)[&V13]
+        .iter()
+        .find(|c| c.dimension == "signature algorithms")
+        .expect("the signature dimension")
+        .clone();
+    assert_eq!((sigs.variants, sigs.behaviours), (2, 3));
+    assert!(
+        sigs.apart
+            .iter()
+            .any(|a| a.contains("signatures `ed25519` alone") && a.contains("handshake_failure")),
+        "{:?}",
+        sigs.apart
+    );
 }
 
 /// `tls/session-resumption` on canned facts: no session handed to a refused attempt passes, a

@@ -166,6 +166,7 @@ fn to_request(target: &GrpcTarget) -> ProbeRequest {
         silence: None,
         resume: target.resume.clone(),
         kx_group: None,
+        sig_family: None,
         framing: None,
         craft: None,
     }

@@ -150,6 +150,7 @@ async fn presented_leaf(addr: std::net::SocketAddr) -> Option<String> {
         silence: None,
         resume: Default::default(),
         kx_group: None,
+        sig_family: None,
         framing: None,
         craft: None,
     })

@@ -24,6 +24,8 @@ use crate::x509::fingerprint_sha256;
 struct RecordingServerVerifier {
     webpki: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
+    /// The signature algorithms the ClientHello offers, when not every one the provider verifies.
+    offered: Option<&'static [SignatureScheme]>,
     seen: Mutex<ServerChain>,
 }
 
@@ -89,9 +91,13 @@ impl ServerCertVerifier for RecordingServerVerifier {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        match self.offered {
+            Some(schemes) => schemes.to_vec(),
+            None => self
+                .provider
+                .signature_verification_algorithms
+                .supported_schemes(),
+        }
     }
 }
 
@@ -343,6 +349,7 @@ fn prepare(req: &ProbeRequest, alpn: &[&[u8]]) -> Result<Prepared, String> {
     let verifier = Arc::new(RecordingServerVerifier {
         webpki,
         provider: provider.clone(),
+        offered: req.sig_family.map(|f| f.schemes()),
         seen: Mutex::new(ServerChain::default()),
     });
     let key = match &req.identity {

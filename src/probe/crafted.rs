@@ -686,12 +686,7 @@ fn parse_server_hello(msg: &[u8]) -> Result<ServerHello, String> {
         group: None,
         key_share: Vec::new(),
     };
-    let mut at = at + 5;
-    let end = at + usize::from(u16_at(b, at - 2).ok_or_else(bad)?);
-    while at + 4 <= end.min(b.len()) {
-        let kind = u16_at(b, at).ok_or_else(bad)?;
-        let len = usize::from(u16_at(b, at + 2).ok_or_else(bad)?);
-        let data = b.get(at + 4..at + 4 + len).ok_or_else(bad)?;
+    for (kind, data) in extensions(b.get(at + 3..).ok_or_else(bad)?) {
         match kind {
             0x002b => sh.version = u16_at(data, 0).ok_or_else(bad)?,
             0x0033 => {
@@ -702,13 +697,27 @@ fn parse_server_hello(msg: &[u8]) -> Result<ServerHello, String> {
             }
             _ => {}
         }
-        at += 4 + len;
     }
     Ok(sh)
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// The extensions of a block that opens with its two-byte length: each one's type and data, up
+/// to the block's end or the first that does not fit in it.
+fn extensions(block: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    let end = u16_at(block, 0).map_or(0, |n| 2 + usize::from(n));
+    let block = block.get(..end).unwrap_or(block);
+    let mut at = 2;
+    std::iter::from_fn(move || {
+        let kind = u16_at(block, at)?;
+        let len = usize::from(u16_at(block, at + 2)?);
+        let data = block.get(at + 4..at + 4 + len)?;
+        at += 4 + len;
+        Some((kind, data))
+    })
 }
 
 /// The first complete handshake message of `bytes` (header included) and the rest.
@@ -727,37 +736,23 @@ fn handshake_message(kind: u8, body: &[u8]) -> Vec<u8> {
 
 /// The protocol EncryptedExtensions' ALPN extension names.
 fn alpn_of(body: &[u8]) -> Option<String> {
-    let mut at = 2;
-    while let (Some(kind), Some(len)) = (u16_at(body, at), u16_at(body, at + 2)) {
-        let data = body.get(at + 4..at + 4 + usize::from(len))?;
-        if kind == 0x0010 {
-            let n = usize::from(*data.get(2)?);
-            return Some(String::from_utf8_lossy(data.get(3..3 + n)?).into_owned());
-        }
-        at += 4 + usize::from(len);
-    }
-    None
+    let (_, data) = extensions(body).find(|(kind, _)| *kind == 0x0010)?;
+    let n = usize::from(*data.get(2)?);
+    Some(String::from_utf8_lossy(data.get(3..3 + n)?).into_owned())
 }
 
 /// The CA names of a TLS 1.3 CertificateRequest's certificate_authorities extension.
 fn ca_names(exts: &[u8]) -> Vec<String> {
     let mut names = Vec::new();
-    let mut at = 2;
-    while let (Some(kind), Some(len)) = (u16_at(exts, at), u16_at(exts, at + 2)) {
-        let Some(data) = exts.get(at + 4..at + 4 + usize::from(len)) else {
-            break;
-        };
-        if kind == 0x002f {
-            let mut i = 2;
-            while let Some(n) = u16_at(data, i) {
-                let Some(der) = data.get(i + 2..i + 2 + usize::from(n)) else {
-                    break;
-                };
-                names.push(super::client::distinguished_name(der));
-                i += 2 + usize::from(n);
-            }
+    for (_, data) in extensions(exts).filter(|(kind, _)| *kind == 0x002f) {
+        let mut i = 2;
+        while let Some(n) = u16_at(data, i) {
+            let Some(der) = data.get(i + 2..i + 2 + usize::from(n)) else {
+                break;
+            };
+            names.push(super::client::distinguished_name(der));
+            i += 2 + usize::from(n);
         }
-        at += 4 + usize::from(len);
     }
     names
 }

@@ -426,6 +426,7 @@ pub async fn no_certificate_attempt(
         silence,
         resume: Resume::Never,
         kx_group: None,
+        sig_family: None,
         framing: None,
         craft: None,
     })

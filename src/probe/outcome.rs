@@ -174,6 +174,55 @@ impl KxGroup {
     }
 }
 
+/// A family of signature algorithms a ClientHello may offer alone (`signature_algorithms`,
+/// RFC 8446 §4.2.3): a server holding certificates of several key types picks the chain (and with
+/// it, in some front ends, the client-authentication policy) from what the client can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SigFamily {
+    /// ECDSA with P-256/SHA-256 and P-384/SHA-384.
+    Ecdsa,
+    /// RSASSA-PSS with an rsaEncryption key, SHA-256/384/512.
+    RsaPss,
+    /// RSASSA-PKCS1-v1_5, SHA-256/384/512: TLS 1.2 only (RFC 8446 §4.2.3 forbids it in 1.3's
+    /// CertificateVerify).
+    RsaPkcs1,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl SigFamily {
+    /// The name the door table and the evidence use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigFamily::Ecdsa => "ecdsa",
+            SigFamily::RsaPss => "rsa-pss",
+            SigFamily::RsaPkcs1 => "rsa-pkcs1",
+            SigFamily::Ed25519 => "ed25519",
+        }
+    }
+
+    /// The schemes offered, all of which the prober's engine verifies.
+    pub fn schemes(self) -> &'static [rustls::SignatureScheme] {
+        use rustls::SignatureScheme as S;
+        match self {
+            SigFamily::Ecdsa => &[S::ECDSA_NISTP256_SHA256, S::ECDSA_NISTP384_SHA384],
+            SigFamily::RsaPss => &[S::RSA_PSS_SHA256, S::RSA_PSS_SHA384, S::RSA_PSS_SHA512],
+            SigFamily::RsaPkcs1 => &[
+                S::RSA_PKCS1_SHA256,
+                S::RSA_PKCS1_SHA384,
+                S::RSA_PKCS1_SHA512,
+            ],
+            SigFamily::Ed25519 => &[S::ED25519],
+        }
+    }
+
+    /// Whether a server may sign a handshake with it under `version`.
+    pub fn usable_under(self, version: TlsVersion) -> bool {
+        self != SigFamily::RsaPkcs1 || version == TlsVersion::Tls12
+    }
+}
+
 /// How a ClientHello is cut on its way: front ends that peek at the SNI before they pick a policy
 /// may read only its first record, or only its first TCP segment, and fall through to a default.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -312,6 +361,8 @@ pub struct ProbeRequest {
     pub resume: super::client::Resume,
     /// Offer this key exchange group alone (`None`: every group the engine has).
     pub kx_group: Option<KxGroup>,
+    /// Offer these signature algorithms alone (`None`: every one the engine verifies).
+    pub sig_family: Option<SigFamily>,
     /// Cut the ClientHello this way (`None`: one record, one write).
     pub framing: Option<Framing>,
     /// Build the ClientHello by hand (TLS 1.3, no certificate) instead of with the engine.
@@ -432,6 +483,9 @@ pub struct ProbeOutcome {
     /// The one key exchange group offered, when the attempt offered one alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_offered: Option<KxGroup>,
+    /// The one family of signature algorithms offered, when the attempt offered one alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures_offered: Option<SigFamily>,
     /// How the ClientHello was cut, when it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framing: Option<Framing>,
@@ -474,6 +528,7 @@ impl ProbeOutcome {
         out.sni = req.sni_sent();
         out.alpn_offered = req.alpn.iter().map(|p| (*p).to_owned()).collect();
         out.group_offered = req.kx_group;
+        out.signatures_offered = req.sig_family;
         out.framing = req.framing;
         out.crafted = req.craft;
         out
@@ -509,6 +564,9 @@ impl ProbeOutcome {
         let mut words = format!("{}, {}", self.sni_words(), self.alpn_words());
         if let Some(g) = self.group_offered {
             words.push_str(&format!(", group `{}`", g.name()));
+        }
+        if let Some(s) = self.signatures_offered {
+            words.push_str(&format!(", signatures `{}` alone", s.name()));
         }
         if let Some(f) = self.framing {
             words.push_str(&format!(", {}", f.words()));
@@ -555,6 +613,7 @@ impl ProbeOutcome {
             alpn: None,
             alpn_offered: vec![],
             group_offered: None,
+            signatures_offered: None,
             framing: None,
             crafted: None,
             flight_read: None,

@@ -184,6 +184,7 @@ impl DoorClass {
         key.sni = None;
         key.alpn_offered.clear();
         key.group_offered = None;
+        key.signatures_offered = None;
         key.framing = None;
         key.crafted = None;
         key.timings = Default::default();

@@ -10,9 +10,11 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -65,6 +67,7 @@ var modes = map[string]string{
 	"sni-dot":             "an SNI router (TCP passthrough) whose map misses names with a trailing dot: those go to -fallback (a server without client authentication), the rest as strict",
 	"group-mlkem":         "client certificates are required unless the client supports X25519MLKEM768 (a chain kept for post-quantum clients, without client authentication)",
 	"grease-open":         "client certificates are required unless the client lists a GREASE cipher suite (a policy that branches on values it does not know)",
+	"sigalg-twin":         "a dual-certificate server (its certificate, and one of the other key type, ECDSA or RSA, made at start): a client that cannot verify the first gets the second chain, kept without client authentication",
 	"extra-ca":            "RequireAndVerifyClientCert against the client CA plus a second CA nobody approved (as if the system store were trusted too)",
 }
 
@@ -384,6 +387,17 @@ func main() {
 			}
 			return strict, nil
 		}
+	case "sigalg-twin":
+		twinPair := twin(pair.Leaf)
+		twinOpen := withoutClientAuth(base)
+		twinOpen.Certificates = []tls.Certificate{twinPair}
+		cfg = base.Clone()
+		cfg.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if hello.SupportsCertificate(&pair) != nil && hello.SupportsCertificate(&twinPair) == nil {
+				return twinOpen, nil
+			}
+			return strict, nil
+		}
 	case "extra-ca":
 		extra := unapprovedCA()
 		wider := pool.Clone()
@@ -464,39 +478,33 @@ func serveMultiplexed(ln net.Listener, srv *http.Server, handler http.Handler) {
 	plain.Protocols = &protocols
 	go func() { log.Fatal(srv.ServeTLS(tlsLn, "", "")) }()
 	go func() { log.Fatal(plain.Serve(plainLn)) }()
-	for {
-		c, err := ln.Accept()
+	acceptEach(ln, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		first, err := br.Peek(3)
 		if err != nil {
-			log.Fatalf("accept: %v", err)
+			c.Close()
+			return
 		}
-		go func(c net.Conn) {
-			br := bufio.NewReader(c)
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			first, err := br.Peek(3)
-			if err != nil {
-				c.Close()
-				return
-			}
-			if first[0] == 0x16 {
-				c.SetReadDeadline(time.Time{})
-				tlsLn.ch <- &peeked{c, br}
-				return
-			}
-			if string(first) == "PRI" {
-				c.Close()
-				return
-			}
-			req, err := http.ReadRequest(br)
-			if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
-				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
-				c.Close()
-				return
-			}
+		if first[0] == 0x16 {
 			c.SetReadDeadline(time.Time{})
-			c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"))
-			plainLn.ch <- &peeked{c, br}
-		}(c)
-	}
+			tlsLn.ch <- &peeked{c, br}
+			return
+		}
+		if string(first) == "PRI" {
+			c.Close()
+			return
+		}
+		req, err := http.ReadRequest(br)
+		if err != nil || !strings.EqualFold(req.Header.Get("Upgrade"), "h2c") {
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+			c.Close()
+			return
+		}
+		c.SetReadDeadline(time.Time{})
+		c.Write([]byte("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n"))
+		plainLn.ch <- &peeked{c, br}
+	})
 }
 
 // serveChecked completes each handshake itself and hands srv only the connections ok admits;
@@ -504,20 +512,27 @@ func serveMultiplexed(ln net.Listener, srv *http.Server, handler http.Handler) {
 func serveChecked(ln net.Listener, srv *http.Server, ok func(tls.ConnectionState) bool) {
 	admitted := newChanListener(ln.Addr())
 	go func() { log.Fatal(srv.Serve(admitted)) }()
+	acceptEach(ln, func(raw net.Conn) {
+		c := raw.(*tls.Conn)
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := c.Handshake(); err != nil || !ok(c.ConnectionState()) {
+			c.Close()
+			return
+		}
+		c.SetDeadline(time.Time{})
+		admitted.ch <- c
+	})
+}
+
+// acceptEach hands every connection ln accepts to sort, each in its own goroutine. It never
+// returns.
+func acceptEach(ln net.Listener, sort func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			log.Fatalf("accept: %v", err)
 		}
-		go func(c *tls.Conn) {
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			if err := c.Handshake(); err != nil || !ok(c.ConnectionState()) {
-				c.Close()
-				return
-			}
-			c.SetDeadline(time.Time{})
-			admitted.ch <- c
-		}(c.(*tls.Conn))
+		go sort(c)
 	}
 }
 
@@ -602,6 +617,39 @@ func unapprovedCA() *x509.Certificate {
 	return c
 }
 
+// twin makes a self-signed certificate for the names of leaf with a key of the other type
+// (ECDSA P-256 for an RSA leaf, RSA 2048 otherwise): the second chain of a dual-certificate server.
+func twin(leaf *x509.Certificate) tls.Certificate {
+	var key crypto.Signer
+	var err error
+	if leaf.PublicKeyAlgorithm == x509.RSA {
+		key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	} else {
+		key, err = rsa.GenerateKey(rand.Reader, 2048)
+	}
+	if err != nil {
+		log.Fatalf("twin key: %v", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2),
+		Subject:      pkix.Name{CommonName: leaf.Subject.CommonName},
+		DNSNames:     leaf.DNSNames,
+		IPAddresses:  leaf.IPAddresses,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if leaf.PublicKeyAlgorithm == x509.RSA {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		log.Fatalf("twin certificate: %v", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
 // servePeeked picks each connection's chain from the first bytes of its ClientHello, as SNI
 // routers do: peek-record reads the first record, peek-segment the first read; a whole hello
 // there goes to strict, anything else to open. sni-dot passes a hello whose server name ends
@@ -609,59 +657,53 @@ func unapprovedCA() *x509.Certificate {
 func servePeeked(ln net.Listener, srv *http.Server, mode, fallback string, strict, open *tls.Config) {
 	admitted := newChanListener(ln.Addr())
 	go func() { log.Fatal(srv.Serve(admitted)) }()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			log.Fatalf("accept: %v", err)
-		}
-		go func(c net.Conn) {
-			c.SetReadDeadline(time.Now().Add(10 * time.Second))
-			if mode != "peek-segment" {
-				// Not a TLS record: no hello to peek at; the TLS server answers it.
-				br := bufio.NewReader(c)
-				if first, err := br.Peek(1); err != nil || first[0] != 0x16 {
-					c.SetReadDeadline(time.Time{})
-					admitted.ch <- tls.Server(&peeked{c, br}, strict)
-					return
-				}
-				c = &peeked{c, br}
-			}
-			var seen []byte
-			if mode == "peek-segment" {
-				buf := make([]byte, 16384)
-				n, err := c.Read(buf)
-				if err != nil {
-					c.Close()
-					return
-				}
-				seen = buf[:n]
-			} else {
-				header := make([]byte, 5)
-				if _, err := io.ReadFull(c, header); err != nil {
-					c.Close()
-					return
-				}
-				body := make([]byte, int(header[3])<<8|int(header[4]))
-				if _, err := io.ReadFull(c, body); err != nil {
-					c.Close()
-					return
-				}
-				seen = append(header, body...)
-			}
-			c.SetReadDeadline(time.Time{})
-			replay := &peeked{c, bufio.NewReader(io.MultiReader(bytes.NewReader(seen), c))}
-			name, whole := helloServerName(seen)
-			if mode == "sni-dot" && whole && strings.HasSuffix(name, ".") {
-				splice(replay, fallback)
+	acceptEach(ln, func(c net.Conn) {
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if mode != "peek-segment" {
+			// Not a TLS record: no hello to peek at; the TLS server answers it.
+			br := bufio.NewReader(c)
+			if first, err := br.Peek(1); err != nil || first[0] != 0x16 {
+				c.SetReadDeadline(time.Time{})
+				admitted.ch <- tls.Server(&peeked{c, br}, strict)
 				return
 			}
-			cfg := strict
-			if !whole && mode != "sni-dot" {
-				cfg = open
+			c = &peeked{c, br}
+		}
+		var seen []byte
+		if mode == "peek-segment" {
+			buf := make([]byte, 16384)
+			n, err := c.Read(buf)
+			if err != nil {
+				c.Close()
+				return
 			}
-			admitted.ch <- tls.Server(replay, cfg)
-		}(c)
-	}
+			seen = buf[:n]
+		} else {
+			header := make([]byte, 5)
+			if _, err := io.ReadFull(c, header); err != nil {
+				c.Close()
+				return
+			}
+			body := make([]byte, int(header[3])<<8|int(header[4]))
+			if _, err := io.ReadFull(c, body); err != nil {
+				c.Close()
+				return
+			}
+			seen = append(header, body...)
+		}
+		c.SetReadDeadline(time.Time{})
+		replay := &peeked{c, bufio.NewReader(io.MultiReader(bytes.NewReader(seen), c))}
+		name, whole := helloServerName(seen)
+		if mode == "sni-dot" && whole && strings.HasSuffix(name, ".") {
+			splice(replay, fallback)
+			return
+		}
+		cfg := strict
+		if !whole && mode != "sni-dot" {
+			cfg = open
+		}
+		admitted.ch <- tls.Server(replay, cfg)
+	})
 }
 
 // helloServerName reads the ClientHello in the records of seen: its server name, and whether the
