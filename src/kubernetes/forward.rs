@@ -1,5 +1,6 @@
 //! Local port-forwards: a listener on 127.0.0.1 that relays every accepted connection through a
-//! connector (for the Kubernetes targets, one API-server port-forward stream per connection).
+//! connector (for the Kubernetes targets, a pair of streams on one SPDY port-forward per pod, or
+//! a WebSocket port-forward per connection: `spdy.rs`).
 //!
 //! A forward that fails must never be mistaken for the repo-server refusing a client: to the
 //! prober, a relay that closes looks exactly like a reset. So every relay failure is counted, and
@@ -200,39 +201,102 @@ where
     })
 }
 
-/// A forward to `port` of pod `pod`, through the API server (what `kubectl port-forward` does).
+/// How a forward reaches its pod.
+enum Via {
+    /// Not chosen yet: the first connection tries SPDY.
+    Untried,
+    /// One SPDY connection carries every forwarded connection (reopened if it is lost).
+    Spdy(Arc<super::spdy::Session>),
+    /// The API server does not speak SPDY: a WebSocket per connection.
+    WebSocket,
+}
+
+/// A forward to `port` of pod `pod`, through the API server (what `kubectl port-forward` does):
+/// every connection a pair of streams on one SPDY connection, or, where the API server (or a
+/// proxy before it) does not upgrade to SPDY, a WebSocket of its own.
 pub async fn to_pod(pods: Api<Pod>, pod: &str, port: u16) -> std::io::Result<LocalForward> {
     let name = pod.to_owned();
+    let via = Arc::new(tokio::sync::Mutex::new(Via::Untried));
     start(format!("pod/{pod}:{port}"), move || {
         let pods = pods.clone();
         let name = name.clone();
+        let via = via.clone();
         async move {
-            let mut pf = pods.portforward(&name, &[port]).await.map_err(|e| {
-                format!(
-                    "cannot open a port-forward to pod/{name}:{port}: {}",
-                    super::cluster::describe(&e)
-                )
-            })?;
-            let stream = pf
-                .take_stream(port)
-                .ok_or_else(|| format!("port-forward to pod/{name}:{port} gave no stream"))?;
-            let errors = pf.take_error(port);
-            let late: LateError = Box::pin(async move {
-                let message = match errors {
-                    Some(e) => e.await,
-                    None => None,
-                };
-                // Keep the websocket task alive until the stream ends.
-                let _ = pf.join().await;
-                message
-            });
-            Ok(Connected {
-                stream,
-                late_error: Some(late),
-            })
+            let session = {
+                // Held while a session opens: the connections behind wait for it, not open more.
+                let mut via = via.lock().await;
+                match &*via {
+                    Via::Spdy(session) if session.alive() => Some(session.clone()),
+                    Via::WebSocket => None,
+                    Via::Untried | Via::Spdy(_) => {
+                        let path = format!("{}/{name}/portforward", pods.resource_url());
+                        match super::spdy::Session::open(&pods.clone().into_client(), &path).await
+                        {
+                            Ok(session) => {
+                                let session = Arc::new(session);
+                                *via = Via::Spdy(session.clone());
+                                Some(session)
+                            }
+                            Err(super::spdy::OpenError::NotUpgraded(status)) => {
+                                tracing::debug!(
+                                    "pod/{name}:{port}: no SPDY port-forward (HTTP {status}); a WebSocket per connection"
+                                );
+                                *via = Via::WebSocket;
+                                None
+                            }
+                            Err(super::spdy::OpenError::Request(why)) => {
+                                return Err(format!(
+                                    "cannot open a port-forward to pod/{name}:{port}: {why}"
+                                ));
+                            }
+                        }
+                    }
+                }
+            };
+            match session {
+                Some(session) => session
+                    .connect(port)
+                    .map(|(stream, late)| Connected {
+                        stream,
+                        late_error: Some(late),
+                    })
+                    .map_err(|why| format!("port-forward to pod/{name}:{port}: {why}")),
+                None => websocket(&pods, &name, port).await,
+            }
         }
     })
     .await
+}
+
+/// One connection over a WebSocket of its own (kube's `portforward`, `v4.channel.k8s.io`).
+async fn websocket(
+    pods: &Api<Pod>,
+    name: &str,
+    port: u16,
+) -> Result<Connected<tokio::io::DuplexStream>, String> {
+    let mut pf = pods.portforward(name, &[port]).await.map_err(|e| {
+        format!(
+            "cannot open a port-forward to pod/{name}:{port}: {}",
+            super::cluster::describe(&e)
+        )
+    })?;
+    let stream = pf
+        .take_stream(port)
+        .ok_or_else(|| format!("port-forward to pod/{name}:{port} gave no stream"))?;
+    let errors = pf.take_error(port);
+    let late: LateError = Box::pin(async move {
+        let message = match errors {
+            Some(e) => e.await,
+            None => None,
+        };
+        // Keep the websocket task alive until the stream ends.
+        let _ = pf.join().await;
+        message
+    });
+    Ok(Connected {
+        stream,
+        late_error: Some(late),
+    })
 }
 
 /// A forward to a plain TCP address: the same relay without Kubernetes, for tests and benchmarks.

@@ -25,5 +25,6 @@ pub mod netpol;
 pub mod observed;
 pub mod provision;
 pub mod session;
+pub mod spdy;
 pub mod versions;
 pub mod workloads;
