@@ -188,8 +188,12 @@ fn door_list(space: &crate::checks::DoorSpace) -> String {
         ));
     }
     for row in &space.hand_built {
+        let versions = match row.variant {
+            crate::checks::HandBuilt::X25519MlKem768 => "TLS 1.3",
+            _ => "TLS 1.2 and 1.3",
+        };
         out.push_str(&format!(
-            "  hand-built {} [explored; no certificate, TLS 1.3]: {}\n",
+            "  hand-built {} [explored; no certificate, {versions}]: {}\n",
             row.variant.name(),
             row.models
         ));

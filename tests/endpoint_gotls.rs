@@ -68,6 +68,7 @@ const ROWS: &[Row] = &[
                 "`certificate_required` / alert `decode_error` / alert `handshake_failure` / alert `no_application_protocol` at each of",
             ),
             ("handshake/no-client-cert/tls1.3", "pass", "9 hand-built"),
+            ("handshake/no-client-cert/tls1.2", "pass", "8 hand-built"),
             // Go has no chain for the ECDSA and Ed25519 doors (an RSA certificate): shut at the
             // hello, so no other refusal is sent there.
             (
@@ -592,19 +593,30 @@ const ROWS: &[Row] = &[
         )],
         fails: Some(&NEGATIVES),
     },
-    // Hand-built hellos (TLS 1.3, no certificate): only the refusal without one is tried there.
+    // Hand-built hellos (TLS 1.2 and 1.3, no certificate): only the refusal without one is
+    // tried there.
     Row {
         name: "no client authentication when the cipher suites hold a GREASE value",
         mode: "grease-open",
         server_flags: &[],
         harness: GRPC,
         exit: 1,
-        expect: &[(
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, a hand-built ClientHello with GREASE values: server sent its HTTP/2 SETTINGS frame",
+            ),
+            (
+                "handshake/no-client-cert/tls1.2",
+                "fail",
+                "ACCEPTED with SNI `localhost`, ALPN `h2`, a hand-built ClientHello with GREASE values: server sent its HTTP/2 SETTINGS frame",
+            ),
+        ],
+        fails: Some(&[
+            "handshake/no-client-cert/tls1.2",
             "handshake/no-client-cert/tls1.3",
-            "fail",
-            "ACCEPTED with SNI `localhost`, ALPN `h2`, a hand-built ClientHello with GREASE values: server sent its HTTP/2 SETTINGS frame",
-        )],
-        fails: Some(&["handshake/no-client-cert/tls1.3"]),
+        ]),
     },
     Row {
         name: "no client authentication for clients that support X25519MLKEM768",
@@ -625,12 +637,22 @@ const ROWS: &[Row] = &[
         server_flags: &[],
         harness: GRPC,
         exit: 1,
-        expect: &[(
+        expect: &[
+            (
+                "handshake/no-client-cert/tls1.3",
+                "fail",
+                "characters), ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS frame",
+            ),
+            (
+                "handshake/no-client-cert/tls1.2",
+                "fail",
+                "characters), ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS frame",
+            ),
+        ],
+        fails: Some(&[
+            "handshake/no-client-cert/tls1.2",
             "handshake/no-client-cert/tls1.3",
-            "fail",
-            "characters), ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS frame",
-        )],
-        fails: Some(&["handshake/no-client-cert/tls1.3"]),
+        ]),
     },
     Row {
         name: "no client authentication when acme-tls/1 is among the ALPN ids",
@@ -1233,7 +1255,8 @@ fn progress_is_shown_and_advisories_are_advisory() {
 /// Issue 26.1: a server name with a trailing dot. Go refuses such a ClientHello (decode_error),
 /// so the wrong server is an SNI router in front of two: names with a trailing dot pass to a
 /// server without client authentication (the rustls double, which reads the name as absolute),
-/// the rest to the strict Go server. Only the hand-built client sends the dot.
+/// the rest to the strict Go server. Only the hand-built client sends the dot, under TLS 1.2 and
+/// 1.3.
 #[test]
 fn a_trailing_dot_that_an_sni_router_misses_is_a_door() {
     use argocd_mtls_verify::reference::{self, ClientAuthPolicy, ReferenceConfig};
@@ -1252,8 +1275,17 @@ fn a_trailing_dot_that_an_sni_router_misses_is_a_door() {
         reason.contains(".`, ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS"),
         "{reason}"
     );
-    let want: std::collections::BTreeSet<String> =
-        ["handshake/no-client-cert/tls1.3".to_owned()].into();
+    // Under TLS 1.2 too: the hand-built client sends the dot in a TLS 1.2 hello as well.
+    let reason = run.reason("handshake/no-client-cert/tls1.2");
+    assert!(
+        reason.contains(".`, ALPN `h2`, a hand-built ClientHello: server sent its HTTP/2 SETTINGS"),
+        "{reason}"
+    );
+    let want: std::collections::BTreeSet<String> = [
+        "handshake/no-client-cert/tls1.2".to_owned(),
+        "handshake/no-client-cert/tls1.3".to_owned(),
+    ]
+    .into();
     assert_eq!(run.failing_required(), want, "{}", run.said);
     // The same router with a strict server behind it: the dot is refused there too.
     drop(router);

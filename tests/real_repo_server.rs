@@ -151,25 +151,42 @@ fn mtls_on_passes_and_records_what_the_server_did(argocd: ArgoCd) {
             "{id}"
         );
     }
-    // The hand-built hellos: a name with a trailing dot is refused as a malformed hello, every
-    // other (GREASE, X25519MLKEM768, an over-long name, another fingerprint) on the certificate.
-    let dotted: Vec<&str> =
-        run.check("handshake/no-client-cert/tls1.3")["observed"]["door_classes"]
+    // The hand-built hellos, under TLS 1.3 and (but X25519MLKEM768) 1.2: a name with a trailing
+    // dot is refused as a malformed hello, every other (GREASE, X25519MLKEM768, an over-long name,
+    // another fingerprint) on the certificate: under 1.2 after the client's flight, its empty
+    // Certificate included.
+    for (v, built, refusal) in [
+        ("tls1.3", "9 hand-built", "certificate_required"),
+        ("tls1.2", "8 hand-built", "handshake_failure"),
+    ] {
+        let id = format!("handshake/no-client-cert/{v}");
+        let classes = run.check(&id)["observed"]["door_classes"]
             .as_array()
             .unwrap()
-            .iter()
-            .filter(|c| {
-                c["doors"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .any(|d| d.as_str().unwrap().contains(".`, ALPN"))
-            })
-            .map(|c| c["attempt"]["alert"].as_str().unwrap_or("none"))
-            .collect();
-    assert_eq!(dotted, ["decode_error"]);
-    let reason = run.reason("handshake/no-client-cert/tls1.3");
-    assert!(reason.contains("9 hand-built"), "{reason}");
+            .clone();
+        let at = |dotted: bool| -> Vec<(String, bool)> {
+            classes
+                .iter()
+                .filter(|c| {
+                    c["doors"].as_array().unwrap().iter().any(|d| {
+                        let d = d.as_str().unwrap();
+                        d.contains("hand-built") && d.contains(".`, ALPN") == dotted
+                    })
+                })
+                .map(|c| {
+                    let o = &c["attempt"];
+                    (
+                        o["alert"].as_str().unwrap_or("none").to_owned(),
+                        o["client_cert_requested"].as_bool().unwrap(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(at(true), [("decode_error".to_owned(), false)], "{id}");
+        assert_eq!(at(false), [(refusal.to_owned(), true)], "{id}");
+        let reason = run.reason(&id);
+        assert!(reason.contains(built), "{reason}");
+    }
     // The server's announced trust store is the operator's CA and its health-check issuer.
     assert_eq!(run.verdict("tls/advertised-client-cas"), "pass");
     assert!(

@@ -52,7 +52,7 @@ pub struct Door {
     pub kx: Option<KxGroup>,
     /// How the ClientHello is cut (`None`: one record, one write).
     pub framing: Option<Framing>,
-    /// The ClientHello built by hand (TLS 1.3, no certificate: the explorer's doors only).
+    /// The ClientHello built by hand (TLS 1.2 or 1.3, no certificate: the explorer's doors only).
     pub craft: Option<Craft>,
     /// One family of signature algorithms offered alone (`None`: every one the engine verifies).
     pub sigs: Option<SigFamily>,
@@ -83,12 +83,18 @@ impl Door {
     }
 
     /// Whether `present` can be tried here under `version`: a hand-built door carries no
-    /// certificate and speaks TLS 1.3 only; a signature family must be one a server may sign a
-    /// handshake of that version with.
+    /// certificate and speaks TLS 1.2 or 1.3 (X25519MLKEM768 1.3 only); a signature family must
+    /// be one a server may sign a handshake of that version with.
     pub fn admits(&self, present: crate::suite::Presented, version: probe::TlsVersion) -> bool {
-        (self.craft.is_none()
-            || (present == crate::suite::Presented::None && version == probe::TlsVersion::Tls13))
-            && self.sigs.is_none_or(|f| f.usable_under(version))
+        let modern = matches!(version, probe::TlsVersion::Tls12 | probe::TlsVersion::Tls13);
+        let crafted = match self.craft {
+            None => true,
+            Some(Craft::MlKem) => {
+                present == crate::suite::Presented::None && version == probe::TlsVersion::Tls13
+            }
+            Some(_) => present == crate::suite::Presented::None && modern,
+        };
+        crafted && self.sigs.is_none_or(|f| f.usable_under(version))
     }
 
     /// The dimension the door varies: how the hello is built or cut, the signature algorithms,
@@ -155,7 +161,7 @@ impl Dimension {
             Dimension::KeyExchange => "key exchange group",
             Dimension::Signature => "signature algorithms",
             Dimension::Framing => "ClientHello framing",
-            Dimension::HandBuilt => "hand-built ClientHello (TLS 1.3, no certificate)",
+            Dimension::HandBuilt => "hand-built ClientHello (no certificate)",
         }
     }
 }
@@ -736,7 +742,13 @@ mod tests {
         }));
         assert_eq!(grease.dimension(), Dimension::HandBuilt);
         assert!(grease.admits(Presented::None, TlsVersion::Tls13));
-        assert!(!grease.admits(Presented::None, TlsVersion::Tls12));
+        assert!(grease.admits(Presented::None, TlsVersion::Tls12));
+        let mlkem = Door {
+            craft: Some(Craft::MlKem),
+            ..Door::FRONT
+        };
+        assert!(mlkem.admits(Presented::None, TlsVersion::Tls13));
+        assert!(!mlkem.admits(Presented::None, TlsVersion::Tls12));
         assert!(!grease.admits(Presented::Client, TlsVersion::Tls13));
         let framed = Door {
             framing: Some(Framing::Records(64)),

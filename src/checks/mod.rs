@@ -24,7 +24,7 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use doors::{AlpnOffer, Dimension, Door, DoorSpace, fresh_seed, unregistered_alpn};
+pub use doors::{AlpnOffer, Dimension, Door, DoorSpace, HandBuilt, fresh_seed, unregistered_alpn};
 pub use handshake::version_refusal;
 pub use observe::{AttemptKey, Observations, ProbeSettings, observe};
 

@@ -530,7 +530,7 @@ pub async fn observe(
         let ((refused, unjudged), legacy, plaintext, no_cert, all_suites) =
             tokio::join!(explore, legacy, plaintext, no_cert, all_suites);
         if let Some(p) = explorer {
-            obs.coverage = coverage(p, &refused, &doors, unjudged.as_deref());
+            obs.coverage = coverage(p, &refused, &doors, &unjudged);
             obs.explorer = Some(p);
         }
         handshakes.extend(refused);
@@ -799,28 +799,34 @@ pub(super) fn shut_at_hello(o: &ProbeOutcome) -> bool {
         && o.crafted.is_none()
 }
 
-/// The hand-built client's premise: at the front door its handshake must reach the server's
-/// judgement (refused after the handshake, or admitted). Otherwise its doors judge nothing: their
-/// attempts are dropped, and why is returned for the coverage to say.
-pub(super) fn hand_built_premise(explored: &mut Vec<(AttemptKey, ProbeOutcome)>) -> Option<String> {
-    let front = explored
-        .iter()
-        .find(|(k, _)| k.2 == Door::CRAFTED_FRONT)
-        .map(|(_, o)| o)?;
-    let held = match front.outcome {
-        Outcome::Accepted => true,
-        Outcome::Rejected => front.stage != probe::Stage::Handshake,
-        _ => false,
-    };
-    if held {
-        return None;
+/// The hand-built client's premise, per TLS version: at the front door its handshake must reach
+/// the server's judgement (admitted; refused after its handshake, or under TLS 1.2 after its
+/// flight, the empty Certificate included). Otherwise that version's hand-built doors judge
+/// nothing: their attempts are dropped, and why is returned for the coverage to say.
+pub(super) fn hand_built_premise(
+    explored: &mut Vec<(AttemptKey, ProbeOutcome)>,
+) -> BTreeMap<TlsVersion, String> {
+    let mut unjudged = BTreeMap::new();
+    for (key, front) in explored.iter().filter(|(k, _)| k.2 == Door::CRAFTED_FRONT) {
+        let held = match front.outcome {
+            Outcome::Accepted => true,
+            Outcome::Rejected => {
+                front.stage != probe::Stage::Handshake || front.flight_read == Some(true)
+            }
+            _ => false,
+        };
+        if !held {
+            unjudged.insert(
+                key.1,
+                format!(
+                    "the hand-built client's own handshake at the front door did not reach the server's judgement ({}), so its doors were not judged",
+                    front.detail
+                ),
+            );
+        }
     }
-    let why = format!(
-        "the hand-built client's own handshake at the front door did not reach the server's judgement ({}), so its doors were not judged",
-        front.detail
-    );
-    explored.retain(|(k, _)| k.2.craft.is_none());
-    Some(why)
+    explored.retain(|(k, _)| k.2.craft.is_none() || !unjudged.contains_key(&k.1));
+    unjudged
 }
 
 /// What `explorer`'s attempts covered, per version and dimension: the variants tried, the
@@ -829,7 +835,7 @@ pub(super) fn coverage(
     explorer: Presented,
     attempts: &[(AttemptKey, ProbeOutcome)],
     doors: &[(Door, bool)],
-    unjudged: Option<&str>,
+    unjudged: &BTreeMap<TlsVersion, String>,
 ) -> BTreeMap<TlsVersion, Vec<Coverage>> {
     let mut out: BTreeMap<TlsVersion, Vec<Coverage>> = BTreeMap::new();
     let versions: BTreeSet<TlsVersion> = attempts
@@ -852,9 +858,7 @@ pub(super) fn coverage(
                 .filter_map(|(d, _)| at(d))
                 .collect();
             if tried.is_empty() {
-                if let (Dimension::HandBuilt, Some(why), TlsVersion::Tls13) =
-                    (dimension, unjudged, v)
-                {
+                if let (Dimension::HandBuilt, Some(why)) = (dimension, unjudged.get(&v)) {
                     out.entry(v).or_default().push(Coverage {
                         dimension: dimension.words().to_owned(),
                         variants: 0,

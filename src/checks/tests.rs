@@ -700,7 +700,7 @@ fn doors_that_differ_only_in_the_servers_choice_are_two_classes() {
     };
 
     let alpn_coverage = |explored: &[(AttemptKey, ProbeOutcome)]| {
-        coverage(Presented::None, explored, &doors, None)[&V13]
+        coverage(Presented::None, explored, &doors, &Default::default())[&V13]
             .iter()
             .find(|c| c.dimension == "ALPN offer")
             .expect("the ALPN dimension")
@@ -783,7 +783,7 @@ fn a_door_shut_at_the_hello_is_named_but_not_tried_again() {
         ((Presented::None, V13, eddsa.clone()), shut),
     ];
     assert_eq!(class_doors(&explored, &doors), vec![(V13, rsa)]);
-    let sigs = coverage(Presented::None, &explored, &doors, None)[&V13]
+    let sigs = coverage(Presented::None, &explored, &doors, &Default::default())[&V13]
         .iter()
         .find(|c| c.dimension == "signature algorithms")
         .expect("the signature dimension")
@@ -882,10 +882,11 @@ fn hand_built_doors_count_only_when_their_own_handshake_reached_the_server() {
     let mut not_followed = attempt(V13, Some("localhost"), Outcome::Error, None, None);
     not_followed.detail = "the server could not follow the crafted client".into();
     let mut failed = explored(not_followed);
-    let why = hand_built_premise(&mut failed).expect("the premise failed");
+    let unjudged = hand_built_premise(&mut failed);
+    let why = unjudged.get(&V13).expect("the premise failed");
     assert!(why.contains("could not follow the crafted client"), "{why}");
     assert_eq!(failed.len(), 1, "only the engine's door is left");
-    let hand_built = coverage(Presented::None, &failed, &doors, Some(&why))[&V13]
+    let hand_built = coverage(Presented::None, &failed, &doors, &unjudged)[&V13]
         .iter()
         .find(|c| c.dimension.starts_with("hand-built"))
         .expect("the hand-built dimension is reported")
@@ -895,10 +896,24 @@ fn hand_built_doors_count_only_when_their_own_handshake_reached_the_server() {
 
     let mut at_hello = refused.clone();
     at_hello.stage = Stage::Handshake;
-    assert!(hand_built_premise(&mut explored(at_hello)).is_some());
+    assert!(hand_built_premise(&mut explored(at_hello.clone())).contains_key(&V13));
+    // Under TLS 1.2 the server judges the client inside the handshake: a refusal after the
+    // client's flight (its empty Certificate) holds the premise, one of the hello does not.
+    let v12 = |crafted_front: ProbeOutcome| {
+        explored(crafted_front)
+            .into_iter()
+            .map(|((p, _, d), o)| ((p, V12, d), o))
+            .collect::<Vec<_>>()
+    };
+    assert!(hand_built_premise(&mut v12(at_hello.clone())).contains_key(&V12));
+    let mut after_flight = at_hello;
+    after_flight.flight_read = Some(true);
+    let mut held12 = v12(after_flight);
+    assert!(hand_built_premise(&mut held12).is_empty());
+    assert_eq!(held12.len(), 3);
 
     let mut held = explored(refused.clone());
-    assert_eq!(hand_built_premise(&mut held), None);
+    assert!(hand_built_premise(&mut held).is_empty());
     assert_eq!(held.len(), 3);
     // The admission at the GREASE door is a behaviour of its own, yet no door for the others.
     assert!(class_doors(&held, &doors).is_empty());

@@ -112,7 +112,7 @@ const HRR_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 /// A GREASE value (RFC 8701 §2): 0x?a?a.
-const GREASE: u16 = 0x3a3a;
+pub(super) const GREASE: u16 = 0x3a3a;
 /// Alerts that say the server could not follow this client's cryptography: the fault is ours.
 const OUR_FAULT: [Alert; 4] = [
     Alert::BAD_RECORD_MAC,
@@ -124,7 +124,7 @@ const OUR_FAULT: [Alert; 4] = [
 /// X25519MLKEM768 (draft-ietf-tls-ecdhe-mlkem): ML-KEM-768 and X25519 together.
 const X25519MLKEM768: u16 = 0x11ec;
 /// The ECDH groups the crafted hello can complete, by id, in the order it lists them.
-const ECDH: [(u16, &agreement::Algorithm); 3] = [
+pub(super) const ECDH: [(u16, &agreement::Algorithm); 3] = [
     (0x001d, &agreement::X25519),
     (0x0017, &agreement::ECDH_P256),
     (0x0018, &agreement::ECDH_P384),
@@ -133,7 +133,7 @@ const ECDH: [(u16, &agreement::Algorithm); 3] = [
 const MLKEM768_CIPHERTEXT: usize = 1088;
 
 /// The client's key share of one group, and what completes it.
-enum Share {
+pub(super) enum Share {
     Ecdh {
         id: u16,
         private: agreement::EphemeralPrivateKey,
@@ -151,7 +151,7 @@ enum Share {
 
 impl Share {
     /// A fresh share of group `id`, if the client can make one.
-    fn new(id: u16) -> Option<Share> {
+    pub(super) fn new(id: u16) -> Option<Share> {
         use ml_kem::KeyExport;
         let rng = ring::rand::SystemRandom::new();
         if id == X25519MLKEM768 {
@@ -186,14 +186,14 @@ impl Share {
         }
     }
 
-    fn public(&self) -> &[u8] {
+    pub(super) fn public(&self) -> &[u8] {
         match self {
             Share::Ecdh { public, .. } | Share::Hybrid { public, .. } => public,
         }
     }
 
     /// The shared secret with the server's share, if it is one.
-    fn agree(self, peer: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn agree(self, peer: &[u8]) -> Option<Vec<u8>> {
         let ecdh = |private, alg, peer: &[u8]| {
             agreement::agree_ephemeral(
                 private,
@@ -221,7 +221,7 @@ impl Share {
 }
 
 /// Why the crafted handshake did not reach a session.
-enum Stop {
+pub(super) enum Stop {
     /// The server ended it: the outcome says how.
     Server(Box<ProbeOutcome>),
     /// It asked for a key share in another group.
@@ -515,17 +515,13 @@ async fn handshake(
     out.detail = "crafted handshake completed; the server's verdict is not yet seen".into();
     let tickets = Arc::new(TicketWatch::default());
     Ok(Connected {
-        stream: CraftedStream {
+        stream: CraftedStream::new(
             tcp,
-            read: Direction::new(&suite, &s_ap),
-            write: Direction::new(&suite, &c_ap),
-            raw: Vec::new(),
-            plain: Vec::new(),
-            plain_at: 0,
-            pending: Vec::new(),
-            pending_at: 0,
-            tickets: tickets.clone(),
-        },
+            Direction::new(&suite, &s_ap),
+            Direction::new(&suite, &c_ap),
+            Vec::new(),
+            tickets.clone(),
+        ),
         outcome: out,
         started,
         tickets,
@@ -534,7 +530,7 @@ async fn handshake(
 
 /// An alert during the server's flight: a refusal, unless it says the server could not follow
 /// this client's cryptography.
-fn alerted(mut out: ProbeOutcome, code: u8, started: Instant) -> Stop {
+pub(super) fn alerted(mut out: ProbeOutcome, code: u8, started: Instant) -> Stop {
     let alert = Alert(code);
     out.alert = Some(alert);
     if OUR_FAULT.contains(&alert) {
@@ -701,13 +697,13 @@ fn parse_server_hello(msg: &[u8]) -> Result<ServerHello, String> {
     Ok(sh)
 }
 
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+pub(super) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
 }
 
 /// The extensions of a block that opens with its two-byte length: each one's type and data, up
 /// to the block's end or the first that does not fit in it.
-fn extensions(block: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(super) fn extensions(block: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let end = u16_at(block, 0).map_or(0, |n| 2 + usize::from(n));
     let block = block.get(..end).unwrap_or(block);
     let mut at = 2;
@@ -721,13 +717,13 @@ fn extensions(block: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 }
 
 /// The first complete handshake message of `bytes` (header included) and the rest.
-fn take_message(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+pub(super) fn take_message(bytes: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let len = u32::from_be_bytes([0, *bytes.get(1)?, *bytes.get(2)?, *bytes.get(3)?]) as usize;
     let msg = bytes.get(..4 + len)?;
     Some((msg.to_vec(), bytes[4 + len..].to_vec()))
 }
 
-fn handshake_message(kind: u8, body: &[u8]) -> Vec<u8> {
+pub(super) fn handshake_message(kind: u8, body: &[u8]) -> Vec<u8> {
     let mut msg = vec![kind];
     msg.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
     msg.extend_from_slice(body);
@@ -735,7 +731,7 @@ fn handshake_message(kind: u8, body: &[u8]) -> Vec<u8> {
 }
 
 /// The protocol EncryptedExtensions' ALPN extension names.
-fn alpn_of(body: &[u8]) -> Option<String> {
+pub(super) fn alpn_of(body: &[u8]) -> Option<String> {
     let (_, data) = extensions(body).find(|(kind, _)| *kind == 0x0010)?;
     let n = usize::from(*data.get(2)?);
     Some(String::from_utf8_lossy(data.get(3..3 + n)?).into_owned())
@@ -786,11 +782,13 @@ impl hkdf::KeyType for Len {
     }
 }
 
-/// One direction's record protection: its key, IV and sequence number (RFC 8446 §5.2-5.3).
-struct Direction {
+/// One direction's record protection: its key, IV and sequence number (RFC 8446 §5.2-5.3), or
+/// under TLS 1.2 an AES-GCM key, its 4-byte salt and the explicit nonce (RFC 5288 §3).
+pub(super) struct Direction {
     key: aead::LessSafeKey,
     iv: [u8; 12],
     seq: u64,
+    tls12: bool,
 }
 
 impl Direction {
@@ -804,7 +802,34 @@ impl Direction {
             ),
             iv,
             seq: 0,
+            tls12: false,
         }
+    }
+
+    /// TLS 1.2 AES-GCM protection from the key block's `key` and `salt`.
+    pub(super) fn tls12(alg: &'static aead::Algorithm, key: &[u8], salt: &[u8]) -> Self {
+        let mut iv = [0u8; 12];
+        iv[..4].copy_from_slice(salt);
+        Direction {
+            key: aead::LessSafeKey::new(
+                aead::UnboundKey::new(alg, key).expect("a key of the suite's length"),
+            ),
+            iv,
+            seq: 0,
+            tls12: true,
+        }
+    }
+
+    /// The TLS 1.2 nonce (the salt, then `explicit`) and additional data of record `seq`.
+    fn tls12_nonce_aad(&self, explicit: [u8; 8], kind: u8, len: usize) -> (aead::Nonce, [u8; 13]) {
+        let mut nonce = self.iv;
+        nonce[4..].copy_from_slice(&explicit);
+        let mut aad = [0u8; 13];
+        aad[..8].copy_from_slice(&self.seq.to_be_bytes());
+        aad[8] = kind;
+        aad[9..11].copy_from_slice(&[3, 3]);
+        aad[11..].copy_from_slice(&(len as u16).to_be_bytes());
+        (aead::Nonce::assume_unique_for_key(nonce), aad)
     }
 
     fn nonce(&mut self) -> aead::Nonce {
@@ -816,8 +841,24 @@ impl Direction {
         aead::Nonce::assume_unique_for_key(nonce)
     }
 
-    /// One protected record of inner content type `kind`.
-    fn seal(&mut self, kind: u8, data: &[u8]) -> Vec<u8> {
+    /// One protected record of inner content type `kind` (under TLS 1.2, of that type).
+    pub(super) fn seal(&mut self, kind: u8, data: &[u8]) -> Vec<u8> {
+        if self.tls12 {
+            let explicit = self.seq.to_be_bytes();
+            let (nonce, aad) = self.tls12_nonce_aad(explicit, kind, data.len());
+            self.seq += 1;
+            let mut body = data.to_vec();
+            let _ = self
+                .key
+                .seal_in_place_append_tag(nonce, aead::Aad::from(aad), &mut body);
+            let len = 8 + body.len();
+            return [
+                &[kind, 3, 3, (len >> 8) as u8, len as u8][..],
+                &explicit,
+                &body,
+            ]
+            .concat();
+        }
         let mut body = data.to_vec();
         body.push(kind);
         let len = body.len() + self.key.algorithm().tag_len();
@@ -829,8 +870,20 @@ impl Direction {
         [&header[..], &body].concat()
     }
 
-    /// Opens one protected record: its inner content type and data.
-    fn open(&mut self, header: &[u8; 5], mut body: Vec<u8>) -> Option<(u8, Vec<u8>)> {
+    /// Opens one protected record: its inner content type (under TLS 1.2, its type) and data.
+    pub(super) fn open(&mut self, header: &[u8; 5], mut body: Vec<u8>) -> Option<(u8, Vec<u8>)> {
+        if self.tls12 {
+            let tag = self.key.algorithm().tag_len();
+            let explicit: [u8; 8] = body.get(..8)?.try_into().ok()?;
+            let len = body.len().checked_sub(8 + tag)?;
+            let (nonce, aad) = self.tls12_nonce_aad(explicit, header[0], len);
+            self.seq += 1;
+            let plain = self
+                .key
+                .open_in_place(nonce, aead::Aad::from(aad), &mut body[8..])
+                .ok()?;
+            return Some((header[0], plain.to_vec()));
+        }
         let nonce = self.nonce();
         let plain = self
             .key
@@ -857,6 +910,27 @@ pub struct CraftedStream {
 }
 
 impl CraftedStream {
+    /// The application-data phase over `tcp`, with what is left of the handshake's reads.
+    pub(super) fn new(
+        tcp: TcpStream,
+        read: Direction,
+        write: Direction,
+        raw: Vec<u8>,
+        tickets: Arc<TicketWatch>,
+    ) -> Self {
+        CraftedStream {
+            tcp,
+            read,
+            write,
+            raw,
+            plain: Vec::new(),
+            plain_at: 0,
+            pending: Vec::new(),
+            pending_at: 0,
+            tickets,
+        }
+    }
+
     /// The next complete record of `raw`, if one is there.
     fn take_record(&mut self) -> Option<([u8; 5], Vec<u8>)> {
         let len = usize::from(u16_at(&self.raw, 3)?);
@@ -917,37 +991,40 @@ impl AsyncRead for CraftedStream {
             if let Some((header, body)) = this.take_record() {
                 match header[0] {
                     0x14 => continue,
-                    0x15 if body.len() >= 2 => {
+                    0x15 if body.len() >= 2 && !this.read.tls12 => {
                         return Poll::Ready(match body[1] {
                             0 => Ok(()),
                             code => Err(alert_error(code)),
                         });
                     }
-                    0x17 => match this.read.open(&header, body) {
-                        Some((23, data)) => {
-                            this.plain = data;
-                            this.plain_at = 0;
-                        }
-                        Some((22, data)) => {
-                            if data.first() == Some(&4) {
-                                this.tickets
-                                    .seen
-                                    .store(true, std::sync::atomic::Ordering::SeqCst);
-                                this.tickets.issued.notify_one();
+                    // Under TLS 1.2 every record after the handshake is protected, of its own type.
+                    0x15..=0x17 if this.read.tls12 || header[0] == 0x17 => {
+                        match this.read.open(&header, body) {
+                            Some((23, data)) => {
+                                this.plain = data;
+                                this.plain_at = 0;
+                            }
+                            Some((22, data)) => {
+                                if data.first() == Some(&4) && !this.read.tls12 {
+                                    this.tickets
+                                        .seen
+                                        .store(true, std::sync::atomic::Ordering::SeqCst);
+                                    this.tickets.issued.notify_one();
+                                }
+                            }
+                            Some((21, data)) if data.len() >= 2 => {
+                                return Poll::Ready(match data[1] {
+                                    0 => Ok(()),
+                                    code => Err(alert_error(code)),
+                                });
+                            }
+                            _ => {
+                                return Poll::Ready(Err(std::io::Error::other(
+                                    "the crafted client could not open a record of the server's",
+                                )));
                             }
                         }
-                        Some((21, data)) if data.len() >= 2 => {
-                            return Poll::Ready(match data[1] {
-                                0 => Ok(()),
-                                code => Err(alert_error(code)),
-                            });
-                        }
-                        _ => {
-                            return Poll::Ready(Err(std::io::Error::other(
-                                "the crafted client could not open a record of the server's",
-                            )));
-                        }
-                    },
+                    }
                     _ => {
                         return Poll::Ready(Err(std::io::Error::other(
                             "the server sent a record of an unexpected type",

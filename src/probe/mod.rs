@@ -16,6 +16,7 @@ pub mod suites;
 
 mod client;
 mod crafted;
+mod crafted12;
 mod outcome;
 mod wire;
 
@@ -35,10 +36,16 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// Runs one attempt end to end: handshake, then the acceptance proof.
 pub async fn attempt(req: &ProbeRequest) -> ProbeOutcome {
     match req.craft {
-        Some(craft) => match crafted::connect(req, craft).await {
-            Ok(connected) => prove(req, connected).await,
-            Err(out) => out,
-        },
+        Some(craft) => {
+            let connected = match req.version {
+                TlsVersion::Tls12 => crafted12::connect(req, craft).await,
+                _ => crafted::connect(req, craft).await,
+            };
+            match connected {
+                Ok(connected) => prove(req, connected).await,
+                Err(out) => out,
+            }
+        }
         None => {
             let alpn: Vec<&[u8]> = req.alpn.iter().map(|p| p.as_bytes()).collect();
             match connect(req, &alpn).await {

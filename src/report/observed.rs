@@ -187,6 +187,8 @@ impl DoorClass {
         key.signatures_offered = None;
         key.framing = None;
         key.crafted = None;
+        // That the hand-built client sent its whole flight is its own doing, not the server's.
+        key.flight_read = None;
         key.timings = Default::default();
         key.server_chain.verified = None;
         key.server_chain.verify_error = None;

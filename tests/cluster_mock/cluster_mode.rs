@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 
 use super::fixtures::*;
 
-/// `run --target cluster` end to end against the mock API server: it sends nothing but GET
-/// (the read-only guarantee), judges the configuration, pods and logs it read, and refuses to call
+/// `run --target cluster` end to end against the mock API server: it sends nothing but GET and
+/// port-forward requests (the read-only guarantee), judges the configuration, pods and logs it read, and refuses to call
 /// anything a pass that went through a failing port-forward.
 #[tokio::test]
 async fn cluster_mode_end_to_end_is_read_only() {
@@ -17,14 +17,29 @@ async fn cluster_mode_end_to_end_is_read_only() {
     let events = argocd_mtls_verify::report::events::Events::to(vec![Box::new(judged.clone())]);
     let (run, seen) = verify_mock_installation(&all_checks(), events).await;
 
+    // Opening a port-forward is a POST (SPDY, as kubectl) or a GET (WebSocket) on
+    // pods/portforward: a `create` in RBAC terms that changes nothing, so not a write.
+    let forward = |p: &str| p.ends_with("/portforward");
     let writes: Vec<String> = seen
         .lock()
         .unwrap()
         .iter()
-        .filter(|(m, ..)| m != Method::GET)
+        .filter(|(m, p, ..)| m != Method::GET && !forward(p))
         .map(|(m, p, ..)| format!("{m} {p}"))
         .collect();
     assert!(writes.is_empty(), "read-only mode sent writes: {writes:?}");
+    // The mock does not switch to SPDY (400): each forward then tried a WebSocket of its own.
+    let forwards: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(_, p, ..)| forward(p))
+        .map(|(m, ..)| m.to_string())
+        .collect();
+    assert!(
+        forwards.contains(&"POST".to_owned()) && forwards.contains(&"GET".to_owned()),
+        "{forwards:?}"
+    );
 
     let verdict = |id: &str, endpoint: &str| {
         run.results
