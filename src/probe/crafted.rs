@@ -112,7 +112,7 @@ const HRR_RANDOM: [u8; 32] = [
     0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 /// A GREASE value (RFC 8701 §2): 0x?a?a.
-pub(super) const GREASE: u16 = 0x3a3a;
+const GREASE: u16 = 0x3a3a;
 /// Alerts that say the server could not follow this client's cryptography: the fault is ours.
 const OUR_FAULT: [Alert; 4] = [
     Alert::BAD_RECORD_MAC,
@@ -563,32 +563,12 @@ fn client_hello(
     hello.extend_from_slice(&random[..32]);
     hello.push(32); // a legacy session id, as middlebox-compatible clients send
     hello.extend_from_slice(&random[32..]);
-    let suites: Vec<u16> = grease
-        .then_some(GREASE)
-        .into_iter()
-        .chain(SUITES.iter().map(|s| s.id))
-        .collect();
-    push_u16(&mut hello, suites.len() * 2);
-    for s in suites {
-        hello.extend_from_slice(&s.to_be_bytes());
-    }
+    let with_grease = |values: &[u16]| with_grease(grease, values);
+    hello.extend(list16(&with_grease(
+        &SUITES.iter().map(|s| s.id).collect::<Vec<_>>(),
+    )));
     hello.extend_from_slice(&[1, 0]);
 
-    let list16 = |values: &[u16]| {
-        let mut v = Vec::new();
-        push_u16(&mut v, values.len() * 2);
-        for x in values {
-            v.extend_from_slice(&x.to_be_bytes());
-        }
-        v
-    };
-    let with_grease = |values: &[u16]| -> Vec<u16> {
-        grease
-            .then_some(GREASE)
-            .into_iter()
-            .chain(values.iter().copied())
-            .collect()
-    };
     let mut exts = Vec::new();
     if grease {
         extension(&mut exts, 0x0a0a, &[]);
@@ -608,24 +588,8 @@ fn client_hello(
         }
     }
     extension(&mut exts, 0x000a, &list16(&with_grease(&groups)));
-    // ecdsa_secp256r1_sha256, ecdsa_secp384r1_sha384, rsa_pss_rsae_sha256/384/512, ed25519,
-    // rsa_pkcs1_sha256/384/512
-    let schemes = [
-        0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0807, 0x0401, 0x0501, 0x0601,
-    ];
-    extension(&mut exts, 0x000d, &list16(&schemes));
-    if !alpn.is_empty() {
-        let mut ids = Vec::new();
-        let grease_id: &[&str] = if grease { &["\u{1a}\u{1a}"] } else { &[] };
-        for id in grease_id.iter().chain(alpn) {
-            ids.push(id.len() as u8);
-            ids.extend_from_slice(id.as_bytes());
-        }
-        let mut body = Vec::new();
-        push_u16(&mut body, ids.len());
-        body.extend_from_slice(&ids);
-        extension(&mut exts, 0x0010, &body);
-    }
+    extension(&mut exts, 0x000d, &list16(&SCHEMES));
+    alpn_extension(&mut exts, alpn, grease);
     let versions = with_grease(&[0x0304]);
     let mut body = vec![(versions.len() * 2) as u8];
     for v in versions {
@@ -651,6 +615,48 @@ fn client_hello(
     push_u16(&mut hello, exts.len());
     hello.extend_from_slice(&exts);
     hello_record(&hello)
+}
+
+/// The signature schemes both hand-built hellos offer: ecdsa_secp256r1_sha256,
+/// ecdsa_secp384r1_sha384, rsa_pss_rsae_sha256/384/512, ed25519, rsa_pkcs1_sha256/384/512.
+pub(super) const SCHEMES: [u16; 9] = [
+    0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0807, 0x0401, 0x0501, 0x0601,
+];
+
+/// `values` as a TLS list of u16 (its length in bytes first).
+pub(super) fn list16(values: &[u16]) -> Vec<u8> {
+    let mut v = Vec::new();
+    push_u16(&mut v, values.len() * 2);
+    for x in values {
+        v.extend_from_slice(&x.to_be_bytes());
+    }
+    v
+}
+
+/// `values`, with a GREASE value first when `grease`.
+pub(super) fn with_grease(grease: bool, values: &[u16]) -> Vec<u16> {
+    grease
+        .then_some(GREASE)
+        .into_iter()
+        .chain(values.iter().copied())
+        .collect()
+}
+
+/// The ALPN extension offering `alpn` (a GREASE id first when `grease`); none when empty.
+pub(super) fn alpn_extension(exts: &mut Vec<u8>, alpn: &[&str], grease: bool) {
+    if alpn.is_empty() {
+        return;
+    }
+    let mut ids = Vec::new();
+    let grease_id: &[&str] = if grease { &["\u{1a}\u{1a}"] } else { &[] };
+    for id in grease_id.iter().chain(alpn) {
+        ids.push(id.len() as u8);
+        ids.extend_from_slice(id.as_bytes());
+    }
+    let mut body = Vec::new();
+    push_u16(&mut body, ids.len());
+    body.extend_from_slice(&ids);
+    extension(exts, 0x0010, &body);
 }
 
 /// What a ServerHello (or HelloRetryRequest) said.

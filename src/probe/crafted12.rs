@@ -14,8 +14,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::client::{Connected, TicketWatch, chain_facts};
 use super::crafted::{
-    CraftedStream, Direction, ECDH, GREASE, Share, Stop, alerted, extensions, handshake_message,
-    take_message, u16_at,
+    CraftedStream, Direction, ECDH, SCHEMES, Share, Stop, alerted, alpn_extension, extensions,
+    handshake_message, list16, take_message, u16_at, with_grease,
 };
 use super::legacy::{Record, extension, hello_record, push_u16, read_record, sni_extension};
 use super::{Alert, Craft, Outcome, ProbeOutcome, ProbeRequest, Stage, micros, tcp_connect};
@@ -462,21 +462,7 @@ fn ca_names(body: &[u8]) -> Vec<String> {
 /// [`Craft::Grease`], a GREASE value first in every list and two GREASE extensions.
 fn client_hello(craft: Craft, sni: Option<&str>, alpn: &[&str], random: &[u8; 32]) -> Vec<u8> {
     let grease = craft == Craft::Grease;
-    let with_grease = |values: &[u16]| -> Vec<u16> {
-        grease
-            .then_some(GREASE)
-            .into_iter()
-            .chain(values.iter().copied())
-            .collect()
-    };
-    let list16 = |values: &[u16]| {
-        let mut v = Vec::new();
-        push_u16(&mut v, values.len() * 2);
-        for x in values {
-            v.extend_from_slice(&x.to_be_bytes());
-        }
-        v
-    };
+    let with_grease = |values: &[u16]| with_grease(grease, values);
     let mut hello = vec![3, 3];
     hello.extend_from_slice(random);
     hello.push(0);
@@ -503,22 +489,8 @@ fn client_hello(craft: Craft, sni: Option<&str>, alpn: &[&str], random: &[u8; 32
         &list16(&with_grease(&ECDH.map(|(id, _)| id))),
     );
     extension(&mut exts, 0x000b, &[1, 0]); // ec_point_formats: uncompressed
-    let schemes = [
-        0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0807, 0x0401, 0x0501, 0x0601,
-    ];
-    extension(&mut exts, 0x000d, &list16(&schemes));
-    if !alpn.is_empty() {
-        let mut ids = Vec::new();
-        let grease_id: &[&str] = if grease { &["\u{1a}\u{1a}"] } else { &[] };
-        for id in grease_id.iter().chain(alpn) {
-            ids.push(id.len() as u8);
-            ids.extend_from_slice(id.as_bytes());
-        }
-        let mut body = Vec::new();
-        push_u16(&mut body, ids.len());
-        body.extend_from_slice(&ids);
-        extension(&mut exts, 0x0010, &body);
-    }
+    extension(&mut exts, 0x000d, &list16(&SCHEMES));
+    alpn_extension(&mut exts, alpn, grease);
     extension(&mut exts, 0x0017, &[]); // extended_master_secret
     if grease {
         extension(&mut exts, 0x1a1a, &[0]);
