@@ -109,7 +109,12 @@ pub(super) async fn connect(
     match handshake(req, craft, Instant::now()).await {
         Ok(c) => Ok(c),
         Err(Stop::Server(out)) => Err(*out),
-        Err(Stop::Retry(_)) => unreachable!("TLS 1.2 has no HelloRetryRequest"),
+        // TLS 1.2 has no HelloRetryRequest: the handshake above never asks for one.
+        Err(Stop::Retry(group)) => {
+            let mut out = ProbeOutcome::new(req);
+            out.detail = format!("a TLS 1.2 server cannot ask for key share 0x{group:04x}");
+            Err(out)
+        }
     }
 }
 
