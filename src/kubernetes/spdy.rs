@@ -307,16 +307,15 @@ async fn read_frames(
                 }
             }
             GOAWAY => break "the API server ended it (GOAWAY)".to_owned(),
-            // SYN_REPLY, SETTINGS, HEADERS, WINDOW_UPDATE: nothing the relay reads.
-            _ => {}
-        }
-        let kind = u16::from_be_bytes([head[2], head[3]]);
-        if matches!(kind, SYN_REPLY | HEADERS)
-            && flags & FLAG_FIN != 0
-            && let Some(id) = body.get(..4)
-        {
             // A reply that also ends the server's side.
-            route(u32::from_be_bytes([id[0], id[1], id[2], id[3]]), Event::Fin);
+            SYN_REPLY | HEADERS if flags & FLAG_FIN != 0 && body.len() >= 4 => {
+                route(
+                    u32::from_be_bytes([body[0], body[1], body[2], body[3]]),
+                    Event::Fin,
+                );
+            }
+            // Other replies, SETTINGS, WINDOW_UPDATE: nothing the relay reads.
+            _ => {}
         }
     };
     let mut routes = lock(&routes);

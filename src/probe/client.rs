@@ -276,6 +276,24 @@ impl rustls::client::ClientSessionStore for TicketWatch {
     }
 }
 
+/// The CA names of a CertificateRequest's DistinguishedName list, read from its two-byte total
+/// length on: each entry's length and name, to the first that does not fit.
+pub(super) fn distinguished_names(list: &[u8]) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut at = 2;
+    while let Some(len) = list
+        .get(at..at + 2)
+        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    {
+        let Some(der) = list.get(at + 2..at + 2 + len) else {
+            break;
+        };
+        names.push(distinguished_name(der));
+        at += 2 + len;
+    }
+    names
+}
+
 /// Decodes a CertificateRequest CA name (DER Name, with or without its outer SEQUENCE).
 pub(super) fn distinguished_name(bytes: &[u8]) -> String {
     use x509_parser::prelude::{FromDer, X509Name};

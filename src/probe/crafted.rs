@@ -745,18 +745,10 @@ pub(super) fn alpn_of(body: &[u8]) -> Option<String> {
 
 /// The CA names of a TLS 1.3 CertificateRequest's certificate_authorities extension.
 fn ca_names(exts: &[u8]) -> Vec<String> {
-    let mut names = Vec::new();
-    for (_, data) in extensions(exts).filter(|(kind, _)| *kind == 0x002f) {
-        let mut i = 2;
-        while let Some(n) = u16_at(data, i) {
-            let Some(der) = data.get(i + 2..i + 2 + usize::from(n)) else {
-                break;
-            };
-            names.push(super::client::distinguished_name(der));
-            i += 2 + usize::from(n);
-        }
-    }
-    names
+    extensions(exts)
+        .filter(|(kind, _)| *kind == 0x002f)
+        .flat_map(|(_, data)| super::client::distinguished_names(data))
+        .collect()
 }
 
 /// The certificates of a TLS 1.3 Certificate message.

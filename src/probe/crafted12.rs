@@ -451,16 +451,7 @@ fn ca_names(body: &[u8]) -> Vec<String> {
     let Some(n) = u16_at(body, algs) else {
         return Vec::new();
     };
-    let mut at = algs + 2 + usize::from(n) + 2;
-    let mut names = Vec::new();
-    while let Some(n) = u16_at(body, at) {
-        let Some(der) = body.get(at + 2..at + 2 + usize::from(n)) else {
-            break;
-        };
-        names.push(super::client::distinguished_name(der));
-        at += 2 + usize::from(n);
-    }
-    names
+    super::client::distinguished_names(body.get(algs + 2 + usize::from(n)..).unwrap_or_default())
 }
 
 /// The ClientHello record: TLS 1.2 only, the suites above, `sni` as given; with

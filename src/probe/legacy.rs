@@ -205,19 +205,7 @@ pub(super) fn walk_flight(bytes: &[u8]) -> Flight {
 /// DistinguishedNames (RFC 4346 §7.4.4; TLS 1.2 puts signature algorithms between them).
 fn legacy_ca_names(body: &[u8]) -> Vec<String> {
     let types = usize::from(*body.first().unwrap_or(&0));
-    let mut at = 1 + types + 2;
-    let mut names = Vec::new();
-    while let Some(len) = body
-        .get(at..at + 2)
-        .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-    {
-        let Some(der) = body.get(at + 2..at + 2 + len) else {
-            break;
-        };
-        names.push(super::client::distinguished_name(der));
-        at += 2 + len;
-    }
-    names
+    super::client::distinguished_names(body.get(1 + types..).unwrap_or_default())
 }
 
 /// After a ServerHello that took the legacy version: the rest of the cleartext flight, up to
