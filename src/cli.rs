@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand};
 use argocd_mtls_verify::endpoint::Protocol;
 use argocd_mtls_verify::kubernetes::provision::Profile;
 use argocd_mtls_verify::pki::{KeyType, Layout};
+use argocd_mtls_verify::report::policyreport::ReportApi;
 
 // The library's enums know nothing of the command line; these are their command-line spellings
 // and help texts, mapped onto them.
@@ -28,6 +29,49 @@ impl From<ProtocolArg> for Protocol {
             ProtocolArg::Grpc => Protocol::Grpc,
             ProtocolArg::Https => Protocol::Https,
             ProtocolArg::Tls => Protocol::Tls,
+        }
+    }
+}
+
+/// The command line, parsed. Installed as a kubectl plugin (krew links the binary as
+/// `kubectl-argocd_mtls_verify`), its usage lines say `kubectl argocd-mtls-verify`, the way the
+/// user typed it.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let mut command = Cli::command();
+    let invoked = std::env::args_os().next().unwrap_or_default();
+    let plugin = std::path::Path::new(&invoked)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("kubectl-"));
+    if plugin {
+        command = command.bin_name("kubectl argocd-mtls-verify");
+    }
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+/// `--policy-report-api`: which report resource `--policy-report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportApiArg {
+    /// OpenReports' Report when the cluster serves it, else the PolicyReport; an error naming
+    /// both CRDs when it serves neither.
+    Auto,
+    /// reports.openreports.io/v1alpha1 (Kubewarden, Kyverno 1.15+ with OpenReports on).
+    Openreports,
+    /// policyreports.wgpolicyk8s.io/v1alpha2 (Kyverno, Trivy Operator, kubescape).
+    Policyreport,
+    /// Both: for a cluster whose readers are split between them.
+    Both,
+}
+
+impl ReportApiArg {
+    /// The APIs asked for; `None` lets the cluster decide (`auto`).
+    pub fn apis(self) -> Option<Vec<ReportApi>> {
+        match self {
+            ReportApiArg::Auto => None,
+            ReportApiArg::Openreports => Some(vec![ReportApi::OpenReports]),
+            ReportApiArg::Policyreport => Some(vec![ReportApi::PolicyReport]),
+            ReportApiArg::Both => Some(ReportApi::ALL.to_vec()),
         }
     }
 }
@@ -251,6 +295,19 @@ pub struct OutputArgs {
     /// checks by verdict, each check as 1 (passed) or 0, each certificate's expiry.
     #[arg(long, value_name = "PATH")]
     pub metrics_file: Option<PathBuf>,
+    /// Also push those metrics to this Prometheus Pushgateway (http(s)://HOST:PORT[/PREFIX];
+    /// `user:password@` for basic auth, never printed), as the group job="argocd-mtls-verify",
+    /// cluster, namespace: each push replaces that group's previous one. https uses the system's
+    /// CA certificates (the image has none: mount them at /etc/ssl/certs, or push over http inside
+    /// the cluster). A push that fails leaves the run without a verdict (exit 2), and the report
+    /// files and --metrics-file say why.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "ARGOCD_MTLS_VERIFY_PUSHGATEWAY",
+        hide_env_values = true
+    )]
+    pub pushgateway: Option<String>,
 }
 
 /// Arguments of `run`.
@@ -351,11 +408,15 @@ pub struct KubeArgs {
     /// fresh in-memory bundle), restart what mounts them and verify every replica.
     #[arg(long)]
     pub install: bool,
+    /// cluster: the kubeconfig file, as kubectl's --kubeconfig (default: KUBECONFIG, then
+    /// ~/.kube/config, then the pod's service account when run inside a cluster).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
     /// cluster: kubeconfig context (default: the current context).
     #[arg(long, value_name = "CONTEXT")]
     pub context: Option<String>,
     /// Namespace Argo CD runs in.
-    #[arg(long, default_value = "argocd", value_name = "NS")]
+    #[arg(short = 'n', long, default_value = "argocd", value_name = "NS")]
     pub namespace: String,
     /// cluster: allow creating the Secrets (from --pki DIR) and restarting the workloads that
     /// mount them. Without it nothing in the cluster is changed.
@@ -407,12 +468,18 @@ pub struct KubeArgs {
     /// serviceaccounts, roles and rolebindings in the namespace.
     #[arg(long)]
     pub in_cluster: bool,
-    /// cluster: write the results into the namespace as a PolicyReport (wgpolicyk8s.io/v1alpha2,
-    /// named argocd-mtls-verify, replaced by each run): one result per check and a `run/gate`
-    /// result with the verdict and, when there is none, why. Needs the PolicyReport CRD and
-    /// get/create/patch on policyreports.
+    /// cluster: write the results into the namespace as a policy report named argocd-mtls-verify,
+    /// replaced by each run: one result per check and a `run/gate` result with the verdict and,
+    /// when there is none, why; its scope is the repo-server workload, each result names its pod
+    /// or Service. OpenReports' Report (openreports.io/v1alpha1) or the legacy PolicyReport
+    /// (wgpolicyk8s.io/v1alpha2): see --policy-report-api. Needs get/create/patch on the resource
+    /// (deploy/cronjob/rbac.yaml grants both). A report that cannot be written leaves the run
+    /// without a verdict (exit 2), and every report file says why.
     #[arg(long)]
     pub policy_report: bool,
+    /// Which report resource --policy-report writes.
+    #[arg(long, value_enum, default_value_t = ReportApiArg::Auto, value_name = "API", requires = "policy_report")]
+    pub policy_report_api: ReportApiArg,
     /// The image of this tool the in-cluster pods run (built from deploy/image; see README).
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_PROBE_IMAGE, requires = "in_cluster")]
     pub probe_image: String,
@@ -502,7 +569,7 @@ pub struct InitArgs {
     #[arg(long, value_enum, default_value_t = KeyTypeArg::Rsa2048)]
     pub key_type: KeyTypeArg,
     /// Namespace Argo CD runs in: sets the repo-server SANs and the Secrets' namespace.
-    #[arg(long, default_value = "argocd", value_name = "NS")]
+    #[arg(short = 'n', long, default_value = "argocd", value_name = "NS")]
     pub namespace: String,
     /// Replace an existing bundle in DIR.
     #[arg(long)]

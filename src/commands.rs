@@ -254,29 +254,34 @@ impl Finished<'_> {
         }
         // The steps after the checks come before the report files, so that every file says what
         // the exit code says: a step that fails is recorded in the report, not only on stderr.
-        if let Some(namespace) = &output.policy_report {
-            let applied = match &client {
+        if let Some(plan) = &output.policy_report {
+            match &client {
                 Some(client) => {
-                    let object = report::policyreport::render(&report, namespace);
-                    argocd_mtls_verify::kubernetes::cluster::apply_policy_report(
-                        client, namespace, &object,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())
+                    write_policy_reports(client, plan, &mut report, events).await;
                 }
-                None => Err(
-                    "the run stopped before it reached the cluster, so there is nowhere to write the PolicyReport"
-                        .to_owned(),
-                ),
-            };
-            match applied {
-                Ok(()) => events.note(&format!(
-                    "wrote policyreport/{} in namespace {namespace}",
-                    report::policyreport::NAME
-                )),
-                Err(why) => {
+                None => {
+                    let why = "the run stopped before it reached the cluster, so there is nowhere to write the report".to_owned();
                     events.problem(&format!("--policy-report: {why}"));
                     report.record_failed_step(report::AfterStep::PolicyReport, why);
+                }
+            }
+        }
+        if let Some(url) = &output.pushgateway {
+            let kube = report.subject.kubernetes.as_ref();
+            let pushed = argocd_mtls_verify::pushgateway::push(
+                url,
+                kube.map(|k| k.cluster.as_str()).unwrap_or_default(),
+                kube.map(|k| k.namespace.as_str()).unwrap_or_default(),
+                report::metrics::render(&report),
+                std::time::Duration::from_secs(30),
+            )
+            .await;
+            match pushed {
+                Ok(()) => events.note("metrics pushed to the Pushgateway"),
+                Err(e) => {
+                    let why = e.to_string();
+                    events.problem(&why);
+                    report.record_failed_step(report::AfterStep::Pushgateway, why);
                 }
             }
         }
@@ -314,6 +319,59 @@ impl Finished<'_> {
     }
 }
 
+/// `--policy-report`: each report API asked for (or the first the cluster serves) written into
+/// the namespace; each one that cannot be is a failed step of the run.
+async fn write_policy_reports(
+    client: &kube::Client,
+    plan: &crate::plan::PolicyReportPlan,
+    report: &mut Report,
+    events: &Events,
+) {
+    use argocd_mtls_verify::kubernetes::cluster::{
+        ClusterError, apply_policy_report, served_report_apis,
+    };
+    let namespace = &plan.namespace;
+    let apis = match &plan.apis {
+        Some(apis) => Ok(apis.clone()),
+        None => match served_report_apis(client).await {
+            Ok(served) => served
+                .first()
+                .map(|api| vec![*api])
+                .ok_or(ClusterError::NoReportApi {
+                    namespace: namespace.clone(),
+                }),
+            Err(e) => Err(e),
+        },
+    };
+    let outcomes = match apis {
+        Ok(apis) => {
+            let mut outcomes = Vec::new();
+            for api in apis {
+                let object = report::policyreport::render(report, namespace, api);
+                let applied = apply_policy_report(client, namespace, api, &object).await;
+                outcomes.push(applied.map(|()| api));
+            }
+            outcomes
+        }
+        Err(e) => vec![Err(e)],
+    };
+    for outcome in outcomes {
+        match outcome {
+            Ok(api) => events.note(&format!(
+                "wrote {}.{}/{} in namespace {namespace}",
+                api.plural(),
+                api.group(),
+                report::policyreport::NAME
+            )),
+            Err(e) => {
+                let why = e.to_string();
+                events.problem(&format!("--policy-report: {why}"));
+                report.record_failed_step(report::AfterStep::PolicyReport, why);
+            }
+        }
+    }
+}
+
 /// `run --target kind` and `run --target cluster`: the phases, then clean-up, then the report
 /// (marked incomplete when the run stopped early).
 async fn execute_kube(
@@ -341,9 +399,16 @@ async fn execute_kube(
                 r = run.kind(kind_plan, provisioning, checks, settings, limits) => Ok(r),
             }
         }
-        KubeHow::Existing { context, install } => {
-            let (client, label) =
-                argocd_mtls_verify::kubernetes::connect::connect(context.as_deref()).await?;
+        KubeHow::Existing {
+            kubeconfig,
+            context,
+            install,
+        } => {
+            let (client, label) = argocd_mtls_verify::kubernetes::connect::connect(
+                kubeconfig.as_deref(),
+                context.as_deref(),
+            )
+            .await?;
             tokio::select! {
                 biased;
                 which = crate::stop::requested() => Err(which),

@@ -25,6 +25,7 @@ pub mod grpc;
 pub mod kubernetes;
 pub mod pki;
 pub mod probe;
+pub mod pushgateway;
 pub mod reference;
 pub mod report;
 pub mod runner;
@@ -52,6 +53,19 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         cause = e.source();
     }
     line
+}
+
+/// `text` with the password of every URL in it (`scheme://user:PASSWORD@host`) replaced by
+/// `REDACTED`: for command lines and messages that name a URL given with credentials
+/// (`--pushgateway`, `--install-manifest`).
+pub fn without_url_passwords(text: &str) -> String {
+    static USERINFO: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    USERINFO
+        .get_or_init(|| {
+            regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#\s]*@").expect("valid")
+        })
+        .replace_all(text, "${1}REDACTED@")
+        .into_owned()
 }
 
 /// Installs ring as the process-wide rustls crypto provider. Idempotent; call before any TLS use,

@@ -9,18 +9,17 @@ mod stop;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
 
 use argocd_mtls_verify::pki::{self, InitOptions};
 use argocd_mtls_verify::report::console;
-use cli::{Cli, Command, PkiCommand};
+use cli::{Command, PkiCommand};
 
 /// Exit status for "no verdict": bad input, setup failure, inconclusive.
 const EXIT_NO_VERDICT: u8 = 2;
 
 fn main() -> ExitCode {
     argocd_mtls_verify::install_crypto_provider();
-    let cli = Cli::parse();
+    let cli = cli::parse();
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

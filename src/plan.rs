@@ -16,6 +16,7 @@ use argocd_mtls_verify::kubernetes::manifest::ManifestSource;
 use argocd_mtls_verify::kubernetes::provision::Provisioning;
 use argocd_mtls_verify::pki::{self, Bundle, PkiPaths, ProbePki};
 use argocd_mtls_verify::report::events::Events;
+use argocd_mtls_verify::report::policyreport::ReportApi;
 use argocd_mtls_verify::report::progress::ConsoleProgress;
 use argocd_mtls_verify::report::{self, Formats};
 use argocd_mtls_verify::runner::kube::{KindPlan, Limits};
@@ -51,10 +52,19 @@ pub(crate) struct Output {
     pub(crate) print_report: bool,
     /// `--metrics-file`.
     pub(crate) metrics_file: Option<PathBuf>,
-    /// `--policy-report`: the namespace to write it into (set for cluster runs).
-    pub(crate) policy_report: Option<String>,
+    /// `--pushgateway`.
+    pub(crate) pushgateway: Option<String>,
+    /// `--policy-report`: where to write it (set for cluster runs).
+    pub(crate) policy_report: Option<PolicyReportPlan>,
     /// The seed the doors were drawn with (`--seed`, or a fresh one), for report.json.
     pub(crate) seed: u64,
+}
+
+/// `--policy-report`: the namespace and the report APIs to write.
+pub(crate) struct PolicyReportPlan {
+    pub(crate) namespace: String,
+    /// `--policy-report-api`; `None`: the first of [`ReportApi::ALL`] the cluster serves.
+    pub(crate) apis: Option<Vec<ReportApi>>,
 }
 
 /// What a plan probes.
@@ -100,6 +110,8 @@ pub(crate) struct KubePlan {
 pub(crate) enum KubeHow {
     /// The kubeconfig's (or `--context`'s) cluster; with a manifest, Argo CD is installed first.
     Existing {
+        /// `--kubeconfig`.
+        kubeconfig: Option<PathBuf>,
         context: Option<String>,
         install: Option<ManifestSource>,
     },
@@ -171,7 +183,7 @@ fn scope(out: &OutputArgs) -> report::Scope {
     report::Scope {
         command: std::env::args_os()
             .skip(1)
-            .map(|a| a.to_string_lossy().into_owned())
+            .map(|a| argocd_mtls_verify::without_url_passwords(&a.to_string_lossy()))
             .collect(),
         suites: vec![],
         filters,
@@ -237,6 +249,7 @@ pub(crate) fn output(out: &OutputArgs) -> anyhow::Result<(Output, ProbeSettings)
             scope: scope(out),
             print_report: out.print_report,
             metrics_file: out.metrics_file.clone(),
+            pushgateway: out.pushgateway.clone(),
             policy_report: None,
             seed: settings.seed,
         },
@@ -268,6 +281,11 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
     if args.kube.install && args.target != TargetKind::Cluster {
         bail!("--install belongs to --target cluster (--target kind always installs)");
     }
+    if args.kube.kubeconfig.is_some() && args.target != TargetKind::Cluster {
+        bail!(
+            "--kubeconfig belongs to --target cluster (--target kind writes a kubeconfig of its own)"
+        );
+    }
     if args.kube.in_cluster && args.target != TargetKind::Cluster {
         bail!(
             "--in-cluster belongs to --target cluster: it starts pods in an existing cluster (for a kind cluster, run --target cluster --context kind-NAME against it)"
@@ -294,7 +312,10 @@ pub(crate) async fn plan_run(args: &RunArgs) -> anyhow::Result<Option<Plan>> {
                 "--policy-report belongs to --target cluster: it writes into the cluster's namespace"
             );
         }
-        output.policy_report = Some(args.kube.namespace.clone());
+        output.policy_report = Some(PolicyReportPlan {
+            namespace: args.kube.namespace.clone(),
+            apis: args.kube.policy_report_api.apis(),
+        });
     }
     let target = match args.target {
         TargetKind::Endpoint => plan_endpoint(args).await?,
@@ -520,6 +541,7 @@ async fn plan_kube(
             toolchain,
         }),
         (_, install) => KubeHow::Existing {
+            kubeconfig: args.kube.kubeconfig.clone(),
             context: args.kube.context.clone(),
             install,
         },

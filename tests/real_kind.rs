@@ -436,3 +436,112 @@ fn c3_no_engine_or_no_tag_is_exit_2_with_the_reason() {
     assert_eq!(out.status.code(), Some(2), "{said}");
     assert!(said.contains("with its tag or digest"), "{said}");
 }
+
+/// i1: the release's own image, deploy/image/Dockerfile as shipped, built for real on the rig's
+/// engine from the static binary these tests ran (its .dockerignore, its rootfs): it runs
+/// `--version` as user 65532, holds nothing but the binary, /etc/passwd, /etc/group and /tmp,
+/// and is removed afterwards.
+#[test]
+fn i1_the_dockerfile_builds_an_image_that_runs_as_65532_and_holds_only_the_binary() {
+    let rig = rig();
+    let root = common::rig::root();
+    let context = tempdir();
+    let c = context.path();
+    std::fs::create_dir_all(c.join("deploy/image")).unwrap();
+    std::fs::create_dir_all(c.join("dist/linux-amd64")).unwrap();
+    std::fs::copy(root.join(".dockerignore"), c.join(".dockerignore")).unwrap();
+    std::fs::copy(
+        root.join("deploy/image/Dockerfile"),
+        c.join("deploy/image/Dockerfile"),
+    )
+    .unwrap();
+    let copied = Command::new("cp")
+        .arg("-r")
+        .arg(root.join("deploy/image/rootfs"))
+        .arg(c.join("deploy/image/"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::copy(common::bin(), c.join("dist/linux-amd64/argocd-mtls-verify")).unwrap();
+    // Something the .dockerignore must keep out of the image's context.
+    std::fs::write(c.join("not-for-the-image.key"), "not a key").unwrap();
+    let tag = "argocd-mtls-verify.test/tool:i1";
+    let built = rig.tool(
+        "docker",
+        &[
+            "build",
+            "-f",
+            c.join("deploy/image/Dockerfile").to_str().unwrap(),
+            "-t",
+            tag,
+            c.to_str().unwrap(),
+        ],
+    );
+    let said = |o: &Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+    assert!(built.status.success(), "docker build: {}", said(&built));
+    let remove = || {
+        let _ = rig.tool("docker", &["rmi", "-f", tag]);
+    };
+    let version = rig.tool(
+        "docker",
+        &["run", "--rm", "--network", "none", tag, "--version"],
+    );
+    let user = rig.tool(
+        "docker",
+        &["image", "inspect", "-f", "{{.Config.User}}", tag],
+    );
+    let created = rig.tool("docker", &["create", tag]);
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let listing = rig.tool(
+        "sh",
+        &[
+            "-c",
+            &format!("docker export {id} | tar -t | sort; docker rm -f {id} >/dev/null"),
+        ],
+    );
+    remove();
+    assert!(version.status.success(), "{}", said(&version));
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("argocd-mtls-verify {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(String::from_utf8_lossy(&user.stdout).trim(), "65532:65532");
+    let files: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|f| !f.starts_with("dev/") && !f.starts_with("proc/") && !f.starts_with("sys/"))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ".dockerenv",
+            "dev/",
+            "etc/",
+            "etc/group",
+            "etc/hostname",
+            "etc/hosts",
+            "etc/mtab",
+            "etc/passwd",
+            "etc/resolv.conf",
+            "proc/",
+            "sys/",
+            "tmp/",
+            "usr/",
+            "usr/local/",
+            "usr/local/bin/",
+            "usr/local/bin/argocd-mtls-verify",
+        ]
+        .iter()
+        .filter(|f| !f.starts_with("dev/") && !f.starts_with("proc/") && !f.starts_with("sys/"))
+        .map(|f| f.to_string())
+        .collect::<Vec<_>>(),
+        "{}",
+        said(&listing)
+    );
+}

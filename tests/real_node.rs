@@ -212,6 +212,22 @@ impl Node {
     }
 
     fn reset_namespace(&self, ns: &str) {
+        // An Application left by a scenario that failed half-way keeps Argo CD's finalizer, which
+        // nothing runs once its controller is deleted: the namespace would never go. (No
+        // Applications, or no CRD after s8: nothing to release.)
+        let left = self.kubectl(&["get", "applications.argoproj.io", "-n", ns, "-o", "name"]);
+        for app in String::from_utf8_lossy(&left.stdout).lines() {
+            self.kubectl(&[
+                "patch",
+                "-n",
+                ns,
+                app,
+                "--type",
+                "merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ]);
+        }
         self.k(&[
             "delete",
             "namespace",
@@ -363,6 +379,12 @@ impl Node {
             "--timeout=300s",
         ]);
         self.k(&["create", "namespace", ns]);
+        self.install_yaml_in_existing(ns, yaml);
+    }
+
+    /// Applies `yaml` into the namespace as it is (server-side) and waits for every workload's
+    /// rollout (Dex has no image on the node and is never waited for).
+    fn install_yaml_in_existing(&self, ns: &str, yaml: &str) {
         self.kubectl_with_stdin(
             &[
                 "apply",
@@ -1384,6 +1406,148 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
     node.k(&["delete", "namespace", ns, "--wait", "--timeout=300s"]);
 }
 
+/// Scenario 17: Argo CD as the community Helm chart ships it for 3.5 (argo-cd 10.2.3 rendered by
+/// layout.py: its labels, Helm's release annotations, argocd-repo-server-mtls mounted nowhere).
+/// `--provision` says that nothing mounts the mTLS Secret, restarts the repo-server because it
+/// mounts the TLS Secret it wrote (it then serves that certificate), and neither asks for a
+/// restart that cannot help nor calls the client pair "not observed". The run fails (exit 1):
+/// every `config/mount/*` names the Helm
+/// release and gives the values that mount the Secret for that component, in the chart's own keys,
+/// as one line to save as a values file; no fix says `kubectl edit`. Those lines, saved verbatim
+/// and given to the chart as `helm upgrade -f` would (layout.py appends them as the chart's
+/// templates do), make the next run pass (exit 0).
+#[test]
+fn s17_the_helm_chart_as_shipped_gets_its_fix_in_values_and_the_values_make_it_pass() {
+    let node = node(Lane::Cluster);
+    let ns = "gitops";
+    let pki = tempdir();
+    let out = Command::new(common::bin())
+        .args(["pki", "init", "-n", ns, "--out"])
+        .arg(pki.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.install_yaml_in(ns, &relayout(&["chart", ns, "prod"]));
+    // --provision writes both Secrets. Nothing mounts the mTLS one, and the run says so; the
+    // chart's repo-server mounts argocd-repo-server-tls, so it restarts and serves the new
+    // certificate. No restart could help the mTLS Secret, and no client mounts a pair: both
+    // say so instead of asking for a restart or saying "not observed".
+    let run = node.product(&[
+        "run",
+        "--target",
+        "cluster",
+        "-n",
+        ns,
+        "--pki",
+        pki.path().to_str().unwrap(),
+        "--provision",
+    ]);
+    run.assert_exit(1);
+    assert!(
+        run.said.contains(
+            "no workload mounts `argocd-repo-server-mtls`: creating it changes nothing until the installer mounts it"
+        ),
+        "{}",
+        run.said
+    );
+    let changes = run.report["subject"]["kubernetes"]["changes"].to_string();
+    assert!(
+        changes.contains("restarted Deployment/prod-argocd-repo-server"),
+        "{changes}"
+    );
+    let identity = verdicts(&run, "server/identity");
+    assert!(
+        !identity.is_empty() && identity.iter().all(|(_, v)| v == "pass"),
+        "the restarted repo-server serves the written certificate: {identity:?}"
+    );
+    for check in run.report["checks"].as_array().unwrap() {
+        let id = check["id"].as_str().unwrap();
+        let reason = check["reason"].as_str().unwrap_or_default();
+        if id.starts_with("config/restarted-after-secret") {
+            assert_eq!(check["verdict"], "skip", "{id}: {reason}");
+            assert!(
+                reason.starts_with(
+                    "no restart helps: deployment/prod-argocd-repo-server does not mount"
+                ),
+                "{reason}"
+            );
+        }
+        if id.starts_with("config/mtls-client-pair") {
+            assert!(
+                reason.contains("no client of the repo-server mounts a certificate and key"),
+                "{id}: {reason}"
+            );
+        }
+    }
+    let verify = || {
+        node.product(&[
+            "run",
+            "--target",
+            "cluster",
+            "-n",
+            ns,
+            "--pki",
+            pki.path().to_str().unwrap(),
+        ])
+    };
+    let run = verify();
+    run.assert_exit(1);
+    let scope = format!("namespace/{ns}");
+    let mut values = String::new();
+    for (role, key) in [
+        ("argocd-repo-server", "repoServer"),
+        ("argocd-server", "server"),
+        ("argocd-application-controller", "controller"),
+        ("argocd-applicationset-controller", "applicationSet"),
+        ("argocd-notifications-controller", "notifications"),
+    ] {
+        let reason = reason_on(&run, &format!("config/mount/{role}"), &scope);
+        assert!(
+            reason.contains("Helm release `prod` (chart argo-cd-10.2.3) made "),
+            "{role}: {reason}"
+        );
+        assert!(!reason.contains("kubectl edit"), "{reason}");
+        let line = reason
+            .split_once("Save this line as mtls-values.yaml: ")
+            .and_then(|(_, rest)| rest.split_once(" then: helm upgrade prod "))
+            .unwrap_or_else(|| panic!("{role}: no values line in {reason}"))
+            .0;
+        assert!(line.starts_with(&format!("{{\"{key}\":")), "{role}: {line}");
+        // One values file for the five components: each line is one top-level key.
+        values.push_str(&format!("{}\n", &line[1..line.len() - 1]));
+    }
+    let file = pki.path().join("mtls-values.yaml");
+    std::fs::write(
+        &file,
+        format!("{{{}}}\n", values.trim_end().replace('\n', ",")),
+    )
+    .unwrap();
+    node.install_yaml_in_existing(
+        ns,
+        &relayout(&["chart", ns, "prod", file.to_str().unwrap()]),
+    );
+    let run = verify();
+    run.assert_exit(0);
+    for role in [
+        "argocd-repo-server",
+        "argocd-server",
+        "argocd-application-controller",
+        "argocd-applicationset-controller",
+        "argocd-notifications-controller",
+    ] {
+        assert_eq!(
+            verdicts(&run, &format!("config/mount/{role}")),
+            vec![(scope.clone(), "pass".into())],
+            "{role}"
+        );
+    }
+    node.k(&["delete", "namespace", ns, "--wait", "--timeout=300s"]);
+}
+
 /// Scenario 10: the application controller shipped as a Deployment (Argo CD's own
 /// dynamic-cluster-distribution variant, which mounts no argocd-repo-server-mtls volume): once mTLS
 /// is on it presents no certificate. Discovery by role sees it although it mounts nothing, and
@@ -2135,10 +2299,12 @@ impl Node {
         );
     }
 
-    fn policy_report(&self) -> serde_json::Value {
+    /// This run's report object of `resource` (`reports.openreports.io`,
+    /// `policyreports.wgpolicyk8s.io`) as the API server stored it.
+    fn policy_report(&self, resource: &str) -> serde_json::Value {
         serde_json::from_str(&self.k(&[
             "get",
-            "policyreport",
+            resource,
             "-n",
             self.ns,
             "argocd-mtls-verify",
@@ -2147,19 +2313,92 @@ impl Node {
         ]))
         .unwrap()
     }
+
+    /// Applies a CRD file and waits until it is served.
+    fn crd(&self, file: &Path, name: &str) {
+        self.k(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+        self.k(&[
+            "wait",
+            "--for=condition=Established",
+            &format!("crd/{name}"),
+            "--timeout=60s",
+        ]);
+    }
+
+    /// Removes the policy-report CRDs (and so every report), and waits until they are gone.
+    fn no_report_crds(&self) {
+        self.k(&[
+            "delete",
+            "crd",
+            "--ignore-not-found",
+            "--wait=true",
+            "--timeout=60s",
+            REPORT_CRDS[0],
+            REPORT_CRDS[1],
+        ]);
+    }
 }
 
-/// Scenario 16: the fleet example on one cluster. The ApplicationSet as shipped (cluster
-/// generator) renders an Application for the local cluster, Argo CD syncs deploy/cronjob/ from a
-/// git repository, the CronJob is triggered once: its run from inside the cluster passes, the
-/// PolicyReport (CRD from the project's file) has one result per check and a passing `run/gate`,
-/// the metrics file says pass. With the client CA gone from the Secret the next run fails the Job
-/// with exit code 1 and the PolicyReport says which checks failed.
+/// The report resources `--policy-report` writes, by their CRDs' names.
+const REPORT_CRDS: [&str; 2] = ["reports.openreports.io", "policyreports.wgpolicyk8s.io"];
+
+/// What the API server stored of a report written with strict field validation: its results
+/// are the run's checks and a gate, each still with every field written (none pruned), about
+/// the repo-server's pods under the Deployment's scope.
+fn assert_stored_report(stored: &serde_json::Value, run: &Run, kind: &str) {
+    assert_eq!(stored["kind"], kind, "{stored}");
+    assert_eq!(
+        stored["scope"],
+        serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "name": "argocd-repo-server", "namespace": "argocd"}),
+        "{stored}"
+    );
+    let results = stored["results"].as_array().unwrap();
+    let checks = run.report["checks"].as_array().unwrap();
+    assert_eq!(results.len(), checks.len() + 1, "{stored}");
+    for (result, check) in results[1..].iter().zip(checks) {
+        assert_eq!(result["rule"], check["id"]);
+        for field in [
+            "policy",
+            "rule",
+            "result",
+            "severity",
+            "category",
+            "source",
+            "scored",
+            "message",
+            "timestamp",
+            "properties",
+            "resources",
+        ] {
+            assert!(result.get(field).is_some(), "{field} pruned from {result}");
+        }
+        assert_eq!(result["resources"][0]["kind"], "Pod", "{result}");
+        assert_eq!(
+            result["properties"]["endpoint"], check["endpoint"],
+            "{result}"
+        );
+    }
+}
+
+/// Scenario 16: the fleet example on one cluster, and the policy reports it writes. Without
+/// either report CRD, `--policy-report` is a failed step named in every file. With OpenReports'
+/// CRD as its project publishes it (from its Go module), the run writes a `Report`; asked for the
+/// legacy PolicyReport there, it fails naming that API; with Kyverno's PolicyReport CRD beside it,
+/// `--policy-report-api both` writes both, strictly validated and nothing pruned; the project's
+/// own PolicyReport CRD (deploy/) takes the legacy report as well. Then the ApplicationSet as
+/// shipped (cluster generator) renders an Application for the local cluster, Argo CD syncs
+/// deploy/cronjob/ from a git repository, the CronJob is triggered once: its run from inside the
+/// cluster passes, the `Report` it writes (with its RBAC as shipped) has one result per check and
+/// a passing `run/gate`, the metrics file says pass, and so does the real Pushgateway the CronJob
+/// was configured with (its Secret). With the client CA gone from the Secret the
+/// next run fails the Job with exit code 1 and the report says which checks failed.
 #[test]
 fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and_metrics() {
     let node = node(Lane::Cluster);
     let image = tool_image();
     let pki = node.pki(&[]);
+    node.no_report_crds();
     node.install_with_mtls(pki.path());
     // Before the CRD: the PolicyReport cannot be written after the checks passed. The exit code
     // says no verdict, and so does every file written after that step: the metrics file, and
@@ -2182,7 +2421,12 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
     let step = &run.report["run"]["failed_steps"][0];
     assert_eq!(step["step"], "policy-report", "{}", run.report["run"]);
     let why = step["error"].as_str().unwrap();
-    assert!(why.contains("PolicyReport"), "{why}");
+    assert!(
+        why.contains(
+            "serves neither reports.openreports.io/v1alpha1 nor policyreports.wgpolicyk8s.io/v1alpha2"
+        ),
+        "{why}"
+    );
     assert!(
         run.said
             .contains("FAILED AFTER THE CHECKS: --policy-report: "),
@@ -2209,19 +2453,77 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         prom.contains("step=\"--policy-report\"} 1") && prom.contains("verdict=\"error\"} 1"),
         "{prom}"
     );
+
+    // OpenReports' CRD only: `auto` writes a Report. A narrowed run (two checks) is enough here.
+    let crds = common::rig::root().join("target/rig/node/crds");
+    node.crd(&crds.join("openreports.io_reports.yaml"), REPORT_CRDS[0]);
+    let narrowed = |api: &str| {
+        node.product(&[
+            "run",
+            "--target",
+            "cluster",
+            "--pki",
+            pki.path().to_str().unwrap(),
+            "--policy-report",
+            "--policy-report-api",
+            api,
+            "handshake/no-client-cert",
+        ])
+    };
+    let run = narrowed("auto");
+    run.assert_exit(0);
+    assert!(
+        run.said
+            .contains("wrote reports.openreports.io/argocd-mtls-verify in namespace argocd"),
+        "{}",
+        run.said
+    );
+    assert_stored_report(&node.policy_report(REPORT_CRDS[0]), &run, "Report");
+    // `kubectl get -o wide` shows what the report is about (the CRD's Kind and Name columns).
+    let listed = node.k(&["get", REPORT_CRDS[0], "-n", node.ns, "-o", "wide"]);
+    assert!(
+        listed.contains("Deployment") && listed.contains("argocd-repo-server"),
+        "{listed}"
+    );
+    // The legacy API asked for where only OpenReports is served: a failed step naming it.
+    let run = narrowed("policyreport");
+    run.assert_exit(2);
+    let why = run.report["run"]["failed_steps"][0]["error"].to_string();
+    assert!(
+        why.contains("does not serve policyreports.wgpolicyk8s.io/v1alpha2"),
+        "{why}"
+    );
+    // Kyverno's PolicyReport CRD beside it: both written, both whole.
+    node.crd(
+        &crds.join("wgpolicyk8s.io_policyreports.yaml"),
+        REPORT_CRDS[1],
+    );
+    let run = narrowed("both");
+    run.assert_exit(0);
+    assert_stored_report(&node.policy_report(REPORT_CRDS[0]), &run, "Report");
+    assert_stored_report(&node.policy_report(REPORT_CRDS[1]), &run, "PolicyReport");
+    // The project's own PolicyReport CRD (deploy/, for a cluster that has none) takes it too.
     let deploy = common::rig::root().join("deploy");
     node.k(&[
-        "apply",
-        "--server-side",
-        "-f",
-        deploy.join("policyreport-crd.yaml").to_str().unwrap(),
-    ]);
-    node.k(&[
-        "wait",
-        "--for=condition=Established",
-        "crd/policyreports.wgpolicyk8s.io",
+        "delete",
+        "crd",
+        REPORT_CRDS[1],
+        "--wait=true",
         "--timeout=60s",
     ]);
+    node.crd(&deploy.join("policyreport-crd.yaml"), REPORT_CRDS[1]);
+    let run = narrowed("policyreport");
+    run.assert_exit(0);
+    assert_stored_report(&node.policy_report(REPORT_CRDS[1]), &run, "PolicyReport");
+    // From here on the CronJob's runs choose for themselves (auto): OpenReports.
+    node.k(&[
+        "delete",
+        "-n",
+        node.ns,
+        REPORT_CRDS[0],
+        "argocd-mtls-verify",
+    ]);
+
     let repos = cronjob_repository(&image);
     let daemon = GitDaemon::start(repos.path(), "amv");
     let appset = std::fs::read_to_string(deploy.join("applicationset.yaml"))
@@ -2247,6 +2549,17 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         "Synced",
     );
     node.k(&["get", "cronjob", "-n", node.ns, "argocd-mtls-verify"]);
+    // A Pushgateway on the node's bridge, configured as the CronJob's comment says.
+    let gateway = common::prometheus::Pushgateway::start("10.88.0.1");
+    node.k(&[
+        "create",
+        "secret",
+        "generic",
+        "-n",
+        node.ns,
+        "argocd-mtls-verify-pushgateway",
+        &format!("--from-literal=url={}", gateway.url),
+    ]);
 
     let (code, uid) = node.trigger("amv-now");
     assert_eq!(
@@ -2255,7 +2568,7 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         "{}",
         node.k(&["logs", "-n", node.ns, "job/amv-now", "--tail=40"])
     );
-    let report = node.policy_report();
+    let report = node.policy_report(REPORT_CRDS[0]);
     let results = report["results"].as_array().unwrap();
     assert_eq!(results[0]["rule"], "run/gate");
     assert_eq!(results[0]["result"], "pass", "{}", results[0]);
@@ -2284,6 +2597,12 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
     assert!(
         metrics.contains("namespace=\"argocd\",verdict=\"pass\"} 1"),
         "{metrics}"
+    );
+    // The same run pushed them: the Pushgateway holds the namespace's group, passing.
+    let pushed = gateway.metrics();
+    assert!(
+        pushed.contains("job=\"argocd-mtls-verify\",namespace=\"argocd\",verdict=\"pass\"} 1"),
+        "{pushed}"
     );
 
     // The client CA gone, the repo-server restarted: open. The Job fails with the gate's code.
@@ -2318,7 +2637,7 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         ],
         "1",
     );
-    let gate = node.policy_report()["results"][0].clone();
+    let gate = node.policy_report(REPORT_CRDS[0])["results"][0].clone();
     assert_eq!(gate["result"], "fail", "{gate}");
     assert!(
         gate["message"]
@@ -2334,5 +2653,20 @@ fn s16_the_applicationset_installs_the_cronjob_whose_runs_write_policyreport_and
         node.ns,
         "argocd-mtls-verify",
     ]);
+    // The failing run replaced the group: the Pushgateway now says fail.
+    let pushed = gateway.metrics();
+    assert!(
+        pushed.contains("job=\"argocd-mtls-verify\",namespace=\"argocd\",verdict=\"fail\"} 1"),
+        "{pushed}"
+    );
+    node.k(&[
+        "delete",
+        "secret",
+        "-n",
+        node.ns,
+        "argocd-mtls-verify-pushgateway",
+    ]);
     drop(daemon);
+    // A later run on this node starts without the report CRDs again.
+    node.no_report_crds();
 }

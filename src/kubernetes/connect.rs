@@ -31,7 +31,8 @@ pub enum ConnectError {
     Client(#[source] kube::Error),
 }
 
-/// A client for a kubeconfig file (the kind cluster's private one).
+/// A client for a kubeconfig file (`--kubeconfig`, the kind cluster's private one), at `context`
+/// or its current context.
 pub async fn client_from_kubeconfig(
     path: &std::path::Path,
     context: Option<&str>,
@@ -51,9 +52,21 @@ pub async fn client_from_kubeconfig(
     Client::try_from(config).map_err(ConnectError::Client)
 }
 
-/// A client the way kubectl picks one: `--context` from the kubeconfig, or the current context
-/// (KUBECONFIG, ~/.kube/config, or in-cluster). Returns it with a label for the report.
-pub async fn connect(context: Option<&str>) -> Result<(Client, String), ConnectError> {
+/// A client the way kubectl picks one: from `kubeconfig` when given (`--kubeconfig`), else
+/// KUBECONFIG, ~/.kube/config or in-cluster; its `--context`, or the current context. Returns it
+/// with a label for the report.
+pub async fn connect(
+    kubeconfig: Option<&std::path::Path>,
+    context: Option<&str>,
+) -> Result<(Client, String), ConnectError> {
+    if let Some(path) = kubeconfig {
+        let client = client_from_kubeconfig(path, context).await?;
+        let label = match context {
+            Some(context) => format!("context {context} of {}", path.display()),
+            None => format!("current context of {}", path.display()),
+        };
+        return Ok((client, label));
+    }
     match context {
         Some(context) => {
             let options = kube::config::KubeConfigOptions {

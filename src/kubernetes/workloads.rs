@@ -267,6 +267,91 @@ pub enum FileSource {
     NotMounted,
 }
 
+/// Who made a workload, read from its own metadata. A fix to its pod template belongs there: a
+/// `kubectl edit` is undone by the next `helm upgrade`, by the Operator's next reconcile, or by
+/// Argo CD's next sync of the chart.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "by")]
+pub enum Installer {
+    /// The Argo CD Operator: an `ArgoCD` resource (`argoproj.io`) is its controller owner.
+    Operator {
+        /// The `ArgoCD` resource's name.
+        argocd: String,
+    },
+    /// The community Helm chart (label `helm.sh/chart: argo-cd-<version>`).
+    Helm {
+        /// `argo-cd-<version>`.
+        chart: String,
+        /// The release (`meta.helm.sh/release-name`, else `app.kubernetes.io/instance`).
+        release: Option<String>,
+        /// Rendered by Argo CD from Git (`helm template`: no `meta.helm.sh/*` annotations, an
+        /// `argocd.argoproj.io/tracking-id`): its values live in the Application, not a release.
+        by_argocd: bool,
+    },
+    /// Kustomize with its build metadata on (`app.kubernetes.io/managed-by: kustomize-*`).
+    Kustomize,
+    /// Plain manifests: install.yaml, or kustomize without build metadata (on the cluster the
+    /// two look the same).
+    #[default]
+    Manifests,
+}
+
+impl Installer {
+    /// Reads the installer off a workload's metadata.
+    pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Installer {
+        let owner = meta.owner_references.iter().flatten().find(|o| {
+            o.kind == "ArgoCD"
+                && o.api_version.starts_with("argoproj.io/")
+                && o.controller == Some(true)
+        });
+        if let Some(owner) = owner {
+            return Installer::Operator {
+                argocd: owner.name.clone(),
+            };
+        }
+        let label = |k: &str| meta.labels.as_ref().and_then(|l| l.get(k));
+        let annotation = |k: &str| meta.annotations.as_ref().and_then(|a| a.get(k));
+        if let Some(chart) = label("helm.sh/chart") {
+            let release =
+                annotation("meta.helm.sh/release-name").or(label("app.kubernetes.io/instance"));
+            return Installer::Helm {
+                chart: chart.clone(),
+                release: release.cloned(),
+                by_argocd: annotation("meta.helm.sh/release-name").is_none()
+                    && annotation("argocd.argoproj.io/tracking-id").is_some(),
+            };
+        }
+        if label("app.kubernetes.io/managed-by").is_some_and(|m| m.starts_with("kustomize")) {
+            return Installer::Kustomize;
+        }
+        Installer::Manifests
+    }
+
+    /// One line for messages: `Helm release argocd (chart argo-cd-10.2.3)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Installer::Operator { argocd } => format!("the Argo CD Operator (ArgoCD `{argocd}`)"),
+            Installer::Helm {
+                chart,
+                release,
+                by_argocd: true,
+            } => format!(
+                "the Helm chart {chart}{}, rendered by Argo CD from Git",
+                release
+                    .as_ref()
+                    .map(|r| format!(" (instance {r})"))
+                    .unwrap_or_default()
+            ),
+            Installer::Helm { chart, release, .. } => match release {
+                Some(r) => format!("Helm release `{r}` (chart {chart})"),
+                None => format!("the Helm chart {chart}"),
+            },
+            Installer::Kustomize => "kustomize".into(),
+            Installer::Manifests => "plain manifests (install.yaml or kustomize)".into(),
+        }
+    }
+}
+
 /// A Deployment or StatefulSet that matters to repo-server mTLS: it has a role, or it mounts an
 /// `argocd-repo-server-mtls*` Secret, or both.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,6 +379,13 @@ pub struct Workload {
     /// Desired replicas (`spec.replicas`; unset means 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// Who made it.
+    #[serde(default)]
+    pub installer: Installer,
+    /// Every Secret its pod template mounts as a volume (by name), for restarting what mounts
+    /// a Secret the run wrote.
+    #[serde(skip)]
+    pub mounted_secrets: std::collections::BTreeSet<String>,
     /// The label selector of its pods (`matchLabels`).
     #[serde(skip)]
     pub selector: BTreeMap<String, String>,
@@ -328,12 +420,18 @@ impl Workload {
             secrets: self.secrets.clone(),
             mesh: self.mesh.clone(),
             replicas: self.replicas,
+            installer: Some(self.installer.describe()),
         }
     }
 
     /// `deployment/NAME` or `statefulset/NAME`.
     pub fn reference(&self) -> String {
         format!("{}/{}", self.kind.kubectl(), self.name)
+    }
+
+    /// Whether the pod template mounts any of `secrets` (by name).
+    pub fn mounts_any(&self, secrets: &[&str]) -> bool {
+        secrets.iter().any(|s| self.mounted_secrets.contains(*s))
     }
 
     /// Whether the pod template mounts an `argocd-repo-server-mtls*` Secret.
@@ -655,6 +753,14 @@ fn workload_of(
         secrets,
         mesh: mesh_enrolment(labels, annotations),
         replicas,
+        installer: Installer::of(meta),
+        mounted_secrets: spec
+            .volumes
+            .iter()
+            .flatten()
+            .flat_map(volume_secrets)
+            .map(|(name, _)| name)
+            .collect(),
         selector: selector
             .and_then(|s| s.match_labels.clone())
             .unwrap_or_default(),

@@ -66,6 +66,9 @@ pub struct WorkloadFacts {
     /// Desired replicas (`spec.replicas`; unset means 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<i32>,
+    /// Who made it (`Helm release argocd (chart argo-cd-10.2.3)`), read from its metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installer: Option<String>,
 }
 
 /// Kubernetes facts for the report (no Secret data).

@@ -227,7 +227,7 @@ pub struct RunInfo {
     /// The selected checks an incomplete run did not judge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_judged: Vec<String>,
-    /// Steps after the checks that failed (the PolicyReport, the metrics file): the run has no
+    /// Steps after the checks that failed (the policy report, the push, the metrics file): the run has no
     /// verdict then, unless a required check failed. Every writer that comes after one says so.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_steps: Vec<FailedStep>,
@@ -242,6 +242,8 @@ pub struct RunInfo {
 pub enum AfterStep {
     /// `--policy-report`: the PolicyReport applied into the cluster.
     PolicyReport,
+    /// `--pushgateway`: the metrics pushed.
+    Pushgateway,
     /// `--metrics-file`: the metrics written.
     MetricsFile,
 }
@@ -251,6 +253,7 @@ impl AfterStep {
     pub fn flag(self) -> &'static str {
         match self {
             AfterStep::PolicyReport => "--policy-report",
+            AfterStep::Pushgateway => "--pushgateway",
             AfterStep::MetricsFile => "--metrics-file",
         }
     }

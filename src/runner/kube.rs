@@ -536,12 +536,25 @@ impl KubeRun {
         drop(provision);
         let _restart = self.events.phase("restart");
         session.rediscover().await?;
+        // What mounts a Secret this run wrote reads it only when it starts: every one of them
+        // restarts, the repo-server for argocd-repo-server-tls as much as for the mTLS Secret.
+        let written: Vec<&str> = p
+            .secrets
+            .iter()
+            .filter_map(|s| s.metadata.name.as_deref())
+            .collect();
         let restart: Vec<_> = session
             .workloads
             .iter()
-            .filter(|w| w.mounts_mtls())
+            .filter(|w| w.mounts_mtls() || w.mounts_any(&written))
             .cloned()
             .collect();
+        if !session.workloads.iter().any(|w| w.mounts_mtls()) {
+            self.events.problem(&format!(
+                "no workload mounts `{}`: creating it changes nothing until the installer mounts it (config/mount/* say how, in its terms)",
+                crate::pki::secrets::MTLS_SECRET
+            ));
+        }
         let at = time::OffsetDateTime::now_utc();
         for w in &restart {
             cluster::restart(client, ns, w, at).await?;

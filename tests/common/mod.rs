@@ -251,6 +251,7 @@ pub fn loopback(what: Plain) -> Loopback {
     }
 }
 pub mod golden;
+pub mod prometheus;
 pub mod rig;
 
 /// One `run --target endpoint` of the CLI, with its report.

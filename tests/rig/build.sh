@@ -7,6 +7,7 @@
 #   v3.5.8/argocd-repo-server,    the newest 3.5 and 3.6 releases, only their repo-server command (all
 #   v3.6.2/argocd-repo-server     their tests run; tests/rig/argocd/v<VERSION>: one wrapper module per
 #                                 version); 3.6.2 is built with Go 1.27 (GOTOOLCHAIN)
+#   actionlint                    the GitHub workflow linter tests/workflows.rs runs (tests/rig/actionlint.sh)
 # Idempotent: Go's caches make a second run take seconds. Prints each step's time.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -24,4 +25,5 @@ for build in 3.5.1:all 3.5.8:repo-server 3.6.2:repo-server; do
   "$root/tests/rig/argocd/build.sh" "$version" "$what" >/dev/null
   echo "[rig] argocd v$version ($what) in $(( $(date +%s) - step ))s" >&2
 done
+"$root/tests/rig/actionlint.sh"
 echo "[rig] fixtures ready in $(( $(date +%s) - started ))s: $root/target/rig" >&2

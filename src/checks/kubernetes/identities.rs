@@ -135,6 +135,19 @@ pub fn judge_identities(
             });
         }
     }
+    if pairs.is_empty() {
+        // Nothing to judge, and why: not a Secret that could not be read, but no pair mounted.
+        for case in [
+            KubeCase::MtlsClientPair,
+            KubeCase::ClientCertChains,
+            KubeCase::ClientKeyMatches,
+        ] {
+            out.push(Finding::not_applicable(
+                case,
+                "no client of the repo-server mounts a certificate and key from a Secret (config/mount/argocd-server and the other clients' say how to mount them): there is no client identity to judge",
+            ));
+        }
+    }
     let mut presented: BTreeMap<String, Vec<Role>> = BTreeMap::new();
     for p in &pairs {
         let who = format!("{} ({})", p.role, p.workload.reference());

@@ -16,6 +16,7 @@ pub mod components;
 pub mod identities;
 pub mod network;
 pub mod pods;
+pub mod remedy;
 pub mod secret;
 pub mod workloads;
 

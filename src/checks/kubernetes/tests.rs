@@ -191,11 +191,18 @@ fn mounts() {
     let server = detail(&judged, "config/mount/argocd-server");
     assert_eq!(status(&judged, "config/mount/argocd-server"), Status::Fails);
     assert!(
-        server.contains("WITHOUT a client certificate") && server.contains("Fix: mount Secret"),
+        server.contains("WITHOUT a client certificate")
+            && server.contains(
+                "Fix: kubectl -n argocd patch deployment argocd-server -p '{\"spec\":{\"template\""
+            ),
         "{server}"
     );
     let appset = detail(&judged, "config/mount/argocd-applicationset-controller");
     assert!(appset.contains("/app/config/other/client.crt (env ARGOCD_APPLICATIONSET_CONTROLLER_REPO_SERVER_CLIENT_CERT_PATH)"), "{appset}");
+    assert!(
+        appset.contains("but its client certificate path is `/app/config/other/client.crt`"),
+        "the fix says its mount does not serve a path set elsewhere: {appset}"
+    );
     assert_eq!(
         status(&judged, "config/mount/argocd-application-controller"),
         Status::Holds

@@ -93,20 +93,36 @@ fn judge_mount(
     } else {
         "the file does not exist, so it connects WITHOUT a client certificate (Argo CD logs that only at Debug) and the repo-server refuses every call it makes"
     };
-    let fix = match role.client_settings() {
-        None => format!(
-            "mount Secret `{MTLS_SECRET}` (item `{}`) at /app/config/reposerver/mtls in container {container} of {}, or point --client-ca-path / reposerver.client.ca.path at a mounted file",
-            mtls_keys::CLIENT_CA,
-            w.reference()
-        ),
-        Some((_, params_prefix)) => format!(
-            "mount Secret `{MTLS_SECRET}` (items `{}`, `{}`) at /app/config/reposerver/mtls in container {container} of {} (kubectl -n {namespace} edit {}), or point {params_prefix}.repo.server.client.cert.path and .key.path in argocd-cmd-params-cm at mounted files",
-            mtls_keys::CLIENT_CERT,
-            mtls_keys::CLIENT_KEY,
-            w.reference(),
-            w.reference()
-        ),
-    };
+    let mut fix = super::remedy::mount(role, w, container, namespace);
+    // The fix mounts where the components look by default; a path set elsewhere stays unserved.
+    let elsewhere: Vec<String> = w
+        .mtls_reads(cmd_params)
+        .iter()
+        .filter(|r| {
+            !r.setting
+                .value
+                .starts_with(&format!("{}/", super::remedy::MOUNT_PATH))
+        })
+        .map(|r| match r.setting.value.as_str() {
+            "" => format!(
+                "its {} path is set empty ({})",
+                r.file.words(),
+                r.setting.from
+            ),
+            path => format!(
+                "its {} path is `{path}` ({})",
+                r.file.words(),
+                r.setting.from
+            ),
+        })
+        .collect();
+    if !elsewhere.is_empty() {
+        fix.push_str(&format!(
+            ". That mount serves the default paths under {}, but {}: remove that setting, or mount the Secret where it points",
+            super::remedy::MOUNT_PATH,
+            elsewhere.join(", ")
+        ));
+    }
     Finding::fail(
         KubeCase::Mount,
         format!("{at}: {}; {consequence}. Fix: {fix}", missing.join("; ")),
@@ -160,6 +176,20 @@ fn repo_server_restart(
         .collect();
     expected.sort();
     let health = format!("O={}", crate::pki::HEALTH_CHECK_ORGANIZATION);
+    let unmounted: Vec<String> = workloads
+        .iter()
+        .filter(|w| w.role == Some(Role::RepoServer) && !w.mounts_mtls())
+        .map(Workload::reference)
+        .collect();
+    if !unmounted.is_empty() {
+        return Finding::not_applicable(
+            KubeCase::RestartedAfterSecret,
+            format!(
+                "no restart helps: {} does not mount Secret `{MTLS_SECRET}`, so a restarted repo-server reads no client CA either (config/mount/argocd-repo-server says how its installer mounts it)",
+                unmounted.join(", ")
+            ),
+        );
+    }
     let restart = workloads
         .iter()
         .filter(|w| w.role == Some(Role::RepoServer))

@@ -91,11 +91,25 @@ pub enum ClusterError {
         /// The resolver's answer.
         why: String,
     },
-    /// `--policy-report` on a cluster without the `PolicyReport` resource.
+    /// `--policy-report` (with `--policy-report-api` naming one API) on a cluster that does not
+    /// serve it.
     #[error(
-        "the cluster has no PolicyReport resource (wgpolicyk8s.io/v1alpha2) for namespace `{namespace}`: install its CRD (Kyverno, Trivy Operator and kubescape bring one; or kubectl apply -f deploy/policyreport-crd.yaml)"
+        "the cluster does not serve {api} for namespace `{namespace}`: {hint}",
+        hint = install_hint(*api)
     )]
-    NoPolicyReportResource {
+    NoReportResource {
+        /// The API asked for.
+        api: crate::report::policyreport::ReportApi,
+        /// The namespace written to.
+        namespace: String,
+    },
+    /// `--policy-report` on a cluster that serves neither report API.
+    #[error(
+        "the cluster serves neither reports.openreports.io/v1alpha1 nor policyreports.wgpolicyk8s.io/v1alpha2, so there is nowhere to write the report for namespace `{namespace}`: {} Or {}",
+        install_hint(crate::report::policyreport::ReportApi::OpenReports),
+        install_hint(crate::report::policyreport::ReportApi::PolicyReport)
+    )]
+    NoReportApi {
         /// The namespace written to.
         namespace: String,
     },
@@ -147,6 +161,19 @@ pub(crate) fn describe(e: &kube::Error) -> String {
 }
 
 /// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
+/// How a cluster gets the report resource `api`.
+fn install_hint(api: crate::report::policyreport::ReportApi) -> &'static str {
+    use crate::report::policyreport::ReportApi;
+    match api {
+        ReportApi::OpenReports => {
+            "install OpenReports' CRD (config/crd/openreports.io_reports.yaml of openreports/reports-api; Kubewarden installs it, Kyverno 1.15+ with its openreports option)."
+        }
+        ReportApi::PolicyReport => {
+            "install the PolicyReport CRD (Kyverno, Trivy Operator and kubescape bring one; or kubectl apply -f deploy/policyreport-crd.yaml)."
+        }
+    }
+}
+
 pub(crate) fn api_error(
     verb: &str,
     resource: &str,

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::kubernetes::workloads::{Workload, WorkloadKind};
+use crate::report::policyreport::ReportApi;
 
 use super::{ClusterError, api_error};
 
@@ -211,33 +212,52 @@ pub async fn ensure_namespace(
     }))
 }
 
-/// Server-side applies a `PolicyReport` (`wgpolicyk8s.io/v1alpha2`) into `namespace`, replacing
-/// this tool's previous one. A cluster without the resource gets an error that says how to add it.
+/// Which of the report APIs (`--policy-report`) the cluster serves, in [`ReportApi::ALL`]'s order.
+pub async fn served_report_apis(client: &Client) -> Result<Vec<ReportApi>, ClusterError> {
+    let mut served = Vec::new();
+    for api in ReportApi::ALL {
+        match client.list_api_group_resources(&api.api_version()).await {
+            Ok(list) if list.resources.iter().any(|r| r.name == api.plural()) => served.push(api),
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(api_error("get", &api.api_version(), "", e)),
+        }
+    }
+    Ok(served)
+}
+
+/// Server-side applies a report of `api` into `namespace`, replacing this tool's previous one,
+/// with strict field validation: a field the cluster's schema does not know is an error, never
+/// silently pruned. A cluster without the resource gets an error that says how to add it.
 pub async fn apply_policy_report(
     client: &Client,
     namespace: &str,
+    api: ReportApi,
     report: &serde_json::Value,
 ) -> Result<(), ClusterError> {
     use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-    let gvk = GroupVersionKind::gvk("wgpolicyk8s.io", "v1alpha2", "PolicyReport");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "policyreports");
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let gvk = GroupVersionKind::gvk(api.group(), api.version(), api.kind());
+    let resource = ApiResource::from_gvk_with_plural(&gvk, api.plural());
+    let objects: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let name = report["metadata"]["name"].as_str().unwrap_or_default();
-    match api
+    match objects
         .patch(
             name,
-            &PatchParams::apply(crate::kubernetes::install::FIELD_MANAGER).force(),
+            &PatchParams::apply(crate::kubernetes::install::FIELD_MANAGER)
+                .force()
+                .validation_strict(),
             &Patch::Apply(report),
         )
         .await
     {
         Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Err(ClusterError::NoPolicyReportResource {
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(ClusterError::NoReportResource {
+            api,
             namespace: namespace.to_owned(),
         }),
         Err(e) => Err(api_error(
             "patch",
-            "policyreports.wgpolicyk8s.io",
+            &format!("{}.{}", api.plural(), api.group()),
             namespace,
             e,
         )),

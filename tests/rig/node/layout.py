@@ -10,6 +10,16 @@ the real-node scenarios of tests/real_node.rs (stdout). Test-only: the product n
       `app.kubernetes.io/instance: RELEASE` and `app.kubernetes.io/component: <component>` beside
       the upstream name label (which the Services and the NetworkPolicy select on).
 
+  layout.py chart NAMESPACE RELEASE [VALUES]
+      The helm layout as the community chart ships for Argo CD 3.5 (argo-cd 10.2.3): its labels and
+      Helm's release annotations on the five workloads (`helm.sh/chart`, `app.kubernetes.io/
+      managed-by: Helm`, `meta.helm.sh/release-name|namespace`), and argocd-repo-server-mtls mounted
+      nowhere. With VALUES (a YAML file: what a user would pass with `helm upgrade -f`), each
+      component's extra volumes and volume mounts (`repoServer.volumes`/`.volumeMounts`, `server`,
+      `controller`, `applicationSet.extraVolumes`/`.extraVolumeMounts`, `notifications`) are
+      appended as the chart's templates append them: to the pod's volumes and to the component's
+      own container.
+
   layout.py controller-deployment NAMESPACE DEPLOYMENT_YAML
       As the dynamic-cluster-distribution overlay: the application controller StatefulSet replaced
       by Argo CD's own Deployment variant (DEPLOYMENT_YAML, from the same Go module), which mounts
@@ -62,6 +72,48 @@ def helm(docs, namespace, release):
     return docs
 
 
+CHART = "argo-cd-10.2.3"
+# The chart's values key of each component, and its names for extra volumes and mounts.
+CHART_VALUES = {
+    "repo-server": ("repoServer", "volumes", "volumeMounts"),
+    "server": ("server", "volumes", "volumeMounts"),
+    "application-controller": ("controller", "volumes", "volumeMounts"),
+    "applicationset-controller": ("applicationSet", "extraVolumes", "extraVolumeMounts"),
+    "notifications-controller": ("notifications", "extraVolumes", "extraVolumeMounts"),
+}
+MTLS = "argocd-repo-server-mtls"
+
+
+def chart(docs, namespace, release, values):
+    docs = helm(docs, namespace, release)
+    for doc in docs:
+        component = (doc["spec"]["template"]["metadata"].get("labels") or {}).get("app.kubernetes.io/component") \
+            if doc.get("kind") in ("Deployment", "StatefulSet") else None
+        if component not in CHART_VALUES:
+            continue
+        meta = doc["metadata"]
+        meta.setdefault("labels", {}).update({
+            "helm.sh/chart": CHART,
+            "app.kubernetes.io/managed-by": "Helm",
+            "app.kubernetes.io/instance": release,
+            "app.kubernetes.io/component": component,
+        })
+        meta.setdefault("annotations", {}).update({
+            "meta.helm.sh/release-name": release,
+            "meta.helm.sh/release-namespace": namespace,
+        })
+        spec = doc["spec"]["template"]["spec"]
+        spec["volumes"] = [v for v in spec.get("volumes") or [] if v["name"] != MTLS]
+        main = next(c for c in spec["containers"] if c["name"] == component)
+        for container in spec["containers"]:
+            container["volumeMounts"] = [m for m in container.get("volumeMounts") or [] if m["name"] != MTLS]
+        key, volumes, mounts = CHART_VALUES[component]
+        given = (values or {}).get(key) or {}
+        spec["volumes"] = (spec.get("volumes") or []) + (given.get(volumes) or [])
+        main["volumeMounts"] = main["volumeMounts"] + (given.get(mounts) or [])
+    return docs
+
+
 def controller_deployment(docs, namespace, deployment_yaml):
     with open(deployment_yaml) as f:
         variant = yaml.safe_load(f)
@@ -84,6 +136,12 @@ def main():
     docs = [d for d in yaml.safe_load_all(sys.stdin) if d]
     if mode == "helm":
         docs = helm(docs, namespace, sys.argv[3])
+    elif mode == "chart":
+        values = None
+        if len(sys.argv) > 4:
+            with open(sys.argv[4]) as f:
+                values = yaml.safe_load(f)
+        docs = chart(docs, namespace, sys.argv[3], values)
     elif mode == "controller-deployment":
         docs = controller_deployment(docs, namespace, sys.argv[3])
     else:
