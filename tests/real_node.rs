@@ -175,6 +175,30 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// A command line the product printed, run verbatim by `sh` with the rig's kubectl first on
+    /// PATH and this node's kubeconfig; it must succeed.
+    fn shell(&self, command: &str) {
+        let bin = self.kubectl.parent().unwrap();
+        let out = Command::new("sh")
+            .args(["-c", command])
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     fn apply(&self, yaml: &str) {
         self.kubectl_with_stdin(&["apply", "-n", self.ns, "-f", "-"], yaml);
     }
@@ -297,14 +321,24 @@ impl Node {
     /// Argo CD's three CRDs report Established. Polled (bounded, 60 s): `kubectl wait` fails at
     /// once on a CRD so new that it has no conditions yet, as one is right after s8 deleted them.
     fn wait_crds_established(&self) {
+        self.wait_established(&[
+            "applications.argoproj.io",
+            "applicationsets.argoproj.io",
+            "appprojects.argoproj.io",
+        ]);
+    }
+
+    /// Waits until each CRD is Established (bounded: 60 s), also through the moment a CRD is so
+    /// new that it has no conditions yet, where `kubectl wait` fails at once.
+    fn wait_established(&self, crds: &[&str]) {
         let mut seen = String::new();
         for _ in 0..120 {
-            seen = ["applications", "applicationsets", "appprojects"]
+            seen = crds
                 .iter()
                 .map(|crd| {
                     let out = self.kubectl(&[
                         "get",
-                        &format!("crd/{crd}.argoproj.io"),
+                        &format!("crd/{crd}"),
                         "-o",
                         "jsonpath={.status.conditions[?(@.type==\"Established\")].status}",
                     ]);
@@ -317,7 +351,7 @@ impl Node {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        panic!("Argo CD's CRDs not Established after 60 s: {seen}");
+        panic!("CRDs not Established after 60 s: {seen}");
     }
 
     /// `pki init --namespace <the lane's> ARGS`: a bundle whose Secrets and server names are this
@@ -1548,11 +1582,166 @@ fn s17_the_helm_chart_as_shipped_gets_its_fix_in_values_and_the_values_make_it_p
     node.k(&["delete", "namespace", ns, "--wait", "--timeout=300s"]);
 }
 
+/// Scenario 18: Argo CD as the Argo CD Operator lays it out from an `ArgoCD` resource named
+/// `example` (the Operator's own CRD, v0.18.0, from its Go module; layout.py renders what its
+/// reconcile makes: `example-<component>` controlled by the resource, the mTLS Secret mounted
+/// nowhere). The run fails (exit 1): each `config/mount/*` names the Operator and prints a
+/// `kubectl patch` of the ArgoCD resource (the Operator reverts patches of its Deployments); for
+/// the notifications controller, which the resource gives no volumes, it says so and prints the
+/// patch that switches it off. Every printed command, run verbatim, is accepted by the real CRD's
+/// schema; rendered again from the patched resource, the next run passes (exit 0).
+#[test]
+fn s18_the_operator_gets_its_fix_in_the_argocd_resource_and_the_resource_makes_it_pass() {
+    let node = node(Lane::Cluster);
+    let ns = "ops";
+    let pki = tempdir();
+    let out = Command::new(common::bin())
+        .args(["pki", "init", "-n", ns, "--out"])
+        .arg(pki.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let crd = "argocds.argoproj.io";
+    node.crd(
+        &common::rig::root().join("target/rig/node/crds/argoproj.io_argocds.yaml"),
+        crd,
+    );
+    node.k(&[
+        "delete",
+        "namespace",
+        ns,
+        "--ignore-not-found",
+        "--wait",
+        "--timeout=300s",
+    ]);
+    node.k(&["create", "namespace", ns]);
+    for file in [
+        "argocd-repo-server-tls.yaml",
+        "argocd-repo-server-mtls.yaml",
+    ] {
+        node.kubectl_with_stdin(
+            &["apply", "-n", ns, "-f", "-"],
+            &std::fs::read_to_string(pki.path().join(file)).unwrap(),
+        );
+    }
+    node.kubectl_with_stdin(
+        &["apply", "-n", ns, "-f", "-"],
+        "apiVersion: argoproj.io/v1beta1\nkind: ArgoCD\nmetadata:\n  name: example\nspec: {}\n",
+    );
+    // What the Operator's reconcile makes of the resource as it is now.
+    let reconcile = || {
+        let resource = pki.path().join("argocd.json");
+        std::fs::write(
+            &resource,
+            node.k(&[
+                "get",
+                "-n",
+                ns,
+                "argocds.argoproj.io",
+                "example",
+                "-o",
+                "json",
+            ]),
+        )
+        .unwrap();
+        relayout(&["operator", ns, resource.to_str().unwrap()])
+    };
+    node.install_yaml_in_existing(ns, &reconcile());
+    let verify = || {
+        node.product(&[
+            "run",
+            "--target",
+            "cluster",
+            "-n",
+            ns,
+            "--pki",
+            pki.path().to_str().unwrap(),
+        ])
+    };
+    let run = verify();
+    run.assert_exit(1);
+    let scope = format!("namespace/{ns}");
+    let mut commands = Vec::new();
+    for (role, workload) in [
+        ("argocd-repo-server", "deployment/example-repo-server"),
+        ("argocd-server", "deployment/example-server"),
+        (
+            "argocd-application-controller",
+            "statefulset/example-application-controller",
+        ),
+        (
+            "argocd-applicationset-controller",
+            "deployment/example-applicationset-controller",
+        ),
+        (
+            "argocd-notifications-controller",
+            "deployment/example-notifications-controller",
+        ),
+    ] {
+        let reason = reason_on(&run, &format!("config/mount/{role}"), &scope);
+        assert!(
+            reason.contains(&format!(
+                "the Argo CD Operator made {workload} from ArgoCD `example`"
+            )),
+            "{role}: {reason}"
+        );
+        assert!(!reason.contains("kubectl edit"), "{reason}");
+        if role == "argocd-notifications-controller" {
+            assert!(
+                reason.contains("has no volumes for the notifications controller"),
+                "{reason}"
+            );
+        }
+        let start = reason
+            .find("kubectl -n ops patch argocds.argoproj.io example --type merge -p '")
+            .unwrap_or_else(|| panic!("{role}: no patch of the ArgoCD resource in {reason}"));
+        let rest = &reason[start..];
+        let open = rest.find("-p '").unwrap() + 4;
+        let close = open + rest[open..].find('\'').unwrap();
+        commands.push(rest[..=close].to_owned());
+    }
+    // Each printed command, verbatim.
+    for command in &commands {
+        node.shell(command);
+    }
+    // The Operator's next reconcile: the patched resource rendered again; notifications off
+    // removes its Deployment.
+    node.k(&[
+        "delete",
+        "-n",
+        ns,
+        "deployment/example-notifications-controller",
+        "--wait=true",
+    ]);
+    node.install_yaml_in_existing(ns, &reconcile());
+    let run = verify();
+    run.assert_exit(0);
+    for role in [
+        "argocd-repo-server",
+        "argocd-server",
+        "argocd-application-controller",
+        "argocd-applicationset-controller",
+    ] {
+        assert_eq!(
+            verdicts(&run, &format!("config/mount/{role}")),
+            vec![(scope.clone(), "pass".into())],
+            "{role}"
+        );
+    }
+    node.k(&["delete", "namespace", ns, "--wait", "--timeout=300s"]);
+    node.k(&["delete", "crd", crd, "--wait=true", "--timeout=60s"]);
+}
+
 /// Scenario 10: the application controller shipped as a Deployment (Argo CD's own
 /// dynamic-cluster-distribution variant, which mounts no argocd-repo-server-mtls volume): once mTLS
 /// is on it presents no certificate. Discovery by role sees it although it mounts nothing, and
 /// `config/mount/argocd-application-controller` fails naming the Deployment and the fix; the
-/// other clients pass. Exit 1.
+/// other clients pass. Exit 1. The fix (a strategic-merge patch of the Deployment: these are
+/// plain manifests), run verbatim, makes the next run pass.
 #[test]
 fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
     let node = node(Lane::Cluster);
@@ -1580,7 +1769,9 @@ fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
     assert!(
         why.contains("deployment/argocd-application-controller")
             && why.contains("WITHOUT a client certificate")
-            && why.contains("Fix: mount Secret `argocd-repo-server-mtls`"),
+            && why.contains(
+                "Fix: kubectl -n argocd patch deployment argocd-application-controller -p '"
+            ),
         "{why}"
     );
     assert_eq!(
@@ -1589,6 +1780,24 @@ fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
     );
     // The server itself is right: the valid client passes.
     assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
+    // The printed patch (plain manifests: a strategic merge of the workload), run verbatim,
+    // mounts the Secret: the next run passes.
+    let start = why.find("kubectl -n argocd patch deployment").unwrap();
+    let rest = &why[start..];
+    let open = rest.find("-p '").unwrap() + 4;
+    let command = &rest[..=open + rest[open..].find('\'').unwrap()];
+    node.shell(command);
+    node.k(&[
+        "rollout",
+        "status",
+        "-n",
+        node.ns,
+        "deployment/argocd-application-controller",
+        "--timeout=300s",
+    ]);
+    let run = node.verify(pki.path());
+    run.assert_exit(0);
+    assert_eq!(verdicts(&run, id), vec![(scope.clone(), "pass".into())]);
     node.reset();
 }
 
@@ -2317,12 +2526,7 @@ impl Node {
     /// Applies a CRD file and waits until it is served.
     fn crd(&self, file: &Path, name: &str) {
         self.k(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
-        self.k(&[
-            "wait",
-            "--for=condition=Established",
-            &format!("crd/{name}"),
-            "--timeout=60s",
-        ]);
+        self.wait_established(&[name]);
     }
 
     /// Removes the policy-report CRDs (and so every report), and waits until they are gone.

@@ -143,7 +143,7 @@ pub fn next_steps(layout: Layout, namespace: &str, dir: &str) -> String {
     if layout == Layout::PerComponent {
         for c in Component::ALL {
             out.push_str(&format!(
-                "      kubectl apply -n {namespace} -f {dir}/{}.yaml\n      then point the `argocd-repo-server-mtls` volume of {} at it: kubectl -n {namespace} edit <its Deployment or StatefulSet> and set that volume's secret.secretName to {} (Option B)\n",
+                "      kubectl apply -n {namespace} -f {dir}/{}.yaml\n      then point the `argocd-repo-server-mtls` volume of {} at it (Option B): set that volume's secret.secretName to {} where your installer keeps the pod template (Helm values, the ArgoCD resource, a kustomize patch; a `kubectl edit` is undone by the next upgrade or sync)\n",
                 c.secret_name(),
                 c.workload(),
                 c.secret_name()

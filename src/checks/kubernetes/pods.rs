@@ -121,7 +121,7 @@ pub fn startup_failure_fix(message: &str) -> Option<&'static str> {
         .then_some(
             "This is the Argo CD 3.5 upgrade hazard: reposerver.disable.tls is \"true\" and 3.5 sets a client CA path by default. \
              Either remove reposerver.disable.tls from argocd-cmd-params-cm (mTLS needs TLS), or, to keep TLS off behind a mesh, \
-             add the container argument `--client-ca-path=` to the repo-server (Helm: repoServer.extraArgs), e.g. \
+             add the container argument `--client-ca-path=` to the repo-server (Helm: repoServer.extraArgs; the Operator: spec.repo.extraRepoCommandArgs; plain manifests), e.g. \
              kubectl patch deployment <repo-server> --type json -p '[{\"op\":\"add\",\"path\":\"/spec/template/spec/containers/0/args/-\",\"value\":\"--client-ca-path=\"}]'. \
              Setting ARGOCD_REPO_SERVER_CLIENT_CA_PATH=\"\" does NOT work: Argo CD treats an empty value as unset and falls back to the default path",
         )

@@ -120,8 +120,9 @@ pub fn mount(role: Role, w: &Workload, container: &str, namespace: &str) -> Stri
                 operator_field(role).unwrap_or_default()
             ),
             None => format!(
-                "the Argo CD Operator made {} from ArgoCD `{argocd}`, and its ArgoCD resource has no volumes for the notifications controller: the Operator cannot mount the Secret there, and it reverts a patch of the Deployment. Once the repo-server enforces mTLS, this controller's calls to it are refused: switch notifications off (spec.notifications.enabled: false) or accept that",
-                w.reference()
+                "the Argo CD Operator made {} from ArgoCD `{argocd}`, and its ArgoCD resource has no volumes for the notifications controller: the Operator cannot mount the Secret there, and it reverts a patch of the Deployment. Once the repo-server enforces mTLS, this controller's calls to it are refused: switch notifications off, kubectl -n {namespace} patch argocds.argoproj.io {argocd} --type merge -p '{}', or accept that",
+                w.reference(),
+                serde_json::json!({"spec": {"notifications": {"enabled": false}}})
             ),
         },
         Installer::Kustomize | Installer::Manifests => {
@@ -208,7 +209,11 @@ mod tests {
             notifications.contains("has no volumes for the notifications controller"),
             "{notifications}"
         );
-        assert!(!notifications.contains("kubectl"), "{notifications}");
+        assert!(
+            notifications
+                .contains(r#"--type merge -p '{"spec":{"notifications":{"enabled":false}}}'"#),
+            "{notifications}"
+        );
 
         let plain = mount(
             Role::RepoServer,

@@ -6,9 +6,9 @@
 #   images/   docker-archive tarballs for the pinned manifest's images: quay.io/argoproj/argocd (the
 #             real argocd binary of tests/rig/argocd), public.ecr.aws/.../redis (Debian's
 #             redis-server), registry.k8s.io/pause
-#   crds/     the two policy-report CRDs as their projects publish them, from the Go modules that
-#             carry them: OpenReports' Report (openreports/reports-api) and the PolicyReport
-#             Kyverno installs (kyverno/kyverno)
+#   crds/     CRDs as their projects publish them, from the Go modules that carry them:
+#             OpenReports' Report (openreports/reports-api), the PolicyReport Kyverno installs
+#             (kyverno/kyverno), and the Argo CD Operator's ArgoCD (argoproj-labs/argocd-operator)
 # Not built: ghcr.io/dexidp/dex (SSO, unrelated to repo-server mTLS); its pod stays ImagePullBackOff.
 # Debian packages it needs are installed by .ci/run (containerd, runc, containernetworking-plugins,
 # docker-registry, skopeo, etcd-server, redis-server, busybox-static, gpg, gpg-agent, iptables).
@@ -50,10 +50,11 @@ python3 "$rig_here/images.py" argocd "$RIG_IMAGES/argocd.tar" "quay.io/argoproj/
 python3 "$rig_here/images.py" redis "$RIG_IMAGES/redis.tar" "$redis_image"
 python3 "$rig_here/images.py" pause "$RIG_IMAGES/pause.tar" "registry.k8s.io/pause:3.10" "$RIG_BIN/pause"
 printf '%s\n' "quay.io/argoproj/argocd:v$version argocd.tar" "$redis_image redis.tar" >"$RIG_IMAGES/index"
-step "policy-report CRDs (openreports/reports-api $RIG_OPENREPORTS_VERSION, kyverno $RIG_KYVERNO_VERSION)"
+step "CRDs: policy reports (openreports/reports-api $RIG_OPENREPORTS_VERSION, kyverno $RIG_KYVERNO_VERSION), the Operator's ArgoCD ($RIG_ARGOCD_OPERATOR_VERSION)"
 mkdir -p "$RIG_OUT/crds"
 for module in "github.com/openreports/reports-api@$RIG_OPENREPORTS_VERSION:config/crd/openreports.io_reports.yaml" \
-              "github.com/kyverno/kyverno@$RIG_KYVERNO_VERSION:config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml"; do
+              "github.com/kyverno/kyverno@$RIG_KYVERNO_VERSION:config/crds/policyreport/wgpolicyk8s.io_policyreports.yaml" \
+              "github.com/argoproj-labs/argocd-operator@$RIG_ARGOCD_OPERATOR_VERSION:config/crd/bases/argoproj.io_argocds.yaml"; do
   dir=$(go mod download -json "${module%%:*}" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [ -f "$dir/${module#*:}" ] || die "no ${module#*:} in ${module%%:*}"
   install -m 0644 "$dir/${module#*:}" "$RIG_OUT/crds/"

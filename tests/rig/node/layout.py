@@ -20,6 +20,17 @@ the real-node scenarios of tests/real_node.rs (stdout). Test-only: the product n
       appended as the chart's templates append them: to the pod's volumes and to the component's
       own container.
 
+  layout.py operator NAMESPACE ARGOCD_JSON
+      As the Argo CD Operator lays Argo CD out from its ArgoCD resource (ARGOCD_JSON: the
+      resource as `kubectl get -o json` prints it): the five workloads named `<cr>-<component>`,
+      controlled by that resource (an owner reference with its uid), labelled
+      `app.kubernetes.io/name: <cr>-<component>` (the Services' and NetworkPolicies' selectors
+      follow), `managed-by: <cr>`, `part-of: argocd`; argocd-repo-server-mtls mounted nowhere
+      (no Operator release mounts it), then what the resource's `spec.repo|server|controller|
+      applicationSet` `volumes` and `volumeMounts` add, as the Operator's reconcile adds them (to
+      the pod and its first container); no notifications controller when
+      `spec.notifications.enabled` is false. The Operator itself is not run.
+
   layout.py controller-deployment NAMESPACE DEPLOYMENT_YAML
       As the dynamic-cluster-distribution overlay: the application controller StatefulSet replaced
       by Argo CD's own Deployment variant (DEPLOYMENT_YAML, from the same Go module), which mounts
@@ -114,6 +125,71 @@ def chart(docs, namespace, release, values):
     return docs
 
 
+# The ArgoCD resource's field for each component's pod (the notifications controller has none).
+OPERATOR_FIELDS = {
+    "repo-server": "repo",
+    "server": "server",
+    "application-controller": "controller",
+    "applicationset-controller": "applicationSet",
+    "notifications-controller": None,
+}
+
+
+def relabel(node, names):
+    """Every label selector under `node` (matchLabels, a Service's selector) follows `names`."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in ("matchLabels", "selector") and isinstance(value, dict):
+                for k, v in list(value.items()):
+                    if k == "app.kubernetes.io/name" and v in names:
+                        value[k] = names[v]
+            relabel(value, names)
+    elif isinstance(node, list):
+        for item in node:
+            relabel(item, names)
+
+
+def operator(docs, namespace, argocd):
+    cr = argocd["metadata"]["name"]
+    spec = argocd.get("spec") or {}
+    names = {upstream: f"{cr}-{component}" for upstream, component in COMPONENTS.items()}
+    out = []
+    for doc in docs:
+        into_namespace(doc, namespace)
+        relabel(doc, names)
+        name = doc["metadata"].get("name")
+        if doc.get("kind") in ("Deployment", "StatefulSet") and name in COMPONENTS:
+            component = COMPONENTS[name]
+            if component == "notifications-controller" and (spec.get("notifications") or {}).get("enabled") is False:
+                continue
+            meta = doc["metadata"]
+            meta["name"] = names[name]
+            meta.setdefault("labels", {}).update({
+                "app.kubernetes.io/name": names[name],
+                "app.kubernetes.io/managed-by": cr,
+                "app.kubernetes.io/part-of": "argocd",
+            })
+            meta["ownerReferences"] = [{
+                "apiVersion": argocd["apiVersion"],
+                "kind": "ArgoCD",
+                "name": cr,
+                "uid": argocd["metadata"]["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }]
+            doc["spec"]["template"]["metadata"].setdefault("labels", {})["app.kubernetes.io/name"] = names[name]
+            pod = doc["spec"]["template"]["spec"]
+            pod["volumes"] = [v for v in pod.get("volumes") or [] if v["name"] != MTLS]
+            for container in pod["containers"]:
+                container["volumeMounts"] = [m for m in container.get("volumeMounts") or [] if m["name"] != MTLS]
+            field = OPERATOR_FIELDS[component]
+            given = (spec.get(field) or {}) if field else {}
+            pod["volumes"] += given.get("volumes") or []
+            pod["containers"][0]["volumeMounts"] += given.get("volumeMounts") or []
+        out.append(doc)
+    return out
+
+
 def controller_deployment(docs, namespace, deployment_yaml):
     with open(deployment_yaml) as f:
         variant = yaml.safe_load(f)
@@ -142,6 +218,9 @@ def main():
             with open(sys.argv[4]) as f:
                 values = yaml.safe_load(f)
         docs = chart(docs, namespace, sys.argv[3], values)
+    elif mode == "operator":
+        with open(sys.argv[3]) as f:
+            docs = operator(docs, namespace, yaml.safe_load(f))
     elif mode == "controller-deployment":
         docs = controller_deployment(docs, namespace, sys.argv[3])
     else:

@@ -20,9 +20,11 @@ RIG_REGISTRY=127.0.0.1:5000
 RIG_K8S_VERSION=v1.34.4
 # The CoreDNS kubeadm v1.34.4 names, as the kind rig runs: one build serves both rigs.
 RIG_COREDNS_VERSION=v1.12.1
-# The policy-report CRDs the scenarios validate against (build.sh: crds/).
+# The CRDs the scenarios validate against (build.sh: crds/).
 RIG_OPENREPORTS_VERSION=v0.2.1
 RIG_KYVERNO_VERSION=v1.15.2
+# The Operator's ArgoCD resource the Operator-shaped scenario writes its fix into.
+RIG_ARGOCD_OPERATOR_VERSION=v0.18.0
 
 rig_step_started=0
 rig_started=$(date +%s)
