@@ -761,6 +761,84 @@ fn an_unreachable_api_server_stops_the_install_before_any_download() {
     assert_eq!(manifest_server.accepted(), 0, "the manifest was looked up");
 }
 
+/// `--kubeconfig PATH` and `-n` as kubectl takes them: the file given wins over KUBECONFIG (the
+/// run reaches the cluster it names, here a closed port, and says so), a file that cannot be read
+/// is named, and the flag belongs to `--target cluster`. Installed as a kubectl plugin (krew's
+/// `kubectl-argocd_mtls_verify`), the usage says `kubectl argocd-mtls-verify`.
+#[test]
+fn kubeconfig_and_namespace_flags_work_as_kubectls_and_the_plugin_says_its_name() {
+    let fx = common::fixture();
+    let closed = common::free_port();
+    let dir = common::tempdir();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: not-a-secret\n"
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(common::bin())
+            .args(args)
+            .args(["--pki", fx.dir.path().to_str().unwrap(), "--report-dir"])
+            .arg(dir.path().join("reports"))
+            .env("KUBECONFIG", dir.path().join("not-this-one"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&[
+        "run",
+        "--target",
+        "cluster",
+        "-n",
+        "gitops",
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+    ]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!(
+            "current context of {}` cannot be reached",
+            kubeconfig.display()
+        )),
+        "{text}"
+    );
+    let missing = dir.path().join("missing-kubeconfig");
+    let out = run(&[
+        "run",
+        "--target",
+        "cluster",
+        "--kubeconfig",
+        missing.to_str().unwrap(),
+    ]);
+    let text = said(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains(&format!("kubeconfig {}: ", missing.display())),
+        "{text}"
+    );
+    let out = run(&["run", "--target", "kind", "--kubeconfig", "x"]);
+    assert!(
+        said(&out).contains("--kubeconfig belongs to --target cluster"),
+        "{}",
+        said(&out)
+    );
+    // As krew links it.
+    let plugin = dir.path().join("kubectl-argocd_mtls_verify");
+    std::os::unix::fs::symlink(common::bin(), &plugin).unwrap();
+    let out = std::process::Command::new(&plugin)
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        said(&out).contains("Usage: kubectl argocd-mtls-verify run [OPTIONS]"),
+        "{}",
+        said(&out)
+    );
+}
+
 /// Issue 16.7: SIGINT (Ctrl-C) and SIGTERM (CI cancellation) at any moment of a run end in the
 /// incomplete report and exit 2, listing the checks that were not judged: right after start
 /// (while the command line is resolved and the identities are minted), during the controls, and

@@ -43,7 +43,8 @@ enum Lane {
     Cluster,
     /// Namespace `argocd-ns`, the unmodified namespace-install.yaml (Argo CD without any
     /// cluster-scoped object; the CRDs come from install.yaml): the scenarios about the
-    /// repo-server and its clients inside one namespace.
+    /// repo-server and its clients inside one namespace, and the Operator's layout (namespace
+    /// `ops`, no cluster-wide RBAC), which only balances the lanes.
     Namespaced,
 }
 
@@ -507,6 +508,7 @@ impl Node {
         if self.lane != Lane::Cluster
             && args.first() == Some(&"run")
             && !args.contains(&"--namespace")
+            && !args.contains(&"-n")
         {
             cmd.args(["--namespace", self.ns]);
         }
@@ -1592,7 +1594,9 @@ fn s17_the_helm_chart_as_shipped_gets_its_fix_in_values_and_the_values_make_it_p
 /// schema; rendered again from the patched resource, the next run passes (exit 0).
 #[test]
 fn s18_the_operator_gets_its_fix_in_the_argocd_resource_and_the_resource_makes_it_pass() {
-    let node = node(Lane::Cluster);
+    // Its own namespace and no cluster-wide object of Argo CD's: it takes the namespaced lane's
+    // turn only to balance the two lanes.
+    let node = node(Lane::Namespaced);
     let ns = "ops";
     let pki = tempdir();
     let out = Command::new(common::bin())
@@ -1651,16 +1655,22 @@ fn s18_the_operator_gets_its_fix_in_the_argocd_resource_and_the_resource_makes_i
         relayout(&["operator", ns, resource.to_str().unwrap()])
     };
     node.install_yaml_in_existing(ns, &reconcile());
+    // With kubectl's flags: -n, and --kubeconfig over a KUBECONFIG that leads nowhere.
     let verify = || {
-        node.product(&[
-            "run",
-            "--target",
-            "cluster",
-            "-n",
-            ns,
-            "--pki",
-            pki.path().to_str().unwrap(),
-        ])
+        node.product_as(
+            &pki.path().join("no-kubeconfig-here"),
+            &[
+                "run",
+                "--target",
+                "cluster",
+                "-n",
+                ns,
+                "--kubeconfig",
+                node.kubeconfig.to_str().unwrap(),
+                "--pki",
+                pki.path().to_str().unwrap(),
+            ],
+        )
     };
     let run = verify();
     run.assert_exit(1);

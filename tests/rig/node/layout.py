@@ -29,7 +29,9 @@ the real-node scenarios of tests/real_node.rs (stdout). Test-only: the product n
       (no Operator release mounts it), then what the resource's `spec.repo|server|controller|
       applicationSet` `volumes` and `volumeMounts` add, as the Operator's reconcile adds them (to
       the pod and its first container); no notifications controller when
-      `spec.notifications.enabled` is false. The Operator itself is not run.
+      `spec.notifications.enabled` is false. install.yaml's ClusterRoles and bindings are left
+      out (the namespaced Roles serve), so it disturbs no other Argo CD on the node. The Operator
+      itself is not run.
 
   layout.py controller-deployment NAMESPACE DEPLOYMENT_YAML
       As the dynamic-cluster-distribution overlay: the application controller StatefulSet replaced
@@ -155,6 +157,10 @@ def operator(docs, namespace, argocd):
     names = {upstream: f"{cr}-{component}" for upstream, component in COMPONENTS.items()}
     out = []
     for doc in docs:
+        # No cluster-wide RBAC: binding install.yaml's ClusterRoles to NAMESPACE would take them
+        # from the Argo CDs of the other scenarios (the namespaced Roles are enough here).
+        if doc.get("kind") in ("ClusterRole", "ClusterRoleBinding"):
+            continue
         into_namespace(doc, namespace)
         relabel(doc, names)
         name = doc["metadata"].get("name")
