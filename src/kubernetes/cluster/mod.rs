@@ -160,7 +160,6 @@ pub(crate) fn describe(e: &kube::Error) -> String {
     }
 }
 
-/// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
 /// How a cluster gets the report resource `api`.
 fn install_hint(api: crate::report::policyreport::ReportApi) -> &'static str {
     use crate::report::policyreport::ReportApi;
@@ -174,6 +173,7 @@ fn install_hint(api: crate::report::policyreport::ReportApi) -> &'static str {
     }
 }
 
+/// Maps an API error onto [`ClusterError`], naming the verb and resource (RBAC refusals apart).
 pub(crate) fn api_error(
     verb: &str,
     resource: &str,
