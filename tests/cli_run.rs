@@ -719,19 +719,25 @@ fn kind_target_preflight_fails_fast() {
 /// dump), and the manifest's server (a counting loopback) never sees a connection. A manifest
 /// server that never answers is bounded by --download-timeout: tests for `download` itself in
 /// src/kubernetes/manifest.rs.
+/// A kubeconfig (in `dir`) whose one context is an API server at `port` on loopback.
+fn kubeconfig_to(dir: &Path, port: u16) -> PathBuf {
+    let kubeconfig = dir.join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{port}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: not-a-secret\n"
+        ),
+    )
+    .unwrap();
+    kubeconfig
+}
+
 #[test]
 fn an_unreachable_api_server_stops_the_install_before_any_download() {
     let manifest_server = common::loopback(common::Plain::Silent);
     let closed = common::free_port();
     let dir = common::tempdir();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: not-a-secret\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_to(dir.path(), closed);
     let out = std::process::Command::new(common::bin())
         .args([
             "run",
@@ -770,14 +776,7 @@ fn kubeconfig_and_namespace_flags_work_as_kubectls_and_the_plugin_says_its_name(
     let fx = common::fixture();
     let closed = common::free_port();
     let dir = common::tempdir();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: https://127.0.0.1:{closed}\n    insecure-skip-tls-verify: true\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\nusers:\n- name: u\n  user:\n    token: not-a-secret\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig_to(dir.path(), closed);
     let run = |args: &[&str]| {
         std::process::Command::new(common::bin())
             .args(args)

@@ -557,6 +557,18 @@ impl Node {
     }
 }
 
+/// The command a fix prints, from `start` (its first words) to the quote that closes its `-p '…'`
+/// patch; panics with the reason when it holds no such command.
+fn printed_command(reason: &str, start: &str) -> String {
+    let command = reason.find(start).map(|at| &reason[at..]).and_then(|rest| {
+        let open = rest.find("-p '")? + 4;
+        Some(&rest[..=open + rest[open..].find('\'')?])
+    });
+    command
+        .unwrap_or_else(|| panic!("no `{start}…-p '…'` in: {reason}"))
+        .to_owned()
+}
+
 fn reason_on(run: &Run, id: &str, endpoint: &str) -> String {
     run.report["checks"]
         .as_array()
@@ -1370,17 +1382,7 @@ fn s4_a_real_client_call_goes_through_and_a_foreign_client_cert_is_named() {
 fn s9_helm_names_in_another_namespace_are_found_by_role() {
     let node = node(Lane::Cluster);
     let ns = "gitops";
-    let pki = tempdir();
-    let out = Command::new(common::bin())
-        .args(["pki", "init", "--namespace", ns, "--out"])
-        .arg(pki.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pki = pki_init_with(&["--namespace", ns]);
     node.install_yaml_in(ns, &relayout(&["helm", ns, "prod"]));
     let run = node.product(&[
         "run",
@@ -1456,17 +1458,7 @@ fn s9_helm_names_in_another_namespace_are_found_by_role() {
 fn s17_the_helm_chart_as_shipped_gets_its_fix_in_values_and_the_values_make_it_pass() {
     let node = node(Lane::Cluster);
     let ns = "gitops";
-    let pki = tempdir();
-    let out = Command::new(common::bin())
-        .args(["pki", "init", "-n", ns, "--out"])
-        .arg(pki.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pki = pki_init_with(&["-n", ns]);
     node.install_yaml_in(ns, &relayout(&["chart", ns, "prod"]));
     // --provision writes both Secrets. Nothing mounts the mTLS one, and the run says so; the
     // chart's repo-server mounts argocd-repo-server-tls, so it restarts and serves the new
@@ -1598,17 +1590,7 @@ fn s18_the_operator_gets_its_fix_in_the_argocd_resource_and_the_resource_makes_i
     // turn only to balance the two lanes.
     let node = node(Lane::Namespaced);
     let ns = "ops";
-    let pki = tempdir();
-    let out = Command::new(common::bin())
-        .args(["pki", "init", "-n", ns, "--out"])
-        .arg(pki.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let pki = pki_init_with(&["-n", ns]);
     let crd = "argocds.argoproj.io";
     node.crd(
         &common::rig::root().join("target/rig/node/crds/argoproj.io_argocds.yaml"),
@@ -1706,13 +1688,10 @@ fn s18_the_operator_gets_its_fix_in_the_argocd_resource_and_the_resource_makes_i
                 "{reason}"
             );
         }
-        let start = reason
-            .find("kubectl -n ops patch argocds.argoproj.io example --type merge -p '")
-            .unwrap_or_else(|| panic!("{role}: no patch of the ArgoCD resource in {reason}"));
-        let rest = &reason[start..];
-        let open = rest.find("-p '").unwrap() + 4;
-        let close = open + rest[open..].find('\'').unwrap();
-        commands.push(rest[..=close].to_owned());
+        commands.push(printed_command(
+            &reason,
+            "kubectl -n ops patch argocds.argoproj.io example --type merge -p '",
+        ));
     }
     // Each printed command, verbatim.
     for command in &commands {
@@ -1792,11 +1771,7 @@ fn s10_a_controller_deployment_without_the_mount_fails_by_name() {
     assert_eq!(run.verdict("handshake/valid-client-cert/tls1.3"), "pass");
     // The printed patch (plain manifests: a strategic merge of the workload), run verbatim,
     // mounts the Secret: the next run passes.
-    let start = why.find("kubectl -n argocd patch deployment").unwrap();
-    let rest = &why[start..];
-    let open = rest.find("-p '").unwrap() + 4;
-    let command = &rest[..=open + rest[open..].find('\'').unwrap()];
-    node.shell(command);
+    node.shell(&printed_command(&why, "kubectl -n argocd patch deployment"));
     node.k(&[
         "rollout",
         "status",

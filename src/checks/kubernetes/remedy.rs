@@ -8,7 +8,7 @@
 //! repo-server the client CA; a client its pair and the repo-server's CA). The components' default
 //! paths point there, so no flag is needed.
 
-use crate::kubernetes::workloads::{Installer, Role, Workload, WorkloadKind};
+use crate::kubernetes::workloads::{Installer, Role, Workload};
 use crate::pki::secrets::{MTLS_SECRET, mtls_keys};
 
 /// Where upstream mounts the Secret, and where every component looks by default.
@@ -88,10 +88,6 @@ pub fn workload_patch(role: Role, container: &str) -> serde_json::Value {
 
 /// The fix for `w` (running `role` in `container`), as its installer takes it.
 pub fn mount(role: Role, w: &Workload, container: &str, namespace: &str) -> String {
-    let kind = match w.kind {
-        WorkloadKind::Deployment => "deployment",
-        WorkloadKind::StatefulSet => "statefulset",
-    };
     match &w.installer {
         Installer::Helm {
             chart,
@@ -128,7 +124,8 @@ pub fn mount(role: Role, w: &Workload, container: &str, namespace: &str) -> Stri
         Installer::Kustomize | Installer::Manifests => {
             let patch = workload_patch(role, container);
             format!(
-                "kubectl -n {namespace} patch {kind} {} -p '{patch}' (kustomize: put the same patch under `patches:`; Argo CD v3.5's own install.yaml has this mount: re-applying it adds it too)",
+                "kubectl -n {namespace} patch {} {} -p '{patch}' (kustomize: put the same patch under `patches:`; Argo CD v3.5's own install.yaml has this mount: re-applying it adds it too)",
+                w.kind.kubectl(),
                 w.name
             )
         }
@@ -138,6 +135,7 @@ pub fn mount(role: Role, w: &Workload, container: &str, namespace: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kubernetes::workloads::WorkloadKind;
 
     fn workload(installer: Installer) -> Workload {
         Workload {

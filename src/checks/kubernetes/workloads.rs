@@ -57,9 +57,10 @@ fn judge_mount(
     if w.replicas == Some(0) {
         return Finding::not_applicable(KubeCase::Mount, format!("{at} is scaled to 0 replicas"));
     }
+    let reads = w.mtls_reads(cmd_params);
     let mut read = Vec::new();
     let mut missing = Vec::new();
-    for r in w.mtls_reads(cmd_params) {
+    for r in &reads {
         let what = r.file.words();
         let setting = &r.setting;
         if setting.value.is_empty() {
@@ -74,7 +75,7 @@ fn judge_mount(
             ));
             continue;
         }
-        match r.source {
+        match &r.source {
             FileSource::SecretKey { secret, key } => read.push(format!(
                 "{what} {} ({}) from Secret `{secret}` key `{key}`",
                 setting.value, setting.from
@@ -95,8 +96,7 @@ fn judge_mount(
     };
     let mut fix = super::remedy::mount(role, w, container, namespace);
     // The fix mounts where the components look by default; a path set elsewhere stays unserved.
-    let elsewhere: Vec<String> = w
-        .mtls_reads(cmd_params)
+    let elsewhere: Vec<String> = reads
         .iter()
         .filter(|r| {
             !r.setting

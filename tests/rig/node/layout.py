@@ -97,6 +97,13 @@ CHART_VALUES = {
 MTLS = "argocd-repo-server-mtls"
 
 
+def unmount_mtls(pod):
+    """The pod spec without the argocd-repo-server-mtls volume and its mounts."""
+    pod["volumes"] = [v for v in pod.get("volumes") or [] if v["name"] != MTLS]
+    for container in pod["containers"]:
+        container["volumeMounts"] = [m for m in container.get("volumeMounts") or [] if m["name"] != MTLS]
+
+
 def chart(docs, namespace, release, values):
     docs = helm(docs, namespace, release)
     for doc in docs:
@@ -116,10 +123,8 @@ def chart(docs, namespace, release, values):
             "meta.helm.sh/release-namespace": namespace,
         })
         spec = doc["spec"]["template"]["spec"]
-        spec["volumes"] = [v for v in spec.get("volumes") or [] if v["name"] != MTLS]
+        unmount_mtls(spec)
         main = next(c for c in spec["containers"] if c["name"] == component)
-        for container in spec["containers"]:
-            container["volumeMounts"] = [m for m in container.get("volumeMounts") or [] if m["name"] != MTLS]
         key, volumes, mounts = CHART_VALUES[component]
         given = (values or {}).get(key) or {}
         spec["volumes"] = (spec.get("volumes") or []) + (given.get(volumes) or [])
@@ -185,9 +190,7 @@ def operator(docs, namespace, argocd):
             }]
             doc["spec"]["template"]["metadata"].setdefault("labels", {})["app.kubernetes.io/name"] = names[name]
             pod = doc["spec"]["template"]["spec"]
-            pod["volumes"] = [v for v in pod.get("volumes") or [] if v["name"] != MTLS]
-            for container in pod["containers"]:
-                container["volumeMounts"] = [m for m in container.get("volumeMounts") or [] if m["name"] != MTLS]
+            unmount_mtls(pod)
             field = OPERATOR_FIELDS[component]
             given = (spec.get(field) or {}) if field else {}
             pod["volumes"] += given.get("volumes") or []
